@@ -1,0 +1,25 @@
+"""sparkctl: Apache Spark's architecture in Python, with PySpark's RDD API.
+
+A PySpark RDD program runs with ``from pyspark import ...`` changed to
+``from sparkctl import ...``.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from sparkctl.accumulators import Accumulator, AccumulatorParam
+from sparkctl.broadcast import Broadcast
+from sparkctl.conf import SparkConf
+from sparkctl.context import SparkContext
+from sparkctl.rdd.dependencies import Partitioner
+from sparkctl.rdd.rdd import RDD
+from sparkctl.rdd.resultiterable import ResultIterable
+from sparkctl.rdd.statcounter import StatCounter
+from sparkctl.storagelevel import StorageLevel
+from sparkctl.taskcontext import TaskContext
+from sparkctl.util.hashing import portable_hash
+
+__all__ = [
+    "SparkConf", "SparkContext", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
+    "TaskContext", "StatCounter", "Partitioner", "ResultIterable", "portable_hash",
+]

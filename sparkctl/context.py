@@ -1,0 +1,453 @@
+"""SparkContext: the driver's entry point, PySpark's API.
+
+Creating one starts the driver runtime (a server its executors connect to), picks the
+scheduler backend from the master URL and waits for the executors to register. Every
+action on an RDD ends in :meth:`SparkContext.run_job`.
+"""
+from __future__ import annotations
+
+import atexit
+import getpass
+import itertools
+import logging
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+from sparkctl import serializers
+from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
+from sparkctl.broadcast import Broadcast
+from sparkctl.conf import SparkConf
+from sparkctl.errors import ConfigError, SparkctlError
+from sparkctl.rdd.rdd import RDD
+from sparkctl.scheduler import messages as m
+from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
+from sparkctl.scheduler.runtime import DriverRuntime
+
+log = logging.getLogger("sparkctl.driver")
+
+_LOCAL_N = re.compile(r"^local\[(\*|\d+)(?:\s*,\s*(\d+))?\]$")
+_LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+
+
+def parse_local_master(master: str) -> tuple[int, int | None] | None:
+    """(cores, maxFailures) for local masters; None for other masters."""
+    if master == "local":
+        return 1, None
+    mt = _LOCAL_N.match(master)
+    if not mt:
+        return None
+    cores = (os.cpu_count() or 1) if mt.group(1) == "*" else int(mt.group(1))
+    if cores < 1:
+        raise ConfigError(f"invalid master {master!r}: local[N] needs N >= 1")
+    return cores, int(mt.group(2)) if mt.group(2) else None
+
+
+def validate_master(master: str) -> None:
+    if parse_local_master(master) is not None:
+        return
+    if _LOCAL_CLUSTER.match(master) or re.match(r"^spark://[^\s/:]+:\d+(,[^\s/:]+:\d+)*$", master):
+        return
+    raise ConfigError(f"invalid master URL {master!r}: use local, local[N], local[*], "
+                      "local-cluster[W,C,M] or spark://host:port")
+
+
+class SparkContext:
+    _active: ClassVar["SparkContext | None"] = None
+    _lock = threading.RLock()
+
+    def __init__(self, master: str | None = None, appName: str | None = None, sparkHome: str | None = None,
+                 pyFiles: list[str] | None = None, environment: dict[str, Any] | None = None, batchSize: int = 0,
+                 serializer: Any = None, conf: SparkConf | None = None, gateway: Any = None, jsc: Any = None,
+                 profiler_cls: Any = None) -> None:
+        with SparkContext._lock:
+            if SparkContext._active is not None:
+                act = SparkContext._active
+                raise ValueError(f"Cannot run multiple SparkContexts at once; existing "
+                                 f"SparkContext(app={act.appName}, master={act.master}) is still running")
+            SparkContext._active = self
+        try:
+            self._setup(master, appName, pyFiles, conf)
+        except BaseException:
+            with SparkContext._lock:
+                SparkContext._active = None
+            self._teardown()
+            raise
+
+    def _setup(self, master: str | None, appName: str | None, pyFiles: list[str] | None,
+               conf: SparkConf | None) -> None:
+        self._conf = conf.copy() if conf is not None else SparkConf()
+        if master:
+            self._conf.setMaster(master)
+        if appName:
+            self._conf.setAppName(appName)
+        self.master: str = self._conf.get("spark.master") or "local[*]"
+        self.appName: str = self._conf.get("spark.app.name") or "sparkctl-app"
+        validate_master(self.master)
+        self._stopped = False
+        self._runtime: DriverRuntime | None = None
+        self._backend: SchedulerBackend | None = None
+        self._rdd_ids = itertools.count()
+        self._shuffle_ids = itertools.count()
+        self._broadcast_ids = itertools.count()
+        self._accum_ids = itertools.count()
+        self._broadcast_data: dict[int, bytes] = {}
+        self._accumulators: dict[int, Accumulator[Any]] = {}
+        self._persistent_rdds: dict[int, RDD] = {}
+        self._checkpoint_dir: str | None = self._conf.get("spark.checkpoint.dir")
+        self._local = threading.local()
+        self._job_lock = threading.Lock()
+        self.startTime = int(time.time() * 1000)
+        self._app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid():05d}"
+        self.pythonExec = sys.executable
+        self.pythonVer = "%d.%d" % sys.version_info[:2]
+        level = (self._conf.get("spark.log.level") or "WARN").upper()
+        _configure_logging(level)
+        self._py_files = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
+        self._py_files += list(pyFiles or [])
+        extra_paths = self._executor_paths()
+
+        secret = os.environ.get("SPARKCTL_SECRET", "").encode() or secrets.token_hex(32).encode()
+        max_failures = self._conf.get_int("spark.task.maxFailures", 4)
+        local = parse_local_master(self.master)
+        if local is not None and local[1] is not None:
+            max_failures = local[1]
+        from sparkctl.conf import parse_size
+        self._runtime = DriverRuntime(
+            self._conf.get("spark.driver.host") or "127.0.0.1", self._conf.get_int("spark.driver.port", 0), secret,
+            max_failures=max_failures,
+            max_result_size=parse_size(self._conf.get("spark.driver.maxResultSize") or "1g", "m"),
+            broadcast_source=self._broadcast_data.__getitem__,
+            apply_accumulators=self._apply_accumulators,
+            max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),
+        )
+        host, port = self._runtime.start()
+        log.info("Driver for %s listening on %s:%d", self.appName, host, port)
+        if local is not None:
+            self._backend = LocalBackend(local[0], self._conf, self._app_id, extra_paths)
+        else:
+            from sparkctl.deploy.client import make_cluster_backend  # standalone and local-cluster
+            self._backend = make_cluster_backend(self.master, self._conf, self.appName, self._app_id, extra_paths)
+        self._backend.start(host, port, secret)
+        timeout = self._conf.get_duration("spark.executor.registrationTimeout") or 60.0
+        if not self._runtime.wait_for_executors(self._backend.expected_executors, timeout):
+            raise SparkctlError(f"no executors registered within {timeout:g}s: {self._backend.diagnose()}")
+        self._progress = None
+        if self._conf.get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
+            from sparkctl.ui.progress import ConsoleProgressBar
+            self._progress = ConsoleProgressBar(self._runtime)
+        atexit.register(self._stop_at_exit)
+
+    def _executor_paths(self) -> list[str]:
+        paths = []
+        main = sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+        if main_file:
+            paths.append(os.path.dirname(os.path.abspath(main_file)))
+        for f in self._py_files:
+            paths.append(os.path.abspath(f) if f.endswith((".zip", ".egg")) else os.path.dirname(os.path.abspath(f)))
+        return paths
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def version(self) -> str:
+        from sparkctl import __version__
+        return __version__
+
+    @property
+    def applicationId(self) -> str:
+        return self._app_id
+
+    @property
+    def defaultParallelism(self) -> int:
+        if self._conf.contains("spark.default.parallelism"):
+            return self._conf.get_int("spark.default.parallelism")
+        if self._backend is not None:
+            return max(self._backend.default_parallelism(), 2 if parse_local_master(self.master) is None else 1)
+        return 2
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        return None
+
+    def sparkUser(self) -> str:
+        return getpass.getuser()
+
+    def getConf(self) -> SparkConf:
+        return self._conf.copy()
+
+    @classmethod
+    def getOrCreate(cls, conf: SparkConf | None = None) -> "SparkContext":
+        with cls._lock:
+            if cls._active is None:
+                return cls(conf=conf or SparkConf())
+            return cls._active
+
+    def __enter__(self) -> "SparkContext":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SparkContext master={self.master} appName={self.appName}>"
+
+    # ------------------------------------------------------------------ ids
+    def _new_rdd_id(self) -> int:
+        return next(self._rdd_ids)
+
+    def _new_shuffle_id(self) -> int:
+        return next(self._shuffle_ids)
+
+    # ------------------------------------------------------------------ creating RDDs
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD:
+        from sparkctl.rdd.sources import ParallelCollectionRDD
+        n = numSlices if numSlices is not None else self.defaultParallelism
+        if n < 1:
+            raise ValueError(f"numSlices must be positive, got {n}")
+        data: Sequence[Any] = c if isinstance(c, (list, tuple, range)) else list(c)
+        return ParallelCollectionRDD(self, data, n)
+
+    def range(self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None) -> RDD:
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
+        from sparkctl.rdd.sources import TextFileRDD
+        return TextFileRDD(self, name, minPartitions or self.defaultMinPartitions, use_unicode)
+
+    def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
+        from sparkctl.rdd.sources import WholeTextFilesRDD
+        return WholeTextFilesRDD(self, path, minPartitions or self.defaultMinPartitions, use_unicode)
+
+    def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD:
+        from sparkctl.rdd.sources import PickleFileRDD
+        return PickleFileRDD(self, name, minPartitions or self.defaultMinPartitions)
+
+    def union(self, rdds: list[RDD]) -> RDD:
+        from sparkctl.rdd.narrow import PartitionerAwareUnionRDD, UnionRDD
+        if not rdds:
+            raise ValueError("union() needs at least one RDD")
+        first = rdds[0]
+        if first.partitioner is not None and all(
+                r.partitioner == first.partitioner and r.getNumPartitions() == first.getNumPartitions() for r in rdds):
+            return PartitionerAwareUnionRDD(self, list(rdds))
+        return UnionRDD(self, list(rdds))
+
+    def emptyRDD(self) -> RDD:
+        from sparkctl.rdd.narrow import EmptyRDD
+        return EmptyRDD(self)
+
+    # ------------------------------------------------------------------ shared variables
+    def broadcast(self, value: Any) -> Broadcast[Any]:
+        return Broadcast(self, value)
+
+    def _register_broadcast(self, b: Broadcast[Any], data: bytes) -> int:
+        bid = next(self._broadcast_ids)
+        self._broadcast_data[bid] = data
+        return bid
+
+    def _unpersist_broadcast(self, bid: int, destroy: bool) -> None:
+        if self._runtime is not None:
+            self._runtime.broadcast_to_executors(m.RemoveBroadcast(bid))
+        if destroy:
+            self._broadcast_data.pop(bid, None)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
+        param = accum_param if accum_param is not None else default_param(value)
+        acc = Accumulator(next(self._accum_ids), value, param)
+        self._accumulators[acc.aid] = acc
+        return acc
+
+    def _apply_accumulators(self, updates: dict[int, Any]) -> None:
+        for aid, value in updates.items():
+            acc = self._accumulators.get(aid)
+            if acc is not None:
+                acc._value = acc.accum_param.addInPlace(acc._value, value)
+
+    # ------------------------------------------------------------------ settings
+    def setLogLevel(self, logLevel: str) -> None:
+        level = logLevel.upper()
+        if level not in ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"):
+            raise ValueError(f"invalid log level {logLevel!r}: use one of ALL, DEBUG, ERROR, FATAL, INFO, OFF, TRACE, WARN")
+        _configure_logging(level)
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        path = dirName[len("file:"):] if dirName.startswith("file:") else dirName
+        path = os.path.join(os.path.abspath(path), self._app_id)
+        os.makedirs(path, exist_ok=True)
+        self._checkpoint_dir = path
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    def _properties(self) -> dict[str, str]:
+        props = getattr(self._local, "props", None)
+        if props is None:
+            props = self._local.props = {}
+        return props
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._properties().pop(key, None)
+        else:
+            self._properties()[key] = value
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._properties().get(key)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def setJobDescription(self, value: str) -> None:
+        self.setLocalProperty("spark.job.description", value)
+
+    def cancelJobGroup(self, groupId: str) -> None:
+        if self._runtime is not None:
+            self._runtime.cancel_group(groupId)
+
+    def cancelAllJobs(self) -> None:
+        if self._runtime is not None:
+            self._runtime.cancel_all()
+
+    def addPyFile(self, path: str) -> None:
+        self._py_files.append(path)
+
+    # ------------------------------------------------------------------ jobs
+    def runJob(self, rdd: RDD, partitionFunc: Callable[[Iterable[Any]], Iterable[Any]],
+               partitions: Sequence[int] | None = None, allowLocal: bool = False) -> list[Any]:
+        """PySpark's runJob: run ``partitionFunc`` on the partitions, concatenate the outputs."""
+        results = self.run_job(rdd, _ListOf(partitionFunc), list(partitions) if partitions is not None else None)
+        return list(itertools.chain.from_iterable(results))
+
+    def run_job(self, rdd: RDD, func: Callable[[Iterable[Any]], Any], partitions: list[int] | None = None) -> list[Any]:
+        """Run ``func`` over each partition's iterator; one result per partition, in order."""
+        if self._stopped or self._runtime is None:
+            raise SparkctlError("Cannot call methods on a stopped SparkContext")
+        if partitions is None:
+            partitions = list(range(rdd.getNumPartitions()))
+        n = rdd.getNumPartitions()
+        for p in partitions:
+            if not 0 <= p < n:
+                raise ValueError(f"partition {p} is out of range for {rdd!r} with {n} partitions")
+        results = self._runtime.run_job(rdd, func, partitions, dict(self._properties()))
+        self._do_checkpoint(rdd)
+        return results
+
+    def _do_checkpoint(self, rdd: RDD) -> None:
+        if getattr(self._local, "checkpointing", False):
+            return
+        todo = [r for r in _lineage(rdd) if r._checkpoint_requested and not r.isCheckpointed()]
+        if not todo:
+            return
+        self._local.checkpointing = True
+        try:
+            for r in todo:
+                if r._checkpoint_requested == "local":
+                    r._local_done = True
+                    continue
+                from sparkctl.rdd.sources import CheckpointRDD
+                assert self._checkpoint_dir is not None
+                directory = os.path.join(self._checkpoint_dir, f"rdd-{r._id}")
+                os.makedirs(directory, exist_ok=True)
+                self.run_job(r, _WriteCheckpoint(directory))
+                r._checkpoint_rdd = CheckpointRDD(self, directory, r.getNumPartitions(), r.partitioner)
+        finally:
+            self._local.checkpointing = False
+
+    def _remove_rdd_blocks(self, rdd_id: int) -> None:
+        if self._runtime is not None:
+            self._runtime.broadcast_to_executors(m.RemoveRdd(rdd_id))
+            with self._runtime.lock:
+                for key in [k for k in self._runtime.dag.cache_locs if k[0] == rdd_id]:
+                    del self._runtime.dag.cache_locs[key]
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        with SparkContext._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            if SparkContext._active is self:
+                SparkContext._active = None
+        self._teardown()
+        log.info("SparkContext stopped")
+
+    def _teardown(self) -> None:
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.stop()
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime.stop()
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.stop()
+
+    def _stop_at_exit(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            traceback.print_exc()
+
+
+class _ListOf:
+    def __init__(self, f: Callable[[Iterable[Any]], Iterable[Any]]) -> None:
+        self.f = f
+
+    def __call__(self, it: Iterable[Any]) -> list[Any]:
+        return list(self.f(it))
+
+
+class _WriteCheckpoint:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def __call__(self, it: Iterable[Any]) -> None:
+        from sparkctl.taskcontext import TaskContext
+        tc = TaskContext.get()
+        assert tc is not None
+        path = os.path.join(self.directory, f"part-{tc.partitionId():05d}")
+        tmp = f"{path}.tmp-{tc.taskAttemptId()}"
+        with open(tmp, "wb") as f:
+            serializers.write_batches(f, it)
+        os.replace(tmp, path)
+
+
+def _lineage(rdd: RDD) -> list[RDD]:
+    seen: dict[int, RDD] = {}
+    stack = [rdd]
+    while stack:
+        r = stack.pop()
+        if r._id in seen:
+            continue
+        seen[r._id] = r
+        stack.extend(d.rdd for d in r.dependencies)
+    return list(seen.values())
+
+
+_LEVELS = {"ALL": logging.DEBUG, "TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+           "WARN": logging.WARNING, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL,
+           "OFF": logging.CRITICAL + 10}
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("sparkctl")
+    logger.setLevel(_LEVELS.get(level, logging.WARNING))
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%y/%m/%d %H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False

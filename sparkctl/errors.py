@@ -1,0 +1,84 @@
+"""Typed errors, so callers match on classes rather than on message strings.
+
+An error raised inside a task reaches the driver as its original type where that type
+can be rebuilt there; the remote traceback is attached as the ``__cause__`` (a
+:class:`RemoteTraceback`), as ``concurrent.futures`` does for process pools.
+"""
+from __future__ import annotations
+
+
+class SparkctlError(Exception):
+    """Base of every error sparkctl raises on purpose."""
+
+
+class ConfigError(SparkctlError):
+    """A setting, a config file line or a command-line value is invalid."""
+
+
+class ProtocolError(SparkctlError):
+    """A peer sent bytes that are not a valid frame or message."""
+
+
+class FrameTooLargeError(ProtocolError):
+    """A frame's length header is larger than the configured cap."""
+
+
+class ConnectionClosed(ProtocolError):
+    """The peer closed the connection (EOF), it was reset, or it was closed locally.
+
+    A subclass of :class:`ProtocolError` so that a reader loop that stops on protocol
+    errors also stops on a vanished peer.
+    """
+
+
+class RpcConnectError(SparkctlError, ConnectionError):
+    """Could not open a connection to ``host:port`` (refused, unreachable, unknown host).
+
+    Also a :class:`ConnectionError` (hence an :class:`OSError`) so that code written
+    against plain sockets still catches it.
+    """
+
+
+class AuthenticationError(SparkctlError):
+    """A peer failed the shared-secret handshake (or we failed theirs)."""
+
+
+class RpcTimeoutError(SparkctlError):
+    """A blocking network call did not complete within its timeout."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the formatted traceback of an exception raised in another process."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class TaskFailedError(SparkctlError):
+    """A task failed more often than ``spark.task.maxFailures`` allows."""
+
+
+class JobCancelledError(SparkctlError):
+    """A job was cancelled by the user (cancelAllJobs, cancelJobGroup, Ctrl-C)."""
+
+
+class ExecutorLostError(SparkctlError):
+    """An executor died or stopped answering while it held a task."""
+
+
+class FetchFailedError(SparkctlError):
+    """A reduce task could not read a map output block; the map stage must rerun."""
+
+    def __init__(self, shuffle_id: int, map_index: int, reduce_index: int, message: str) -> None:
+        super().__init__(f"fetch failed for shuffle {shuffle_id} map {map_index} reduce {reduce_index}: {message}")
+        self.shuffle_id = shuffle_id
+        self.map_index = map_index
+        self.reduce_index = reduce_index
+        self.message = message
+
+    def __reduce__(self):  # keep the fields across pickling
+        return (FetchFailedError, (self.shuffle_id, self.map_index, self.reduce_index, self.message))

@@ -1,0 +1,36 @@
+"""``python -m sparkctl.executor``: the executor process, started by a driver or a worker.
+
+Its settings and the cluster secret arrive as one JSON line on stdin (never on the
+command line, where other users could read them)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from sparkctl.executor.executor import Executor, ExecutorSettings
+
+
+def main() -> int:
+    line = sys.stdin.readline()
+    if not line:
+        print("sparkctl executor: expected its settings as a JSON line on stdin", file=sys.stderr)
+        return 2
+    cfg = json.loads(line)
+    secret = cfg.pop("secret").encode()
+    level = cfg.pop("log_level", "WARNING")
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for p in reversed(cfg.get("extra_paths", [])):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    settings = ExecutorSettings(**cfg)
+    if settings.extra_paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(settings.extra_paths + [os.environ.get("PYTHONPATH", "")])
+    Executor(settings, secret).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""The executor process: task slots, a block manager and a block server, serving a driver.
+
+The same program runs in local mode (started by the driver) and on a standalone worker
+(started by the worker daemon), so both run the same code.
+
+```
+   driver ◀══ one authenticated connection ══▶ executor (this process)
+                                                 ├─ slot 0 ┐ forked at start, warm,
+                                                 ├─ slot 1 ┘ one task at a time each
+                                                 ├─ block manager (cached RDD blocks)
+   other executors ══ FetchShuffleBlock ═══════▶ └─ block server
+```
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from sparkctl import serializers
+from sparkctl.errors import ProtocolError, TaskFailedError
+from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
+from sparkctl.executor.slot import SlotEnvironment, slot_main
+from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
+from sparkctl.scheduler import messages as m
+from sparkctl.storage.block_manager import BlockManager
+from sparkctl.storage.shuffle import read_local_block
+
+log = logging.getLogger("sparkctl.executor")
+_MAX_FRAME = 1 << 40
+
+
+@dataclass
+class ExecutorSettings:
+    executor_id: str
+    driver_host: str
+    driver_port: int
+    cores: int
+    host: str
+    local_dir: str
+    memory: int  # bytes
+    memory_fraction: float = 0.6
+    storage_fraction: float = 0.5
+    batch_size: int = 1000
+    heartbeat_interval: float = 10.0
+    app_id: str = ""
+    worker_id: str | None = None
+    extra_paths: list[str] = field(default_factory=list)
+
+    @property
+    def storage_memory(self) -> int:
+        return int(self.memory * self.memory_fraction * self.storage_fraction)
+
+    @property
+    def slot_memory(self) -> int:
+        """Each slot's budget for shuffle buffers, aggregation maps and sorts."""
+        return int(self.memory * self.memory_fraction * (1 - self.storage_fraction) / max(1, self.cores))
+
+
+class Slot:
+    def __init__(self, index: int, pid: int, sock: socket.socket) -> None:
+        self.index = index
+        self.pid = pid
+        self.sock = sock
+        self.send_lock = threading.Lock()
+        self.task_id: int | None = None
+        self.killing = False
+        self.stage_keys: set[tuple[int, int]] = set()
+        self.broadcasts: set[int] = set()
+        self.removed_broadcasts: list[int] = []
+
+    def send(self, msg: Any) -> None:
+        with self.send_lock:
+            send_frame(self.sock, pickle.dumps(msg, serializers.PROTOCOL))
+
+
+class Executor:
+    def __init__(self, settings: ExecutorSettings, secret: bytes) -> None:
+        self.s = settings
+        self.secret = secret
+        os.makedirs(settings.local_dir, exist_ok=True)
+        self.blocks = BlockManager(settings.storage_memory, os.path.join(settings.local_dir, "blocks"))
+        self.slots: list[Slot] = []
+        self.lock = threading.Lock()
+        self.stage_bins: dict[tuple[int, int], m.StageBinary] = {}
+        self.broadcasts: dict[int, bytes] = {}
+        self.driver: Connection | None = None
+        self.server: Server | None = None
+        self.stopping = threading.Event()
+
+    # ------------------------------------------------------------ slots
+    def _fork_slot(self, index: int) -> Slot:
+        parent_sock, child_sock = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the slot
+            code = 0
+            try:
+                _close_inherited_fds(keep=child_sock.fileno())
+                env = SlotEnvironment(child_sock, self.s.executor_id, self.s.host, self.s.local_dir,
+                                      self.s.slot_memory, self.s.batch_size, self.secret)
+                if self.server is not None:
+                    env.port = self.server.address[1]
+                slot_main(child_sock, env)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        child_sock.close()
+        return Slot(index, pid, parent_sock)
+
+    def _slot_reader(self, slot: Slot) -> None:
+        while not self.stopping.is_set():
+            try:
+                msg = pickle.loads(recv_frame(slot.sock, _MAX_FRAME))
+            except Exception:
+                self._slot_died(slot)
+                return
+            kind = msg[0]
+            if kind == "done":
+                _, task_id, state, update = msg
+                with self.lock:
+                    killed = slot.killing
+                    slot.task_id = None
+                    slot.killing = False
+                if killed and state != m.FINISHED:
+                    update = _restate(update, m.KILLED)
+                self._to_driver_bytes(update)
+            elif kind == "get_block":
+                slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
+            elif kind == "put_block":
+                self.blocks.put(msg[1], msg[2], msg[3])
+
+    def _slot_died(self, slot: Slot) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            _, status = os.waitpid(slot.pid, 0)
+            how = (f"killed by signal {signal.Signals(-os.waitstatus_to_exitcode(status)).name}"
+                   if os.WIFSIGNALED(status) else f"exited with code {os.waitstatus_to_exitcode(status)}")
+        except (ChildProcessError, ValueError):
+            how = "exited"
+        if how.endswith("SIGKILL"):
+            how += " (possibly by the kernel's out-of-memory killer: check spark.executor.memory)"
+        with self.lock:
+            task_id = slot.task_id
+            slot.task_id = None
+        log.warning("task slot %d (pid %d) %s", slot.index, slot.pid, how)
+        if task_id is not None:
+            outcome = m.TaskOutcome(error=TaskFailedError(f"task slot process {how} while running task {task_id}"),
+                                    error_type="TaskFailedError",
+                                    error_message=f"task slot process {how} while running task {task_id}")
+            self._to_driver(m.StatusUpdate(self.s.executor_id, task_id, m.FAILED, cloudpickle.dumps(outcome)))
+        slot.sock.close()
+        with self.lock:
+            fresh = self._fork_slot(slot.index)
+            self.slots[slot.index] = fresh
+        if self.server is not None:
+            fresh.send(("init", self.server.address[1]))
+        threading.Thread(target=self._slot_reader, args=(fresh,), daemon=True, name=f"slot-{slot.index}").start()
+
+    # ------------------------------------------------------------ driver
+    def _to_driver(self, msg: Any) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.send(msg)
+            except Exception as e:
+                log.warning("could not reach the driver: %s", e)
+
+    def _to_driver_bytes(self, data: bytes) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.send_bytes(data)
+            except Exception as e:
+                log.warning("could not reach the driver: %s", e)
+
+    def _launch(self, desc: m.TaskDescription) -> None:
+        with self.lock:
+            slot = next((s for s in self.slots if s.task_id is None), None)
+            if slot is None:
+                raise ProtocolError(f"driver sent task {desc.task_id} but all {len(self.slots)} slots are busy")
+            slot.task_id = desc.task_id
+            info = self.stage_bins.get(desc.stage_key)
+            if info is None:
+                raise ProtocolError(f"task {desc.task_id} names unknown stage {desc.stage_key}")
+            send_info = None
+            if desc.stage_key not in slot.stage_keys:
+                send_info = info
+                slot.stage_keys.add(desc.stage_key)
+                if len(slot.stage_keys) > 32:
+                    slot.stage_keys = {desc.stage_key}
+            bcasts = []
+            for bid in info.broadcast_ids:
+                if bid not in slot.broadcasts and bid in self.broadcasts:
+                    bcasts.append((bid, self.broadcasts[bid]))
+                    slot.broadcasts.add(bid)
+            removed, slot.removed_broadcasts = slot.removed_broadcasts, []
+        log.debug("running task %d in slot %d", desc.task_id, slot.index)
+        slot.send(("task", desc, send_info, bcasts, removed))
+
+    def _kill(self, task_id: int) -> None:
+        with self.lock:
+            slot = next((s for s in self.slots if s.task_id == task_id), None)
+            if slot is None:
+                return
+            slot.killing = True
+        try:
+            os.kill(slot.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def _remove_shuffle(self, shuffle_id: int) -> None:
+        for path in glob.glob(os.path.join(self.s.local_dir, f"shuffle_{shuffle_id}_*")):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _serve_driver(self) -> None:
+        assert self.driver is not None
+        conn = self.driver
+        while not self.stopping.is_set():
+            msg = conn.recv()
+            if isinstance(msg, m.LaunchTask):
+                self._launch(msg.task)
+            elif isinstance(msg, m.StageBinary):
+                with self.lock:
+                    self.stage_bins[msg.key] = msg
+                    if len(self.stage_bins) > 256:
+                        for k in sorted(self.stage_bins)[:128]:
+                            del self.stage_bins[k]
+            elif isinstance(msg, m.PutBroadcast):
+                with self.lock:
+                    self.broadcasts[msg.bid] = msg.data
+            elif isinstance(msg, m.RemoveBroadcast):
+                with self.lock:
+                    self.broadcasts.pop(msg.bid, None)
+                    for s in self.slots:
+                        if msg.bid in s.broadcasts:
+                            s.broadcasts.discard(msg.bid)
+                            s.removed_broadcasts.append(msg.bid)
+            elif isinstance(msg, m.KillTask):
+                self._kill(msg.task_id)
+            elif isinstance(msg, m.RemoveRdd):
+                self.blocks.remove_rdd(msg.rdd_id)
+            elif isinstance(msg, m.RemoveShuffle):
+                self._remove_shuffle(msg.shuffle_id)
+            elif isinstance(msg, m.StopExecutor):
+                log.info("executor %s asked to stop: %s", self.s.executor_id, msg.reason)
+                return
+            else:
+                log.warning("driver sent unexpected %s", type(msg).__name__)
+
+    def _heartbeat(self) -> None:
+        while not self.stopping.wait(self.s.heartbeat_interval):
+            with self.lock:
+                running = tuple(s.task_id for s in self.slots if s.task_id is not None)
+            self._to_driver(m.ExecutorHeartbeat(self.s.executor_id, running))
+
+    # ------------------------------------------------------------ block server
+    def _serve_peer(self, conn: Connection) -> None:
+        try:
+            while True:
+                req = conn.recv()
+                if isinstance(req, FetchShuffleBlock):
+                    conn.send(self._shuffle_block(req))
+                elif isinstance(req, FetchCachedBlock):
+                    conn.send(BlockData(self.blocks.get(req.block_id)))
+                else:
+                    conn.send(BlockData(None, f"unknown request {type(req).__name__}"))
+        except Exception:
+            conn.close()
+
+    def _shuffle_block(self, req: FetchShuffleBlock) -> BlockData:
+        name = os.path.basename(req.file_name)
+        if name != req.file_name or not name.startswith("shuffle_") or not name.endswith(".data"):
+            return BlockData(None, f"not a shuffle file: {req.file_name!r}")
+        data_path = os.path.join(self.s.local_dir, name)
+        try:
+            return BlockData(read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index))
+        except OSError as e:
+            return BlockData(None, f"{type(e).__name__}: {e}")
+
+    # ------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        # fork the slots before any thread exists, so they start from a clean process
+        self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
+        self.server = Server(self.s.host, 0, self.secret, self._serve_peer, name="block-server").start()
+        port = self.server.address[1]
+        for slot in self.slots:
+            slot.send(("init", port))
+        self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)
+        self.driver.send(m.RegisterExecutor(self.s.executor_id, self.s.host, port, self.s.cores, os.getpid(),
+                                            self.s.worker_id))
+        reply = self.driver.recv(timeout=60)
+        if not isinstance(reply, m.RegisteredExecutor):
+            raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
+        log.info("executor %s registered with driver %s:%d; %d slots, block server on %s:%d",
+                 self.s.executor_id, self.s.driver_host, self.s.driver_port, self.s.cores, self.s.host, port)
+        for slot in self.slots:
+            threading.Thread(target=self._slot_reader, args=(slot,), daemon=True, name=f"slot-{slot.index}").start()
+        threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
+        try:
+            self._serve_driver()
+        except Exception as e:
+            log.info("driver connection ended: %s", e)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        for slot in self.slots:
+            try:
+                slot.send(("stop",))
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2
+        for slot in self.slots:
+            while time.monotonic() < deadline:
+                try:
+                    pid, _ = os.waitpid(slot.pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid:
+                    break
+                time.sleep(0.01)
+            else:
+                try:
+                    os.kill(slot.pid, signal.SIGKILL)
+                    os.waitpid(slot.pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        if self.driver is not None:
+            self.driver.close()
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.s.local_dir, ignore_errors=True)
+
+
+def _close_inherited_fds(keep: int) -> None:
+    """In a freshly forked slot: close the sockets the executor had open (driver
+    connection, block server, other slots), so they close when the executor closes them."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _restate(update: bytes, state: str) -> bytes:
+    msg = pickle.loads(update)
+    msg.state = state
+    return pickle.dumps(msg, serializers.PROTOCOL)

@@ -1,0 +1,228 @@
+"""A task slot: one warm process of an executor that runs one task at a time.
+
+The executor forks its slots once at start-up and keeps them for its lifetime, so a task
+costs a message, not a process start. A slot talks only to its executor over a private
+socket pair:
+
+```
+ executor ── ("task", TaskDescription, StageBinary|None, broadcasts, removed) ──▶ slot
+ executor ◀── ("get_block", id) / ("put_block", id, bytes, level) ───────────── slot  (during a task)
+ executor ◀── ("done", task_id, state, pickled StatusUpdate) ───────────────── slot
+```
+The stage binary (the closure) arrives once per slot and stage attempt and is unpickled
+once; broadcasts arrive once per slot.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import socket
+import time
+import traceback
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import cloudpickle
+
+from sparkctl import accumulators, broadcast, serializers
+from sparkctl.errors import FetchFailedError, RpcConnectError
+from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
+from sparkctl.rpc import Connection, connect, recv_frame, send_frame
+from sparkctl.scheduler import messages as m
+from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
+from sparkctl.taskcontext import TaskContext
+
+_MAX_FRAME = 1 << 40
+
+
+class SlotEnvironment:
+    """What a task running in this slot can use: disk, memory budget, blocks, shuffles."""
+
+    def __init__(self, sock: socket.socket, executor_id: str, host: str, local_dir: str, memory_budget: int,
+                 batch_size: int, secret: bytes) -> None:
+        self.sock = sock
+        self.executor_id = executor_id
+        self.host = host
+        self.port = 0  # the executor's block server, set by the executor's "init" message
+        self.local_dir = local_dir
+        self.memory_budget = memory_budget
+        self.batch_size = batch_size
+        self.secret = secret
+        self._peers: dict[tuple[str, int], Connection] = {}
+
+    # ---- requests to the executor process
+    def _request(self, msg: tuple[Any, ...]) -> Any:
+        send_frame(self.sock, pickle.dumps(msg, serializers.PROTOCOL))
+        return pickle.loads(recv_frame(self.sock, _MAX_FRAME))
+
+    def get_or_compute(self, rdd: Any, split: Any, tc: TaskContext) -> Iterator[Any]:
+        block_id = f"rdd_{rdd._id}_{split.index}"
+        reply = self._request(("get_block", block_id))
+        if reply is not None:
+            return iter(pickle.loads(reply))
+        records = list(rdd.compute(split, tc))
+        data = pickle.dumps(records, serializers.PROTOCOL)
+        send_frame(self.sock, pickle.dumps(("put_block", block_id, data, rdd._storage_level), serializers.PROTOCOL))
+        tc.blocks_added.append(block_id)
+        return iter(records)
+
+    # ---- shuffle
+    def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None]) -> Iterator[Any]:
+        return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.fetch_remote)
+
+    def fetch_remote(self, status: MapStatus, shuffle_id: int, reduce_index: int) -> bytes:
+        key = (status.host, status.port)
+        conn = self._peers.get(key)
+        for attempt in range(2):  # a cached connection may have gone stale
+            if conn is None or conn.closed:
+                conn = connect(status.host, status.port, self.secret, timeout=30)
+                self._peers[key] = conn
+            try:
+                conn.send(FetchShuffleBlock(os.path.basename(status.data_path), reduce_index))
+                reply = conn.recv(timeout=120)
+                break
+            except (OSError, RpcConnectError, EOFError, Exception):
+                conn.close()
+                conn = None
+                self._peers.pop(key, None)
+                if attempt:
+                    raise
+        if not isinstance(reply, BlockData) or reply.data is None:
+            raise OSError(getattr(reply, "error", "no data"))
+        return reply.data
+
+    def fetch_cached(self, host: str, port: int, block_id: str) -> bytes | None:
+        conn = connect(host, port, self.secret, timeout=30)
+        try:
+            conn.send(FetchCachedBlock(block_id))
+            reply = conn.recv(timeout=120)
+        finally:
+            conn.close()
+        return reply.data if isinstance(reply, BlockData) else None
+
+
+class _Stage:
+    __slots__ = ("rdd", "func", "accumulators", "info")
+
+    def __init__(self, rdd: Any, func: Any, accs: list[Any], info: m.StageBinary) -> None:
+        self.rdd, self.func, self.accumulators, self.info = rdd, func, accs, info
+
+
+_running = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    if _running:  # the executor asked to kill the running task
+        raise KeyboardInterrupt("task killed")
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan if the executor dies
+    except OSError:
+        pass
+
+
+def slot_main(sock: socket.socket, env: SlotEnvironment) -> None:
+    global _running
+    _die_with_parent()
+    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
+    while True:
+        try:
+            msg = pickle.loads(recv_frame(sock, _MAX_FRAME))
+        except Exception:
+            return  # the executor went away
+        kind = msg[0]
+        if kind == "stop":
+            return
+        if kind == "init":
+            env.port = msg[1]
+            continue
+        if kind != "task":
+            continue
+        _, desc, info, bcasts, removed = msg
+        for bid in removed:
+            broadcast.executor_remove(bid)
+        for bid, data in bcasts:
+            broadcast.executor_put(bid, data)
+        _running = True
+        try:
+            state, outcome = _run_task(desc, info, stages, env)
+        except KeyboardInterrupt as e:  # killed between the task's end and here
+            state, outcome = m.KILLED, m.TaskOutcome(error_type="TaskKilled", error_message=str(e))
+        finally:
+            _running = False
+        try:
+            data = cloudpickle.dumps(outcome, protocol=serializers.PROTOCOL)
+        except Exception as e:
+            state = m.FAILED
+            data = cloudpickle.dumps(m.TaskOutcome(error_type=type(e).__name__,
+                                                   error_message=f"task result could not be serialized: {e}",
+                                                   traceback=traceback.format_exc()))
+        update = pickle.dumps(m.StatusUpdate(env.executor_id, desc.task_id, state, data), serializers.PROTOCOL)
+        send_frame(sock, pickle.dumps(("done", desc.task_id, state, update), serializers.PROTOCOL))
+
+
+def _load_stage(key: tuple[int, int], info: m.StageBinary | None,
+                stages: "OrderedDict[tuple[int, int], _Stage]") -> _Stage:
+    if info is not None:
+        with accumulators.collect_accumulators() as found:
+            rdd, func = pickle.loads(info.binary)
+        stages[key] = _Stage(rdd, func, found, info)
+        while len(stages) > 32:
+            stages.popitem(last=False)
+    stage = stages[key]
+    stages.move_to_end(key)
+    return stage
+
+
+def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
+              stages: "OrderedDict[tuple[int, int], _Stage]", env: SlotEnvironment) -> tuple[str, m.TaskOutcome]:
+    start = time.perf_counter()
+    tc: TaskContext | None = None
+    try:
+        stage = _load_stage(desc.stage_key, info, stages)
+        for acc in stage.accumulators:
+            acc._reset()
+        split = pickle.loads(desc.split)
+        tc = TaskContext(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
+                         desc.properties, stage.info.shuffle_statuses)
+        TaskContext._current = tc
+        records = stage.rdd.iterator(split, tc)
+        if stage.info.is_shuffle_map:
+            dep = stage.func
+            paths = shuffle_paths(env.local_dir, dep.shuffle_id, desc.partition, desc.task_id)
+            sizes = write_map_output(records, dep, env.memory_budget, env.local_dir, paths, env.batch_size)
+            value: Any = MapStatus(env.executor_id, env.host, env.port, paths[0], paths[1], sizes)
+        else:
+            value = stage.func(records)
+        updates = {acc.aid: acc._value for acc in stage.accumulators}
+        return m.FINISHED, m.TaskOutcome(value, updates, list(tc.blocks_added),
+                                         duration=time.perf_counter() - start)
+    except FetchFailedError as e:
+        return m.FETCH_FAILED, m.TaskOutcome(error=e, error_type="FetchFailed", error_message=str(e),
+                                             duration=time.perf_counter() - start)
+    except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
+        return (m.KILLED if isinstance(e, KeyboardInterrupt) else m.FAILED), _failure(e, start)
+    finally:
+        if tc is not None:
+            tc.run_completion_listeners()
+        TaskContext._current = None
+
+
+def _failure(e: BaseException, start: float) -> m.TaskOutcome:
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    error: BaseException | None = e
+    try:
+        cloudpickle.dumps(e, protocol=serializers.PROTOCOL)
+        e.__traceback__ = None
+    except Exception:
+        error = None  # rebuilt on the driver from its type name and message
+    return m.TaskOutcome(error=error, error_type=type(e).__name__, error_message=str(e), traceback=tb,
+                         duration=time.perf_counter() - start)
+

@@ -1,0 +1,153 @@
+"""Partitions, dependencies, partitioners and aggregators: the vocabulary of lineage.
+
+An RDD is a list of partitions plus a ``compute(split)`` that yields one partition's
+records from its parents. Its dependencies say how: a *narrow* dependency reads a few
+parent partitions in the same task; a *shuffle* dependency needs every map output of the
+parent, so the DAG scheduler cuts a stage there.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from sparkctl.util.hashing import portable_hash
+
+if TYPE_CHECKING:
+    from sparkctl.rdd.rdd import RDD
+
+
+class Partition:
+    """One slice of an RDD; subclasses carry what ``compute`` needs to rebuild it."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for cls in type(self).__mro__ for k in getattr(cls, "__slots__", ()) if hasattr(self, k)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.index})"
+
+
+class Dependency:
+    def __init__(self, rdd: "RDD") -> None:
+        self.rdd = rdd
+
+
+class NarrowDependency(Dependency):
+    def get_parents(self, partition_index: int) -> list[int]:
+        raise NotImplementedError
+
+
+class OneToOneDependency(NarrowDependency):
+    def get_parents(self, partition_index: int) -> list[int]:
+        return [partition_index]
+
+
+class RangeDependency(NarrowDependency):
+    """Child partitions [out_start, out_start+length) are parent's [in_start, ...) (union)."""
+
+    def __init__(self, rdd: "RDD", in_start: int, out_start: int, length: int) -> None:
+        super().__init__(rdd)
+        self.in_start, self.out_start, self.length = in_start, out_start, length
+
+    def get_parents(self, partition_index: int) -> list[int]:
+        if self.out_start <= partition_index < self.out_start + self.length:
+            return [partition_index - self.out_start + self.in_start]
+        return []
+
+
+class ExplicitNarrowDependency(NarrowDependency):
+    """Parents given by a function (coalesce, cartesian, zip)."""
+
+    def __init__(self, rdd: "RDD", parents: Callable[[int], list[int]]) -> None:
+        super().__init__(rdd)
+        self._parents = parents
+
+    def get_parents(self, partition_index: int) -> list[int]:
+        return self._parents(partition_index)
+
+
+class Partitioner:
+    """Maps a key to a partition: ``partitionFunc(key) % numPartitions`` (PySpark's)."""
+
+    def __init__(self, numPartitions: int, partitionFunc: Callable[[Any], int] = portable_hash) -> None:
+        self.numPartitions = numPartitions
+        self.partitionFunc = partitionFunc
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Partitioner) and self.numPartitions == other.numPartitions
+                and self.partitionFunc == other.partitionFunc)
+
+    def __hash__(self) -> int:
+        return hash((self.numPartitions, id(self.partitionFunc)))
+
+    def __call__(self, key: Any) -> int:
+        return self.partitionFunc(key) % self.numPartitions
+
+    def __repr__(self) -> str:
+        return f"Partitioner({self.numPartitions}, {getattr(self.partitionFunc, '__name__', self.partitionFunc)})"
+
+
+class RangeBounds:
+    """A picklable partition function for sortByKey: the index of the key's range."""
+
+    def __init__(self, bounds: Sequence[Any], ascending: bool, keyfunc: Callable[[Any], Any],
+                 num_partitions: int) -> None:
+        self.bounds = list(bounds)
+        self.ascending = ascending
+        self.keyfunc = keyfunc
+        self.num_partitions = num_partitions
+
+    def __call__(self, k: Any) -> int:
+        p = bisect_left(self.bounds, self.keyfunc(k))
+        return p if self.ascending else self.num_partitions - 1 - p
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RangeBounds) and self.bounds == other.bounds
+                and self.ascending == other.ascending and self.keyfunc is other.keyfunc)
+
+    __hash__ = object.__hash__
+
+
+def bisect_partition(bounds: Sequence[Any], key: Any) -> int:
+    return bisect_right(bounds, key)
+
+
+@dataclass
+class Aggregator:
+    """combineByKey's three functions; ``merge_combiners`` also merges spilled runs."""
+
+    create_combiner: Callable[[Any], Any]
+    merge_value: Callable[[Any, Any], Any]
+    merge_combiners: Callable[[Any, Any], Any]
+
+
+class ShuffleDependency(Dependency):
+    """The parent's records, partitioned by ``partitioner`` (and combined map-side)."""
+
+    def __init__(self, rdd: "RDD", shuffle_id: int, partitioner: Partitioner,
+                 aggregator: Aggregator | None = None, map_side_combine: bool = False) -> None:
+        super().__init__(rdd)
+        self.shuffle_id = shuffle_id
+        self.partitioner = partitioner
+        self.aggregator = aggregator
+        self.map_side_combine = map_side_combine and aggregator is not None
+
+    @property
+    def num_partitions(self) -> int:
+        return self.partitioner.numPartitions
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A task reads a shuffle's outputs, never its parent lineage: drop the parent so a
+        # reduce stage's closure does not carry every stage before it.
+        state = dict(self.__dict__)
+        state["rdd"] = None
+        return state

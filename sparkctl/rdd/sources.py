@@ -1,0 +1,266 @@
+"""RDDs that read data: a driver-side collection, a range, text files, pickle files.
+
+Text files are cut into byte ranges the way Hadoop's line reader does (a split skips
+the partial line it starts in; it reads past its end to finish its last line), and each
+range is read in large blocks and split with C-level ``str.split``: a Python call per
+line would cost more than the user's whole pipeline.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from sparkctl import serializers
+from sparkctl.rdd.dependencies import Partition
+from sparkctl.rdd.rdd import RDD
+
+if TYPE_CHECKING:
+    from sparkctl.taskcontext import TaskContext
+
+LOCAL_BLOCK_SIZE = 32 * 1024 * 1024  # Hadoop's fs.local.block.size, so split counts match Spark's
+READ_CHUNK = 4 * 1024 * 1024
+
+
+class SlicePartition(Partition):
+    __slots__ = ("data",)
+
+    def __init__(self, index: int, data: Sequence[Any]) -> None:
+        super().__init__(index)
+        self.data = data
+
+
+class ParallelCollectionRDD(RDD):
+    """A driver-side sequence cut into slices; each task carries only its own slice."""
+
+    def __init__(self, ctx: Any, data: Sequence[Any], num_slices: int) -> None:
+        super().__init__(ctx, [])
+        n = len(data)
+        num_slices = max(1, num_slices)
+        self._slices = [SlicePartition(i, data[i * n // num_slices:(i + 1) * n // num_slices])
+                        for i in range(num_slices)]
+
+    def _get_partitions(self) -> list[Partition]:
+        return list(self._slices)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_slices", None)
+        return state
+
+    def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
+        assert isinstance(split, SlicePartition)
+        return iter(split.data)
+
+
+def path_list(path: str) -> list[str]:
+    """Expand comma-separated paths, directories and globs into sorted data files."""
+    files: list[str] = []
+    for p in path.split(","):
+        p = p.strip()
+        if p.startswith("file://"):
+            p = p[len("file://"):]
+        elif p.startswith("file:"):
+            p = p[len("file:"):]
+        matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
+        if not matches:
+            raise FileNotFoundError(f"Input path does not exist: {p}")
+        for m in matches:
+            if os.path.isdir(m):
+                for name in sorted(os.listdir(m)):
+                    full = os.path.join(m, name)
+                    if not name.startswith(("_", ".")) and os.path.isfile(full):
+                        files.append(full)
+            elif os.path.exists(m):
+                files.append(m)
+            else:
+                raise FileNotFoundError(f"Input path does not exist: {m}")
+    return files
+
+
+class FileSplit(Partition):
+    __slots__ = ("path", "start", "length")
+
+    def __init__(self, index: int, path: str, start: int, length: int) -> None:
+        super().__init__(index)
+        self.path = path
+        self.start = start
+        self.length = length
+
+
+def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
+    """Hadoop's FileInputFormat split sizing: goal = total / minPartitions, capped by the
+    block size; a file's last split may be up to 10% larger. Gzip files are not split."""
+    sizes = [os.path.getsize(f) for f in files]
+    goal = sum(sizes) // max(1, min_partitions)
+    split_size = max(1, min(goal, LOCAL_BLOCK_SIZE))
+    splits: list[FileSplit] = []
+    for f, size in zip(files, sizes):
+        if f.endswith(".gz") or size == 0:
+            splits.append(FileSplit(len(splits), f, 0, size))
+            continue
+        pos = 0
+        while size - pos > split_size * 1.1:
+            splits.append(FileSplit(len(splits), f, pos, split_size))
+            pos += split_size
+        splits.append(FileSplit(len(splits), f, pos, size - pos))
+    return splits
+
+
+def _read_range(path: str, start: int, length: int) -> Iterator[bytes]:
+    """Blocks of whole lines: the lines that start in (start, start+length], plus the
+    first line when start is 0, Hadoop's rule, so neighbouring splits neither overlap nor
+    leave a gap."""
+    end = start + length
+    with open(path, "rb") as f:
+        pos = 0
+        if start > 0:
+            f.seek(start)
+            skipped = f.readline()  # the line we start in belongs to the previous split
+            if not skipped.endswith(b"\n"):
+                return
+            pos = start + len(skipped)
+            if pos > end:
+                return
+        remaining = end - pos
+        carry = b""
+        while remaining > 0:
+            block = f.read(min(READ_CHUNK, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            if carry:
+                block = carry + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            carry = block[cut + 1:]
+            yield block[:cut + 1]
+        tail = carry + f.readline()  # finish the line that crosses (or starts at) the end
+        if tail:
+            yield tail
+
+
+def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
+    if use_unicode:
+        text = block.decode("utf-8", "replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+    else:
+        lines = block.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+class TextFileRDD(RDD):
+    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+        super().__init__(ctx, [])
+        self.path = path
+        self.use_unicode = use_unicode
+        self._splits = file_splits(path_list(path), min_partitions)
+
+    def _get_partitions(self) -> list[Partition]:
+        return list(self._splits)
+
+    def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
+        assert isinstance(split, FileSplit)
+        use_unicode = self.use_unicode
+        if split.path.endswith(".gz"):
+            return self._gz_lines(split.path)
+        blocks = _read_range(split.path, split.start, split.length)
+        return (line for block in blocks for line in _split_lines(block, use_unicode))
+
+    def _gz_lines(self, path: str) -> Iterator[Any]:
+        with gzip.open(path, "rb") as f:
+            carry = b""
+            while True:
+                block = f.read(READ_CHUNK)
+                if not block:
+                    break
+                block = carry + block
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    carry = block
+                    continue
+                carry = block[cut + 1:]
+                yield from _split_lines(block[:cut + 1], self.use_unicode)
+            if carry:
+                yield from _split_lines(carry, self.use_unicode)
+
+
+class FileGroupPartition(Partition):
+    __slots__ = ("paths",)
+
+    def __init__(self, index: int, paths: list[str]) -> None:
+        super().__init__(index)
+        self.paths = paths
+
+
+def _group_files(files: list[str], n: int) -> list[list[str]]:
+    n = max(1, min(n, len(files))) if files else 1
+    return [files[i * len(files) // n:(i + 1) * len(files) // n] for i in range(n)]
+
+
+def _open_maybe_gz(path: str) -> Any:
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+class WholeTextFilesRDD(RDD):
+    """(``file:`` path, whole content) per file."""
+
+    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+        super().__init__(ctx, [])
+        self.use_unicode = use_unicode
+        self._groups = _group_files(path_list(path), min_partitions)
+
+    def _get_partitions(self) -> list[Partition]:
+        return [FileGroupPartition(i, g) for i, g in enumerate(self._groups)]
+
+    def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
+        assert isinstance(split, FileGroupPartition)
+        for p in split.paths:
+            with _open_maybe_gz(p) as f:
+                data = f.read()
+            yield ("file:" + os.path.abspath(p), data.decode("utf-8", "replace") if self.use_unicode else data)
+
+
+class PickleFileRDD(RDD):
+    """Reads what saveAsPickleFile wrote: each part file a run of pickled batches."""
+
+    def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
+        super().__init__(ctx, [])
+        files = [f for f in path_list(path) if os.path.basename(f).startswith("part-")]
+        self._files = files
+
+    def _get_partitions(self) -> list[Partition]:
+        return [FileGroupPartition(i, [f]) for i, f in enumerate(self._files)]
+
+    def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
+        assert isinstance(split, FileGroupPartition)
+        for p in split.paths:
+            with _open_maybe_gz(p) as f:
+                yield from serializers.load_records(f)
+
+
+class CheckpointRDD(RDD):
+    """A checkpointed RDD's partitions, read back from its checkpoint directory."""
+
+    def __init__(self, ctx: Any, directory: str, num_partitions: int, partitioner: Any) -> None:
+        super().__init__(ctx, [])
+        self.directory = directory
+        self.num = num_partitions
+        self.partitioner = partitioner
+
+    def _get_partitions(self) -> list[Partition]:
+        return [Partition(i) for i in range(self.num)]
+
+    def part_path(self, index: int) -> str:
+        return os.path.join(self.directory, f"part-{index:05d}")
+
+    def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
+        with open(self.part_path(split.index), "rb") as f:
+            yield from serializers.load_records(f)

@@ -1,0 +1,31 @@
+"""sparkctl's messaging layer: framed, authenticated, pickled messages over TCP.
+
+* :mod:`~sparkctl.rpc.framing` - 8-byte length-prefixed frames (``send_frame``,
+  ``recv_frame``, ``FrameDecoder``);
+* :mod:`~sparkctl.rpc.auth` - the mutual HMAC-SHA256 shared-secret handshake that runs
+  before anything is unpickled, and the secret's storage (``load_secret``,
+  ``create_secret_file``);
+* :mod:`~sparkctl.rpc.connection` - ``Connection``, ``connect``, ``Server``,
+  ``serve_forever_reader`` and ``Dispatcher``.
+"""
+from __future__ import annotations
+
+from sparkctl.rpc.auth import client_handshake, create_secret_file, load_secret, server_handshake
+from sparkctl.rpc.connection import Connection, Dispatcher, Server, connect, serve_forever_reader
+from sparkctl.rpc.framing import DEFAULT_MAX_FRAME, FrameDecoder, recv_frame, send_frame
+
+__all__ = [
+    "Connection",
+    "Server",
+    "connect",
+    "Dispatcher",
+    "serve_forever_reader",
+    "load_secret",
+    "create_secret_file",
+    "server_handshake",
+    "client_handshake",
+    "send_frame",
+    "recv_frame",
+    "FrameDecoder",
+    "DEFAULT_MAX_FRAME",
+]

@@ -1,0 +1,291 @@
+"""Shared-secret mutual authentication of a fresh TCP connection, and secret storage.
+
+Connections carry pickles, and unpickling runs arbitrary code, so nothing a peer sends
+is unpickled before that peer has proved it knows the cluster secret.  The handshake
+below runs on raw frames (at most :data:`MAX_AUTH_FRAME` bytes each) and only compares
+bytes.  It follows CPython's ``multiprocessing.connection`` (``deliver_challenge`` /
+``answer_challenge``) but uses HMAC-SHA256 and authenticates both directions, so a
+client also never sends work to, or accepts results from, an impostor server.
+
+Wire format (every message is one frame; ``H`` = ``MAGIC`` + 2-byte version)::
+
+    server -> client   H "C" server_nonce[32]                   challenge
+    client -> server   H "R" mac_c[32] client_nonce[32]         answer + counter-challenge
+    server -> client   H "W" mac_s[32]   |   H "F"              welcome + proof, or failure
+    client -> server   H "W"             |   H "F"              client accepts, or not
+
+    mac_c = HMAC-SHA256(secret, b"sparkctl-auth-v1 client" + server_nonce + client_nonce)
+    mac_s = HMAC-SHA256(secret, b"sparkctl-auth-v1 server" + client_nonce + server_nonce)
+
+The role labels keep an attacker from reflecting one side's challenge back to it as an
+answer, and each MAC covers both nonces.  The handshake does not protect against a
+man in the middle relaying traffic, nor does it encrypt: use it on a trusted network.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
+import stat
+import struct
+import time
+
+from sparkctl.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionClosed,
+    FrameTooLargeError,
+    RpcTimeoutError,
+)
+from sparkctl.rpc.framing import recv_frame, send_frame
+
+__all__ = [
+    "MAGIC",
+    "PROTOCOL_VERSION",
+    "MAX_AUTH_FRAME",
+    "SECRET_ENV",
+    "CONF_DIR_ENV",
+    "SECRET_FILE",
+    "server_handshake",
+    "client_handshake",
+    "load_secret",
+    "create_secret_file",
+]
+
+log = logging.getLogger("sparkctl.rpc")
+
+MAGIC = b"SPARKCTL-AUTH"
+PROTOCOL_VERSION = 1
+_PREFIX = MAGIC + struct.pack("!H", PROTOCOL_VERSION)
+_PLEN = len(_PREFIX)
+NONCE_SIZE = 32
+_MAC_SIZE = hashlib.sha256().digest_size
+#: Cap on a handshake frame: the largest legitimate one is 15 + 1 + 32 + 32 = 80 bytes.
+MAX_AUTH_FRAME = 256
+
+_CLIENT_LABEL = b"sparkctl-auth-v1 client"
+_SERVER_LABEL = b"sparkctl-auth-v1 server"
+
+_CHALLENGE = b"C"
+_RESPONSE = b"R"
+_WELCOME = b"W"
+_FAILURE = b"F"
+
+SECRET_ENV = "SPARKCTL_SECRET"
+CONF_DIR_ENV = "SPARKCTL_CONF_DIR"
+SECRET_FILE = "secret"
+
+
+def _mac(secret: bytes, label: bytes, first: bytes, second: bytes) -> bytes:
+    return hmac.new(secret, label + first + second, hashlib.sha256).digest()
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        addr = sock.getpeername()
+    except OSError:
+        return "<unknown peer>"
+    if isinstance(addr, tuple):
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(addr) or "<unix socket>"
+
+
+class _Fail(Exception):
+    """Internal: a handshake step failed for *reason* (turned into AuthenticationError)."""
+
+    def __init__(self, reason: str, tell_peer: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # Whether the peer spoke our protocol well enough that a FAILURE message is
+        # useful to it (it then reports "wrong secret" instead of "connection closed").
+        self.tell_peer = tell_peer
+
+
+class _Channel:
+    """The socket plus the handshake's overall deadline; parses our message format."""
+
+    def __init__(self, sock: socket.socket, deadline: float, timeout: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.timeout = timeout
+
+    def send(self, kind: bytes, body: bytes = b"") -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Fail(f"did not complete the handshake within {self.timeout:g}s")
+        self.sock.settimeout(remaining)
+        try:
+            send_frame(self.sock, _PREFIX + kind + body)
+        except RpcTimeoutError as e:
+            raise _Fail(f"did not complete the handshake within {self.timeout:g}s") from e
+        except OSError as e:
+            raise _Fail(f"network error during the handshake: {e}") from e
+
+    def recv(self, expected: tuple[bytes, ...], body_size: int, what: str) -> tuple[bytes, bytes]:
+        """Read one message of a kind in *expected*; return ``(kind, body)``.
+
+        A FAILURE message has an empty body; every other kind has exactly *body_size* bytes.
+        """
+        try:
+            frame = recv_frame(self.sock, MAX_AUTH_FRAME, deadline=self.deadline)
+        except FrameTooLargeError as e:
+            raise _Fail(f"sent an oversized handshake frame instead of the {what} (not a sparkctl peer?)") from e
+        except ConnectionClosed as e:
+            raise _Fail(f"closed the connection during the handshake, before sending the {what}") from e
+        except RpcTimeoutError as e:
+            raise _Fail(f"did not complete the handshake within {self.timeout:g}s (waiting for the {what})") from e
+        except OSError as e:
+            raise _Fail(f"network error during the handshake: {e}") from e
+        frame = bytes(frame)
+        if not frame.startswith(MAGIC):
+            raise _Fail(f"did not speak the sparkctl handshake (bad {what})")
+        if len(frame) < _PLEN + 1:
+            raise _Fail(f"sent a truncated {what}")
+        (version,) = struct.unpack_from("!H", frame, len(MAGIC))
+        if version != PROTOCOL_VERSION:
+            raise _Fail(f"speaks sparkctl rpc protocol version {version}, this process speaks {PROTOCOL_VERSION}")
+        kind = frame[_PLEN : _PLEN + 1]
+        body = frame[_PLEN + 1 :]
+        if kind == _FAILURE and _FAILURE in expected and not body:
+            return kind, body
+        if kind not in expected or kind == _FAILURE or len(body) != body_size:
+            raise _Fail(f"sent a malformed {what}", tell_peer=True)
+        return kind, body
+
+
+def _run(sock: socket.socket, secret: bytes, timeout: float, role: str) -> None:
+    if not isinstance(secret, (bytes, bytearray)) or not secret:
+        # An empty key would make every MAC computable by anyone.
+        raise AuthenticationError("an empty or non-bytes shared secret cannot authenticate anything")
+    secret = bytes(secret)
+    peer = _peer_name(sock)
+    old_timeout = sock.gettimeout()
+    chan = _Channel(sock, time.monotonic() + timeout, timeout)
+    try:
+        if role == "server":
+            _server_steps(chan, secret)
+        else:
+            _client_steps(chan, secret)
+    except _Fail as e:
+        if e.tell_peer:
+            try:
+                chan.send(_FAILURE)
+            except Exception:  # best effort: the peer may be gone already
+                pass
+        if role == "server":
+            raise AuthenticationError(f"peer {peer} failed authentication: {e.reason}") from None
+        raise AuthenticationError(f"authentication with server {peer} failed: {e.reason}") from None
+    finally:
+        try:
+            sock.settimeout(old_timeout)
+        except OSError:  # closed under us (e.g. Server.stop); the caller closes anyway
+            pass
+
+
+def _server_steps(chan: _Channel, secret: bytes) -> None:
+    server_nonce = secrets.token_bytes(NONCE_SIZE)
+    chan.send(_CHALLENGE, server_nonce)
+    _, body = chan.recv((_RESPONSE,), _MAC_SIZE + NONCE_SIZE, "challenge answer")
+    mac_c, client_nonce = body[:_MAC_SIZE], body[_MAC_SIZE:]
+    if not hmac.compare_digest(mac_c, _mac(secret, _CLIENT_LABEL, server_nonce, client_nonce)):
+        raise _Fail("wrong secret", tell_peer=True)
+    chan.send(_WELCOME, _mac(secret, _SERVER_LABEL, client_nonce, server_nonce))
+    kind, _ = chan.recv((_WELCOME, _FAILURE), 0, "client's acceptance")
+    if kind == _FAILURE:
+        raise _Fail("the client rejected this server's proof of the secret (secrets differ?)")
+
+
+def _client_steps(chan: _Channel, secret: bytes) -> None:
+    _, server_nonce = chan.recv((_CHALLENGE,), NONCE_SIZE, "challenge")
+    client_nonce = secrets.token_bytes(NONCE_SIZE)
+    chan.send(_RESPONSE, _mac(secret, _CLIENT_LABEL, server_nonce, client_nonce) + client_nonce)
+    kind, mac_s = chan.recv((_WELCOME, _FAILURE), _MAC_SIZE, "server's verdict")
+    if kind == _FAILURE:
+        raise _Fail("the server rejected our secret (wrong secret: check SPARKCTL_SECRET / the conf dir's secret file)")
+    if not hmac.compare_digest(mac_s, _mac(secret, _SERVER_LABEL, client_nonce, server_nonce)):
+        raise _Fail("the server could not prove it knows the secret (wrong secret or impostor)", tell_peer=True)
+    chan.send(_WELCOME)
+
+
+def server_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
+    """Authenticate the client on *sock* (and prove ourselves to it), within *timeout* seconds.
+
+    Raises :class:`AuthenticationError` on a wrong secret, a protocol mismatch, EOF, a
+    network error or a timeout; the caller then closes the socket.  The socket's
+    previous timeout is restored either way.
+    """
+    _run(sock, secret, timeout, "server")
+
+
+def client_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
+    """Counterpart of :func:`server_handshake` for the connecting side."""
+    _run(sock, secret, timeout, "client")
+
+
+def _secret_path(conf_dir: str | None) -> str | None:
+    directory = conf_dir if conf_dir is not None else os.environ.get(CONF_DIR_ENV)
+    if not directory:
+        return None
+    return os.path.join(directory, SECRET_FILE)
+
+
+def load_secret(conf_dir: str | None = None) -> bytes | None:
+    """Return the cluster secret, or None if none is configured.
+
+    Looks at ``$SPARKCTL_SECRET`` first, then the file ``secret`` in *conf_dir* (or, if
+    that is None, in ``$SPARKCTL_CONF_DIR``).  Surrounding whitespace is stripped; an
+    empty value counts as unset.
+    """
+    env = os.environ.get(SECRET_ENV, "").strip()
+    if env:
+        return env.encode()
+    path = _secret_path(conf_dir)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            value = f.read().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"cannot read the secret file {path}: {e}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("secret file %s is readable by other users (mode %o); chmod 600 it", path, stat.S_IMODE(mode))
+    return value or None
+
+
+def create_secret_file(conf_dir: str) -> bytes:
+    """Create ``conf_dir/secret`` holding 32 random bytes, hex-encoded, mode 0600; return it.
+
+    If the file already exists, its (stripped) content is returned instead, so several
+    processes racing to initialise a conf dir end up with the same secret.
+    """
+    os.makedirs(conf_dir, exist_ok=True)
+    path = os.path.join(conf_dir, SECRET_FILE)
+    value = secrets.token_hex(NONCE_SIZE).encode()
+    try:
+        # O_EXCL: never overwrite a secret other processes already use; mode 0600 is
+        # applied atomically at creation, so the secret is never briefly world-readable.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        # A racing creator writes its 64 bytes right after creating the file; give it a
+        # moment instead of returning an empty secret.
+        deadline = time.monotonic() + 2.0
+        while True:
+            with open(path, "rb") as f:
+                existing = f.read().strip()
+            if existing:
+                return existing
+            if time.monotonic() > deadline:
+                raise ConfigError(f"secret file {path} exists but is empty; delete it or put a secret in it")
+            time.sleep(0.01)
+    try:
+        os.write(fd, value + b"\n")
+    finally:
+        os.close(fd)
+    return value

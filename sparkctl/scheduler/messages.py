@@ -1,0 +1,124 @@
+"""Messages between a driver and its executors (one authenticated connection each).
+
+```
+ executor ── RegisterExecutor ──▶ driver
+ executor ◀─ RegisteredExecutor ─ driver
+ executor ◀─ StageBinary / PutBroadcast (once per executor) ─ driver
+ executor ◀─ LaunchTask ───────── driver      (streamed as slots free up)
+ executor ── StatusUpdate ───────▶ driver     (result, failure or fetch failure)
+ executor ── ExecutorHeartbeat ──▶ driver
+ executor ◀─ KillTask / RemoveBroadcast / RemoveRdd / RemoveShuffle / StopExecutor ─ driver
+```
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class RegisterExecutor:
+    executor_id: str
+    host: str
+    port: int  # block server: other executors fetch shuffle and cached blocks here
+    cores: int
+    pid: int
+    worker_id: str | None = None
+
+
+@dataclass(slots=True)
+class RegisteredExecutor:
+    app_id: str
+
+
+@dataclass(slots=True)
+class StageBinary:
+    """What every task of one stage attempt shares, sent once per executor."""
+
+    key: tuple[int, int]  # (stage id, stage attempt)
+    binary: bytes  # cloudpickled (rdd, result func) or (rdd, shuffle dependency)
+    shuffle_statuses: dict[int, list[Any]]  # parent shuffle id -> MapStatus per map partition
+    broadcast_ids: tuple[int, ...]
+    is_shuffle_map: bool
+
+
+@dataclass(slots=True)
+class TaskDescription:
+    task_id: int
+    stage_key: tuple[int, int]
+    partition: int
+    attempt: int
+    split: bytes  # the pickled Partition this task computes
+    properties: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class LaunchTask:
+    task: TaskDescription
+
+
+@dataclass(slots=True)
+class PutBroadcast:
+    bid: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class RemoveBroadcast:
+    bid: int
+
+
+@dataclass(slots=True)
+class RemoveRdd:
+    rdd_id: int
+
+
+@dataclass(slots=True)
+class RemoveShuffle:
+    shuffle_id: int
+
+
+@dataclass(slots=True)
+class KillTask:
+    task_id: int
+    reason: str
+
+
+@dataclass(slots=True)
+class StopExecutor:
+    reason: str = "driver stopped"
+
+
+# task states, as Spark names them
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+KILLED = "KILLED"
+FETCH_FAILED = "FETCH_FAILED"
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    """Pickled inside a StatusUpdate by the task slot; the driver unpickles it."""
+
+    value: Any = None  # result of a result task, MapStatus of a shuffle map task
+    accum_updates: dict[int, Any] = field(default_factory=dict)
+    blocks_added: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    duration: float = 0.0
+
+
+@dataclass(slots=True)
+class StatusUpdate:
+    executor_id: str
+    task_id: int
+    state: str
+    outcome: bytes
+
+
+@dataclass(slots=True)
+class ExecutorHeartbeat:
+    executor_id: str
+    running: tuple[int, ...] = ()

@@ -1,0 +1,399 @@
+"""The driver's scheduler runtime: where network events meet the two state machines.
+
+```
+ user thread ── run_job ──▶ DAGScheduler ──SubmitTaskSet──▶ TaskScheduler ──Launch──▶ executor
+                   ▲                                             ▲                      │
+                   └──── DeliverResult / JobSucceeded ◀── TaskEnded ◀── StatusUpdate ◀──┘
+```
+Each executor connection has a reader thread; every event is handled under one lock, by
+feeding the state machines and carrying out the actions they return (sending messages,
+waking the job's waiter). The runtime knows executors only as connections: how they came
+to exist is the scheduler backend's business, so local mode and a standalone cluster run
+exactly this code.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import cloudpickle
+
+from sparkctl import serializers
+from sparkctl.errors import (FetchFailedError, JobCancelledError, RemoteTraceback,
+                             SparkctlError, TaskFailedError)
+from sparkctl.rpc import Connection, Server
+from sparkctl.scheduler import messages as m
+from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
+                                              JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
+from sparkctl.scheduler.task_scheduler import (KillTask, Launch, TaskAttempt, TaskEnded, TaskScheduler,
+                                               TaskSetAborted, TaskSetManager)
+
+if TYPE_CHECKING:
+    from sparkctl.rdd.rdd import RDD
+
+log = logging.getLogger("sparkctl.driver")
+
+
+class JobWaiter:
+    def __init__(self, job_id: int, n: int, group: str | None) -> None:
+        self.job_id = job_id
+        self.results: list[Any] = [None] * n
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.result_bytes = 0
+        self.group = group
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+@dataclass
+class StagePayload:
+    """A stage attempt serialized once: sent to each executor once, then referenced."""
+
+    message: m.StageBinary
+    splits: dict[int, bytes]  # partition -> pickled Partition
+    broadcast_ids: tuple[int, ...]
+
+
+@dataclass
+class ExecutorHandle:
+    executor_id: str
+    host: str
+    port: int
+    cores: int
+    conn: Connection
+    pid: int = 0
+    stage_keys: set[tuple[int, int]] = field(default_factory=set)
+    broadcasts: set[int] = field(default_factory=set)
+    last_heartbeat: float = field(default_factory=time.monotonic)
+
+
+class DriverRuntime:
+    def __init__(self, host: str, port: int, secret: bytes, *, max_failures: int, max_result_size: int,
+                 broadcast_source: Callable[[int], bytes], apply_accumulators: Callable[[dict[int, Any]], None],
+                 max_frame: int) -> None:
+        self.lock = threading.RLock()
+        self.dag = DAGScheduler()
+        self.tasks = TaskScheduler(max_failures)
+        self.max_failures = max_failures
+        self.max_result_size = max_result_size
+        self.broadcast_source = broadcast_source
+        self.apply_accumulators = apply_accumulators
+        self.executors: dict[str, ExecutorHandle] = {}
+        self.executor_changed = threading.Condition(self.lock)
+        self.lost_executors: dict[str, str] = {}
+        self.waiters: dict[int, JobWaiter] = {}
+        self.payloads: dict[tuple[int, int], StagePayload] = {}
+        self.next_job_id = 0
+        self.stopped = False
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self.server = Server(host, port, secret, self._on_connection, name="driver", max_frame=max_frame)
+
+    def start(self) -> tuple[str, int]:
+        self.server.start()
+        return self.server.address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address
+
+    # ----------------------------------------------------------------- jobs
+    def run_job(self, rdd: "RDD", func: Callable[..., Any], partitions: list[int],
+                properties: dict[str, str] | None = None) -> list[Any]:
+        with self.lock:
+            if self.stopped:
+                raise SparkctlError("Cannot call methods on a stopped SparkContext")
+            job_id = self.next_job_id
+            self.next_job_id += 1
+            waiter = JobWaiter(job_id, len(partitions), (properties or {}).get("spark.jobGroup.id"))
+            self.waiters[job_id] = waiter
+            log.info("Got job %d (%d partitions of %r)", job_id, len(partitions), rdd)
+            self._notify("job_start", (job_id, len(partitions)))
+            self._execute(self.dag.submit_job(job_id, rdd, func, partitions, properties))
+        try:
+            while not waiter.done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            self.cancel_job(job_id, "interrupted (Ctrl-C)")
+            raise
+        finally:
+            with self.lock:
+                self.waiters.pop(job_id, None)
+        self._notify("job_end", job_id)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.results
+
+    def cancel_job(self, job_id: int, reason: str) -> None:
+        with self.lock:
+            self._execute(self.dag.cancel_job(job_id, JobCancelledError(f"Job {job_id} cancelled: {reason}")))
+
+    def cancel_all(self, reason: str = "cancelled by cancelAllJobs") -> None:
+        with self.lock:
+            for jid in list(self.waiters):
+                self.cancel_job(jid, reason)
+
+    def cancel_group(self, group: str) -> None:
+        with self.lock:
+            for jid, w in list(self.waiters.items()):
+                if w.group == group:
+                    self.cancel_job(jid, f"part of cancelled job group {group}")
+
+    def _notify(self, event: str, data: Any) -> None:
+        for fn in self.listeners:
+            try:
+                fn(event, data)
+            except Exception:
+                log.debug("listener failed", exc_info=True)
+
+    # ----------------------------------------------------------------- actions
+    def _execute(self, actions: list[Any]) -> None:
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            if isinstance(action, Launch):
+                self._launch(action.attempt)
+            elif isinstance(action, TaskEnded):
+                queue += self.dag.task_ended(action.stage_id, action.stage_attempt, action.partition,
+                                             success=action.success, value=action.value, error=action.error,
+                                             accum_updates=action.accum_updates, blocks_added=action.blocks_added,
+                                             executor_id=action.executor_id)
+            elif isinstance(action, SubmitTaskSet):
+                queue += self._submit_task_set(action)
+            elif isinstance(action, DeliverResult):
+                w = self.waiters.get(action.job_id)
+                if w is not None:
+                    w.results[action.output_index] = action.value
+            elif isinstance(action, JobSucceeded):
+                w = self.waiters.get(action.job_id)
+                log.info("Job %d finished", action.job_id)
+                if w is not None:
+                    w.done.set()
+                self._forget_payloads()
+            elif isinstance(action, JobFailed):
+                w = self.waiters.get(action.job_id)
+                log.info("Job %d failed: %s", action.job_id, action.error)
+                if w is not None:
+                    w.fail(action.error)
+                self._forget_payloads()
+            elif isinstance(action, CancelTaskSet):
+                queue += self.tasks.cancel(action.stage_id, action.attempt, action.reason)
+            elif isinstance(action, TaskSetAborted):
+                queue += self.dag.task_set_failed(action.stage_id, action.error)
+            elif isinstance(action, KillTask):
+                h = self.executors.get(action.executor_id)
+                if h is not None:
+                    self._send(h, m.KillTask(action.task_id, action.reason))
+            elif isinstance(action, ApplyAccumulators):
+                self.apply_accumulators(action.updates)
+            elif action is not None:
+                raise AssertionError(f"unknown scheduler action {action!r}")
+
+    def _forget_payloads(self) -> None:
+        live = {(t.stage_id, t.stage_attempt) for t in self.tasks.task_sets}
+        for key in [k for k in self.payloads if k not in live]:
+            del self.payloads[key]
+
+    def _submit_task_set(self, action: SubmitTaskSet) -> list[Any]:
+        stage = action.stage
+        key = (stage.id, action.attempt)
+        try:
+            payload = self._serialize_stage(stage, action.attempt, action.partitions)
+        except Exception as e:
+            err = SparkctlError(f"Task not serializable: {_describe_pickle_error(e)}")
+            err.__cause__ = e
+            return self.dag.task_set_failed(stage.id, err)
+        self.payloads[key] = payload
+        log.info("Submitting %d tasks of stage %d.%d (%r)", len(action.partitions), stage.id, action.attempt, stage.rdd)
+        self._notify("stage_submit", (stage.id, action.attempt, len(action.partitions)))
+        tsm = TaskSetManager(stage.id, action.attempt, action.job_id, action.partitions, action.preferred,
+                             self.max_failures, payload)
+        return self.tasks.submit(tsm, time.monotonic())
+
+    def _serialize_stage(self, stage: Any, attempt: int, partitions: list[int]) -> StagePayload:
+        if isinstance(stage, ShuffleMapStage):
+            obj: Any = (stage.rdd, stage.dep)
+            is_map = True
+        else:
+            obj = (stage.rdd, stage.func)
+            is_map = False
+        binary, bids = serializers.dumps_closure(obj)
+        statuses = {}
+        for parent in stage.parents:
+            if isinstance(parent, ShuffleMapStage):
+                statuses[parent.dep.shuffle_id] = self.dag.tracker.statuses(parent.dep.shuffle_id)
+        all_parts = stage.rdd.partitions
+        splits = {p: cloudpickle.dumps(all_parts[p], protocol=serializers.PROTOCOL) for p in partitions}
+        msg = m.StageBinary((stage.id, attempt), binary, statuses, tuple(sorted(bids)), is_map)
+        return StagePayload(msg, splits, tuple(sorted(bids)))
+
+    def _launch(self, att: TaskAttempt) -> None:
+        h = self.executors.get(att.executor_id)
+        payload: StagePayload = att.tsm.payload
+        if h is None:
+            return
+        key = payload.message.key
+        try:
+            for bid in payload.broadcast_ids:
+                if bid not in h.broadcasts:
+                    self._send(h, m.PutBroadcast(bid, self.broadcast_source(bid)))
+                    h.broadcasts.add(bid)
+            if key not in h.stage_keys:
+                self._send(h, payload.message)
+                h.stage_keys.add(key)
+        except KeyError as e:
+            # a destroyed broadcast: fail the task, not the driver
+            self._execute(self.tasks.task_failed(att.task_id, SparkctlError(f"broadcast {e} was destroyed"),
+                                                 "broadcast destroyed"))
+            return
+        partition = att.tsm.partitions[att.index]
+        desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition])
+        log.debug("Launching task %d (stage %d.%d partition %d) on executor %s", att.task_id, key[0], key[1],
+                  partition, h.executor_id)
+        self._send(h, m.LaunchTask(desc))
+
+    def _send(self, h: ExecutorHandle, msg: Any) -> None:
+        try:
+            h.conn.send(msg)
+        except Exception as e:  # the reader thread notices the dead connection and reports the loss
+            log.warning("could not send to executor %s: %s", h.executor_id, e)
+
+    # ----------------------------------------------------------------- executors
+    def _on_connection(self, conn: Connection) -> None:
+        try:
+            reg = conn.recv(timeout=30)
+        except Exception as e:
+            log.warning("connection from %s closed before registering: %s", conn.peer, e)
+            conn.close()
+            return
+        if not isinstance(reg, m.RegisterExecutor):
+            log.warning("connection from %s sent %s instead of RegisterExecutor; closing it", conn.peer,
+                        type(reg).__name__)
+            conn.close()
+            return
+        h = ExecutorHandle(reg.executor_id, reg.host, reg.port, reg.cores, conn, reg.pid)
+        with self.lock:
+            if self.stopped:
+                conn.close()
+                return
+            self.executors[reg.executor_id] = h
+            log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
+                     reg.port, reg.cores, reg.pid)
+            conn.send(m.RegisteredExecutor(""))
+            self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
+            self.executor_changed.notify_all()
+        error: BaseException | None = None
+        try:
+            while True:
+                msg = conn.recv()
+                if isinstance(msg, m.StatusUpdate):
+                    self._on_status(msg)
+                elif isinstance(msg, m.ExecutorHeartbeat):
+                    h.last_heartbeat = time.monotonic()
+                else:
+                    log.warning("executor %s sent unexpected %s", reg.executor_id, type(msg).__name__)
+        except Exception as e:
+            error = e
+        finally:
+            conn.close()
+            self.executor_lost(reg.executor_id, f"connection closed ({type(error).__name__ if error else 'EOF'})")
+
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        with self.lock:
+            h = self.executors.pop(executor_id, None)
+            if h is None:
+                return
+            self.lost_executors[executor_id] = reason
+            if not self.stopped:
+                log.warning("Lost executor %s: %s", executor_id, reason)
+            self._execute(self.dag.executor_lost(executor_id))
+            self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic()))
+            self.executor_changed.notify_all()
+
+    def wait_for_executors(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.executors) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.executor_changed.wait(left)
+            return True
+
+    def total_cores(self) -> int:
+        with self.lock:
+            return sum(h.cores for h in self.executors.values())
+
+    def _on_status(self, msg: m.StatusUpdate) -> None:
+        try:
+            outcome: m.TaskOutcome = serializers.loads(msg.outcome)
+        except Exception as e:
+            outcome = m.TaskOutcome(error=TaskFailedError(f"could not deserialize the task's result: {e}"),
+                                    traceback="")
+            msg.state = m.FAILED
+        with self.lock:
+            now = time.monotonic()
+            if msg.state == m.FINISHED:
+                att = self.tasks.attempts.get(msg.task_id)
+                if att is not None and not att.tsm.payload.message.is_shuffle_map:
+                    w = self.waiters.get(att.tsm.job_id)
+                    if w is not None and self.max_result_size:
+                        w.result_bytes += len(msg.outcome)
+                        if w.result_bytes > self.max_result_size:
+                            self._execute(self.dag.cancel_job(att.tsm.job_id, SparkctlError(
+                                f"Total size of serialized results of job {att.tsm.job_id} "
+                                f"({w.result_bytes} bytes) is bigger than spark.driver.maxResultSize "
+                                f"({self.max_result_size} bytes)")))
+                            return
+                self._execute(self.tasks.task_succeeded(msg.task_id, outcome.value, outcome.accum_updates,
+                                                        outcome.blocks_added, now))
+                return
+            error = rebuild_error(outcome)
+            reason = f"{outcome.error_type}: {outcome.error_message}"
+            self._execute(self.tasks.task_failed(msg.task_id, error, reason,
+                                                 fetch_failed=msg.state == m.FETCH_FAILED,
+                                                 killed=msg.state == m.KILLED, now=now))
+
+    # ----------------------------------------------------------------- cleanup
+    def broadcast_to_executors(self, msg: Any) -> None:
+        with self.lock:
+            for h in list(self.executors.values()):
+                if isinstance(msg, m.RemoveBroadcast):
+                    h.broadcasts.discard(msg.bid)
+                self._send(h, msg)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            for w in self.waiters.values():
+                w.fail(SparkctlError("SparkContext was stopped while the job was running"))
+            handles = list(self.executors.values())
+        for h in handles:
+            self._send(h, m.StopExecutor())
+        self.server.stop()
+
+
+def rebuild_error(outcome: m.TaskOutcome) -> BaseException:
+    """The task's exception as its original type, with the remote traceback as its cause."""
+    err = outcome.error
+    if isinstance(err, FetchFailedError):
+        return err
+    if not isinstance(err, BaseException):
+        err = TaskFailedError(f"{outcome.error_type}: {outcome.error_message}")
+    if outcome.traceback:
+        err.__cause__ = RemoteTraceback(outcome.traceback)
+    return err
+
+
+def _describe_pickle_error(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text}"
+

@@ -1,0 +1,299 @@
+"""The task scheduler: task sets in, task launches onto free executor slots out.
+
+A state machine with no I/O: the runtime tells it about executors (added, lost), task
+sets (submitted, cancelled) and task status updates; it answers with ``Launch`` actions
+(run partition P of task set T on executor E), ``KillTask`` actions and ``TaskEnded``
+events for the DAG scheduler. It prefers the executor that caches a task's input, runs a
+failed task elsewhere when another executor exists, and gives up on a task set after
+``spark.task.maxFailures`` failures of one task, reporting every attempt's reason.
+Task sets are served first come, first served (FIFO by job, then stage).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkctl.errors import TaskFailedError
+
+PENDING, RUNNING, SUCCEEDED = 0, 1, 2
+
+
+@dataclass
+class TaskAttempt:
+    task_id: int
+    tsm: "TaskSetManager"
+    index: int
+    executor_id: str
+    attempt: int
+    start: float
+
+
+@dataclass
+class Launch:
+    attempt: TaskAttempt
+
+
+@dataclass
+class KillTask:
+    executor_id: str
+    task_id: int
+    reason: str
+
+
+@dataclass
+class TaskEnded:
+    """For the DAG scheduler."""
+
+    stage_id: int
+    stage_attempt: int
+    partition: int
+    success: bool
+    value: Any = None
+    error: BaseException | None = None
+    accum_updates: dict[int, Any] | None = None
+    blocks_added: list[str] | None = None
+    executor_id: str | None = None
+
+
+@dataclass
+class TaskSetAborted:
+    stage_id: int
+    stage_attempt: int
+    error: BaseException
+
+
+class TaskSetManager:
+    """One stage attempt's tasks: which are pending, running, done, and how often failed."""
+
+    def __init__(self, stage_id: int, stage_attempt: int, job_id: int, partitions: list[int],
+                 preferred: dict[int, set[str]] | None = None, max_failures: int = 4,
+                 payload: Any = None) -> None:
+        self.stage_id = stage_id
+        self.stage_attempt = stage_attempt
+        self.job_id = job_id
+        self.partitions = partitions
+        self.payload = payload  # the runtime's serialized stage data; opaque here
+        self.max_failures = max_failures
+        n = len(partitions)
+        self.state = [PENDING] * n
+        self.failures = [0] * n
+        self.attempts = [0] * n
+        self.failed_on: list[set[str]] = [set() for _ in range(n)]
+        self.reasons: list[list[str]] = [[] for _ in range(n)]
+        self.pending: deque[int] = deque(range(n))
+        self.by_executor: dict[str, list[int]] = {}
+        for i, p in enumerate(partitions):
+            for eid in (preferred or {}).get(p, ()):
+                self.by_executor.setdefault(eid, []).append(i)
+        for lst in self.by_executor.values():
+            lst.reverse()  # pop() from the end takes them in partition order
+        self.running: dict[int, TaskAttempt] = {}
+        self.num_succeeded = 0
+        self.zombie = False  # no more launches (aborted, cancelled or superseded)
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.job_id, self.stage_id)
+
+    def is_done(self) -> bool:
+        return self.num_succeeded == len(self.partitions)
+
+    def next_index(self, executor_id: str, num_executors: int) -> int | None:
+        if self.zombie:
+            return None
+        local = self.by_executor.get(executor_id)
+        while local:
+            i = local.pop()
+            if self.state[i] == PENDING:
+                return i
+        pending = self.pending
+        for _ in range(len(pending)):
+            i = pending.popleft()
+            if self.state[i] != PENDING:
+                continue
+            if executor_id in self.failed_on[i] and len(self.failed_on[i]) < num_executors:
+                pending.append(i)  # it failed here: leave it for another executor
+                continue
+            return i
+        return None
+
+
+@dataclass
+class ExecutorSlots:
+    executor_id: str
+    host: str
+    cores: int
+    free: int
+    running: set[int] = field(default_factory=set)
+
+
+class TaskScheduler:
+    def __init__(self, max_failures: int = 4) -> None:
+        self.max_failures = max_failures
+        self.executors: dict[str, ExecutorSlots] = {}
+        self.task_sets: list[TaskSetManager] = []
+        self.attempts: dict[int, TaskAttempt] = {}
+        self.next_task_id = 0
+
+    # ------------------------------------------------------------- executors
+    def executor_added(self, executor_id: str, host: str, cores: int, now: float = 0.0) -> list[Any]:
+        self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores)
+        return self._offer(executor_id, now)
+
+    def executor_lost(self, executor_id: str, reason: str, now: float = 0.0) -> list[Any]:
+        """Requeue its running tasks (a lost executor does not count as the task's failure)."""
+        slots = self.executors.pop(executor_id, None)
+        if slots is None:
+            return []
+        for tid in sorted(slots.running):
+            att = self.attempts.pop(tid, None)
+            if att is None:
+                continue
+            tsm = att.tsm
+            tsm.running.pop(tid, None)
+            if tsm.state[att.index] == RUNNING and not self._other_copy_running(tsm, att.index):
+                tsm.state[att.index] = PENDING
+                tsm.pending.appendleft(att.index)
+                tsm.reasons[att.index].append(f"executor {executor_id} lost: {reason}")
+        self._drop_finished_sets()
+        actions: list[Any] = []
+        for eid in list(self.executors):
+            actions += self._offer(eid, now)
+        return actions
+
+    @staticmethod
+    def _other_copy_running(tsm: TaskSetManager, index: int) -> bool:
+        return any(a.index == index for a in tsm.running.values())
+
+    # ------------------------------------------------------------- task sets
+    def submit(self, tsm: TaskSetManager, now: float = 0.0) -> list[Any]:
+        self.task_sets.append(tsm)
+        self.task_sets.sort(key=lambda t: t.sort_key)
+        actions: list[Any] = []
+        for eid in list(self.executors):
+            actions += self._offer(eid, now)
+        return actions
+
+    def cancel(self, stage_id: int, stage_attempt: int, reason: str) -> list[Any]:
+        actions: list[Any] = []
+        for tsm in self.task_sets:
+            if tsm.stage_id == stage_id and tsm.stage_attempt == stage_attempt:
+                tsm.zombie = True
+                for att in tsm.running.values():
+                    actions.append(KillTask(att.executor_id, att.task_id, reason))
+        self._drop_finished_sets()
+        return actions
+
+    def _drop_finished_sets(self) -> None:
+        self.task_sets = [t for t in self.task_sets if not ((t.zombie or t.is_done()) and not t.running)]
+
+    # ------------------------------------------------------------- offers
+    def _offer(self, executor_id: str, now: float) -> list[Any]:
+        slots = self.executors.get(executor_id)
+        if slots is None:
+            return []
+        actions: list[Any] = []
+        n_exec = len(self.executors)
+        while slots.free > 0:
+            launched = False
+            for tsm in self.task_sets:
+                i = tsm.next_index(executor_id, n_exec)
+                if i is None:
+                    continue
+                actions.append(Launch(self._start(tsm, i, slots, now)))
+                launched = True
+                break
+            if not launched:
+                break
+        return actions
+
+    def _start(self, tsm: TaskSetManager, index: int, slots: ExecutorSlots, now: float) -> TaskAttempt:
+        tid = self.next_task_id
+        self.next_task_id += 1
+        att = TaskAttempt(tid, tsm, index, slots.executor_id, tsm.attempts[index], now)
+        tsm.attempts[index] += 1
+        tsm.state[index] = RUNNING
+        tsm.running[tid] = att
+        self.attempts[tid] = att
+        slots.free -= 1
+        slots.running.add(tid)
+        return att
+
+    # ------------------------------------------------------------- status updates
+    def _release(self, att: TaskAttempt) -> None:
+        self.attempts.pop(att.task_id, None)
+        att.tsm.running.pop(att.task_id, None)
+        slots = self.executors.get(att.executor_id)
+        if slots is not None and att.task_id in slots.running:
+            slots.running.discard(att.task_id)
+            slots.free += 1
+
+    def task_succeeded(self, task_id: int, value: Any, accum_updates: dict[int, Any] | None,
+                       blocks_added: list[str] | None, now: float = 0.0) -> list[Any]:
+        att = self.attempts.get(task_id)
+        if att is None:
+            return []
+        self._release(att)
+        tsm = att.tsm
+        actions: list[Any] = []
+        if tsm.state[att.index] != SUCCEEDED:
+            tsm.state[att.index] = SUCCEEDED
+            tsm.num_succeeded += 1
+            for other in list(tsm.running.values()):  # a speculative copy lost the race
+                if other.index == att.index:
+                    actions.append(KillTask(other.executor_id, other.task_id, "another attempt succeeded"))
+        actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[att.index], True, value,
+                                 None, accum_updates, blocks_added, att.executor_id))
+        self._drop_finished_sets()
+        return actions + self._offer(att.executor_id, now)
+
+    def task_failed(self, task_id: int, error: BaseException, reason: str, *, fetch_failed: bool = False,
+                    killed: bool = False, now: float = 0.0) -> list[Any]:
+        att = self.attempts.get(task_id)
+        if att is None:
+            return []
+        self._release(att)
+        tsm = att.tsm
+        i = att.index
+        actions: list[Any] = []
+        if fetch_failed:
+            # the map output this task needs is gone: this stage attempt cannot finish
+            tsm.zombie = True
+            actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[i], False, None, error))
+        elif killed or tsm.zombie or tsm.state[i] == SUCCEEDED:
+            if tsm.state[i] == RUNNING and not self._other_copy_running(tsm, i) and not tsm.zombie:
+                tsm.state[i] = PENDING
+                tsm.pending.appendleft(i)
+        else:
+            tsm.failures[i] += 1
+            tsm.failed_on[i].add(att.executor_id)
+            tsm.reasons[i].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
+            if tsm.failures[i] >= tsm.max_failures:
+                tsm.zombie = True
+                for other in tsm.running.values():
+                    actions.append(KillTask(other.executor_id, other.task_id, "stage aborted"))
+                actions.append(TaskSetAborted(tsm.stage_id, tsm.stage_attempt, self._abort_error(tsm, i, error)))
+            elif not self._other_copy_running(tsm, i):
+                tsm.state[i] = PENDING
+                tsm.pending.append(i)
+        self._drop_finished_sets()
+        for eid in list(self.executors):
+            actions += self._offer(eid, now)
+        return actions
+
+    def _abort_error(self, tsm: TaskSetManager, index: int, error: BaseException) -> BaseException:
+        summary = (f"Job aborted: task {tsm.partitions[index]} in stage {tsm.stage_id}.{tsm.stage_attempt} "
+                   f"failed {tsm.failures[index]} times (spark.task.maxFailures={tsm.max_failures}); attempts:\n  "
+                   + "\n  ".join(tsm.reasons[index]))
+        if isinstance(error, BaseException) and hasattr(error, "add_note"):
+            try:
+                error.add_note(summary)
+                return error
+            except Exception:
+                pass
+        return TaskFailedError(summary)
+
+    # ------------------------------------------------------------- queries
+    def running_tasks(self) -> int:
+        return len(self.attempts)

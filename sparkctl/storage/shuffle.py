@@ -1,0 +1,236 @@
+"""Shuffle files: one data file and one index per map task; a reducer reads its slice.
+
+```
+ map task ──records──▶ [map-side combine] ──▶ PartitionedWriter ──▶ shuffle_S_M_A.data
+                                              (per-reducer pickled        shuffle_S_M_A.index
+                                               batches; spills past        (n+1 offsets)
+                                               budget, concatenated)
+ reduce task r ──▶ for each map output: index[r]..index[r+1] of its data file
+                   (read from disk on the same host, else fetched from its executor)
+```
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from sparkctl import serializers
+from sparkctl.errors import FetchFailedError
+from sparkctl.rdd.dependencies import ShuffleDependency
+from sparkctl.storage.spill import ExternalAppendOnlyMap
+
+_OFFSET = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class MapStatus:
+    """Where one map task's output lives and how big each reducer's slice is."""
+
+    executor_id: str
+    host: str
+    port: int
+    data_path: str
+    index_path: str
+    sizes: tuple[int, ...]
+
+
+def shuffle_paths(local_dir: str, shuffle_id: int, map_index: int, attempt_id: int) -> tuple[str, str]:
+    base = os.path.join(local_dir, f"shuffle_{shuffle_id}_{map_index}_{attempt_id}")
+    return base + ".data", base + ".index"
+
+
+class PartitionedWriter:
+    """Buckets records by reducer into pickled batches; spills them past ``budget``."""
+
+    def __init__(self, num_partitions: int, partition_of: Callable[[Any], int], budget: int,
+                 spill_dir: str, batch_size: int = 1000) -> None:
+        self.n = num_partitions
+        self.partition_of = partition_of
+        self.budget = max(budget, 1 << 20)
+        self.spill_dir = spill_dir
+        self.batch_size = batch_size
+        self.buckets: list[list[Any]] = [[] for _ in range(num_partitions)]
+        self.buffers: list[bytearray] = [bytearray() for _ in range(num_partitions)]
+        self.buffered = 0
+        self.pending = 0
+        self.record_bytes = 64  # running estimate of an unpickled record's memory
+        self.spills: list[tuple[str, list[int]]] = []
+
+    def write_all(self, records: Iterable[tuple[Any, Any]]) -> None:
+        n = self.n
+        batch_size = self.batch_size
+        buckets = self.buckets
+        part = self.partition_of
+        if n == 1:
+            b0 = buckets[0]
+            for rec in records:
+                b0.append(rec)
+                if len(b0) >= batch_size:
+                    self._flush_bucket(0)
+            return
+        for rec in records:
+            p = part(rec[0])
+            b = buckets[p]
+            b.append(rec)
+            if len(b) >= batch_size:
+                self._flush_bucket(p)
+
+    def _flush_bucket(self, p: int) -> None:
+        bucket = self.buckets[p]
+        data = serializers.encode_batch(bucket)
+        self.record_bytes = max(16, 3 * len(data) // max(1, len(bucket)))
+        self.buffers[p] += data
+        self.buckets[p] = []
+        self.buffered += len(data)
+        # records waiting in the other buckets count too
+        if self.buffered + self._pending_estimate() > self.budget:
+            self.spill()
+
+    def _pending_estimate(self) -> int:
+        return sum(map(len, self.buckets)) * self.record_bytes
+
+    def spill(self) -> None:
+        for p in range(self.n):
+            if self.buckets[p]:
+                self.buffers[p] += serializers.encode_batch(self.buckets[p])
+                self.buckets[p] = []
+        fd, path = tempfile.mkstemp(prefix="shuffle-spill-", dir=self.spill_dir)
+        offsets = [0]
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            for p in range(self.n):
+                f.write(self.buffers[p])
+                offsets.append(offsets[-1] + len(self.buffers[p]))
+                self.buffers[p] = bytearray()
+        self.spills.append((path, offsets))
+        self.buffered = 0
+
+    def commit(self, data_path: str, index_path: str) -> tuple[int, ...]:
+        """Write the final data file and index atomically; return each slice's size."""
+        for p in range(self.n):
+            if self.buckets[p]:
+                self.buffers[p] += serializers.encode_batch(self.buckets[p])
+                self.buckets[p] = []
+        sizes = []
+        tmp_data = data_path + ".tmp"
+        spill_files = [(open(path, "rb"), offs) for path, offs in self.spills]
+        try:
+            with open(tmp_data, "wb", buffering=1 << 20) as out:
+                for p in range(self.n):
+                    size = 0
+                    for f, offs in spill_files:
+                        length = offs[p + 1] - offs[p]
+                        if length:
+                            f.seek(offs[p])
+                            out.write(f.read(length))
+                            size += length
+                    out.write(self.buffers[p])
+                    size += len(self.buffers[p])
+                    self.buffers[p] = bytearray()
+                    sizes.append(size)
+        finally:
+            for f, _ in spill_files:
+                f.close()
+            for path, _ in self.spills:
+                os.unlink(path)
+            self.spills = []
+        offsets = [0]
+        for s in sizes:
+            offsets.append(offsets[-1] + s)
+        tmp_index = index_path + ".tmp"
+        with open(tmp_index, "wb") as f:
+            f.write(b"".join(_OFFSET.pack(o) for o in offsets))
+        os.replace(tmp_index, index_path)
+        os.replace(tmp_data, data_path)
+        return tuple(sizes)
+
+
+def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int, local_dir: str,
+                     paths: tuple[str, str], batch_size: int) -> tuple[int, ...]:
+    """Run a shuffle map task's write side; returns the size of each reducer's slice."""
+    partitioner = dep.partitioner
+    writer = PartitionedWriter(dep.num_partitions, partitioner, budget, local_dir, batch_size)
+    if dep.map_side_combine:
+        assert dep.aggregator is not None
+        combiner = _MapSideCombiner(dep, writer, budget // 2, local_dir, batch_size)
+        combiner.run(records)
+    else:
+        writer.write_all(records)
+    return writer.commit(*paths)
+
+
+class _MapSideCombiner(ExternalAppendOnlyMap):
+    """Combines before the shuffle; when full it hands its partial combiners to the writer
+    rather than spilling sorted runs: the reducer merges combiners anyway, so a second
+    partial combiner for a key is correct and costs only some extra bytes."""
+
+    def __init__(self, dep: ShuffleDependency, writer: PartitionedWriter, budget: int,
+                 spill_dir: str, batch_size: int) -> None:
+        assert dep.aggregator is not None
+        super().__init__(dep.aggregator, budget, spill_dir, batch_size)
+        self.writer = writer
+
+    def spill(self) -> None:
+        self.writer.write_all(self.map.items())
+        self.map = {}
+        self.tracker.reset()
+
+    def run(self, records: Iterable[tuple[Any, Any]]) -> None:
+        self.insert_values(records)
+        self.writer.write_all(self.map.items())
+        self.map = {}
+
+
+def read_index(index_path: str, reduce_index: int) -> tuple[int, int]:
+    with open(index_path, "rb") as f:
+        f.seek(reduce_index * 8)
+        raw = f.read(16)
+    if len(raw) < 16:
+        raise OSError(f"index {index_path} has no entry for reducer {reduce_index}")
+    start = _OFFSET.unpack_from(raw, 0)[0]
+    end = _OFFSET.unpack_from(raw, 8)[0]
+    return start, end - start
+
+
+def read_local_block(data_path: str, index_path: str, reduce_index: int) -> bytes:
+    start, length = read_index(index_path, reduce_index)
+    with open(data_path, "rb") as f:
+        f.seek(start)
+        data = f.read(length)
+    if len(data) != length:
+        raise OSError(f"{data_path} is shorter than its index says")
+    return data
+
+
+BlockFetcher = Callable[[MapStatus, int, int], bytes]
+
+
+def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
+                 local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[Any]:
+    """Every record map tasks wrote for reducer ``reduce_index``, map by map."""
+    loads = serializers.loads
+    for map_index, status in enumerate(statuses):
+        if status is None:
+            raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
+        if not status.sizes[reduce_index]:
+            continue
+        try:
+            if status.host == local_host or fetch_remote is None:
+                data = read_local_block(status.data_path, status.index_path, reduce_index)
+            else:
+                data = fetch_remote(status, shuffle_id, reduce_index)
+        except FetchFailedError:
+            raise
+        except Exception as e:  # missing file, dead executor: the map stage must rerun
+            raise FetchFailedError(shuffle_id, map_index, reduce_index,
+                                   f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
+        view = memoryview(data)
+        pos = 0
+        end = len(data)
+        while pos < end:
+            n = int.from_bytes(view[pos:pos + 4], "little")
+            pos += 4
+            yield from loads(view[pos:pos + n])
+            pos += n

@@ -1,0 +1,84 @@
+"""TaskContext: what a running task knows about itself and its executor.
+
+``TaskContext.get()`` inside a task returns the task's context (PySpark's API:
+``partitionId()``, ``stageId()``, ``attemptNumber()``, ``taskAttemptId()``), and ``None`` on
+the driver. The same object carries the executor-side services RDDs use while computing:
+reading shuffle blocks, getting and putting cached blocks, the memory budget for spills.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+
+if TYPE_CHECKING:
+    from sparkctl.executor.environment import SlotEnvironment
+
+
+class TaskContext:
+    _current: ClassVar["TaskContext | None"] = None
+
+    def __init__(self, stage_id: int, stage_attempt: int, partition_id: int, attempt_number: int,
+                 task_attempt_id: int, env: "SlotEnvironment", properties: dict[str, str] | None = None,
+                 shuffle_statuses: dict[int, list[Any]] | None = None) -> None:
+        self._stage_id = stage_id
+        self._stage_attempt = stage_attempt
+        self._partition_id = partition_id
+        self._attempt_number = attempt_number
+        self._task_attempt_id = task_attempt_id
+        self._properties = properties or {}
+        self.env = env
+        self.shuffle_statuses = shuffle_statuses or {}
+        self.blocks_added: list[str] = []
+        self._on_completion: list[Callable[[], None]] = []
+        self.accumulator_updates: dict[int, Any] = {}
+
+    @classmethod
+    def get(cls) -> "TaskContext | None":
+        return cls._current
+
+    def partitionId(self) -> int:
+        return self._partition_id
+
+    def stageId(self) -> int:
+        return self._stage_id
+
+    def attemptNumber(self) -> int:
+        return self._attempt_number
+
+    def taskAttemptId(self) -> int:
+        return self._task_attempt_id
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._properties.get(key)
+
+    def cpus(self) -> int:
+        return 1
+
+    def resources(self) -> dict[str, Any]:
+        return {}
+
+    # executor-side services -------------------------------------------------
+    @property
+    def memory_budget(self) -> int:
+        return self.env.memory_budget
+
+    @property
+    def local_dir(self) -> str:
+        return self.env.local_dir
+
+    @property
+    def batch_size(self) -> int:
+        return self.env.batch_size
+
+    def read_shuffle(self, shuffle_id: int, reduce_index: int) -> Iterator[Any]:
+        return self.env.read_shuffle(shuffle_id, reduce_index, self.shuffle_statuses[shuffle_id])
+
+    def add_completion_listener(self, fn: Callable[[], None]) -> None:
+        self._on_completion.append(fn)
+
+    def run_completion_listeners(self) -> None:
+        for fn in reversed(self._on_completion):
+            try:
+                fn()
+            except Exception:  # a cleanup failure must not mask the task's outcome
+                pass
+        self._on_completion.clear()
