@@ -40,6 +40,7 @@ _SETTINGS = [
     Setting("spark.driver.host", "127.0.0.1", "address the driver listens on for its executors"),
     Setting("spark.driver.port", "0", "port the driver listens on for its executors (0: any free port)"),
     Setting("spark.driver.maxResultSize", "1g", "limit of the total serialized results of one action (0: unlimited)"),
+    Setting("spark.executor.registrationTimeout", "60s", "how long a new SparkContext waits for its executors before failing"),
     Setting("spark.executor.heartbeatInterval", "10s", "interval between executor heartbeats to the driver"),
     Setting("spark.network.timeout", "120s", "an executor silent for this long is lost; also the default RPC timeout"),
     Setting("spark.rpc.message.maxSize", "512m", "largest frame a process accepts on any connection"),
@@ -60,6 +61,27 @@ _SETTINGS = [
 ]
 
 DEFAULTS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
+
+
+_TEMPLATE_HEADER = """\
+# sparkctl-defaults.conf: settings for every sparkctl command and application.
+#
+# One setting a line: a key, white space (or '='), a value. Lines starting with # are comments.
+# sparkctl reads $SPARKCTL_CONF_DIR/sparkctl-defaults.conf (SPARKCTL_CONF_DIR defaults to this
+# directory); a missing file means every default below. Precedence, highest first: a command-line
+# flag, --conf KEY=VALUE, the environment (SPARKCTL_MASTER), this file, the default.
+# Keys are Spark's own where Spark has the setting. Each is shown commented out at its default.
+"""
+
+
+def render_template() -> str:
+    """The text of conf/sparkctl-defaults.conf (a test keeps the file equal to it)."""
+    out = [_TEMPLATE_HEADER]
+    for s in _SETTINGS:
+        out.append(f"# {s.doc}")
+        out.append(f"# {s.key} {s.default}" if s.default is not None else f"# {s.key}")
+        out.append("")
+    return "\n".join(out)
 
 
 def conf_dir() -> str:

@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sparkctl",
+    version="0.1.0",
+    description="Apache Spark's architecture in Python: standalone master, workers, executors and PySpark's RDD API",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sparkctl", "sparkctl.*"]),
+    install_requires=[
+        "click>=8.1",
+        "cloudpickle>=2.2",
+        "tabulate>=0.9",
+        "paramiko>=3.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4",
+            "pytest-timeout>=2.2",
+            "hypothesis>=6.90",
+        ],
+    },
+    entry_points={"console_scripts": ["sparkctl=sparkctl.cli:entry"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Operating System :: POSIX :: Linux",
+    ],
+)
