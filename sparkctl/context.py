@@ -27,6 +27,7 @@ from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
+from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
 
 log = logging.getLogger("sparkctl.driver")
@@ -112,7 +113,8 @@ class SparkContext:
         self._py_files += list(pyFiles or [])
         extra_paths = self._executor_paths()
 
-        secret = os.environ.get("SPARKCTL_SECRET", "").encode() or secrets.token_hex(32).encode()
+        # the cluster's secret (executors on workers hold it too); a private one for local mode
+        secret = load_secret() or secrets.token_hex(32).encode()
         max_failures = self._conf.get_int("spark.task.maxFailures", 4)
         local = parse_local_master(self.master)
         if local is not None and local[1] is not None:
@@ -126,6 +128,8 @@ class SparkContext:
             apply_accumulators=self._apply_accumulators,
             max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),
         )
+        self._runtime.app_id = self._app_id
+        self._runtime.app_files = _read_py_files(self._py_files)
         host, port = self._runtime.start()
         log.info("Driver for %s listening on %s:%d", self.appName, host, port)
         if local is not None:
@@ -133,10 +137,8 @@ class SparkContext:
         else:
             from sparkctl.deploy.client import make_cluster_backend  # standalone and local-cluster
             self._backend = make_cluster_backend(self.master, self._conf, self.appName, self._app_id, extra_paths)
-        self._backend.start(host, port, secret)
-        timeout = self._conf.get_duration("spark.executor.registrationTimeout") or 60.0
-        if not self._runtime.wait_for_executors(self._backend.expected_executors, timeout):
-            raise SparkctlError(f"no executors registered within {timeout:g}s: {self._backend.diagnose()}")
+        self._backend.start(self._runtime, secret)
+        self._backend.wait_ready(self._runtime, self._conf.get_duration("spark.executor.registrationTimeout") or 60.0)
         self._progress = None
         if self._conf.get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
             from sparkctl.ui.progress import ConsoleProgressBar
@@ -424,6 +426,17 @@ class _WriteCheckpoint:
         with open(tmp, "wb") as f:
             serializers.write_batches(f, it)
         os.replace(tmp, path)
+
+
+def _read_py_files(paths: list[str]) -> dict[str, bytes]:
+    files = {}
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                files[os.path.basename(p)] = f.read()
+        except OSError as e:
+            raise ConfigError(f"cannot read --py-files entry {p}: {e.strerror}") from None
+    return files
 
 
 def _lineage(rdd: RDD) -> list[RDD]:

@@ -260,6 +260,19 @@ class Executor:
             else:
                 log.warning("driver sent unexpected %s", type(msg).__name__)
 
+    def _install_files(self, files: dict[str, bytes]) -> list[str]:
+        """Write the app's --py-files here; the slots put them on sys.path."""
+        directory = os.path.join(self.s.local_dir, "files")
+        os.makedirs(directory, exist_ok=True)
+        paths = [directory]
+        for name, data in files.items():
+            path = os.path.join(directory, os.path.basename(name))
+            with open(path, "wb") as f:
+                f.write(data)
+            if path.endswith((".zip", ".egg")):
+                paths.append(path)
+        return paths
+
     def _heartbeat(self) -> None:
         while not self.stopping.wait(self.s.heartbeat_interval):
             with self.lock:
@@ -304,6 +317,10 @@ class Executor:
         reply = self.driver.recv(timeout=60)
         if not isinstance(reply, m.RegisteredExecutor):
             raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
+        if reply.files:
+            paths = self._install_files(reply.files)
+            for slot in self.slots:
+                slot.send(("path", paths))
         log.info("executor %s registered with driver %s:%d; %d slots, block server on %s:%d",
                  self.s.executor_id, self.s.driver_host, self.s.driver_port, self.s.cores, self.s.host, port)
         for slot in self.slots:

@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import socket
+import sys
 import time
 import traceback
 from collections import OrderedDict
@@ -142,6 +143,11 @@ def slot_main(sock: socket.socket, env: SlotEnvironment) -> None:
             return
         if kind == "init":
             env.port = msg[1]
+            continue
+        if kind == "path":
+            for p in reversed(msg[1]):
+                if p not in sys.path:
+                    sys.path.insert(0, p)
             continue
         if kind != "task":
             continue

@@ -16,14 +16,20 @@ import subprocess
 import sys
 import tempfile
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sparkctl.errors import SparkctlError
+
+if TYPE_CHECKING:
+    from sparkctl.scheduler.runtime import DriverRuntime
 
 log = logging.getLogger("sparkctl.driver")
 
 
 class SchedulerBackend(ABC):
     @abstractmethod
-    def start(self, driver_host: str, driver_port: int, secret: bytes) -> None: ...
+    def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
+        """Bring executors into existence; they connect to ``runtime.address``."""
 
     @abstractmethod
     def stop(self) -> None: ...
@@ -31,9 +37,10 @@ class SchedulerBackend(ABC):
     @abstractmethod
     def default_parallelism(self) -> int: ...
 
-    @property
-    def expected_executors(self) -> int:
-        return 1
+    def wait_ready(self, runtime: "DriverRuntime", timeout: float) -> None:
+        """Return once the first executors registered; raise with the reason in words if none did."""
+        if not runtime.wait_for_executors(1, timeout):
+            raise SparkctlError(f"no executors registered within {timeout:g}s: {self.diagnose()}")
 
     def diagnose(self) -> str:
         """Why executors did not arrive, in words, for the user."""
@@ -94,8 +101,9 @@ class LocalBackend(SchedulerBackend):
     def default_parallelism(self) -> int:
         return self.cores
 
-    def start(self, driver_host: str, driver_port: int, secret: bytes) -> None:
+    def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
         from sparkctl.conf import parse_size
+        driver_host, driver_port = runtime.address
         settings = {
             "executor_id": "0",
             "driver_host": driver_host,

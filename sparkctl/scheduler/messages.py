@@ -29,6 +29,7 @@ class RegisterExecutor:
 @dataclass(slots=True)
 class RegisteredExecutor:
     app_id: str
+    files: dict[str, bytes] = field(default_factory=dict)  # the app's --py-files, put on the slots' path
 
 
 @dataclass(slots=True)

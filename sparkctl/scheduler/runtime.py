@@ -91,6 +91,8 @@ class DriverRuntime:
         self.waiters: dict[int, JobWaiter] = {}
         self.payloads: dict[tuple[int, int], StagePayload] = {}
         self.next_job_id = 0
+        self.app_id = ""
+        self.app_files: dict[str, bytes] = {}
         self.stopped = False
         self.listeners: list[Callable[[str, Any], None]] = []
         self.server = Server(host, port, secret, self._on_connection, name="driver", max_frame=max_frame)
@@ -285,7 +287,7 @@ class DriverRuntime:
             self.executors[reg.executor_id] = h
             log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
                      reg.port, reg.cores, reg.pid)
-            conn.send(m.RegisteredExecutor(""))
+            conn.send(m.RegisteredExecutor(self.app_id, self.app_files))
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
             self.executor_changed.notify_all()
         error: BaseException | None = None
