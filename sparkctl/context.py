@@ -146,6 +146,8 @@ class SparkContext:
         atexit.register(self._stop_at_exit)
 
     def _executor_paths(self) -> list[str]:
+        """The driver's import path, so functions from the app's own modules unpickle on
+        executors of this host (remote hosts get --py-files pushed by the driver)."""
         paths = []
         main = sys.modules.get("__main__")
         main_file = getattr(main, "__file__", None)
@@ -153,7 +155,9 @@ class SparkContext:
             paths.append(os.path.dirname(os.path.abspath(main_file)))
         for f in self._py_files:
             paths.append(os.path.abspath(f) if f.endswith((".zip", ".egg")) else os.path.dirname(os.path.abspath(f)))
-        return paths
+        paths += [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".") and "site-packages" not in p
+                  and not p.startswith(sys.base_prefix)]
+        return list(dict.fromkeys(paths))
 
     # ------------------------------------------------------------------ properties
     @property

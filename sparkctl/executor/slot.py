@@ -177,13 +177,20 @@ def slot_main(sock: socket.socket, env: SlotEnvironment) -> None:
 def _load_stage(key: tuple[int, int], info: m.StageBinary | None,
                 stages: "OrderedDict[tuple[int, int], _Stage]") -> _Stage:
     if info is not None:
-        with accumulators.collect_accumulators() as found:
-            rdd, func = pickle.loads(info.binary)
+        try:
+            with accumulators.collect_accumulators() as found:
+                rdd, func = pickle.loads(info.binary)
+        except BaseException as e:
+            # later tasks of this stage arrive without the binary: they fail the same way
+            stages[key] = _Stage(None, e, [], info)
+            raise
         stages[key] = _Stage(rdd, func, found, info)
         while len(stages) > 32:
             stages.popitem(last=False)
     stage = stages[key]
     stages.move_to_end(key)
+    if stage.rdd is None:
+        raise stage.func
     return stage
 
 
