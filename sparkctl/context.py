@@ -127,6 +127,7 @@ class SparkContext:
             broadcast_source=self._broadcast_data.__getitem__,
             apply_accumulators=self._apply_accumulators,
             max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),
+            network_timeout=self._conf.get_duration("spark.network.timeout") or 120.0,
         )
         self._runtime.app_id = self._app_id
         self._runtime.app_files = _read_py_files(self._py_files)

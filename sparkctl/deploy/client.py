@@ -52,6 +52,7 @@ def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]
         "storage_fraction": float(conf.get("spark.memory.storageFraction") or 0.5),
         "batch_size": int(conf.get("spark.shuffle.spill.batchSize") or 1000),
         "heartbeat_interval": conf.get_duration("spark.executor.heartbeatInterval") or 10.0,
+        "network_timeout": conf.get_duration("spark.network.timeout") or 120.0,
         "extra_paths": extra_paths,
     }
 

@@ -53,6 +53,7 @@ class ExecutorSettings:
     storage_fraction: float = 0.5
     batch_size: int = 1000
     heartbeat_interval: float = 10.0
+    network_timeout: float = 120.0
     app_id: str = ""
     worker_id: str | None = None
     extra_paths: list[str] = field(default_factory=list)
@@ -229,7 +230,8 @@ class Executor:
         assert self.driver is not None
         conn = self.driver
         while not self.stopping.is_set():
-            msg = conn.recv()
+            # the driver answers every heartbeat: this much silence means it is gone
+            msg = conn.recv(timeout=self.s.network_timeout)
             if isinstance(msg, m.LaunchTask):
                 self._launch(msg.task)
             elif isinstance(msg, m.StageBinary):
@@ -254,6 +256,8 @@ class Executor:
                 self.blocks.remove_rdd(msg.rdd_id)
             elif isinstance(msg, m.RemoveShuffle):
                 self._remove_shuffle(msg.shuffle_id)
+            elif isinstance(msg, m.HeartbeatResponse):
+                pass
             elif isinstance(msg, m.StopExecutor):
                 log.info("executor %s asked to stop: %s", self.s.executor_id, msg.reason)
                 return

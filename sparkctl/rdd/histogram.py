@@ -39,6 +39,8 @@ def histogram(rdd: "RDD", buckets: int | list[Any]) -> tuple[list[Any], list[int
         bounds = [i * inc + lo for i in range(buckets)]
         bounds.append(hi)
         return bounds, _count(values, bounds, even=True)
+    if not isinstance(buckets, (list, tuple)):
+        raise TypeError("buckets should be a list or tuple or number(int or long)")
     if len(buckets) < 2:
         raise ValueError("buckets should have more than one value")
     if any(b is None or _is_nan(b) for b in buckets):
@@ -60,7 +62,7 @@ def histogram(rdd: "RDD", buckets: int | list[Any]) -> tuple[list[Any], list[int
         if maxv - minv < 1e-10:
             even = True
             inc = (hi - lo) / n
-    return list(buckets), _count(rdd, list(buckets), even=even, inc=inc)
+    return buckets, _count(rdd, list(buckets), even=even, inc=inc)  # as given, tuple or list
 
 
 def _count(rdd: "RDD", bounds: list[Any], even: bool, inc: Any = None) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import operator
 import os
 import random
@@ -353,16 +354,17 @@ class RDD(PairRDDFunctions):
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
         if self.getNumPartitions() == 0:
             return zeroValue
+        # zeroValue enters once per partition (as PySpark's); the partial results are then
+        # combined with combOp alone, in rounds of `scale`, each round a small shuffle
         partial = self.mapPartitions(_AggregateStep(zeroValue, seqOp, as_list=True))
-        num = partial.getNumPartitions()
-        scale = max(int(num ** (1.0 / depth) + 0.5), 2)
-        # combine in rounds of `scale`, each round a small shuffle, until few enough remain
-        while num > scale + num // scale:
-            num //= scale
-            cur = num
+        num: float = partial.getNumPartitions()
+        scale = max(math.ceil(num ** (1.0 / depth)), 2)
+        while num > scale + num / scale:
+            num /= scale
+            cur = int(num)
             partial = (partial.mapPartitionsWithIndex(_TagByIndex(cur))
                        .reduceByKey(combOp, cur).values())
-        return partial.fold(zeroValue, combOp)
+        return partial.reduce(combOp)
 
     def sum(self) -> Any:
         return self.mapPartitions(_sum_step).fold(0, operator.add)

@@ -31,15 +31,34 @@ class SlicePartition(Partition):
         self.data = data
 
 
+PARALLELIZE_BATCH = 1024  # PySpark's default pickling batch for parallelize
+
+
+def slice_bounds(data: Sequence[Any], num_slices: int) -> list[tuple[int, int]]:
+    """The [lo, hi) element range of each slice, cut where PySpark cuts.
+
+    A ``range`` is cut by element position. Any other collection PySpark first pickles in
+    batches of ``max(1, min(len // num_slices, 1024))`` elements and then cuts the list of
+    batches by position, so uneven slices get their extra batch at the end:
+    ``parallelize([0..9], 4)`` is ``[[0, 1], [2, 3], [4, 5], [6, 7, 8, 9]]``.
+    """
+    n = len(data)
+    if isinstance(data, range):
+        return [(i * n // num_slices, (i + 1) * n // num_slices) for i in range(num_slices)]
+    batch = max(1, min(n // num_slices, PARALLELIZE_BATCH))
+    num_batches = -(-n // batch)
+    return [(min(n, i * num_batches // num_slices * batch), min(n, (i + 1) * num_batches // num_slices * batch))
+            for i in range(num_slices)]
+
+
 class ParallelCollectionRDD(RDD):
     """A driver-side sequence cut into slices; each task carries only its own slice."""
 
     def __init__(self, ctx: Any, data: Sequence[Any], num_slices: int) -> None:
         super().__init__(ctx, [])
-        n = len(data)
         num_slices = max(1, num_slices)
-        self._slices = [SlicePartition(i, data[i * n // num_slices:(i + 1) * n // num_slices])
-                        for i in range(num_slices)]
+        self._slices = [SlicePartition(i, data[lo:hi])
+                        for i, (lo, hi) in enumerate(slice_bounds(data, num_slices))]
 
     def _get_partitions(self) -> list[Partition]:
         return list(self._slices)

@@ -242,11 +242,11 @@ class Connection:
                 raise ConnectionClosed(f"connection to {self._peer} lost: {e}") from e
 
     def _recv_locked(self, deadline: float | None) -> bytes | bytearray:
+        if self._closed:
+            raise ConnectionClosed(f"connection to {self._peer} is closed")
         if self._big is not None:
             return self._finish_big(deadline)
         if self._buf is None:
-            if self._closed:
-                raise ConnectionClosed(f"connection to {self._peer} is closed")
             self._buf = bytearray(_RBUF_SIZE)
             self._view = memoryview(self._buf)
         if self._end - self._start < HEADER_SIZE:
@@ -450,6 +450,7 @@ class Server:
         self._backlog = backlog
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -462,11 +463,13 @@ class Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        """The bound ``(host, port)``; the real port when constructed with port 0."""
-        if self._listener is None:
+        """The bound ``(host, port)``; the real port when constructed with port 0.
+
+        Still answers after ``stop()`` (with the address it had), for error messages.
+        """
+        if self._address is None:
             raise RuntimeError(f"{self.name} server is not started")
-        host, port = self._listener.getsockname()[:2]
-        return host, port
+        return self._address
 
     @property
     def pending_handshakes(self) -> int:
@@ -502,6 +505,7 @@ class Server:
             hint = " (is another sparkctl daemon running?)" if e.errno == errno.EADDRINUSE else ""
             raise _os_error(e.errno, f"{self.name} cannot listen on {where}: {e.strerror or e}{hint}") from e
         listener.setblocking(False)
+        self._address = tuple(listener.getsockname()[:2])  # type: ignore[assignment]
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._listener = listener
@@ -688,7 +692,7 @@ class Server:
         self.stop()
 
     def __repr__(self) -> str:
-        where = _format_addr(self.address) if self._listener is not None else "not started"
+        where = _format_addr(self._address) if self._address is not None else "not started"
         return f"<Server {self.name} {where}>"
 
 

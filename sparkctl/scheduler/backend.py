@@ -116,6 +116,7 @@ class LocalBackend(SchedulerBackend):
             "storage_fraction": float(self.conf.get("spark.memory.storageFraction") or 0.5),
             "batch_size": int(self.conf.get("spark.shuffle.spill.batchSize") or 1000),
             "heartbeat_interval": self.conf.get_duration("spark.executor.heartbeatInterval"),
+            "network_timeout": self.conf.get_duration("spark.network.timeout"),
             "app_id": self.app_id,
             "extra_paths": self.extra_paths,
         }

@@ -123,3 +123,8 @@ class StatusUpdate:
 class ExecutorHeartbeat:
     executor_id: str
     running: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class HeartbeatResponse:
+    """Keeps the executor's side of the connection busy: silence means the driver is gone."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -77,8 +78,9 @@ class ExecutorHandle:
 class DriverRuntime:
     def __init__(self, host: str, port: int, secret: bytes, *, max_failures: int, max_result_size: int,
                  broadcast_source: Callable[[int], bytes], apply_accumulators: Callable[[dict[int, Any]], None],
-                 max_frame: int) -> None:
+                 max_frame: int, network_timeout: float = 120.0) -> None:
         self.lock = threading.RLock()
+        self.network_timeout = network_timeout
         self.dag = DAGScheduler()
         self.tasks = TaskScheduler(max_failures)
         self.max_failures = max_failures
@@ -156,9 +158,9 @@ class DriverRuntime:
 
     # ----------------------------------------------------------------- actions
     def _execute(self, actions: list[Any]) -> None:
-        queue = list(actions)
+        queue = deque(actions)
         while queue:
-            action = queue.pop(0)
+            action = queue.popleft()
             if isinstance(action, Launch):
                 self._launch(action.attempt)
             elif isinstance(action, TaskEnded):
@@ -293,11 +295,13 @@ class DriverRuntime:
         error: BaseException | None = None
         try:
             while True:
-                msg = conn.recv()
+                # executors heartbeat every few seconds: silence this long means it is gone
+                msg = conn.recv(timeout=self.network_timeout)
                 if isinstance(msg, m.StatusUpdate):
                     self._on_status(msg)
                 elif isinstance(msg, m.ExecutorHeartbeat):
                     h.last_heartbeat = time.monotonic()
+                    self._send(h, m.HeartbeatResponse())
                 else:
                     log.warning("executor %s sent unexpected %s", reg.executor_id, type(msg).__name__)
         except Exception as e:
