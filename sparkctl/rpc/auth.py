@@ -227,10 +227,10 @@ def client_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None
 
 
 def _secret_path(conf_dir: str | None) -> str | None:
-    directory = conf_dir if conf_dir is not None else os.environ.get(CONF_DIR_ENV)
-    if not directory:
-        return None
-    return os.path.join(directory, SECRET_FILE)
+    if conf_dir is None:
+        from sparkctl.conf import conf_dir as default_conf_dir  # $SPARKCTL_CONF_DIR, else the project's conf/
+        conf_dir = default_conf_dir()
+    return os.path.join(conf_dir, SECRET_FILE)
 
 
 def load_secret(conf_dir: str | None = None) -> bytes | None:

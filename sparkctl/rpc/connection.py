@@ -552,12 +552,12 @@ class Server:
                 if e.errno in _SKIP_ACCEPT_ERRNOS:
                     continue
                 if e.errno in _RETRY_ACCEPT_ERRNOS:
-                    # Out of fds/memory: the backlog keeps the clients waiting; retrying
-                    # at once would spin at 100% CPU on a still-readable listener.
                     log.error("%s: accept failed: %s", self.name, e)
-                    time.sleep(0.05)
-                    return
-                log.exception("%s: accept failed", self.name)
+                else:
+                    log.exception("%s: accept failed", self.name)
+                # The backlog keeps clients waiting; retrying at once would spin at 100%
+                # CPU (and flood the log) on a listener that stays readable.
+                time.sleep(0.05)
                 return
             try:
                 self._admit(sock, addr)
