@@ -173,6 +173,13 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None
     sys.exit(code)
 
 
+from sparkctl.deploy.commands import master, status, worker  # noqa: E402  (commands register on the group)
+
+main.add_command(master)
+main.add_command(worker)
+main.add_command(status)
+
+
 def entry() -> None:
     rv = main.main(prog_name="sparkctl")
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 from sparkctl import serializers
 from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
 from sparkctl.broadcast import Broadcast
-from sparkctl.conf import SparkConf
+from sparkctl.conf import SparkConf, conf_dir
 from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
@@ -114,7 +114,7 @@ class SparkContext:
         extra_paths = self._executor_paths()
 
         # the cluster's secret (executors on workers hold it too); a private one for local mode
-        secret = load_secret() or secrets.token_hex(32).encode()
+        secret = load_secret(conf_dir()) or secrets.token_hex(32).encode()
         max_failures = self._conf.get_int("spark.task.maxFailures", 4)
         local = parse_local_master(self.master)
         if local is not None and local[1] is not None:

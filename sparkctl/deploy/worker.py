@@ -1,0 +1,609 @@
+"""The worker daemon: offers one host's cores and memory to the master, runs executors.
+
+``python -m sparkctl.deploy.worker --master spark://H:P [--cores N] [--memory 4g]
+[--host H] [--port P] [--webui-port P] [--work-dir D] [--ready-fd FD] [--log-file PATH]``
+
+```
+ master ◀── RegisterWorker / WorkerHeartbeat / ExecutorStateChanged ── worker (this process)
+ master ─── RegisteredWorker / LaunchExecutor / KillExecutor ────────▶   │ spawns, watches, stops
+            ApplicationFinished                                          ▼
+                              executor process (python -m sparkctl.executor) ── registers ──▶ driver
+                              cwd, stdout, stderr: WORK_DIR/APP_ID/EXECUTOR_ID/
+```
+
+The worker dials the master and keeps that one connection for commands. When it
+drops, executors keep running (their drivers talk to them directly) and the worker
+registers again with exponential backoff, listing the executors it still runs: that is
+how a restarted master re-adopts them. It also listens on its own rpc port, so two
+workers cannot share host:port, and a master (or a tool) holding the secret can reach
+it there with the same commands.
+
+On SIGTERM (or SIGINT) the worker stops its executors first, reports them KILLED,
+then exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sparkctl.conf import conf_dir, parse_size
+from sparkctl.deploy import messages as dm
+from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
+from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
+from sparkctl.rpc import Connection, Dispatcher, Server, connect, load_secret, serve_forever_reader
+from sparkctl.scheduler.backend import spawn_executor, stop_process
+
+if TYPE_CHECKING:
+    from sparkctl.deploy.webui import StatusServer
+
+log = logging.getLogger("sparkctl.worker")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7078
+DEFAULT_WEBUI_PORT = 8081
+
+#: Registration retries: 0.2 s, doubling, at most 5 s apart, until the master answers.
+BACKOFF_START = 0.2
+BACKOFF_MAX = 5.0
+#: Connect + handshake + RegisteredWorker must fit in this; else the attempt is retried.
+REGISTER_TIMEOUT = 10.0
+#: Lines of a dead executor's stderr sent to the master (and on to the driver).
+LOG_TAIL_LINES = 20
+#: Finished executors remembered for the web UI / state document.
+FINISHED_KEPT = 100
+#: How long stop() waits for the final ExecutorStateChanged reports to go out.
+REPORT_WAIT = 10.0
+
+_FINAL_STATES = (dm.EXITED, dm.EXEC_FAILED, dm.EXEC_KILLED, dm.LOST)
+# app and executor ids become directory names: keep them to one safe path component
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def default_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def default_memory_mib(meminfo: str = "/proc/meminfo") -> int:
+    """Total memory minus 1 GiB for the OS and the daemons, in MiB, at least 512."""
+    total_mib = 0
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    total_mib = int(line.split()[1]) // 1024  # the kernel reports kB
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not total_mib:
+        try:
+            total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+        except (ValueError, OSError):
+            total_mib = 0
+    return max(512, total_mib - 1024)
+
+
+def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_MAX) -> Iterator[float]:
+    """Pauses between registration attempts: *start*, doubling, then *cap* forever."""
+    delay = start
+    while True:
+        yield delay
+        delay = min(delay * 2, cap)
+
+
+def make_worker_id(host: str, port: int, when: float | None = None) -> str:
+    """``worker-YYYYMMDDHHMMSS-HOST-PORT``, as Spark names its workers."""
+    return f"worker-{time.strftime('%Y%m%d%H%M%S', time.localtime(when))}-{host}-{port}"
+
+
+@dataclass
+class WorkerConfig:
+    master_host: str
+    master_port: int
+    cores: int = field(default_factory=default_cores)
+    memory: int = field(default_factory=default_memory_mib)  # MiB
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    webui_port: int = DEFAULT_WEBUI_PORT
+    work_dir: str = field(default_factory=work_dir)
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{self.master_host}:{self.master_port}"
+
+
+@dataclass
+class ExecutorRunner:
+    """One executor process this worker started, and what became of it."""
+
+    app_id: str
+    executor_id: str
+    app_name: str
+    cores: int
+    memory: int  # MiB
+    directory: str
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.time)
+    state: str = dm.EXEC_RUNNING
+    kill_reason: str | None = None  # set once we decided to stop it
+    finished: float | None = None
+    exit_code: int | None = None
+    watcher: threading.Thread | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.app_id, self.executor_id)
+
+    @property
+    def stderr_path(self) -> str:
+        return os.path.join(self.directory, "stderr")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.executor_id, "appid": self.app_id, "appname": self.app_name, "cores": self.cores,
+            "memory": self.memory, "pid": self.proc.pid, "state": self.state, "workdir": self.directory,
+            "starttime": int(self.started * 1000),
+            "finishtime": int(self.finished * 1000) if self.finished else None, "exitcode": self.exit_code,
+        }
+
+
+class Worker:
+    """The worker's state and threads; ``start()``, then ``wait()``, then ``stop()``.
+
+    Threads: the rpc server's (commands from whoever dials in), ``master-link`` (connect,
+    register, then read the master's commands until the connection drops, again and
+    again), ``heartbeat`` (one per registration) and one watcher per executor process.
+    """
+
+    def __init__(self, config: WorkerConfig, secret: bytes, ready_fd: int | None = None) -> None:
+        self.config = config
+        self.secret = secret
+        self.ready_fd = ready_fd
+        self.worker_id = ""
+        self.exit_code = 0
+        self._lock = threading.Lock()
+        self._executors: dict[tuple[str, str], ExecutorRunner] = {}
+        self._finished: deque[ExecutorRunner] = deque(maxlen=FINISHED_KEPT)
+        self._master: Connection | None = None
+        self._master_webui_url = ""
+        # Final executor states the master did not get (the connection was down): sent
+        # after the next registration. RUNNING needs no replay: RegisterWorker lists them.
+        self._undelivered: list[dm.ExecutorStateChanged] = []
+        self._stop_requested = threading.Event()
+        self._stopping = threading.Event()
+        self._registered_once = False
+        self._server: Server | None = None
+        self._webui: StatusServer | None = None
+        self._commands = Dispatcher({
+            dm.LaunchExecutor: self._on_launch_executor,
+            dm.KillExecutor: self._on_kill_executor,
+            dm.ApplicationFinished: self._on_application_finished,
+            dm.RegisteredWorker: self._on_late_registered,
+        })
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> Worker:
+        """Bind the rpc server (and web UI), then start registering with the master."""
+        self._server = Server(self.config.host, self.config.port, self.secret, self._serve_peer,
+                              name="worker").start()
+        host, port = self._server.address
+        self.config.port = port  # the real one when asked for 0
+        self.worker_id = make_worker_id(self.config.host, port)
+        os.makedirs(self.config.work_dir, exist_ok=True)
+        log.info("Worker %s listening on %s:%d with %d cores, %d MiB; work dir %s", self.worker_id,
+                 self.config.host, port, self.config.cores, self.config.memory, self.config.work_dir)
+        self._start_webui()
+        threading.Thread(target=self._master_link, name="master-link", daemon=True).start()
+        return self
+
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Ask for a stop (signal handlers, fatal errors); ``wait()`` then returns."""
+        if not self._stop_requested.is_set():
+            self.exit_code = exit_code
+        self._stop_requested.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until a stop is requested; True if it was."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # short waits in a loop keep the main thread responsive to signals
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0:
+                return self._stop_requested.is_set()
+            if self._stop_requested.wait(left):
+                return True
+
+    def stop(self) -> None:
+        """Graceful stop: executors first (reported KILLED), then the connections."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._stop_requested.set()
+        log.info("Worker %s shutting down", self.worker_id)
+        with self._lock:
+            runners = list(self._executors.values())
+        self._kill_runners(runners, "worker shutting down", wait=True)
+        for runner in runners:
+            if runner.watcher is not None:
+                runner.watcher.join(REPORT_WAIT)  # so the KILLED reports go out first
+        with self._lock:
+            conn, self._master = self._master, None
+        if conn is not None:
+            conn.close()
+        if self._webui is not None:
+            try:
+                self._webui.stop()
+            except Exception:
+                log.exception("web UI did not stop cleanly")
+        if self._server is not None:
+            self._server.stop(timeout=2.0)
+        log.info("Worker %s stopped", self.worker_id)
+
+    # ------------------------------------------------------------ master link
+    def _master_link(self) -> None:
+        while not self._stopping.is_set():
+            delays = backoff_delays()
+            attempt = 1
+            conn = self._register(attempt)
+            while conn is None:
+                if self._stop_requested.wait(next(delays)):
+                    return
+                attempt += 1
+                conn = self._register(attempt)
+            self._serve_master(conn)
+            if not self._stopping.is_set():
+                with self._lock:
+                    running = len(self._executors)
+                log.warning("Lost the connection to master %s; %d executor(s) keep running; registering again",
+                            self.config.master_url, running)
+
+    def _register(self, attempt: int) -> Connection | None:
+        """One registration attempt: the registered connection, or None to retry later."""
+        url = self.config.master_url
+        try:
+            conn = connect(self.config.master_host, self.config.master_port, self.secret, timeout=REGISTER_TIMEOUT)
+        except (SparkctlError, OSError) as e:
+            # The first failure and then every tenth are INFO; a master that is still
+            # starting is normal, and a long outage should not flood the log.
+            level = logging.INFO if attempt == 1 or attempt % 10 == 0 else logging.DEBUG
+            log.log(level, "Cannot register with master %s yet (attempt %d): %s; retrying", url, attempt, e)
+            return None
+        with self._lock:
+            running = [(r.app_id, r.executor_id, r.cores, r.memory) for r in self._executors.values()]
+        try:
+            conn.send(dm.RegisterWorker(self.worker_id, self.config.host, self.config.port, self.config.cores,
+                                        self.config.memory, self._webui_port(), running))
+            reply = conn.recv(timeout=REGISTER_TIMEOUT)
+        except (SparkctlError, OSError) as e:
+            log.info("Registration with master %s failed (attempt %d): %s; retrying", url, attempt, e)
+            conn.close()
+            return None
+        if isinstance(reply, dm.RegisterWorkerFailed):
+            # Spark's worker exits here too: the master will not take this worker (e.g. a
+            # duplicate id), and retrying would only repeat the refusal.
+            log.error("Master %s refused to register worker %s: %s", url, self.worker_id, reply.message)
+            conn.close()
+            self.request_stop(1)
+            return None
+        if not isinstance(reply, dm.RegisteredWorker):
+            log.warning("Master %s answered RegisterWorker with a %s; retrying", url, type(reply).__name__)
+            conn.close()
+            return None
+        with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return None
+            self._master = conn
+            self._master_webui_url = reply.master_webui_url
+            undelivered, self._undelivered = self._undelivered, []
+        log.info("Registered with master %s as %s (%d running executor(s) listed)", url, self.worker_id, len(running))
+        for msg in undelivered:
+            self._send_to_master(msg)
+        threading.Thread(target=self._heartbeat, args=(conn, max(0.05, reply.heartbeat_interval)),
+                         name="heartbeat", daemon=True).start()
+        if not self._registered_once:
+            self._registered_once = True
+            notify_ready(self.ready_fd, f"READY {self.worker_id} {url}")
+            self.ready_fd = None
+        return conn
+
+    def _serve_master(self, conn: Connection) -> None:
+        serve_forever_reader(conn, self._handle_command)
+        with self._lock:
+            if self._master is conn:
+                self._master = None
+
+    def _heartbeat(self, conn: Connection, interval: float) -> None:
+        while not conn.closed and not self._stopping.wait(interval):
+            try:
+                conn.send(dm.WorkerHeartbeat(self.worker_id))
+            except ConnectionClosed:
+                return  # the master link notices and registers again
+
+    def _send_to_master(self, msg: dm.ExecutorStateChanged) -> None:
+        with self._lock:
+            conn = self._master
+            if conn is None:
+                if msg.state in _FINAL_STATES:
+                    self._undelivered.append(msg)
+                return
+        try:
+            conn.send(msg)
+        except ConnectionClosed:
+            if msg.state in _FINAL_STATES:
+                with self._lock:
+                    self._undelivered.append(msg)
+
+    # ------------------------------------------------------------ commands
+    def _serve_peer(self, conn: Connection) -> None:
+        serve_forever_reader(conn, self._handle_command)
+
+    def _handle_command(self, msg: object) -> None:
+        try:
+            self._commands.dispatch(msg)
+        except ProtocolError:
+            # A newer master may send more than this worker knows; that is no reason to
+            # drop the connection (which would make us re-register).
+            log.warning("Ignoring an unexpected %s", type(msg).__name__)
+
+    def _on_late_registered(self, msg: dm.RegisteredWorker) -> None:
+        log.debug("ignoring a repeated RegisteredWorker from %s", msg.master_url)
+
+    def _on_launch_executor(self, msg: dm.LaunchExecutor) -> None:
+        key = (msg.app_id, msg.executor_id)
+        if not (_SAFE_ID.fullmatch(msg.app_id) and _SAFE_ID.fullmatch(msg.executor_id)):
+            self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
+                                                         "application and executor ids must be plain names"))
+            return
+        with self._lock:
+            if self._stopping.is_set():
+                refuse = "the worker is shutting down"
+            elif key in self._executors:
+                refuse = "this worker already runs that executor"
+            else:
+                refuse = ""
+        if refuse:
+            log.warning("Not launching executor %s of %s: %s", msg.executor_id, msg.app_id, refuse)
+            if "already" not in refuse:
+                self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED, refuse))
+            return
+        directory = os.path.join(self.config.work_dir, msg.app_id, msg.executor_id)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, "stdout"), "ab") as out, \
+                    open(os.path.join(directory, "stderr"), "ab") as err:
+                proc = spawn_executor(self._executor_settings(msg, directory), self.secret, "INFO",
+                                      stdout=out, stderr=err, cwd=directory)
+        except (OSError, ValueError) as e:
+            log.error("Could not start executor %s of %s: %s", msg.executor_id, msg.app_id, e)
+            self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
+                                                         f"the worker could not start it: {e}"))
+            return
+        runner = ExecutorRunner(msg.app_id, msg.executor_id, msg.app_name, msg.cores, msg.memory, directory, proc)
+        with self._lock:
+            self._executors[key] = runner
+        log.info("Launched executor %s of %s (%s) on %s with %d cores, %d MiB: pid %d, driver %s:%d, dir %s",
+                 msg.executor_id, msg.app_id, msg.app_name, self.config.host, msg.cores, msg.memory, proc.pid,
+                 msg.driver_host, msg.driver_port, directory)
+        # RUNNING goes out before the watcher exists, so it always precedes the final state.
+        self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_RUNNING,
+                                                     f"pid {proc.pid}"))
+        runner.watcher = threading.Thread(target=self._watch, args=(runner,), daemon=True,
+                                          name=f"executor-{msg.app_id}-{msg.executor_id}")
+        runner.watcher.start()
+
+    def _executor_settings(self, msg: dm.LaunchExecutor, directory: str) -> dict[str, Any]:
+        from sparkctl.executor.executor import ExecutorSettings
+
+        known = {f.name for f in dataclasses.fields(ExecutorSettings)}
+        unknown = sorted(set(msg.settings) - known)
+        if unknown:
+            # The executor would refuse them; one ignored knob beats an executor that never starts.
+            log.warning("Ignoring unknown executor settings for %s/%s: %s", msg.app_id, msg.executor_id,
+                        ", ".join(unknown))
+        settings = {k: v for k, v in msg.settings.items() if k in known}
+        # Identity and resources are the worker's to set, whatever the settings say.
+        settings.update(
+            executor_id=msg.executor_id, driver_host=msg.driver_host, driver_port=msg.driver_port,
+            cores=msg.cores, host=self.config.host, local_dir=os.path.join(directory, "local"),
+            memory=msg.memory * (1 << 20), app_id=msg.app_id, worker_id=self.worker_id,
+        )
+        return settings
+
+    def _on_kill_executor(self, msg: dm.KillExecutor) -> None:
+        with self._lock:
+            runner = self._executors.get((msg.app_id, msg.executor_id))
+        if runner is None:
+            log.info("Asked to kill executor %s of %s, which is not running here", msg.executor_id, msg.app_id)
+            return
+        self._kill_runners([runner], "killed by the master", wait=False)
+
+    def _on_application_finished(self, msg: dm.ApplicationFinished) -> None:
+        with self._lock:
+            runners = [r for r in self._executors.values() if r.app_id == msg.app_id]
+        log.info("Application %s finished; stopping its %d executor(s)", msg.app_id, len(runners))
+        self._kill_runners(runners, f"application {msg.app_id} finished", wait=False)
+
+    def _kill_runners(self, runners: list[ExecutorRunner], reason: str, wait: bool) -> None:
+        """SIGTERM each executor's process group, SIGKILL it if it lingers (all in parallel).
+
+        Never blocks the caller unless *wait*: the master's reader must keep reading.
+        """
+        threads = []
+        for runner in runners:
+            with self._lock:
+                if runner.kill_reason is not None or runner.finished is not None:
+                    continue
+                runner.kill_reason = reason
+            log.info("Killing executor %s of %s (pid %d): %s", runner.executor_id, runner.app_id,
+                     runner.proc.pid, reason)
+            t = threading.Thread(target=stop_process, args=(runner.proc, 0.0), daemon=True,
+                                 name=f"kill-{runner.app_id}-{runner.executor_id}")
+            t.start()
+            threads.append(t)
+        if wait:
+            for t in threads:
+                t.join()
+
+    def _watch(self, runner: ExecutorRunner) -> None:
+        code = runner.proc.wait()
+        # The executor's task slots share its process group; if it died abruptly they
+        # may linger, holding memory and the work dir. They go with it.
+        try:
+            os.killpg(runner.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        # Its shuffle files and disk blocks were only reachable through its block server,
+        # which died with it: free the disk now. stdout/stderr stay, as Spark keeps them.
+        shutil.rmtree(os.path.join(runner.directory, "local"), ignore_errors=True)
+        with self._lock:
+            self._executors.pop(runner.key, None)
+            runner.finished = time.time()
+            runner.exit_code = code
+            killed = runner.kill_reason
+            if killed is not None:
+                runner.state = dm.EXEC_KILLED
+            else:
+                runner.state = dm.EXITED if code == 0 else dm.EXEC_FAILED
+            self._finished.append(runner)
+        how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        tail = ""
+        if killed is not None:
+            message = f"{killed}; it {how}"
+            log.info("Executor %s of %s (pid %d) %s", runner.executor_id, runner.app_id, runner.proc.pid, message)
+        else:
+            message = f"executor process {how}"
+            tail = tail_lines(runner.stderr_path, LOG_TAIL_LINES)
+            logger = log.info if code == 0 else log.warning
+            logger("Executor %s of %s (pid %d) %s", runner.executor_id, runner.app_id, runner.proc.pid, how)
+        self._send_to_master(dm.ExecutorStateChanged(runner.app_id, runner.executor_id, runner.state, message,
+                                                     code, tail))
+
+    # ------------------------------------------------------------ state and web UI
+    def state_json(self) -> dict[str, Any]:
+        """The worker's state with Spark's worker JSON field names (for the web UI)."""
+        with self._lock:
+            running = [r.describe() for r in self._executors.values()]
+            finished = [r.describe() for r in self._finished]
+            registered = self._master is not None
+        return {
+            "id": self.worker_id,
+            "host": self.config.host,
+            "port": self.config.port,
+            "masterurl": self.config.master_url,
+            "masterwebuiurl": self._master_webui_url,
+            "state": dm.ALIVE if registered else "DISCONNECTED",
+            "cores": self.config.cores,
+            "coresused": sum(e["cores"] for e in running),
+            "memory": self.config.memory,
+            "memoryused": sum(e["memory"] for e in running),
+            "executors": running,
+            "finishedexecutors": finished,
+            "workdir": self.config.work_dir,
+        }
+
+    def _webui_port(self) -> int:
+        return self._webui.port if self._webui is not None else 0
+
+    def _start_webui(self) -> None:
+        # The web UI module is optional: without it the worker works, just without a page.
+        try:
+            from sparkctl.deploy.webui import start_status_server
+        except ImportError:
+            log.info("No web UI (sparkctl.deploy.webui is not available)")
+            return
+        try:
+            self._webui = start_status_server(self.config.host, self.config.webui_port, self.state_json,
+                                              f"sparkctl worker {self.worker_id}")
+        except OSError as e:
+            # A busy UI port should not keep the worker from offering its cores.
+            log.warning("Web UI could not start on %s:%d: %s", self.config.host, self.config.webui_port, e)
+            return
+        log.info("Worker web UI at http://%s:%d", self.config.host, self._webui_port())
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sparkctl.deploy.worker",
+                                description="sparkctl worker daemon: runs executors for the master")
+    p.add_argument("--master", required=True, help="spark://host:port of the master")
+    p.add_argument("--cores", type=int, default=None, help="task slots to offer (default: all cores)")
+    p.add_argument("--memory", default=None, help="memory to offer, e.g. 4g (default: total minus 1 GiB)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on and to advertise")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="rpc port (0: any free port)")
+    p.add_argument("--webui-port", type=int, default=DEFAULT_WEBUI_PORT, help="web UI port (0: any free port)")
+    p.add_argument("--work-dir", default=None, help="executors' directories (default: $SPARKCTL_WORK_DIR or work/)")
+    p.add_argument("--ready-fd", type=int, default=None, help="write 'READY <id> <master>' here once registered")
+    p.add_argument("--log-file", default=None, help="log here (rotated) instead of stderr")
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[WorkerConfig, argparse.Namespace]:
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    try:
+        master_host, master_port = parse_master_url(ns.master)
+        memory = default_memory_mib() if ns.memory is None else parse_size(ns.memory, "m", "--memory") >> 20
+    except ConfigError as e:
+        parser.error(str(e))
+    if ns.cores is not None and ns.cores < 1:
+        parser.error(f"--cores must be at least 1, got {ns.cores}")
+    if memory < 1:
+        parser.error(f"--memory must be at least 1m, got {ns.memory!r}")
+    for name, port in (("--port", ns.port), ("--webui-port", ns.webui_port)):
+        if not 0 <= port <= 65535:
+            parser.error(f"{name} must be within 0..65535, got {port}")
+    config = WorkerConfig(
+        master_host, master_port,
+        cores=ns.cores if ns.cores is not None else default_cores(), memory=memory,
+        host=ns.host, port=ns.port, webui_port=ns.webui_port,
+        work_dir=os.path.abspath(ns.work_dir or work_dir()),
+    )
+    return config, ns
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, ns = parse_config(argv)
+    setup_daemon_logging(ns.log_file)
+    secret = load_secret(conf_dir())
+    if not secret:
+        log.error("No cluster secret: set SPARKCTL_SECRET or put the master's secret file in %s/secret",
+                  conf_dir())
+        return 1
+    worker = Worker(config, secret, ns.ready_fd)
+    # Handlers before start(): a SIGTERM during startup must still be a graceful stop.
+    signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.request_stop())
+    try:
+        worker.start()
+    except (OSError, SparkctlError) as e:
+        log.error("Worker cannot start: %s", e)
+        return 1
+    worker.wait()
+    worker.stop()
+    return worker.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
