@@ -55,6 +55,7 @@ _SETTINGS = [
     Setting("spark.speculation.quantile", "0.75", "share of tasks that must finish before speculation starts"),
     Setting("spark.submit.pyFiles", "", "comma-separated .py/.zip files put on the executors' path"),
     Setting("spark.deploy.spreadOut", "true", "standalone: spread an application's executors over as many workers as possible"),
+    Setting("spark.deploy.maxExecutorRetries", "10", "standalone: executor failures in a row before the master fails the application"),
     Setting("spark.worker.timeout", "60", "standalone: seconds without heartbeat before the master marks a worker DEAD"),
     Setting("spark.master.ui.port", "8080", "standalone: port of the master's web UI"),
     Setting("spark.master.port", "7077", "standalone: port of the master"),

@@ -1,0 +1,504 @@
+"""The standalone master daemon: ``python -m sparkctl.deploy.master``.
+
+It is the network around :class:`~sparkctl.deploy.master_state.MasterStateMachine`: an
+authenticated rpc server whose connections each get a role from their first message,
+a timer that expires silent workers, and the read-only web UI.
+
+```
+ worker ──RegisterWorker, WorkerHeartbeat, ExecutorStateChanged──▶ ┐
+ driver ──RegisterApplication, UnregisterApplication───────────────▶ ├─ event ─▶ state machine
+ status ──RequestMasterState, RequestKillApplication───────────────▶ │  (one lock)     │
+ timer (every worker timeout / 4) ──check_worker_timeouts──────────▶ ┘                 │ actions
+                                                                                       ▼
+ worker ◀── LaunchExecutor, KillExecutor, ApplicationFinished ◀── per-connection outbox queues
+ driver ◀── ExecutorAdded, ExecutorUpdated, WorkerRemoved, ApplicationRemoved ◀──┘
+```
+
+A connection's role is fixed by its first message: ``RegisterWorker`` (a worker),
+``RegisterApplication`` (a driver), ``RequestMasterState`` / ``RequestKillApplication``
+(a status client, answered with ``MasterState`` for each request until it closes). A
+worker or driver is gone when its connection closes.
+
+Messages to workers and drivers are queued, under the lock, on a per-connection outbox
+drained by that connection's own sender thread: the order of messages to one peer is the
+order the state machine decided, and a peer that stops reading stalls only its own queue,
+never the lock.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from sparkctl.conf import conf_dir, load_defaults_file, parse_duration
+from sparkctl.deploy.master_state import (
+    DEFAULT_MAX_EXECUTOR_RETRIES,
+    Action,
+    BindDriver,
+    BindWorker,
+    DisconnectWorker,
+    Log,
+    MasterStateMachine,
+    Reply,
+    SendToDriver,
+    SendToWorker,
+)
+from sparkctl.deploy.messages import (
+    ExecutorStateChanged,
+    MasterState,
+    RegisterApplication,
+    RegisterWorker,
+    RequestKillApplication,
+    RequestMasterState,
+    UnregisterApplication,
+    WorkerHeartbeat,
+)
+from sparkctl.deploy.webui import StatusServer, render_master_page, start_status_server
+from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
+from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
+
+__all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
+
+log = logging.getLogger("sparkctl.master")
+
+DEFAULT_PORT = 7077
+DEFAULT_WEBUI_PORT = 8080
+#: How long a fresh connection may stay silent before its first message decides its role.
+FIRST_MESSAGE_TIMEOUT = 30.0
+#: File in --recovery-dir holding the latest state snapshot (JSON).
+SNAPSHOT_FILE = "master-state.json"
+
+
+def default_host() -> str:
+    """This host's name's address if it is a loopback one, else 127.0.0.1.
+
+    A master listens on loopback unless told otherwise (``--host``): exposing a daemon
+    that runs pickled work to the network must be a deliberate choice.
+    """
+    try:
+        addr = socket.gethostbyname(socket.gethostname())
+        if ipaddress.ip_address(addr).is_loopback:
+            return addr
+    except (OSError, ValueError):
+        pass
+    return "127.0.0.1"
+
+
+def _format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _Outbox:
+    """Messages for one peer, sent in order by a daemon thread of their own."""
+
+    _CLOSE = object()
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self.conn = conn
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, msg: Any) -> None:
+        self._queue.put(msg)
+
+    def close(self) -> None:
+        """Close the connection once what is queued has been sent."""
+        self._queue.put(self._CLOSE)
+
+    def _run(self) -> None:
+        while True:
+            msg = self._queue.get()
+            if msg is self._CLOSE:
+                self.conn.close()
+                return
+            try:
+                self.conn.send(msg)
+            except ConnectionClosed:
+                # Peer gone: its reader sees the close and reports it. Keep draining until
+                # the close marker, so this thread ends with the connection.
+                continue
+            except Exception:  # an unpicklable message is our bug: log it, keep the peer
+                log.exception("cannot send a %s to %s", type(msg).__name__, self.conn.peer)
+
+
+class MasterSettings:
+    """The master's tunables, from the defaults file."""
+
+    def __init__(self, worker_timeout: float = 60.0, spread_out: bool = True,
+                 max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES) -> None:
+        if worker_timeout <= 0:
+            raise ConfigError(f"spark.worker.timeout must be positive, not {worker_timeout:g}")
+        self.worker_timeout = worker_timeout
+        self.spread_out = spread_out
+        self.max_executor_retries = max_executor_retries
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "yes", "1", "on"):
+        return True
+    if v in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"{key} must be true or false, not {value!r}")
+
+
+def read_settings(values: dict[str, str] | None = None) -> MasterSettings:
+    """Settings from *values* (default: the conf dir's sparkctl-defaults.conf)."""
+    values = load_defaults_file() if values is None else values
+    timeout = parse_duration(values.get("spark.worker.timeout", "60"), "s", "spark.worker.timeout")
+    spread = _parse_bool("spark.deploy.spreadOut", values.get("spark.deploy.spreadOut", "true"))
+    retries_text = values.get("spark.deploy.maxExecutorRetries", str(DEFAULT_MAX_EXECUTOR_RETRIES))
+    try:
+        retries = int(retries_text)
+    except ValueError:
+        raise ConfigError(f"spark.deploy.maxExecutorRetries must be an integer, not {retries_text!r}") from None
+    return MasterSettings(timeout, spread, retries)
+
+
+class MasterDaemon:
+    """The master: rpc server, timeout timer and web UI around the state machine.
+
+    Usable in-process too (tests, a local cluster): ``MasterDaemon(...).start()``, then
+    :attr:`master_url`, :attr:`webui_url`, :meth:`state_json`, :meth:`stop`.
+    """
+
+    def __init__(self, host: str, port: int, webui_port: int, secret: bytes,
+                 settings: MasterSettings | None = None, *, recovery_dir: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.host = host
+        self.port = port
+        self.webui_port = webui_port
+        self.settings = settings or MasterSettings()
+        self.recovery_dir = recovery_dir
+        self._secret = secret
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: Server | None = None
+        self._webui: StatusServer | None = None
+        self._timer: threading.Thread | None = None
+        self._state = MasterStateMachine(spread_out=self.settings.spread_out,
+                                         worker_timeout=self.settings.worker_timeout,
+                                         max_executor_retries=self.settings.max_executor_retries)
+        self._workers: dict[str, _Outbox] = {}
+        self._drivers: dict[str, _Outbox] = {}
+        self._last_snapshot = ""
+        self.master_url = ""
+        self.webui_url = ""
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> MasterDaemon:
+        # Held until the URLs are known and any snapshot restored: a peer connecting in the
+        # meantime waits for it instead of seeing a half-made state (or having its
+        # registration wiped by the restore).
+        with self._lock:
+            self._server = Server(self.host, self.port, self._secret, self._on_connection, name="master").start()
+            try:
+                port = self._server.address[1]
+                self.master_url = f"spark://{_format_host(self.host)}:{port}"
+                self._webui = start_status_server(self.host, self.webui_port, self.state_json, "sparkctl master",
+                                                  render_master_page)
+                self.webui_url = f"http://{_format_host(self.host)}:{self._webui.port}"
+            except BaseException:
+                self._server.stop()
+                raise
+            self._state.master_url = self.master_url
+            self._state.webui_url = self.webui_url
+            self._recover()
+        self._timer = threading.Thread(target=self._tick, name="master-timeouts", daemon=True)
+        self._timer.start()
+        log.info("Master listening on %s, web UI at %s (worker timeout %g s, spreadOut %s)",
+                 self.master_url, self.webui_url, self.settings.worker_timeout, self.settings.spread_out)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: close every connection, the web UI and the timer. Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        log.info("Master shutting down")
+        if self._webui is not None:
+            self._webui.stop()
+        if self._server is not None:
+            self._server.stop()
+        if self._timer is not None:
+            self._timer.join(5.0)
+        log.info("Master stopped")
+
+    def state_json(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state.to_json(self._clock(), self.master_url)
+
+    def _tick(self) -> None:
+        # A quarter of the timeout: a worker is declared DEAD at most 1.25 timeouts after
+        # its last heartbeat.
+        interval = max(self.settings.worker_timeout / 4, 0.05)
+        while not self._stopping.wait(interval):
+            try:
+                with self._lock:
+                    self._carry_out(self._state.check_worker_timeouts(self._clock()), None)
+            except Exception:
+                log.exception("worker timeout check failed")
+
+    # ------------------------------------------------------------- actions
+    def _carry_out(self, actions: list[Action], reply_to: _Outbox | None) -> None:
+        """Carry out the state machine's actions; called with the lock held (queueing never blocks)."""
+        for a in actions:
+            if isinstance(a, Log):
+                log.log(a.level, "%s", a.text)
+            elif isinstance(a, SendToWorker):
+                self._send(self._workers.get(a.worker_id), a.msg, f"worker {a.worker_id}")
+            elif isinstance(a, SendToDriver):
+                self._send(self._drivers.get(a.app_id), a.msg, f"the driver of {a.app_id}")
+            elif isinstance(a, Reply):
+                self._send(reply_to, a.msg, "the requesting peer")
+            elif isinstance(a, BindWorker) and reply_to is not None:
+                self._workers[a.worker_id] = reply_to
+            elif isinstance(a, BindDriver) and reply_to is not None:
+                self._drivers[a.app_id] = reply_to
+            elif isinstance(a, DisconnectWorker):
+                outbox = self._workers.pop(a.worker_id, None)
+                if outbox is not None:
+                    log.info("Closing the connection of worker %s: %s", a.worker_id, a.reason)
+                    outbox.close()
+        self._persist()
+
+    @staticmethod
+    def _send(outbox: _Outbox | None, msg: Any, who: str) -> None:
+        if outbox is None:
+            log.debug("not sending a %s to %s: not connected", type(msg).__name__, who)
+        else:
+            outbox.put(msg)
+
+    # ------------------------------------------------------------- recovery
+    def _snapshot_path(self) -> str | None:
+        return os.path.join(self.recovery_dir, SNAPSHOT_FILE) if self.recovery_dir else None
+
+    def _recover(self) -> None:
+        path = self._snapshot_path()
+        if path is None or not os.path.exists(path):
+            return
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            self._carry_out(self._state.restore(data, self._clock()), None)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.error("Cannot recover from %s (%s); starting with an empty state", path, e)
+
+    def _persist(self) -> None:
+        path = self._snapshot_path()
+        if path is None or self._stopping.is_set():
+            return
+        try:
+            text = json.dumps(self._state.snapshot(), sort_keys=True, default=str)
+            if text == self._last_snapshot:
+                return
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)  # atomic: a crash leaves the old snapshot or the new one
+            self._last_snapshot = text
+        except (OSError, TypeError, ValueError) as e:
+            log.error("Cannot write the recovery snapshot %s: %s", path, e)
+
+    # ------------------------------------------------------------- connections
+    def _on_connection(self, conn: Connection) -> None:
+        try:
+            first = conn.recv(timeout=FIRST_MESSAGE_TIMEOUT)
+        except RpcTimeoutError:
+            log.warning("%s sent nothing within %g s of connecting; closing it", conn.peer, FIRST_MESSAGE_TIMEOUT)
+            conn.close()
+            return
+        except ProtocolError as e:  # includes ConnectionClosed
+            log.warning("Dropping connection from %s before it said who it is: %s", conn.peer, e)
+            conn.close()
+            return
+        if isinstance(first, RegisterWorker):
+            self._serve_worker(conn, first)
+        elif isinstance(first, RegisterApplication):
+            self._serve_driver(conn, first)
+        elif isinstance(first, (RequestMasterState, RequestKillApplication)):
+            self._serve_status(conn, first)
+        else:
+            log.warning("%s opened with a %s; expected RegisterWorker, RegisterApplication or RequestMasterState; "
+                        "closing it", conn.peer, type(first).__name__)
+            conn.close()
+
+    def _serve_worker(self, conn: Connection, reg: RegisterWorker) -> None:
+        worker_id = reg.worker_id
+        outbox = _Outbox(conn, f"master-to-worker-{worker_id}")
+        with self._lock:
+            self._carry_out(self._state.register_worker(reg, self._clock()), outbox)
+            registered = self._workers.get(worker_id) is outbox
+        if not registered:
+            outbox.close()  # after the RegisterWorkerFailed reply
+            return
+
+        def handle(msg: object) -> None:
+            with self._lock:
+                if self._workers.get(worker_id) is not outbox:
+                    return  # replaced by a newer registration or declared DEAD: stale connection
+                if isinstance(msg, WorkerHeartbeat):
+                    if msg.worker_id != worker_id:
+                        log.warning("Worker %s sent a heartbeat for %s; ignored", worker_id, msg.worker_id)
+                        return
+                    actions = self._state.worker_heartbeat(worker_id, self._clock())
+                elif isinstance(msg, ExecutorStateChanged):
+                    actions = self._state.executor_state_changed(worker_id, msg, self._clock())
+                else:
+                    raise ProtocolError(f"worker {worker_id} sent an unexpected {type(msg).__name__}")
+                self._carry_out(actions, outbox)
+
+        def closed(err: Exception | None) -> None:
+            outbox.close()
+            with self._lock:
+                # While stopping, every connection closes because *we* close it: that is no
+                # news about the worker (and must not reach a recovery snapshot).
+                if self._stopping.is_set() or self._workers.get(worker_id) is not outbox:
+                    return
+                del self._workers[worker_id]
+                log.info("Connection of worker %s (%s) closed%s", worker_id, conn.peer, f": {err}" if err else "")
+                self._carry_out(self._state.worker_disconnected(worker_id, self._clock()), None)
+
+        serve_forever_reader(conn, handle, closed)
+
+    def _serve_driver(self, conn: Connection, reg: RegisterApplication) -> None:
+        outbox = _Outbox(conn, f"master-to-driver-{conn.peer}")
+        with self._lock:
+            actions = self._state.register_application(reg, self._clock())
+            self._carry_out(actions, outbox)
+        app_id = next((a.app_id for a in actions if isinstance(a, BindDriver)), None)
+        if app_id is None:
+            outbox.close()  # registration refused; the reply says why
+            return
+
+        def handle(msg: object) -> None:
+            if not isinstance(msg, UnregisterApplication):
+                raise ProtocolError(f"the driver of {app_id} sent an unexpected {type(msg).__name__}")
+            if msg.app_id != app_id:
+                log.warning("The driver of %s asked to unregister %s; ignored", app_id, msg.app_id)
+                return
+            with self._lock:
+                self._carry_out(self._state.unregister_application(app_id, msg.state, self._clock()), outbox)
+
+        def closed(err: Exception | None) -> None:
+            outbox.close()
+            with self._lock:
+                if self._stopping.is_set() or self._drivers.get(app_id) is not outbox:
+                    return  # we are closing it, or the driver re-registered on a newer connection
+                del self._drivers[app_id]
+                self._carry_out(self._state.driver_disconnected(app_id, self._clock()), None)
+
+        serve_forever_reader(conn, handle, closed)
+
+    def _serve_status(self, conn: Connection, first: object) -> None:
+        def handle(msg: object) -> None:
+            if isinstance(msg, RequestKillApplication):
+                with self._lock:
+                    self._carry_out(self._state.kill_application(msg.app_id, self._clock()), None)
+            elif not isinstance(msg, RequestMasterState):
+                raise ProtocolError(f"status client sent an unexpected {type(msg).__name__}")
+            # Answered from this reader thread: a slow status client only slows itself.
+            conn.send(MasterState(self.state_json()))
+
+        try:
+            handle(first)
+        except ConnectionClosed:
+            return
+        except ProtocolError:
+            conn.close()
+            return
+        serve_forever_reader(conn, handle)
+
+
+# ----------------------------------------------------------------- command line
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m sparkctl.deploy.master",
+                                description="Run a sparkctl standalone master.")
+    p.add_argument("--host", default=None, help="address to listen on (default: a loopback address)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"rpc port, 0 = any free (default {DEFAULT_PORT})")
+    p.add_argument("--webui-port", type=int, default=DEFAULT_WEBUI_PORT,
+                   help=f"web UI port, 0 = any free (default {DEFAULT_WEBUI_PORT})")
+    p.add_argument("--ready-fd", type=int, default=None,
+                   help="file descriptor to write 'READY spark://HOST:PORT http://HOST:WEBUIPORT' to, then close")
+    p.add_argument("--recovery-dir", default=None, help="directory for state snapshots, recovered at start")
+    p.add_argument("--log-file", default=None, help="append logs here instead of stderr")
+    return p.parse_args(argv)
+
+
+def _setup_logging(path: str | None) -> None:
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("sparkctl.rpc").setLevel(logging.INFO)
+
+
+def _signal_ready(fd: int | None, line: str) -> None:
+    if fd is None:
+        return
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        _setup_logging(args.log_file)
+    except OSError as e:
+        print(f"sparkctl master: cannot open the log file: {e}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("Received %s", signal.Signals(signum).name)
+        stop.set()
+
+    # Before anything else: a SIGTERM during start-up must also end in a clean exit.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        secret = load_secret()
+        if secret is None:
+            directory = conf_dir()
+            secret = create_secret_file(directory)
+            log.info("No cluster secret configured; created %s", os.path.join(directory, "secret"))
+        settings = read_settings()
+        daemon = MasterDaemon(args.host or default_host(), args.port, args.webui_port, secret, settings,
+                              recovery_dir=args.recovery_dir).start()
+    except (ConfigError, OSError) as e:
+        log.error("Cannot start the master: %s", e)
+        if args.log_file:
+            print(f"sparkctl master: {e}", file=sys.stderr)
+        return 1
+    try:
+        line = f"READY {daemon.master_url} {daemon.webui_url}\n"
+        try:
+            _signal_ready(args.ready_fd, line)
+        except OSError as e:
+            log.warning("Cannot write to --ready-fd %s: %s", args.ready_fd, e)
+        log.info("Master ready: %s", line.strip())
+        stop.wait()
+    finally:
+        daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,874 @@
+"""The standalone master's bookkeeping: workers, applications, executors. A state machine with no I/O.
+
+The master daemon (:mod:`sparkctl.deploy.master`) feeds events in through the methods of
+:class:`MasterStateMachine` (a worker registered, a heartbeat arrived, an executor
+exited, a driver's connection closed, the timer ticked...) and carries out the actions
+that come back: messages to send to a worker or a driver, a reply on the connection the
+event arrived on, a worker connection to drop, log lines. Time is an argument (``now``,
+seconds since the epoch), never read from a clock, so every rule here is a fast unit test.
+
+```
+ register_worker ─┐                           ┌─▶ SendToWorker(LaunchExecutor | KillExecutor
+ worker_heartbeat │                           │                | ApplicationFinished)
+ executor_state_  │   ┌────────────────────┐  ├─▶ SendToDriver(ExecutorAdded | ExecutorUpdated
+   changed        ├──▶│ workers, apps,     │──┤                | WorkerRemoved | ApplicationRemoved)
+ register_/unreg- │   │ executors; FIFO    │  ├─▶ Reply(RegisteredWorker | RegisteredApplication ...)
+   ister_app...   │   │ schedule()         │  ├─▶ BindWorker / BindDriver / DisconnectWorker
+ check_worker_    │   └────────────────────┘  └─▶ Log(level, text)
+   timeouts(now) ─┘
+```
+
+Scheduling follows Spark's ``Master.schedule``: applications are served first come, first
+served; each takes what it still wants (``cores_max``, or everything when None) from the
+ALIVE workers with room for one more executor, either spread over as many workers as
+possible (``spread_out``) or packed onto as few as possible. An application that gets
+nothing stays WAITING and is considered again whenever cores free up.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence, Union
+
+from sparkctl.deploy.messages import (
+    ALIVE,
+    DEAD,
+    EXEC_FAILED,
+    EXEC_KILLED,
+    EXEC_RUNNING,
+    EXITED,
+    FAILED,
+    FINISHED,
+    KILLED,
+    LAUNCHING,
+    LOST,
+    RUNNING,
+    WAITING,
+    ApplicationDescription,
+    ApplicationFinished,
+    ApplicationRemoved,
+    ExecutorAdded,
+    ExecutorStateChanged,
+    ExecutorUpdated,
+    KillExecutor,
+    LaunchExecutor,
+    RegisterApplication,
+    RegisteredApplication,
+    RegisteredWorker,
+    RegisterWorker,
+    RegisterWorkerFailed,
+    WorkerRemoved,
+)
+
+__all__ = [
+    "SendToWorker",
+    "SendToDriver",
+    "Reply",
+    "BindWorker",
+    "BindDriver",
+    "DisconnectWorker",
+    "Log",
+    "Action",
+    "ExecutorInfo",
+    "WorkerInfo",
+    "ApplicationInfo",
+    "MasterStateMachine",
+    "plan_executors",
+    "DEFAULT_MAX_EXECUTOR_RETRIES",
+    "DEFAULT_RETAINED_APPLICATIONS",
+    "DEAD_WORKER_PERSISTENCE",
+    "SNAPSHOT_VERSION",
+]
+
+#: Spark's spark.deploy.maxExecutorRetries: consecutive executor failures before an app is failed.
+DEFAULT_MAX_EXECUTOR_RETRIES = 10
+#: Spark's spark.deploy.retainedApplications: completed apps kept for the UI and JSON.
+DEFAULT_RETAINED_APPLICATIONS = 200
+#: Spark's spark.dead.worker.persistence: a DEAD worker stays listed for (this + 1) timeouts.
+DEAD_WORKER_PERSISTENCE = 15
+SNAPSHOT_VERSION = 1
+
+_ACTIVE_APP_STATES = (WAITING, RUNNING)
+_FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
+# A cap standing in for "all the cores there are" when an app sets no spark.cores.max.
+_UNLIMITED = 1 << 62
+
+
+# ----------------------------------------------------------------- actions out
+@dataclass(frozen=True)
+class SendToWorker:
+    """Send *msg* on worker *worker_id*'s connection."""
+
+    worker_id: str
+    msg: Any
+
+
+@dataclass(frozen=True)
+class SendToDriver:
+    """Send *msg* on the connection of application *app_id*'s driver."""
+
+    app_id: str
+    msg: Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Send *msg* on the connection the current event arrived on."""
+
+    msg: Any
+
+
+@dataclass(frozen=True)
+class BindWorker:
+    """The connection the current event arrived on now belongs to worker *worker_id*.
+
+    Emitted after any :class:`DisconnectWorker` of an entry it replaces (which may have
+    the same id), so the daemon drops the old connection before it binds the new one.
+    """
+
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class BindDriver:
+    """The connection the current event arrived on now belongs to application *app_id*'s driver."""
+
+    app_id: str
+
+
+@dataclass(frozen=True)
+class DisconnectWorker:
+    """Close worker *worker_id*'s connection (after what was queued on it): the master
+    declared it DEAD or replaced it; a live worker then re-registers."""
+
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Log:
+    level: int  # a logging level: logging.INFO, logging.WARNING...
+    text: str
+
+
+Action = Union[SendToWorker, SendToDriver, Reply, BindWorker, BindDriver, DisconnectWorker, Log]
+
+
+def _info(text: str) -> Log:
+    return Log(logging.INFO, text)
+
+
+def _warn(text: str) -> Log:
+    return Log(logging.WARNING, text)
+
+
+# ----------------------------------------------------------------- records
+@dataclass(eq=False)
+class ExecutorInfo:
+    """One executor granted to an application on a worker."""
+
+    app_id: str
+    executor_id: str
+    worker_id: str
+    cores: int
+    memory: int  # MiB
+    state: str = LAUNCHING
+    # Set while no registered application claims this executor: a worker re-registered
+    # with a restarted master listing it before its driver re-registered.
+    orphan_since: float | None = None
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.app_id}/{self.executor_id}"
+
+
+@dataclass(eq=False)
+class WorkerInfo:
+    id: str
+    host: str
+    port: int
+    cores: int
+    memory: int  # MiB
+    webui_port: int = 0
+    state: str = ALIVE
+    last_heartbeat: float = 0.0  # seconds since the epoch
+    executors: dict[tuple[str, str], ExecutorInfo] = field(default_factory=dict)  # (app id, executor id)
+
+    @property
+    def cores_used(self) -> int:
+        return sum(e.cores for e in self.executors.values())
+
+    @property
+    def memory_used(self) -> int:
+        return sum(e.memory for e in self.executors.values())
+
+    @property
+    def cores_free(self) -> int:
+        return self.cores - self.cores_used
+
+    @property
+    def memory_free(self) -> int:
+        return self.memory - self.memory_used
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def webui_address(self) -> str:
+        return f"http://{self.host}:{self.webui_port}"
+
+
+@dataclass(eq=False)
+class ApplicationInfo:
+    id: str
+    desc: ApplicationDescription
+    submit_time: float  # registration time, seconds since the epoch; also Spark's "starttime"
+    state: str = WAITING
+    end_time: float | None = None
+    executors: dict[str, ExecutorInfo] = field(default_factory=dict)
+    next_executor_id: int = 0
+    # Executor failures since one last reached RUNNING (Spark's retry count).
+    failed_executors: int = 0
+    last_failure: str = ""  # "executor 3 on host-a exited with code 1: ..."
+    last_log_tail: str = ""
+    # Set for an application restored from a snapshot until its driver re-registers.
+    awaiting_driver_since: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in _ACTIVE_APP_STATES
+
+    @property
+    def cores_granted(self) -> int:
+        return sum(e.cores for e in self.executors.values())
+
+    @property
+    def cores_left(self) -> int:
+        wanted = self.desc.cores_max if self.desc.cores_max is not None else _UNLIMITED
+        return max(wanted - self.cores_granted, 0)
+
+
+# ----------------------------------------------------------------- allocation
+def plan_executors(
+    cores_wanted: int,
+    executor_cores: int | None,
+    executor_memory: int,
+    free: Sequence[tuple[int, int]],
+    spread_out: bool,
+) -> list[tuple[int, int]]:
+    """Decide how many cores and executors one application gets on each usable worker.
+
+    *free* lists ``(free cores, free MiB)`` of the candidate workers; the result has one
+    ``(cores, executors)`` pair per entry. Cores are handed out in units of
+    *executor_cores* (1 when None); with ``executor_cores=None`` a worker gets at most one
+    executor, which grows by a core per unit. With *spread_out* each pass gives every
+    worker at most one unit (round robin); without it a worker is filled before the next.
+    """
+    unit = executor_cores or 1
+    one_per_worker = executor_cores is None
+    n = len(free)
+    cores = [0] * n
+    execs = [0] * n
+    left = min(cores_wanted, sum(c for c, _ in free))
+
+    def can_launch(i: int) -> bool:
+        if left < unit or free[i][0] - cores[i] < unit:
+            return False
+        if one_per_worker and execs[i] > 0:
+            return True  # another unit only grows the worker's one executor: no memory needed
+        return free[i][1] - (execs[i] + 1) * executor_memory >= 0
+
+    candidates = [i for i in range(n) if can_launch(i)]
+    while candidates:
+        for i in candidates:
+            while can_launch(i):
+                left -= unit
+                cores[i] += unit
+                execs[i] = 1 if one_per_worker else execs[i] + 1
+                if spread_out:
+                    break  # one unit per worker per pass
+        candidates = [i for i in candidates if can_launch(i)]
+    return list(zip(cores, execs))
+
+
+def _format_date(t: float) -> str:
+    # Java's Date.toString, which Spark's JSON uses for "submitdate".
+    return time.strftime("%a %b %d %H:%M:%S %Z %Y", time.localtime(t))
+
+
+def _ms(t: float) -> int:
+    return int(round(t * 1000))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ----------------------------------------------------------------- the machine
+class MasterStateMachine:
+    """The master's workers, applications and executors; events in, actions out.
+
+    Every event method returns the list of :data:`Action` to carry out, in order.
+    """
+
+    def __init__(
+        self,
+        master_url: str = "spark://127.0.0.1:7077",
+        webui_url: str = "",
+        *,
+        spread_out: bool = True,
+        worker_timeout: float = 60.0,
+        max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES,
+        retained_applications: int = DEFAULT_RETAINED_APPLICATIONS,
+    ) -> None:
+        self.master_url = master_url
+        self.webui_url = webui_url
+        self.spread_out = spread_out
+        self.worker_timeout = worker_timeout
+        self.max_executor_retries = max_executor_retries
+        self.retained_applications = retained_applications
+        self.workers: dict[str, WorkerInfo] = {}  # registration order
+        self.apps: dict[str, ApplicationInfo] = {}  # registration order = FIFO order
+        self.completed: list[str] = []  # ids of finished apps still listed, oldest first
+        self.next_app_number = 0
+
+    # ------------------------------------------------------------- queries
+    @property
+    def heartbeat_interval(self) -> float:
+        # Four heartbeats per timeout, as Spark: one lost heartbeat never kills a worker.
+        return self.worker_timeout / 4
+
+    def active_apps(self) -> list[ApplicationInfo]:
+        return [a for a in self.apps.values() if a.active]
+
+    def alive_workers(self) -> list[WorkerInfo]:
+        return [w for w in self.workers.values() if w.state == ALIVE]
+
+    def _new_app_id(self, now: float) -> str:
+        stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+        while True:
+            app_id = f"app-{stamp}-{self.next_app_number:04d}"
+            self.next_app_number += 1
+            if app_id not in self.apps:
+                return app_id
+
+    # ------------------------------------------------------------- workers
+    def register_worker(self, msg: RegisterWorker, now: float) -> list[Action]:
+        """A worker (re-)registers. An entry with the same id or the same host:port is
+        replaced; executors the worker lists (it outlived a master restart or a broken
+        connection) are kept or re-adopted, the old entry's other executors are lost."""
+        problem = self._invalid_worker(msg)
+        if problem:
+            return [_warn(f"Refusing to register worker {msg.worker_id!r} at {msg.host}:{msg.port}: {problem}"),
+                    Reply(RegisterWorkerFailed(problem))]
+        actions: list[Action] = [_info(
+            f"Registering worker {msg.worker_id} at {msg.host}:{msg.port} with "
+            f"{_plural(msg.cores, 'core')}, {msg.memory} MiB RAM")]
+        listed = {(a, e): (c, m) for a, e, c, m in msg.executors}
+        kept: dict[tuple[str, str], ExecutorInfo] = {}
+        for old in [w for w in self.workers.values()
+                    if w.id == msg.worker_id or (w.host, w.port) == (msg.host, msg.port)]:
+            for key in [k for k in old.executors if k in listed]:
+                kept[key] = old.executors.pop(key)
+            if old.state == ALIVE:
+                actions += self._remove_worker(old, f"replaced by a new registration from {msg.host}:{msg.port}",
+                                               announce=bool(old.executors))
+            del self.workers[old.id]
+        worker = WorkerInfo(msg.worker_id, msg.host, msg.port, msg.cores, msg.memory, msg.webui_port,
+                            ALIVE, now)
+        self.workers[worker.id] = worker
+        actions += [BindWorker(worker.id),
+                    Reply(RegisteredWorker(self.master_url, self.webui_url, self.heartbeat_interval))]
+        for key, (cores, memory) in listed.items():
+            actions += self._adopt_executor(worker, kept.get(key), key, cores, memory, now)
+        return actions + self.schedule(now)
+
+    @staticmethod
+    def _invalid_worker(msg: RegisterWorker) -> str:
+        if not msg.worker_id:
+            return "the worker id is empty"
+        if msg.cores < 1:
+            return f"a worker needs at least 1 core, not {msg.cores}"
+        if msg.memory < 1:
+            return f"a worker needs at least 1 MiB of memory, not {msg.memory}"
+        return ""
+
+    def _adopt_executor(self, worker: WorkerInfo, ex: ExecutorInfo | None, key: tuple[str, str],
+                        cores: int, memory: int, now: float) -> list[Action]:
+        app_id, executor_id = key
+        if ex is None:
+            # Still running from before we (re)started; it has been working, so RUNNING.
+            ex = ExecutorInfo(app_id, executor_id, worker.id, cores, memory, EXEC_RUNNING)
+        ex.worker_id = worker.id
+        app = self.apps.get(app_id)
+        if app is not None and not app.active:
+            return [_info(f"Worker {worker.id} still runs executor {ex.full_id} of finished application {app_id}; "
+                          "killing it"), SendToWorker(worker.id, KillExecutor(app_id, executor_id))]
+        worker.executors[key] = ex
+        if app is None:
+            ex.orphan_since = now  # its driver may re-register soon; else reaped after a timeout
+            return [_info(f"Worker {worker.id} runs executor {ex.full_id} of an application this master does not "
+                          "know (yet); keeping it for its driver to re-register")]
+        self._attach(app, ex)
+        return [_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})")]
+
+    def _attach(self, app: ApplicationInfo, ex: ExecutorInfo) -> None:
+        ex.orphan_since = None
+        stale = app.executors.get(ex.executor_id)
+        if stale is not None and stale is not ex:
+            # A restored record placed it on a worker entry that no longer matches: the
+            # executor is where a worker now says it is, and must not be counted twice.
+            holder = self.workers.get(stale.worker_id)
+            if holder is not None:
+                holder.executors.pop((app.id, stale.executor_id), None)
+        app.executors[ex.executor_id] = ex
+        if ex.executor_id.isdigit():
+            app.next_executor_id = max(app.next_executor_id, int(ex.executor_id) + 1)
+        self._refresh_app_state(app)
+
+    def worker_heartbeat(self, worker_id: str, now: float) -> list[Action]:
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != ALIVE:
+            # Declared DEAD (or forgotten) while it was only slow: make it re-register.
+            return [_warn(f"Got a heartbeat from worker {worker_id}, which is not registered as ALIVE; "
+                          "asking it to re-register"),
+                    DisconnectWorker(worker_id, "not registered as ALIVE: re-register")]
+        worker.last_heartbeat = now
+        return []
+
+    def worker_disconnected(self, worker_id: str, now: float) -> list[Action]:
+        """The worker's connection closed: it is gone (a live worker reconnects and re-registers)."""
+        worker = self.workers.get(worker_id)
+        if worker is None or worker.state != ALIVE:
+            return []
+        return self._remove_worker(worker, "its connection closed") + self.schedule(now)
+
+    def check_worker_timeouts(self, now: float, timeout: float | None = None) -> list[Action]:
+        """The periodic tick: workers silent for *timeout* seconds are DEAD; long-dead ones are
+        forgotten; unclaimed executors and restored apps whose drivers never came back go."""
+        timeout = self.worker_timeout if timeout is None else timeout
+        actions: list[Action] = []
+        changed = False
+        forget_after = (DEAD_WORKER_PERSISTENCE + 1) * timeout
+        for worker in list(self.workers.values()):
+            silent = now - worker.last_heartbeat
+            if worker.state == ALIVE and silent > timeout:
+                actions += self._remove_worker(worker, f"no heartbeat for {silent:.0f} s (timeout {timeout:g} s)")
+                changed = True
+            elif worker.state == DEAD and silent > forget_after:
+                actions.append(_info(f"Forgetting worker {worker.id} ({worker.address}), silent for more than "
+                                     f"{forget_after:g} s"))
+                del self.workers[worker.id]
+        for worker in self.alive_workers():
+            for key, ex in list(worker.executors.items()):
+                if ex.orphan_since is not None and now - ex.orphan_since > timeout:
+                    del worker.executors[key]
+                    actions += [_info(f"No driver claimed executor {ex.full_id} on worker {worker.id} within "
+                                      f"{timeout:g} s; killing it"),
+                                SendToWorker(worker.id, KillExecutor(ex.app_id, ex.executor_id))]
+                    changed = True
+        for app in self.active_apps():
+            if app.awaiting_driver_since is not None and now - app.awaiting_driver_since > timeout:
+                actions.append(_info(f"The driver of application {app.id} did not re-register within {timeout:g} s "
+                                     "of the master's recovery"))
+                actions += self._remove_app(app, FINISHED, now, tell_driver=False, reschedule=False)
+                changed = True
+        if changed:
+            actions += self.schedule(now)
+        return actions
+
+    def _remove_worker(self, worker: WorkerInfo, reason: str, announce: bool = True) -> list[Action]:
+        """Mark *worker* DEAD and take its executors from their apps; the caller reschedules."""
+        actions: list[Action] = [_info(f"Removing worker {worker.id} on {worker.address}: {reason}")]
+        worker.state = DEAD
+        for ex in list(worker.executors.values()):
+            app = self.apps.get(ex.app_id)
+            if app is None or not app.active or app.executors.get(ex.executor_id) is not ex:
+                continue
+            del app.executors[ex.executor_id]
+            self._refresh_app_state(app)
+            actions += [_info(f"Telling application {app.id} that executor {ex.executor_id} is lost with its worker"),
+                        SendToDriver(app.id, ExecutorUpdated(ex.executor_id, LOST, f"worker {worker.id} lost: {reason}",
+                                                             None, worker_lost=True))]
+        worker.executors.clear()
+        if announce:
+            # Every driver hears of it (not only those with executors there): it forgets the
+            # shuffle outputs it had located on that host.
+            actions += [SendToDriver(app.id, WorkerRemoved(worker.id, worker.host, reason))
+                        for app in self.active_apps() if app.awaiting_driver_since is None]
+        actions.append(DisconnectWorker(worker.id, reason))
+        return actions
+
+    # ------------------------------------------------------------- applications
+    def register_application(self, msg: RegisterApplication, now: float) -> list[Action]:
+        desc = msg.app
+        problem = self._invalid_app(desc)
+        if problem:
+            return [_warn(f"Refusing to register application {desc.name!r}: {problem}"),
+                    Reply(ApplicationRemoved(f"registration refused: {problem}"))]
+        app = self.apps.get(msg.app_id) if msg.app_id else None
+        if app is not None and app.active:
+            # A driver reconnecting (e.g. to a restarted master) keeps its application.
+            app.desc = desc
+            app.awaiting_driver_since = None
+            actions: list[Action] = [_info(f"Application {app.id} ({desc.name}) re-registered from "
+                                           f"{desc.driver_host}:{desc.driver_port}")]
+        else:
+            app_id = msg.app_id if msg.app_id and msg.app_id not in self.apps else self._new_app_id(now)
+            app = ApplicationInfo(app_id, desc, now)
+            self.apps[app_id] = app
+            actions = [_info(f"Registered application {desc.name} with id {app_id} (driver at "
+                             f"{desc.driver_host}:{desc.driver_port})"),
+                       _info(f"Application {app_id} requests {self._describe_request(desc)}")]
+        for worker in self.alive_workers():
+            for ex in worker.executors.values():
+                if ex.app_id == app.id and ex.orphan_since is not None:
+                    self._attach(app, ex)
+                    actions.append(_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})"))
+        actions += [BindDriver(app.id), Reply(RegisteredApplication(app.id, self.master_url))]
+        return actions + self.schedule(now)
+
+    @staticmethod
+    def _invalid_app(desc: ApplicationDescription) -> str:
+        if desc.executor_memory < 1:
+            return f"executor memory must be at least 1 MiB, not {desc.executor_memory}"
+        if desc.executor_cores is not None and desc.executor_cores < 1:
+            return f"spark.executor.cores must be at least 1, not {desc.executor_cores}"
+        if desc.cores_max is not None and desc.cores_max < 1:
+            return f"spark.cores.max must be at least 1, not {desc.cores_max}"
+        return ""
+
+    @staticmethod
+    def _describe_request(desc: ApplicationDescription) -> str:
+        total = f"{_plural(desc.cores_max, 'core')} in all" if desc.cores_max is not None else "all available cores"
+        if desc.executor_cores is None:
+            return f"{total}: one executor per worker with its free cores and {desc.executor_memory} MiB"
+        return f"{total}: executors of {_plural(desc.executor_cores, 'core')} and {desc.executor_memory} MiB each"
+
+    def unregister_application(self, app_id: str, state: str, now: float) -> list[Action]:
+        """The driver says it is done (normally FINISHED; FAILED or KILLED if it says so)."""
+        app = self.apps.get(app_id)
+        if app is None or not app.active:
+            return [_warn(f"Unregister request for unknown or completed application {app_id}")]
+        if state not in (FINISHED, FAILED, KILLED):
+            state = FINISHED
+        return [_info(f"Received unregister request from application {app_id} ({state})")] + \
+            self._remove_app(app, state, now, tell_driver=False)
+
+    def driver_disconnected(self, app_id: str, now: float) -> list[Action]:
+        """The driver's connection closed. As Spark does, a vanished driver's app is FINISHED."""
+        app = self.apps.get(app_id)
+        if app is None or not app.active:
+            return []
+        return [_info(f"The driver of application {app_id} disconnected")] + \
+            self._remove_app(app, FINISHED, now, tell_driver=False)
+
+    def kill_application(self, app_id: str, now: float) -> list[Action]:
+        app = self.apps.get(app_id)
+        if app is None or not app.active:
+            return [_warn(f"Asked to kill unknown or completed application {app_id}")]
+        return [_info(f"Killing application {app_id} on request")] + \
+            self._remove_app(app, KILLED, now, message=f"the master killed application {app_id} on request")
+
+    def _remove_app(self, app: ApplicationInfo, state: str, now: float, *, message: str = "",
+                    tell_driver: bool = True, reschedule: bool = True) -> list[Action]:
+        actions: list[Action] = [_info(f"Removing application {app.id} ({app.desc.name}): {state}")]
+        for ex in app.executors.values():
+            worker = self.workers.get(ex.worker_id)
+            if worker is not None and worker.executors.pop((app.id, ex.executor_id), None) is not None:
+                actions.append(SendToWorker(worker.id, KillExecutor(app.id, ex.executor_id)))
+        app.executors.clear()
+        app.state = state
+        app.end_time = now
+        app.awaiting_driver_since = None
+        if tell_driver:
+            actions.append(SendToDriver(app.id, ApplicationRemoved(message or state)))
+        # Every worker cleans up what it keeps for the app (work dirs), executors or not.
+        actions += [SendToWorker(w.id, ApplicationFinished(app.id)) for w in self.alive_workers()]
+        self.completed.append(app.id)
+        while len(self.completed) > self.retained_applications:
+            self.apps.pop(self.completed.pop(0), None)
+        return actions + (self.schedule(now) if reschedule else [])
+
+    # ------------------------------------------------------------- executors
+    def executor_state_changed(self, worker_id: str, msg: ExecutorStateChanged, now: float) -> list[Action]:
+        worker = self.workers.get(worker_id)
+        key = (msg.app_id, msg.executor_id)
+        ex = worker.executors.get(key) if worker is not None else None
+        if worker is None or ex is None:
+            # Typically the KILLED report of an executor we already freed with its app.
+            return [Log(logging.DEBUG, f"State {msg.state} of unknown executor {msg.app_id}/{msg.executor_id} "
+                                       f"from worker {worker_id}; ignored")]
+        app = self.apps.get(msg.app_id)
+        if app is not None and (not app.active or app.executors.get(msg.executor_id) is not ex):
+            app = None
+        if msg.state not in _FINAL_EXECUTOR_STATES:
+            ex.state = msg.state
+            if app is None:
+                return []
+            if msg.state == EXEC_RUNNING:
+                app.failed_executors = 0  # it could start one: past failures were not its fault
+            return [SendToDriver(app.id, ExecutorUpdated(msg.executor_id, msg.state, msg.message, msg.exit_code,
+                                                         log_tail=msg.log_tail))]
+        del worker.executors[key]
+        ex.state = msg.state
+        how = self._describe_exit(msg)
+        clean = msg.state == EXEC_KILLED or (msg.state == EXITED and msg.exit_code == 0)
+        actions: list[Action] = [Log(logging.INFO if clean else logging.WARNING,
+                                     f"Executor {ex.full_id} on worker {worker.id} ({worker.address}) {how}")]
+        if app is None:
+            return actions + self.schedule(now)  # an orphan ended: only its resources matter
+        del app.executors[msg.executor_id]
+        self._refresh_app_state(app)
+        actions.append(SendToDriver(app.id, ExecutorUpdated(msg.executor_id, msg.state, msg.message, msg.exit_code,
+                                                            log_tail=msg.log_tail)))
+        # Spark counts every exit but a clean one (code 0) as a failure; a KILLED executor
+        # was stopped on purpose (by a worker shutting down, or by us), which is no fault of the app.
+        if not clean:
+            app.failed_executors += 1
+            app.last_failure = f"executor {ex.full_id} on {worker.host} {how}"
+            app.last_log_tail = msg.log_tail
+            if (app.failed_executors == self.max_executor_retries
+                    and any(e.state == EXEC_RUNNING for e in app.executors.values())):
+                # (Without a running executor, schedule() fails the app right below.)
+                actions.append(_warn(
+                    f"Application {app.id} had {app.failed_executors} executor failures in a row; "
+                    "it keeps its running executors but gets no new ones"))
+        return actions + self.schedule(now)
+
+    @staticmethod
+    def _describe_exit(msg: ExecutorStateChanged) -> str:
+        text = {EXITED: "exited", EXEC_FAILED: "failed", EXEC_KILLED: "was killed", LOST: "was lost"}[msg.state]
+        if msg.exit_code is not None:
+            text += f" with code {msg.exit_code}"
+        return f"{text}: {msg.message}" if msg.message else text
+
+    def _failure_message(self, app: ApplicationInfo) -> str:
+        text = (f"Application {app.id} failed: its executors failed {app.failed_executors} times in a row "
+                f"(spark.deploy.maxExecutorRetries={self.max_executor_retries}); the last, {app.last_failure}")
+        tail = app.last_log_tail.strip()
+        return f"{text}. Its log ends with:\n{tail}" if tail else f"{text} (it left no log output)"
+
+    # ------------------------------------------------------------- scheduling
+    def schedule(self, now: float) -> list[Action]:
+        """Grant free cores to applications that still want some, first come first served.
+
+        Also fails an application whose executors failed ``max_executor_retries`` times in a
+        row once it has no running executor left: it gets no new ones, so it could only wait.
+        """
+        actions: list[Action] = []
+        for app in self.active_apps():
+            if app.failed_executors >= self.max_executor_retries:
+                if not any(e.state == EXEC_RUNNING for e in app.executors.values()):
+                    text = self._failure_message(app)
+                    actions.append(Log(logging.ERROR, text))
+                    # Its freed cores go to the applications after it in this same pass.
+                    actions += self._remove_app(app, FAILED, now, message=text, reschedule=False)
+                continue
+            if app.cores_left <= 0 or app.awaiting_driver_since is not None:
+                continue
+            desc = app.desc
+            unit = desc.executor_cores or 1
+            usable = [w for w in self.alive_workers()
+                      if w.memory_free >= desc.executor_memory and w.cores_free >= unit
+                      and not (desc.executor_cores is None and any(k[0] == app.id for k in w.executors))]
+            # Most free cores first (stable: registration order breaks ties).
+            usable.sort(key=lambda w: -w.cores_free)
+            plan = plan_executors(app.cores_left, desc.executor_cores, desc.executor_memory,
+                                  [(w.cores_free, w.memory_free) for w in usable], self.spread_out)
+            for worker, (cores, count) in zip(usable, plan):
+                if cores == 0:
+                    continue
+                per_executor = cores if desc.executor_cores is None else desc.executor_cores
+                for _ in range(count):
+                    actions += self._launch_executor(app, worker, per_executor)
+        return actions
+
+    def _launch_executor(self, app: ApplicationInfo, worker: WorkerInfo, cores: int) -> list[Action]:
+        desc = app.desc
+        ex = ExecutorInfo(app.id, str(app.next_executor_id), worker.id, cores, desc.executor_memory)
+        app.next_executor_id += 1
+        app.executors[ex.executor_id] = ex
+        worker.executors[(app.id, ex.executor_id)] = ex
+        self._refresh_app_state(app)
+        return [
+            _info(f"Launching executor {ex.full_id} on worker {worker.id} ({worker.address}) with "
+                  f"{_plural(cores, 'core')}, {desc.executor_memory} MiB RAM"),
+            SendToWorker(worker.id, LaunchExecutor(app.id, ex.executor_id, cores, desc.executor_memory,
+                                                   desc.driver_host, desc.driver_port, desc.name,
+                                                   dict(desc.executor_settings))),
+            SendToDriver(app.id, ExecutorAdded(ex.executor_id, worker.id, worker.host, cores, desc.executor_memory)),
+        ]
+
+    @staticmethod
+    def _refresh_app_state(app: ApplicationInfo) -> None:
+        # Unlike Spark, which leaves an app RUNNING forever once it got an executor, an app
+        # holding no executor shows WAITING: that is what a user looking at it wants to know.
+        if app.active:
+            app.state = RUNNING if app.executors else WAITING
+
+    # ------------------------------------------------------------- explanations
+    def waiting_reason(self, app_id: str) -> str:
+        """Why *app_id* has no running executor, in a sentence or two; "" once one runs."""
+        app = self.apps.get(app_id)
+        if app is None:
+            return f"no application {app_id} is registered with this master"
+        if not app.active:
+            return f"application {app_id} is {app.state}"
+        if app.awaiting_driver_since is not None:
+            return "its driver has not re-registered since the master restarted"
+        if any(e.state == EXEC_RUNNING for e in app.executors.values()):
+            return ""
+        desc = app.desc
+        unit = desc.executor_cores or 1
+        if desc.executor_cores is not None and desc.cores_max is not None and desc.executor_cores > desc.cores_max:
+            return (f"spark.executor.cores={desc.executor_cores} is more than spark.cores.max={desc.cores_max}, "
+                    "so no executor can ever be launched")
+        if app.failed_executors >= self.max_executor_retries:
+            return self._failure_message(app)
+        if app.failed_executors and app.last_failure:
+            text = (f"its executors are failing to start ({app.failed_executors} in a row); "
+                    f"the last, {app.last_failure}")
+            tail = app.last_log_tail.strip()
+            return f"{text}. Its log ends with:\n{tail}" if tail else text
+        if app.executors:
+            where = sorted({e.worker_id for e in app.executors.values()})
+            return (f"{_plural(len(app.executors), 'executor')} launched on worker(s) {', '.join(where)} "
+                    "and not running yet")
+        alive = self.alive_workers()
+        if not alive:
+            if self.workers:
+                return f"no worker is alive ({_plural(len(self.workers), 'worker')} registered, all DEAD)"
+            return "no worker has registered with the master"
+        need = f"needs {_plural(unit, 'core')} and {desc.executor_memory} MiB per executor"
+        biggest_cores = max(w.cores for w in alive)
+        biggest_memory = max(w.memory for w in alive)
+        if unit > biggest_cores or desc.executor_memory > biggest_memory:
+            return (f"it {need}, but no worker is that large (the largest has {_plural(biggest_cores, 'core')}, "
+                    f"the largest {biggest_memory} MiB)")
+        most_cores = max(alive, key=lambda w: w.cores_free)
+        most_memory = max(alive, key=lambda w: w.memory_free)
+        return (f"it {need}; largest free: {_plural(most_cores.cores_free, 'core')} (worker {most_cores.id}), "
+                f"{most_memory.memory_free} MiB (worker {most_memory.id}); other applications hold the rest")
+
+    # ------------------------------------------------------------- JSON
+    def to_json(self, now: float, url: str | None = None) -> dict[str, Any]:
+        """The master's status with Spark's field names (memory in MiB, times in ms since the epoch)."""
+        alive = self.alive_workers()
+        return {
+            "url": url if url is not None else self.master_url,
+            "workers": [self._worker_json(w) for w in self.workers.values()],
+            "aliveworkers": len(alive),
+            "cores": sum(w.cores for w in alive),
+            "coresused": sum(w.cores_used for w in alive),
+            "memory": sum(w.memory for w in alive),
+            "memoryused": sum(w.memory_used for w in alive),
+            "activeapps": [self._app_json(a, now) for a in self.active_apps()],
+            "completedapps": [self._app_json(self.apps[i], now) for i in self.completed if i in self.apps],
+            # Cluster deploy mode is not supported; the keys stay for Spark-reading tools.
+            "activedrivers": [],
+            "completeddrivers": [],
+            "status": "ALIVE",
+        }
+
+    @staticmethod
+    def _worker_json(w: WorkerInfo) -> dict[str, Any]:
+        return {
+            "id": w.id,
+            "host": w.host,
+            "port": w.port,
+            "webuiaddress": w.webui_address,
+            "cores": w.cores,
+            "coresused": w.cores_used,
+            "coresfree": w.cores_free,
+            "memory": w.memory,
+            "memoryused": w.memory_used,
+            "memoryfree": w.memory_free,
+            "state": w.state,
+            "lastheartbeat": _ms(w.last_heartbeat),
+        }
+
+    def _app_json(self, a: ApplicationInfo, now: float) -> dict[str, Any]:
+        end = a.end_time if a.end_time is not None else now
+        return {
+            "id": a.id,
+            "name": a.desc.name,
+            "cores": a.cores_granted,
+            "user": a.desc.user,
+            "memoryperexecutor": a.desc.executor_memory,
+            "submitdate": _format_date(a.submit_time),
+            "starttime": _ms(a.submit_time),
+            "duration": max(_ms(end) - _ms(a.submit_time), 0),
+            "state": a.state,
+            # Not in Spark: why an active app has no running executor ("" once one runs).
+            "waitingreason": self.waiting_reason(a.id) if a.active else "",
+        }
+
+    # ------------------------------------------------------------- persistence
+    def snapshot(self) -> dict[str, Any]:
+        """The persistent part (workers, applications) as JSON-ready plain data.
+
+        Heartbeat times are left out: they mean nothing to a master restarted later, and
+        leaving them out means a snapshot changes only when the cluster does.
+        """
+        return {
+            "version": SNAPSHOT_VERSION,
+            "next_app_number": self.next_app_number,
+            "workers": [
+                {"id": w.id, "host": w.host, "port": w.port, "cores": w.cores, "memory": w.memory,
+                 "webui_port": w.webui_port, "state": w.state}
+                for w in self.workers.values()
+            ],
+            "apps": [
+                {"id": a.id, "desc": asdict(a.desc), "submit_time": a.submit_time, "state": a.state,
+                 "end_time": a.end_time, "next_executor_id": a.next_executor_id,
+                 "failed_executors": a.failed_executors, "last_failure": a.last_failure,
+                 "last_log_tail": a.last_log_tail,
+                 "executors": [{"executor_id": e.executor_id, "worker_id": e.worker_id, "cores": e.cores,
+                                "memory": e.memory, "state": e.state} for e in a.executors.values()]}
+                for a in self.apps.values()
+            ],
+            "completed": list(self.completed),
+        }
+
+    def restore(self, data: dict[str, Any], now: float) -> list[Action]:
+        """Replace the state with a :meth:`snapshot` taken earlier (by a master that then stopped).
+
+        Restored ALIVE workers count as having just sent a heartbeat: those that do not
+        re-register within a timeout become DEAD. Restored active applications get no new
+        executors until their driver re-registers (with its app id), and are finished if
+        it does not within a timeout.
+        """
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported master snapshot version {data.get('version')!r}")
+        self.workers = {}
+        self.apps = {}
+        for wd in data["workers"]:
+            w = WorkerInfo(wd["id"], wd["host"], int(wd["port"]), int(wd["cores"]), int(wd["memory"]),
+                           int(wd.get("webui_port", 0)), wd["state"], now)
+            self.workers[w.id] = w
+        for ad in data["apps"]:
+            desc = ApplicationDescription(**ad["desc"])
+            app = ApplicationInfo(ad["id"], desc, float(ad["submit_time"]), ad["state"], ad.get("end_time"),
+                                  next_executor_id=int(ad.get("next_executor_id", 0)),
+                                  failed_executors=int(ad.get("failed_executors", 0)),
+                                  last_failure=ad.get("last_failure", ""), last_log_tail=ad.get("last_log_tail", ""))
+            self.apps[app.id] = app
+            if not app.active:
+                continue
+            app.awaiting_driver_since = now
+            for ed in ad.get("executors", []):
+                worker = self.workers.get(ed["worker_id"])
+                if worker is None or worker.state != ALIVE:
+                    continue
+                ex = ExecutorInfo(app.id, ed["executor_id"], worker.id, int(ed["cores"]), int(ed["memory"]),
+                                  ed.get("state", EXEC_RUNNING))
+                app.executors[ex.executor_id] = ex
+                worker.executors[(app.id, ex.executor_id)] = ex
+            self._refresh_app_state(app)
+        self.completed = [i for i in data.get("completed", []) if i in self.apps]
+        self.next_app_number = int(data.get("next_app_number", 0))
+        return [_info(f"Recovered {_plural(len(self.workers), 'worker')} and "
+                      f"{_plural(len(self.active_apps()), 'active application')} from a snapshot")]

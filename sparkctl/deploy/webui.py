@@ -1,0 +1,248 @@
+"""Read-only HTTP status pages of the standalone daemons (the master's, and the worker's).
+
+```
+ browser / curl ──GET /──────▶ StatusServer ──get_json()──▶ daemon state (under its lock)
+                ◀─HTML page──       │
+                ──GET /json──▶      └─ the same dict, as JSON
+```
+
+:func:`start_status_server` serves any daemon: it takes a callable returning the
+daemon's JSON document and a title, and renders HTML from that document with
+:func:`render_master_page` or, by default, the generic :func:`render_generic_page`.
+``GET /`` is the page, ``GET /json`` (or ``/json/``) the document; any other path is
+404 and any other method 405. Every text from the document is HTML-escaped: worker
+ids, application names and users come from the network.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page"]
+
+log = logging.getLogger("sparkctl.webui")
+
+JsonSource = Callable[[], dict[str, Any]]
+PageRenderer = Callable[[str, dict[str, Any]], str]
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+ul.summary { list-style: none; padding: 0; } ul.summary li { margin: 0.15em 0; }
+td.reason { max-width: 40em; white-space: pre-wrap; font-size: 0.9em; color: #555; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, body: list[str]) -> str:
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        "</head><body>",
+        f"<h1>{_e(title)}</h1>",
+        *body,
+        '<p><a href="/json">JSON</a></p>',
+        "</body></html>",
+    ])
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    """*rows* hold already-escaped HTML cells."""
+    if not rows:
+        return f"<p><em>{_e(empty)}</em></p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _duration(ms: Any) -> str:
+    try:
+        s = int(ms) / 1000
+    except (TypeError, ValueError):
+        return _e(ms)
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _clock(ms: Any) -> str:
+    try:
+        return _e(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(ms) / 1000)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return _e(ms)
+
+
+def render_generic_page(title: str, doc: dict[str, Any]) -> str:
+    """Any JSON document: its scalar fields as a list, each list of objects as a table."""
+    body: list[str] = []
+    scalars = [(k, v) for k, v in doc.items() if not isinstance(v, (list, dict))]
+    if scalars:
+        body.append('<ul class="summary">' + "".join(
+            f"<li><strong>{_e(k)}:</strong> {_e(v)}</li>" for k, v in scalars) + "</ul>")
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list):
+            continue
+        body.append(f"<h2>{_e(key)}</h2>")
+        if value and all(isinstance(item, dict) for item in value):
+            headers: list[str] = []
+            for item in value:
+                headers += [k for k in item if k not in headers]
+            rows = [[_e(item.get(h, "")) for h in headers] for item in value]
+            body.append(_table(headers, rows))
+        else:
+            body.append(_table([key], [[_e(item)] for item in value]))
+    return _page(title, body)
+
+
+def render_master_page(title: str, doc: dict[str, Any]) -> str:
+    """The master's page: summary, workers, running and completed applications."""
+    workers = doc.get("workers", [])
+    active = doc.get("activeapps", [])
+    completed = doc.get("completedapps", [])
+    body = ['<ul class="summary">',
+            f"<li><strong>URL:</strong> {_e(doc.get('url', ''))}</li>",
+            f"<li><strong>Alive workers:</strong> {_e(doc.get('aliveworkers', 0))}</li>",
+            f"<li><strong>Cores in use:</strong> {_e(doc.get('cores', 0))} total, "
+            f"{_e(doc.get('coresused', 0))} used</li>",
+            f"<li><strong>Memory in use:</strong> {_e(doc.get('memory', 0))} MiB total, "
+            f"{_e(doc.get('memoryused', 0))} MiB used</li>",
+            f"<li><strong>Applications:</strong> {len(active)} running, {len(completed)} completed</li>",
+            f"<li><strong>Status:</strong> {_e(doc.get('status', ''))}</li>",
+            "</ul>"]
+    body.append(f"<h2>Workers ({len(workers)})</h2>")
+    body.append(_table(
+        ["Worker Id", "Address", "State", "Cores", "Memory", "Last heartbeat"],
+        [[f'<a href="{_e(w.get("webuiaddress", ""))}">{_e(w.get("id", ""))}</a>',
+          f"{_e(w.get('host', ''))}:{_e(w.get('port', ''))}",
+          _e(w.get("state", "")),
+          f"{_e(w.get('cores', 0))} ({_e(w.get('coresused', 0))} used)",
+          f"{_e(w.get('memory', 0))} MiB ({_e(w.get('memoryused', 0))} MiB used)",
+          _clock(w.get("lastheartbeat"))] for w in workers],
+        "no workers registered"))
+
+    def app_rows(apps: list[dict[str, Any]], with_reason: bool) -> list[list[str]]:
+        rows = []
+        for a in apps:
+            row = [_e(a.get("id", "")), _e(a.get("name", "")), _e(a.get("cores", 0)),
+                   f"{_e(a.get('memoryperexecutor', 0))} MiB", _clock(a.get("starttime")),
+                   _e(a.get("user", "")), _e(a.get("state", "")), _duration(a.get("duration"))]
+            if with_reason:
+                row.append(f'<span class="reason">{_e(a.get("waitingreason", ""))}</span>')
+            rows.append(row)
+        return rows
+
+    headers = ["Application ID", "Name", "Cores", "Memory per Executor", "Submitted", "User", "State", "Duration"]
+    body.append(f"<h2>Running Applications ({len(active)})</h2>")
+    body.append(_table(headers + ["Waiting for"], app_rows(active, True), "no running applications"))
+    body.append(f"<h2>Completed Applications ({len(completed)})</h2>")
+    body.append(_table(headers, app_rows(completed, False), "no completed applications"))
+    return _page(title, body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _StatusHTTPServer
+    server_version = "sparkctl"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path not in ("/", "/json", "/json/"):
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+            return
+        try:
+            doc = self.server.get_json()
+            if path == "/":
+                body = self.server.render(self.server.title, doc).encode("utf-8")
+                ctype = "text/html; charset=utf-8"
+            else:
+                body = (json.dumps(doc, indent=2, default=str) + "\n").encode("utf-8")
+                ctype = "application/json"
+        except Exception:
+            log.exception("status page %s failed", path)
+            self._send(500, "text/plain; charset=utf-8", b"internal error\n")
+            return
+        self._send(200, ctype, body)
+
+    def _not_allowed(self) -> None:
+        self._send(405, "text/plain; charset=utf-8", b"method not allowed: this server is read-only\n",
+                   {"Allow": "GET"})
+
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up do_<METHOD>; answer every method but GET with 405.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _send(self, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _StatusHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck browser connection never holds up the daemon's exit
+
+    def __init__(self, address: tuple[str, int], get_json: JsonSource, title: str, render: PageRenderer) -> None:
+        self.get_json = get_json
+        self.title = title
+        self.render = render
+        super().__init__(address, _Handler)
+
+
+class StatusServer:
+    """A running status HTTP server; :meth:`stop` shuts it down."""
+
+    def __init__(self, httpd: _StatusHTTPServer, thread: threading.Thread) -> None:
+        self._httpd = httpd
+        self._thread = thread
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5.0)
+
+
+def start_status_server(host: str, port: int, get_json: JsonSource, title: str,
+                        render: PageRenderer | None = None) -> StatusServer:
+    """Serve ``GET /`` (HTML) and ``GET /json`` on *host*:*port* (0: any free port) in a
+    daemon thread. *get_json* is called for every request, from that request's thread."""
+    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                              name=f"webui-{port}", daemon=True)
+    thread.start()
+    return StatusServer(httpd, thread)
