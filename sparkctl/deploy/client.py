@@ -99,8 +99,10 @@ class StandaloneBackend(SchedulerBackend):
             raise SparkctlError(f"cannot reach the master at {self.master_url}: {e}") from None
         self.conn.send(dm.RegisterApplication(self._description(host, port)))
         reply = self.conn.recv(timeout=30)
+        if isinstance(reply, dm.ApplicationRemoved):
+            raise SparkctlError(f"master at {self.master_url} refused the application: {reply.message}")
         if not isinstance(reply, dm.RegisteredApplication):
-            raise SparkctlError(f"master at {self.master_url} refused the application: {reply!r}")
+            raise SparkctlError(f"master at {self.master_url} answered {type(reply).__name__} to the registration")
         self.app_id = reply.app_id
         log.info("Registered application %s with master %s as %s", self.app_name, self.master_url, self.app_id)
         threading.Thread(target=self._listen, daemon=True, name="master-listener").start()

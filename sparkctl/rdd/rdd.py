@@ -119,8 +119,8 @@ class RDD(PairRDDFunctions):
         lines: list[str] = []
 
         def walk(rdd: RDD, indent: str, marker: str) -> None:
-            level = f" {rdd._storage_level}" if rdd.is_cached else ""
-            lines.append(f"{indent}{marker}({rdd.getNumPartitions()}) {rdd!r} []{level}")
+            level = str(rdd._storage_level) if rdd.is_cached else ""
+            lines.append(f"{indent}{marker}({rdd.getNumPartitions()}) {rdd!r} [{level}]")
             for dep in rdd.dependencies:
                 if isinstance(dep, ShuffleDependency):
                     walk(dep.rdd, indent + "   ", "+-")
@@ -171,8 +171,10 @@ class RDD(PairRDDFunctions):
         return self._checkpoint_requested == "local"
 
     def getCheckpointFile(self) -> str | None:
-        rdd = self._checkpoint_rdd
-        return getattr(rdd, "directory", None)
+        """The checkpoint's directory as a ``file:`` URI, as PySpark gives it; None until
+        a reliable checkpoint was written."""
+        directory = getattr(self._checkpoint_rdd, "directory", None)
+        return None if directory is None else "file:" + directory
 
     _local_done = False
 

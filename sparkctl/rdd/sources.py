@@ -169,7 +169,9 @@ def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
     else:
-        lines = block.replace(b"\r\n", b"\n").split(b"\n")
+        if b"\r" in block:  # Hadoop's reader ends lines at \r\n, \n and a lone \r alike
+            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = block.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
     return lines
