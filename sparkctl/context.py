@@ -464,8 +464,8 @@ _LEVELS = {"ALL": logging.DEBUG, "TRACE": logging.DEBUG, "DEBUG": logging.DEBUG,
 def _configure_logging(level: str) -> None:
     logger = logging.getLogger("sparkctl")
     logger.setLevel(_LEVELS.get(level, logging.WARNING))
-    if not logger.handlers:
+    # an application that configured logging itself gets our records through its handlers
+    if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%y/%m/%d %H:%M:%S"))
         logger.addHandler(handler)
-        logger.propagate = False

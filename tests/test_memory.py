@@ -3,6 +3,7 @@ spark.executor.memory finish, give the exact result, and no task slot grows past
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ RECORDS = 1_200_000  # about 170 bytes each in memory: over 3 x the executor mem
 
 
 def _slot_memory(_: object) -> list[tuple[int, int, int]]:
+    time.sleep(0.3)  # both tasks overlap, so each slot runs one
     fields = {}
     with open("/proc/self/status") as f:
         for line in f:

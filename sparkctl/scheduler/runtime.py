@@ -60,6 +60,7 @@ class StagePayload:
     message: m.StageBinary
     splits: dict[int, bytes]  # partition -> pickled Partition
     broadcast_ids: tuple[int, ...]
+    properties: dict[str, str] | None = None  # the job's local properties (job group...)
 
 
 @dataclass
@@ -213,6 +214,7 @@ class DriverRuntime:
             err = SparkctlError(f"Task not serializable: {_describe_pickle_error(e)}")
             err.__cause__ = e
             return self.dag.task_set_failed(stage.id, err)
+        payload.properties = action.properties or None
         self.payloads[key] = payload
         log.info("Submitting %d tasks of stage %d.%d (%r)", len(action.partitions), stage.id, action.attempt, stage.rdd)
         self._notify("stage_submit", (stage.id, action.attempt, len(action.partitions)))
@@ -257,7 +259,8 @@ class DriverRuntime:
                                                  "broadcast destroyed"))
             return
         partition = att.tsm.partitions[att.index]
-        desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition])
+        desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition],
+                                 payload.properties)
         log.debug("Launching task %d (stage %d.%d partition %d) on executor %s", att.task_id, key[0], key[1],
                   partition, h.executor_id)
         self._send(h, m.LaunchTask(desc))
