@@ -146,6 +146,13 @@ def _check_app(app: str) -> str:
 
 def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None:
     """Run the app in this process, as ``__main__``; its SparkContext reads ``settings``."""
+    import logging
+
+    from sparkctl.context import configure_logging
+    configure_logging((settings.get("spark.log.level") or "WARN").upper())
+    log = logging.getLogger("sparkctl.submit")
+    log.info("Submitting %s (master %s); starting its driver in process %d", app_path, settings.get("spark.master"),
+             os.getpid())
     os.environ["SPARKCTL_SUBMIT_CONF"] = "\x1e".join(f"{k}\x1f{v}" for k, v in settings.items())
     sys.argv = [app_path, *args]
     sys.path.insert(0, os.path.dirname(app_path))

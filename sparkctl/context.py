@@ -108,7 +108,7 @@ class SparkContext:
         self.pythonExec = sys.executable
         self.pythonVer = "%d.%d" % sys.version_info[:2]
         level = (self._conf.get("spark.log.level") or "WARN").upper()
-        _configure_logging(level)
+        configure_logging(level)
         self._py_files = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
         self._py_files += list(pyFiles or [])
         extra_paths = self._executor_paths()
@@ -287,7 +287,7 @@ class SparkContext:
         level = logLevel.upper()
         if level not in ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"):
             raise ValueError(f"invalid log level {logLevel!r}: use one of ALL, DEBUG, ERROR, FATAL, INFO, OFF, TRACE, WARN")
-        _configure_logging(level)
+        configure_logging(level)
 
     def setCheckpointDir(self, dirName: str) -> None:
         path = dirName[len("file:"):] if dirName.startswith("file:") else dirName
@@ -461,7 +461,7 @@ _LEVELS = {"ALL": logging.DEBUG, "TRACE": logging.DEBUG, "DEBUG": logging.DEBUG,
            "OFF": logging.CRITICAL + 10}
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
     logger = logging.getLogger("sparkctl")
     logger.setLevel(_LEVELS.get(level, logging.WARNING))
     # an application that configured logging itself gets our records through its handlers

@@ -21,7 +21,7 @@ def main() -> int:
     secret = cfg.pop("secret").encode()
     level = cfg.pop("log_level", "WARNING")
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%y/%m/%d %H:%M:%S")
     for p in reversed(cfg.get("extra_paths", [])):
         if p not in sys.path:
             sys.path.insert(0, p)

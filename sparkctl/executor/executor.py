@@ -135,6 +135,7 @@ class Executor:
                     slot.killing = False
                 if killed and state != m.FINISHED:
                     update = _restate(update, m.KILLED)
+                log.info("Task %d %s in slot %d; reporting to the driver", task_id, state.lower(), slot.index)
                 self._to_driver_bytes(update)
             elif kind == "get_block":
                 slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
@@ -205,7 +206,8 @@ class Executor:
                     bcasts.append((bid, self.broadcasts[bid]))
                     slot.broadcasts.add(bid)
             removed, slot.removed_broadcasts = slot.removed_broadcasts, []
-        log.debug("running task %d in slot %d", desc.task_id, slot.index)
+        log.info("Running task %d (stage %d.%d, partition %d) in slot %d", desc.task_id, desc.stage_key[0],
+                 desc.stage_key[1], desc.partition, slot.index)
         slot.send(("task", desc, send_info, bcasts, removed))
 
     def _kill(self, task_id: int) -> None:
@@ -309,6 +311,7 @@ class Executor:
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
+        _warm_imports()
         # fork the slots before any thread exists, so they start from a clean process
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
         self.server = Server(self.s.host, 0, self.secret, self._serve_peer, name="block-server").start()
@@ -367,6 +370,17 @@ class Executor:
         if self.server is not None:
             self.server.stop()
         shutil.rmtree(self.s.local_dir, ignore_errors=True)
+
+
+def _warm_imports() -> None:
+    """Import what every task needs before forking, so the first task does not pay for it."""
+    import sparkctl.rdd.narrow  # noqa: F401
+    import sparkctl.rdd.pair  # noqa: F401
+    import sparkctl.rdd.rdd  # noqa: F401
+    import sparkctl.rdd.shuffled  # noqa: F401
+    import sparkctl.rdd.sources  # noqa: F401
+    import sparkctl.rdd.output  # noqa: F401
+    import sparkctl.storage.spill  # noqa: F401
 
 
 def _close_inherited_fds(keep: int) -> None:

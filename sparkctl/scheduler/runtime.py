@@ -261,7 +261,7 @@ class DriverRuntime:
         partition = att.tsm.partitions[att.index]
         desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition],
                                  payload.properties)
-        log.debug("Launching task %d (stage %d.%d partition %d) on executor %s", att.task_id, key[0], key[1],
+        log.info("Starting task %d (stage %d.%d, partition %d) on executor %s", att.task_id, key[0], key[1],
                   partition, h.executor_id)
         self._send(h, m.LaunchTask(desc))
 
@@ -360,11 +360,14 @@ class DriverRuntime:
                                 f"({w.result_bytes} bytes) is bigger than spark.driver.maxResultSize "
                                 f"({self.max_result_size} bytes)")))
                             return
+                log.info("Finished task %d in %.0f ms on executor %s (result %d bytes)", msg.task_id,
+                         outcome.duration * 1000, msg.executor_id, len(msg.outcome))
                 self._execute(self.tasks.task_succeeded(msg.task_id, outcome.value, outcome.accum_updates,
                                                         outcome.blocks_added, now))
                 return
             error = rebuild_error(outcome)
             reason = f"{outcome.error_type}: {outcome.error_message}"
+            log.warning("Task %d %s on executor %s: %s", msg.task_id, msg.state.lower(), msg.executor_id, reason)
             self._execute(self.tasks.task_failed(msg.task_id, error, reason,
                                                  fetch_failed=msg.state == m.FETCH_FAILED,
                                                  killed=msg.state == m.KILLED, now=now))
@@ -386,6 +389,7 @@ class DriverRuntime:
                 w.fail(SparkctlError("SparkContext was stopped while the job was running"))
             handles = list(self.executors.values())
         for h in handles:
+            log.info("Stopping executor %s", h.executor_id)
             self._send(h, m.StopExecutor())
         self.server.stop()
 
