@@ -6,7 +6,7 @@ setup(
     description="Apache Spark's architecture in Python: standalone master, workers, executors and PySpark's RDD API",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["sparkctl", "sparkctl.*"]),
     install_requires=[
         "click>=8.1",

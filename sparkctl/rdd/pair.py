@@ -8,19 +8,20 @@ them in one shuffle, as PySpark does.
 from __future__ import annotations
 
 import copy
+import math
 from functools import reduce as _reduce
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from sparkctl.rdd.dependencies import Aggregator, Partitioner, RangeBounds
+from sparkctl.rdd.dependencies import Aggregator, Partitioner, RangeBounds, identity
 from sparkctl.rdd.resultiterable import ResultIterable
+from sparkctl.rdd.sampling import KeySketch, range_bounds
 from sparkctl.util.hashing import portable_hash
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
 
 
-def _identity(x: Any) -> Any:
-    return x
+_identity = identity
 
 
 class PairRDDFunctions:
@@ -116,14 +117,13 @@ class PairRDDFunctions:
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(_SortPartition(keyfunc, ascending), True)
-        # range-partition on bounds sampled from the keys, so each reducer gets a similar share
-        size = self.count()
-        if not size:
+        # range-partition on bounds sampled from the keys, so each reducer gets a similar
+        # share; one pass counts each partition and samples its keys together
+        per_partition = math.ceil(3.0 * min(20.0 * numPartitions, 1e6) / max(1, self.getNumPartitions()))
+        sketches = self.ctx.run_job(self, KeySketch(per_partition, seed=1), None)
+        if not sum(n for n, _ in sketches):
             return self
-        fraction = min(numPartitions * 20.0 / max(size, 1), 1.0)
-        samples = sorted(self.sample(False, fraction, 1).map(_first).collect(), key=keyfunc)
-        bounds = [keyfunc(samples[int(len(samples) * (i + 1) / numPartitions)])
-                  for i in range(numPartitions - 1)] if samples else []
+        bounds = range_bounds(sketches, numPartitions, keyfunc)
         partitioner = Partitioner(numPartitions, RangeBounds(bounds, ascending, keyfunc, numPartitions))
         return ShuffledRDD(self, partitioner, key_ordering=(keyfunc, ascending))
 

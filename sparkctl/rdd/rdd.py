@@ -14,6 +14,7 @@ import operator
 import os
 import random
 import sys
+from collections import deque
 from functools import reduce as _reduce
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -30,13 +31,14 @@ if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
 
 
+_EXACT_LENGTH = (list, tuple, range, type(iter([])), type(iter(())), type(iter(range(0))))
+
+
 def _count_iter(it: Iterable[Any]) -> int:
-    if isinstance(it, (list, tuple, range)):
-        return len(it)
-    n = 0
-    for n, _ in enumerate(it, 1):
-        pass
-    return n
+    if type(it) in _EXACT_LENGTH:  # these know their length: do not walk the records
+        return operator.length_hint(it)
+    last = deque(enumerate(it, 1), maxlen=1)  # counts in C
+    return last[0][0] if last else 0
 
 
 class RDD(PairRDDFunctions):

@@ -6,6 +6,7 @@ on every run and every cluster (and the same ones PySpark picks).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sys
@@ -84,3 +85,50 @@ def fraction_for_sample_size(lower_bound: int, total: int, with_replacement: boo
     delta = 0.00005
     gamma = -math.log(delta) / total
     return min(1.0, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
+
+
+class KeySketch:
+    """One pass over a partition of pairs: its size and a uniform sample of its keys
+    (reservoir sampling with Li's skips, so the records skipped are skipped in C)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = max(1, size)
+        self.seed = seed
+
+    def __call__(self, it: Iterator[Any]) -> tuple[int, list[Any]]:
+        from sparkctl.taskcontext import TaskContext
+        tc = TaskContext.get()
+        rng = _partition_rng(self.seed, tc.partitionId() if tc is not None else 0)
+        k = self.size
+        counter = itertools.count()
+        records = zip(it, counter)  # zip stops before drawing from counter: it counts records
+        reservoir = list(itertools.islice(records, k))
+        if len(reservoir) == k:
+            w = math.exp(math.log(max(rng.random(), 1e-300)) / k)
+            while True:
+                skip = int(math.log(max(rng.random(), 1e-300)) / math.log1p(-w))
+                item = next(itertools.islice(records, skip, skip + 1), None)
+                if item is None:
+                    break
+                reservoir[rng.randrange(k)] = item
+                w *= math.exp(math.log(max(rng.random(), 1e-300)) / k)
+        return next(counter), [rec[0] for rec, _ in reservoir]
+
+
+def range_bounds(sketches: list[tuple[int, list[Any]]], partitions: int, keyfunc: Any) -> list[Any]:
+    """Up to ``partitions - 1`` increasing bounds (in ``keyfunc`` space) that split the
+    sampled keys, each weighted by its partition's size / sample size, into equal shares."""
+    weighted = [(keyfunc(key), n / len(sample)) for n, sample in sketches if sample for key in sample]
+    weighted.sort(key=lambda kw: kw[0])
+    step = sum(w for _, w in weighted) / partitions
+    bounds: list[Any] = []
+    target = step
+    cumulative = 0.0
+    for key, w in weighted:
+        cumulative += w
+        if cumulative >= target and (not bounds or key != bounds[-1]):
+            bounds.append(key)
+            target += step
+            if len(bounds) == partitions - 1:
+                break
+    return bounds

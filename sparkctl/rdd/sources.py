@@ -10,6 +10,8 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+from functools import partial
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from sparkctl import serializers
@@ -119,11 +121,16 @@ def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
         if f.endswith(".gz") or size == 0:
             splits.append(FileSplit(len(splits), f, 0, size))
             continue
+        # as many splits as Hadoop makes, but of equal size: Hadoop's short last split
+        # leaves a task slot idle while another reads two full ones
+        count = 1
         pos = 0
         while size - pos > split_size * 1.1:
-            splits.append(FileSplit(len(splits), f, pos, split_size))
             pos += split_size
-        splits.append(FileSplit(len(splits), f, pos, size - pos))
+            count += 1
+        for i in range(count):
+            start, end = i * size // count, (i + 1) * size // count
+            splits.append(FileSplit(len(splits), f, start, end - start))
     return splits
 
 
@@ -193,7 +200,7 @@ class TextFileRDD(RDD):
         if split.path.endswith(".gz"):
             return self._gz_lines(split.path)
         blocks = _read_range(split.path, split.start, split.length)
-        return (line for block in blocks for line in _split_lines(block, use_unicode))
+        return chain.from_iterable(map(partial(_split_lines, use_unicode=use_unicode), blocks))
 
     def _gz_lines(self, path: str) -> Iterator[Any]:
         with gzip.open(path, "rb") as f:

@@ -59,7 +59,8 @@ def spawn_executor(settings: dict[str, Any], secret: bytes, log_level: str, stdo
     env["PYTHONPATH"] = os.pathsep.join([root] + settings.get("extra_paths", []) +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("SPARKCTL_SECRET", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sparkctl.executor"], stdin=subprocess.PIPE, stdout=stdout,
+    # -P: never import a `sparkctl` lying in the working directory instead of ours
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "sparkctl.executor"], stdin=subprocess.PIPE, stdout=stdout,
                             stderr=stderr, env=env, cwd=cwd, start_new_session=True)
     assert proc.stdin is not None
     line = json.dumps({**settings, "secret": secret.decode(), "log_level": log_level})

@@ -70,6 +70,10 @@ class ActiveJob:
     properties: dict[str, str]
     finished: list[bool] = field(default_factory=list)
     num_finished: int = 0
+    output_index: dict[int, int] = field(default_factory=dict)  # rdd partition -> position in results
+
+    def __post_init__(self) -> None:
+        self.output_index = {p: i for i, p in enumerate(self.partitions)}
 
 
 # ----------------------------------------------------------------- actions out
@@ -249,7 +253,7 @@ class DAGScheduler:
             job = stage.job
             if job is None or job.job_id not in self.jobs:
                 return []
-            idx = job.partitions.index(partition)
+            idx = job.output_index[partition]
             if job.finished[idx]:
                 return []  # a duplicate (speculative) attempt: results and updates count once
             actions.append(self._accumulate(("result", stage.id, partition), accum_updates))

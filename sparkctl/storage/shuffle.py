@@ -150,8 +150,7 @@ class PartitionedWriter:
 def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int, local_dir: str,
                      paths: tuple[str, str], batch_size: int) -> tuple[int, ...]:
     """Run a shuffle map task's write side; returns the size of each reducer's slice."""
-    partitioner = dep.partitioner
-    writer = PartitionedWriter(dep.num_partitions, partitioner, budget, local_dir, batch_size)
+    writer = PartitionedWriter(dep.num_partitions, dep.partitioner.partition_of(), budget, local_dir, batch_size)
     if dep.map_side_combine:
         assert dep.aggregator is not None
         combiner = _MapSideCombiner(dep, writer, budget // 2, local_dir, batch_size)

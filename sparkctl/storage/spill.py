@@ -13,12 +13,13 @@ from __future__ import annotations
 import heapq
 import os
 import tempfile
-from itertools import groupby
+import operator
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
-from sparkctl.rdd.dependencies import Aggregator
+from sparkctl.rdd.dependencies import Aggregator, identity
 from sparkctl.storage.sizing import SizeTracker, deep_size
 from sparkctl.util.hashing import portable_hash
 
@@ -85,28 +86,25 @@ class ExternalAppendOnlyMap(_Budgeted):
 
     def _insert(self, records: Iterable[tuple[Any, Any]], create: Callable[[Any], Any] | None,
                 merge: Callable[[Any, Any], Any]) -> None:
+        # The loop runs per record and is most of a shuffle's cost: take records in chunks
+        # between two size samples (no counter per record), and specialise the common
+        # cases (value is its own combiner; merge is `+`) so they call no Python function.
+        if create is identity:
+            create = None
+        chunk_loop = (_merge_add if merge is operator.add else _merge_with) if create is None else _create_merge
         tracker = self.tracker
-        d = self.map
-        get = d.get
-        missing = _MISSING
-        updates = tracker.updates
-        next_sample = tracker.next_sample
-        for k, v in records:
-            c = get(k, missing)
-            if c is missing:
-                d[k] = v if create is None else create(v)
-            else:
-                d[k] = merge(c, v)
-            updates += 1
-            if updates >= next_sample:
-                tracker.updates = updates
-                if tracker.sample() > self.budget:
-                    self.spill()
-                    d = self.map
-                    get = d.get
-                updates = tracker.updates
-                next_sample = tracker.next_sample
-        tracker.updates = updates
+        it = iter(records)
+        while True:
+            n = max(1, tracker.next_sample - tracker.updates)
+            chunk_loop(self.map, islice(it, n), create, merge)
+            tracker.updates += n
+            if tracker.updates >= tracker.next_sample and tracker.sample() > self.budget:
+                self.spill()
+            head = next(it, _MISSING)
+            if head is _MISSING:
+                return
+            chunk_loop(self.map, (head,), create, merge)
+            tracker.updates += 1
 
     def spill(self) -> None:
         entries = sorted(((portable_hash(k), k, c) for k, c in self.map.items()), key=_first)
@@ -160,22 +158,16 @@ class ExternalSorter(_Budgeted):
 
     def insert_all(self, records: Iterable[Any]) -> None:
         tracker = self.tracker
-        buf = self.buffer
-        append = buf.append
-        updates = tracker.updates
-        next_sample = tracker.next_sample
-        for rec in records:
-            append(rec)
-            updates += 1
-            if updates >= next_sample:
-                tracker.updates = updates
-                if tracker.sample() > self.budget:
-                    self._spill()
-                    buf = self.buffer
-                    append = buf.append
-                updates = tracker.updates
-                next_sample = tracker.next_sample
-        tracker.updates = updates
+        it = iter(records)
+        while True:
+            before = len(self.buffer)
+            self.buffer.extend(islice(it, max(1, tracker.next_sample - tracker.updates)))  # C speed
+            added = len(self.buffer) - before
+            if not added:
+                return
+            tracker.updates += added
+            if tracker.updates >= tracker.next_sample and tracker.sample() > self.budget:
+                self._spill()
 
     def _spill(self) -> None:
         self.buffer.sort(key=self.sort_key, reverse=self.reverse)
@@ -192,6 +184,35 @@ class ExternalSorter(_Budgeted):
 
 
 def _compose_key(keyfunc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if keyfunc is identity:
+        return _first  # one C call per record instead of two Python calls
+
     def sort_key(kv: Any) -> Any:
         return keyfunc(kv[0])
     return sort_key
+
+
+def _merge_add(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: Any, merge: Any) -> None:
+    get = d.get
+    missing = _MISSING
+    for k, v in records:
+        c = get(k, missing)
+        d[k] = v if c is missing else c + v
+
+
+def _merge_with(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: Any,
+                merge: Callable[[Any, Any], Any]) -> None:
+    get = d.get
+    missing = _MISSING
+    for k, v in records:
+        c = get(k, missing)
+        d[k] = v if c is missing else merge(c, v)
+
+
+def _create_merge(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: Callable[[Any], Any],
+                  merge: Callable[[Any, Any], Any]) -> None:
+    get = d.get
+    missing = _MISSING
+    for k, v in records:
+        c = get(k, missing)
+        d[k] = create(v) if c is missing else merge(c, v)
