@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
 import sys
 
@@ -20,8 +21,14 @@ def main() -> int:
     cfg = json.loads(line)
     secret = cfg.pop("secret").encode()
     level = cfg.pop("log_level", "WARNING")
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%y/%m/%d %H:%M:%S")
+    # Task lines are logged at INFO on every task: buffer them (flushed on a warning, when
+    # full, on each heartbeat and at exit) so logging costs no write per task.
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%y/%m/%d %H:%M:%S"))
+    buffered = logging.handlers.MemoryHandler(capacity=512, flushLevel=logging.WARNING, target=stream)
+    root = logging.getLogger()
+    root.addHandler(buffered)
+    root.setLevel(getattr(logging, level, logging.WARNING))
     for p in reversed(cfg.get("extra_paths", [])):
         if p not in sys.path:
             sys.path.insert(0, p)

@@ -135,7 +135,7 @@ class Executor:
                     slot.killing = False
                 if killed and state != m.FINISHED:
                     update = _restate(update, m.KILLED)
-                log.info("Task %d %s in slot %d; reporting to the driver", task_id, state.lower(), slot.index)
+                log.debug("Task %d %s in slot %d; reporting to the driver", task_id, state.lower(), slot.index)
                 self._to_driver_bytes(update)
             elif kind == "get_block":
                 slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
@@ -284,6 +284,8 @@ class Executor:
             with self.lock:
                 running = tuple(s.task_id for s in self.slots if s.task_id is not None)
             self._to_driver(m.ExecutorHeartbeat(self.s.executor_id, running))
+            for handler in logging.getLogger().handlers:
+                handler.flush()  # buffered task log lines reach the log file at least this often
 
     # ------------------------------------------------------------ block server
     def _serve_peer(self, conn: Connection) -> None:
