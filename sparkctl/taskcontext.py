@@ -30,6 +30,7 @@ class TaskContext:
         self.blocks_added: list[str] = []
         self._on_completion: list[Callable[[], None]] = []
         self.accumulator_updates: dict[int, Any] = {}
+        self.block_locations: dict[str, tuple[str, int]] = {}
 
     @classmethod
     def get(cls) -> "TaskContext | None":

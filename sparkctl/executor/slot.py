@@ -61,6 +61,12 @@ class SlotEnvironment:
     def get_or_compute(self, rdd: Any, split: Any, tc: TaskContext) -> Iterator[Any]:
         block_id = f"rdd_{rdd._id}_{split.index}"
         reply = self._request(("get_block", block_id))
+        if reply is None and block_id in tc.block_locations:
+            host, port = tc.block_locations[block_id]
+            try:
+                reply = self.fetch_cached(host, port, block_id)  # cached on another executor
+            except Exception:
+                reply = None  # gone with its executor: recompute from lineage
         if reply is not None:
             return iter(pickle.loads(reply))
         records = list(rdd.compute(split, tc))
@@ -205,6 +211,7 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         split = pickle.loads(desc.split)
         tc = TaskContext(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
                          desc.properties, stage.info.shuffle_statuses)
+        tc.block_locations = desc.block_locations or {}
         TaskContext._current = tc
         records = stage.rdd.iterator(split, tc)
         if stage.info.is_shuffle_map:

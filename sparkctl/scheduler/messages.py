@@ -51,6 +51,8 @@ class TaskDescription:
     attempt: int
     split: bytes  # the pickled Partition this task computes
     properties: dict[str, str] | None = None
+    # cached blocks this task may read that live on other executors: block id -> (host, port)
+    block_locations: dict[str, tuple[str, int]] | None = None
 
 
 @dataclass(slots=True)

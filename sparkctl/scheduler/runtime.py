@@ -61,6 +61,7 @@ class StagePayload:
     splits: dict[int, bytes]  # partition -> pickled Partition
     broadcast_ids: tuple[int, ...]
     properties: dict[str, str] | None = None  # the job's local properties (job group...)
+    cached_rdds: tuple[int, ...] = ()  # persisted RDDs this stage computes through (narrow lineage)
 
 
 @dataclass
@@ -237,7 +238,7 @@ class DriverRuntime:
         all_parts = stage.rdd.partitions
         splits = {p: cloudpickle.dumps(all_parts[p], protocol=serializers.PROTOCOL) for p in partitions}
         msg = m.StageBinary((stage.id, attempt), binary, statuses, tuple(sorted(bids)), is_map)
-        return StagePayload(msg, splits, tuple(sorted(bids)))
+        return StagePayload(msg, splits, tuple(sorted(bids)), cached_rdds=_cached_in_stage(stage.rdd))
 
     def _launch(self, att: TaskAttempt) -> None:
         h = self.executors.get(att.executor_id)
@@ -260,10 +261,26 @@ class DriverRuntime:
             return
         partition = att.tsm.partitions[att.index]
         desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition],
-                                 payload.properties)
+                                 payload.properties, self._remote_blocks(payload, partition, h.executor_id))
         log.info("Starting task %d (stage %d.%d, partition %d) on executor %s", att.task_id, key[0], key[1],
                   partition, h.executor_id)
         self._send(h, m.LaunchTask(desc))
+
+    def _remote_blocks(self, payload: StagePayload, partition: int,
+                       executor_id: str) -> dict[str, tuple[str, int]] | None:
+        """Where another executor caches this partition of the stage's persisted RDDs, so
+        the task fetches the block rather than recomputing it."""
+        found = {}
+        for rdd_id in payload.cached_rdds:
+            holders = self.dag.cache_locs.get((rdd_id, partition), ())
+            if executor_id in holders:
+                continue
+            for eid in sorted(holders):
+                other = self.executors.get(eid)
+                if other is not None:
+                    found[f"rdd_{rdd_id}_{partition}"] = (other.host, other.port)
+                    break
+        return found or None
 
     def _send(self, h: ExecutorHandle, msg: Any) -> None:
         try:
@@ -392,6 +409,24 @@ class DriverRuntime:
             log.info("Stopping executor %s", h.executor_id)
             self._send(h, m.StopExecutor())
         self.server.stop()
+
+
+def _cached_in_stage(rdd: Any) -> tuple[int, ...]:
+    """Persisted RDDs reached from ``rdd`` through one-to-one dependencies (same partition
+    index), stopping at shuffles."""
+    from sparkctl.rdd.dependencies import OneToOneDependency
+    found = []
+    stack = [rdd]
+    seen = set()
+    while stack:
+        r = stack.pop()
+        if r._id in seen:
+            continue
+        seen.add(r._id)
+        if r.is_cached:
+            found.append(r._id)
+        stack.extend(d.rdd for d in r.dependencies if isinstance(d, OneToOneDependency))
+    return tuple(found)
 
 
 def rebuild_error(outcome: m.TaskOutcome) -> BaseException:
