@@ -132,6 +132,10 @@ class SparkContext:
         self._runtime.app_id = self._app_id
         self._runtime.app_files = _read_py_files(self._py_files)
         host, port = self._runtime.start()
+        if self._conf.get_bool("spark.speculation", False):
+            self._runtime.enable_speculation(self._conf.get_duration("spark.speculation.interval") or 0.1,
+                                             self._conf.get_float("spark.speculation.quantile", 0.75),
+                                             self._conf.get_float("spark.speculation.multiplier", 1.5))
         log.info("Driver for %s listening on %s:%d", self.appName, host, port)
         if local is not None:
             self._backend = LocalBackend(local[0], self._conf, self._app_id, extra_paths)

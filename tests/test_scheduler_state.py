@@ -233,3 +233,26 @@ def test_fifo_across_jobs() -> None:
     ts.submit(second)
     (b,) = launches(ts.task_succeeded(a.task_id, None, None, None))
     assert b.tsm is first
+
+
+def test_speculation_relaunches_a_straggler_elsewhere_and_first_finish_wins() -> None:
+    ts = TaskScheduler()
+    ts.executor_added("e1", "h1", 2)
+    ts.executor_added("e2", "h2", 2)
+    manager = tsm(4)
+    started = launches(ts.submit(manager, now=0.0))
+    assert len(started) == 4
+    slow = started[0]
+    for att in started[1:]:
+        ts.task_succeeded(att.task_id, None, None, None, now=1.0)
+    assert not launches(ts.check_speculation(1.2, quantile=0.75, multiplier=1.5))  # not slow enough yet
+    (copy,) = launches(ts.check_speculation(3.0, quantile=0.75, multiplier=1.5))
+    assert copy.index == slow.index and copy.executor_id != slow.executor_id and copy.attempt == 1
+    assert not launches(ts.check_speculation(3.5, quantile=0.75, multiplier=1.5))  # one copy only
+    actions = ts.task_succeeded(copy.task_id, "fast", None, None, now=3.6)
+    (ended,) = of(actions, TaskEnded)
+    assert ended.value == "fast"
+    (kill,) = of(actions, KillTask)
+    assert kill.task_id == slow.task_id
+    # the loser's late result changes nothing
+    assert not of(ts.task_succeeded(slow.task_id, "slow", None, None, now=4.0), TaskEnded)

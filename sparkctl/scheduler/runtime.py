@@ -83,6 +83,7 @@ class DriverRuntime:
                  max_frame: int, network_timeout: float = 120.0) -> None:
         self.lock = threading.RLock()
         self.network_timeout = network_timeout
+        self._stop_event = threading.Event()
         self.dag = DAGScheduler()
         self.tasks = TaskScheduler(max_failures)
         self.max_failures = max_failures
@@ -104,6 +105,21 @@ class DriverRuntime:
     def start(self) -> tuple[str, int]:
         self.server.start()
         return self.server.address
+
+    def enable_speculation(self, interval: float, quantile: float, multiplier: float) -> None:
+        """Relaunch stragglers (spark.speculation): checked every ``interval`` seconds."""
+        def loop() -> None:
+            while not self._stop_event.wait(interval):
+                with self.lock:
+                    if self.tasks.task_sets:
+                        actions = self.tasks.check_speculation(time.monotonic(), quantile, multiplier)
+                        for a in actions:
+                            if isinstance(a, Launch):
+                                log.info("Speculating task %d of stage %d (partition %d) on executor %s",
+                                         a.attempt.task_id, a.attempt.tsm.stage_id,
+                                         a.attempt.tsm.partitions[a.attempt.index], a.attempt.executor_id)
+                        self._execute(actions)
+        threading.Thread(target=loop, daemon=True, name="speculation").start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -402,6 +418,7 @@ class DriverRuntime:
             if self.stopped:
                 return
             self.stopped = True
+            self._stop_event.set()
             for w in self.waiters.values():
                 w.fail(SparkctlError("SparkContext was stopped while the job was running"))
             handles = list(self.executors.values())

@@ -91,6 +91,8 @@ class TaskSetManager:
         self.running: dict[int, TaskAttempt] = {}
         self.num_succeeded = 0
         self.zombie = False  # no more launches (aborted, cancelled or superseded)
+        self.durations: list[float] = []  # of successful tasks, for speculation
+        self.speculatable: set[int] = set()  # stragglers waiting for a second copy
 
     @property
     def sort_key(self) -> tuple[int, int]:
@@ -116,7 +118,37 @@ class TaskSetManager:
                 pending.append(i)  # it failed here: leave it for another executor
                 continue
             return i
+        return self._speculative_index(executor_id)
+
+    def _speculative_index(self, executor_id: str) -> int | None:
+        for i in sorted(self.speculatable):
+            if self.state[i] != RUNNING:
+                self.speculatable.discard(i)
+                continue
+            if all(a.executor_id != executor_id for a in self.running.values() if a.index == i):
+                self.speculatable.discard(i)
+                return i  # a copy on another executor: the first to finish wins
         return None
+
+    def find_stragglers(self, now: float, quantile: float, multiplier: float, min_time: float = 0.1) -> bool:
+        """Mark running tasks much slower than the median of finished ones (Spark's rule:
+        once ``quantile`` of the tasks finished, a task running longer than ``multiplier``
+        x their median is speculated). True if any task was newly marked."""
+        n = len(self.partitions)
+        if self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n)) or not self.durations:
+            return False
+        median = sorted(self.durations)[len(self.durations) // 2]
+        threshold = max(multiplier * median, min_time)
+        copies: dict[int, int] = {}
+        for a in self.running.values():
+            copies[a.index] = copies.get(a.index, 0) + 1
+        marked = False
+        for a in self.running.values():
+            if (self.state[a.index] == RUNNING and copies[a.index] == 1 and a.index not in self.speculatable
+                    and now - a.start > threshold):
+                self.speculatable.add(a.index)
+                marked = True
+        return marked
 
 
 @dataclass
@@ -240,11 +272,13 @@ class TaskScheduler:
         if tsm.state[att.index] != SUCCEEDED:
             tsm.state[att.index] = SUCCEEDED
             tsm.num_succeeded += 1
+            tsm.durations.append(now - att.start)
+            tsm.speculatable.discard(att.index)
             for other in list(tsm.running.values()):  # a speculative copy lost the race
                 if other.index == att.index:
                     actions.append(KillTask(other.executor_id, other.task_id, "another attempt succeeded"))
-        actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[att.index], True, value,
-                                 None, accum_updates, blocks_added, att.executor_id))
+            actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[att.index], True, value,
+                                     None, accum_updates, blocks_added, att.executor_id))
         self._drop_finished_sets()
         return actions + self._offer(att.executor_id, now)
 
@@ -293,6 +327,17 @@ class TaskScheduler:
             except Exception:
                 pass
         return TaskFailedError(summary)
+
+    def check_speculation(self, now: float, quantile: float, multiplier: float) -> list[Any]:
+        """Launch second copies of stragglers on free slots of other executors."""
+        for t in self.task_sets:
+            t.find_stragglers(now, quantile, multiplier)
+        if not any(t.speculatable for t in self.task_sets):
+            return []
+        actions: list[Any] = []
+        for eid in list(self.executors):
+            actions += self._offer(eid, now)
+        return actions
 
     # ------------------------------------------------------------- queries
     def running_tasks(self) -> int:
