@@ -287,6 +287,15 @@ class Executor:
             for handler in logging.getLogger().handlers:
                 handler.flush()  # buffered task log lines reach the log file at least this often
 
+    def _watch_parent(self, parent: int) -> None:
+        """The worker (or local driver) that started us died: so do we, with our slots,
+        rather than linger as an orphan holding cores the master has given away."""
+        while not self.stopping.wait(0.5):
+            if os.getppid() != parent:
+                log.warning("executor %s: parent process %d is gone; shutting down", self.s.executor_id, parent)
+                self.shutdown()
+                os._exit(1)
+
     # ------------------------------------------------------------ block server
     def _serve_peer(self, conn: Connection) -> None:
         try:
@@ -335,6 +344,7 @@ class Executor:
         for slot in self.slots:
             threading.Thread(target=self._slot_reader, args=(slot,), daemon=True, name=f"slot-{slot.index}").start()
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
+        threading.Thread(target=self._watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
         try:
             self._serve_driver()
         except Exception as e:

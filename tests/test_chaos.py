@@ -1,0 +1,124 @@
+"""Chaos: SIGKILL executors and workers, on a seeded random schedule, in the middle of
+shuffle-heavy jobs on a cluster of real processes; every result must be exact, and no
+process may outlive the application."""
+from __future__ import annotations
+
+import operator
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import pytest
+
+from sparkctl import SparkConf, SparkContext
+
+pytestmark = pytest.mark.timeout(180)
+
+SEEDS = [int(s) for s in os.environ.get("SPARKCTL_CHAOS_SEEDS", "7,11").split(",")]
+
+
+def _slow(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def step(x: Any) -> Any:
+        time.sleep(0.0005)  # long enough that the kills land mid-stage
+        return f(x)
+    return step
+
+
+def wordcount(sc: SparkContext) -> tuple[Any, Any]:
+    words = [f"w{(i * 7919) % 113}" for i in range(4000)]
+    got = dict(sc.parallelize(words, 12).map(_slow(lambda w: (w, 1))).reduceByKey(operator.add, 6).collect())
+    return got, dict(Counter(words))
+
+
+def join(sc: SparkContext) -> tuple[Any, Any]:
+    left = [(i % 150, i) for i in range(2000)]
+    right = [(i % 100, -i) for i in range(1500)]
+    got = sorted(sc.parallelize(left, 10).map(_slow(lambda kv: kv)).join(sc.parallelize(right, 6), 5).collect())
+    expected = sorted((k, (v, w)) for k, v in left for k2, w in right if k == k2)
+    return got, expected
+
+
+def sort(sc: SparkContext) -> tuple[Any, Any]:
+    data = [((i * 7919) % 5000, i) for i in range(5000)]
+    got = sc.parallelize(data, 10).map(_slow(lambda kv: kv)).sortByKey(True, 5).collect()
+    return got, sorted(data)
+
+
+class Chaos:
+    """Kills, from a seeded schedule: executors (the master launches replacements) and at
+    most one worker (its executors die with it)."""
+
+    def __init__(self, sc: SparkContext, seed: int, kills: int) -> None:
+        self.sc = sc
+        self.rng = random.Random(seed)
+        self.kills = kills
+        self.log: list[str] = []
+        self.stop = threading.Event()
+        self.worker_killed = False
+
+    def run(self) -> None:
+        runtime = self.sc._runtime
+        backend = self.sc._backend
+        for _ in range(self.kills):
+            if self.stop.wait(self.rng.uniform(0.15, 0.5)):
+                return
+            with runtime.lock:
+                executors = sorted(runtime.executors.values(), key=lambda h: h.executor_id)
+            workers = backend.procs[1:]  # [0] is the master
+            if not self.worker_killed and self.rng.random() < 0.3 and len(workers) > 2:
+                victim = self.rng.choice(workers)
+                self.log.append(f"worker pid {victim.pid}")
+                self.worker_killed = True
+                os.kill(victim.pid, signal.SIGKILL)
+            elif len(executors) > 1:
+                victim_e = self.rng.choice(executors)
+                self.log.append(f"executor {victim_e.executor_id} pid {victim_e.pid}")
+                try:
+                    os.kill(victim_e.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("job", [wordcount, join, sort], ids=["wordcount", "join", "sort"])
+def test_results_exact_under_kills(seed: int, job: Callable[[SparkContext], tuple[Any, Any]],
+                                   assert_no_child_processes: Any) -> None:
+    conf = SparkConf().set("spark.log.level", "ERROR").set("spark.worker.timeout", "2")
+    with SparkContext("local-cluster[3,1,512]", f"chaos-{seed}", conf=conf) as sc:
+        cluster_dir = sc._backend.dir
+        chaos = Chaos(sc, seed, kills=2)
+        killer = threading.Thread(target=chaos.run, daemon=True)
+        killer.start()
+        try:
+            got, expected = job(sc)
+        finally:
+            chaos.stop.set()
+            killer.join()
+        assert got == expected, f"wrong result after kills: {chaos.log}"
+        assert chaos.log, "the schedule killed nothing"
+    assert_no_child_processes(allow_shared=False)
+    # orphans (executors of a killed worker are no longer our descendants) are found by
+    # the private directory the cluster's processes carry in their environment
+    deadline = time.monotonic() + 10
+    while _processes_of(cluster_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_of(cluster_dir), f"left behind: {_processes_of(cluster_dir)}"
+
+
+def _processes_of(marker: str) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        with open(f"/proc/{name}/stat") as st:
+                            if st.read().rsplit(")", 1)[1].split()[0] != "Z":
+                                found.append(int(name))
+            except OSError:
+                pass
+    return found
