@@ -270,3 +270,41 @@ def test_driver_killed_frees_its_executors(cluster: Cluster) -> None:
     wait_for(lambda: all(w["coresused"] == 0 for w in cluster.state()["workers"]), what="cores freed")
     wait_for(lambda: not [p for p in _all_sparkctl_processes() if "sparkctl.executor" in p[1]
                           and str(cluster.base) in p[1]], what="executors gone")
+
+
+def test_master_restart_with_recovery_dir(cluster: Cluster) -> None:
+    """Kill the master (SIGKILL) while an application runs; a new master on the same port
+    with the same --recovery-dir gets the worker and the driver back, and the application
+    finishes through the outage."""
+    recovery = cluster.base / "recovery"
+    out = cluster.cli("master", "start", "--host", "127.0.0.1", "--port", "0", "--webui-port", "0",
+                      "--recovery-dir", str(recovery)).stdout
+    cluster.url = next(w for w in out.split() if w.startswith("spark://"))
+    port = cluster.url.rsplit(":", 1)[1]
+    cluster.cli("worker", "start", "--master", cluster.url, "--host", "127.0.0.2", "--port", "0",
+                "--webui-port", "0", "--cores", "2", "--memory", "4g")
+    app = cluster.base / "wait.py"
+    app.write_text(textwrap.dedent(WAIT_APP))
+    flag = cluster.base / "release"
+    driver = subprocess.Popen([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master", cluster.url,
+                               str(app), str(flag)], env=cluster.env, cwd=cluster.base, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(a["state"] == "RUNNING" for a in cluster.state()["activeapps"]), what="app running")
+    (master_pid,) = [p for p in daemon_pids(cluster.base)
+                     if "sparkctl.deploy.master" in Path(f"/proc/{p}/cmdline").read_text()]
+    os.kill(master_pid, 9)
+    wait_for(lambda: not os.path.exists(f"/proc/{master_pid}") or
+             Path(f"/proc/{master_pid}/stat").read_text().split(") ")[1].startswith("Z"), what="master gone")
+    for pid_file in (cluster.base / "pids").glob("*master*.pid"):
+        pid_file.unlink()  # as after a crash: the pid file is stale
+    cluster.cli("master", "start", "--host", "127.0.0.1", "--port", port, "--webui-port", "0",
+                "--recovery-dir", str(recovery))
+    state = wait_for(lambda: (lambda s: s if s["aliveworkers"] == 1 and any(
+        a["state"] == "RUNNING" for a in s["activeapps"]) else None)(cluster.state()),
+        what="worker and driver back")
+    assert state["workers"][0]["host"] == "127.0.0.2"
+    flag.write_text("go")
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 0, err
+    assert "SUM 4950" in out
+    wait_for(lambda: [a["state"] for a in cluster.state()["completedapps"]] == ["FINISHED"], what="app finished")

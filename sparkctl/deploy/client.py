@@ -108,14 +108,45 @@ class StandaloneBackend(SchedulerBackend):
         threading.Thread(target=self._listen, daemon=True, name="master-listener").start()
 
     def _listen(self) -> None:
-        assert self.conn is not None
-        try:
-            while True:
-                msg = self.conn.recv()
-                self._on_message(msg)
-        except Exception as e:
-            if not self.stopping:
-                log.warning("lost connection to master %s: %s (running jobs continue)", self.master_url, e)
+        while not self.stopping:
+            conn = self.conn
+            assert conn is not None
+            try:
+                while True:
+                    self._on_message(conn.recv())
+            except Exception as e:
+                if self.stopping:
+                    return
+                log.warning("lost connection to master %s: %s (running jobs continue; reconnecting)",
+                            self.master_url, e)
+            self._reconnect()
+            if self.removed_message is not None:
+                return
+
+    def _reconnect(self) -> None:
+        """A restarted master (recovery mode) learns of us again: same application id, and
+        the executors we hold keep running. Meanwhile the executors talk to us directly."""
+        assert self.runtime is not None
+        delay = 0.2
+        host, port = self.runtime.address
+        while not self.stopping:
+            try:
+                conn = connect(self.master_host, self.master_port, self.secret, timeout=5)
+                conn.send(dm.RegisterApplication(self._description(host, port), app_id=self.app_id))
+                reply = conn.recv(timeout=30)
+            except Exception:
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if isinstance(reply, dm.RegisteredApplication):
+                self.conn = conn
+                log.info("Re-registered application %s with master %s", self.app_id, self.master_url)
+                return
+            conn.close()
+            if isinstance(reply, dm.ApplicationRemoved):
+                self._on_message(reply)
+                return
+            time.sleep(delay)
 
     def _on_message(self, msg: Any) -> None:
         runtime = self.runtime
