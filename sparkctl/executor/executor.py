@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import glob
 import logging
+import mmap
 import os
 import pickle
 import shutil
 import signal
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,6 +100,10 @@ class Executor:
         self.driver: Connection | None = None
         self.server: Server | None = None
         self.stopping = threading.Event()
+        # shared with the forked slots: which task each slot is asked to kill
+        self.kill_board = mmap.mmap(-1, 8 * max(1, settings.cores))
+        for i in range(settings.cores):
+            struct.pack_into("<q", self.kill_board, i * 8, -1)
 
     # ------------------------------------------------------------ slots
     def _fork_slot(self, index: int) -> Slot:
@@ -111,7 +117,7 @@ class Executor:
                                       self.s.slot_memory, self.s.batch_size, self.secret)
                 if self.server is not None:
                     env.port = self.server.address[1]
-                slot_main(child_sock, env)
+                slot_main(child_sock, env, self.kill_board, index)
             except BaseException:
                 code = 1
             finally:
@@ -216,6 +222,7 @@ class Executor:
             if slot is None:
                 return
             slot.killing = True
+            struct.pack_into("<q", self.kill_board, slot.index * 8, task_id)
         try:
             os.kill(slot.pid, signal.SIGINT)
         except ProcessLookupError:

@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -117,11 +118,20 @@ class _Stage:
         self.rdd, self.func, self.accumulators, self.info = rdd, func, accs, info
 
 
-_running = False
+# Killing a task: the executor writes the task id into this slot's cell of a board shared
+# by all its slots, then sends SIGINT. The id tells a kill meant for the task starting now
+# (it may arrive before the task does) from a late one meant for a task already finished.
+_current_task: int | None = None
+_board: Any = None
+_cell = 0
+
+
+def _kill_target() -> int:
+    return -1 if _board is None else struct.unpack_from("<q", _board, _cell)[0]
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    if _running:  # the executor asked to kill the running task
+    if _current_task is not None and _kill_target() == _current_task:
         raise KeyboardInterrupt("task killed")
 
 
@@ -133,8 +143,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def slot_main(sock: socket.socket, env: SlotEnvironment) -> None:
-    global _running
+def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, index: int = 0) -> None:
+    global _current_task, _board, _cell
+    _board, _cell = board, index * 8
     _die_with_parent()
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -162,13 +173,15 @@ def slot_main(sock: socket.socket, env: SlotEnvironment) -> None:
             broadcast.executor_remove(bid)
         for bid, data in bcasts:
             broadcast.executor_put(bid, data)
-        _running = True
+        _current_task = desc.task_id
         try:
+            if _kill_target() == desc.task_id:
+                raise KeyboardInterrupt("task killed before it started")
             state, outcome = _run_task(desc, info, stages, env)
-        except KeyboardInterrupt as e:  # killed between the task's end and here
+        except KeyboardInterrupt as e:  # killed before the task began or after it ended
             state, outcome = m.KILLED, m.TaskOutcome(error_type="TaskKilled", error_message=str(e))
         finally:
-            _running = False
+            _current_task = None
         try:
             data = cloudpickle.dumps(outcome, protocol=serializers.PROTOCOL)
         except Exception as e:
