@@ -228,7 +228,10 @@ class DriverRuntime:
         try:
             payload = self._serialize_stage(stage, action.attempt, action.partitions)
         except Exception as e:
-            err = SparkctlError(f"Task not serializable: {_describe_pickle_error(e)}")
+            from sparkctl.util.pickling import describe_unpicklable
+            obj = (stage.rdd, stage.dep if isinstance(stage, ShuffleMapStage) else stage.func)
+            err = SparkctlError(f"Task not serializable: {_describe_pickle_error(e)}; "
+                                f"the object that cannot be serialized: {describe_unpicklable(obj)}")
             err.__cause__ = e
             return self.dag.task_set_failed(stage.id, err)
         payload.properties = action.properties or None
