@@ -18,6 +18,7 @@ def main() -> int:
     if not line:
         print("sparkctl executor: expected its settings as a JSON line on stdin", file=sys.stderr)
         return 2
+    os.umask(0o077)  # shuffle files, spills and cached blocks are for this user only
     cfg = json.loads(line)
     secret = cfg.pop("secret").encode()
     level = cfg.pop("log_level", "WARNING")
