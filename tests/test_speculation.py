@@ -2,7 +2,6 @@
 the first to finish wins, and output is committed once."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
