@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 from sparkctl import serializers
 from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
@@ -343,7 +343,7 @@ class SparkContext:
         results = self.run_job(rdd, _ListOf(partitionFunc), list(partitions) if partitions is not None else None)
         return list(itertools.chain.from_iterable(results))
 
-    def run_job(self, rdd: RDD, func: Callable[[Iterable[Any]], Any], partitions: list[int] | None = None) -> list[Any]:
+    def run_job(self, rdd: RDD, func: Callable[[Iterator[Any]], Any], partitions: list[int] | None = None) -> list[Any]:
         """Run ``func`` over each partition's iterator; one result per partition, in order."""
         if self._stopped or self._runtime is None:
             raise SparkctlError("Cannot call methods on a stopped SparkContext")

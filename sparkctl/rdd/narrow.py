@@ -4,7 +4,7 @@ from __future__ import annotations
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from sparkctl.rdd.dependencies import (ExplicitNarrowDependency, OneToOneDependency, Partition,
+from sparkctl.rdd.dependencies import (Dependency, ExplicitNarrowDependency, OneToOneDependency, Partition,
                                        RangeDependency)
 from sparkctl.rdd.rdd import RDD
 
@@ -18,6 +18,9 @@ class MapPartitionsRDD(RDD):
     """Applies ``f(partition_index, iterator)``; consecutive ones fuse into one function
     (PySpark's PipelinedRDD), so a chain of maps costs one generator per record, not one
     per step."""
+
+    prev: RDD
+    func: PartitionFunc
 
     def __init__(self, prev: RDD, f: PartitionFunc, preservesPartitioning: bool = False) -> None:
         if isinstance(prev, MapPartitionsRDD) and prev._can_fuse():
@@ -58,7 +61,7 @@ class UnionPartition(Partition):
 
 class UnionRDD(RDD):
     def __init__(self, ctx: Any, rdds: list[RDD]) -> None:
-        deps = []
+        deps: list[Dependency] = []
         pos = 0
         for r in rdds:
             n = r.getNumPartitions()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
 
 
-_EXACT_LENGTH = (list, tuple, range, type(iter([])), type(iter(())), type(iter(range(0))))
+_EXACT_LENGTH: tuple[type, ...] = (list, tuple, range, type(iter([])), type(iter(())), type(iter(range(0))))
 
 
 def _count_iter(it: Iterable[Any]) -> int:
@@ -184,7 +184,7 @@ class RDD(PairRDDFunctions):
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> "RDD":
         from sparkctl.rdd.narrow import MapPartitionsRDD
-        return MapPartitionsRDD(self, f, preservesPartitioning)
+        return MapPartitionsRDD(self, f, preservesPartitioning)  # type: ignore[arg-type]
 
     def mapPartitions(self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False) -> "RDD":
         return self.mapPartitionsWithIndex(_ignore_index(f), preservesPartitioning)

@@ -178,7 +178,7 @@ def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
     else:
         if b"\r" in block:  # Hadoop's reader ends lines at \r\n, \n and a lone \r alike
             block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = block.split(b"\n")
+        lines = block.split(b"\n")  # type: ignore[assignment]
     if lines and not lines[-1]:
         lines.pop()
     return lines

@@ -229,7 +229,7 @@ class DriverRuntime:
             payload = self._serialize_stage(stage, action.attempt, action.partitions)
         except Exception as e:
             from sparkctl.util.pickling import describe_unpicklable
-            obj = (stage.rdd, stage.dep if isinstance(stage, ShuffleMapStage) else stage.func)
+            obj = (stage.rdd, stage.dep if isinstance(stage, ShuffleMapStage) else getattr(stage, "func", None))
             err = SparkctlError(f"Task not serializable: {_describe_pickle_error(e)}; "
                                 f"the object that cannot be serialized: {describe_unpicklable(obj)}")
             err.__cause__ = e

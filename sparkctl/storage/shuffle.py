@@ -140,8 +140,8 @@ class PartitionedWriter:
         for s in sizes:
             offsets.append(offsets[-1] + s)
         tmp_index = index_path + ".tmp"
-        with open(tmp_index, "wb") as f:
-            f.write(b"".join(_OFFSET.pack(o) for o in offsets))
+        with open(tmp_index, "wb") as index_file:
+            index_file.write(b"".join(_OFFSET.pack(o) for o in offsets))
         os.replace(tmp_index, index_path)
         os.replace(tmp_data, data_path)
         return tuple(sizes)

@@ -103,7 +103,7 @@ class ExternalAppendOnlyMap(_Budgeted):
             head = next(it, _MISSING)
             if head is _MISSING:
                 return
-            chunk_loop(self.map, (head,), create, merge)
+            chunk_loop(self.map, (head,), create, merge)  # type: ignore[arg-type]
             tracker.updates += 1
 
     def spill(self) -> None:
@@ -209,7 +209,7 @@ def _merge_with(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: A
         d[k] = v if c is missing else merge(c, v)
 
 
-def _create_merge(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: Callable[[Any], Any],
+def _create_merge(d: dict[Any, Any], records: Iterable[tuple[Any, Any]], create: Any,
                   merge: Callable[[Any, Any], Any]) -> None:
     get = d.get
     missing = _MISSING

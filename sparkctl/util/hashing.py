@@ -7,6 +7,7 @@ numbers keep Python's own hash, which is not salted.
 """
 from __future__ import annotations
 
+from typing import Any
 from zlib import crc32
 
 _STR = str
@@ -14,28 +15,28 @@ _BYTES = bytes
 _INT = int
 
 
-def portable_hash(x: object) -> int:
+def portable_hash(x: Any) -> int:
     t = type(x)
     if t is _STR:
-        return crc32(x.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
+        return crc32(x.encode("utf-8", "surrogatepass"))
     if t is _INT:
         return hash(x)
     if x is None:
         return 0
     if t is _BYTES or t is bytearray or t is memoryview:
-        return crc32(x)  # type: ignore[arg-type]
+        return crc32(x)
     if t is tuple:
         h = 0x345678
-        for item in x:  # type: ignore[union-attr]
+        for item in x:
             h ^= portable_hash(item)
             h = (h * 1000003) & 0xFFFFFFFFFFFFFFFF
-        h ^= len(x)  # type: ignore[arg-type]
+        h ^= len(x)
         if h >= 1 << 63:
             h -= 1 << 64
         return h
     if t is frozenset:
         h = 0
-        for item in x:  # type: ignore[union-attr]
+        for item in x:
             h ^= portable_hash(item) * 2654435761 & 0xFFFFFFFF
         return h
     return hash(x)
