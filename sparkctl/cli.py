@@ -2,20 +2,30 @@
 
 A mistake on the command line is one line on stderr and exit 2; a failing application
 exits 1 with its traceback (the task's own traceback included).
+
+``submit`` runs the driver here (``--deploy-mode client``, the default) or hands it to a
+standalone master, which runs it on a worker (``--deploy-mode cluster``; see
+:mod:`sparkctl.deploy.driver_client`); ``submit --status/--kill DRIVER_ID`` and
+``logs DRIVER_ID`` look after such a driver.
 """
 from __future__ import annotations
 
 import os
 import runpy
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from sparkctl.conf import load_defaults_file, parse_size
+from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+T = TypeVar("T")
+#: How long ``submit --kill`` waits to see the driver end.
+KILL_WAIT = 30.0
 
 
 class OneLineErrors(click.Group):
@@ -38,7 +48,7 @@ class OneLineErrors(click.Group):
             sys.exit(130)
 
 
-def fail_usage(message: str) -> None:
+def fail_usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
@@ -75,20 +85,35 @@ def main() -> None:
 
 @main.command(context_settings={**CONTEXT, "ignore_unknown_options": False, "allow_interspersed_args": False})
 @click.option("--master", help="local, local[N], local[*], local-cluster[W,C,M] or spark://host:port")
+@click.option("--deploy-mode", type=click.Choice(["client", "cluster"]),
+              help="client: run the driver here (default); cluster: on a worker of the spark:// master")
 @click.option("--name", help="application name")
 @click.option("--conf", "confs", multiple=True, metavar="KEY=VALUE", help="a setting; repeatable")
 @click.option("--py-files", help="comma-separated .py/.zip/.egg files for the executors' path")
 @click.option("--total-executor-cores", type=int, help="cores to take from a standalone cluster (spark.cores.max)")
 @click.option("--executor-cores", type=int, help="task slots per executor")
 @click.option("--executor-memory", help="memory per executor, e.g. 1g")
-@click.option("--driver-memory", help="memory of the driver (recorded; the driver runs here)")
+@click.option("--driver-memory", help="memory of the driver (cluster mode: reserved on its worker; default 1g)")
+@click.option("--driver-cores", type=int, help="cores of the driver (cluster mode: reserved on its worker; default 1)")
+@click.option("--supervise", is_flag=True, help="cluster mode: start the driver again if it fails or its worker dies")
+@click.option("--wait", "wait_for_driver", is_flag=True,
+              help="cluster mode: follow the driver to its end and exit with its exit status")
+@click.option("--status", "status_of", metavar="DRIVER_ID", help="print a cluster-mode driver's state, worker and exit code")
+@click.option("--kill", "kill_id", metavar="DRIVER_ID", help="kill a cluster-mode driver")
 @click.option("--properties-file", type=click.Path(), help="settings file instead of conf/sparkctl-defaults.conf")
-@click.argument("app", type=click.Path())
+@click.argument("app", type=click.Path(), required=False)
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
-def submit(master: str | None, name: str | None, confs: tuple[str, ...], py_files: str | None,
-           total_executor_cores: int | None, executor_cores: int | None, executor_memory: str | None,
-           driver_memory: str | None, properties_file: str | None, app: str, app_args: tuple[str, ...]) -> None:
-    """Run APP (a Python file) as the driver of a sparkctl application."""
+def submit(master: str | None, deploy_mode: str | None, name: str | None, confs: tuple[str, ...],
+           py_files: str | None, total_executor_cores: int | None, executor_cores: int | None,
+           executor_memory: str | None, driver_memory: str | None, driver_cores: int | None, supervise: bool,
+           wait_for_driver: bool, status_of: str | None, kill_id: str | None, properties_file: str | None,
+           app: str | None, app_args: tuple[str, ...]) -> None:
+    """Run APP (a Python file) as the driver of a sparkctl application.
+
+    With --deploy-mode cluster the master runs the driver on one of its workers; the
+    command prints the driver's id and returns (or, with --wait, follows it). --status and
+    --kill take such an id instead of APP.
+    """
     from sparkctl.context import validate_master
     from sparkctl.conf import read_conf_file
 
@@ -103,8 +128,11 @@ def submit(master: str | None, name: str | None, confs: tuple[str, ...], py_file
         settings["spark.master"] = env_master
     positive_int("--total-executor-cores", total_executor_cores)
     positive_int("--executor-cores", executor_cores)
+    positive_int("--driver-cores", driver_cores)
     flags = {
         "spark.master": master,
+        "spark.submit.deployMode": deploy_mode,
+        "spark.driver.cores": str(driver_cores) if driver_cores else None,
         "spark.app.name": name,
         "spark.submit.pyFiles": py_files,
         "spark.cores.max": str(total_executor_cores) if total_executor_cores else None,
@@ -118,12 +146,156 @@ def submit(master: str | None, name: str | None, confs: tuple[str, ...], py_file
         validate_master(settings["spark.master"])
     except ConfigError as e:
         fail_usage(str(e))
+    mode = settings.get("spark.submit.deployMode") or "client"
+    if mode not in ("client", "cluster"):
+        fail_usage(f"spark.submit.deployMode must be client or cluster, not {mode!r}")
+    if status_of or kill_id:
+        _control_driver(settings["spark.master"], status_of, kill_id, app)
+        return
+    if app is None:
+        fail_usage("missing the application file (APP), or --status/--kill DRIVER_ID")
+    if mode == "client" and (supervise or wait_for_driver):
+        fail_usage(f"{'--supervise' if supervise else '--wait'} applies to --deploy-mode cluster only")
+    if mode == "cluster" and not settings["spark.master"].startswith("spark://"):
+        fail_usage(f"--deploy-mode cluster needs a spark://host:port master, not {settings['spark.master']!r} "
+                   "(a local master runs the driver here)")
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
         if not os.path.isfile(f):
             fail_usage(f"--py-files: {f} does not exist")
     app_path = _check_app(app)
     settings.setdefault("spark.app.name", os.path.splitext(os.path.basename(app_path))[0])
+    if mode == "cluster":
+        _submit_cluster(app_path, list(app_args), settings, supervise, wait_for_driver)
+        return
     run_driver(app_path, list(app_args), settings)
+
+
+# ---------------------------------------------------------------- cluster deploy mode
+def _master_address(master: str, what: str) -> tuple[str, int]:
+    if not master.startswith("spark://"):
+        fail_usage(f"{what} needs a spark://host:port master (--master, SPARKCTL_MASTER or spark.master), "
+                   f"not {master!r}")
+    from sparkctl.deploy.client import parse_master_url
+    try:
+        return parse_master_url(master)
+    except ConfigError as e:
+        fail_usage(str(e))
+
+
+def _driver_resources(settings: dict[str, str]) -> tuple[int, int]:
+    """The driver's (cores, MiB) to reserve on its worker: spark.driver.cores / .memory, default 1 and 1g."""
+    cores_text = settings.get("spark.driver.cores") or "1"
+    try:
+        cores = int(cores_text)
+    except ValueError:
+        cores = 0
+    if cores < 1:
+        fail_usage(f"spark.driver.cores must be a whole number of at least 1, not {cores_text!r}")
+    try:
+        memory = parse_size(settings.get("spark.driver.memory") or "1g", "m", "--driver-memory") >> 20
+    except ConfigError as e:
+        fail_usage(str(e))
+    if memory < 1:
+        fail_usage(f"--driver-memory must be at least 1m, not {settings.get('spark.driver.memory')!r}")
+    return cores, memory
+
+
+def _cluster_call(master: str, what: str, call: Callable[[], T]) -> T:
+    """Run a request to the cluster; its failure is one line (exit 1), never a traceback."""
+    from sparkctl.deploy.commands import _reason
+    from sparkctl.errors import AuthenticationError, SparkctlError
+
+    try:
+        return call()
+    except AuthenticationError as e:
+        raise click.ClickException(f"{what}: {master} did not accept our secret ({_reason(e)})") from None
+    except (SparkctlError, OSError) as e:
+        raise click.ClickException(f"{what}: {_reason(e)}") from None
+
+
+def _submit_cluster(app_path: str, args: list[str], settings: dict[str, str], supervise: bool, wait: bool) -> None:
+    from sparkctl.deploy import driver_client as dc
+    from sparkctl.deploy.commands import _secret
+
+    master = settings["spark.master"]
+    address = _master_address(master, "--deploy-mode cluster")
+    cores, memory = _driver_resources(settings)
+    py_files = [f for f in (settings.get("spark.submit.pyFiles") or "").split(",") if f]
+    try:
+        desc = dc.build_description(app_path, args, py_files, settings, cores, memory, supervise)
+    except dc.DriverRequestError as e:
+        fail_usage(str(e))
+    except OSError as e:
+        fail_usage(f"cannot read {e.filename}: {e.strerror}")
+    secret = _secret()
+    driver_id = _cluster_call(master, f"cannot submit to {master}", lambda: dc.submit_driver(address, secret, desc))
+    click.echo(driver_id)
+    if not wait:
+        return
+    last: list[str] = []
+
+    def show(status: dm.DriverStatusResponse) -> None:
+        line = f"{driver_id} {dc.describe_status(status)}"
+        if not last or last[-1] != line:  # the master may repeat an unchanged status
+            click.echo(line, err=True)
+            last.append(line)
+
+    final = _cluster_call(master, f"cannot follow driver {driver_id}",
+                          lambda: dc.follow_driver(address, secret, driver_id, show))
+    sys.exit(dc.exit_status(final))
+
+
+def _control_driver(master: str, status_of: str | None, kill_id: str | None, app: str | None) -> None:
+    """``submit --status DRIVER_ID`` / ``submit --kill DRIVER_ID``."""
+    from sparkctl.deploy import driver_client as dc
+    from sparkctl.deploy.commands import _secret
+
+    if status_of and kill_id:
+        fail_usage("--status and --kill cannot be used together")
+    option = "--status" if status_of else "--kill"
+    if app is not None:
+        fail_usage(f"{option} takes a driver id, not an application file ({app})")
+    address = _master_address(master, option)
+    secret = _secret()
+    if status_of:
+        status = _cluster_call(master, f"cannot get the status of {status_of}",
+                               lambda: dc.driver_status(address, secret, status_of))
+        where = f"{status.worker_id} ({status.worker_host_port})" if status.worker_host_port else \
+            (status.worker_id or "-")
+        click.echo(f"driver: {status.driver_id}")
+        click.echo(f"state: {status.state}")
+        click.echo(f"worker: {where}")
+        click.echo(f"exit code: {'-' if status.exit_code is None else status.exit_code}")
+        click.echo(f"launches: {status.launches}")
+        if status.message:
+            click.echo(f"message: {status.message}")
+        return
+    assert kill_id is not None
+    _cluster_call(master, f"cannot kill {kill_id}", lambda: dc.kill_driver(address, secret, kill_id))
+    # The worker stops the process group (SIGTERM, then SIGKILL): wait to see it end.
+    final = _cluster_call(master, f"cannot follow driver {kill_id}",
+                          lambda: dc.follow_driver(address, secret, kill_id, timeout=KILL_WAIT))
+    if final.state not in dm.FINAL_DRIVER_STATES:
+        raise click.ClickException(f"asked to kill {kill_id}, but it is still {final.state} after {KILL_WAIT:g} s")
+    click.echo(f"{kill_id} {dc.describe_status(final)}")
+
+
+@main.command("logs", context_settings=CONTEXT)
+@click.argument("driver_id")
+@click.option("--stderr", "stderr", is_flag=True, help="print its stderr instead of its stdout")
+@click.option("--master", "master_url", help="spark://host:port  [default: SPARKCTL_MASTER, then spark.master]")
+def logs(driver_id: str, stderr: bool, master_url: str | None) -> None:
+    """Print the stdout (or stderr) of a cluster-mode driver, from the worker that ran it."""
+    from sparkctl.deploy import driver_client as dc
+    from sparkctl.deploy.commands import _resolve_master, _secret
+
+    url, _source = _resolve_master(master_url)
+    address = _master_address(url, "logs")
+    secret = _secret()
+    out = click.get_binary_stream("stdout")
+    _cluster_call(url, f"cannot get the log of {driver_id}",
+                  lambda: dc.fetch_driver_log(address, secret, driver_id, "stderr" if stderr else "stdout", out))
+    out.flush()
 
 
 def _check_app(app: str) -> str:
@@ -185,6 +357,11 @@ from sparkctl.deploy.commands import master, status, worker  # noqa: E402  (comm
 main.add_command(master)
 main.add_command(worker)
 main.add_command(status)
+
+from sparkctl.deploy.cluster_commands import cluster, workers  # noqa: E402
+
+main.add_command(cluster)
+main.add_command(workers)
 
 
 def entry() -> None:

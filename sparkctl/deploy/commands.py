@@ -11,6 +11,7 @@ module does not import ``sparkctl.cli``, so that either can import the other fir
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -110,6 +111,38 @@ def _secret() -> bytes:
             f"no cluster secret: set SPARKCTL_SECRET, or copy the master's {os.path.join(conf_dir(), 'secret')} here"
         )
     return secret
+
+
+def _store_secret_from_stdin() -> None:
+    """``worker start --secret-stdin``: how ``sparkctl workers start`` hands a host the
+    cluster secret. It arrives on the SSH channel's stdin, so it is never on a command
+    line or in the environment; it is kept where the daemon (and a later manual start)
+    looks for it, the conf dir's ``secret`` file, created with mode 600 and renamed into
+    place so no reader sees it half-written."""
+    value = click.get_binary_stream("stdin").readline().strip()
+    if not value:
+        _usage("--secret-stdin: no secret on stdin")
+    directory = conf_dir()
+    path = os.path.join(directory, "secret")
+    try:
+        with open(path, "rb") as f:
+            if f.read().strip() == value:
+                return  # already there (e.g. the master's own conf dir)
+    except OSError:
+        pass
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, value + b"\n")
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise click.ClickException(f"cannot store the cluster secret in {path}: {e.strerror or e}") from None
 
 
 def _start(kind: str, args: list[str], host: str, port: int) -> daemon.StartedDaemon:
@@ -213,8 +246,10 @@ def worker() -> None:
 @click.option("--webui-port", type=_PORT, default=WORKER_WEBUI_PORT, show_default=True, help="port of its web UI")
 @click.option("--work-dir", type=click.Path(file_okay=False), help="executors' files and logs  [default: work/]")
 @click.option("--foreground", is_flag=True, help="run in this process, logging to stderr")
+@click.option("--secret-stdin", is_flag=True,
+              help="read the cluster secret from stdin into the conf dir's secret file (mode 600)")
 def worker_start(master_url: str, cores: int | None, memory: str | None, host: str, port: int, webui_port: int,
-                 work_dir: str | None, foreground: bool) -> None:
+                 work_dir: str | None, foreground: bool, secret_stdin: bool = False) -> None:
     """Start a worker that offers this machine's cores and memory to the master."""
     _master_url(master_url)
     if cores is not None and cores < 1:
@@ -223,6 +258,8 @@ def worker_start(master_url: str, cores: int | None, memory: str | None, host: s
     if not foreground:
         _refuse_double_start("worker", host, port)
     _check_ports(host, [("--port", port), ("--webui-port", webui_port)])
+    if secret_stdin:
+        _store_secret_from_stdin()
     _secret()  # fail here, in one line, rather than in the daemon's log
     args = ["--master", master_url, "--host", host, "--port", str(port), "--webui-port", str(webui_port)]
     if cores is not None:
@@ -286,7 +323,7 @@ def fetch_master_state(url: str, secret: bytes, timeout: float = 10.0) -> dict[s
 @click.option("--master", "master_url", help="spark://host:port  [default: SPARKCTL_MASTER, then spark.master]")
 @click.option("--json", "as_json", is_flag=True, help="print the master's JSON document")
 def status(master_url: str | None, as_json: bool) -> None:
-    """Show the cluster: workers, running and completed applications."""
+    """Show the cluster: workers, running and completed applications (and drivers, if any)."""
     url, source = _resolve_master(master_url)
     _master_url(url, source)
     secret = _secret()
@@ -347,8 +384,22 @@ def _app_rows(apps: list[dict[str, Any]], now_ms: int) -> list[list[Any]]:
     return rows
 
 
+def _driver_rows(drivers: list[dict[str, Any]], now_ms: int) -> list[list[Any]]:
+    rows = []
+    for d in drivers:
+        duration = d.get("duration")
+        if duration is None and d.get("starttime"):
+            duration = now_ms - int(d["starttime"])
+        exit_code = d.get("exitcode")
+        rows.append([d.get("id", "?"), d.get("mainclass", ""), d.get("worker", ""), d.get("cores", ""),
+                     format_mib(d.get("memory")), d.get("state", ""), "-" if exit_code is None else exit_code,
+                     format_duration(duration)])
+    return rows
+
+
 def render_state(state: dict[str, Any]) -> str:
-    """The master's state as text: a summary line, then tables of workers and applications."""
+    """The master's state as text: a summary line, then tables of workers and applications,
+    and of cluster-mode drivers when there are any."""
     from tabulate import tabulate
 
     now_ms = int(time.time() * 1000)
@@ -372,6 +423,12 @@ def render_state(state: dict[str, Any]) -> str:
         ("Running applications", app_header, _app_rows(state.get("activeapps") or [], now_ms)),
         ("Completed applications", app_header, _app_rows(state.get("completedapps") or [], now_ms)),
     ]
+    active_drivers = state.get("activedrivers") or []
+    completed_drivers = state.get("completeddrivers") or []
+    if active_drivers or completed_drivers:
+        driver_header = ["driver", "app file", "worker", "cores", "memory", "state", "exit code", "duration"]
+        sections += [("Running drivers", driver_header, _driver_rows(active_drivers, now_ms)),
+                     ("Completed drivers", driver_header, _driver_rows(completed_drivers, now_ms))]
     for title, header, rows in sections:
         lines.append(f"{title}:")
         lines.append(tabulate(rows, headers=header, tablefmt="simple") if rows else "  (none)")
