@@ -242,6 +242,9 @@ def _submit_cluster(app_path: str, args: list[str], settings: dict[str, str], su
 
     final = _cluster_call(master, f"cannot follow driver {driver_id}",
                           lambda: dc.follow_driver(address, secret, driver_id, show))
+    if final.log_tail and final.state in (dm.FAILED, dm.ERROR):
+        click.echo(f"last lines of its stderr (all of it: sparkctl logs {driver_id} --stderr):\n"
+                   + final.log_tail.rstrip(), err=True)
     sys.exit(dc.exit_status(final))
 
 
@@ -269,6 +272,8 @@ def _control_driver(master: str, status_of: str | None, kill_id: str | None, app
         click.echo(f"launches: {status.launches}")
         if status.message:
             click.echo(f"message: {status.message}")
+        if status.log_tail and status.state in (dm.FAILED, dm.ERROR):
+            click.echo("last lines of its stderr:\n" + status.log_tail.rstrip())
         return
     assert kill_id is not None
     _cluster_call(master, f"cannot kill {kill_id}", lambda: dc.kill_driver(address, secret, kill_id))

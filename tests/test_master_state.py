@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -12,13 +13,16 @@ from sparkctl.deploy.master_state import (
     Action,
     BindDriver,
     BindWorker,
+    SUPERVISE_STABLE_RUN,
     DisconnectWorker,
+    DriverChanged,
     Log,
     MasterStateMachine,
     Reply,
     SendToDriver,
     SendToWorker,
     plan_executors,
+    supervise_delay,
 )
 
 T0 = 1_700_000_000.0  # "now" at the start of every test, seconds since the epoch
@@ -538,3 +542,240 @@ def test_restored_app_whose_driver_never_returns_is_finished() -> None:
     assert "has not re-registered" in restored.waiting_reason(app_id)
     restored.check_worker_timeouts(T0 + 71)
     assert restored.apps[app_id].state == m.FINISHED
+
+
+# ----------------------------------------------------------------- drivers (cluster deploy mode)
+def driver_desc(name: str = "app.py", cores: int = 1, memory: int = 1024, supervise: bool = False,
+                py_files: list[str] | None = None) -> m.DriverDescription:
+    return m.DriverDescription(m.DriverFile(name, b"print('hi')\n"), ["in.txt"],
+                               [m.DriverFile(f, b"") for f in py_files or []], {"spark.app.name": "wc"}, cores,
+                               memory, supervise, user="alice")
+
+
+def submitted_driver_id(actions: list[Action]) -> str:
+    (reply,) = [a for a in of(actions, Reply) if isinstance(a.msg, m.SubmitDriverResponse)]
+    assert reply.msg.success, reply.msg.message
+    return str(reply.msg.driver_id)
+
+
+def driver_launches(actions: list[Action]) -> list[tuple[str, str]]:
+    return [(a.worker_id, a.msg.driver_id) for a in of(actions, SendToWorker) if isinstance(a.msg, m.LaunchDriver)]
+
+
+def driver_kills(actions: list[Action]) -> list[tuple[str, str]]:
+    return [(a.worker_id, a.msg.driver_id) for a in of(actions, SendToWorker) if isinstance(a.msg, m.KillDriver)]
+
+
+def driver_ended(sm: MasterStateMachine, wid: str, did: str, state: str, code: int | None,
+                 now: float) -> list[Action]:
+    return sm.driver_state_changed(wid, m.DriverStateChanged(did, state, code, f"exited with code {code}"), now)
+
+
+@pytest.mark.timeout(10)
+def test_driver_is_placed_before_applications_get_executors() -> None:
+    sm = MasterStateMachine()
+    app_id = registered_app_id(sm.register_application(app("greedy"), T0))  # wants every core there is
+    did = submitted_driver_id(sm.submit_driver(driver_desc(cores=1, memory=1024), T0))
+    assert re.fullmatch(r"driver-\d{14}-0000", did) and sm.drivers[did].state == m.WAITING
+    actions = sm.register_worker(worker("w1", cores=3, memory=4096), T0 + 1)
+    sends = [type(a.msg).__name__ for a in of(actions, SendToWorker)]
+    assert sends == ["LaunchDriver", "LaunchExecutor"]  # the driver first, then the app gets the rest
+    assert driver_launches(actions) == [("w1", did)]
+    (_, launch), = launches(actions)
+    assert (launch.app_id, launch.cores) == (app_id, 2)
+    assert sm.drivers[did].state == m.SUBMITTED and DriverChanged(did) in actions
+    w1 = sm.workers["w1"]
+    assert (w1.cores_used, w1.memory_used) == (3, 2048)
+    sm.driver_state_changed("w1", m.DriverStateChanged(did, m.RUNNING, None, "pid 42"), T0 + 2)
+    assert sm.drivers[did].state == m.RUNNING
+    assert submitted_driver_id(sm.submit_driver(driver_desc(), T0 + 3)).endswith("-0001")
+
+
+@pytest.mark.timeout(10)
+def test_driver_waits_for_a_worker_with_enough_cores_and_memory() -> None:
+    sm = MasterStateMachine()
+    sm.register_worker(worker("small", cores=2, memory=8192), T0)
+    sm.register_worker(worker("lean", cores=8, memory=512), T0)
+    actions = sm.submit_driver(driver_desc(cores=4, memory=2048), T0)
+    did = submitted_driver_id(actions)
+    assert driver_launches(actions) == []
+    status = sm.driver_status(did)
+    assert (status.found, status.state, status.worker_id) == (True, m.WAITING, "")
+    assert "waiting for a worker with 4 cores and 2048 MiB free" in status.message
+    actions = sm.register_worker(worker("big", cores=4, memory=4096), T0 + 1)
+    assert driver_launches(actions) == [("big", did)]
+    assert sm.driver_status(did).worker_host_port == "host-big:7078"
+    assert not sm.driver_status("driver-nope").found
+
+
+@pytest.mark.timeout(10)
+def test_drivers_spread_over_workers_with_the_most_free_cores() -> None:
+    sm = MasterStateMachine()
+    sm.register_worker(worker("w1", cores=2), T0)
+    sm.register_worker(worker("w2", cores=2), T0)
+    placed = [driver_launches(sm.submit_driver(driver_desc(), T0))[0][0] for _ in range(3)]
+    assert placed == ["w1", "w2", "w1"]
+
+
+@pytest.mark.timeout(10)
+def test_invalid_driver_is_refused() -> None:
+    sm = MasterStateMachine()
+    for desc, fragment in [(driver_desc(name="../evil.py"), "not a plain .py file name"),
+                           (driver_desc(name="app.txt"), "not a plain .py file name"),
+                           (driver_desc(cores=0), "at least 1 core"),
+                           (driver_desc(py_files=["app.py"]), "two files are named 'app.py'"),
+                           (driver_desc(py_files=["stdout"]), "py-file name 'stdout'")]:
+        (reply,) = of(sm.submit_driver(desc, T0), Reply)
+        assert not reply.msg.success and fragment in reply.msg.message, (fragment, reply.msg.message)
+    assert not sm.drivers
+
+
+@pytest.mark.timeout(10)
+def test_driver_end_frees_its_worker_and_is_listed_as_completed() -> None:
+    sm = MasterStateMachine(retained_drivers=1)
+    sm.register_worker(worker("w1", cores=2), T0)
+    did = submitted_driver_id(sm.submit_driver(driver_desc(), T0))
+    sm.driver_state_changed("w1", m.DriverStateChanged(did, m.RUNNING), T0 + 1)
+    doc = sm.to_json(T0 + 2)
+    (active,) = doc["activedrivers"]
+    assert {k: active[k] for k in ("id", "worker", "state", "starttime", "mainclass", "cores", "memory")} == \
+        {"id": did, "worker": "w1", "state": "RUNNING", "starttime": int(T0 * 1000), "mainclass": "app.py",
+         "cores": 1, "memory": 1024}
+    actions = driver_ended(sm, "w1", did, m.FINISHED, 0, T0 + 5)
+    assert DriverChanged(did) in actions
+    doc = sm.to_json(T0 + 6)
+    assert doc["activedrivers"] == [] and doc["coresused"] == 0
+    (done,) = doc["completeddrivers"]
+    assert (done["id"], done["state"], done["exitcode"], done["duration"]) == (did, "FINISHED", 0, 5000)
+    assert sm.drivers[did].desc.app_file.data == b""  # the files are not kept past the end
+    # a second failure, not supervised, is final too; only the newest completed one is retained
+    other = submitted_driver_id(sm.submit_driver(driver_desc(), T0 + 7))
+    actions = driver_ended(sm, "w1", other, m.FAILED, 3, T0 + 8)
+    assert driver_launches(actions) == []
+    assert [d["id"] for d in sm.to_json(T0 + 9)["completeddrivers"]] == [other]
+    status = sm.driver_status(other)
+    assert (status.state, status.exit_code, status.worker_id) == (m.FAILED, 3, "w1")
+
+
+@pytest.mark.timeout(10)
+def test_supervised_driver_is_relaunched_with_a_growing_delay() -> None:
+    assert [supervise_delay(n) for n in range(1, 6)] == [0.0, 1.0, 2.0, 4.0, 8.0]
+    sm = MasterStateMachine()
+    sm.register_worker(worker("w1", cores=2), T0)
+    did = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True), T0))
+    # a quick failure: relaunched at once
+    actions = driver_ended(sm, "w1", did, m.FAILED, 3, T0 + 1)
+    assert driver_launches(actions) == [("w1", did)]
+    driver = sm.drivers[did]
+    assert (driver.state, driver.launches) == (m.SUBMITTED, 2)
+    assert "the previous one: exited with code 3" in sm.driver_status(did).message
+    # a second quick failure: relaunched after 1 s
+    actions = driver_ended(sm, "w1", did, m.FAILED, 3, T0 + 2)
+    assert driver_launches(actions) == [] and driver.state == m.WAITING
+    assert sm.next_wakeup() == T0 + 3
+    assert "relaunching it in 1 s (supervised)" in sm.driver_status(did).message
+    assert driver_launches(sm.check_worker_timeouts(T0 + 2.5)) == []
+    assert driver_launches(sm.check_worker_timeouts(T0 + 3)) == [("w1", did)]
+    assert sm.next_wakeup() is None
+    # a failure after a long, healthy run starts the count afresh: at once again
+    actions = driver_ended(sm, "w1", did, m.FAILED, 1, T0 + 3 + SUPERVISE_STABLE_RUN + 1)
+    assert driver_launches(actions) == [("w1", did)]
+    # a clean exit ends it for good
+    actions = driver_ended(sm, "w1", did, m.FINISHED, 0, T0 + 100)
+    assert driver_launches(actions) == [] and driver.state == m.FINISHED and driver.launches == 4
+
+
+@pytest.mark.timeout(10)
+def test_worker_loss_relaunches_supervised_drivers_elsewhere_and_fails_the_others() -> None:
+    sm = MasterStateMachine(worker_timeout=60)
+    sm.register_worker(worker("w1", cores=4), T0)
+    kept = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True), T0))
+    plain = submitted_driver_id(sm.submit_driver(driver_desc(), T0))
+    assert sm.drivers[kept].worker_id == sm.drivers[plain].worker_id == "w1"
+    sm.register_worker(worker("w2", cores=4), T0 + 10)
+    sm.worker_heartbeat("w2", T0 + 70)
+    actions = sm.check_worker_timeouts(T0 + 71)
+    assert driver_launches(actions) == [("w2", kept)]
+    assert sm.drivers[kept].launches == 2 and sm.drivers[kept].quick_failures == 0  # not the driver's fault
+    status = sm.driver_status(plain)
+    assert status.state == m.ERROR and "its worker w1 was lost: no heartbeat" in status.message
+    assert sm.workers["w1"].cores_used == 0 and sm.workers["w2"].cores_used == 1
+    # a disconnect is a loss too
+    actions = sm.worker_disconnected("w2", T0 + 72)
+    assert sm.drivers[kept].state == m.WAITING and driver_launches(actions) == []
+    actions = sm.register_worker(worker("w3", cores=1), T0 + 73)
+    assert driver_launches(actions) == [("w3", kept)]
+
+
+@pytest.mark.timeout(10)
+def test_kill_driver_waiting_or_running() -> None:
+    sm = MasterStateMachine()
+    waiting = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True), T0))
+    (reply,) = of(sm.kill_driver(waiting, T0 + 1), Reply)
+    assert reply.msg == m.KillDriverResponse(waiting, True, f"driver {waiting} killed before it was launched")
+    assert sm.drivers[waiting].state == m.KILLED
+    sm.register_worker(worker("w1"), T0 + 2)
+    assert sm.drivers[waiting].launches == 0  # a killed driver is never launched
+
+    running = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True), T0 + 3))
+    actions = sm.kill_driver(running, T0 + 4)
+    assert driver_kills(actions) == [("w1", running)]
+    assert sm.drivers[running].state == m.SUBMITTED  # until the worker says it ended
+    actions = driver_ended(sm, "w1", running, m.KILLED, -15, T0 + 5)
+    assert driver_launches(actions) == []  # supervised, yet killed on request: no relaunch
+    assert sm.driver_status(running).state == m.KILLED
+    (reply,) = of(sm.kill_driver(running, T0 + 6), Reply)
+    assert not reply.msg.success and "already KILLED" in reply.msg.message
+    (reply,) = of(sm.kill_driver("driver-x", T0 + 6), Reply)
+    assert not reply.msg.success and "no driver driver-x" in reply.msg.message
+
+
+@pytest.mark.timeout(10)
+def test_reregistration_keeps_listed_drivers_and_kills_stale_copies() -> None:
+    sm = MasterStateMachine(worker_timeout=60)
+    sm.register_worker(worker("w1", cores=4), T0)
+    did = submitted_driver_id(sm.submit_driver(driver_desc(), T0))
+    # the connection broke; the same worker registers again, listing its driver: nothing changes
+    sm.worker_disconnected("w1", T0 + 1)
+    assert sm.drivers[did].state == m.ERROR  # not supervised: lost with its worker...
+    actions = sm.register_worker(m.RegisterWorker("w1", "host-w1", 7078, 4, 4096, drivers=[(did, 1, 1024)]), T0 + 2)
+    assert driver_kills(actions) == [("w1", did)]  # ...so the copy that still runs must go
+
+    sup = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True), T0 + 3))
+    assert sm.drivers[sup].worker_id == "w1"
+    # a re-registration (same id) that lists it keeps it where it is, no relaunch
+    actions = sm.register_worker(m.RegisterWorker("w1", "host-w1", 7078, 4, 4096, drivers=[(sup, 1, 1024)]), T0 + 4)
+    assert driver_launches(actions) == [] and driver_kills(actions) == []
+    assert sm.workers["w1"].drivers[sup] is sm.drivers[sup] and sm.workers["w1"].cores_used == 1
+    # one that does not list it: lost, and (supervised) relaunched
+    actions = sm.register_worker(worker("w1", cores=4), T0 + 5)
+    assert driver_launches(actions) == [("w1", sup)] and sm.drivers[sup].launches == 2
+    # a master that never heard of a listed driver counts its resources
+    fresh = MasterStateMachine()
+    fresh.register_worker(m.RegisterWorker("w9", "h", 1, 4, 4096, drivers=[("driver-old", 2, 512)]), T0)
+    assert fresh.workers["w9"].cores_used == 2 and fresh.drivers["driver-old"].state == m.RUNNING
+    fresh.driver_state_changed("w9", m.DriverStateChanged("driver-old", m.FINISHED, 0), T0 + 1)
+    assert fresh.workers["w9"].cores_used == 0
+
+
+@pytest.mark.timeout(10)
+def test_driver_snapshot_restore_roundtrip() -> None:
+    sm = MasterStateMachine()
+    sm.register_worker(worker("w1", cores=2), T0)
+    running = submitted_driver_id(sm.submit_driver(driver_desc(supervise=True, py_files=["lib.py"]), T0))
+    waiting = submitted_driver_id(sm.submit_driver(driver_desc(cores=8), T0))
+    done = submitted_driver_id(sm.submit_driver(driver_desc(), T0))
+    driver_ended(sm, "w1", done, m.FINISHED, 0, T0 + 1)
+    data = json.loads(json.dumps(sm.snapshot()))
+    restored = MasterStateMachine()
+    actions = restored.restore(data, T0 + 10)
+    assert restored.snapshot() == data
+    assert "and 2 active drivers from a snapshot" in logs(actions)
+    assert restored.drivers[running].desc == sm.drivers[running].desc  # files included
+    assert restored.workers["w1"].drivers[running] is restored.drivers[running]
+    assert restored.drivers[waiting].state == m.WAITING and restored.drivers[done].state == m.FINISHED
+    assert submitted_driver_id(restored.submit_driver(driver_desc(), T0 + 11)).endswith("-0003")
+    # the worker comes back listing its driver: kept, not relaunched
+    actions = restored.register_worker(m.RegisterWorker("w1", "host-w1", 7078, 2, 4096, drivers=[(running, 1, 1024)]),
+                                       T0 + 12)
+    assert driver_kills(actions) == [] and restored.drivers[running].launches == 1

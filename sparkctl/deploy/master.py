@@ -5,19 +5,24 @@ authenticated rpc server whose connections each get a role from their first mess
 a timer that expires silent workers, and the read-only web UI.
 
 ```
- worker ──RegisterWorker, WorkerHeartbeat, ExecutorStateChanged──▶ ┐
- driver ──RegisterApplication, UnregisterApplication───────────────▶ ├─ event ─▶ state machine
- status ──RequestMasterState, RequestKillApplication───────────────▶ │  (one lock)     │
- timer (every worker timeout / 4) ──check_worker_timeouts──────────▶ ┘                 │ actions
-                                                                                       ▼
- worker ◀── LaunchExecutor, KillExecutor, ApplicationFinished ◀── per-connection outbox queues
- driver ◀── ExecutorAdded, ExecutorUpdated, WorkerRemoved, ApplicationRemoved ◀──┘
+ worker ──RegisterWorker, WorkerHeartbeat, Executor/DriverStateChanged─▶ ┐
+ driver ──RegisterApplication, UnregisterApplication───────────────────▶ ├─ event ─▶ state machine
+ client ──RequestMasterState, RequestKillApplication, RequestSubmit/ ──▶ │  (one lock)     │
+          Kill/StatusDriver                                              │                 │
+ timer (every worker timeout / 4, or when a relaunch is due) ──────────▶ ┘                 │ actions
+                                                                                           ▼
+ worker ◀── LaunchExecutor, KillExecutor, ApplicationFinished, ◀────── per-connection outbox queues
+            LaunchDriver, KillDriver                                                 │
+ driver ◀── ExecutorAdded, ExecutorUpdated, WorkerRemoved, ApplicationRemoved ◀──────┤
+ client ◀── MasterState, SubmitDriverResponse, KillDriverResponse, DriverStatusResponse ◀┘
 ```
 
 A connection's role is fixed by its first message: ``RegisterWorker`` (a worker),
-``RegisterApplication`` (a driver), ``RequestMasterState`` / ``RequestKillApplication``
-(a status client, answered with ``MasterState`` for each request until it closes). A
-worker or driver is gone when its connection closes.
+``RegisterApplication`` (a driver), or one of the requests of a client (``sparkctl
+status`` or ``sparkctl submit``), answered one reply per request until it closes. A
+client that asks for a driver's status with ``follow`` also gets a new
+``DriverStatusResponse`` whenever that driver changes, until it ends. A worker or driver
+is gone when its connection closes.
 
 Messages to workers and drivers are queued, under the lock, on a per-connection outbox
 drained by that connection's own sender thread: the order of messages to one peer is the
@@ -48,6 +53,7 @@ from sparkctl.deploy.master_state import (
     BindDriver,
     BindWorker,
     DisconnectWorker,
+    DriverChanged,
     Log,
     MasterStateMachine,
     Reply,
@@ -55,12 +61,17 @@ from sparkctl.deploy.master_state import (
     SendToWorker,
 )
 from sparkctl.deploy.messages import (
+    FINAL_DRIVER_STATES,
+    DriverStateChanged,
     ExecutorStateChanged,
     MasterState,
     RegisterApplication,
     RegisterWorker,
+    RequestDriverStatus,
     RequestKillApplication,
+    RequestKillDriver,
     RequestMasterState,
+    RequestSubmitDriver,
     UnregisterApplication,
     WorkerHeartbeat,
 )
@@ -78,6 +89,9 @@ DEFAULT_WEBUI_PORT = 8080
 FIRST_MESSAGE_TIMEOUT = 30.0
 #: File in --recovery-dir holding the latest state snapshot (JSON).
 SNAPSHOT_FILE = "master-state.json"
+#: First messages of a client connection (status, submission, driver control).
+_CLIENT_REQUESTS = (RequestMasterState, RequestKillApplication, RequestSubmitDriver, RequestKillDriver,
+                    RequestDriverStatus)
 
 
 def default_host() -> str:
@@ -194,6 +208,11 @@ class MasterDaemon:
                                          max_executor_retries=self.settings.max_executor_retries)
         self._workers: dict[str, _Outbox] = {}
         self._drivers: dict[str, _Outbox] = {}
+        # Clients following a driver (``submit --wait``): driver id -> their outboxes.
+        self._followers: dict[str, list[_Outbox]] = {}
+        # The timer sleeps until _timer_target (a due relaunch) at the latest; an earlier one wakes it.
+        self._timer_wake = threading.Event()
+        self._timer_target: float | None = None
         self._last_snapshot = ""
         self.master_url = ""
         self.webui_url = ""
@@ -228,6 +247,7 @@ class MasterDaemon:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._timer_wake.set()
         log.info("Master shutting down")
         if self._webui is not None:
             self._webui.stop()
@@ -243,9 +263,18 @@ class MasterDaemon:
 
     def _tick(self) -> None:
         # A quarter of the timeout: a worker is declared DEAD at most 1.25 timeouts after
-        # its last heartbeat.
+        # its last heartbeat. Sooner when a supervised driver's relaunch delay ends first.
         interval = max(self.settings.worker_timeout / 4, 0.05)
-        while not self._stopping.wait(interval):
+        while not self._stopping.is_set():
+            with self._lock:
+                self._timer_target = self._state.next_wakeup()
+                wait = interval
+                if self._timer_target is not None:
+                    wait = min(interval, max(self._timer_target - self._clock(), 0.0) + 0.01)
+            self._timer_wake.wait(wait)
+            self._timer_wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 with self._lock:
                     self._carry_out(self._state.check_worker_timeouts(self._clock()), None)
@@ -255,8 +284,11 @@ class MasterDaemon:
     # ------------------------------------------------------------- actions
     def _carry_out(self, actions: list[Action], reply_to: _Outbox | None) -> None:
         """Carry out the state machine's actions; called with the lock held (queueing never blocks)."""
+        changed_drivers: dict[str, None] = {}
         for a in actions:
-            if isinstance(a, Log):
+            if isinstance(a, DriverChanged):
+                changed_drivers[a.driver_id] = None
+            elif isinstance(a, Log):
                 log.log(a.level, "%s", a.text)
             elif isinstance(a, SendToWorker):
                 self._send(self._workers.get(a.worker_id), a.msg, f"worker {a.worker_id}")
@@ -273,7 +305,23 @@ class MasterDaemon:
                 if outbox is not None:
                     log.info("Closing the connection of worker %s: %s", a.worker_id, a.reason)
                     outbox.close()
+        # Once per driver, after the whole event: followers see where it ended up.
+        for driver_id in changed_drivers:
+            self._tell_followers(driver_id)
+        wake = self._state.next_wakeup()
+        if wake is not None and (self._timer_target is None or wake < self._timer_target):
+            self._timer_wake.set()
         self._persist()
+
+    def _tell_followers(self, driver_id: str) -> None:
+        followers = self._followers.get(driver_id)
+        if not followers:
+            return
+        status = self._state.driver_status(driver_id)
+        for outbox in followers:
+            outbox.put(status)
+        if not status.found or status.state in FINAL_DRIVER_STATES:
+            del self._followers[driver_id]  # nothing more will happen to it
 
     @staticmethod
     def _send(outbox: _Outbox | None, msg: Any, who: str) -> None:
@@ -330,10 +378,10 @@ class MasterDaemon:
             self._serve_worker(conn, first)
         elif isinstance(first, RegisterApplication):
             self._serve_driver(conn, first)
-        elif isinstance(first, (RequestMasterState, RequestKillApplication)):
-            self._serve_status(conn, first)
+        elif isinstance(first, _CLIENT_REQUESTS):
+            self._serve_client(conn, first)
         else:
-            log.warning("%s opened with a %s; expected RegisterWorker, RegisterApplication or RequestMasterState; "
+            log.warning("%s opened with a %s; expected RegisterWorker, RegisterApplication or a client request; "
                         "closing it", conn.peer, type(first).__name__)
             conn.close()
 
@@ -358,6 +406,8 @@ class MasterDaemon:
                     actions = self._state.worker_heartbeat(worker_id, self._clock())
                 elif isinstance(msg, ExecutorStateChanged):
                     actions = self._state.executor_state_changed(worker_id, msg, self._clock())
+                elif isinstance(msg, DriverStateChanged):
+                    actions = self._state.driver_state_changed(worker_id, msg, self._clock())
                 else:
                     raise ProtocolError(f"worker {worker_id} sent an unexpected {type(msg).__name__}")
                 self._carry_out(actions, outbox)
@@ -404,24 +454,47 @@ class MasterDaemon:
 
         serve_forever_reader(conn, handle, closed)
 
-    def _serve_status(self, conn: Connection, first: object) -> None:
+    def _serve_client(self, conn: Connection, first: object) -> None:
+        # Replies, and a follower's pushed driver updates, leave through one outbox: in
+        # order, and a slow client only slows itself.
+        outbox = _Outbox(conn, f"master-to-client-{conn.peer}")
+
         def handle(msg: object) -> None:
-            if isinstance(msg, RequestKillApplication):
-                with self._lock:
-                    self._carry_out(self._state.kill_application(msg.app_id, self._clock()), None)
-            elif not isinstance(msg, RequestMasterState):
-                raise ProtocolError(f"status client sent an unexpected {type(msg).__name__}")
-            # Answered from this reader thread: a slow status client only slows itself.
-            conn.send(MasterState(self.state_json()))
+            if isinstance(msg, RequestMasterState):
+                outbox.put(MasterState(self.state_json()))
+                return
+            if not isinstance(msg, _CLIENT_REQUESTS):
+                raise ProtocolError(f"client sent an unexpected {type(msg).__name__}")
+            with self._lock:
+                now = self._clock()
+                if isinstance(msg, RequestKillApplication):
+                    self._carry_out(self._state.kill_application(msg.app_id, now), None)
+                    outbox.put(MasterState(self._state.to_json(now, self.master_url)))
+                elif isinstance(msg, RequestSubmitDriver):
+                    self._carry_out(self._state.submit_driver(msg.desc, now), outbox)
+                elif isinstance(msg, RequestKillDriver):
+                    self._carry_out(self._state.kill_driver(msg.driver_id, now), outbox)
+                elif isinstance(msg, RequestDriverStatus):
+                    status = self._state.driver_status(msg.driver_id)
+                    outbox.put(status)
+                    if msg.follow and status.found and status.state not in FINAL_DRIVER_STATES:
+                        self._followers.setdefault(msg.driver_id, []).append(outbox)
+
+        def closed(err: Exception | None) -> None:
+            outbox.close()
+            with self._lock:
+                for driver_id, followers in list(self._followers.items()):
+                    if outbox in followers:
+                        followers.remove(outbox)
+                        if not followers:
+                            del self._followers[driver_id]
 
         try:
             handle(first)
-        except ConnectionClosed:
-            return
         except ProtocolError:
-            conn.close()
+            outbox.close()
             return
-        serve_forever_reader(conn, handle)
+        serve_forever_reader(conn, handle, closed)
 
 
 # ----------------------------------------------------------------- command line

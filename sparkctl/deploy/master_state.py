@@ -1,4 +1,4 @@
-"""The standalone master's bookkeeping: workers, applications, executors. A state machine with no I/O.
+"""The standalone master's bookkeeping: workers, applications, executors, drivers. A state machine with no I/O.
 
 The master daemon (:mod:`sparkctl.deploy.master`) feeds events in through the methods of
 :class:`MasterStateMachine` (a worker registered, a heartbeat arrived, an executor
@@ -14,50 +14,72 @@ seconds since the epoch), never read from a clock, so every rule here is a fast 
    changed        ├──▶│ workers, apps,     │──┤                | WorkerRemoved | ApplicationRemoved)
  register_/unreg- │   │ executors; FIFO    │  ├─▶ Reply(RegisteredWorker | RegisteredApplication ...)
    ister_app...   │   │ schedule()         │  ├─▶ BindWorker / BindDriver / DisconnectWorker
- check_worker_    │   └────────────────────┘  └─▶ Log(level, text)
-   timeouts(now) ─┘
+ check_worker_    │   └────────────────────┘  ├─▶ DriverChanged(driver id)
+   timeouts(now) ─┘                           └─▶ Log(level, text)
 ```
+Cluster deploy mode feeds ``submit_driver``, ``kill_driver`` and ``driver_state_changed``
+in the same way; ``LaunchDriver`` and ``KillDriver`` go out as :class:`SendToWorker`.
 
 Scheduling follows Spark's ``Master.schedule``: applications are served first come, first
 served; each takes what it still wants (``cores_max``, or everything when None) from the
 ALIVE workers with room for one more executor, either spread over as many workers as
 possible (``spread_out``) or packed onto as few as possible. An application that gets
 nothing stays WAITING and is considered again whenever cores free up.
+
+Drivers submitted in cluster deploy mode are placed before applications get executors
+(as Spark does): each WAITING driver, in submission order, goes to the ALIVE worker with
+the most free cores among those with room for its cores and memory, which it then holds
+as an executor would. A supervised driver that exits non-zero, or whose worker is lost,
+becomes WAITING again; quick failures in a row are relaunched with a growing delay, so a
+driver that cannot start does not spin.
 """
 from __future__ import annotations
 
+import base64
 import logging
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence, Union
 
 from sparkctl.deploy.messages import (
     ALIVE,
     DEAD,
+    ERROR,
     EXEC_FAILED,
     EXEC_KILLED,
     EXEC_RUNNING,
     EXITED,
     FAILED,
+    FINAL_DRIVER_STATES,
     FINISHED,
     KILLED,
     LAUNCHING,
     LOST,
     RUNNING,
+    SUBMITTED,
     WAITING,
     ApplicationDescription,
     ApplicationFinished,
     ApplicationRemoved,
+    DriverDescription,
+    DriverFile,
+    DriverStateChanged,
+    DriverStatusResponse,
     ExecutorAdded,
     ExecutorStateChanged,
     ExecutorUpdated,
+    KillDriver,
+    KillDriverResponse,
     KillExecutor,
+    LaunchDriver,
     LaunchExecutor,
     RegisterApplication,
     RegisteredApplication,
     RegisteredWorker,
     RegisterWorker,
     RegisterWorkerFailed,
+    SubmitDriverResponse,
     WorkerRemoved,
 )
 
@@ -68,15 +90,21 @@ __all__ = [
     "BindWorker",
     "BindDriver",
     "DisconnectWorker",
+    "DriverChanged",
     "Log",
     "Action",
     "ExecutorInfo",
     "WorkerInfo",
     "ApplicationInfo",
+    "DriverInfo",
     "MasterStateMachine",
     "plan_executors",
     "DEFAULT_MAX_EXECUTOR_RETRIES",
     "DEFAULT_RETAINED_APPLICATIONS",
+    "DEFAULT_RETAINED_DRIVERS",
+    "SUPERVISE_STABLE_RUN",
+    "supervise_delay",
+    "valid_file_name",
     "DEAD_WORKER_PERSISTENCE",
     "SNAPSHOT_VERSION",
 ]
@@ -85,6 +113,13 @@ __all__ = [
 DEFAULT_MAX_EXECUTOR_RETRIES = 10
 #: Spark's spark.deploy.retainedApplications: completed apps kept for the UI and JSON.
 DEFAULT_RETAINED_APPLICATIONS = 200
+#: Spark's spark.deploy.retainedDrivers: completed drivers kept for the UI, JSON, --status and logs.
+DEFAULT_RETAINED_DRIVERS = 200
+#: A supervised driver that ran this long (seconds) before it failed is relaunched at once;
+#: see :func:`supervise_delay` for quicker failures.
+SUPERVISE_STABLE_RUN = 30.0
+#: The longest pause between two launches of a supervised driver that keeps failing.
+SUPERVISE_MAX_DELAY = 60.0
 #: Spark's spark.dead.worker.persistence: a DEAD worker stays listed for (this + 1) timeouts.
 DEAD_WORKER_PERSISTENCE = 15
 SNAPSHOT_VERSION = 1
@@ -93,6 +128,25 @@ _ACTIVE_APP_STATES = (WAITING, RUNNING)
 _FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
 # A cap standing in for "all the cores there are" when an app sets no spark.cores.max.
 _UNLIMITED = 1 << 62
+# The files of a driver become files in the worker's work dir: one plain, visible name each.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_PY_FILE_SUFFIXES = (".py", ".zip", ".egg")
+
+
+def valid_file_name(name: str) -> bool:
+    """Whether *name* is safe as a file name in a driver's directory (no path, no dot file)."""
+    return bool(_FILE_NAME.fullmatch(name)) and name not in ("stdout", "stderr", "conf")
+
+
+def supervise_delay(quick_failures: int) -> float:
+    """Seconds before relaunching a supervised driver after *quick_failures* quick failures in a row.
+
+    The first is relaunched at once (a flaky start deserves a second chance without
+    waiting); then 1 s, 2 s, 4 s... up to :data:`SUPERVISE_MAX_DELAY`.
+    """
+    if quick_failures <= 1:
+        return 0.0
+    return min(2.0 ** (quick_failures - 2), SUPERVISE_MAX_DELAY)
 
 
 # ----------------------------------------------------------------- actions out
@@ -147,12 +201,19 @@ class DisconnectWorker:
 
 
 @dataclass(frozen=True)
+class DriverChanged:
+    """Driver *driver_id* changed state: send its status to whoever follows it."""
+
+    driver_id: str
+
+
+@dataclass(frozen=True)
 class Log:
     level: int  # a logging level: logging.INFO, logging.WARNING...
     text: str
 
 
-Action = Union[SendToWorker, SendToDriver, Reply, BindWorker, BindDriver, DisconnectWorker, Log]
+Action = Union[SendToWorker, SendToDriver, Reply, BindWorker, BindDriver, DisconnectWorker, DriverChanged, Log]
 
 
 def _info(text: str) -> Log:
@@ -194,14 +255,15 @@ class WorkerInfo:
     state: str = ALIVE
     last_heartbeat: float = 0.0  # seconds since the epoch
     executors: dict[tuple[str, str], ExecutorInfo] = field(default_factory=dict)  # (app id, executor id)
+    drivers: dict[str, DriverInfo] = field(default_factory=dict)  # placed here: SUBMITTED or RUNNING
 
     @property
     def cores_used(self) -> int:
-        return sum(e.cores for e in self.executors.values())
+        return sum(e.cores for e in self.executors.values()) + sum(d.desc.cores for d in self.drivers.values())
 
     @property
     def memory_used(self) -> int:
-        return sum(e.memory for e in self.executors.values())
+        return sum(e.memory for e in self.executors.values()) + sum(d.desc.memory for d in self.drivers.values())
 
     @property
     def cores_free(self) -> int:
@@ -248,6 +310,31 @@ class ApplicationInfo:
     def cores_left(self) -> int:
         wanted = self.desc.cores_max if self.desc.cores_max is not None else _UNLIMITED
         return max(wanted - self.cores_granted, 0)
+
+
+@dataclass(eq=False)
+class DriverInfo:
+    """One driver submitted in cluster deploy mode, over all its launches."""
+
+    id: str
+    desc: DriverDescription
+    submit_time: float  # seconds since the epoch; also Spark's "starttime"
+    state: str = WAITING
+    worker_id: str = ""  # the worker that runs it, or ran it last ("" before its first launch)
+    start_time: float | None = None  # of its latest launch
+    end_time: float | None = None
+    exit_code: int | None = None
+    message: str = ""  # why it ended, or why it waits again
+    log_tail: str = ""
+    launches: int = 0
+    # Supervised failures in a row that came soon after their launch (see supervise_delay).
+    quick_failures: int = 0
+    not_before: float | None = None  # a delayed supervised relaunch waits until then
+    kill_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state not in FINAL_DRIVER_STATES
 
 
 # ----------------------------------------------------------------- allocation
@@ -322,6 +409,7 @@ class MasterStateMachine:
         worker_timeout: float = 60.0,
         max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES,
         retained_applications: int = DEFAULT_RETAINED_APPLICATIONS,
+        retained_drivers: int = DEFAULT_RETAINED_DRIVERS,
     ) -> None:
         self.master_url = master_url
         self.webui_url = webui_url
@@ -329,10 +417,14 @@ class MasterStateMachine:
         self.worker_timeout = worker_timeout
         self.max_executor_retries = max_executor_retries
         self.retained_applications = retained_applications
+        self.retained_drivers = retained_drivers
         self.workers: dict[str, WorkerInfo] = {}  # registration order
         self.apps: dict[str, ApplicationInfo] = {}  # registration order = FIFO order
         self.completed: list[str] = []  # ids of finished apps still listed, oldest first
         self.next_app_number = 0
+        self.drivers: dict[str, DriverInfo] = {}  # submission order = FIFO order
+        self.completed_drivers: list[str] = []  # ids of ended drivers still listed, oldest first
+        self.next_driver_number = 0
 
     # ------------------------------------------------------------- queries
     @property
@@ -367,14 +459,19 @@ class MasterStateMachine:
             f"Registering worker {msg.worker_id} at {msg.host}:{msg.port} with "
             f"{_plural(msg.cores, 'core')}, {msg.memory} MiB RAM")]
         listed = {(a, e): (c, m) for a, e, c, m in msg.executors}
+        listed_drivers = {d: (c, m) for d, c, m in msg.drivers}
         kept: dict[tuple[str, str], ExecutorInfo] = {}
+        kept_drivers: set[str] = set()
         for old in [w for w in self.workers.values()
                     if w.id == msg.worker_id or (w.host, w.port) == (msg.host, msg.port)]:
             for key in [k for k in old.executors if k in listed]:
                 kept[key] = old.executors.pop(key)
+            for driver_id in [d for d in old.drivers if d in listed_drivers]:
+                del old.drivers[driver_id]  # still running there: not lost with the old entry
+                kept_drivers.add(driver_id)
             if old.state == ALIVE:
                 actions += self._remove_worker(old, f"replaced by a new registration from {msg.host}:{msg.port}",
-                                               announce=bool(old.executors))
+                                               now, announce=bool(old.executors))
             del self.workers[old.id]
         worker = WorkerInfo(msg.worker_id, msg.host, msg.port, msg.cores, msg.memory, msg.webui_port,
                             ALIVE, now)
@@ -383,6 +480,8 @@ class MasterStateMachine:
                     Reply(RegisteredWorker(self.master_url, self.webui_url, self.heartbeat_interval))]
         for key, (cores, memory) in listed.items():
             actions += self._adopt_executor(worker, kept.get(key), key, cores, memory, now)
+        for driver_id, (cores, memory) in listed_drivers.items():
+            actions += self._adopt_driver(worker, driver_id, driver_id in kept_drivers, cores, memory, now)
         return actions + self.schedule(now)
 
     @staticmethod
@@ -443,7 +542,7 @@ class MasterStateMachine:
         worker = self.workers.get(worker_id)
         if worker is None or worker.state != ALIVE:
             return []
-        return self._remove_worker(worker, "its connection closed") + self.schedule(now)
+        return self._remove_worker(worker, "its connection closed", now) + self.schedule(now)
 
     def check_worker_timeouts(self, now: float, timeout: float | None = None) -> list[Action]:
         """The periodic tick: workers silent for *timeout* seconds are DEAD; long-dead ones are
@@ -455,7 +554,8 @@ class MasterStateMachine:
         for worker in list(self.workers.values()):
             silent = now - worker.last_heartbeat
             if worker.state == ALIVE and silent > timeout:
-                actions += self._remove_worker(worker, f"no heartbeat for {silent:.0f} s (timeout {timeout:g} s)")
+                actions += self._remove_worker(worker, f"no heartbeat for {silent:.0f} s (timeout {timeout:g} s)",
+                                               now)
                 changed = True
             elif worker.state == DEAD and silent > forget_after:
                 actions.append(_info(f"Forgetting worker {worker.id} ({worker.address}), silent for more than "
@@ -475,14 +575,21 @@ class MasterStateMachine:
                                      "of the master's recovery"))
                 actions += self._remove_app(app, FINISHED, now, tell_driver=False, reschedule=False)
                 changed = True
+        if any(d.state == WAITING and d.not_before is not None and d.not_before <= now
+               for d in self.drivers.values()):
+            changed = True  # a supervised driver's relaunch delay is over
         if changed:
             actions += self.schedule(now)
         return actions
 
-    def _remove_worker(self, worker: WorkerInfo, reason: str, announce: bool = True) -> list[Action]:
-        """Mark *worker* DEAD and take its executors from their apps; the caller reschedules."""
+    def _remove_worker(self, worker: WorkerInfo, reason: str, now: float, announce: bool = True) -> list[Action]:
+        """Mark *worker* DEAD, take its executors from their apps and end (or requeue) its
+        drivers; the caller reschedules."""
         actions: list[Action] = [_info(f"Removing worker {worker.id} on {worker.address}: {reason}")]
         worker.state = DEAD
+        for driver in list(worker.drivers.values()):
+            actions += self._driver_lost(driver, f"its worker {worker.id} was lost: {reason}", now)
+        worker.drivers.clear()
         for ex in list(worker.executors.values()):
             app = self.apps.get(ex.app_id)
             if app is None or not app.active or app.executors.get(ex.executor_id) is not ex:
@@ -651,14 +758,223 @@ class MasterStateMachine:
         tail = app.last_log_tail.strip()
         return f"{text}. Its log ends with:\n{tail}" if tail else f"{text} (it left no log output)"
 
+    # ------------------------------------------------------------- drivers (cluster deploy mode)
+    def _new_driver_id(self, now: float) -> str:
+        stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+        while True:
+            driver_id = f"driver-{stamp}-{self.next_driver_number:04d}"
+            self.next_driver_number += 1
+            if driver_id not in self.drivers:
+                return driver_id
+
+    def submit_driver(self, desc: DriverDescription, now: float) -> list[Action]:
+        """A submission client hands over a driver to run on some worker."""
+        problem = self._invalid_driver(desc)
+        if problem:
+            return [_warn(f"Refusing to accept driver {desc.app_file.name!r}: {problem}"),
+                    Reply(SubmitDriverResponse(False, None, problem))]
+        driver = DriverInfo(self._new_driver_id(now), desc, now)
+        self.drivers[driver.id] = driver
+        how = f"{_plural(desc.cores, 'core')}, {desc.memory} MiB" + (", supervised" if desc.supervise else "")
+        actions: list[Action] = [_info(f"Accepted driver {driver.id} ({desc.app_file.name}; {how})"),
+                                 Reply(SubmitDriverResponse(True, driver.id, f"driver {driver.id} submitted")),
+                                 DriverChanged(driver.id)]
+        return actions + self.schedule(now)
+
+    @staticmethod
+    def _invalid_driver(desc: DriverDescription) -> str:
+        if desc.cores < 1:
+            return f"a driver needs at least 1 core, not {desc.cores}"
+        if desc.memory < 1:
+            return f"a driver needs at least 1 MiB of memory, not {desc.memory}"
+        name = desc.app_file.name
+        if not (valid_file_name(name) and name.endswith(".py")):
+            return f"the application file name {name!r} is not a plain .py file name"
+        names = [name]
+        for f in desc.py_files:
+            if not (valid_file_name(f.name) and f.name.endswith(_PY_FILE_SUFFIXES)):
+                return f"the py-file name {f.name!r} is not a plain .py, .zip or .egg file name"
+            if f.name in names:
+                return f"two files are named {f.name!r}"
+            names.append(f.name)
+        return ""
+
+    def kill_driver(self, driver_id: str, now: float) -> list[Action]:
+        """A client asks to kill a driver: at once if it waits, else through its worker."""
+        driver = self.drivers.get(driver_id)
+        if driver is None or not driver.active:
+            why = f"driver {driver_id} is already {driver.state}" if driver else \
+                f"no driver {driver_id} is known to this master"
+            return [_warn(f"Cannot kill driver {driver_id}: {why}"), Reply(KillDriverResponse(driver_id, False, why))]
+        if driver.state == WAITING:
+            return [Reply(KillDriverResponse(driver_id, True, f"driver {driver_id} killed before it was launched"))] + \
+                self._end_driver(driver, KILLED, now, "killed on request before it was launched")
+        driver.kill_requested = True
+        return [_info(f"Killing driver {driver_id} on worker {driver.worker_id} on request"),
+                SendToWorker(driver.worker_id, KillDriver(driver_id)),
+                Reply(KillDriverResponse(driver_id, True,
+                                         f"asked worker {driver.worker_id} to kill driver {driver_id}"))]
+
+    def driver_state_changed(self, worker_id: str, msg: DriverStateChanged, now: float) -> list[Action]:
+        """A worker reports that a driver it was given runs, or ended."""
+        worker = self.workers.get(worker_id)
+        driver = self.drivers.get(msg.driver_id)
+        if worker is None or driver is None or worker.drivers.get(driver.id) is not driver:
+            if msg.state == RUNNING and worker is not None:
+                # A copy we no longer count on (ended, or relaunched elsewhere while this
+                # worker was out of touch): two copies of one driver must not both run.
+                return [_warn(f"Worker {worker_id} runs driver {msg.driver_id}, which is not placed there; "
+                              "killing that copy"), SendToWorker(worker_id, KillDriver(msg.driver_id))]
+            return [Log(logging.DEBUG, f"State {msg.state} of driver {msg.driver_id} from worker {worker_id}, "
+                                       "where it is not placed; ignored")]
+        if msg.state not in FINAL_DRIVER_STATES:
+            driver.state = RUNNING
+            return [_info(f"Driver {driver.id} is RUNNING on worker {worker.id} ({msg.message or worker.address})"),
+                    DriverChanged(driver.id)]
+        del worker.drivers[driver.id]
+        driver.exit_code = msg.exit_code
+        driver.log_tail = msg.log_tail
+        how = msg.message or msg.state.lower()
+        if msg.state == FINISHED:
+            actions = self._end_driver(driver, FINISHED, now, how)
+        elif driver.kill_requested:
+            actions = self._end_driver(driver, KILLED, now, how if msg.state == KILLED else f"killed on request; {how}")
+        elif driver.desc.supervise:
+            ran = now - driver.start_time if driver.start_time is not None else 0.0
+            driver.quick_failures = driver.quick_failures + 1 if ran < SUPERVISE_STABLE_RUN else 1
+            actions = self._relaunch_driver(driver, how, now, supervise_delay(driver.quick_failures))
+        else:
+            actions = self._end_driver(driver, msg.state, now, how)
+        return actions + self.schedule(now)
+
+    def _driver_lost(self, driver: DriverInfo, why: str, now: float) -> list[Action]:
+        """*driver*'s worker is gone, and the driver with it; the caller reschedules."""
+        if driver.kill_requested:
+            return self._end_driver(driver, KILLED, now, f"killed on request; {why}")
+        if driver.desc.supervise:
+            # No fault of the driver: relaunched at once, and not counted as a quick failure.
+            return self._relaunch_driver(driver, why, now, 0.0)
+        return self._end_driver(driver, ERROR, now, why)
+
+    def _relaunch_driver(self, driver: DriverInfo, why: str, now: float, delay: float) -> list[Action]:
+        driver.state = WAITING
+        driver.not_before = now + delay if delay > 0 else None
+        when = f" in {delay:g} s" if delay > 0 else ""
+        driver.message = f"{why}; relaunching it{when} (supervised)"
+        return [_warn(f"Driver {driver.id} {why}; relaunching it{when} (supervised, launch {driver.launches + 1})"),
+                DriverChanged(driver.id)]
+
+    def _end_driver(self, driver: DriverInfo, state: str, now: float, message: str) -> list[Action]:
+        driver.state = state
+        driver.end_time = now
+        driver.message = message
+        driver.not_before = None
+        # The files are needed only to launch it again; an ended driver keeps their names.
+        desc = driver.desc
+        driver.desc = replace(desc, app_file=DriverFile(desc.app_file.name, b""),
+                              py_files=[DriverFile(f.name, b"") for f in desc.py_files])
+        self.completed_drivers.append(driver.id)
+        while len(self.completed_drivers) > self.retained_drivers:
+            self.drivers.pop(self.completed_drivers.pop(0), None)
+        level = logging.INFO if state in (FINISHED, KILLED) else logging.WARNING
+        return [Log(level, f"Driver {driver.id} {state}: {message}"), DriverChanged(driver.id)]
+
+    def _adopt_driver(self, worker: WorkerInfo, driver_id: str, kept: bool, cores: int, memory: int,
+                      now: float) -> list[Action]:
+        """A (re-)registering worker lists *driver_id* as running there (or ended, not yet reported)."""
+        driver = self.drivers.get(driver_id)
+        if driver is None:
+            # Running from before this master started without a record of it: count its
+            # resources; its end will be reported like any other.
+            desc = DriverDescription(DriverFile("(unknown)", b""), [], [], {}, cores, memory)
+            driver = DriverInfo(driver_id, desc, now, RUNNING, worker.id, start_time=now, launches=1,
+                                message="found running on a worker after a master restart")
+            self.drivers[driver_id] = driver
+        elif not (kept or driver.state == WAITING):
+            # Ended, or relaunched elsewhere, while this worker was out of touch.
+            return [_info(f"Worker {worker.id} still runs driver {driver_id}, which is {driver.state}"
+                          + (f" on worker {driver.worker_id}" if driver.state in (SUBMITTED, RUNNING) else "")
+                          + "; killing that copy"), SendToWorker(worker.id, KillDriver(driver_id))]
+        elif driver.state == WAITING:
+            # Requeued when we lost touch with the worker, yet it kept running: keep that run.
+            driver.not_before = None
+            driver.message = ""
+        # Listed means launched, even if the RUNNING report was lost with the connection.
+        driver.state = RUNNING
+        driver.worker_id = worker.id
+        worker.drivers[driver_id] = driver
+        return [_info(f"Re-adopted driver {driver_id} on worker {worker.id} ({worker.address})"),
+                DriverChanged(driver_id)]
+
+    def driver_status(self, driver_id: str) -> DriverStatusResponse:
+        """What ``sparkctl submit --status`` shows (and ``logs`` needs: where it ran)."""
+        driver = self.drivers.get(driver_id)
+        if driver is None:
+            return DriverStatusResponse(driver_id, False, message=f"no driver {driver_id} is known to this master")
+        worker = self.workers.get(driver.worker_id)
+        message = driver.message
+        if driver.state == WAITING and not message:
+            message = self._driver_waiting_reason(driver)
+        return DriverStatusResponse(driver.id, True, driver.state, driver.worker_id,
+                                    worker.address if worker is not None else "", driver.exit_code, message,
+                                    driver.launches, driver.log_tail)
+
+    def _driver_waiting_reason(self, driver: DriverInfo) -> str:
+        need = f"{_plural(driver.desc.cores, 'core')} and {driver.desc.memory} MiB"
+        alive = self.alive_workers()
+        if not alive:
+            return f"waiting for a worker with {need} free: no worker is alive"
+        most = max(alive, key=lambda w: w.cores_free)
+        return (f"waiting for a worker with {need} free (most free: {_plural(most.cores_free, 'core')}, "
+                f"{most.memory_free} MiB on worker {most.id})")
+
+    def next_wakeup(self) -> float | None:
+        """When a delayed supervised relaunch falls due (seconds since the epoch), if one is pending.
+
+        The daemon's timer should call :meth:`check_worker_timeouts` by then.
+        """
+        due = [d.not_before for d in self.drivers.values() if d.state == WAITING and d.not_before is not None]
+        return min(due) if due else None
+
+    def _schedule_drivers(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for driver in list(self.drivers.values()):
+            if driver.state != WAITING or (driver.not_before is not None and driver.not_before > now):
+                continue
+            fits = [w for w in self.alive_workers()
+                    if w.cores_free >= driver.desc.cores and w.memory_free >= driver.desc.memory]
+            if fits:
+                actions += self._launch_driver(driver, max(fits, key=lambda w: w.cores_free), now)
+        return actions
+
+    def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo, now: float) -> list[Action]:
+        driver.state = SUBMITTED
+        driver.worker_id = worker.id
+        driver.start_time = now
+        driver.launches += 1
+        driver.not_before = None
+        driver.exit_code = None
+        driver.log_tail = ""
+        # What became of the previous launch stays visible to --status and --wait.
+        previous = driver.message.split("; relaunching")[0]
+        driver.message = f"launch {driver.launches}; the previous one: {previous}" if driver.launches > 1 else ""
+        worker.drivers[driver.id] = driver
+        again = f" (launch {driver.launches})" if driver.launches > 1 else ""
+        return [_info(f"Launching driver {driver.id} on worker {worker.id} ({worker.address}) with "
+                      f"{_plural(driver.desc.cores, 'core')}, {driver.desc.memory} MiB RAM{again}"),
+                SendToWorker(worker.id, LaunchDriver(driver.id, driver.desc)),
+                DriverChanged(driver.id)]
+
     # ------------------------------------------------------------- scheduling
     def schedule(self, now: float) -> list[Action]:
         """Grant free cores to applications that still want some, first come first served.
 
         Also fails an application whose executors failed ``max_executor_retries`` times in a
         row once it has no running executor left: it gets no new ones, so it could only wait.
+        Waiting drivers are placed first: an application's driver must run before it can
+        use any executor.
         """
-        actions: list[Action] = []
+        actions: list[Action] = self._schedule_drivers(now)
         for app in self.active_apps():
             if app.failed_executors >= self.max_executor_retries:
                 if not any(e.state == EXEC_RUNNING for e in app.executors.values()):
@@ -767,9 +1083,9 @@ class MasterStateMachine:
             "memoryused": sum(w.memory_used for w in alive),
             "activeapps": [self._app_json(a, now) for a in self.active_apps()],
             "completedapps": [self._app_json(self.apps[i], now) for i in self.completed if i in self.apps],
-            # Cluster deploy mode is not supported; the keys stay for Spark-reading tools.
-            "activedrivers": [],
-            "completeddrivers": [],
+            "activedrivers": [self._driver_json(d, now) for d in self.drivers.values() if d.active],
+            "completeddrivers": [self._driver_json(self.drivers[i], now) for i in self.completed_drivers
+                                 if i in self.drivers],
             "status": "ALIVE",
         }
 
@@ -806,6 +1122,26 @@ class MasterStateMachine:
             "waitingreason": self.waiting_reason(a.id) if a.active else "",
         }
 
+    def _driver_json(self, d: DriverInfo, now: float) -> dict[str, Any]:
+        end = d.end_time if d.end_time is not None else now
+        return {
+            "id": d.id,
+            "starttime": _ms(d.submit_time),
+            "submitdate": _format_date(d.submit_time),
+            "state": d.state,
+            "cores": d.desc.cores,
+            "memory": d.desc.memory,
+            "worker": d.worker_id or "None",  # Spark's spelling of "not placed yet"
+            "mainclass": d.desc.app_file.name,
+            # Not in Spark's document:
+            "user": d.desc.user,
+            "supervise": d.desc.supervise,
+            "launches": d.launches,
+            "exitcode": d.exit_code,
+            "duration": max(_ms(end) - _ms(d.submit_time), 0),
+            "message": self.driver_status(d.id).message,
+        }
+
     # ------------------------------------------------------------- persistence
     def snapshot(self) -> dict[str, Any]:
         """The persistent part (workers, applications) as JSON-ready plain data.
@@ -831,6 +1167,9 @@ class MasterStateMachine:
                 for a in self.apps.values()
             ],
             "completed": list(self.completed),
+            "next_driver_number": self.next_driver_number,
+            "drivers": [_driver_snapshot(d) for d in self.drivers.values()],
+            "completed_drivers": list(self.completed_drivers),
         }
 
     def restore(self, data: dict[str, Any], now: float) -> list[Action]:
@@ -870,5 +1209,62 @@ class MasterStateMachine:
             self._refresh_app_state(app)
         self.completed = [i for i in data.get("completed", []) if i in self.apps]
         self.next_app_number = int(data.get("next_app_number", 0))
+        actions = self._restore_drivers(data, now)
+        active_drivers = sum(1 for d in self.drivers.values() if d.active)
+        drivers = f" and {_plural(active_drivers, 'active driver')}" if active_drivers else ""
         return [_info(f"Recovered {_plural(len(self.workers), 'worker')} and "
-                      f"{_plural(len(self.active_apps()), 'active application')} from a snapshot")]
+                      f"{_plural(len(self.active_apps()), 'active application')}{drivers} from a snapshot")] + actions
+
+    def _restore_drivers(self, data: dict[str, Any], now: float) -> list[Action]:
+        # Snapshots from before cluster deploy mode have no drivers: nothing to restore.
+        self.drivers = {}
+        actions: list[Action] = []
+        for dd in data.get("drivers", []):
+            driver = _driver_from_snapshot(dd)
+            self.drivers[driver.id] = driver
+        self.completed_drivers = [i for i in data.get("completed_drivers", []) if i in self.drivers]
+        self.next_driver_number = int(data.get("next_driver_number", 0))
+        for driver in list(self.drivers.values()):
+            if driver.state not in (SUBMITTED, RUNNING):
+                continue
+            worker = self.workers.get(driver.worker_id)
+            if worker is not None and worker.state == ALIVE:
+                # It stays placed; the worker's re-registration says whether it still runs.
+                worker.drivers[driver.id] = driver
+            else:
+                actions += self._driver_lost(driver, f"its worker {driver.worker_id} was gone when the master "
+                                                     "recovered", now)
+        return actions
+
+
+# ----------------------------------------------------------------- driver snapshots
+def _file_json(f: DriverFile) -> dict[str, str]:
+    return {"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
+
+
+def _file_from_json(d: dict[str, str]) -> DriverFile:
+    return DriverFile(d["name"], base64.b64decode(d["data"]))
+
+
+def _driver_snapshot(d: DriverInfo) -> dict[str, Any]:
+    desc = d.desc
+    return {
+        "id": d.id, "submit_time": d.submit_time, "state": d.state, "worker_id": d.worker_id,
+        "start_time": d.start_time, "end_time": d.end_time, "exit_code": d.exit_code, "message": d.message,
+        "log_tail": d.log_tail, "launches": d.launches, "quick_failures": d.quick_failures,
+        "not_before": d.not_before, "kill_requested": d.kill_requested,
+        "desc": {"app_file": _file_json(desc.app_file), "app_args": list(desc.app_args),
+                 "py_files": [_file_json(f) for f in desc.py_files], "settings": dict(desc.settings),
+                 "cores": desc.cores, "memory": desc.memory, "supervise": desc.supervise, "user": desc.user},
+    }
+
+
+def _driver_from_snapshot(dd: dict[str, Any]) -> DriverInfo:
+    sd = dd["desc"]
+    desc = DriverDescription(_file_from_json(sd["app_file"]), list(sd["app_args"]),
+                             [_file_from_json(f) for f in sd["py_files"]], dict(sd["settings"]), int(sd["cores"]),
+                             int(sd["memory"]), bool(sd["supervise"]), sd.get("user", ""))
+    return DriverInfo(dd["id"], desc, float(dd["submit_time"]), dd["state"], dd.get("worker_id", ""),
+                      dd.get("start_time"), dd.get("end_time"), dd.get("exit_code"), dd.get("message", ""),
+                      dd.get("log_tail", ""), int(dd.get("launches", 0)), int(dd.get("quick_failures", 0)),
+                      dd.get("not_before"), bool(dd.get("kill_requested", False)))

@@ -14,6 +14,17 @@ heartbeats stop).
  worker ◀─ ApplicationFinished ───── master ─── WorkerRemoved ────────▶ driver
  status ── RequestMasterState ─────▶ master ─── MasterState ──────────▶ status
 ```
+
+Cluster deploy mode (``sparkctl submit --deploy-mode cluster``): a submission client hands
+the application's files to the master, which has a worker run the driver.
+
+```
+ submit ── RequestSubmitDriver ─────▶ master ─── SubmitDriverResponse ───▶ submit
+ submit ── RequestDriverStatus ─────▶ master ─── DriverStatusResponse ───▶ submit (again on every
+ submit ── RequestKillDriver ───────▶ master ─── KillDriverResponse ─────▶ submit  change if follow)
+ worker ◀─ LaunchDriver / KillDriver ─ master ◀── DriverStateChanged ──── worker
+ logs ──── RequestDriverLog ────────▶ worker ─── DriverLogResponse ──────▶ logs  (worker's rpc port)
+```
 """
 from __future__ import annotations
 
@@ -40,6 +51,14 @@ EXEC_FAILED = "FAILED"
 EXEC_KILLED = "KILLED"
 LOST = "LOST"
 
+# driver states (cluster deploy mode). WAITING, FINISHED, FAILED and KILLED are shared with
+# applications. WAITING: queued for a worker with room; SUBMITTED: sent to a worker, whose
+# process has not started yet; RUNNING; then FINISHED (exit 0), FAILED (non-zero exit),
+# KILLED (on request), or ERROR (could not be started, or lost with its worker).
+SUBMITTED = "SUBMITTED"
+ERROR = "ERROR"
+FINAL_DRIVER_STATES = (FINISHED, FAILED, KILLED, ERROR)
+
 
 # ---------------------------------------------------------------- worker <-> master
 @dataclass(slots=True)
@@ -52,6 +71,8 @@ class RegisterWorker:
     webui_port: int = 0
     # executors still running from before a master restart: (app_id, executor_id, cores, memory)
     executors: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # drivers it runs, or whose end it has not reported yet: (driver_id, cores, memory)
+    drivers: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -182,3 +203,109 @@ class MasterState:
 @dataclass(slots=True)
 class RequestKillApplication:
     app_id: str
+
+
+# ---------------------------------------------------------------- cluster deploy mode
+@dataclass(slots=True)
+class DriverFile:
+    """One file of a driver's application, carried by value: the worker has no copy."""
+
+    name: str  # a plain file name, no directory
+    data: bytes
+
+
+@dataclass(slots=True)
+class DriverDescription:
+    """What a worker needs to run a driver: ``sparkctl submit --deploy-mode client`` of these."""
+
+    app_file: DriverFile
+    app_args: list[str]
+    py_files: list[DriverFile]
+    settings: dict[str, str]  # the submitter's settings (--conf, defaults file, flags)
+    cores: int  # reserved on the worker for the driver process
+    memory: int  # MiB, reserved likewise
+    supervise: bool = False  # start it again when it exits non-zero or its worker dies
+    user: str = ""
+
+
+@dataclass(slots=True)
+class RequestSubmitDriver:
+    desc: DriverDescription
+
+
+@dataclass(slots=True)
+class SubmitDriverResponse:
+    success: bool
+    driver_id: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class RequestKillDriver:
+    driver_id: str
+
+
+@dataclass(slots=True)
+class KillDriverResponse:
+    driver_id: str
+    success: bool
+    message: str
+
+
+@dataclass(slots=True)
+class RequestDriverStatus:
+    driver_id: str
+    follow: bool = False  # also send a DriverStatusResponse on every change, until a final state
+
+
+@dataclass(slots=True)
+class DriverStatusResponse:
+    driver_id: str
+    found: bool
+    state: str = ""
+    worker_id: str = ""  # the worker that runs it, or ran it last
+    worker_host_port: str = ""  # that worker's rpc address, where its log can be asked for
+    exit_code: int | None = None
+    message: str = ""
+    launches: int = 0
+    log_tail: str = ""  # last lines of its stderr, when its last launch failed
+
+
+@dataclass(slots=True)
+class LaunchDriver:
+    driver_id: str
+    desc: DriverDescription
+
+
+@dataclass(slots=True)
+class KillDriver:
+    driver_id: str
+
+
+@dataclass(slots=True)
+class DriverStateChanged:
+    driver_id: str
+    state: str  # RUNNING, FINISHED, FAILED, KILLED or ERROR
+    exit_code: int | None = None
+    message: str = ""
+    log_tail: str = ""  # last lines of the driver's stderr when it failed
+
+
+@dataclass(slots=True)
+class RequestDriverLog:
+    """Ask a worker for part of a driver's stdout or stderr, from byte *offset* on."""
+
+    driver_id: str
+    stream: str = "stdout"  # "stdout" or "stderr"
+    offset: int = 0
+    max_bytes: int = 1 << 20
+
+
+@dataclass(slots=True)
+class DriverLogResponse:
+    driver_id: str
+    stream: str
+    data: bytes
+    offset: int  # where *data* starts
+    size: int  # the file's size when it was read
+    error: str = ""  # set when there is no such log here

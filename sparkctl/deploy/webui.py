@@ -113,10 +113,12 @@ def render_generic_page(title: str, doc: dict[str, Any]) -> str:
 
 
 def render_master_page(title: str, doc: dict[str, Any]) -> str:
-    """The master's page: summary, workers, running and completed applications."""
+    """The master's page: summary, workers, running and completed applications and drivers."""
     workers = doc.get("workers", [])
     active = doc.get("activeapps", [])
     completed = doc.get("completedapps", [])
+    active_drivers = doc.get("activedrivers", [])
+    completed_drivers = doc.get("completeddrivers", [])
     body = ['<ul class="summary">',
             f"<li><strong>URL:</strong> {_e(doc.get('url', ''))}</li>",
             f"<li><strong>Alive workers:</strong> {_e(doc.get('aliveworkers', 0))}</li>",
@@ -125,6 +127,7 @@ def render_master_page(title: str, doc: dict[str, Any]) -> str:
             f"<li><strong>Memory in use:</strong> {_e(doc.get('memory', 0))} MiB total, "
             f"{_e(doc.get('memoryused', 0))} MiB used</li>",
             f"<li><strong>Applications:</strong> {len(active)} running, {len(completed)} completed</li>",
+            f"<li><strong>Drivers:</strong> {len(active_drivers)} running, {len(completed_drivers)} completed</li>",
             f"<li><strong>Status:</strong> {_e(doc.get('status', ''))}</li>",
             "</ul>"]
     body.append(f"<h2>Workers ({len(workers)})</h2>")
@@ -154,6 +157,20 @@ def render_master_page(title: str, doc: dict[str, Any]) -> str:
     body.append(_table(headers + ["Waiting for"], app_rows(active, True), "no running applications"))
     body.append(f"<h2>Completed Applications ({len(completed)})</h2>")
     body.append(_table(headers, app_rows(completed, False), "no completed applications"))
+
+    def driver_rows(drivers: list[dict[str, Any]]) -> list[list[str]]:
+        return [[_e(d.get("id", "")), _e(d.get("mainclass", "")), _e(d.get("worker", "")), _e(d.get("cores", 0)),
+                 f"{_e(d.get('memory', 0))} MiB", _clock(d.get("starttime")), _e(d.get("state", "")),
+                 _e("" if d.get("exitcode") is None else d.get("exitcode")),
+                 "yes" if d.get("supervise") else "no",
+                 f'<span class="reason">{_e(d.get("message", ""))}</span>'] for d in drivers]
+
+    driver_headers = ["Submission ID", "Main", "Worker", "Cores", "Memory", "Submitted", "State", "Exit code",
+                      "Supervise", "Message"]
+    body.append(f"<h2>Running Drivers ({len(active_drivers)})</h2>")
+    body.append(_table(driver_headers, driver_rows(active_drivers), "no running drivers"))
+    body.append(f"<h2>Completed Drivers ({len(completed_drivers)})</h2>")
+    body.append(_table(driver_headers, driver_rows(completed_drivers), "no completed drivers"))
     return _page(title, body)
 
 

@@ -1,4 +1,4 @@
-"""The worker daemon: offers one host's cores and memory to the master, runs executors.
+"""The worker daemon: offers one host's cores and memory to the master, runs executors and drivers.
 
 ``python -m sparkctl.deploy.worker --master spark://H:P [--cores N] [--memory 4g]
 [--host H] [--port P] [--webui-port P] [--work-dir D] [--ready-fd FD] [--log-file PATH]``
@@ -9,6 +9,10 @@
             ApplicationFinished                                          ▼
                               executor process (python -m sparkctl.executor) ── registers ──▶ driver
                               cwd, stdout, stderr: WORK_DIR/APP_ID/EXECUTOR_ID/
+ master ─── LaunchDriver / KillDriver ──▶ worker ── DriverStateChanged ──▶ master
+                              driver process (sparkctl submit --deploy-mode client, see driver_runner)
+                              cwd, stdout, stderr: WORK_DIR/DRIVER_ID/
+ sparkctl logs ── RequestDriverLog ──▶ worker's rpc port ── DriverLogResponse ──▶ sparkctl logs
 ```
 
 The worker dials the master and keeps that one connection for commands. When it
@@ -19,7 +23,9 @@ workers cannot share host:port, and a master (or a tool) holding the secret can 
 it there with the same commands.
 
 On SIGTERM (or SIGINT) the worker stops its executors first, reports them KILLED,
-then exits 0.
+then exits 0. Its drivers are stopped too but not reported: the master learns from the
+closed connection that they are gone with their worker (and relaunches supervised ones
+elsewhere), rather than reading "KILLED" as a request it made.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from sparkctl.conf import conf_dir, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
+from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
 from sparkctl.rpc import Connection, Dispatcher, Server, connect, load_secret, serve_forever_reader
 from sparkctl.scheduler.backend import spawn_executor, stop_process
@@ -68,6 +75,7 @@ FINISHED_KEPT = 100
 REPORT_WAIT = 10.0
 
 _FINAL_STATES = (dm.EXITED, dm.EXEC_FAILED, dm.EXEC_KILLED, dm.LOST)
+_StateReport = dm.ExecutorStateChanged | dm.DriverStateChanged
 # app and executor ids become directory names: keep them to one safe path component
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -174,13 +182,18 @@ class Worker:
         self.worker_id = ""
         self.exit_code = 0
         self._lock = threading.Lock()
+        # Held from "not stopping?" to "registered" by each launch, and once by stop() after it
+        # set _stopping: so stop() sees every process that was started, and none starts later.
+        self._launch_lock = threading.Lock()
         self._executors: dict[tuple[str, str], ExecutorRunner] = {}
         self._finished: deque[ExecutorRunner] = deque(maxlen=FINISHED_KEPT)
+        self._drivers: dict[str, DriverRunner] = {}
+        self._finished_drivers: deque[DriverRunner] = deque(maxlen=FINISHED_KEPT)
         self._master: Connection | None = None
         self._master_webui_url = ""
-        # Final executor states the master did not get (the connection was down): sent
-        # after the next registration. RUNNING needs no replay: RegisterWorker lists them.
-        self._undelivered: list[dm.ExecutorStateChanged] = []
+        # Final executor and driver states the master did not get (the connection was down):
+        # sent after the next registration. RUNNING needs no replay: RegisterWorker lists them.
+        self._undelivered: list[_StateReport] = []
         self._stop_requested = threading.Event()
         self._stopping = threading.Event()
         self._registered_once = False
@@ -191,6 +204,8 @@ class Worker:
             dm.KillExecutor: self._on_kill_executor,
             dm.ApplicationFinished: self._on_application_finished,
             dm.RegisteredWorker: self._on_late_registered,
+            dm.LaunchDriver: self._on_launch_driver,
+            dm.KillDriver: self._on_kill_driver,
         })
 
     # ------------------------------------------------------------ lifecycle
@@ -232,12 +247,22 @@ class Worker:
         self._stopping.set()
         self._stop_requested.set()
         log.info("Worker %s shutting down", self.worker_id)
+        with self._launch_lock:
+            pass  # a launch under way registers its process before we look
         with self._lock:
             runners = list(self._executors.values())
+            drivers = list(self._drivers.values())
+        kill_drivers = threading.Thread(target=self._kill_drivers, args=(drivers, "worker shutting down", True),
+                                        kwargs={"report": False}, name="kill-drivers", daemon=True)
+        kill_drivers.start()
         self._kill_runners(runners, "worker shutting down", wait=True)
+        kill_drivers.join()
         for runner in runners:
             if runner.watcher is not None:
                 runner.watcher.join(REPORT_WAIT)  # so the KILLED reports go out first
+        for driver in drivers:
+            if driver.watcher is not None:
+                driver.watcher.join(REPORT_WAIT)  # and their secrets are removed
         with self._lock:
             conn, self._master = self._master, None
         if conn is not None:
@@ -282,9 +307,10 @@ class Worker:
             return None
         with self._lock:
             running = [(r.app_id, r.executor_id, r.cores, r.memory) for r in self._executors.values()]
+            drivers = self._drivers_to_list()
         try:
             conn.send(dm.RegisterWorker(self.worker_id, self.config.host, self.config.port, self.config.cores,
-                                        self.config.memory, self._webui_port(), running))
+                                        self.config.memory, self._webui_port(), running, drivers))
             reply = conn.recv(timeout=REGISTER_TIMEOUT)
         except (SparkctlError, OSError) as e:
             log.info("Registration with master %s failed (attempt %d): %s; retrying", url, attempt, e)
@@ -332,23 +358,43 @@ class Worker:
             except ConnectionClosed:
                 return  # the master link notices and registers again
 
-    def _send_to_master(self, msg: dm.ExecutorStateChanged) -> None:
+    def _drivers_to_list(self) -> list[tuple[str, int, int]]:
+        """The drivers a registration lists: running ones, and ended ones whose end the master
+        has not heard yet (so it does not take them for lost before the report arrives)."""
+        listed = [(r.driver_id, r.cores, r.memory) for r in self._drivers.values()]
+        unreported = {m.driver_id for m in self._undelivered if isinstance(m, dm.DriverStateChanged)}
+        listed += [(r.driver_id, r.cores, r.memory) for r in self._finished_drivers if r.driver_id in unreported]
+        return listed
+
+    @staticmethod
+    def _is_final(msg: _StateReport) -> bool:
+        if isinstance(msg, dm.DriverStateChanged):
+            return msg.state in dm.FINAL_DRIVER_STATES
+        return msg.state in _FINAL_STATES
+
+    def _send_to_master(self, msg: _StateReport) -> None:
         with self._lock:
             conn = self._master
             if conn is None:
-                if msg.state in _FINAL_STATES:
+                if self._is_final(msg):
                     self._undelivered.append(msg)
                 return
         try:
             conn.send(msg)
         except ConnectionClosed:
-            if msg.state in _FINAL_STATES:
+            if self._is_final(msg):
                 with self._lock:
                     self._undelivered.append(msg)
 
     # ------------------------------------------------------------ commands
     def _serve_peer(self, conn: Connection) -> None:
-        serve_forever_reader(conn, self._handle_command)
+        def handle(msg: object) -> None:
+            if isinstance(msg, dm.RequestDriverLog):
+                conn.send(read_driver_log(self.config.work_dir, msg))  # answered on the asker's connection
+            else:
+                self._handle_command(msg)
+
+        serve_forever_reader(conn, handle)
 
     def _handle_command(self, msg: object) -> None:
         try:
@@ -362,6 +408,10 @@ class Worker:
         log.debug("ignoring a repeated RegisteredWorker from %s", msg.master_url)
 
     def _on_launch_executor(self, msg: dm.LaunchExecutor) -> None:
+        with self._launch_lock:
+            self._launch_executor(msg)
+
+    def _launch_executor(self, msg: dm.LaunchExecutor) -> None:
         key = (msg.app_id, msg.executor_id)
         if not (_SAFE_ID.fullmatch(msg.app_id) and _SAFE_ID.fullmatch(msg.executor_id)):
             self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
@@ -491,12 +541,108 @@ class Worker:
         self._send_to_master(dm.ExecutorStateChanged(runner.app_id, runner.executor_id, runner.state, message,
                                                      code, tail))
 
+    # ------------------------------------------------------------ drivers (cluster deploy mode)
+    def _on_launch_driver(self, msg: dm.LaunchDriver) -> None:
+        with self._launch_lock:
+            self._launch_driver(msg)
+
+    def _launch_driver(self, msg: dm.LaunchDriver) -> None:
+        driver_id = msg.driver_id
+        if not (driver_id.startswith("driver-") and _SAFE_ID.fullmatch(driver_id)):
+            self._send_to_master(dm.DriverStateChanged(driver_id, dm.ERROR, None, "driver ids must be plain names"))
+            return
+        with self._lock:
+            if self._stopping.is_set():
+                refuse = "the worker is shutting down"
+            elif driver_id in self._drivers:
+                log.warning("Not launching driver %s: it already runs here", driver_id)
+                return
+            else:
+                refuse = ""
+        if refuse:
+            log.warning("Not launching driver %s: %s", driver_id, refuse)
+            self._send_to_master(dm.DriverStateChanged(driver_id, dm.ERROR, None, refuse))
+            return
+        desc = msg.desc
+        try:
+            directory = prepare_driver_dir(self.config.work_dir, driver_id, desc, self.secret)
+            proc = spawn_driver(directory, desc, self.config.master_url, self.config.host)
+        except (OSError, ValueError) as e:
+            log.error("Could not start driver %s: %s", driver_id, e)
+            self._send_to_master(dm.DriverStateChanged(driver_id, dm.ERROR, None, f"the worker could not start it: {e}"))
+            return
+        runner = DriverRunner(driver_id, desc.app_file.name, desc.cores, desc.memory, desc.supervise, directory, proc)
+        with self._lock:
+            self._drivers[driver_id] = runner
+        log.info("Launched driver %s (%s) with %d cores, %d MiB: pid %d, dir %s", driver_id, desc.app_file.name,
+                 desc.cores, desc.memory, proc.pid, directory)
+        # RUNNING goes out before the watcher exists, so it always precedes the final state.
+        self._send_to_master(dm.DriverStateChanged(driver_id, dm.RUNNING, None, f"pid {proc.pid}"))
+        runner.watcher = threading.Thread(target=self._watch_driver, args=(runner,), daemon=True,
+                                          name=f"driver-{driver_id}")
+        runner.watcher.start()
+
+    def _on_kill_driver(self, msg: dm.KillDriver) -> None:
+        with self._lock:
+            runner = self._drivers.get(msg.driver_id)
+        if runner is None:
+            log.info("Asked to kill driver %s, which is not running here", msg.driver_id)
+            return
+        # In a thread of its own: the master's reader must keep reading meanwhile.
+        threading.Thread(target=self._kill_drivers, args=([runner], "killed by the master", True), daemon=True,
+                         name=f"kill-{msg.driver_id}").start()
+
+    def _kill_drivers(self, runners: list[DriverRunner], reason: str, wait: bool, report: bool = True) -> None:
+        """SIGTERM each driver's process group, SIGKILL it if it lingers (all in parallel)."""
+        threads = []
+        for runner in runners:
+            with self._lock:
+                if runner.kill_reason is not None or runner.finished is not None:
+                    continue
+                runner.kill_reason = reason
+                runner.report = report
+            log.info("Killing driver %s (pid %d): %s", runner.driver_id, runner.proc.pid, reason)
+            t = threading.Thread(target=stop_process, args=(runner.proc, 0.0), daemon=True,
+                                 name=f"kill-{runner.driver_id}")
+            t.start()
+            threads.append(t)
+        if wait:
+            for t in threads:
+                t.join()
+
+    def _watch_driver(self, runner: DriverRunner) -> None:
+        code = runner.proc.wait()
+        try:
+            os.killpg(runner.proc.pid, signal.SIGKILL)  # whatever the application left running
+        except (ProcessLookupError, PermissionError):
+            pass
+        forget_secret(runner.directory)
+        with self._lock:
+            self._drivers.pop(runner.driver_id, None)
+            runner.finished = time.time()
+            runner.exit_code = code
+            killed = runner.kill_reason
+            if killed is not None:
+                runner.state = dm.KILLED
+            else:
+                runner.state = dm.FINISHED if code == 0 else dm.FAILED
+            self._finished_drivers.append(runner)
+        how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        message = f"{killed}; it {how}" if killed is not None else f"driver process {how}"
+        tail = tail_lines(runner.stderr_path, LOG_TAIL_LINES) if runner.state == dm.FAILED else ""
+        (log.info if runner.state != dm.FAILED else log.warning)("Driver %s (pid %d) %s", runner.driver_id,
+                                                                   runner.proc.pid, message)
+        if runner.report:
+            self._send_to_master(dm.DriverStateChanged(runner.driver_id, runner.state, code, message, tail))
+
     # ------------------------------------------------------------ state and web UI
     def state_json(self) -> dict[str, Any]:
         """The worker's state with Spark's worker JSON field names (for the web UI)."""
         with self._lock:
             running = [r.describe() for r in self._executors.values()]
             finished = [r.describe() for r in self._finished]
+            drivers = [r.describe() for r in self._drivers.values()]
+            finished_drivers = [r.describe() for r in self._finished_drivers]
             registered = self._master is not None
         return {
             "id": self.worker_id,
@@ -506,11 +652,13 @@ class Worker:
             "masterwebuiurl": self._master_webui_url,
             "state": dm.ALIVE if registered else "DISCONNECTED",
             "cores": self.config.cores,
-            "coresused": sum(e["cores"] for e in running),
+            "coresused": sum(e["cores"] for e in running + drivers),
             "memory": self.config.memory,
-            "memoryused": sum(e["memory"] for e in running),
+            "memoryused": sum(e["memory"] for e in running + drivers),
             "executors": running,
             "finishedexecutors": finished,
+            "drivers": drivers,
+            "finisheddrivers": finished_drivers,
             "workdir": self.config.work_dir,
         }
 
