@@ -297,8 +297,10 @@ def test_master_restart_with_recovery_dir(cluster: Cluster) -> None:
              Path(f"/proc/{master_pid}/stat").read_text().split(") ")[1].startswith("Z"), what="master gone")
     for pid_file in (cluster.base / "pids").glob("*master*.pid"):
         pid_file.unlink()  # as after a crash: the pid file is stale
-    cluster.cli("master", "start", "--host", "127.0.0.1", "--port", port, "--webui-port", "0",
-                "--recovery-dir", str(recovery))
+    # the second master finds the same directory through Spark's settings instead of the flag
+    (cluster.conf / "sparkctl-defaults.conf").write_text(
+        f"spark.deploy.recoveryMode FILESYSTEM\nspark.deploy.recoveryDirectory {recovery}\n")
+    cluster.cli("master", "start", "--host", "127.0.0.1", "--port", port, "--webui-port", "0")
     state = wait_for(lambda: (lambda s: s if s["aliveworkers"] == 1 and any(
         a["state"] == "RUNNING" for a in s["activeapps"]) else None)(cluster.state()),
         what="worker and driver back")

@@ -168,6 +168,20 @@ def _parse_bool(key: str, value: str) -> bool:
     raise ConfigError(f"{key} must be true or false, not {value!r}")
 
 
+def _configured_recovery_dir() -> str | None:
+    """Spark's ``spark.deploy.recoveryMode FILESYSTEM`` + ``spark.deploy.recoveryDirectory``."""
+    values = load_defaults_file()
+    mode = values.get("spark.deploy.recoveryMode", "NONE").upper()
+    if mode == "NONE":
+        return None
+    if mode != "FILESYSTEM":
+        raise ConfigError(f"spark.deploy.recoveryMode={mode!r} is not supported: use NONE or FILESYSTEM")
+    directory = values.get("spark.deploy.recoveryDirectory")
+    if not directory:
+        raise ConfigError("spark.deploy.recoveryMode=FILESYSTEM needs spark.deploy.recoveryDirectory")
+    return directory
+
+
 def read_settings(values: dict[str, str] | None = None) -> MasterSettings:
     """Settings from *values* (default: the conf dir's sparkctl-defaults.conf)."""
     values = load_defaults_file() if values is None else values
@@ -554,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("No cluster secret configured; created %s", os.path.join(directory, "secret"))
         settings = read_settings()
         daemon = MasterDaemon(args.host or default_host(), args.port, args.webui_port, secret, settings,
-                              recovery_dir=args.recovery_dir).start()
+                              recovery_dir=args.recovery_dir or _configured_recovery_dir()).start()
     except (ConfigError, OSError) as e:
         log.error("Cannot start the master: %s", e)
         if args.log_file:
