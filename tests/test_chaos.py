@@ -122,3 +122,32 @@ def _processes_of(marker: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def test_hung_worker_is_declared_dead_after_the_timeout(assert_no_child_processes: Any) -> None:
+    """A worker that stops answering (SIGSTOP) is marked DEAD after spark.worker.timeout;
+    the driver drops its executors, reruns their work on the others, and the result is exact."""
+    from sparkctl.deploy.client import request_master_state
+    conf = SparkConf().set("spark.log.level", "ERROR").set("spark.worker.timeout", "1")
+    with SparkContext("local-cluster[3,1,512]", "hung-worker", conf=conf) as sc:
+        backend = sc._backend
+        victim = backend.procs[1]
+        hung = threading.Timer(0.3, os.kill, (victim.pid, signal.SIGSTOP))
+        hung.start()
+        try:
+            got, expected = wordcount(sc)
+            assert got == expected
+            master = backend.inner
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                state = request_master_state(master.master_host, master.master_port, backend.inner.secret)
+                if [w["state"] for w in state["workers"]].count("DEAD") == 1:
+                    break
+                time.sleep(0.1)
+            assert [w["state"] for w in state["workers"]].count("DEAD") == 1
+            assert len(sc._runtime.executors) == 2
+            assert sc.parallelize(range(100), 6).sum() == 4950
+        finally:
+            hung.cancel()
+            os.kill(victim.pid, signal.SIGCONT)
+    assert_no_child_processes(allow_shared=False)

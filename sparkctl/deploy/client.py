@@ -303,6 +303,11 @@ class LocalClusterBackend(SchedulerBackend):
         env["SPARKCTL_WORK_DIR"] = os.path.join(self.dir, "work")
         env["PYTHONPATH"] = os.pathsep.join([package_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         os.makedirs(env["SPARKCTL_CONF_DIR"], mode=0o700, exist_ok=True)
+        # the private master and workers take the app's cluster settings (worker timeout...)
+        with open(os.path.join(env["SPARKCTL_CONF_DIR"], "sparkctl-defaults.conf"), "w") as f:
+            for key, value in self.conf.getAll():
+                if key.startswith(("spark.deploy.", "spark.worker.")):
+                    f.write(f"{key} {value}\n")
         py = sys.executable
         master, line = spawn_ready([py, "-m", "sparkctl.deploy.master", "--host", "127.0.0.1", "--port", "0",
                                     "--webui-port", "0"], env, os.path.join(self.dir, "master.log"))

@@ -360,6 +360,9 @@ class DriverRuntime:
             self._execute(self.dag.executor_lost(executor_id))
             self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic()))
             self.executor_changed.notify_all()
+        # declared lost (e.g. its worker went silent) but perhaps still alive: cut it off, so
+        # it stops rather than run on unseen and report on tasks that were rerun elsewhere
+        h.conn.close()
 
     def wait_for_executors(self, count: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
