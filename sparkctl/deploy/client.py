@@ -240,7 +240,7 @@ def request_master_state(host: str, port: int, secret: bytes, timeout: float = 1
     finally:
         conn.close()
     if not isinstance(reply, dm.MasterState):
-        raise SparkctlError(f"unexpected answer {type(reply).__name__}")
+        raise SparkctlError(f"the master answered with a {type(reply).__name__} instead of its state")
     return reply.json
 
 

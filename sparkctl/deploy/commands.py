@@ -304,19 +304,10 @@ def _resolve_master(option: str | None) -> tuple[str, str]:
 
 def fetch_master_state(url: str, secret: bytes, timeout: float = 10.0) -> dict[str, Any]:
     """Ask the master at *url* for its state document (Spark's master JSON)."""
-    from sparkctl.deploy import messages as dm
-    from sparkctl.rpc import connect
+    from sparkctl.deploy.client import request_master_state
 
     host, port = daemon.parse_master_url(url)
-    conn = connect(host, port, secret, timeout=timeout)
-    try:
-        conn.send(dm.RequestMasterState())
-        reply = conn.recv(timeout=timeout)
-    finally:
-        conn.close()
-    if not isinstance(reply, dm.MasterState):
-        raise SparkctlError(f"the master answered with a {type(reply).__name__} instead of its state")
-    return reply.json
+    return request_master_state(host, port, secret, timeout)
 
 
 @click.command("status", context_settings=CONTEXT)
