@@ -22,7 +22,7 @@ import click
 
 from sparkctl.conf import conf_dir, load_defaults_file
 from sparkctl.deploy import daemon
-from sparkctl.deploy.commands import MASTER_WEBUI_PORT, START_TIMEOUT, fetch_master_state
+from sparkctl.deploy.commands import MASTER_WEBUI_PORT, START_TIMEOUT, _secret, fetch_master_state
 from sparkctl.deploy.hosts import WorkerHost, load_workers
 from sparkctl.deploy.ssh import HostResult, SSHOptions, default_known_hosts, start_workers, stop_workers
 from sparkctl.errors import AuthenticationError, ConfigError, RpcConnectError, RpcTimeoutError, SparkctlError
@@ -93,17 +93,6 @@ def _hosts() -> list[WorkerHost]:
     return hosts
 
 
-def _secret() -> bytes:
-    from sparkctl.rpc import load_secret
-
-    try:
-        secret = load_secret(conf_dir())
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
-    if not secret:
-        raise click.ClickException(f"no cluster secret: start the master first (it creates "
-                                   f"{os.path.join(conf_dir(), 'secret')}), or set SPARKCTL_SECRET")
-    return secret
 
 
 def _check_master(url: str, secret: bytes) -> None:
