@@ -167,7 +167,26 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     if mode == "cluster":
         _submit_cluster(app_path, list(app_args), settings, supervise, wait_for_driver)
         return
+    if settings["spark.master"].startswith("spark://"):
+        _check_master_reachable(settings["spark.master"])
     run_driver(app_path, list(app_args), settings)
+
+
+def _check_master_reachable(master: str) -> None:
+    """An unreachable master or a refused secret is a one-line mistake, found before the
+    app runs (a failure later, inside the app's SparkContext, would be a traceback)."""
+    from sparkctl.conf import conf_dir
+    from sparkctl.deploy.client import parse_master_url, request_master_state
+    from sparkctl.rpc import load_secret
+    host, port = parse_master_url(master)
+    secret = load_secret(conf_dir())
+    if secret is None:
+        fail_usage(f"no cluster secret to talk to {master}: set SPARKCTL_SECRET or put the master's "
+                   f"secret file in {conf_dir()}")
+    try:
+        request_master_state(host, port, secret, timeout=10)
+    except Exception as e:
+        fail_usage(f"cannot reach the master at {master}: {e}")
 
 
 # ---------------------------------------------------------------- cluster deploy mode

@@ -183,3 +183,11 @@ def test_py_files_reach_the_executors(tmp_path: Path) -> None:
     r = run_submit(["--master", "local[2]", "--py-files", str(libdir / "helpers_mod.py"), str(app)], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[0, 3, 6, 9]"
+
+
+def test_unreachable_master_is_one_line(tmp_path: Path) -> None:
+    app = write_app(tmp_path, "print('never runs')\n")
+    r = run_submit(["--master", "spark://127.0.0.1:1", str(app)], tmp_path, env={"SPARKCTL_SECRET": "s"})
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "cannot reach the master at spark://127.0.0.1:1" in r.stderr
+    assert "never runs" not in r.stdout
