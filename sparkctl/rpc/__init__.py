@@ -6,16 +6,20 @@
   before anything is unpickled, and the secret's storage (``load_secret``,
   ``create_secret_file``);
 * :mod:`~sparkctl.rpc.connection` - ``Connection``, ``connect``, ``Server``,
-  ``serve_forever_reader`` and ``Dispatcher``.
+  ``serve_forever_reader`` and ``Dispatcher``;
+* :mod:`~sparkctl.rpc.tls` - optional TLS under all of it (``spark.ssl.*``).
 """
 from __future__ import annotations
 
 from sparkctl.rpc.auth import client_handshake, create_secret_file, load_secret, server_handshake
-from sparkctl.rpc.connection import Connection, Dispatcher, Server, connect, serve_forever_reader
+from sparkctl.rpc.connection import Connection, Dispatcher, Server, TLSConnection, connect, serve_forever_reader
 from sparkctl.rpc.framing import DEFAULT_MAX_FRAME, FrameDecoder, recv_frame, send_frame
+from sparkctl.rpc.tls import TLSConfig
 
 __all__ = [
     "Connection",
+    "TLSConnection",
+    "TLSConfig",
     "Server",
     "connect",
     "Dispatcher",

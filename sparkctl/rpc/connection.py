@@ -10,12 +10,17 @@ Threading model: any number of threads may send on one connection (a lock keeps 
 whole); one thread reads.  A :class:`Server` accepts in one daemon thread and gives each
 new socket its own short-lived daemon thread for the handshake, which then runs the
 ``on_connection`` callback (typically :func:`serve_forever_reader`).
+
+With ``spark.ssl.enabled`` (see :mod:`sparkctl.rpc.tls`) both sides wrap the socket in
+TLS before the handshake and the connection is a :class:`TLSConnection`; without it
+nothing on the message path differs.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import pickle
+import resource
 import select
 import selectors
 import socket
@@ -33,11 +38,13 @@ from sparkctl.errors import (
     RpcConnectError,
     RpcTimeoutError,
 )
+from sparkctl.rpc import tls as _tls
 from sparkctl.rpc.auth import client_handshake, server_handshake
 from sparkctl.rpc.framing import DEFAULT_MAX_FRAME, HEADER, HEADER_SIZE, SMALL_FRAME, send_frame
 
 __all__ = [
     "Connection",
+    "TLSConnection",
     "connect",
     "Server",
     "serve_forever_reader",
@@ -58,7 +65,24 @@ _PICKLE_PROTOCOL = 5
 #: whole such frame.  Larger bodies are received straight into their own bytearray.
 _RBUF_SIZE = 2 * SMALL_FRAME
 
-DEFAULT_MAX_PENDING_HANDSHAKES = 256
+
+def _default_handshake_cap() -> int:
+    """Handshakes a Server runs at once by default: enough that hundreds of idle or slow
+    unauthenticated sockets leave room for legitimate peers, yet at most half of the
+    process's file descriptors, so the rest stay free for authenticated connections."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 1024
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(64, min(1024, soft // 2))
+
+
+DEFAULT_MAX_PENDING_HANDSHAKES = _default_handshake_cap()
+
+#: Default of the ``tls`` argument of connect() and Server: this process's spark.ssl.* settings.
+FROM_CONF: Any = object()
 
 _HAS_POLL = hasattr(select, "poll")
 
@@ -376,12 +400,27 @@ class Connection:
         hook(self)
 
 
+class TLSConnection(Connection):
+    """A :class:`Connection` over a TLS socket (made by :func:`connect` and :class:`Server`).
+
+    Only the wait for readable data differs: OpenSSL may already hold decrypted bytes of
+    a record it read, which poll() on the descriptor cannot see.
+    """
+
+    def _wait_readable(self, deadline: float) -> None:
+        if self._sock.pending():  # type: ignore[attr-defined]
+            return
+        super()._wait_readable(deadline)
+
+
 def connect(
     host: str,
     port: int,
     secret: bytes,
     timeout: float = 10.0,
     max_frame: int = DEFAULT_MAX_FRAME,
+    *,
+    tls: _tls.TLSConfig | None = FROM_CONF,
 ) -> Connection:
     """Open an authenticated connection to a sparkctl :class:`Server` at *host*:*port*.
 
@@ -389,9 +428,14 @@ def connect(
     :class:`RpcConnectError` if the connection cannot be made (refused, unreachable,
     unknown host), :class:`RpcTimeoutError` if the TCP connect times out, and
     :class:`AuthenticationError` if the handshake fails.
+
+    *tls*: a :class:`~sparkctl.rpc.tls.TLSConfig` to wrap the connection in TLS, None
+    for none; by default this process's ``spark.ssl.*`` settings decide.
     """
     where = _format_addr((host, port))
     deadline = time.monotonic() + timeout
+    if tls is FROM_CONF:
+        tls = _tls.configured()
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except TimeoutError as e:
@@ -406,8 +450,22 @@ def connect(
         raise _os_error(e.errno, f"cannot connect to {where}: {e.strerror or e}", RpcConnectError) from e
     try:
         _tune(sock)
-        client_handshake(sock, secret, max(deadline - time.monotonic(), 0.001))
-        return Connection(sock, max_frame=max_frame, peer=where)
+        if tls is None:
+            try:
+                client_handshake(sock, secret, max(deadline - time.monotonic(), 0.001))
+            except AuthenticationError as e:
+                # A TLS server waits for a ClientHello while we wait for its challenge.
+                if "waiting for the challenge" in str(e):
+                    raise AuthenticationError(f"{e}; if that server has TLS enabled (spark.ssl.enabled), "
+                                              "this process needs it too") from None
+                raise
+            return Connection(sock, max_frame=max_frame, peer=where)
+        sock = _tls.wrap_client(sock, tls, where, host, deadline - time.monotonic())
+        try:
+            client_handshake(sock, secret, max(deadline - time.monotonic(), 0.001))
+        except AuthenticationError as e:
+            raise _tls.explain_handshake_failure(e) from None
+        return TLSConnection(sock, max_frame=max_frame, peer=where)
     except BaseException:
         _hard_close(sock)
         raise
@@ -436,6 +494,7 @@ class Server:
         name: str = "rpc",
         max_pending_handshakes: int = DEFAULT_MAX_PENDING_HANDSHAKES,
         backlog: int = 1024,
+        tls: _tls.TLSConfig | None = FROM_CONF,
     ) -> None:
         if not secret:
             raise ConfigError("a Server needs a non-empty shared secret")
@@ -460,6 +519,8 @@ class Server:
         self._workers: set[threading.Thread] = set()
         self._dropped = 0
         self._last_drop_log = 0.0
+        self._tls_option = tls
+        self._tls: _tls.TLSConfig | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -488,6 +549,10 @@ class Server:
         if self._listener is not None or self._stopping:
             raise RuntimeError(f"{self.name} server already started (or stopped); create a new one")
         where = _format_addr((self.host, self.port))
+        tls = _tls.configured() if self._tls_option is FROM_CONF else self._tls_option
+        if tls is not None:
+            tls.server_context()  # a bad certificate or key fails here, not on every connection
+        self._tls = tls
         try:
             infos = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except socket.gaierror as e:
@@ -605,7 +670,12 @@ class Server:
     def _handle(self, sock: socket.socket, peer: str) -> None:
         try:
             try:
-                server_handshake(sock, self._secret, self.handshake_timeout)
+                if self._tls is None:
+                    server_handshake(sock, self._secret, self.handshake_timeout)
+                else:
+                    deadline = time.monotonic() + self.handshake_timeout
+                    sock = self._start_tls(sock, peer, deadline)
+                    server_handshake(sock, self._secret, max(deadline - time.monotonic(), 0.001))
             except AuthenticationError as e:
                 if not self._stopping:
                     log.warning("%s: refused connection: %s", self.name, e)
@@ -614,7 +684,7 @@ class Server:
             finally:
                 with self._lock:
                     self._handshaking.discard(sock)
-            conn = Connection(sock, max_frame=self.max_frame, peer=peer)
+            conn = (Connection if self._tls is None else TLSConnection)(sock, max_frame=self.max_frame, peer=peer)
             with self._lock:
                 if self._stopping:
                     conn.close()
@@ -633,6 +703,29 @@ class Server:
         finally:
             with self._lock:
                 self._workers.discard(threading.current_thread())
+
+    def _start_tls(self, sock: socket.socket, peer: str, deadline: float) -> socket.socket:
+        """The TLS handshake on an accepted socket; returns the TLS socket, which
+        replaces *sock* (detached into it) among the handshaking ones stop() closes."""
+        assert self._tls is not None
+        try:
+            tls_sock = _tls.start_server_tls(sock, self._tls)
+        except OSError as e:  # closed by stop() meanwhile, or reset
+            raise AuthenticationError(f"peer {peer}: connection lost before the TLS handshake: {e}") from None
+        with self._lock:
+            self._handshaking.discard(sock)
+            self._handshaking.add(tls_sock)
+            stopping = self._stopping
+        try:
+            if stopping:
+                raise AuthenticationError(f"peer {peer}: {self.name} is stopping")
+            _tls.finish_server_tls(tls_sock, peer, deadline - time.monotonic())
+        except BaseException:
+            with self._lock:
+                self._handshaking.discard(tls_sock)
+            _hard_close(tls_sock)
+            raise
+        return tls_sock
 
     def _forget(self, conn: Connection) -> None:
         with self._lock:
