@@ -20,8 +20,8 @@ Also: a peer that never finishes the handshake is dropped after the handshake ti
 while others are served; 300 idle sockets do not starve a legitimate client; and a
 pickle sent before the handshake is never unpickled (it would create a file).
 
-Inputs that still take a daemon down are pinned by the ``xfail(strict=True)`` tests at
-the end, one per known bug: when a bug is fixed, its test passes and the marker must go.
+The tests at the end pin inputs that once took a daemon down (found by this fuzzing),
+one per bug, as regression tests.
 """
 from __future__ import annotations
 
@@ -725,7 +725,7 @@ def test_no_unauthenticated_pickle_is_loaded(daemons: Daemons, target: str, how:
     assert marker.exists()
 
 
-# ================================================================ known bugs (reported; xfail until fixed)
+# ================================================================ regressions: inputs that once broke a daemon
 @pytest.fixture
 def fresh_executor(daemons: Daemons) -> Iterator[Executor]:
     ex = start_executor(daemons.fake_driver, daemons.base, f"victim-{uuid.uuid4().hex[:6]}")
@@ -733,8 +733,6 @@ def fresh_executor(daemons: Daemons) -> Iterator[Executor]:
     stop_process(ex.proc, 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="reported: Executor._serve_driver lets a handler's exception end the "
-                                       "executor (ProtocolError / TypeError / AttributeError)")
 @pytest.mark.parametrize("message", [
     m.LaunchTask(m.TaskDescription(1, (99, 0), 0, 0, b"")),  # names a stage it was never sent
     m.LaunchTask("not a task description"),
@@ -758,9 +756,6 @@ def fresh_driver(daemons: Daemons) -> Iterator[Driver]:
     drv.stop(grace=2.0)  # it may be stuck in a job that cannot finish
 
 
-@pytest.mark.xfail(strict=True, reason="reported: DriverRuntime._on_connection does not check RegisterExecutor; "
-                                       "a wrong-typed field leaves a phantom executor and fails every later job, "
-                                       "a live executor's id takes its place and later jobs hang")
 @pytest.mark.parametrize("registration", [
     m.RegisterExecutor("phantom", HOST, 1, "two", 1),  # cores of the wrong type
     m.RegisterExecutor("0", HOST, 1, 1, 1),  # the id of the context's real executor
@@ -770,8 +765,6 @@ def test_bug_driver_survives_a_bad_registration(fresh_driver: Driver, registrati
     assert fresh_driver.ask("job", timeout=5) == "SUM 4950"
 
 
-@pytest.mark.xfail(strict=True, reason="reported: MasterDaemon._serve_client/_serve_driver leak their _Outbox "
-                                       "thread when the first message's handler raises")
 def test_bug_master_bad_first_messages_leak_no_threads(daemons: Daemons) -> None:
     def threads() -> int:
         return len(os.listdir(f"/proc/{daemons.master.pid}/task"))

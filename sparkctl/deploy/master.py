@@ -441,9 +441,16 @@ class MasterDaemon:
 
     def _serve_driver(self, conn: Connection, reg: RegisterApplication) -> None:
         outbox = _Outbox(conn, f"master-to-driver-{conn.peer}")
-        with self._lock:
-            actions = self._state.register_application(reg, self._clock())
-            self._carry_out(actions, outbox)
+        try:
+            with self._lock:
+                actions = self._state.register_application(reg, self._clock())
+                self._carry_out(actions, outbox)
+        except Exception as e:  # a malformed registration costs only its connection
+            log.warning("Refused a malformed application registration from %s: %s: %s", conn.peer,
+                        type(e).__name__, e)
+            outbox.close()
+            conn.close()
+            return
         app_id = next((a.app_id for a in actions if isinstance(a, BindDriver)), None)
         if app_id is None:
             outbox.close()  # registration refused; the reply says why
@@ -505,8 +512,12 @@ class MasterDaemon:
 
         try:
             handle(first)
-        except ProtocolError:
+        except Exception as e:  # ProtocolError, or fields of the wrong type: drop this client only
+            if not isinstance(e, ProtocolError):
+                log.warning("Dropped client %s: malformed %s: %s: %s", conn.peer, type(first).__name__,
+                            type(e).__name__, e)
             outbox.close()
+            conn.close()
             return
         serve_forever_reader(conn, handle, closed)
 
@@ -527,11 +538,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _setup_logging(path: str | None) -> None:
-    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    from sparkctl.deploy.daemon import setup_daemon_logging
+    setup_daemon_logging(path)  # rotated, and uncaught exceptions logged
     logging.getLogger("sparkctl.rpc").setLevel(logging.INFO)
 
 
@@ -545,6 +553,7 @@ def _signal_ready(fd: int | None, line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # recovery snapshots and logs are for this user only
     args = _parse_args(argv)
     try:
         _setup_logging(args.log_file)

@@ -732,6 +732,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[WorkerConfig, argparse.
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # work dirs, executor and driver output, app files: this user only
     config, ns = parse_config(argv)
     setup_daemon_logging(ns.log_file)
     secret = load_secret(conf_dir())

@@ -196,10 +196,10 @@ class Executor:
             slot = next((s for s in self.slots if s.task_id is None), None)
             if slot is None:
                 raise ProtocolError(f"driver sent task {desc.task_id} but all {len(self.slots)} slots are busy")
-            slot.task_id = desc.task_id
             info = self.stage_bins.get(desc.stage_key)
             if info is None:
                 raise ProtocolError(f"task {desc.task_id} names unknown stage {desc.stage_key}")
+            slot.task_id = desc.task_id
             send_info = None
             if desc.stage_key not in slot.stage_keys:
                 send_info = info
@@ -241,37 +241,45 @@ class Executor:
         while not self.stopping.is_set():
             # the driver answers every heartbeat: this much silence means it is gone
             msg = conn.recv(timeout=self.s.network_timeout)
-            if isinstance(msg, m.LaunchTask):
-                self._launch(msg.task)
-            elif isinstance(msg, m.StageBinary):
-                with self.lock:
-                    self.stage_bins[msg.key] = msg
-                    if len(self.stage_bins) > 256:
-                        for k in sorted(self.stage_bins)[:128]:
-                            del self.stage_bins[k]
-            elif isinstance(msg, m.PutBroadcast):
-                with self.lock:
-                    self.broadcasts[msg.bid] = msg.data
-            elif isinstance(msg, m.RemoveBroadcast):
-                with self.lock:
-                    self.broadcasts.pop(msg.bid, None)
-                    for s in self.slots:
-                        if msg.bid in s.broadcasts:
-                            s.broadcasts.discard(msg.bid)
-                            s.removed_broadcasts.append(msg.bid)
-            elif isinstance(msg, m.KillTask):
-                self._kill(msg.task_id)
-            elif isinstance(msg, m.RemoveRdd):
-                self.blocks.remove_rdd(msg.rdd_id)
-            elif isinstance(msg, m.RemoveShuffle):
-                self._remove_shuffle(msg.shuffle_id)
-            elif isinstance(msg, m.HeartbeatResponse):
-                pass
-            elif isinstance(msg, m.StopExecutor):
+            if isinstance(msg, m.StopExecutor):
                 log.info("executor %s asked to stop: %s", self.s.executor_id, msg.reason)
                 return
-            else:
-                log.warning("driver sent unexpected %s", type(msg).__name__)
+            try:
+                _check_fields(msg)
+                self._handle_driver_message(msg)
+            except (ProtocolError, TypeError, ValueError, AttributeError, KeyError) as e:
+                # a malformed message costs that message, not the executor
+                log.warning("ignoring a malformed %s from the driver: %s", type(msg).__name__, e)
+
+    def _handle_driver_message(self, msg: Any) -> None:
+        if isinstance(msg, m.LaunchTask):
+            self._launch(msg.task)
+        elif isinstance(msg, m.StageBinary):
+            with self.lock:
+                self.stage_bins[msg.key] = msg
+                if len(self.stage_bins) > 256:
+                    for k in sorted(self.stage_bins)[:128]:
+                        del self.stage_bins[k]
+        elif isinstance(msg, m.PutBroadcast):
+            with self.lock:
+                self.broadcasts[msg.bid] = msg.data
+        elif isinstance(msg, m.RemoveBroadcast):
+            with self.lock:
+                self.broadcasts.pop(msg.bid, None)
+                for s in self.slots:
+                    if msg.bid in s.broadcasts:
+                        s.broadcasts.discard(msg.bid)
+                        s.removed_broadcasts.append(msg.bid)
+        elif isinstance(msg, m.KillTask):
+            self._kill(msg.task_id)
+        elif isinstance(msg, m.RemoveRdd):
+            self.blocks.remove_rdd(msg.rdd_id)
+        elif isinstance(msg, m.RemoveShuffle):
+            self._remove_shuffle(msg.shuffle_id)
+        elif isinstance(msg, m.HeartbeatResponse):
+            pass
+        else:
+            log.warning("driver sent unexpected %s", type(msg).__name__)
 
     def _install_files(self, files: dict[str, bytes]) -> list[str]:
         """Write the app's --py-files here; the slots put them on sys.path."""
@@ -389,6 +397,29 @@ class Executor:
         if self.server is not None:
             self.server.stop()
         shutil.rmtree(self.s.local_dir, ignore_errors=True)
+
+
+# field -> required type, for the driver messages an executor acts on
+_FIELD_TYPES: dict[type, dict[str, Any]] = {
+    m.LaunchTask: {"task": m.TaskDescription},
+    m.StageBinary: {"key": tuple, "binary": (bytes, bytearray), "shuffle_statuses": dict, "broadcast_ids": tuple},
+    m.PutBroadcast: {"bid": int, "data": (bytes, bytearray)},
+    m.RemoveBroadcast: {"bid": int},
+    m.KillTask: {"task_id": int},
+    m.RemoveRdd: {"rdd_id": int},
+    m.RemoveShuffle: {"shuffle_id": int},
+}
+_TASK_FIELDS = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}
+
+
+def _check_fields(msg: Any) -> None:
+    for name, kind in _FIELD_TYPES.get(type(msg), {}).items():
+        if not isinstance(getattr(msg, name, None), kind):
+            raise ProtocolError(f"field {name} is not {kind}")
+    if isinstance(msg, m.LaunchTask):
+        for name, kind in _TASK_FIELDS.items():
+            if not isinstance(getattr(msg.task, name, None), kind):
+                raise ProtocolError(f"task field {name} is not {kind}")
 
 
 def _warm_imports() -> None:

@@ -320,9 +320,19 @@ class DriverRuntime:
                         type(reg).__name__)
             conn.close()
             return
+        problem = _registration_problem(reg)
+        if problem:
+            log.warning("refused executor registration from %s: %s", conn.peer, problem)
+            conn.close()
+            return
         h = ExecutorHandle(reg.executor_id, reg.host, reg.port, reg.cores, conn, reg.pid)
         with self.lock:
             if self.stopped:
+                conn.close()
+                return
+            if reg.executor_id in self.executors:
+                log.warning("refused a second executor %s from %s: one with that id is connected",
+                            reg.executor_id, conn.peer)
                 conn.close()
                 return
             self.executors[reg.executor_id] = h
@@ -432,6 +442,21 @@ class DriverRuntime:
             log.info("Stopping executor %s", h.executor_id)
             self._send(h, m.StopExecutor())
         self.server.stop()
+
+
+def _registration_problem(reg: m.RegisterExecutor) -> str:
+    """Why a RegisterExecutor cannot be trusted as is ('' when it can)."""
+    if not isinstance(reg.executor_id, str) or not reg.executor_id:
+        return "executor id must be a non-empty string"
+    if not isinstance(reg.host, str) or not reg.host:
+        return "host must be a non-empty string"
+    for name in ("port", "cores", "pid"):
+        value = getattr(reg, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{name} must be an integer, got {type(value).__name__}"
+    if reg.cores < 1 or not 0 <= reg.port < 65536:
+        return f"cores {reg.cores} or port {reg.port} out of range"
+    return ""
 
 
 def _cached_in_stage(rdd: Any) -> tuple[int, ...]:
