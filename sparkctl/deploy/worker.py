@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -491,16 +491,24 @@ class Worker:
 
         Never blocks the caller unless *wait*: the master's reader must keep reading.
         """
+        self._stop_in_parallel(runners, reason, wait, lambda r: f"executor {r.executor_id} of {r.app_id}")
+
+    def _stop_in_parallel(self, runners: list[Any], reason: str, wait: bool, describe: Callable[[Any], str],
+                          report: bool | None = None) -> None:
+        """Stop executor or driver processes, each in a thread of its own; a runner already
+        being killed or already finished is left alone."""
         threads = []
         for runner in runners:
             with self._lock:
                 if runner.kill_reason is not None or runner.finished is not None:
                     continue
                 runner.kill_reason = reason
-            log.info("Killing executor %s of %s (pid %d): %s", runner.executor_id, runner.app_id,
-                     runner.proc.pid, reason)
+                if report is not None:
+                    runner.report = report
+            what = describe(runner)
+            log.info("Killing %s (pid %d): %s", what, runner.proc.pid, reason)
             t = threading.Thread(target=stop_process, args=(runner.proc, 0.0), daemon=True,
-                                 name=f"kill-{runner.app_id}-{runner.executor_id}")
+                                 name=f"kill-{what.replace(' ', '-')}")
             t.start()
             threads.append(t)
         if wait:
@@ -594,21 +602,7 @@ class Worker:
 
     def _kill_drivers(self, runners: list[DriverRunner], reason: str, wait: bool, report: bool = True) -> None:
         """SIGTERM each driver's process group, SIGKILL it if it lingers (all in parallel)."""
-        threads = []
-        for runner in runners:
-            with self._lock:
-                if runner.kill_reason is not None or runner.finished is not None:
-                    continue
-                runner.kill_reason = reason
-                runner.report = report
-            log.info("Killing driver %s (pid %d): %s", runner.driver_id, runner.proc.pid, reason)
-            t = threading.Thread(target=stop_process, args=(runner.proc, 0.0), daemon=True,
-                                 name=f"kill-{runner.driver_id}")
-            t.start()
-            threads.append(t)
-        if wait:
-            for t in threads:
-                t.join()
+        self._stop_in_parallel(runners, reason, wait, lambda r: f"driver {r.driver_id}", report)
 
     def _watch_driver(self, runner: DriverRunner) -> None:
         code = runner.proc.wait()
