@@ -10,16 +10,13 @@ and 127.0.0.3), drivers run by the workers, every command through the real CLI.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import signal
 import stat
 import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,50 +25,24 @@ from click.testing import CliRunner
 
 from sparkctl.cli import main
 
+from tests.clusters import CliCluster, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)
 DRIVER_ID = re.compile(r"driver-\d{14}-\d{4}")
 
 
-class Cluster:
-    """A master and two workers started with the real CLI under private conf/pid/log/work dirs."""
+class Cluster(CliCluster):
+    """A master and two workers, on 127.0.0.2 and 127.0.0.3."""
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.conf = base / "conf"
-        self.conf.mkdir()
-        self.work = base / "work"
-        self.env = dict(os.environ)
-        self.env.update({
-            "PYTHONPATH": str(ROOT),
-            "SPARKCTL_CONF_DIR": str(self.conf),
-            "SPARKCTL_PID_DIR": str(base / "pids"),
-            "SPARKCTL_LOG_DIR": str(base / "logs"),
-            "SPARKCTL_WORK_DIR": str(self.work),
-        })
-        self.env.pop("SPARKCTL_SECRET", None)
-        self.env.pop("SPARKCTL_MASTER", None)
-        self.url = ""
+    def start(self, workers: list[tuple[str, int]] | None = None) -> None:
+        super().start(workers or [("127.0.0.2", 2), ("127.0.0.3", 2)])
 
     def cli(self, *args: str, timeout: float = 45, check: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([sys.executable, str(ROOT / "bin" / "sparkctl"), *args], env=self.env, cwd=self.base,
-                           capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert r.returncode == 0, f"sparkctl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-        return r
-
-    def start(self) -> None:
-        out = self.cli("master", "start", "--host", "127.0.0.1", "--port", "0", "--webui-port", "0").stdout
-        self.url = next(w for w in out.split() if w.startswith("spark://"))
-        for host in ("127.0.0.2", "127.0.0.3"):
-            self.cli("worker", "start", "--master", self.url, "--host", host, "--port", "0", "--webui-port", "0",
-                     "--cores", "2", "--memory", "4g")
+        return super().cli(*args, timeout=timeout, check=check)
 
     def submit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.cli("submit", "--master", self.url, *args, check=check)
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.cli("status", "--master", self.url, "--json").stdout)
 
     def driver(self, driver_id: str) -> dict[str, Any] | None:
         state = self.state()
@@ -79,20 +50,6 @@ class Cluster:
 
     def secret(self) -> str:
         return (self.conf / "secret").read_text().strip()
-
-    def stop(self) -> None:
-        self.cli("worker", "stop", check=False)
-        self.cli("master", "stop", check=False)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def processes_of(base: Path) -> list[tuple[int, str]]:
