@@ -316,7 +316,7 @@ def logs(driver_id: str, stderr: bool, master_url: str | None) -> None:
     url, _source = _resolve_master(master_url)
     address = _master_address(url, "logs")
     secret = _secret()
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     _cluster_call(url, f"cannot get the log of {driver_id}",
                   lambda: dc.fetch_driver_log(address, secret, driver_id, "stderr" if stderr else "stdout", out))
     out.flush()

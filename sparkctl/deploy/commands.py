@@ -119,7 +119,7 @@ def _store_secret_from_stdin() -> None:
     line or in the environment; it is kept where the daemon (and a later manual start)
     looks for it, the conf dir's ``secret`` file, created with mode 600 and renamed into
     place so no reader sees it half-written."""
-    value = click.get_binary_stream("stdin").readline().strip()
+    value = sys.stdin.buffer.readline().strip()
     if not value:
         _usage("--secret-stdin: no secret on stdin")
     directory = conf_dir()
