@@ -15,6 +15,7 @@ once; broadcasts arrive once per slot.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import pickle
 import signal
@@ -147,6 +148,10 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     global _current_task, _board, _cell
     _board, _cell = board, index * 8
     _die_with_parent()
+    # Everything imported so far lives as long as the slot: keep the collector off it, and
+    # collect the young generation less often (tasks allocate millions of short-lived tuples).
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
