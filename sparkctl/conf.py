@@ -66,6 +66,7 @@ _SETTINGS = [
     Setting("spark.driver.memory", "1g", "cluster deploy mode: memory the driver takes from its worker"),
     Setting("spark.deploy.maxExecutorRetries", "10", "standalone: executor failures in a row before the master fails the application"),
     Setting("spark.worker.timeout", "60", "standalone: seconds without heartbeat before the master marks a worker DEAD"),
+    Setting("spark.ui.killEnabled", "false", "standalone: kill buttons on the master's web UI (POST with a token derived from the secret)"),
     Setting("spark.master.ui.port", "8080", "standalone: port of the master's web UI"),
     Setting("spark.master.port", "7077", "standalone: port of the master"),
 ]

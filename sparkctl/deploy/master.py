@@ -75,7 +75,7 @@ from sparkctl.deploy.messages import (
     UnregisterApplication,
     WorkerHeartbeat,
 )
-from sparkctl.deploy.webui import StatusServer, render_master_page, start_status_server
+from sparkctl.deploy.webui import StatusServer, kill_token, render_master_page, start_status_server
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
 
@@ -151,12 +151,13 @@ class MasterSettings:
     """The master's tunables, from the defaults file."""
 
     def __init__(self, worker_timeout: float = 60.0, spread_out: bool = True,
-                 max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES) -> None:
+                 max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES, kill_enabled: bool = False) -> None:
         if worker_timeout <= 0:
             raise ConfigError(f"spark.worker.timeout must be positive, not {worker_timeout:g}")
         self.worker_timeout = worker_timeout
         self.spread_out = spread_out
         self.max_executor_retries = max_executor_retries
+        self.kill_enabled = kill_enabled  # spark.ui.killEnabled: kill buttons on the web UI
 
 
 def _parse_bool(key: str, value: str) -> bool:
@@ -192,7 +193,8 @@ def read_settings(values: dict[str, str] | None = None) -> MasterSettings:
         retries = int(retries_text)
     except ValueError:
         raise ConfigError(f"spark.deploy.maxExecutorRetries must be an integer, not {retries_text!r}") from None
-    return MasterSettings(timeout, spread, retries)
+    kill = _parse_bool("spark.ui.killEnabled", values.get("spark.ui.killEnabled", "false"))
+    return MasterSettings(timeout, spread, retries, kill)
 
 
 class MasterDaemon:
@@ -241,8 +243,14 @@ class MasterDaemon:
             try:
                 port = self._server.address[1]
                 self.master_url = f"spark://{_format_host(self.host)}:{port}"
-                self._webui = start_status_server(self.host, self.webui_port, self.state_json, "sparkctl master",
-                                                  render_master_page)
+                if self.settings.kill_enabled:
+                    token = kill_token(self._secret)
+                    self._webui = start_status_server(
+                        self.host, self.webui_port, self.state_json, "sparkctl master",
+                        lambda title, doc: render_master_page(title, doc, token), self._web_kill, token)
+                else:
+                    self._webui = start_status_server(self.host, self.webui_port, self.state_json,
+                                                      "sparkctl master", render_master_page)
                 self.webui_url = f"http://{_format_host(self.host)}:{self._webui.port}"
             except BaseException:
                 self._server.stop()
@@ -270,6 +278,18 @@ class MasterDaemon:
         if self._timer is not None:
             self._timer.join(5.0)
         log.info("Master stopped")
+
+    def _web_kill(self, kind: str, ident: str) -> str:
+        """A kill from the web UI (spark.ui.killEnabled, token already checked)."""
+        with self._lock:
+            now = self._clock()
+            if kind == "app":
+                if ident not in self._state.apps:
+                    return f"no application {ident}"
+                self._carry_out(self._state.kill_application(ident, now), None)
+            else:
+                self._carry_out(self._state.kill_driver(ident, now), None)
+        return f"kill requested for {kind} {ident}"
 
     def state_json(self) -> dict[str, Any]:
         with self._lock:

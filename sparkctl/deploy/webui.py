@@ -15,11 +15,14 @@ ids, application names and users come from the network.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +33,7 @@ log = logging.getLogger("sparkctl.webui")
 
 JsonSource = Callable[[], dict[str, Any]]
 PageRenderer = Callable[[str, dict[str, Any]], str]
+KillAction = Callable[[str, str], str]  # (kind "app" or "driver", id) -> what happened
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -112,8 +116,19 @@ def render_generic_page(title: str, doc: dict[str, Any]) -> str:
     return _page(title, body)
 
 
-def render_master_page(title: str, doc: dict[str, Any]) -> str:
-    """The master's page: summary, workers, running and completed applications and drivers."""
+def _kill_form(kind: str, ident: str, token: str | None) -> str:
+    if token is None:
+        return ""
+    return (f'<form method="post" action="/{kind}/kill" style="display:inline">'
+            f'<input type="hidden" name="id" value="{_e(ident)}">'
+            f'<input type="hidden" name="token" value="{_e(token)}">'
+            f'<button type="submit">kill</button></form>')
+
+
+def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None = None) -> str:
+    """The master's page: summary, workers, running and completed applications and drivers.
+    With ``kill_token`` (spark.ui.killEnabled), running applications and drivers get a kill
+    button that POSTs the token."""
     workers = doc.get("workers", [])
     active = doc.get("activeapps", [])
     completed = doc.get("completedapps", [])
@@ -148,7 +163,8 @@ def render_master_page(title: str, doc: dict[str, Any]) -> str:
                    f"{_e(a.get('memoryperexecutor', 0))} MiB", _clock(a.get("starttime")),
                    _e(a.get("user", "")), _e(a.get("state", "")), _duration(a.get("duration"))]
             if with_reason:
-                row.append(f'<span class="reason">{_e(a.get("waitingreason", ""))}</span>')
+                row.append(f'<span class="reason">{_e(a.get("waitingreason", ""))}</span>'
+                           + _kill_form("app", str(a.get("id", "")), kill_token))
             rows.append(row)
         return rows
 
@@ -168,7 +184,10 @@ def render_master_page(title: str, doc: dict[str, Any]) -> str:
     driver_headers = ["Submission ID", "Main", "Worker", "Cores", "Memory", "Submitted", "State", "Exit code",
                       "Supervise", "Message"]
     body.append(f"<h2>Running Drivers ({len(active_drivers)})</h2>")
-    body.append(_table(driver_headers, driver_rows(active_drivers), "no running drivers"))
+    running_rows = driver_rows(active_drivers)
+    for row, d in zip(running_rows, active_drivers):
+        row[-1] += _kill_form("driver", str(d.get("id", "")), kill_token)
+    body.append(_table(driver_headers, running_rows, "no running drivers"))
     body.append(f"<h2>Completed Drivers ({len(completed_drivers)})</h2>")
     body.append(_table(driver_headers, driver_rows(completed_drivers), "no completed drivers"))
     return _page(title, body)
@@ -196,6 +215,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, "text/plain; charset=utf-8", b"internal error\n")
             return
         self._send(200, ctype, body)
+
+    def do_POST(self) -> None:
+        """Kill actions, only when the daemon enabled them, and only with the token."""
+        actions = self.server.actions
+        path = self.path.split("?", 1)[0]
+        if actions is None:
+            self._not_allowed()
+            return
+        if path not in ("/app/kill", "/driver/kill"):
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+            return
+        try:
+            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+        except ValueError:
+            length = 0
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0]
+        ident = (form.get("id") or [""])[0]
+        if not hmac.compare_digest(token.encode(), (self.server.token or "").encode()):
+            log.warning("refused a web kill request from %s: bad token", self.address_string())
+            self._send(403, "text/plain; charset=utf-8", b"forbidden: missing or wrong token\n")
+            return
+        message = actions(path.split("/")[1], ident)
+        log.info("web kill request from %s: %s %s: %s", self.address_string(), path, ident, message)
+        self._send(303, "text/plain; charset=utf-8", (message + "\n").encode(), {"Location": "/"})
 
     def _not_allowed(self) -> None:
         self._send(405, "text/plain; charset=utf-8", b"method not allowed: this server is read-only\n",
@@ -225,10 +269,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _StatusHTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck browser connection never holds up the daemon's exit
 
-    def __init__(self, address: tuple[str, int], get_json: JsonSource, title: str, render: PageRenderer) -> None:
+    def __init__(self, address: tuple[str, int], get_json: JsonSource, title: str, render: PageRenderer,
+                 actions: KillAction | None = None, token: str | None = None) -> None:
         self.get_json = get_json
         self.title = title
         self.render = render
+        self.actions = actions
+        self.token = token
         super().__init__(address, _Handler)
 
 
@@ -254,11 +301,19 @@ class StatusServer:
         self._thread.join(5.0)
 
 
+def kill_token(secret: bytes) -> str:
+    """The token web kill requests must carry: derived from the secret, never the secret."""
+    return hmac.new(secret, b"sparkctl web ui kill", hashlib.sha256).hexdigest()
+
+
 def start_status_server(host: str, port: int, get_json: JsonSource, title: str,
-                        render: PageRenderer | None = None) -> StatusServer:
+                        render: PageRenderer | None = None, actions: KillAction | None = None,
+                        token: str | None = None) -> StatusServer:
     """Serve ``GET /`` (HTML) and ``GET /json`` on *host*:*port* (0: any free port) in a
-    daemon thread. *get_json* is called for every request, from that request's thread."""
-    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page)
+    daemon thread. *get_json* is called for every request, from that request's thread.
+    With *actions*, ``POST /app/kill`` and ``POST /driver/kill`` (form fields ``id`` and
+    ``token``) call ``actions(kind, id)``; without, every POST is refused."""
+    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                               name=f"webui-{port}", daemon=True)
     thread.start()
