@@ -44,3 +44,19 @@ def test_results_over_max_result_size_name_the_setting(sc: Any) -> None:
     finally:
         runtime.max_result_size = saved
     assert sc.parallelize(range(10), 2).count() == 10
+
+
+def test_slot_killed_like_the_oom_killer_says_so(sc: Any) -> None:
+    import os
+    import signal
+
+    def die(x: int) -> int:
+        if x == 0:
+            os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's out-of-memory killer does
+        return x
+
+    with pytest.raises(Exception) as info:
+        sc.parallelize(range(4), 2).map(die).collect()
+    text = str(info.value) + "".join(getattr(info.value, "__notes__", []))
+    assert "SIGKILL" in text and "out-of-memory" in text and "spark.executor.memory" in text
+    assert sc.parallelize(range(4), 2).sum() == 6  # the slots were replaced

@@ -18,6 +18,7 @@ import logging
 import mmap
 import os
 import pickle
+import queue
 import shutil
 import signal
 import socket
@@ -100,6 +101,7 @@ class Executor:
         self.driver: Connection | None = None
         self.server: Server | None = None
         self.stopping = threading.Event()
+        self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
         # shared with the forked slots: which task each slot is asked to kill
         self.kill_board = mmap.mmap(-1, 8 * max(1, settings.cores))
         for i in range(settings.cores):
@@ -161,20 +163,35 @@ class Executor:
             how += " (possibly by the kernel's out-of-memory killer: check spark.executor.memory)"
         with self.lock:
             task_id = slot.task_id
-            slot.task_id = None
         log.warning("task slot %d (pid %d) %s", slot.index, slot.pid, how)
-        if task_id is not None:
-            outcome = m.TaskOutcome(error=TaskFailedError(f"task slot process {how} while running task {task_id}"),
-                                    error_type="TaskFailedError",
-                                    error_message=f"task slot process {how} while running task {task_id}")
-            self._to_driver(m.StatusUpdate(self.s.executor_id, task_id, m.FAILED, cloudpickle.dumps(outcome)))
         slot.sock.close()
-        with self.lock:
-            fresh = self._fork_slot(slot.index)
-            self.slots[slot.index] = fresh
+        # Replace the slot before reporting the task: the driver may retry it here at once.
+        fresh = self._respawn(slot.index)
         if self.server is not None:
             fresh.send(("init", self.server.address[1]))
         threading.Thread(target=self._slot_reader, args=(fresh,), daemon=True, name=f"slot-{slot.index}").start()
+        if task_id is not None:
+            text = f"task slot process {how} while running task {task_id}"
+            outcome = m.TaskOutcome(error=TaskFailedError(text), error_type="TaskFailedError", error_message=text)
+            self._to_driver(m.StatusUpdate(self.s.executor_id, task_id, m.FAILED, cloudpickle.dumps(outcome)))
+
+    def _respawn(self, index: int) -> Slot:
+        """Fork a replacement slot from the forker thread, which lives as long as the
+        executor: a slot's parent-death signal follows the *thread* that forked it."""
+        done = threading.Event()
+        box: list[Slot] = []
+        self._forks.put((index, box, done))
+        done.wait()
+        return box[0]
+
+    def _forker(self) -> None:
+        while True:
+            index, box, done = self._forks.get()
+            with self.lock:
+                fresh = self._fork_slot(index)
+                self.slots[index] = fresh
+            box.append(fresh)
+            done.set()
 
     # ------------------------------------------------------------ driver
     def _to_driver(self, msg: Any) -> None:
@@ -214,7 +231,12 @@ class Executor:
             removed, slot.removed_broadcasts = slot.removed_broadcasts, []
         log.info("Running task %d (stage %d.%d, partition %d) in slot %d", desc.task_id, desc.stage_key[0],
                  desc.stage_key[1], desc.partition, slot.index)
-        slot.send(("task", desc, send_info, bcasts, removed))
+        try:
+            slot.send(("task", desc, send_info, bcasts, removed))
+        except OSError as e:  # the slot died meanwhile (its reader replaces it): this task fails
+            text = f"task slot {slot.index} was gone when task {desc.task_id} arrived: {e}"
+            outcome = m.TaskOutcome(error=TaskFailedError(text), error_type="TaskFailedError", error_message=text)
+            self._to_driver(m.StatusUpdate(self.s.executor_id, desc.task_id, m.FAILED, cloudpickle.dumps(outcome)))
 
     def _kill(self, task_id: int) -> None:
         with self.lock:
@@ -359,6 +381,7 @@ class Executor:
         for slot in self.slots:
             threading.Thread(target=self._slot_reader, args=(slot,), daemon=True, name=f"slot-{slot.index}").start()
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
+        threading.Thread(target=self._forker, daemon=True, name="slot-forker").start()
         threading.Thread(target=self._watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
         try:
             self._serve_driver()
