@@ -296,7 +296,7 @@ class SparkContext:
     def setCheckpointDir(self, dirName: str) -> None:
         path = dirName[len("file:"):] if dirName.startswith("file:") else dirName
         path = os.path.join(os.path.abspath(path), self._app_id)
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
         self._checkpoint_dir = path
 
     def getCheckpointDir(self) -> str | None:
@@ -372,7 +372,7 @@ class SparkContext:
                 from sparkctl.rdd.sources import CheckpointRDD
                 assert self._checkpoint_dir is not None
                 directory = os.path.join(self._checkpoint_dir, f"rdd-{r._id}")
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(directory, mode=0o700, exist_ok=True)
                 self.run_job(r, _WriteCheckpoint(directory))
                 r._checkpoint_rdd = CheckpointRDD(self, directory, r.getNumPartitions(), r.partitioner)
         finally:
