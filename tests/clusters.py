@@ -1,5 +1,6 @@
-"""A standalone cluster for tests: daemons started with the real CLI under private
-conf/pid/log/work directories (so nothing is shared with the machine or other tests)."""
+"""Helpers for tests of real processes: a standalone cluster started with the real CLI
+under private conf/pid/log/work directories, polling with a deadline, and finding the
+processes a test left behind."""
 from __future__ import annotations
 
 import json
@@ -55,10 +56,56 @@ class CliCluster:
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll *cond* until it returns something truthy, or fail after *timeout* seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = cond()
         if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+
+
+def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
+    """Processes this test started and left: our descendants, or anything whose command
+    line or working directory points into the test's tmp dir (executors are orphaned when
+    their worker dies, but they keep their cwd under WORK_DIR)."""
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    info: dict[int, str] = {}
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                cwd = ""
+        except OSError:
+            continue
+        rest = stat[stat.rindex(b")") + 2 :].split()
+        if rest[0] == b"Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)  # our own zombie: reap, not a leak
+            except ChildProcessError:
+                pass
+            continue
+        parents[pid] = int(rest[1])
+        info[pid] = cmdline
+        if str(tmp_path) in cmdline or cwd.startswith(str(tmp_path)):
+            found.append(pid)
+    for pid in parents:
+        p, hops = parents.get(pid), 0
+        while p and p != me and hops < 64:
+            p, hops = parents.get(p), hops + 1
+        if p == me and pid not in found:
+            found.append(pid)
+    return [(pid, info.get(pid, "")) for pid in found]
+

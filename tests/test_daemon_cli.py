@@ -17,13 +17,15 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
+
+from tests.clusters import processes_left
 from click.testing import CliRunner
 
 from sparkctl.deploy import commands, daemon
@@ -45,17 +47,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -63,48 +54,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return st[st.rindex(b")") + 2 : st.rindex(b")") + 3] != b"Z"
-
-
-def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
-    """Our descendants (zombies reaped, not counted), and any process whose command line
-    or working directory points into this test's tmp dir (detached daemons, orphans)."""
-    me = os.getpid()
-    parents: dict[int, int] = {}
-    cmds: dict[int, str] = {}
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        pid = int(name)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                st = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-            except OSError:
-                cwd = ""
-        except OSError:
-            continue
-        rest = st[st.rindex(b")") + 2 :].split()
-        if rest[0] == b"Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            continue
-        parents[pid] = int(rest[1])
-        cmds[pid] = cmd
-        if str(tmp_path) in cmd or cwd.startswith(str(tmp_path)):
-            found.append(pid)
-    for pid in parents:
-        p, hops = parents.get(pid), 0
-        while p and p != me and hops < 64:
-            p, hops = parents.get(p), hops + 1
-        if p == me and pid not in found:
-            found.append(pid)
-    return [(pid, cmds.get(pid, "")) for pid in found]
 
 
 @dataclass

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.clusters import processes_left, wait_for
+
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.worker import backoff_delays, default_memory_mib, make_worker_id
 from sparkctl.errors import ConnectionClosed, RpcTimeoutError
@@ -39,18 +41,6 @@ SECRET = "worker-test-secret"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll *predicate* until it returns something truthy, or fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,49 +58,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
-
-
-def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
-    """Processes this test started and left: our descendants, or anything whose command
-    line or working directory points into the test's tmp dir (executors are orphaned when
-    their worker dies, but they keep their cwd under WORK_DIR)."""
-    me = os.getpid()
-    parents: dict[int, int] = {}
-    info: dict[int, str] = {}
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        pid = int(name)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            try:
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-            except OSError:
-                cwd = ""
-        except OSError:
-            continue
-        rest = stat[stat.rindex(b")") + 2 :].split()
-        if rest[0] == b"Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)  # our own zombie: reap, not a leak
-            except ChildProcessError:
-                pass
-            continue
-        parents[pid] = int(rest[1])
-        info[pid] = cmdline
-        if str(tmp_path) in cmdline or cwd.startswith(str(tmp_path)):
-            found.append(pid)
-    for pid in parents:
-        p, hops = parents.get(pid), 0
-        while p and p != me and hops < 64:
-            p, hops = parents.get(p), hops + 1
-        if p == me and pid not in found:
-            found.append(pid)
-    return [(pid, info.get(pid, "")) for pid in found]
 
 
 @dataclass
