@@ -109,3 +109,21 @@ def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
             found.append(pid)
     return [(pid, info.get(pid, "")) for pid in found]
 
+
+
+def write_conf_dir(base: Path, secret: bytes, defaults: str = "") -> Path:
+    """``base/conf`` (0700) with a sparkctl-defaults.conf and the cluster secret (0600)."""
+    conf = base / "conf"
+    conf.mkdir(mode=0o700, exist_ok=True)
+    (conf / "sparkctl-defaults.conf").write_text(defaults)
+    fd = os.open(conf / "secret", os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, secret + b"\n")
+    os.close(fd)
+    return conf
+
+
+def child_env(conf: Path) -> dict[str, str]:
+    """The environment of a process we start: our conf dir, nothing inherited that overrides it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKCTL_")}
+    env.update(SPARKCTL_CONF_DIR=str(conf), PYTHONPATH=str(ROOT))
+    return env

@@ -48,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sparkctl.deploy.client import spawn_ready
+from tests.clusters import child_env, write_conf_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,46 +72,13 @@ FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(Healt
 
 
 # ================================================================ the daemons
-def child_env(conf: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKCTL_")}
-    env.update(SPARKCTL_CONF_DIR=str(conf), PYTHONPATH=str(ROOT))
-    return env
-
-
 def make_conf(base: Path) -> Path:
-    conf = base / "conf"
-    conf.mkdir(mode=0o700)
-    (conf / "sparkctl-defaults.conf").write_text("")
-    fd = os.open(conf / "secret", os.O_CREAT | os.O_WRONLY, 0o600)
-    os.write(fd, SECRET + b"\n")
-    os.close(fd)
-    return conf
+    return write_conf_dir(base, SECRET)
 
 
 def start_ready(cmd: list[str], env: dict[str, str], log_file: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start a daemon with ``--ready-fd``; return it and its READY line."""
-    r, w = os.pipe()
-    proc = subprocess.Popen(cmd + ["--ready-fd", str(w), "--log-file", str(log_file)], pass_fds=[w], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    data = b""
-    deadline = time.monotonic() + 30
-    try:
-        while not data.endswith(b"\n") and time.monotonic() < deadline:
-            if not select.select([r], [], [], max(deadline - time.monotonic(), 0))[0]:
-                break
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(r)
-    line = data.decode()
-    if not line.startswith("READY"):
-        proc.kill()
-        proc.wait()
-        raise AssertionError(f"{cmd[2]} did not start: {line!r}\n{log_file.read_text(errors='replace')}")
-    return proc, line
+    return spawn_ready(cmd, env, str(log_file))
 
 
 def ask_master(port: int) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.clusters import child_env, write_conf_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,35 +97,16 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 def tls_conf_dir(base: Path, certs: Certs, extra: str = "") -> Path:
     """A conf dir turning TLS on, with the certificates inside it (named relatively) and a secret."""
-    conf = base / "conf"
-    conf.mkdir(mode=0o700)
+    conf = write_conf_dir(base, SECRET, "spark.ssl.enabled true\nspark.ssl.certFile node.pem\n"
+                          f"spark.ssl.keyFile node.key\nspark.ssl.caFile ca.pem\n{extra}")
     for src, name in ((certs.ca, "ca.pem"), (certs.cert, "node.pem"), (certs.key, "node.key")):
         shutil.copy(src, conf / name)
     os.chmod(conf / "node.key", 0o600)
-    (conf / "sparkctl-defaults.conf").write_text(
-        "spark.ssl.enabled true\nspark.ssl.certFile node.pem\nspark.ssl.keyFile node.key\n"
-        f"spark.ssl.caFile ca.pem\n{extra}")
-    fd = os.open(conf / "secret", os.O_CREAT | os.O_WRONLY, 0o600)
-    os.write(fd, SECRET + b"\n")
-    os.close(fd)
     return conf
 
 
 def plain_conf_dir(base: Path) -> Path:
-    conf = base / "conf"
-    conf.mkdir(mode=0o700)
-    (conf / "sparkctl-defaults.conf").write_text("")
-    fd = os.open(conf / "secret", os.O_CREAT | os.O_WRONLY, 0o600)
-    os.write(fd, SECRET + b"\n")
-    os.close(fd)
-    return conf
-
-
-def child_env(conf: Path) -> dict[str, str]:
-    """The environment of a process we start: our conf dir, nothing inherited that overrides it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKCTL_")}
-    env.update(SPARKCTL_CONF_DIR=str(conf), PYTHONPATH=str(ROOT))
-    return env
+    return write_conf_dir(base, SECRET)
 
 
 # ---------------------------------------------------------------- a master process
