@@ -12,7 +12,7 @@ import gzip
 import os
 from functools import partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl import serializers
 from sparkctl.rdd.dependencies import Partition
@@ -150,23 +150,36 @@ def _read_range(path: str, start: int, length: int) -> Iterator[bytes]:
             if pos > end:
                 return
         remaining = end - pos
-        carry = b""
-        while remaining > 0:
-            block = f.read(min(READ_CHUNK, remaining))
-            if not block:
-                break
-            remaining -= len(block)
-            if carry:
-                block = carry + block
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            carry = block[cut + 1:]
-            yield block[:cut + 1]
-        tail = carry + f.readline()  # finish the line that crosses (or starts at) the end
-        if tail:
-            yield tail
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal remaining
+            while remaining > 0:
+                block = f.read(min(READ_CHUNK, remaining))
+                if not block:
+                    return
+                remaining -= len(block)
+                yield block
+
+        # finish the line that crosses (or starts at) the end
+        yield from _line_blocks(chunks(), lambda carry: carry + f.readline())
+
+
+def _line_blocks(chunks: Iterator[bytes], finish: Callable[[bytes], bytes] = lambda carry: carry) -> Iterator[bytes]:
+    """Re-cut byte chunks into blocks of whole lines; ``finish`` completes the last,
+    partial line (by default it is kept as it is)."""
+    carry = b""
+    for block in chunks:
+        if carry:
+            block = carry + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry = block
+            continue
+        carry = block[cut + 1:]
+        yield block[:cut + 1]
+    tail = finish(carry)
+    if tail:
+        yield tail
 
 
 def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
@@ -204,20 +217,8 @@ class TextFileRDD(RDD):
 
     def _gz_lines(self, path: str) -> Iterator[Any]:
         with gzip.open(path, "rb") as f:
-            carry = b""
-            while True:
-                block = f.read(READ_CHUNK)
-                if not block:
-                    break
-                block = carry + block
-                cut = block.rfind(b"\n")
-                if cut < 0:
-                    carry = block
-                    continue
-                carry = block[cut + 1:]
-                yield from _split_lines(block[:cut + 1], self.use_unicode)
-            if carry:
-                yield from _split_lines(carry, self.use_unicode)
+            for block in _line_blocks(iter(partial(f.read, READ_CHUNK), b"")):
+                yield from _split_lines(block, self.use_unicode)
 
 
 class FileGroupPartition(Partition):
