@@ -421,17 +421,20 @@ def test_stale_and_foreign_pid_files_are_removed_not_signalled(dirs: Dirs) -> No
 @pytest.mark.timeout(60)
 def test_daemon_logging_rotates_at_10_mb_keeping_5(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "d.log"
-    code = ("import logging, sys\n"
+    code = ("import logging, logging.handlers, sys\n"
             "from sparkctl.deploy.daemon import setup_daemon_logging\n"
             "setup_daemon_logging(sys.argv[1])\n"
             "h = logging.getLogger().handlers[0]\n"
             "logging.getLogger('sparkctl.worker').info('hello')\n"
+            "assert isinstance(h, logging.handlers.RotatingFileHandler)\n"
             "print(type(h).__name__, h.maxBytes, h.backupCount)\n")
     r = subprocess.run([sys.executable, "-c", code, str(log_file)], capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["RotatingFileHandler", str(10 * 1024 * 1024), "5"]
+    assert r.stdout.split() == ["PrivateRotatingFileHandler", str(10 * 1024 * 1024), "5"]
     assert "INFO sparkctl.worker: hello" in log_file.read_text()
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log_file.parent.stat().st_mode) == 0o700
 
 
 @pytest.mark.timeout(60)
@@ -514,7 +517,7 @@ def test_real_cluster_start_status_stop(dirs: Dirs, monkeypatch: pytest.MonkeyPa
         assert r.returncode == 0 and one_line(r.stdout) == f"stopped master on 127.0.0.1:{mport} (pid {master_pid})"
         r = run(["status", "--master", url])
         assert r.returncode == 1 and "cannot reach the master" in one_line(r.stderr)
-        assert os.listdir(dirs.pids) == []
+        assert sorted(os.listdir(dirs.pids)) == [daemon.LOCK_FILE]  # no pid file left
     finally:
         # leave nothing running even if an assertion failed half-way
         daemon.stop_daemons("worker", grace=5)

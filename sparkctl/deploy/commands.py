@@ -11,7 +11,6 @@ module does not import ``sparkctl.cli``, so that either can import the other fir
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -25,6 +24,7 @@ import click
 from sparkctl.conf import conf_dir, load_defaults_file, parse_size
 from sparkctl.deploy import daemon
 from sparkctl.errors import AuthenticationError, ConfigError, RpcConnectError, RpcTimeoutError, SparkctlError
+from sparkctl.util.fsutil import private_makedirs, write_private_atomic
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 MASTER_PORT = 7077
@@ -92,7 +92,10 @@ def _memory_mib(value: str) -> int:
 
 def _refuse_double_start(kind: str, host: str, port: int) -> None:
     # Before the port checks: "already running as pid N" says more than "port in use".
-    pid = daemon.running_pid(kind, host, port)
+    try:
+        pid = daemon.running_pid(kind, host, port)
+    except daemon.DaemonError as e:  # an unsafe PID dir: say what is wrong with it
+        raise click.ClickException(str(e)) from None
     if pid is not None:
         raise click.ClickException(
             f"{kind} is already running on {host}:{port} as process {pid}; stop it first with 'sparkctl {kind} stop'"
@@ -130,19 +133,11 @@ def _store_secret_from_stdin() -> None:
                 return  # already there (e.g. the master's own conf dir)
     except OSError:
         pass
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            os.write(fd, value + b"\n")
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise click.ClickException(f"cannot store the cluster secret in {path}: {e.strerror or e}") from None
+        private_makedirs(directory)
+        write_private_atomic(path, value + b"\n")
+    except (OSError, SparkctlError) as e:
+        raise click.ClickException(f"cannot store the cluster secret in {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _start(kind: str, args: list[str], host: str, port: int) -> daemon.StartedDaemon:
@@ -158,6 +153,13 @@ def _foreground(kind: str, args: list[str]) -> NoReturn:
     sys.stderr.flush()
     argv = [sys.executable, "-m", f"sparkctl.deploy.{kind}", *args]
     os.execve(sys.executable, argv, daemon.daemon_env())
+
+
+def _stop(kind: str, port: int | None) -> list[daemon.StoppedDaemon]:
+    try:
+        return daemon.stop_daemons(kind, port)
+    except daemon.DaemonError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _report_stopped(kind: str, port: int | None, results: list[daemon.StoppedDaemon]) -> None:
@@ -225,8 +227,11 @@ def master_start(host: str, port: int, webui_port: int, recovery_dir: str | None
 @master.command("stop", context_settings=CONTEXT)
 @click.option("--port", type=_PORT, default=None, help="only the master started on this port")
 def master_stop(port: int | None) -> None:
-    """Stop the master(s) started from this machine (SIGTERM, then SIGKILL after 10 s)."""
-    _report_stopped("master", port, daemon.stop_daemons("master", port))
+    """Stop the master(s) started from this machine (SIGTERM, then SIGKILL after 10 s).
+
+    Only processes named by this user's pid files are signalled, and only when they
+    are this user's master daemons."""
+    _report_stopped("master", port, _stop("master", port))
 
 
 # ---------------------------------------------------------------- worker
@@ -280,7 +285,7 @@ def worker_start(master_url: str, cores: int | None, memory: str | None, host: s
 @click.option("--port", type=_PORT, default=None, help="only the worker started on this port")
 def worker_stop(port: int | None) -> None:
     """Stop the workers started from this machine; each stops its executors first."""
-    _report_stopped("worker", port, daemon.stop_daemons("worker", port))
+    _report_stopped("worker", port, _stop("worker", port))
 
 
 # ---------------------------------------------------------------- status

@@ -12,7 +12,18 @@ daemon says it is ready on a pipe (or dies, or takes too long)::
 ``stop_daemons`` finds the pid files of one kind, sends SIGTERM (the daemons stop
 gracefully: a worker stops its executors first), waits, then SIGKILLs what is left.
 
-Environment: ``SPARKCTL_PID_DIR`` (default ``/tmp``), ``SPARKCTL_LOG_DIR`` (default
+Nothing here can be steered by another local user (see docs/security.md):
+
+- the PID dir is private: ``$XDG_RUNTIME_DIR/sparkctl`` or ``/tmp/sparkctl-<uid>``, made
+  0700, and refused when it is a symlink, not ours, or writable by group or others;
+- pid files are written to an unpredictable ``O_EXCL|O_NOFOLLOW`` name and renamed; the
+  lock, log and ``.out`` files are opened ``O_NOFOLLOW`` (0600) and must be our own files;
+- a pid file is believed only when its process runs as our uid with the command line of
+  our daemon (``-m sparkctl.deploy.<kind>``); otherwise it is stale, removed, and never
+  signalled. ``stop`` signals only processes named by pid files;
+- the start lock is taken with a timeout, and a timeout names the process holding it.
+
+Environment: ``SPARKCTL_PID_DIR`` (default above), ``SPARKCTL_LOG_DIR`` (default
 ``<project>/logs``), ``SPARKCTL_WORK_DIR`` (default ``<project>/work``) and
 ``SPARKCTL_CONF_DIR`` (see :func:`sparkctl.conf.conf_dir`).
 """
@@ -38,6 +49,9 @@ from types import TracebackType
 
 from sparkctl.conf import PROJECT_ROOT, conf_dir
 from sparkctl.errors import ConfigError, SparkctlError
+from sparkctl.util.fsutil import (
+    UnsafePathError, check_private_dir, is_private_dir, open_private, private_makedirs, write_private_atomic,
+)
 
 __all__ = [
     "DaemonError",
@@ -54,6 +68,9 @@ __all__ = [
     "start_daemon",
     "stop_daemons",
     "setup_daemon_logging",
+    "PrivateRotatingFileHandler",
+    "checked_pid_dir",
+    "lock_file_path",
     "notify_ready",
     "tail_lines",
     "daemon_env",
@@ -62,6 +79,7 @@ __all__ = [
 log = logging.getLogger("sparkctl.daemon")
 
 PID_DIR_ENV = "SPARKCTL_PID_DIR"
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
 LOG_DIR_ENV = "SPARKCTL_LOG_DIR"
 WORK_DIR_ENV = "SPARKCTL_WORK_DIR"
 
@@ -73,6 +91,10 @@ OUT_BACKUPS = 5
 #: Lines of a failed daemon's log shown to the user.
 TAIL_LINES = 20
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: How long ``start`` waits for another ``start`` of the same PID dir before giving up.
+LOCK_TIMEOUT = 5.0
+#: The lock file in the PID dir that serialises concurrent starts.
+LOCK_FILE = "sparkctl.lock"
 
 _KIND_RE = re.compile(r"[a-z][a-z_]*")
 
@@ -129,7 +151,39 @@ class StoppedDaemon:
 
 
 def pid_dir() -> str:
-    return os.environ.get(PID_DIR_ENV) or "/tmp"
+    """``$SPARKCTL_PID_DIR``, else ``$XDG_RUNTIME_DIR/sparkctl`` when the runtime dir exists
+    and is private to us, else ``/tmp/sparkctl-<uid>``: one directory per user, never a
+    shared one (see :func:`checked_pid_dir`)."""
+    configured = os.environ.get(PID_DIR_ENV)
+    if configured:
+        return configured
+    runtime = os.environ.get(RUNTIME_DIR_ENV)
+    if runtime and os.path.isabs(runtime) and is_private_dir(runtime):
+        return os.path.join(runtime, "sparkctl")
+    return f"/tmp/sparkctl-{os.geteuid()}"
+
+
+def checked_pid_dir(create: bool) -> str | None:
+    """The PID dir, made 0700 first when *create*; None when it does not exist (and not
+    *create*). Raises :class:`DaemonError` (one line saying what is wrong) when it is a
+    symlink, belongs to another user or is writable by group or others: pid files there
+    could be replaced by someone else, or their writes redirected."""
+    directory = pid_dir()
+    configured = bool(os.environ.get(PID_DIR_ENV))
+    what = f"PID dir (${PID_DIR_ENV})" if configured else "PID dir"
+    hint = (f"point ${PID_DIR_ENV} at a directory of yours with mode 700" if configured
+            else f"remove it, or set ${PID_DIR_ENV} to a directory of yours with mode 700")
+    try:
+        if create:
+            private_makedirs(directory)
+        elif not os.path.lexists(directory):
+            return None
+        check_private_dir(directory, what, hint)
+    except UnsafePathError as e:
+        raise DaemonError(str(e)) from None
+    except OSError as e:
+        raise DaemonError(f"cannot create the {what} {directory}: {e.strerror or e}") from None
+    return directory
 
 
 def log_dir() -> str:
@@ -163,12 +217,6 @@ def log_file_path(kind: str, host: str, port: int) -> str:
     return os.path.join(log_dir(), daemon_name(kind, host, port) + ".log")
 
 
-def _makedirs_private(path: str) -> None:
-    # Only directories we create get 0700; an existing one (e.g. /tmp) is left alone.
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-
-
 def parse_master_url(url: str) -> tuple[str, int]:
     """``spark://host:port`` -> ``(host, port)``; raises ConfigError for anything else."""
     m = re.fullmatch(r"spark://([^\s/:,@]+):(\d{1,5})/?", url or "")
@@ -181,23 +229,26 @@ def parse_master_url(url: str) -> tuple[str, int]:
 
 
 def _read_pid(path: str) -> int | None:
+    """The pid in the pid file at *path*: None if there is none, 0 if it holds no pid or
+    is not a file of ours (a symlink, someone else's file): such a file is stale."""
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            text = f.read().strip()
+        fd = open_private(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    except UnsafePathError as e:
+        log.warning("ignoring pid file: %s", e)
+        return 0
     except OSError as e:
         raise DaemonError(f"cannot read the pid file {path}: {e.strerror or e}") from None
+    try:
+        text = os.read(fd, 64).decode("ascii", errors="replace").strip()
+    finally:
+        os.close(fd)
     return int(text) if text.isdigit() and int(text) > 0 else 0
 
 
-def _is_alive(pid: int, kind: str | None = None) -> bool:
-    """Whether *pid* is a live process (not a zombie) and, if *kind* is given and
-    /proc tells, one running ``sparkctl.deploy.<kind>``.
-
-    The command-line check guards against a stale pid file whose pid now belongs to an
-    unrelated process: we would refuse a start for nothing, or worse, signal it.
-    """
+def _is_alive(pid: int) -> bool:
+    """Whether *pid* is a live process (not a zombie), whoever owns it."""
     if pid <= 0:
         return False
     try:
@@ -220,14 +271,48 @@ def _is_alive(pid: int, kind: str | None = None) -> bool:
         # the state follows the parenthesised command name, which may itself hold ')'
         if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"Z":
             return False
-        if kind is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-            if cmdline and f"sparkctl.deploy.{kind}".encode() not in cmdline:
-                return False
     except (OSError, ValueError):
         pass  # no /proc (or the process just went): trust kill(pid, 0)
     return True
+
+
+def _process_uid(pid: int) -> int | None:
+    """The effective uid of *pid* from /proc/PID/status (None if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])  # real, effective, saved, filesystem
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _is_daemon_cmdline(argv: list[bytes], kind: str) -> bool:
+    # "-m sparkctl.deploy.<kind>" as two adjacent arguments: the words merely appearing
+    # somewhere on a command line (an editor, a grep, a decoy) do not make a daemon.
+    module = f"sparkctl.deploy.{kind}".encode()
+    return any(a == b"-m" and b == module for a, b in zip(argv, argv[1:]))
+
+
+def _is_our_daemon(pid: int, kind: str) -> bool:
+    """Whether *pid* is a live ``<kind>`` daemon of ours: same effective uid as us and the
+    daemon's command line. Anything else named by a pid file (a reused pid, another
+    user's process, a planted pid such as 1) is not ours to refuse a start for, and
+    never ours to signal."""
+    if pid <= 0 or not _is_alive(pid):
+        return False
+    if not os.path.isdir("/proc/self"):
+        # No /proc to ask: kill(pid, 0) succeeding is the best sign of ownership left.
+        return _signal(pid, 0) and pid != os.getpid()
+    if _process_uid(pid) != os.geteuid():
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return _is_daemon_cmdline(argv, kind)
 
 
 def _wait_exit(pids: list[int], deadline: float) -> list[int]:
@@ -273,7 +358,7 @@ def _wait_exit(pids: list[int], deadline: float) -> list[int]:
             os.close(fd)
 
 
-def _signal(pid: int, sig: signal.Signals) -> bool:
+def _signal(pid: int, sig: signal.Signals | int) -> bool:
     try:
         os.kill(pid, sig)
         return True
@@ -285,61 +370,135 @@ def _signal(pid: int, sig: signal.Signals) -> bool:
 
 def running_pid(kind: str, host: str, port: int) -> int | None:
     """The pid of the running ``<kind>`` daemon started for host:port, or None."""
+    if checked_pid_dir(create=False) is None:
+        return None
     pid = _read_pid(pid_file_path(kind, host, port))
-    return pid if pid and _is_alive(pid, kind) else None
+    return pid if pid and _is_our_daemon(pid, kind) else None
+
+
+def lock_file_path() -> str:
+    return os.path.join(pid_dir(), LOCK_FILE)
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds a lock on the file open as *fd*, from /proc/locks: "process PID (its
+    command line)", or a vaguer phrase when /proc does not tell."""
+    st = os.fstat(fd)
+    wanted = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        # "1: FLOCK  ADVISORY  WRITE 4242 00:2d:1234 0 EOF"; waiters have "->" after the number
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            where = (int(major, 16), int(minor, 16), int(inode))
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        if where != wanted:
+            continue
+        if pid <= 0:
+            return "a process in another pid namespace"
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            cmd = ""
+        return f"process {pid} ({cmd[:200] or 'command line unknown'})"
+    return "another process"
 
 
 @contextmanager
-def _pid_dir_lock() -> Iterator[None]:
-    """Serialise check-spawn-record across concurrent ``start`` commands of this PID dir."""
-    directory = pid_dir()
-    _makedirs_private(directory)
-    fd = os.open(directory, os.O_RDONLY)
+def _pid_dir_lock(timeout: float | None = None) -> Iterator[None]:
+    """Serialise check-spawn-record across concurrent ``start`` commands of this PID dir.
+
+    The lock is a 0600 file of ours in the private PID dir, taken with ``flock`` polled
+    without blocking: a holder that never lets go makes ``start`` fail after *timeout*
+    (default :data:`LOCK_TIMEOUT`) with one line naming the holder, instead of hanging.
+    """
+    directory = checked_pid_dir(create=True)
+    assert directory is not None
+    path = os.path.join(directory, LOCK_FILE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
+    except UnsafePathError as e:
+        raise DaemonError(f"lock file: {e}") from None
+    except OSError as e:
+        raise DaemonError(f"cannot open the lock file {path}: {e.strerror or e}") from None
+    try:
+        limit = LOCK_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DaemonError(
+                        f"the lock {path} is still held after {limit:g}s by {_lock_holder(fd)}; "
+                        f"another 'sparkctl ... start' may be stuck"
+                    ) from None
+                time.sleep(0.05)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    # Written to a temporary name and renamed, so a reader never sees a half-written pid.
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    # A fresh O_EXCL|O_NOFOLLOW name, renamed into place: a reader never sees a half-written
+    # pid, and nothing planted at any name is ever written through.
     try:
-        os.write(fd, f"{pid}\n".encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        write_private_atomic(path, f"{pid}\n".encode())
+    except (OSError, UnsafePathError) as e:
+        raise DaemonError(f"cannot write the pid file {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _remove(path: str) -> None:
     try:
-        os.unlink(path)
+        os.unlink(path)  # a symlink is removed itself, never its target
     except FileNotFoundError:
         pass
 
 
 def _rotate(path: str, keep: int) -> None:
-    """path -> path.1 -> ... -> path.<keep> (the oldest falls off), as Spark rotates .out files."""
-    if not os.path.exists(path):
+    """path -> path.1 -> ... -> path.<keep> (the oldest falls off), as Spark rotates .out files.
+
+    Renames move a symlink itself, never what it points to."""
+    if not os.path.lexists(path):
         return
     for i in range(keep - 1, 0, -1):
         older = f"{path}.{i}"
-        if os.path.exists(older):
+        if os.path.lexists(older):
             os.replace(older, f"{path}.{i + 1}")
     os.replace(path, f"{path}.1")
+
+
+def _open_log(path: str) -> int:
+    """Open (creating, 0600) a log or .out file for appending, refusing a symlink or a
+    file that is not ours."""
+    try:
+        return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except UnsafePathError as e:
+        raise DaemonError(f"log file: {e}") from None
+    except OSError as e:
+        raise DaemonError(f"cannot open the log file {path}: {e.strerror or e}") from None
 
 
 def tail_lines(path: str, n: int = TAIL_LINES, start: int = 0) -> str:
     """The last *n* lines of the file at *path* from byte offset *start* on ("" if none)."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_private(path, os.O_RDONLY), "rb") as f:
             size = f.seek(0, os.SEEK_END)
             # 64 KiB is plenty for 20 log lines, and keeps a huge log from being read whole
             f.seek(max(start, size - 65536))
             data = f.read()
-    except OSError:
+    except (OSError, UnsafePathError):
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-n:])
@@ -370,36 +529,45 @@ def start_daemon(
     """Start ``python -m sparkctl.deploy.<kind> ARGS`` detached and wait for its READY line.
 
     Raises :class:`DaemonError` when a daemon of this kind already runs for host:port (a
-    stale pid file is removed instead), when the process exits before it is ready, or
-    when it is not ready within *timeout* seconds (it is then stopped); the error
-    carries the last lines of its log.
+    stale pid file, or one naming a process that is not our daemon, is removed instead),
+    when the PID dir or a log file is unsafe, when another start holds the PID dir's
+    lock for longer than :data:`LOCK_TIMEOUT`, when the process exits before it is
+    ready, or when it is not ready within *timeout* seconds (it is then stopped); the
+    error carries the last lines of its log.
     """
     name = daemon_name(kind, host, port)
-    pid_path = pid_file_path(kind, host, port)
-    _makedirs_private(log_dir())
-    log_path = os.path.join(log_dir(), name + ".log")
-    out_path = os.path.join(log_dir(), name + ".out")
+    try:
+        directory = private_makedirs(log_dir())
+    except OSError as e:
+        raise DaemonError(f"cannot create the log dir {log_dir()}: {e.strerror or e}") from None
+    log_path = os.path.join(directory, name + ".log")
+    out_path = os.path.join(directory, name + ".out")
     with _pid_dir_lock():
+        pid_path = pid_file_path(kind, host, port)
         old = _read_pid(pid_path)
         if old is not None:
-            if old and _is_alive(old, kind):
+            if old and _is_our_daemon(old, kind):
                 raise DaemonError(
                     f"{kind} is already running on {host}:{port} as process {old} "
                     f"(pid file {pid_path}); stop it first with 'sparkctl {kind} stop'"
                 )
-            log.info("removing stale pid file %s (process %s is gone)", pid_path, old)
-            _remove(pid_path)
+            log.info("removing stale pid file %s (process %s is gone or not our %s)", pid_path, old, kind)
+            try:
+                _remove(pid_path)
+            except OSError as e:
+                raise DaemonError(f"cannot remove the stale pid file {pid_path}: {e.strerror or e}") from None
+        # The daemon opens its log the same way; checking here first makes a planted
+        # symlink one clear line from this command rather than a dead daemon.
+        log_fd = _open_log(log_path)
+        log_start = os.fstat(log_fd).st_size
+        os.close(log_fd)
         _rotate(out_path, OUT_BACKUPS)
-        try:
-            log_start = os.path.getsize(log_path)
-        except OSError:
-            log_start = 0
+        out_fd = _open_log(out_path)  # closed by fdopen's "with" below
         read_fd, write_fd = os.pipe()
         cmd = [python or sys.executable, "-m", f"sparkctl.deploy.{kind}", *args,
                "--ready-fd", str(write_fd), "--log-file", log_path]
         try:
-            with open(out_path, "ab") as out:
-                os.chmod(out_path, 0o600)
+            with os.fdopen(out_fd, "ab") as out:
                 proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,), start_new_session=True, env=daemon_env(), cwd=PROJECT_ROOT,
@@ -490,9 +658,12 @@ def _stop_pid(pid: int, grace: float) -> str:
 def _pid_files(kind: str, port: int | None) -> list[tuple[str, str, int]]:
     """``(path, host, port)`` of every pid file of *kind* in the PID dir (optionally one port)."""
     _check_kind(kind)
+    directory = checked_pid_dir(create=False)
+    if directory is None:
+        return []
     pattern = re.compile(rf"sparkctl-{kind}-(.+)-(\d+)\.pid")
     found = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(pid_dir()), f"sparkctl-{kind}-*.pid"))):
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), f"sparkctl-{kind}-*.pid"))):
         m = pattern.fullmatch(os.path.basename(path))
         if m and (port is None or int(m.group(2)) == port):
             found.append((path, m.group(1), int(m.group(2))))
@@ -505,6 +676,10 @@ def stop_daemons(kind: str, port: int | None = None, *, grace: float = 10.0) -> 
     All get SIGTERM at once and share one *grace* period before SIGKILL, so stopping ten
     workers takes one grace period, not ten.  Returns one entry per pid file (empty:
     none was running); one daemon's failure never hides the others' results.
+
+    Only processes named by pid files are signalled, and only when they are our
+    daemons of this kind (:func:`_is_our_daemon`); a pid file naming anything else is
+    stale and removed. Raises :class:`DaemonError` when the PID dir is unsafe.
     """
     results: list[StoppedDaemon] = []
     signalled: list[tuple[str, str, int, int]] = []
@@ -515,7 +690,7 @@ def stop_daemons(kind: str, port: int | None = None, *, grace: float = 10.0) -> 
             pid = 0
         if pid is None:
             continue  # removed under us by a concurrent stop
-        if not pid or not _is_alive(pid, kind):
+        if not pid or not _is_our_daemon(pid, kind):
             _remove(path)
             results.append(StoppedDaemon(kind, host, dport, pid, "stale", path))
             continue
@@ -546,6 +721,19 @@ def stop_daemons(kind: str, port: int | None = None, *, grace: float = 10.0) -> 
 # ---------------------------------------------------------------- inside the daemon
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose files are opened ``O_NOFOLLOW``, 0600, and must be ours.
+
+    Rotation renames files (which moves a symlink, never writes through it) and then
+    opens a fresh file the same way, so a link planted at any of the names in a shared
+    log dir is never followed.
+    """
+
+    def _open(self):  # type: ignore[no-untyped-def]  # the base class's signature
+        fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def setup_daemon_logging(log_file: str | None, level: int = logging.INFO) -> None:
     """Log to *log_file* through a RotatingFileHandler (10 MB x 5), or to stderr if None.
 
@@ -556,10 +744,9 @@ def setup_daemon_logging(log_file: str | None, level: int = logging.INFO) -> Non
     """
     handler: logging.Handler
     if log_file:
-        _makedirs_private(os.path.dirname(os.path.abspath(log_file)))
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-        )
+        private_makedirs(os.path.dirname(os.path.abspath(log_file)))
+        handler = PrivateRotatingFileHandler(log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                                             encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
