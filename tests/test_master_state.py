@@ -13,6 +13,7 @@ from sparkctl.deploy.master_state import (
     Action,
     BindDriver,
     BindWorker,
+    EXECUTOR_STABLE_RUN,
     SUPERVISE_STABLE_RUN,
     DisconnectWorker,
     DriverChanged,
@@ -401,15 +402,41 @@ def test_app_fails_after_ten_consecutive_executor_failures() -> None:
 
 
 @pytest.mark.timeout(10)
-def test_running_executor_resets_the_failure_count() -> None:
+def test_executors_that_die_soon_after_running_add_up_to_the_limit() -> None:
+    """RUNNING comes the moment the process starts: executors that each die seconds later
+    (a task that kills every executor it lands on) must still fail the application."""
     sm = MasterStateMachine(max_executor_retries=3)
     sm.register_worker(worker("w1", cores=1), T0)
     app_id = registered_app_id(sm.register_application(app(), T0))
     eid = "0"
-    for i in range(5):  # fail, fail, run+fail, ... never 3 failures in a row
-        if i % 2 == 1:
-            sm.executor_state_changed("w1", m.ExecutorStateChanged(app_id, eid, m.EXEC_RUNNING), T0 + i)
-        (_, launch), = launches(fail(sm, "w1", app_id, eid, T0 + i))
+    for i in range(3):
+        sm.executor_state_changed("w1", m.ExecutorStateChanged(app_id, eid, m.EXEC_RUNNING), T0 + 4 * i)
+        actions = sm.executor_state_changed(
+            "w1", m.ExecutorStateChanged(app_id, eid, m.EXITED, "", 137), T0 + 4 * i + 3)
+        if i < 2:
+            (_, launch), = launches(actions)
+            eid = launch.executor_id
+            assert sm.apps[app_id].failed_executors == i + 1 and sm.apps[app_id].active
+    assert launches(actions) == [] and sm.apps[app_id].state == m.FAILED
+    (_, removed), = to_driver(actions, m.ApplicationRemoved)
+    assert "failed 3 times in a row (spark.deploy.maxExecutorRetries=3)" in removed.message
+    assert f"executor {app_id}/2 on host-w1 exited with code 137" in removed.message
+    assert sm.workers["w1"].cores_used == 0
+
+
+@pytest.mark.timeout(10)
+def test_failure_after_a_stable_run_starts_a_new_count() -> None:
+    sm = MasterStateMachine(max_executor_retries=3)
+    sm.register_worker(worker("w1", cores=1), T0)
+    app_id = registered_app_id(sm.register_application(app(), T0))
+    eid = "0"
+    now = T0
+    # (ran long before failing, the count after the failure): never 3 in a row
+    for ran_long, count in [(False, 1), (False, 2), (True, 1), (False, 2), (True, 1), (False, 2)]:
+        sm.executor_state_changed("w1", m.ExecutorStateChanged(app_id, eid, m.EXEC_RUNNING), now)
+        now += EXECUTOR_STABLE_RUN if ran_long else 2
+        (_, launch), = launches(fail(sm, "w1", app_id, eid, now))
+        assert sm.apps[app_id].failed_executors == count
         eid = launch.executor_id
     assert sm.apps[app_id].active
 

@@ -193,15 +193,49 @@ def test_failed_task_retries_elsewhere_then_aborts_with_every_reason() -> None:
     assert "failed 3 times" in note and note.count("ValueError: bad") == 3
 
 
-def test_executor_lost_requeues_running_tasks_without_counting_a_failure() -> None:
+def test_executor_lost_not_caused_by_the_app_requeues_without_counting_a_failure() -> None:
     ts = TaskScheduler(max_failures=1)
     ts.executor_added("e1", "h1", 1)
     manager = tsm(1, max_failures=1)
     (att,) = launches(ts.submit(manager))
-    assert not launches(ts.executor_lost("e1", "killed"))
+    assert not launches(ts.executor_lost("e1", "worker lost", caused_by_app=False))
     (again,) = launches(ts.executor_added("e2", "h2", 1))
     assert again.index == att.index and again.executor_id == "e2"
     assert manager.failures == [0]
+
+
+def test_executor_loss_counts_against_the_running_task() -> None:
+    """A task that takes down every executor it runs on fails its job after maxFailures."""
+    ts = TaskScheduler(max_failures=3)
+    ts.executor_added("e0", "h", 2)
+    manager = tsm(2, max_failures=3)
+    first = launches(ts.submit(manager))
+    assert [a.index for a in first] == [0, 1]
+    ts.task_succeeded(first[1].task_id, "ok", None, None)
+    att = first[0]
+    for n in range(1, 3):  # lost twice: retried on the replacement each time
+        actions = ts.executor_lost(att.executor_id, "connection closed (EOFError)")
+        assert not of(actions, TaskSetAborted) and manager.failures == [n, 0]
+        (att,) = launches(ts.executor_added(f"e{n}", "h", 2))
+        assert att.index == 0 and att.attempt == n
+    actions = ts.executor_lost(att.executor_id, "connection closed (EOFError)")
+    (aborted,) = of(actions, TaskSetAborted)
+    assert manager.zombie and manager.failures == [3, 0]
+    text = str(aborted.error) + "\n".join(aborted.error.__notes__)
+    assert type(aborted.error).__name__ == "ExecutorLostError"
+    assert "failed 3 times (spark.task.maxFailures=3)" in text
+    assert all(f"executor e{n} lost: connection closed (EOFError)" in text for n in range(3))
+    assert not launches(ts.executor_added("e9", "h", 2))  # nothing left to run
+
+
+def test_release_frees_the_slot_without_a_retry() -> None:
+    ts = TaskScheduler()
+    ts.executor_added("e1", "h1", 1)
+    manager = tsm(2)
+    (att,) = launches(ts.submit(manager))
+    manager.zombie = True  # its job was failed
+    assert not launches(ts.release(att.task_id))
+    assert ts.executors["e1"].free == 1 and ts.running_tasks() == 0 and manager.failures == [0, 0]
 
 
 def test_fetch_failure_marks_task_set_zombie() -> None:

@@ -164,7 +164,11 @@ class StandaloneBackend(SchedulerBackend):
                     if msg.state in (dm.EXEC_FAILED, dm.EXITED) and msg.executor_id not in runtime.executors:
                         self.failures.append(msg)
                     self.lock.notify_all()
-                runtime.executor_lost(msg.executor_id, f"executor {msg.state.lower()}: {msg.message}".strip(": "))
+                # As Spark's exitCausedByApp: a process that exited or failed may have been
+                # brought down by its tasks; one killed on purpose or with its worker was not.
+                by_app = msg.state in (dm.EXEC_FAILED, dm.EXITED) and not msg.worker_lost
+                runtime.executor_lost(msg.executor_id, f"executor {msg.state.lower()}: {msg.message}".strip(": "),
+                                      caused_by_app=by_app)
         elif isinstance(msg, dm.WorkerRemoved):
             log.warning("Worker %s (%s) removed: %s", msg.worker_id, msg.host, msg.message)
             with self.lock:
@@ -172,13 +176,15 @@ class StandaloneBackend(SchedulerBackend):
                 for e in lost:
                     self.granted.pop(e, None)
             for e in lost:
-                runtime.executor_lost(e, f"worker {msg.worker_id} lost: {msg.message}")
+                runtime.executor_lost(e, f"worker {msg.worker_id} lost: {msg.message}", caused_by_app=False)
         elif isinstance(msg, dm.ApplicationRemoved):
             log.error("Master removed application %s: %s", self.app_id, msg.message)
             with self.lock:
                 self.removed_message = msg.message
                 self.lock.notify_all()
-            runtime.cancel_all(f"application removed by the master: {msg.message}")
+            # no executor will come any more: fail the running jobs and later ones with the
+            # master's reason rather than let them wait for executors forever
+            runtime.abort(f"the master removed the application: {msg.message}")
 
     def wait_ready(self, runtime: "DriverRuntime", timeout: float) -> None:
         """Until the executors the master granted at registration have connected (at least one)."""

@@ -103,6 +103,7 @@ __all__ = [
     "DEFAULT_RETAINED_APPLICATIONS",
     "DEFAULT_RETAINED_DRIVERS",
     "SUPERVISE_STABLE_RUN",
+    "EXECUTOR_STABLE_RUN",
     "supervise_delay",
     "valid_file_name",
     "DEAD_WORKER_PERSISTENCE",
@@ -118,6 +119,11 @@ DEFAULT_RETAINED_DRIVERS = 200
 #: A supervised driver that ran this long (seconds) before it failed is relaunched at once;
 #: see :func:`supervise_delay` for quicker failures.
 SUPERVISE_STABLE_RUN = 30.0
+#: An executor that failed after running this long (seconds) starts a new count of failures
+#: in a row. Spark resets the count when an executor reaches RUNNING, but a worker reports
+#: RUNNING as soon as the process starts, so executors that die seconds later, each time
+#: (a task that runs every executor out of memory), would never add up to the limit.
+EXECUTOR_STABLE_RUN = 30.0
 #: The longest pause between two launches of a supervised driver that keeps failing.
 SUPERVISE_MAX_DELAY = 60.0
 #: Spark's spark.dead.worker.persistence: a DEAD worker stays listed for (this + 1) timeouts.
@@ -235,6 +241,7 @@ class ExecutorInfo:
     cores: int
     memory: int  # MiB
     state: str = LAUNCHING
+    running_since: float | None = None  # when it reported RUNNING (0.0: adopted, long running)
     # Set while no registered application claims this executor: a worker re-registered
     # with a restarted master listing it before its driver re-registered.
     orphan_since: float | None = None
@@ -499,7 +506,7 @@ class MasterStateMachine:
         app_id, executor_id = key
         if ex is None:
             # Still running from before we (re)started; it has been working, so RUNNING.
-            ex = ExecutorInfo(app_id, executor_id, worker.id, cores, memory, EXEC_RUNNING)
+            ex = ExecutorInfo(app_id, executor_id, worker.id, cores, memory, EXEC_RUNNING, running_since=0.0)
         ex.worker_id = worker.id
         app = self.apps.get(app_id)
         if app is not None and not app.active:
@@ -712,11 +719,11 @@ class MasterStateMachine:
         if app is not None and (not app.active or app.executors.get(msg.executor_id) is not ex):
             app = None
         if msg.state not in _FINAL_EXECUTOR_STATES:
+            if msg.state == EXEC_RUNNING and ex.state != EXEC_RUNNING:
+                ex.running_since = now
             ex.state = msg.state
             if app is None:
                 return []
-            if msg.state == EXEC_RUNNING:
-                app.failed_executors = 0  # it could start one: past failures were not its fault
             return [SendToDriver(app.id, ExecutorUpdated(msg.executor_id, msg.state, msg.message, msg.exit_code,
                                                          log_tail=msg.log_tail))]
         del worker.executors[key]
@@ -734,10 +741,12 @@ class MasterStateMachine:
         # Spark counts every exit but a clean one (code 0) as a failure; a KILLED executor
         # was stopped on purpose (by a worker shutting down, or by us), which is no fault of the app.
         if not clean:
-            app.failed_executors += 1
+            ran_stably = ex.running_since is not None and now - ex.running_since >= EXECUTOR_STABLE_RUN
+            # after a long run, earlier failures say nothing about this one: a new count
+            app.failed_executors = 1 if ran_stably else app.failed_executors + 1
             app.last_failure = f"executor {ex.full_id} on {worker.host} {how}"
             app.last_log_tail = msg.log_tail
-            if (app.failed_executors == self.max_executor_retries
+            if (self._out_of_retries(app) and app.failed_executors == max(self.max_executor_retries, 1)
                     and any(e.state == EXEC_RUNNING for e in app.executors.values())):
                 # (Without a running executor, schedule() fails the app right below.)
                 actions.append(_warn(
@@ -751,6 +760,11 @@ class MasterStateMachine:
         if msg.exit_code is not None:
             text += f" with code {msg.exit_code}"
         return f"{text}: {msg.message}" if msg.message else text
+
+    def _out_of_retries(self, app: ApplicationInfo) -> bool:
+        """Whether the app gets no new executors; as in Spark, a negative
+        spark.deploy.maxExecutorRetries never gives up."""
+        return 0 <= self.max_executor_retries <= app.failed_executors and app.failed_executors > 0
 
     def _failure_message(self, app: ApplicationInfo) -> str:
         text = (f"Application {app.id} failed: its executors failed {app.failed_executors} times in a row "
@@ -976,7 +990,7 @@ class MasterStateMachine:
         """
         actions: list[Action] = self._schedule_drivers(now)
         for app in self.active_apps():
-            if app.failed_executors >= self.max_executor_retries:
+            if self._out_of_retries(app):
                 if not any(e.state == EXEC_RUNNING for e in app.executors.values()):
                     text = self._failure_message(app)
                     actions.append(Log(logging.ERROR, text))
@@ -1042,7 +1056,7 @@ class MasterStateMachine:
         if desc.executor_cores is not None and desc.cores_max is not None and desc.executor_cores > desc.cores_max:
             return (f"spark.executor.cores={desc.executor_cores} is more than spark.cores.max={desc.cores_max}, "
                     "so no executor can ever be launched")
-        if app.failed_executors >= self.max_executor_retries:
+        if self._out_of_retries(app):
             return self._failure_message(app)
         if app.failed_executors and app.last_failure:
             text = (f"its executors are failing to start ({app.failed_executors} in a row); "
@@ -1204,6 +1218,7 @@ class MasterStateMachine:
                     continue
                 ex = ExecutorInfo(app.id, ed["executor_id"], worker.id, int(ed["cores"]), int(ed["memory"]),
                                   ed.get("state", EXEC_RUNNING))
+                ex.running_since = 0.0 if ex.state == EXEC_RUNNING else None
                 app.executors[ex.executor_id] = ex
                 worker.executors[(app.id, ex.executor_id)] = ex
             self._refresh_app_state(app)

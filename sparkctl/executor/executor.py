@@ -9,7 +9,10 @@ The same program runs in local mode (started by the driver) and on a standalone 
                                                  ├─ slot 1 ┘ one task at a time each
                                                  ├─ block manager (cached RDD blocks)
    other executors ══ FetchShuffleBlock ═══════▶ └─ block server
+   driver ══ FetchBlockChunk (indirect results) ══▶ ┘
 ```
+A task's StatusUpdate too large for one frame to the driver is kept in the block manager
+and reported by block id and size; the driver fetches it in chunks, then removes it.
 """
 from __future__ import annotations
 
@@ -32,15 +35,19 @@ import cloudpickle
 
 from sparkctl import serializers
 from sparkctl.errors import ProtocolError, TaskFailedError
-from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
+from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import read_local_block
+from sparkctl.storagelevel import StorageLevel
 
 log = logging.getLogger("sparkctl.executor")
 _MAX_FRAME = 1 << 40
+# Until the driver says otherwise: the default spark.rpc.message.maxSize, less room for the
+# StatusUpdate around the result.
+_DEFAULT_MAX_DIRECT_RESULT = (512 << 20) - (1 << 20)
 
 
 @dataclass
@@ -102,6 +109,7 @@ class Executor:
         self.server: Server | None = None
         self.stopping = threading.Event()
         self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
+        self.max_direct_result = _DEFAULT_MAX_DIRECT_RESULT
         # shared with the forked slots: which task each slot is asked to kill
         self.kill_board = mmap.mmap(-1, 8 * max(1, settings.cores))
         for i in range(settings.cores):
@@ -144,11 +152,24 @@ class Executor:
                 if killed and state != m.FINISHED:
                     update = _restate(update, m.KILLED)
                 log.debug("Task %d %s in slot %d; reporting to the driver", task_id, state.lower(), slot.index)
+                if len(update) > self.max_direct_result:
+                    update = self._indirect(task_id, state, update)
                 self._to_driver_bytes(update)
             elif kind == "get_block":
                 slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
             elif kind == "put_block":
                 self.blocks.put(msg[1], msg[2], msg[3])
+
+    def _indirect(self, task_id: int, state: str, update: bytes) -> bytes:
+        """Keep a StatusUpdate too large for one frame as a block; what goes to the driver
+        instead names the block and its size (the driver fetches it, then removes it)."""
+        block_id = f"taskresult_{task_id}"
+        # in memory if it fits the storage budget, else on local disk, as Spark keeps them
+        self.blocks.put(block_id, update, StorageLevel.MEMORY_AND_DISK)
+        log.info("Task %d: result of %d bytes is over the direct limit of %d; kept as block %s", task_id,
+                 len(update), self.max_direct_result, block_id)
+        small = m.StatusUpdate(self.s.executor_id, task_id, state, b"", (block_id, len(update)))
+        return pickle.dumps(small, serializers.PROTOCOL)
 
     def _slot_died(self, slot: Slot) -> None:
         if self.stopping.is_set():
@@ -298,6 +319,8 @@ class Executor:
             self.blocks.remove_rdd(msg.rdd_id)
         elif isinstance(msg, m.RemoveShuffle):
             self._remove_shuffle(msg.shuffle_id)
+        elif isinstance(msg, m.RemoveBlock):
+            self.blocks.remove(msg.block_id)
         elif isinstance(msg, m.HeartbeatResponse):
             pass
         else:
@@ -342,6 +365,9 @@ class Executor:
                     conn.send(self._shuffle_block(req))
                 elif isinstance(req, FetchCachedBlock):
                     conn.send(BlockData(self.blocks.get(req.block_id)))
+                elif isinstance(req, FetchBlockChunk):
+                    chunk = self.blocks.get_range(req.block_id, req.offset, req.length)
+                    conn.send(BlockData(chunk, "" if chunk is not None else f"no block {req.block_id}"))
                 else:
                     conn.send(BlockData(None, f"unknown request {type(req).__name__}"))
         except Exception:
@@ -372,6 +398,8 @@ class Executor:
         reply = self.driver.recv(timeout=60)
         if not isinstance(reply, m.RegisteredExecutor):
             raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
+        if isinstance(reply.max_direct_result, int) and reply.max_direct_result > 0:
+            self.max_direct_result = reply.max_direct_result
         if reply.files:
             paths = self._install_files(reply.files)
             for slot in self.slots:
@@ -431,6 +459,7 @@ _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.KillTask: {"task_id": int},
     m.RemoveRdd: {"rdd_id": int},
     m.RemoveShuffle: {"shuffle_id": int},
+    m.RemoveBlock: {"block_id": str},
 }
 _TASK_FIELDS = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}
 

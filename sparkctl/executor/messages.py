@@ -16,6 +16,16 @@ class FetchCachedBlock:
 
 
 @dataclass(slots=True)
+class FetchBlockChunk:
+    """Part of a block: the driver reads an indirect task result this way, each chunk well
+    under the frame limit."""
+
+    block_id: str
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
 class BlockData:
     data: bytes | None
     error: str = ""

@@ -1,7 +1,8 @@
 """Scheduler backends: the one part of the driver that knows how executors come to exist.
 
-``LocalBackend`` (``local[N]``) starts one executor process with N task slots itself;
-the standalone backend asks a master for executors on workers. Either way the executors
+``LocalBackend`` (``local[N]``) starts one executor process with N task slots itself,
+and a replacement (with a new executor id) whenever that one is lost while the context
+runs; the standalone backend asks a master for executors on workers. Either way the executors
 connect back to the driver runtime and register, and from then on the runtime cannot tell
 them apart.
 """
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
@@ -102,20 +104,38 @@ class LocalBackend(SchedulerBackend):
     def default_parallelism(self) -> int:
         return self.cores
 
+    # Set by start(); a replacement executor gets the next id.
+    _runtime: "DriverRuntime | None" = None
+    _secret = b""
+    _next_executor = 0
+    _stopping = False
+
     def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
-        from sparkctl.conf import parse_size
-        driver_host, driver_port = runtime.address
+        self._runtime = runtime
+        self._secret = secret
+        self._lock = threading.Lock()
+        self._retired: list[subprocess.Popen[bytes]] = []
+        runtime.executor_loss_listeners.append(self._on_executor_lost)
+        with self._lock:
+            self._launch()
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start executor ``_next_executor`` (under ``_lock``)."""
+        assert self._runtime is not None
+        executor_id = str(self._next_executor)
+        self._next_executor += 1
+        driver_host, driver_port = self._runtime.address
         settings = {
-            "executor_id": "0",
+            "executor_id": executor_id,
             "driver_host": driver_host,
             "driver_port": driver_port,
             "cores": self.cores,
             "host": driver_host,
-            "local_dir": os.path.join(self.local_dir, "executor-0"),
-            "memory": parse_size(self.conf.get("spark.executor.memory") or "1g", "m"),
-            "memory_fraction": float(self.conf.get("spark.memory.fraction") or 0.6),
-            "storage_fraction": float(self.conf.get("spark.memory.storageFraction") or 0.5),
-            "batch_size": int(self.conf.get("spark.shuffle.spill.batchSize") or 1000),
+            "local_dir": os.path.join(self.local_dir, f"executor-{executor_id}"),
+            "memory": self.conf.get_size("spark.executor.memory"),
+            "memory_fraction": self.conf.get_float("spark.memory.fraction", 0.6),
+            "storage_fraction": self.conf.get_float("spark.memory.storageFraction", 0.5),
+            "batch_size": self.conf.get_int("spark.shuffle.spill.batchSize", 1000),
             "heartbeat_interval": self.conf.get_duration("spark.executor.heartbeatInterval"),
             "network_timeout": self.conf.get_duration("spark.network.timeout"),
             "app_id": self.app_id,
@@ -123,8 +143,47 @@ class LocalBackend(SchedulerBackend):
         }
         level = "INFO" if logging.getLogger("sparkctl").getEffectiveLevel() <= logging.INFO else "WARNING"
         # task output (print) shows on the driver's console, as in PySpark's local mode
-        self.proc = spawn_executor(settings, secret, level, cwd=os.getcwd())
-        log.info("Started local executor 0 with %d task slots (pid %d)", self.cores, self.proc.pid)
+        self.proc = spawn_executor(settings, self._secret, level, cwd=os.getcwd())
+        log.info("Started local executor %s with %d task slots (pid %d)", executor_id, self.cores, self.proc.pid)
+        return self.proc
+
+    def _on_executor_lost(self, executor_id: str, reason: str, caused_by_app: bool) -> None:
+        """Local mode has no master to ask: replace the lost executor at once, so its tasks
+        are retried (each loss counted against them: a task that kills every executor fails
+        its job after spark.task.maxFailures rather than forever)."""
+        runtime = self._runtime
+        with self._lock:
+            if (self._stopping or runtime is None or runtime.stopped or runtime.aborted is not None
+                    or executor_id != str(self._next_executor - 1)):  # only the current one is replaced
+                return
+            old = self.proc
+            if old is not None:
+                self._retired.append(old)
+                # it may still be on its way out (a connection it broke): reap it meanwhile
+                threading.Thread(target=stop_process, args=(old, 2.0), daemon=True, name="reap-executor").start()
+            proc = self._launch()
+            executor = str(self._next_executor - 1)
+        log.warning("Replacing lost local executor %s (%s) with executor %s", executor_id, reason, executor)
+        threading.Thread(target=self._watch_start, args=(proc, executor), daemon=True,
+                         name=f"watch-executor-{executor}").start()
+
+    def _watch_start(self, proc: subprocess.Popen[bytes], executor_id: str) -> None:
+        """A replacement that exits before it registers would leave jobs waiting for an
+        executor that never comes: abort the application with the reason instead."""
+        runtime = self._runtime
+        assert runtime is not None
+        while not self._stopping and not runtime.stopped:
+            with runtime.lock:
+                if executor_id in runtime.executors or executor_id in runtime.lost_executors:
+                    return
+                runtime.executor_changed.wait(0.2)
+            if proc.poll() is not None:
+                with runtime.lock:
+                    registered = executor_id in runtime.executors or executor_id in runtime.lost_executors
+                if not registered and not self._stopping:
+                    runtime.abort(f"the replacement local executor {executor_id} exited with code "
+                                  f"{proc.returncode} before it registered; see the driver's console output")
+                return
 
     def diagnose(self) -> str:
         if self.proc is not None and self.proc.poll() is not None:
@@ -132,7 +191,14 @@ class LocalBackend(SchedulerBackend):
         return "the local executor did not register in time"
 
     def stop(self) -> None:
+        self._stopping = True
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            with lock:  # no replacement starts from here on
+                pass
         if self.proc is not None:
             stop_process(self.proc)
             self.proc = None
+        for old in getattr(self, "_retired", ()):
+            stop_process(old, 0.0)
         shutil.rmtree(self.local_dir, ignore_errors=True)

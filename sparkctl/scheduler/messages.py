@@ -6,9 +6,14 @@
  executor ◀─ StageBinary / PutBroadcast (once per executor) ─ driver
  executor ◀─ LaunchTask ───────── driver      (streamed as slots free up)
  executor ── StatusUpdate ───────▶ driver     (result, failure or fetch failure)
+ driver ══ FetchBlockChunk ══▶ executor's block server   (an indirect result, in chunks)
+ executor ◀─ RemoveBlock ──────── driver      (once the driver has the result, or refused it)
  executor ── ExecutorHeartbeat ──▶ driver
  executor ◀─ KillTask / RemoveBroadcast / RemoveRdd / RemoveShuffle / StopExecutor ─ driver
 ```
+A task result too large for one frame (``spark.rpc.message.maxSize``) never rides in its
+StatusUpdate: the executor keeps the whole update as a block and reports only the block's
+id and size (an *indirect* result, as Spark's), and the driver fetches it in chunks.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ class RegisterExecutor:
 class RegisteredExecutor:
     app_id: str
     files: dict[str, bytes] = field(default_factory=dict)  # the app's --py-files, put on the slots' path
+    # a StatusUpdate larger than this goes back as an indirect result (below the driver's frame limit)
+    max_direct_result: int = 0
 
 
 @dataclass(slots=True)
@@ -88,6 +95,13 @@ class KillTask:
 
 
 @dataclass(slots=True)
+class RemoveBlock:
+    """Drop a block the driver no longer needs (an indirect task result it fetched or refused)."""
+
+    block_id: str
+
+
+@dataclass(slots=True)
 class StopExecutor:
     reason: str = "driver stopped"
 
@@ -119,6 +133,9 @@ class StatusUpdate:
     task_id: int
     state: str
     outcome: bytes
+    # set for an indirect result: (block id, size) of the full pickled StatusUpdate, kept in
+    # the executor's block manager; ``outcome`` is then empty
+    result_block: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)

@@ -10,10 +10,19 @@ feeding the state machines and carrying out the actions they return (sending mes
 waking the job's waiter). The runtime knows executors only as connections: how they came
 to exist is the scheduler backend's business, so local mode and a standalone cluster run
 exactly this code.
+
+A result too large for one frame arrives *indirectly*: the StatusUpdate names a block in
+the executor's block manager and its size. ``spark.driver.maxResultSize`` is checked on
+that size first; only then does a fetcher thread read the block in chunks from the
+executor's block server and feed the full StatusUpdate in as if it had come directly.
+When an executor is lost, the scheduler backend hears of it (``executor_loss_listeners``)
+and may start a replacement; a backend that learns the application cannot go on calls
+``abort``, which fails the running jobs and every later one with the reason.
 """
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import deque
@@ -25,7 +34,8 @@ import cloudpickle
 from sparkctl import serializers
 from sparkctl.errors import (FetchFailedError, JobCancelledError, RemoteTraceback,
                              SparkctlError, TaskFailedError)
-from sparkctl.rpc import Connection, Server
+from sparkctl.executor.messages import BlockData, FetchBlockChunk
+from sparkctl.rpc import Connection, Server, connect
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
@@ -100,6 +110,13 @@ class DriverRuntime:
         self.app_files: dict[str, bytes] = {}
         self.stopped = False
         self.listeners: list[Callable[[str, Any], None]] = []
+        # called (executor id, reason, caused by the app) after an executor is lost, off the lock
+        self.executor_loss_listeners: list[Callable[[str, str, bool], None]] = []
+        self.aborted: str | None = None  # why the application cannot run jobs any more
+        self.secret = secret
+        self.max_frame = max_frame
+        # a StatusUpdate over this goes back indirectly; the reserve covers its own fields
+        self.max_direct_result = max_frame - min(1 << 20, max_frame // 4)
         self.server = Server(host, port, secret, self._on_connection, name="driver", max_frame=max_frame)
 
     def start(self) -> tuple[str, int]:
@@ -131,6 +148,8 @@ class DriverRuntime:
         with self.lock:
             if self.stopped:
                 raise SparkctlError("Cannot call methods on a stopped SparkContext")
+            if self.aborted is not None:
+                raise SparkctlError(f"The application was aborted and runs no more jobs: {self.aborted}")
             job_id = self.next_job_id
             self.next_job_id += 1
             waiter = JobWaiter(job_id, len(partitions), (properties or {}).get("spark.jobGroup.id"))
@@ -166,6 +185,19 @@ class DriverRuntime:
             for jid, w in list(self.waiters.items()):
                 if w.group == group:
                     self.cancel_job(jid, f"part of cancelled job group {group}")
+
+    def abort(self, reason: str) -> None:
+        """The application cannot go on (e.g. the master removed it): fail the running jobs
+        and refuse later ones, with ``reason``, instead of letting them wait for executors."""
+        with self.lock:
+            if self.stopped or self.aborted is not None:
+                return
+            self.aborted = reason
+            log.error("Aborting the application: %s", reason)
+            for jid in list(self.waiters):
+                self._execute(self.dag.cancel_job(jid, SparkctlError(f"Job {jid} aborted: {reason}")))
+            for w in self.waiters.values():  # a job whose stages were not yet submitted
+                w.fail(SparkctlError(f"Job {w.job_id} aborted: {reason}"))
 
     def _notify(self, event: str, data: Any) -> None:
         for fn in self.listeners:
@@ -338,7 +370,7 @@ class DriverRuntime:
             self.executors[reg.executor_id] = h
             log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
                      reg.port, reg.cores, reg.pid)
-            conn.send(m.RegisteredExecutor(self.app_id, self.app_files))
+            conn.send(m.RegisteredExecutor(self.app_id, self.app_files, self.max_direct_result))
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
             self.executor_changed.notify_all()
         error: BaseException | None = None
@@ -347,7 +379,10 @@ class DriverRuntime:
                 # executors heartbeat every few seconds: silence this long means it is gone
                 msg = conn.recv(timeout=self.network_timeout)
                 if isinstance(msg, m.StatusUpdate):
-                    self._on_status(msg)
+                    if msg.result_block is not None:
+                        self._on_indirect_status(msg, h)
+                    else:
+                        self._on_status(msg)
                 elif isinstance(msg, m.ExecutorHeartbeat):
                     h.last_heartbeat = time.monotonic()
                     self._send(h, m.HeartbeatResponse())
@@ -357,19 +392,33 @@ class DriverRuntime:
             error = e
         finally:
             conn.close()
-            self.executor_lost(reg.executor_id, f"connection closed ({type(error).__name__ if error else 'EOF'})")
+            # An unexplained end of the connection (the process died, or broke the protocol)
+            # may be the app's doing, as Spark assumes of an executor process lost.
+            why = f"{type(error).__name__}: {error}" if error is not None and str(error) else \
+                type(error).__name__ if error is not None else "EOF"
+            self.executor_lost(reg.executor_id, f"connection closed ({why})")
 
-    def executor_lost(self, executor_id: str, reason: str) -> None:
+    def executor_lost(self, executor_id: str, reason: str, caused_by_app: bool = True) -> None:
+        """Forget an executor and rerun what it was running. ``caused_by_app``: whether its
+        running tasks count the loss as a failure (False when, say, its worker died)."""
         with self.lock:
             h = self.executors.pop(executor_id, None)
             if h is None:
                 return
             self.lost_executors[executor_id] = reason
-            if not self.stopped:
+            stopped = self.stopped
+            if not stopped:
                 log.warning("Lost executor %s: %s", executor_id, reason)
             self._execute(self.dag.executor_lost(executor_id))
-            self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic()))
+            self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic(),
+                                                   caused_by_app=caused_by_app))
             self.executor_changed.notify_all()
+        if not stopped:
+            for listener in list(self.executor_loss_listeners):
+                try:
+                    listener(executor_id, reason, caused_by_app)
+                except Exception:
+                    log.warning("executor loss listener failed", exc_info=True)
         # declared lost (e.g. its worker went silent) but perhaps still alive: cut it off, so
         # it stops rather than run on unseen and report on tasks that were rerun elsewhere
         h.conn.close()
@@ -388,7 +437,88 @@ class DriverRuntime:
         with self.lock:
             return sum(h.cores for h in self.executors.values())
 
-    def _on_status(self, msg: m.StatusUpdate) -> None:
+    def _on_indirect_status(self, msg: m.StatusUpdate, h: ExecutorHandle) -> None:
+        """A result kept in the executor's block manager: check its size against
+        spark.driver.maxResultSize, then fetch it off this executor's reader thread."""
+        block = msg.result_block
+        if (not isinstance(block, tuple) or len(block) != 2 or not isinstance(block[0], str)
+                or not isinstance(block[1], int) or block[1] < 0):
+            log.warning("executor %s sent a malformed indirect result for task %s", h.executor_id, msg.task_id)
+            return
+        block_id, size = block
+        with self.lock:
+            att = self.tasks.attempts.get(msg.task_id)
+            wanted = att is not None and att.executor_id == h.executor_id
+            if wanted and msg.state == m.FINISHED and self._result_over_limit(msg.task_id, size):
+                wanted = False
+        if not wanted:
+            self._send(h, m.RemoveBlock(block_id))
+            return
+        log.info("Task %d: fetching its result of %d bytes (block %s) from executor %s", msg.task_id, size,
+                 block_id, h.executor_id)
+        threading.Thread(target=self._fetch_indirect, args=(msg, h, block_id, size), daemon=True,
+                         name=f"result-fetcher-{msg.task_id}").start()
+
+    def _fetch_indirect(self, msg: m.StatusUpdate, h: ExecutorHandle, block_id: str, size: int) -> None:
+        try:
+            data = self._fetch_block(h, block_id, size)
+            update = pickle.loads(data)
+            if not isinstance(update, m.StatusUpdate) or update.task_id != msg.task_id:
+                raise TaskFailedError(f"block {block_id} does not hold the result of task {msg.task_id}")
+        except Exception as e:
+            with self.lock:
+                if msg.task_id in self.tasks.attempts:
+                    log.warning("Task %d: could not fetch its result from executor %s: %s", msg.task_id,
+                                h.executor_id, e)
+                    err = TaskFailedError(f"could not fetch the result of task {msg.task_id} from executor "
+                                          f"{h.executor_id}: {type(e).__name__}: {e}")
+                    self._execute(self.tasks.task_failed(msg.task_id, err, str(err), now=time.monotonic()))
+            return
+        finally:
+            self._send(h, m.RemoveBlock(block_id))
+        del data
+        self._on_status(update, counted=True)
+
+    def _fetch_block(self, h: ExecutorHandle, block_id: str, size: int) -> bytearray:
+        """Read a block from an executor's block server, in chunks well under a frame."""
+        chunk = max(1 << 16, min(8 << 20, self.max_frame // 4))
+        buf = bytearray(size)
+        conn = connect(h.host, h.port, self.secret, timeout=30, max_frame=self.max_frame)
+        try:
+            offset = 0
+            while offset < size:
+                conn.send(FetchBlockChunk(block_id, offset, min(chunk, size - offset)))
+                reply = conn.recv(timeout=self.network_timeout)
+                if not isinstance(reply, BlockData) or reply.data is None:
+                    raise TaskFailedError(getattr(reply, "error", "") or f"no data for block {block_id}")
+                if not reply.data:
+                    raise TaskFailedError(f"block {block_id} ended at {offset} of {size} bytes")
+                buf[offset:offset + len(reply.data)] = reply.data
+                offset += len(reply.data)
+        finally:
+            conn.close()
+        return buf
+
+    def _result_over_limit(self, task_id: int, size: int) -> bool:
+        """Add a result task's result to its job's total; past spark.driver.maxResultSize, fail
+        the job and free the task's slot (its result is dropped, never retried). Under the lock."""
+        att = self.tasks.attempts.get(task_id)
+        if att is None or att.tsm.payload.message.is_shuffle_map:
+            return False
+        w = self.waiters.get(att.tsm.job_id)
+        if w is None or not self.max_result_size:
+            return False
+        w.result_bytes += size
+        if w.result_bytes <= self.max_result_size:
+            return False
+        self._execute(self.dag.cancel_job(att.tsm.job_id, SparkctlError(
+            f"Total size of serialized results of job {att.tsm.job_id} ({w.result_bytes} bytes, with task "
+            f"{task_id}'s result of {size} bytes) is bigger than spark.driver.maxResultSize "
+            f"({self.max_result_size} bytes)")))
+        self._execute(self.tasks.release(task_id, time.monotonic()))
+        return True
+
+    def _on_status(self, msg: m.StatusUpdate, counted: bool = False) -> None:
         try:
             outcome: m.TaskOutcome = serializers.loads(msg.outcome)
         except Exception as e:
@@ -398,17 +528,8 @@ class DriverRuntime:
         with self.lock:
             now = time.monotonic()
             if msg.state == m.FINISHED:
-                att = self.tasks.attempts.get(msg.task_id)
-                if att is not None and not att.tsm.payload.message.is_shuffle_map:
-                    w = self.waiters.get(att.tsm.job_id)
-                    if w is not None and self.max_result_size:
-                        w.result_bytes += len(msg.outcome)
-                        if w.result_bytes > self.max_result_size:
-                            self._execute(self.dag.cancel_job(att.tsm.job_id, SparkctlError(
-                                f"Total size of serialized results of job {att.tsm.job_id} "
-                                f"({w.result_bytes} bytes) is bigger than spark.driver.maxResultSize "
-                                f"({self.max_result_size} bytes)")))
-                            return
+                if not counted and self._result_over_limit(msg.task_id, len(msg.outcome)):
+                    return
                 log.info("Finished task %d in %.0f ms on executor %s (result %d bytes)", msg.task_id,
                          outcome.duration * 1000, msg.executor_id, len(msg.outcome))
                 self._execute(self.tasks.task_succeeded(msg.task_id, outcome.value, outcome.accum_updates,

@@ -5,7 +5,9 @@ sets (submitted, cancelled) and task status updates; it answers with ``Launch`` 
 (run partition P of task set T on executor E), ``KillTask`` actions and ``TaskEnded``
 events for the DAG scheduler. It prefers the executor that caches a task's input, runs a
 failed task elsewhere when another executor exists, and gives up on a task set after
-``spark.task.maxFailures`` failures of one task, reporting every attempt's reason.
+``spark.task.maxFailures`` failures of one task, reporting every attempt's reason. The
+loss of the executor a task runs on counts as one of its failures unless the application
+cannot have caused it (see ``executor_lost``).
 Task sets are served first come, first served (FIFO by job, then stage).
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkctl.errors import TaskFailedError
+from sparkctl.errors import ExecutorLostError, TaskFailedError
 
 PENDING, RUNNING, SUCCEEDED = 0, 1, 2
 
@@ -173,23 +175,41 @@ class TaskScheduler:
         self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores)
         return self._offer(executor_id, now)
 
-    def executor_lost(self, executor_id: str, reason: str, now: float = 0.0) -> list[Any]:
-        """Requeue its running tasks (a lost executor does not count as the task's failure)."""
+    def executor_lost(self, executor_id: str, reason: str, now: float = 0.0, *,
+                      caused_by_app: bool = True) -> list[Any]:
+        """Requeue the tasks it was running.
+
+        As Spark's ``exitCausedByApp``: when the loss may be the application's doing (the
+        process died or its connection dropped; a task can kill its executor by running it
+        out of memory or by a huge result), each of its running tasks counts the loss as one
+        failure, so a task that takes down every executor it lands on fails its job after
+        ``spark.task.maxFailures`` instead of killing executors forever. A loss the
+        application cannot have caused (its worker died, the executor was killed on purpose)
+        costs the tasks nothing.
+        """
         slots = self.executors.pop(executor_id, None)
         if slots is None:
             return []
+        actions: list[Any] = []
         for tid in sorted(slots.running):
             att = self.attempts.pop(tid, None)
             if att is None:
                 continue
             tsm = att.tsm
             tsm.running.pop(tid, None)
-            if tsm.state[att.index] == RUNNING and not self._other_copy_running(tsm, att.index):
+            if tsm.state[att.index] != RUNNING or tsm.zombie:
+                continue
+            why = f"executor {executor_id} lost: {reason}"
+            if caused_by_app:
+                error = ExecutorLostError(
+                    f"executor {executor_id} was lost while running task {tsm.partitions[att.index]} of stage "
+                    f"{tsm.stage_id}.{tsm.stage_attempt} (attempt {att.attempt}): {reason}")
+                actions += self._count_failure(att, error, why)
+            elif not self._other_copy_running(tsm, att.index):
                 tsm.state[att.index] = PENDING
                 tsm.pending.appendleft(att.index)
-                tsm.reasons[att.index].append(f"executor {executor_id} lost: {reason}")
+                tsm.reasons[att.index].append(f"attempt {att.attempt} (not counted): {why}")
         self._drop_finished_sets()
-        actions: list[Any] = []
         for eid in list(self.executors):
             actions += self._offer(eid, now)
         return actions
@@ -300,21 +320,39 @@ class TaskScheduler:
                 tsm.state[i] = PENDING
                 tsm.pending.appendleft(i)
         else:
-            tsm.failures[i] += 1
-            tsm.failed_on[i].add(att.executor_id)
-            tsm.reasons[i].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
-            if tsm.failures[i] >= tsm.max_failures:
-                tsm.zombie = True
-                for other in tsm.running.values():
-                    actions.append(KillTask(other.executor_id, other.task_id, "stage aborted"))
-                actions.append(TaskSetAborted(tsm.stage_id, tsm.stage_attempt, self._abort_error(tsm, i, error)))
-            elif not self._other_copy_running(tsm, i):
-                tsm.state[i] = PENDING
-                tsm.pending.append(i)
+            actions += self._count_failure(att, error, reason)
         self._drop_finished_sets()
         for eid in list(self.executors):
             actions += self._offer(eid, now)
         return actions
+
+    def release(self, task_id: int, now: float = 0.0) -> list[Any]:
+        """Forget an attempt whose outcome is thrown away (its job was failed because of
+        it), freeing its slot without counting a failure or running it again."""
+        att = self.attempts.get(task_id)
+        if att is None:
+            return []
+        self._release(att)
+        self._drop_finished_sets()
+        return self._offer(att.executor_id, now)
+
+    def _count_failure(self, att: TaskAttempt, error: BaseException, reason: str) -> list[Any]:
+        """One more failure of the attempt's task: run it again, or give up on its task set."""
+        tsm = att.tsm
+        i = att.index
+        tsm.failures[i] += 1
+        tsm.failed_on[i].add(att.executor_id)
+        tsm.reasons[i].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
+        if tsm.failures[i] >= tsm.max_failures:
+            tsm.zombie = True
+            actions: list[Any] = [KillTask(other.executor_id, other.task_id, "stage aborted")
+                                  for other in tsm.running.values()]
+            actions.append(TaskSetAborted(tsm.stage_id, tsm.stage_attempt, self._abort_error(tsm, i, error)))
+            return actions
+        if not self._other_copy_running(tsm, i):
+            tsm.state[i] = PENDING
+            tsm.pending.append(i)
+        return []
 
     def _abort_error(self, tsm: TaskSetManager, index: int, error: BaseException) -> BaseException:
         summary = (f"Job aborted: task {tsm.partitions[index]} in stage {tsm.stage_id}.{tsm.stage_attempt} "

@@ -1,5 +1,7 @@
-"""An executor's cached RDD blocks: serialized, in memory under a limit with LRU
-eviction, or on its local disk, per each block's storage level."""
+"""An executor's blocks: cached RDD partitions and indirect task results, serialized, in
+memory under a limit with LRU eviction, or on its local disk, per each block's storage
+level. Other processes read them through the executor's block server, whole or (for task
+results larger than a frame) in chunks."""
 from __future__ import annotations
 
 import logging
@@ -38,6 +40,27 @@ class BlockManager:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def get_range(self, block_id: str, offset: int, length: int) -> bytes | None:
+        """``length`` bytes of a block from ``offset`` (fewer at its end); None if it is gone.
+        A block on disk is read only in that range, so a chunked fetch never loads it whole."""
+        with self.lock:
+            data = self.memory.get(block_id)
+            path = self.disk.get(block_id) if data is None else None
+        if data is not None:
+            return data[offset:offset + length]
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        except FileNotFoundError:
+            return None
+
+    def remove(self, block_id: str) -> None:
+        with self.lock:
+            self._remove_locked(block_id)
 
     def put(self, block_id: str, data: bytes, level: StorageLevel) -> bool:
         """Store a block; False if it fits nowhere its level allows (it is then recomputed)."""
