@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -21,6 +22,7 @@ import click
 from sparkctl.conf import load_defaults_file, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError
+from sparkctl.util import shutdown
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 T = TypeVar("T")
@@ -354,25 +356,33 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None
     sys.path.insert(0, os.path.dirname(app_path))
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
         sys.path.insert(1, os.path.abspath(f) if f.endswith((".zip", ".egg")) else os.path.dirname(os.path.abspath(f)))
+    # SIGTERM (timeout, kill) and SIGHUP (a closed terminal) clean up as Ctrl-C does; and
+    # Ctrl-C works even where the shell started us with SIGINT ignored (a background job).
+    shutdown.install_driver_handlers()
     code = 0
     try:
-        runpy.run_path(app_path, run_name="__main__")
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if e.code is not None and not isinstance(e.code, int):
-            print(e.code, file=sys.stderr)
-    except KeyboardInterrupt:
-        print("Interrupted", file=sys.stderr)
-        code = 130
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        code = 1
+        try:
+            runpy.run_path(app_path, run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if e.code is not None and not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+        except KeyboardInterrupt as e:
+            code = shutdown.exit_code_for(e)
+            print("Interrupted" if code == 130 else f"Interrupted by {signal.Signals(code - 128).name}",
+                  file=sys.stderr)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 1
+    except KeyboardInterrupt as e:  # a second signal while the first one was being reported
+        code = shutdown.exit_code_for(e)
     finally:
-        from sparkctl.context import SparkContext
-        active = SparkContext._active
-        if active is not None:  # the app forgot sc.stop(): release the executors now
-            active.stop()
+        with shutdown.deferred():  # a second signal must not cut the cleanup short
+            from sparkctl.context import SparkContext
+            active = SparkContext._active
+            if active is not None:  # the app forgot sc.stop() or was interrupted: release the executors now
+                active.stop()
     sys.exit(code)
 
 

@@ -29,6 +29,7 @@ from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
 from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
+from sparkctl.util import shutdown
 
 log = logging.getLogger("sparkctl.driver")
 
@@ -149,6 +150,9 @@ class SparkContext:
             from sparkctl.ui.progress import ConsoleProgressBar
             self._progress = ConsoleProgressBar(self._runtime)
         atexit.register(self._stop_at_exit)
+        # `python app.py`: SIGTERM and SIGHUP stop us as Ctrl-C does, rather than leaving
+        # executors and shuffle files behind (only where no handler was installed)
+        self._signals_taken = shutdown.install_default_handlers()
 
     def _executor_paths(self) -> list[str]:
         """The driver's import path, so functions from the app's own modules unpickle on
@@ -393,8 +397,12 @@ class SparkContext:
             self._stopped = True
             if SparkContext._active is self:
                 SparkContext._active = None
-        self._teardown()
+        with shutdown.deferred() as noted:  # a signal now would leave executors running
+            self._teardown()
+        shutdown.restore_default_handlers(getattr(self, "_signals_taken", []))
         log.info("SparkContext stopped")
+        if noted:  # delivered now that the executors are gone
+            raise shutdown.Interrupted(noted[0])
 
     def _teardown(self) -> None:
         progress = getattr(self, "_progress", None)
@@ -410,6 +418,8 @@ class SparkContext:
     def _stop_at_exit(self) -> None:
         try:
             self.stop()
+        except KeyboardInterrupt:
+            pass  # the process is exiting anyway
         except Exception:
             traceback.print_exc()
 

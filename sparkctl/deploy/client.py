@@ -19,7 +19,6 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -250,12 +249,13 @@ def request_master_state(host: str, port: int, secret: bytes, timeout: float = 1
     return reply.json
 
 
-def spawn_ready(cmd: list[str], env: dict[str, str], log_path: str, timeout: float = 30) -> tuple[subprocess.Popen[bytes], str]:
+def spawn_ready(cmd: list[str], env: dict[str, str], log_path: str, timeout: float = 30,
+                pass_fds: tuple[int, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     """Start a daemon module in the foreground of this process tree and wait for its READY line."""
     rfd, wfd = os.pipe()
     with open(log_path, "ab") as logf:
         proc = subprocess.Popen(cmd + ["--ready-fd", str(wfd)], env=env, stdin=subprocess.DEVNULL, stdout=logf,
-                                stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True)
+                                stderr=subprocess.STDOUT, pass_fds=(wfd, *pass_fds), start_new_session=True)
     os.close(wfd)
     buf = b""
     deadline = time.monotonic() + timeout
@@ -284,7 +284,12 @@ def spawn_ready(cmd: list[str], env: dict[str, str], log_path: str, timeout: flo
 
 class LocalClusterBackend(SchedulerBackend):
     """``local-cluster[W,C,M]``: a private master and W workers of C cores and M MiB, as
-    real processes; worker i listens on 127.0.0.(2+i), so every shuffle crosses TCP."""
+    real processes; worker i listens on 127.0.0.(2+i), so every shuffle crosses TCP.
+
+    They live no longer than this driver, even one killed with SIGKILL: each runs under
+    :mod:`sparkctl.deploy.lifecycle`, holding the read end of a pipe whose write end only
+    this process has, and stops itself when it reads EOF. Their directory names this
+    process as its owner, so whatever they could not remove the next driver does."""
 
     def __init__(self, workers: int, cores: int, memory_mib: int, conf: SparkConf, app_name: str,
                  extra_paths: list[str]) -> None:
@@ -297,7 +302,10 @@ class LocalClusterBackend(SchedulerBackend):
         self.extra_paths = extra_paths
         self.procs: list[subprocess.Popen[bytes]] = []
         self.inner: StandaloneBackend | None = None
-        self.dir = tempfile.mkdtemp(prefix="sparkctl-local-cluster-")
+        self._owner_fd: int | None = None  # the pipe's write end: closed when we are gone
+        from sparkctl.util.cleanup import make_owned_dir, sweep_leftovers
+        sweep_leftovers([conf.get("spark.local.dir"), None])  # what killed drivers left behind
+        self.dir = make_owned_dir("sparkctl-local-cluster-")
 
     def default_parallelism(self) -> int:
         return self.inner.default_parallelism() if self.inner else self.workers * self.cores
@@ -314,21 +322,28 @@ class LocalClusterBackend(SchedulerBackend):
             for key, value in self.conf.getAll():
                 if key.startswith(("spark.deploy.", "spark.worker.")):
                     f.write(f"{key} {value}\n")
-        py = sys.executable
-        master, line = spawn_ready([py, "-m", "sparkctl.deploy.master", "--host", "127.0.0.1", "--port", "0",
-                                    "--webui-port", "0"], env, os.path.join(self.dir, "master.log"))
-        self.procs.append(master)
-        url = line.split()[1]
-        log.info("local-cluster: master at %s", url)
-        for i in range(self.workers):
-            host = f"127.0.0.{2 + i}"
-            worker, wline = spawn_ready([py, "-m", "sparkctl.deploy.worker", "--master", url, "--cores",
-                                         str(self.cores), "--memory", f"{self.memory_mib}m", "--host", host,
-                                         "--port", "0", "--webui-port", "0", "--work-dir",
-                                         os.path.join(self.dir, "work")],
-                                        env, os.path.join(self.dir, f"worker-{i}.log"))
-            self.procs.append(worker)
-            log.info("local-cluster: worker %s on %s", wline.split()[1], host)
+        watch_fd, self._owner_fd = os.pipe()
+        try:
+            def owned(role: str) -> list[str]:
+                return [sys.executable, "-m", "sparkctl.deploy.lifecycle", role, "--owner-fd", str(watch_fd),
+                        "--dir", self.dir]
+
+            master, line = spawn_ready(owned("master") + ["--host", "127.0.0.1", "--port", "0", "--webui-port", "0"],
+                                       env, os.path.join(self.dir, "master.log"), pass_fds=(watch_fd,))
+            self.procs.append(master)
+            url = line.split()[1]
+            log.info("local-cluster: master at %s", url)
+            for i in range(self.workers):
+                host = f"127.0.0.{2 + i}"
+                worker, wline = spawn_ready(owned("worker") + ["--master", url, "--cores", str(self.cores),
+                                                               "--memory", f"{self.memory_mib}m", "--host", host,
+                                                               "--port", "0", "--webui-port", "0", "--work-dir",
+                                                               os.path.join(self.dir, "work")],
+                                            env, os.path.join(self.dir, f"worker-{i}.log"), pass_fds=(watch_fd,))
+                self.procs.append(worker)
+                log.info("local-cluster: worker %s on %s", wline.split()[1], host)
+        finally:
+            os.close(watch_fd)  # only the daemons read it
         self.inner = StandaloneBackend(url, self.conf, self.app_name, self.extra_paths)
         self.inner.start(runtime, secret)
 
@@ -349,6 +364,9 @@ class LocalClusterBackend(SchedulerBackend):
         for proc in reversed(self.procs):  # workers first (they stop their executors), then the master
             _terminate(proc)
         self.procs = []
+        if self._owner_fd is not None:
+            os.close(self._owner_fd)  # any daemon still there stops on its own
+            self._owner_fd = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -96,9 +96,13 @@ class LocalBackend(SchedulerBackend):
         self.app_id = app_id
         self.extra_paths = extra_paths
         self.proc: subprocess.Popen[bytes] | None = None
+        from sparkctl.util.cleanup import make_owned_dir, sweep_leftovers
         base = conf.get("spark.local.dir") or tempfile.gettempdir()
         os.makedirs(base, exist_ok=True)
-        self.local_dir = tempfile.mkdtemp(prefix=f"sparkctl-{app_id}-", dir=base)
+        # A driver killed with SIGKILL could not remove its directories: the next one does.
+        # Ours records this process as its owner, so that one can tell when it is abandoned.
+        sweep_leftovers([base, None])
+        self.local_dir = make_owned_dir(f"sparkctl-{app_id}-", base)
         self.log_path = os.path.join(self.local_dir, "executor.log")
 
     def default_parallelism(self) -> int:

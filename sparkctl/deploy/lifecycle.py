@@ -1,0 +1,115 @@
+"""A private daemon lives exactly as long as its owner: ``local-cluster``'s master and workers.
+
+``python -m sparkctl.deploy.lifecycle {master,worker} --owner-fd FD --dir DIR ARGS...``
+runs the master's or the worker's ``main(ARGS)`` in this process, and ends it when the
+driver that started it is gone, however it went (``sc.stop()``, a crash, SIGKILL):
+
+```
+ driver ── holds the write end ──▶ pipe ──▶ read end (--owner-fd) in every private daemon
+   │ SIGKILL: the kernel closes the write end
+   ▼
+ daemon's owner-watch thread: EOF ──▶ SIGTERM to itself ──▶ the daemon's own graceful stop
+                                        (a worker stops its executors first)
+ last daemon out: DIR/owner names a dead process, DIR/daemons/ is empty ──▶ rm -r DIR
+```
+
+The pipe is the signal that cannot be missed: the kernel closes a dead process's file
+descriptors, so the read end sees EOF whatever killed the driver. Its parent pid is
+checked as well, in case a process the driver forked without exec holds a copy of the
+write end. The kernel's parent-death signal is not used: it follows the thread that
+forked us, not the process, and a SparkContext may be made in a thread that ends.
+A daemon that dies too abruptly to remove DIR leaves it for the next driver's sweep
+(:mod:`sparkctl.util.cleanup`), which checks the same records.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from sparkctl.util.cleanup import OWNER_FILE, ProcessIdentity, owned_dir_is_abandoned, remove_identity, write_identity
+
+log = logging.getLogger("sparkctl.lifecycle")
+
+#: How often the watch also checks the parent pid (the pipe alone needs no polling).
+POLL_INTERVAL = 1.0
+#: After the owner is gone, a daemon whose graceful stop hangs is ended this much later.
+STOP_GRACE = 30.0
+
+
+def watch_owner(fd: int, owner_pid: int, on_gone: Callable[[], None]) -> threading.Thread:
+    """Call *on_gone* once, from a thread, when the pipe *fd* reaches EOF or our parent
+    is no longer *owner_pid*."""
+    def run() -> None:
+        try:
+            while os.getppid() == owner_pid:
+                if select.select([fd], [], [], POLL_INTERVAL)[0]:
+                    try:
+                        data = os.read(fd, 64)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break  # every write end is closed: the owner is gone
+        finally:
+            os.close(fd)
+        on_gone()
+
+    thread = threading.Thread(target=run, name="owner-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_self() -> None:
+    log.warning("The driver that owns this daemon is gone; shutting down")
+    # The daemon's own handler makes it a graceful stop. Aimed at the main thread: that is
+    # where Python runs handlers, and a signal taken by this thread would not wake it.
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    # a stop that hangs must still end: the daemon's purpose died with its owner
+    timer = threading.Timer(STOP_GRACE, os._exit, (1,))
+    timer.daemon = True
+    timer.start()
+
+
+def _daemon_main(role: str) -> Callable[[list[str]], int]:
+    if role == "master":
+        from sparkctl.deploy.master import main as master_main
+        return master_main
+    from sparkctl.deploy.worker import main as worker_main
+    return worker_main
+
+
+def _parse_args(argv: list[str]) -> tuple[str, int, str, list[str]]:
+    """``ROLE --owner-fd FD --dir DIR ARGS...``: the rest is the daemon's, passed on as is."""
+    usage = "usage: python -m sparkctl.deploy.lifecycle {master,worker} --owner-fd FD --dir DIR [ARGS...]"
+    if not argv or argv[0] not in ("master", "worker"):
+        raise SystemExit(usage)
+    role, rest, found = argv[0], argv[1:], {}
+    while rest and rest[0] in ("--owner-fd", "--dir") and len(rest) > 1:
+        found[rest[0]] = rest[1]
+        rest = rest[2:]
+    if set(found) != {"--owner-fd", "--dir"} or not found["--owner-fd"].isdigit():
+        raise SystemExit(usage)
+    return role, int(found["--owner-fd"]), found["--dir"], rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    role, owner_fd, directory, args = _parse_args(sys.argv[1:] if argv is None else argv)
+    with open(os.path.join(directory, OWNER_FILE), encoding="ascii") as f:
+        owner = ProcessIdentity.from_json(f.read())
+    record = write_identity(directory, f"{role}-{os.getpid()}")
+    watch_owner(owner_fd, owner.pid, _stop_self)
+    try:
+        return _daemon_main(role)(args)
+    finally:
+        remove_identity(record)
+        if owned_dir_is_abandoned(directory):  # the owner is dead and we are the last daemon out
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
