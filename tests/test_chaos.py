@@ -151,3 +151,59 @@ def test_hung_worker_is_declared_dead_after_the_timeout(assert_no_child_processe
             hung.cancel()
             os.kill(victim.pid, signal.SIGCONT)
     assert_no_child_processes(allow_shared=False)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_local_executor_killed_mid_job_is_replaced(seed: int, assert_no_child_processes: Any) -> None:
+    """local[N] has no master: the driver itself replaces its killed executor, and the
+    lost tasks (and the lost map outputs) are rerun on the replacement."""
+    rng = random.Random(seed)
+    conf = SparkConf().set("spark.log.level", "ERROR")
+    with SparkContext("local[2]", f"chaos-local-{seed}", conf=conf) as sc:
+        runtime = sc._runtime
+        killed: list[str] = []
+        stop = threading.Event()
+
+        def kill_once() -> None:
+            if stop.wait(rng.uniform(0.1, 0.4)):
+                return
+            with runtime.lock:
+                if not runtime.tasks.running_tasks():
+                    return
+                victim = next(iter(runtime.executors.values()))
+            killed.append(f"executor {victim.executor_id} pid {victim.pid}")
+            os.kill(victim.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_once, daemon=True)
+        killer.start()
+        try:
+            got, expected = wordcount(sc)
+        finally:
+            stop.set()
+            killer.join()
+        assert got == expected, f"wrong result after kills: {killed}"
+        assert killed, "the schedule killed nothing"
+        assert "0" in runtime.lost_executors and len(runtime.executors) == 1
+        got, expected = join(sc)
+        assert got == expected
+    assert_no_child_processes(allow_shared=False)
+
+
+def test_oversized_results_leave_every_executor_alive(assert_no_child_processes: Any) -> None:
+    """A result over a frame (spark.rpc.message.maxSize) used to close the executor's
+    connection, which killed it and restarted its task forever; over
+    spark.driver.maxResultSize it must fail only its job."""
+    from sparkctl.errors import SparkctlError
+    conf = (SparkConf().set("spark.log.level", "ERROR").set("spark.rpc.message.maxSize", "8m")
+            .set("spark.driver.maxResultSize", "30m"))
+    with SparkContext("local-cluster[2,1,512]", "chaos-oversized", conf=conf) as sc:
+        runtime = sc._runtime
+        pids = {e: h.pid for e, h in runtime.executors.items()}
+        blobs = sc.parallelize(range(2), 2).map(lambda i: bytes([i]) * (12 << 20)).collect()
+        assert [len(b) for b in blobs] == [12 << 20] * 2 and blobs[1].count(1) == 12 << 20
+        with pytest.raises(SparkctlError, match=r"spark\.driver\.maxResultSize"):
+            sc.parallelize(range(1), 1).map(lambda i: b"x" * (40 << 20)).collect()
+        got, expected = wordcount(sc)
+        assert got == expected
+        assert not runtime.lost_executors and {e: h.pid for e, h in runtime.executors.items()} == pids
+    assert_no_child_processes(allow_shared=False)
