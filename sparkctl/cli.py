@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from sparkctl.conf import load_defaults_file, parse_size
+from sparkctl.conf import SUBMIT_CONF_VAR, check_setting, encode_submitted, load_defaults_file, parse_size, warn_unknown
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError
 from sparkctl.util import shutdown
@@ -37,6 +37,9 @@ class OneLineErrors(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ConfigError as e:  # a bad setting: its message names the key, value and source
+            click.echo(f"sparkctl: {e}", err=True)
+            sys.exit(2)
         except click.UsageError as e:
             where = f" (see 'sparkctl {e.ctx.command_path.partition(' ')[2]} --help')".replace(" ' ", " '") \
                 if e.ctx is not None and " " in e.ctx.command_path else " (see 'sparkctl --help')"
@@ -60,6 +63,7 @@ def parse_conf_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             fail_usage(f"--conf expects KEY=VALUE, got {item!r}")
+        check_setting(key.strip(), value, "--conf")
         out[key.strip()] = value
     return out
 
@@ -119,15 +123,20 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     from sparkctl.context import validate_master
     from sparkctl.conf import read_conf_file
 
+    # Each value keeps where it came from, so a bad one is reported with its file and line,
+    # --conf, SPARKCTL_MASTER or flag (and the driver's SparkConf can do the same).
     settings: dict[str, str] = {}
-    try:
-        settings.update(read_conf_file(properties_file) if properties_file else load_defaults_file())
-    except ConfigError as e:
-        fail_usage(str(e))
-    settings.update(parse_conf_pairs(confs))
+    file_values = read_conf_file(properties_file) if properties_file else load_defaults_file()
+    warn_unknown(file_values)
+    settings.update(file_values)
+    sources = dict(file_values.sources)
+    conf_pairs = parse_conf_pairs(confs)
+    settings.update(conf_pairs)
+    sources.update(dict.fromkeys(conf_pairs, "--conf"))
     env_master = os.environ.get("SPARKCTL_MASTER")
-    if env_master and "spark.master" not in parse_conf_pairs(confs):
+    if env_master and "spark.master" not in conf_pairs:
         settings["spark.master"] = env_master
+        sources["spark.master"] = "SPARKCTL_MASTER"
     positive_int("--total-executor-cores", total_executor_cores)
     positive_int("--executor-cores", executor_cores)
     positive_int("--driver-cores", driver_cores)
@@ -142,13 +151,19 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
         "spark.executor.memory": size_option("--executor-memory", executor_memory),
         "spark.driver.memory": size_option("--driver-memory", driver_memory),
     }
-    settings.update({k: v for k, v in flags.items() if v is not None})
+    flag_names = {"spark.master": "--master", "spark.submit.deployMode": "--deploy-mode",
+                  "spark.driver.cores": "--driver-cores", "spark.app.name": "--name", "spark.submit.pyFiles": "--py-files",
+                  "spark.cores.max": "--total-executor-cores", "spark.executor.cores": "--executor-cores",
+                  "spark.executor.memory": "--executor-memory", "spark.driver.memory": "--driver-memory"}
+    for key, value in flags.items():
+        if value is not None:
+            settings[key] = value
+            sources[key] = flag_names[key]
     settings.setdefault("spark.master", "local[*]")
-    try:
-        validate_master(settings["spark.master"])
-    except ConfigError as e:
-        fail_usage(str(e))
-    mode = settings.get("spark.submit.deployMode") or "client"
+    validate_master(settings["spark.master"], sources.get("spark.master"))
+    for key, value in settings.items():  # every setting now, before the app runs
+        check_setting(key, value, sources.get(key, "sparkctl submit"))
+    mode = (settings.get("spark.submit.deployMode") or "client").lower()
     if mode not in ("client", "cluster"):
         fail_usage(f"spark.submit.deployMode must be client or cluster, not {mode!r}")
     if status_of or kill_id:
@@ -171,7 +186,7 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
         return
     if settings["spark.master"].startswith("spark://"):
         _check_master_reachable(settings["spark.master"])
-    run_driver(app_path, list(app_args), settings)
+    run_driver(app_path, list(app_args), settings, sources)
 
 
 def _check_master_reachable(master: str) -> None:
@@ -342,8 +357,12 @@ def _check_app(app: str) -> str:
     return os.path.abspath(app)
 
 
-def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None:
-    """Run the app in this process, as ``__main__``; its SparkContext reads ``settings``."""
+def run_driver(app_path: str, args: list[str], settings: dict[str, str], sources: dict[str, str] | None = None) -> None:
+    """Run the app in this process, as ``__main__``; its SparkContext reads ``settings``
+    (and ``sources``, where each came from, for its error messages).
+
+    A bad setting the app makes itself (``SparkConf.set``) is one line and exit 2, as
+    submit's own; any other uncaught exception is the app's traceback and exit 1."""
     import logging
 
     from sparkctl.context import configure_logging
@@ -351,7 +370,7 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None
     log = logging.getLogger("sparkctl.submit")
     log.info("Submitting %s (master %s); starting its driver in process %d", app_path, settings.get("spark.master"),
              os.getpid())
-    os.environ["SPARKCTL_SUBMIT_CONF"] = "\x1e".join(f"{k}\x1f{v}" for k, v in settings.items())
+    os.environ[SUBMIT_CONF_VAR] = encode_submitted(settings, sources or {})
     sys.argv = [app_path, *args]
     sys.path.insert(0, os.path.dirname(app_path))
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
@@ -371,6 +390,9 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str]) -> None
             code = shutdown.exit_code_for(e)
             print("Interrupted" if code == 130 else f"Interrupted by {signal.Signals(code - 128).name}",
                   file=sys.stderr)
+        except ConfigError as e:
+            print(f"sparkctl: {e}", file=sys.stderr)
+            code = 2
         except BaseException:
             import traceback
             traceback.print_exc()

@@ -5,17 +5,245 @@ does; ``conf/sparkctl-defaults.conf`` is the commented template of the same tabl
 setting's value is resolved, highest first: explicit ``SparkConf.set`` / command-line flag,
 ``--conf``, environment (``SPARKCTL_MASTER``), ``$SPARKCTL_CONF_DIR/sparkctl-defaults.conf``,
 then the default here.
+
+Each setting has a type (:class:`Int`, :class:`Size`, :class:`Duration`, :class:`Bool`...)
+that checks its value where it is read: a settings file as it is parsed, ``--conf`` as
+submit collects it, ``SparkConf.set`` when a SparkContext starts and in every typed
+accessor. A bad value is one :class:`ConfigError` line that names the key, the value, where
+it came from (``path:line``, ``--conf``, ``SPARKCTL_MASTER``, ``SparkConf.set``) and what
+is expected.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from sparkctl.errors import ConfigError
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------- value types
+# Each type checks a setting's text where it is read and says, in the words that complete
+# "KEY must be ...", what it expects, so every bad value gives the same kind of line.
+
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+
+
+class ValueType:
+    """How one setting's text is checked and converted."""
+
+    #: completes "KEY must be ...": what a valid value looks like
+    expected = "text"
+
+    def parse(self, text: str) -> Any:
+        """The typed value of *text*; ``ValueError`` if it is not one."""
+        return text
+
+
+class Text(ValueType):
+    """Free text (a name, a host, a list of files)."""
+
+
+class PathValue(ValueType):
+    """A file or directory path; a directory is created where it is used (:meth:`SparkConf.get_dir`)."""
+
+    expected = "a path"
+
+
+def _bounds(low: float | None, high: float | None, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f" above {low:g} and at most {high:g}" if low_open else f" from {low:g} to {high:g}"
+    if low is not None:
+        return f" above {low:g}" if low_open else f" of at least {low:g}"
+    if high is not None:
+        return f" of at most {high:g}"
+    return ""
+
+
+def _check_bounds(value: float, low: float | None, high: float | None, low_open: bool = False) -> None:
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(value)
+    if high is not None and value > high:
+        raise ValueError(value)
+
+
+@dataclass(frozen=True)
+class Int(ValueType):
+    low: int | None = None
+    high: int | None = None
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return "a whole number" + _bounds(self.low, self.high)
+
+    def parse(self, text: str) -> int:
+        if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
+            raise ValueError(text)
+        value = int(text)
+        _check_bounds(value, self.low, self.high)
+        return value
+
+
+@dataclass(frozen=True)
+class Float(ValueType):
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return "a number" + _bounds(self.low, self.high, self.low_open)
+
+    def parse(self, text: str) -> float:
+        if not re.fullmatch(r"\s*[+-]?" + _NUMBER + r"\s*", text):
+            raise ValueError(text)  # also refuses nan and inf, which float() would take
+        value = float(text)
+        _check_bounds(value, self.low, self.high, self.low_open)
+        return value
+
+
+class Bool(ValueType):
+    expected = "true or false"
+
+    def parse(self, text: str) -> bool:
+        word = text.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(text)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+_UNIT_WORDS = {"b": "bytes", "k": "KiB", "m": "MiB", "g": "GiB", "t": "TiB", "ms": "milliseconds", "s": "seconds"}
+
+
+def _size_bytes(text: str, default_unit: str) -> int | None:
+    m = re.fullmatch(r"\s*" + _NUMBER + r"\s*([a-zA-Z]*)\s*", text)
+    unit = (m.group(2).lower() if m else "") or default_unit
+    if not m or unit not in _SIZE_UNITS:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Size(ValueType):
+    """Bytes, written as Spark's byte strings: ``512m``, ``4g``, ``1024`` (in *unit* when bare)."""
+
+    unit: str = "b"
+    low: int = 0
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        least = f" of at least {_format_size(self.low)}" if self.low else ""
+        return (f"a size{least} such as 512m or 4g (a number and a unit b, k, m, g or t; "
+                f"a bare number is in {_UNIT_WORDS[self.unit]})")
+
+    def parse(self, text: str) -> int:
+        value = _size_bytes(text, self.unit)
+        if value is None or value < self.low:
+            raise ValueError(text)
+        return value
+
+
+def _format_size(n: int) -> str:
+    for unit, factor in (("t", 1 << 40), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}b"
+
+
+_TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _seconds(text: str, default_unit: str) -> float | None:
+    m = re.fullmatch(r"\s*" + _NUMBER + r"\s*([a-zA-Z]*)\s*", text)
+    unit = (m.group(2).lower() if m else "") or default_unit
+    if not m or unit not in _TIME_UNITS:
+        return None
+    return float(m.group(1)) * _TIME_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Duration(ValueType):
+    """Seconds, written ``100ms``, ``10s``, ``2min``, ``1h`` (in *unit* when bare)."""
+
+    unit: str = "s"
+    positive: bool = True
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        kind = "a duration above 0" if self.positive else "a duration"
+        return f"{kind} such as 100ms, 10s, 2min or 1h (a bare number is in {_UNIT_WORDS[self.unit]})"
+
+    def parse(self, text: str) -> float:
+        value = _seconds(text, self.unit)
+        if value is None or (self.positive and value <= 0):
+            raise ValueError(text)
+        return value
+
+
+@dataclass(frozen=True)
+class Choice(ValueType):
+    """One of a few words, in any case; the value returned is spelt as in *options*."""
+
+    options: tuple[str, ...] = ()
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return "one of " + ", ".join(self.options)
+
+    def parse(self, text: str) -> str:
+        for option in self.options:
+            if text.strip().lower() == option.lower():
+                return option
+        raise ValueError(text)
+
+
+# Master URLs. sparkctl.context parses the local ones; the grammar lives here so that a
+# settings file is checked without starting anything.
+LOCAL_N = re.compile(r"^local\[(\*|\d+)(?:\s*,\s*(\d+))?\]$")
+LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
+_STANDALONE = re.compile(r"^spark://[^\s/:,]+:(\d+)(,[^\s/:,]+:(\d+))*$")
+MASTER_URL_FORMS = ("local, local[N], local[N,F], local[*], local-cluster[W,C,M] (each number at least 1) "
+                    "or spark://host:port")
+
+
+def master_url_ok(url: str) -> bool:
+    """Whether *url* is a master URL sparkctl can run with."""
+    if url == "local":
+        return True
+    m = LOCAL_N.match(url)
+    if m:
+        return all(int(g) >= 1 for g in m.groups() if g is not None and g != "*")
+    m = LOCAL_CLUSTER.match(url)
+    if m:
+        return all(int(g) >= 1 for g in m.groups())
+    if _STANDALONE.match(url):
+        return all(0 < int(port) < 65536 for port in re.findall(r":(\d+)", url))
+    return False
+
+
+class MasterURL(ValueType):
+    expected = "a master URL: " + MASTER_URL_FORMS
+
+    def parse(self, text: str) -> str:
+        if not master_url_ok(text):
+            raise ValueError(text)
+        return text
+
+
+TEXT = Text()
+PATH = PathValue()
+BOOL = Bool()
+PORT = Int(0, 65535)
+POSITIVE = Int(1)
+FRACTION = Float(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -23,52 +251,56 @@ class Setting:
     key: str
     default: str | None
     doc: str
+    type: ValueType = TEXT
 
 
 _SETTINGS = [
-    Setting("spark.master", "local[*]", "master URL: local, local[N], local[*], local-cluster[W,C,M] or spark://host:port"),
+    Setting("spark.master", "local[*]", "master URL: local, local[N], local[*], local-cluster[W,C,M] or spark://host:port", MasterURL()),
     Setting("spark.app.name", "sparkctl-app", "application name shown by the master and in logs"),
-    Setting("spark.default.parallelism", None, "partitions of shuffles and parallelize when not given (default: total executor cores)"),
-    Setting("spark.task.maxFailures", "4", "attempts of one task before its job fails"),
-    Setting("spark.executor.memory", "1g", "memory of one executor; its task slots share it for shuffle aggregation, sorts and cache"),
-    Setting("spark.executor.cores", None, "task slots (processes) per executor (standalone: all free cores of the worker)"),
-    Setting("spark.cores.max", None, "total cores an application may take from a standalone cluster (default: all)"),
-    Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)"),
-    Setting("spark.memory.storageFraction", "0.5", "share of that memory kept for cached blocks; the rest bounds shuffle and sort buffers"),
-    Setting("spark.shuffle.spill.batchSize", "1000", "records pickled together in one batch of a shuffle or spill file"),
-    Setting("spark.local.dir", None, "directory for shuffle files, spills and disk-cached blocks (default: the system temp dir)"),
+    Setting("spark.default.parallelism", None, "partitions of shuffles and parallelize when not given (default: total executor cores)", POSITIVE),
+    Setting("spark.task.maxFailures", "4", "attempts of one task before its job fails", POSITIVE),
+    Setting("spark.executor.memory", "1g", "memory of one executor; its task slots share it for shuffle aggregation, sorts and cache", Size("m", 1 << 20)),
+    Setting("spark.executor.cores", None, "task slots (processes) per executor (standalone: all free cores of the worker)", POSITIVE),
+    Setting("spark.cores.max", None, "total cores an application may take from a standalone cluster (default: all)", POSITIVE),
+    Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)", Float(0.0, 1.0, low_open=True)),
+    Setting("spark.memory.storageFraction", "0.5", "share of that memory kept for cached blocks; the rest bounds shuffle and sort buffers", FRACTION),
+    Setting("spark.shuffle.spill.batchSize", "1000", "records pickled together in one batch of a shuffle or spill file", POSITIVE),
+    Setting("spark.local.dir", None, "directory for shuffle files, spills and disk-cached blocks (default: the system temp dir)", PATH),
     Setting("spark.driver.host", "127.0.0.1", "address the driver listens on for its executors"),
-    Setting("spark.driver.port", "0", "port the driver listens on for its executors (0: any free port)"),
-    Setting("spark.driver.maxResultSize", "1g", "limit of the total serialized results of one action (0: unlimited)"),
-    Setting("spark.executor.registrationTimeout", "60s", "how long a new SparkContext waits for its executors before failing"),
-    Setting("spark.executor.heartbeatInterval", "10s", "interval between executor heartbeats to the driver"),
-    Setting("spark.network.timeout", "120s", "an executor silent for this long is lost; also the default RPC timeout"),
-    Setting("spark.rpc.message.maxSize", "512m", "largest frame a process accepts on any connection"),
-    Setting("spark.ui.showConsoleProgress", "true", "draw a stage progress bar on stderr when it is a terminal"),
-    Setting("spark.logConf", "false", "log the effective configuration when a SparkContext starts"),
-    Setting("spark.log.level", "WARN", "driver log level (DEBUG, INFO, WARN, ERROR)"),
-    Setting("spark.checkpoint.dir", None, "directory for RDD.checkpoint() (SparkContext.setCheckpointDir)"),
-    Setting("spark.hadoop.validateOutputSpecs", "true", "refuse to write into an existing output directory"),
-    Setting("spark.ssl.enabled", "false", "wrap every rpc connection in TLS; every process of a cluster must agree (env SPARKCTL_SSL_ENABLED)"),
-    Setting("spark.ssl.certFile", None, "this process's certificate chain, PEM, relative to the conf dir; needed to listen (env SPARKCTL_SSL_CERT_FILE)"),
-    Setting("spark.ssl.keyFile", None, "private key of spark.ssl.certFile, PEM, unencrypted (env SPARKCTL_SSL_KEY_FILE)"),
-    Setting("spark.ssl.caFile", None, "CA of the cluster's certificates: both sides present and verify certificates (mutual TLS) (env SPARKCTL_SSL_CA_FILE)"),
-    Setting("spark.speculation", "false", "relaunch slow tasks; the first attempt to finish wins"),
-    Setting("spark.speculation.interval", "100ms", "how often to look for tasks to speculate"),
-    Setting("spark.speculation.multiplier", "1.5", "a task this many times slower than the median is a straggler"),
-    Setting("spark.speculation.quantile", "0.75", "share of tasks that must finish before speculation starts"),
+    Setting("spark.driver.port", "0", "port the driver listens on for its executors (0: any free port)", PORT),
+    Setting("spark.driver.maxResultSize", "1g", "limit of the total serialized results of one action (0: unlimited)", Size("m")),
+    Setting("spark.executor.registrationTimeout", "60s", "how long a new SparkContext waits for its executors before failing", Duration()),
+    Setting("spark.executor.heartbeatInterval", "10s", "interval between executor heartbeats to the driver", Duration()),
+    Setting("spark.network.timeout", "120s", "an executor silent for this long is lost; also the default RPC timeout", Duration()),
+    Setting("spark.rpc.message.maxSize", "512m", "largest frame a process accepts on any connection", Size("m", 1 << 20)),
+    Setting("spark.ui.showConsoleProgress", "true", "draw a stage progress bar on stderr when it is a terminal", BOOL),
+    Setting("spark.logConf", "false", "log the effective configuration when a SparkContext starts", BOOL),
+    Setting("spark.log.level", "WARN", "driver log level (DEBUG, INFO, WARN, ERROR)", Choice(("ALL", "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "OFF"))),
+    Setting("spark.checkpoint.dir", None, "directory for RDD.checkpoint() (SparkContext.setCheckpointDir)", PATH),
+    Setting("spark.hadoop.validateOutputSpecs", "true", "refuse to write into an existing output directory", BOOL),
+    Setting("spark.ssl.enabled", "false", "wrap every rpc connection in TLS; every process of a cluster must agree (env SPARKCTL_SSL_ENABLED)", BOOL),
+    Setting("spark.ssl.certFile", None, "this process's certificate chain, PEM, relative to the conf dir; needed to listen (env SPARKCTL_SSL_CERT_FILE)", PATH),
+    Setting("spark.ssl.keyFile", None, "private key of spark.ssl.certFile, PEM, unencrypted (env SPARKCTL_SSL_KEY_FILE)", PATH),
+    Setting("spark.ssl.caFile", None, "CA of the cluster's certificates: both sides present and verify certificates (mutual TLS) (env SPARKCTL_SSL_CA_FILE)", PATH),
+    Setting("spark.speculation", "false", "relaunch slow tasks; the first attempt to finish wins", BOOL),
+    Setting("spark.speculation.interval", "100ms", "how often to look for tasks to speculate", Duration()),
+    Setting("spark.speculation.multiplier", "1.5", "a task this many times slower than the median is a straggler", Float(1.0)),
+    Setting("spark.speculation.quantile", "0.75", "share of tasks that must finish before speculation starts", FRACTION),
     Setting("spark.submit.pyFiles", "", "comma-separated .py/.zip files put on the executors' path"),
-    Setting("spark.deploy.spreadOut", "true", "standalone: spread an application's executors over as many workers as possible"),
-    Setting("spark.deploy.recoveryMode", "NONE", "standalone: FILESYSTEM makes the master persist its state and recover it at restart"),
-    Setting("spark.deploy.recoveryDirectory", None, "standalone: where the master keeps its state in FILESYSTEM recovery mode"),
-    Setting("spark.submit.deployMode", "client", "client: the driver runs where submit runs; cluster: on a worker, placed by the master"),
-    Setting("spark.driver.cores", "1", "cluster deploy mode: cores the driver takes from its worker"),
-    Setting("spark.driver.memory", "1g", "cluster deploy mode: memory the driver takes from its worker"),
-    Setting("spark.deploy.maxExecutorRetries", "10", "standalone: executor failures in a row before the master fails the application"),
-    Setting("spark.worker.timeout", "60", "standalone: seconds without heartbeat before the master marks a worker DEAD"),
-    Setting("spark.ui.killEnabled", "false", "standalone: kill buttons on the master's web UI (POST with a token derived from the secret)"),
-    Setting("spark.master.ui.port", "8080", "standalone: port of the master's web UI"),
-    Setting("spark.master.port", "7077", "standalone: port of the master"),
+    Setting("spark.deploy.spreadOut", "true", "standalone: spread an application's executors over as many workers as possible", BOOL),
+    Setting("spark.deploy.recoveryMode", "NONE", "standalone: FILESYSTEM makes the master persist its state and recover it at restart", Choice(("NONE", "FILESYSTEM"))),
+    Setting("spark.deploy.recoveryDirectory", None, "standalone: where the master keeps its state in FILESYSTEM recovery mode", PATH),
+    Setting("spark.submit.deployMode", "client", "client: the driver runs where submit runs; cluster: on a worker, placed by the master", Choice(("client", "cluster"))),
+    Setting("spark.driver.cores", "1", "cluster deploy mode: cores the driver takes from its worker", POSITIVE),
+    Setting("spark.driver.memory", "1g", "cluster deploy mode: memory the driver takes from its worker", Size("m", 1 << 20)),
+    Setting("spark.deploy.maxExecutorRetries", "10", "standalone: executor failures in a row before the master fails the application", Int()),
+    Setting("spark.worker.timeout", "60", "standalone: seconds without heartbeat before the master marks a worker DEAD", Duration()),
+    Setting("spark.worker.cleanup.enabled", "true", "standalone: workers remove what applications that no longer run left in their work dir, once older than the TTL below"),
+    Setting("spark.worker.cleanup.interval", "1800", "standalone: seconds between two passes of a worker over its work dir"),
+    Setting("spark.worker.cleanup.appDataTtl", "604800", "standalone: seconds (604800: 7 days) a finished application's directory is kept after its last change"),
+    Setting("spark.ui.killEnabled", "false", "standalone: kill buttons on the master's web UI (POST with a token derived from the secret)", BOOL),
+    Setting("spark.master.ui.port", "8080", "standalone: port of the master's web UI", PORT),
+    Setting("spark.master.port", "7077", "standalone: port of the master", PORT),
 ]
 
 DEFAULTS: dict[str, Setting] = {s.key: s for s in _SETTINGS}
@@ -100,89 +332,195 @@ def conf_dir() -> str:
     return os.environ.get("SPARKCTL_CONF_DIR") or os.path.join(PROJECT_ROOT, "conf")
 
 
-def read_conf_file(path: str) -> dict[str, str]:
-    """Parse a spark-defaults style file: ``key value`` (or ``key=value``) per line, ``#`` comments."""
-    values: dict[str, str] = {}
+# ---------------------------------------------------------------- checking values where they are read
+#: Families of keys passed through to the application or its executors as they are.
+_PASSTHROUGH_PREFIXES = ("spark.executorEnv.", "spark.hadoop.", "spark.home")
+#: Where a value came from when nothing more precise is known.
+DEFAULT_SOURCE = "the default"
+#: A key looks like a setting when it has at least one dot (spark.x, app.y); a word alone
+#: is more likely the start of a sentence than a setting, so such a line is an error.
+_KEY = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+")
+
+
+def invalid(key: str, value: str, source: str, expected: str) -> ConfigError:
+    """The one-line error for a bad value: where it came from, the key, what it must be, the value."""
+    return ConfigError(f"{source}: {key} must be {expected}, not {value!r}", key=key, value=value, source=source)
+
+
+def check_setting(key: str, value: str, source: str) -> Any:
+    """The typed value of *key*, or a :class:`ConfigError` naming the key, the value, where
+    it came from (*source*: ``file:line``, ``--conf``, ``SparkConf.set``...) and what a valid
+    value looks like. Unknown keys are returned as they are, but never with a NUL, which no
+    environment variable or command line can carry to another process."""
+    if "\x00" in value:
+        raise ConfigError(f"{source}: {key} must not contain a NUL character, not {value!r}",
+                          key=key, value=value, source=source)
+    setting = DEFAULTS.get(key)
+    if setting is None:
+        return value
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
+        return setting.type.parse(value)
+    except ValueError:
+        raise invalid(key, value, source, setting.type.expected) from None
+
+
+def is_known(key: str) -> bool:
+    return key in DEFAULTS or key.startswith(_PASSTHROUGH_PREFIXES)
+
+
+class ConfValues(dict):  # type: ignore[type-arg]
+    """A settings file's ``{key: value}``, plus where each value came from (``path:line``)
+    and the keys sparkctl does not know (kept, warned about by :func:`warn_unknown`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: dict[str, str] = {}
+        self.unknown: list[str] = []
+
+
+def read_conf_file(path: str) -> ConfValues:
+    """Parse a spark-defaults style file: ``key value`` (or ``key=value``) per line, ``#`` comments.
+
+    Every line is checked here, so a mistake is reported with its file and line whatever
+    command reads the file: text that is not UTF-8, a line that is not ``key value``, a key
+    without a dot that sparkctl does not know, a value of a known key that does not parse."""
+    values = ConfValues()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         return values
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    for lineno, raw in enumerate(lines, 1):
-        line = raw.strip()
+    offset = 0
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}:{lineno}: not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
+                              f"(offset {offset + e.start} in the file)") from None
+        offset += len(raw) + 1
+        line = text.strip()
         if not line or line.startswith("#"):
             continue
         m = re.match(r"^([A-Za-z0-9_.\-]+)(?:\s*=\s*|\s+)(.*)$", line)
         if not m or not m.group(2).strip():
             raise ConfigError(f"{path}:{lineno}: expected 'key value', got {line!r}")
-        values[m.group(1)] = m.group(2).strip()
+        key, value = m.group(1), m.group(2).strip()
+        if not is_known(key) and not _KEY.fullmatch(key):
+            raise ConfigError(f"{path}:{lineno}: {line!r} is not a setting: expected 'key value' where the key "
+                              "is a setting such as spark.executor.memory")
+        source = f"{path}:{lineno}"
+        check_setting(key, value, source)
+        values[key] = value
+        values.sources[key] = source
+        if not is_known(key):
+            values.unknown.append(key)
     return values
 
 
-def load_defaults_file() -> dict[str, str]:
+_warned: set[str] = set()
+
+
+def warn_unknown(values: ConfValues, stream: Any = None) -> None:
+    """One warning line per key sparkctl does not know (Spark does the same): most likely a
+    typing mistake, but an application may read its own keys, so the value is kept."""
+    for key in values.unknown:
+        line = f"sparkctl: warning: {values.sources[key]}: {key} is not a sparkctl setting (kept for the application)"
+        if line not in _warned:
+            _warned.add(line)
+            print(line, file=stream or sys.stderr)
+
+
+def load_defaults_file() -> ConfValues:
     return read_conf_file(os.path.join(conf_dir(), "sparkctl-defaults.conf"))
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-               "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+def check_defaults_file() -> ConfValues:
+    """Read (and so check) the conf dir's settings file and warn about unknown keys: what a
+    command does before it starts a daemon, so that a mistake is one line on its terminal
+    rather than a daemon that dies with the reason in its log."""
+    values = load_defaults_file()
+    warn_unknown(values)
+    return values
 
 
 def parse_size(value: str | int, default_unit: str = "b", name: str = "size") -> int:
     """Bytes in a size like ``512m``, ``4g``, ``1024`` (as Spark's byte strings)."""
     if isinstance(value, int):
         return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    unit = (m.group(2).lower() if m else "") or default_unit
-    if not m or unit not in _SIZE_UNITS:
+    size = _size_bytes(str(value), default_unit)
+    if size is None:
         raise ConfigError(f"invalid {name} {value!r}: use a number with an optional unit k, m, g or t (e.g. 512m, 4g)")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
-
-
-_TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+    return size
 
 
 def parse_duration(value: str | float, default_unit: str = "s", name: str = "duration") -> float:
     """Seconds in a duration like ``100ms``, ``10s``, ``2min``."""
     if isinstance(value, (int, float)):
         return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    unit = (m.group(2).lower() if m else "") or default_unit
-    if not m or unit not in _TIME_UNITS:
+    seconds = _seconds(str(value), default_unit)
+    if seconds is None:
         raise ConfigError(f"invalid {name} {value!r}: use a number with a unit ms, s, min or h (e.g. 10s)")
-    return float(m.group(1)) * _TIME_UNITS[unit]
+    return seconds
+
+
+# The driver started by `sparkctl submit` receives its settings in this variable:
+# key US value US source RS ... (ASCII unit and record separators, which no setting holds).
+SUBMIT_CONF_VAR = "SPARKCTL_SUBMIT_CONF"
+
+
+def encode_submitted(settings: dict[str, str], sources: dict[str, str]) -> str:
+    return "\x1e".join(f"{k}\x1f{v}\x1f{sources.get(k, 'sparkctl submit')}" for k, v in settings.items())
+
+
+def decode_submitted(text: str) -> list[tuple[str, str, str]]:
+    out = []
+    for item in text.split("\x1e"):
+        if item:
+            key, _, rest = item.partition("\x1f")
+            value, _, source = rest.partition("\x1f")
+            out.append((key, value, source or "sparkctl submit"))
+    return out
 
 
 class SparkConf:
-    """Key-value settings of an application, as PySpark's ``SparkConf``."""
+    """Key-value settings of an application, as PySpark's ``SparkConf``.
+
+    Each value remembers where it came from, so that the typed accessors (``get_int``,
+    ``get_size``...) and :meth:`validate` name the file and line, ``--conf`` or
+    ``SparkConf.set`` when a value is wrong."""
 
     def __init__(self, loadDefaults: bool = True, _jvm: object = None, _jconf: object = None) -> None:
         self._conf: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
         if loadDefaults:
-            self._conf.update(load_defaults_file())
-            submitted = os.environ.get("SPARKCTL_SUBMIT_CONF")
-            if submitted:
-                # set by `sparkctl submit` for the driver it starts: key\x1fvalue\x1e...
-                for item in submitted.split("\x1e"):
-                    if item:
-                        k, _, v = item.partition("\x1f")
-                        self._conf[k] = v
+            values = load_defaults_file()
+            self._conf.update(values)
+            self._sources.update(values.sources)
+            submitted = os.environ.get(SUBMIT_CONF_VAR)
+            if submitted:  # set by `sparkctl submit` for the driver it starts
+                for key, value, source in decode_submitted(submitted):
+                    self._put(key, value, source)
+
+    def _put(self, key: str, value: object, source: str) -> "SparkConf":
+        self._conf[key] = str(value)
+        self._sources[key] = source
+        return self
 
     def set(self, key: str, value: object) -> "SparkConf":
-        self._conf[key] = str(value)
-        return self
+        return self._put(key, value, "SparkConf.set")
 
     def setIfMissing(self, key: str, value: object) -> "SparkConf":
         if key not in self._conf:
-            self._conf[key] = str(value)
+            self._put(key, value, "SparkConf.setIfMissing")
         return self
 
     def setMaster(self, value: str) -> "SparkConf":
-        return self.set("spark.master", value)
+        return self._put("spark.master", value, "SparkConf.setMaster")
 
     def setAppName(self, value: str) -> "SparkConf":
-        return self.set("spark.app.name", value)
+        return self._put("spark.app.name", value, "SparkConf.setAppName")
 
     def setSparkHome(self, value: str) -> "SparkConf":
         return self.set("spark.home", value)
@@ -217,52 +555,76 @@ class SparkConf:
     def toDebugString(self) -> str:
         return "\n".join(f"{k}={v}" for k, v in self.getAll())
 
-    # typed accessors used inside sparkctl
+    def source(self, key: str) -> str:
+        """Where the value of *key* came from: ``path:line``, ``--conf``, ``SparkConf.set``..."""
+        return self._sources.get(key, "SparkConf" if key in self._conf else DEFAULT_SOURCE)
+
+    def validate(self) -> None:
+        """Check every value now (a SparkContext does so as it starts), so that a mistake
+        shows at once as one :class:`ConfigError`, not in the middle of a job."""
+        for key, value in self._conf.items():
+            check_setting(key, value, self.source(key))
+
+    # typed accessors used inside sparkctl: each checks the value against the setting's type
+    def _typed(self, key: str, raw: str, fallback: ValueType) -> Any:
+        setting = DEFAULTS.get(key)
+        kind = setting.type if setting is not None and isinstance(setting.type, type(fallback)) else fallback
+        try:
+            return kind.parse(raw)
+        except ValueError:
+            raise invalid(key, raw, self.source(key), kind.expected) from None
+
     def get_int(self, key: str, default: int | None = None) -> int:
         raw = self.get(key)
         if raw is None:
             if default is None:
-                raise ConfigError(f"setting {key} is required")
+                raise ConfigError(f"setting {key} is required", key=key)
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"setting {key}={raw!r} is not an integer") from None
+        return self._typed(key, raw, Int())
 
     def get_float(self, key: str, default: float = 0.0) -> float:
         raw = self.get(key)
-        if raw is None:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"setting {key}={raw!r} is not a number") from None
+        return default if raw is None else self._typed(key, raw, Float())
 
     def get_bool(self, key: str, default: bool = False) -> bool:
         raw = self.get(key)
-        if raw is None:
-            return default
-        if raw.strip().lower() in ("true", "1", "yes", "on"):
-            return True
-        if raw.strip().lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"setting {key}={raw!r} is not true or false")
+        return default if raw is None else self._typed(key, raw, BOOL)
 
-    def get_size(self, key: str, default_unit: str = "b") -> int:
+    def get_size(self, key: str, default_unit: str | None = None) -> int:
+        """Bytes; a bare number is in the setting's unit (or *default_unit*)."""
         raw = self.get(key)
         if raw is None:
             return 0
-        return parse_size(raw, default_unit, name=key)
+        return self._typed(key, raw, Size(default_unit or "b"))
 
-    def get_duration(self, key: str, default_unit: str = "s") -> float:
+    def get_duration(self, key: str, default_unit: str | None = None) -> float:
+        """Seconds; a bare number is in the setting's unit (or *default_unit*)."""
         raw = self.get(key)
         if raw is None:
             return 0.0
-        return parse_duration(raw, default_unit, name=key)
+        return self._typed(key, raw, Duration(default_unit or "s", positive=False))
+
+    def get_dir(self, key: str) -> str | None:
+        """The directory *key* names, created if missing; None when unset. A directory that
+        cannot be created is a :class:`ConfigError` with the system's reason."""
+        raw = self.get(key)
+        if not raw:
+            return None
+        path = os.path.expanduser(check_setting(key, raw, self.source(key)))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{self.source(key)}: {key}={raw!r}: cannot create the directory: "
+                              f"{e.strerror or e}", key=key, value=raw, source=self.source(key)) from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{self.source(key)}: {key}={raw!r}: the directory is not writable",
+                              key=key, value=raw, source=self.source(key))
+        return path
 
     def copy(self) -> "SparkConf":
         c = SparkConf(loadDefaults=False)
         c._conf = dict(self._conf)
+        c._sources = dict(self._sources)
         return c
 
     def __repr__(self) -> str:

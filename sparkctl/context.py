@@ -11,7 +11,6 @@ import getpass
 import itertools
 import logging
 import os
-import re
 import secrets
 import sys
 import threading
@@ -22,7 +21,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 from sparkctl import serializers
 from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
 from sparkctl.broadcast import Broadcast
-from sparkctl.conf import SparkConf, conf_dir
+from sparkctl.conf import LOCAL_N, MASTER_URL_FORMS, MasterURL, SparkConf, conf_dir, invalid, master_url_ok
 from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
@@ -33,30 +32,28 @@ from sparkctl.util import shutdown
 
 log = logging.getLogger("sparkctl.driver")
 
-_LOCAL_N = re.compile(r"^local\[(\*|\d+)(?:\s*,\s*(\d+))?\]$")
-_LOCAL_CLUSTER = re.compile(r"^local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]$")
-
-
 def parse_local_master(master: str) -> tuple[int, int | None] | None:
     """(cores, maxFailures) for local masters; None for other masters."""
     if master == "local":
         return 1, None
-    mt = _LOCAL_N.match(master)
+    mt = LOCAL_N.match(master)
     if not mt:
         return None
     cores = (os.cpu_count() or 1) if mt.group(1) == "*" else int(mt.group(1))
-    if cores < 1:
-        raise ConfigError(f"invalid master {master!r}: local[N] needs N >= 1")
-    return cores, int(mt.group(2)) if mt.group(2) else None
+    failures = int(mt.group(2)) if mt.group(2) else None
+    if cores < 1 or (failures is not None and failures < 1):
+        raise ConfigError(f"invalid master URL {master!r}: local[N] and local[N,F] need N and F of at least 1")
+    return cores, failures
 
 
-def validate_master(master: str) -> None:
-    if parse_local_master(master) is not None:
+def validate_master(master: str, source: str | None = None) -> None:
+    """Refuse a master URL sparkctl cannot run with (the grammar is :func:`sparkctl.conf.master_url_ok`);
+    with *source*, the message names where the URL came from, as every bad setting's does."""
+    if master_url_ok(master):
         return
-    if _LOCAL_CLUSTER.match(master) or re.match(r"^spark://[^\s/:]+:\d+(,[^\s/:]+:\d+)*$", master):
-        return
-    raise ConfigError(f"invalid master URL {master!r}: use local, local[N], local[*], "
-                      "local-cluster[W,C,M] or spark://host:port")
+    if source is not None:
+        raise invalid("spark.master", master, source, MasterURL.expected)
+    raise ConfigError(f"invalid master URL {master!r}: use {MASTER_URL_FORMS}", key="spark.master", value=master)
 
 
 class SparkContext:
@@ -85,12 +82,12 @@ class SparkContext:
                conf: SparkConf | None) -> None:
         self._conf = conf.copy() if conf is not None else SparkConf()
         if master:
-            self._conf.setMaster(master)
+            self._conf._put("spark.master", master, "SparkContext(master=...)")
         if appName:
-            self._conf.setAppName(appName)
+            self._conf._put("spark.app.name", appName, "SparkContext(appName=...)")
         self.master: str = self._conf.get("spark.master") or "local[*]"
         self.appName: str = self._conf.get("spark.app.name") or "sparkctl-app"
-        validate_master(self.master)
+        self._conf.validate()  # every setting now, in one line naming its source, not mid-job
         self._stopped = False
         self._runtime: DriverRuntime | None = None
         self._backend: SchedulerBackend | None = None
@@ -120,11 +117,10 @@ class SparkContext:
         local = parse_local_master(self.master)
         if local is not None and local[1] is not None:
             max_failures = local[1]
-        from sparkctl.conf import parse_size
         self._runtime = DriverRuntime(
             self._conf.get("spark.driver.host") or "127.0.0.1", self._conf.get_int("spark.driver.port", 0), secret,
             max_failures=max_failures,
-            max_result_size=parse_size(self._conf.get("spark.driver.maxResultSize") or "1g", "m"),
+            max_result_size=self._conf.get_size("spark.driver.maxResultSize"),
             broadcast_source=self._broadcast_data.__getitem__,
             apply_accumulators=self._apply_accumulators,
             max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),

@@ -12,7 +12,26 @@ class SparkctlError(Exception):
 
 
 class ConfigError(SparkctlError):
-    """A setting, a config file line or a command-line value is invalid."""
+    """A setting, a config file line or a command-line value is invalid.
+
+    The message is one line a user can act on (the command line prints it as is); *key*,
+    *value* and *source* (``path:line``, ``--conf``, ``SparkConf.set``...) are kept for
+    callers that want them, when the error is about one setting.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, value: str | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
+        self.source = source
+
+    def __reduce__(self):  # keep the fields across pickling
+        return (_config_error, (str(self), self.key, self.value, self.source))
+
+
+def _config_error(message: str, key: str | None, value: str | None, source: str | None) -> ConfigError:
+    return ConfigError(message, key=key, value=value, source=source)
 
 
 class ProtocolError(SparkctlError):

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sparkctl.errors import SparkctlError
+from tests.clusters import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,6 +44,10 @@ def test_results_over_max_result_size_name_the_setting(sc: Any) -> None:
             sc.parallelize(range(4), 4).map(lambda i: "x" * 40_000).collect()
     finally:
         runtime.max_result_size = saved
+    # every slot comes back: a refused result's task used to keep its slot for good, and
+    # once all were held the next job waited forever
+    wait_for(lambda: runtime.tasks.running_tasks() == 0, 10, "the job's tasks to end")
+    assert all(s.free == s.cores for s in runtime.tasks.executors.values())
     assert sc.parallelize(range(10), 2).count() == 10
 
 

@@ -442,6 +442,19 @@ def test_failure_after_a_stable_run_starts_a_new_count() -> None:
 
 
 @pytest.mark.timeout(10)
+def test_negative_max_executor_retries_never_gives_up() -> None:
+    sm = MasterStateMachine(max_executor_retries=-1)
+    sm.register_worker(worker("w1", cores=1), T0)
+    app_id = registered_app_id(sm.register_application(app(), T0))
+    assert len(sm.apps[app_id].executors) == 1  # no failure yet: launched as usual
+    eid = "0"
+    for i in range(25):
+        (_, launch), = launches(fail(sm, "w1", app_id, eid, T0 + i))
+        eid = launch.executor_id
+    assert sm.apps[app_id].active and sm.apps[app_id].failed_executors == 25
+
+
+@pytest.mark.timeout(10)
 def test_waiting_reason_texts() -> None:
     sm = MasterStateMachine()
     too_big = registered_app_id(sm.register_application(app("big", memory=10_000), T0))

@@ -35,7 +35,7 @@ def write_app(tmp_path: Path, body: str, name: str = "app.py") -> Path:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--master", "yarn", "x.py"], "invalid master URL 'yarn'"),
+    (["--master", "yarn", "x.py"], "--master: spark.master must be a master URL"),
     (["--bogus", "x.py"], "No such option"),
     (["missing.py"], "missing.py does not exist"),
     (["--executor-memory", "12x", "x.py"], "invalid --executor-memory '12x'"),

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sparkctl.conf import SparkConf, parse_size
+from sparkctl.conf import SparkConf
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rpc import Connection, connect
@@ -47,9 +47,9 @@ def parse_master_url(url: str) -> tuple[str, int]:
 
 def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]:
     return {
-        "memory_fraction": float(conf.get("spark.memory.fraction") or 0.6),
-        "storage_fraction": float(conf.get("spark.memory.storageFraction") or 0.5),
-        "batch_size": int(conf.get("spark.shuffle.spill.batchSize") or 1000),
+        "memory_fraction": conf.get_float("spark.memory.fraction", 0.6),
+        "storage_fraction": conf.get_float("spark.memory.storageFraction", 0.5),
+        "batch_size": conf.get_int("spark.shuffle.spill.batchSize", 1000),
         "heartbeat_interval": conf.get_duration("spark.executor.heartbeatInterval") or 10.0,
         "network_timeout": conf.get_duration("spark.network.timeout") or 120.0,
         "extra_paths": extra_paths,
@@ -80,11 +80,11 @@ class StandaloneBackend(SchedulerBackend):
     def _description(self, driver_host: str, driver_port: int) -> dm.ApplicationDescription:
         cores_max = self.conf.get("spark.cores.max")
         exec_cores = self.conf.get("spark.executor.cores")
-        memory_mib = parse_size(self.conf.get("spark.executor.memory") or "1g", "m") // (1 << 20)
+        memory_mib = self.conf.get_size("spark.executor.memory") // (1 << 20)
         return dm.ApplicationDescription(
             name=self.app_name, driver_host=driver_host, driver_port=driver_port,
-            cores_max=int(cores_max) if cores_max else None,
-            executor_cores=int(exec_cores) if exec_cores else None,
+            cores_max=self.conf.get_int("spark.cores.max") if cores_max else None,
+            executor_cores=self.conf.get_int("spark.executor.cores") if exec_cores else None,
             executor_memory=max(1, memory_mib), user=getpass.getuser(),
             executor_settings=executor_settings(self.conf, self.extra_paths))
 
@@ -294,7 +294,8 @@ class LocalClusterBackend(SchedulerBackend):
     def __init__(self, workers: int, cores: int, memory_mib: int, conf: SparkConf, app_name: str,
                  extra_paths: list[str]) -> None:
         if workers < 1 or cores < 1 or memory_mib < 1:
-            raise ConfigError("local-cluster[W,C,M] needs W, C and M of at least 1")
+            raise ConfigError(f"{conf.source('spark.master')}: spark.master local-cluster[W,C,M] needs W, C and M "
+                              f"of at least 1, not {conf.get('spark.master')!r}")
         self.workers, self.cores, self.memory_mib = workers, cores, memory_mib
         self.conf = conf.copy()
         self.conf.setIfMissing("spark.executor.memory", f"{memory_mib}m")

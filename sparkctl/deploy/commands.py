@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sparkctl.conf import conf_dir, load_defaults_file, parse_size
+from sparkctl.conf import check_defaults_file, conf_dir, load_defaults_file, parse_size
 from sparkctl.deploy import daemon
 from sparkctl.errors import AuthenticationError, ConfigError, RpcConnectError, RpcTimeoutError, SparkctlError
 from sparkctl.util.fsutil import private_makedirs, write_private_atomic
@@ -198,6 +198,7 @@ def master() -> None:
 @click.option("--foreground", is_flag=True, help="run in this process, logging to stderr")
 def master_start(host: str, port: int, webui_port: int, recovery_dir: str | None, foreground: bool) -> None:
     """Start the master; print its spark:// URL and web UI address."""
+    check_defaults_file()  # a bad setting: one line here (sparkctl.cli prints it), not in the daemon's log
     if not foreground:
         _refuse_double_start("master", host, port)
     _check_ports(host, [("--port", port), ("--webui-port", webui_port)])
@@ -256,6 +257,7 @@ def worker() -> None:
 def worker_start(master_url: str, cores: int | None, memory: str | None, host: str, port: int, webui_port: int,
                  work_dir: str | None, foreground: bool, secret_stdin: bool = False) -> None:
     """Start a worker that offers this machine's cores and memory to the master."""
+    check_defaults_file()  # a bad setting: one line here (sparkctl.cli prints it), not in the daemon's log
     _master_url(master_url)
     if cores is not None and cores < 1:
         _usage(f"--cores must be at least 1, got {cores}")
@@ -320,6 +322,7 @@ def fetch_master_state(url: str, secret: bytes, timeout: float = 10.0) -> dict[s
 @click.option("--json", "as_json", is_flag=True, help="print the master's JSON document")
 def status(master_url: str | None, as_json: bool) -> None:
     """Show the cluster: workers, running and completed applications (and drivers, if any)."""
+    check_defaults_file()  # its TLS settings matter even with --master
     url, source = _resolve_master(master_url)
     _master_url(url, source)
     secret = _secret()

@@ -97,8 +97,7 @@ class LocalBackend(SchedulerBackend):
         self.extra_paths = extra_paths
         self.proc: subprocess.Popen[bytes] | None = None
         from sparkctl.util.cleanup import make_owned_dir, sweep_leftovers
-        base = conf.get("spark.local.dir") or tempfile.gettempdir()
-        os.makedirs(base, exist_ok=True)
+        base = conf.get_dir("spark.local.dir") or tempfile.gettempdir()
         # A driver killed with SIGKILL could not remove its directories: the next one does.
         # Ours records this process as its owner, so that one can tell when it is abandoned.
         sweep_leftovers([base, None])
