@@ -464,6 +464,53 @@ def test_sigterm_stops_executors_first_then_exits_zero(dirs: Dirs, cleanup: list
     assert log.index("Killing executor 0 of app-1") < log.index("Worker " + _worker_id(log) + " stopped")
 
 
+def _age(path: Path, seconds: float) -> None:
+    """Make *path* and everything under it look last modified *seconds* ago."""
+    when = time.time() - seconds
+    for p in [*path.rglob("*"), path]:
+        os.utime(p, (when, when), follow_symlinks=False)
+
+
+@pytest.mark.timeout(60)
+def test_cleanup_removes_old_finished_app_dirs_and_keeps_running_ones(
+        dirs: Dirs, cleanup: list[Callable[[], None]]) -> None:
+    (dirs.conf / "sparkctl-defaults.conf").write_text(
+        "spark.worker.cleanup.enabled true\nspark.worker.cleanup.interval 100ms\nspark.worker.cleanup.appDataTtl 60\n")
+    master = FakeMaster(free_port())
+    cleanup.append(master.stop)
+    driver = FakeDriver()
+    cleanup.append(driver.stop)
+    w = WorkerProcess(dirs, master.server.address[1])
+    cleanup.append(w.close)
+    conn, _ = master.register()
+    launch(conn, "app-running", "0", driver.port)
+    expect_state(conn, "app-running", "0", dm.EXEC_RUNNING)
+    pid = driver.expect_executor().pid
+    running = dirs.work / "app-running"
+    _age(running, 3600)  # as old as the finished one: only running keeps it
+    recent = dirs.work / "app-recent" / "0"
+    recent.mkdir(parents=True)
+    (recent / "stderr").write_text("finished a moment ago\n")
+    _age(recent.parent, 30)  # within the TTL
+    old = dirs.work / "app-old" / "0"
+    old.mkdir(parents=True)
+    (old / "stderr").write_text("finished long ago\n")
+    _age(old.parent, 3600)
+    # a file changed within the TTL keeps the whole application's directory
+    touched = dirs.work / "app-touched" / "0"
+    touched.mkdir(parents=True)
+    (touched / "stdout").write_text("old\n")
+    _age(touched.parent, 3600)
+    os.utime(touched / "stdout")
+
+    wait_for(lambda: not old.parent.exists(), 20, "the old application's directory to be removed")
+    assert running.is_dir() and (running / "0" / "stderr").is_file() and pid_alive(pid)
+    assert recent.is_dir() and touched.is_dir()
+    assert not list(dirs.work.glob(".removing-*"))
+    assert "app-old" in w.log()
+    assert w.terminate() == 0
+
+
 def _worker_id(log: str) -> str:
     m = re.search(r"(worker-\d{14}-[\d.]+-\d+)", log)
     assert m, log

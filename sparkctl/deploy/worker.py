@@ -22,6 +22,11 @@ how a restarted master re-adopts them. It also listens on its own rpc port, so t
 workers cannot share host:port, and a master (or a tool) holding the secret can reach
 it there with the same commands.
 
+With ``spark.worker.cleanup.enabled`` (the default), every
+``spark.worker.cleanup.interval`` the worker removes the directories of applications and
+drivers that no longer run here and in which nothing changed for
+``spark.worker.cleanup.appDataTtl``: finished applications' logs and files do not pile up.
+
 On SIGTERM (or SIGINT) the worker stops its executors first, reports them KILLED,
 then exits 0. Its drivers are stopped too but not reported: the master learns from the
 closed connection that they are gone with their worker (and relaunches supervised ones
@@ -45,7 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sparkctl.conf import conf_dir, parse_size
+from sparkctl.conf import DEFAULTS, conf_dir, load_defaults_file, parse_duration, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
 from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
@@ -126,6 +131,9 @@ class WorkerConfig:
     port: int = DEFAULT_PORT
     webui_port: int = DEFAULT_WEBUI_PORT
     work_dir: str = field(default_factory=work_dir)
+    cleanup_enabled: bool = False  # spark.worker.cleanup.*: see cleanup_settings()
+    cleanup_interval: float = 1800.0
+    app_data_ttl: float = 7 * 24 * 3600.0
 
     @property
     def master_url(self) -> str:
@@ -221,6 +229,8 @@ class Worker:
                  self.config.host, port, self.config.cores, self.config.memory, self.config.work_dir)
         self._start_webui()
         threading.Thread(target=self._master_link, name="master-link", daemon=True).start()
+        if self.config.cleanup_enabled:
+            threading.Thread(target=self._cleanup_loop, name="work-dir-cleanup", daemon=True).start()
         return self
 
     def request_stop(self, exit_code: int = 0) -> None:
@@ -629,6 +639,50 @@ class Worker:
         if runner.report:
             self._send_to_master(dm.DriverStateChanged(runner.driver_id, runner.state, code, message, tail))
 
+    # ------------------------------------------------------------ work dir cleanup
+    def _cleanup_loop(self) -> None:
+        while not self._stopping.wait(self.config.cleanup_interval):
+            try:
+                self.cleanup_work_dir()
+            except Exception:  # a failed pass must not end the cleanups to come
+                log.exception("Cleaning up the work dir %s failed", self.config.work_dir)
+
+    def cleanup_work_dir(self, now: float | None = None) -> list[str]:
+        """Remove the work dir's application and driver directories that nothing here runs
+        and in which nothing was written for ``app_data_ttl``; returns their names.
+
+        Each is renamed away under the launch lock, after a last look at what runs, so a
+        launch for the same application cannot start in a directory being removed; the
+        slow removal happens after, outside the lock."""
+        cutoff = (time.time() if now is None else now) - self.config.app_data_ttl
+        try:
+            entries = [e for e in os.scandir(self.config.work_dir) if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return []
+        removed = []
+        for entry in entries:
+            if self._running_here(entry.name) or _changed_since(entry.path, cutoff):
+                continue
+            trash = os.path.join(self.config.work_dir, f".removing-{entry.name}")
+            with self._launch_lock:
+                if self._running_here(entry.name):
+                    continue
+                try:
+                    os.rename(entry.path, trash)
+                except OSError:
+                    continue
+            shutil.rmtree(trash, ignore_errors=True)
+            if not entry.name.startswith(".removing-"):  # a pass cut short earlier left it
+                removed.append(entry.name)
+        if removed:
+            log.info("Removed %d old application director%s from %s: %s", len(removed),
+                     "y" if len(removed) == 1 else "ies", self.config.work_dir, ", ".join(removed))
+        return removed
+
+    def _running_here(self, name: str) -> bool:
+        with self._lock:
+            return name in self._drivers or any(r.app_id == name for r in self._executors.values())
+
     # ------------------------------------------------------------ state and web UI
     def state_json(self) -> dict[str, Any]:
         """The worker's state with Spark's worker JSON field names (for the web UI)."""
@@ -676,6 +730,39 @@ class Worker:
         log.info("Worker web UI at http://%s:%d", self.config.host, self._webui_port())
 
 
+def _changed_since(path: str, cutoff: float) -> bool:
+    """Anything under *path* (itself included) modified after *cutoff*; symlinks are not followed."""
+    try:
+        if os.lstat(path).st_mtime > cutoff:
+            return True
+    except OSError:
+        return True  # cannot tell: keep it
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                if os.lstat(os.path.join(root, name)).st_mtime > cutoff:
+                    return True
+            except OSError:
+                continue  # removed meanwhile
+    return False
+
+
+def cleanup_settings(values: dict[str, str]) -> tuple[bool, float, float]:
+    """(enabled, interval, ttl) from spark.worker.cleanup.enabled / .interval / .appDataTtl
+    (seconds when no unit is given, as in Spark)."""
+    def value(key: str) -> str:
+        return values.get(key) or DEFAULTS[key].default or ""
+
+    enabled_text = value("spark.worker.cleanup.enabled").strip().lower()
+    if enabled_text not in ("true", "false"):
+        raise ConfigError(f"spark.worker.cleanup.enabled must be true or false, not {enabled_text!r}")
+    interval = parse_duration(value("spark.worker.cleanup.interval"), "s", "spark.worker.cleanup.interval")
+    ttl = parse_duration(value("spark.worker.cleanup.appDataTtl"), "s", "spark.worker.cleanup.appDataTtl")
+    if interval <= 0 or ttl <= 0:
+        raise ConfigError("spark.worker.cleanup.interval and spark.worker.cleanup.appDataTtl must be positive")
+    return enabled_text == "true", interval, ttl
+
+
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -713,6 +800,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[WorkerConfig, argparse.
         parser.error(f"--cores must be at least 1, got {ns.cores}")
     if memory < 1:
         parser.error(f"--memory must be at least 1m, got {ns.memory!r}")
+    try:
+        cleanup_enabled, cleanup_interval, app_data_ttl = cleanup_settings(load_defaults_file())
+    except ConfigError as e:
+        parser.error(str(e))
     for name, port in (("--port", ns.port), ("--webui-port", ns.webui_port)):
         if not 0 <= port <= 65535:
             parser.error(f"{name} must be within 0..65535, got {port}")
@@ -721,6 +812,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[WorkerConfig, argparse.
         cores=ns.cores if ns.cores is not None else default_cores(), memory=memory,
         host=ns.host, port=ns.port, webui_port=ns.webui_port,
         work_dir=os.path.abspath(ns.work_dir or work_dir()),
+        cleanup_enabled=cleanup_enabled, cleanup_interval=cleanup_interval, app_data_ttl=app_data_ttl,
     )
     return config, ns
 
