@@ -19,7 +19,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from sparkctl.conf import SUBMIT_CONF_VAR, check_setting, encode_submitted, load_defaults_file, parse_size, warn_unknown
+from sparkctl.conf import (SUBMIT_CONF_VAR, ConfValues, check_setting, encode_submitted, load_defaults_file, parse_size,
+                           warn_unknown)
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError
 from sparkctl.util import shutdown
@@ -57,14 +58,13 @@ def fail_usage(message: str) -> NoReturn:
     raise click.UsageError(message)
 
 
-def parse_conf_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+def parse_conf_pairs(pairs: tuple[str, ...]) -> ConfValues:
+    out = ConfValues()
     for item in pairs:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             fail_usage(f"--conf expects KEY=VALUE, got {item!r}")
-        check_setting(key.strip(), value, "--conf")
-        out[key.strip()] = value
+        out.add(key.strip(), value, "--conf")
     return out
 
 
@@ -131,6 +131,7 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     settings.update(file_values)
     sources = dict(file_values.sources)
     conf_pairs = parse_conf_pairs(confs)
+    warn_unknown(conf_pairs)
     settings.update(conf_pairs)
     sources.update(dict.fromkeys(conf_pairs, "--conf"))
     env_master = os.environ.get("SPARKCTL_MASTER")
@@ -219,21 +220,11 @@ def _master_address(master: str, what: str) -> tuple[str, int]:
 
 
 def _driver_resources(settings: dict[str, str]) -> tuple[int, int]:
-    """The driver's (cores, MiB) to reserve on its worker: spark.driver.cores / .memory, default 1 and 1g."""
-    cores_text = settings.get("spark.driver.cores") or "1"
-    try:
-        cores = int(cores_text)
-    except ValueError:
-        cores = 0
-    if cores < 1:
-        fail_usage(f"spark.driver.cores must be a whole number of at least 1, not {cores_text!r}")
-    try:
-        memory = parse_size(settings.get("spark.driver.memory") or "1g", "m", "--driver-memory") >> 20
-    except ConfigError as e:
-        fail_usage(str(e))
-    if memory < 1:
-        fail_usage(f"--driver-memory must be at least 1m, not {settings.get('spark.driver.memory')!r}")
-    return cores, memory
+    """The driver's (cores, MiB) to reserve on its worker: spark.driver.cores / .memory, default 1 and 1g
+    (submit has checked both: a whole number of at least 1, a size of at least 1m)."""
+    cores = check_setting("spark.driver.cores", settings.get("spark.driver.cores") or "1", "sparkctl submit")
+    memory = check_setting("spark.driver.memory", settings.get("spark.driver.memory") or "1g", "sparkctl submit")
+    return cores, memory >> 20
 
 
 def _cluster_call(master: str, what: str, call: Callable[[], T]) -> T:

@@ -377,6 +377,14 @@ class ConfValues(dict):  # type: ignore[type-arg]
         self.sources: dict[str, str] = {}
         self.unknown: list[str] = []
 
+    def add(self, key: str, value: str, source: str) -> None:
+        """Check and keep one value."""
+        check_setting(key, value, source)
+        self[key] = value
+        self.sources[key] = source
+        if not is_known(key) and key not in self.unknown:
+            self.unknown.append(key)
+
 
 def read_conf_file(path: str) -> ConfValues:
     """Parse a spark-defaults style file: ``key value`` (or ``key=value``) per line, ``#`` comments.
@@ -410,12 +418,7 @@ def read_conf_file(path: str) -> ConfValues:
         if not is_known(key) and not _KEY.fullmatch(key):
             raise ConfigError(f"{path}:{lineno}: {line!r} is not a setting: expected 'key value' where the key "
                               "is a setting such as spark.executor.memory")
-        source = f"{path}:{lineno}"
-        check_setting(key, value, source)
-        values[key] = value
-        values.sources[key] = source
-        if not is_known(key):
-            values.unknown.append(key)
+        values.add(key, value, f"{path}:{lineno}")
     return values
 
 
@@ -502,6 +505,15 @@ class SparkConf:
             if submitted:  # set by `sparkctl submit` for the driver it starts
                 for key, value, source in decode_submitted(submitted):
                     self._put(key, value, source)
+
+    @classmethod
+    def from_values(cls, values: dict[str, str], source: str = "settings") -> "SparkConf":
+        """A SparkConf of *values* alone (a settings file's keep their ``path:line``)."""
+        conf = cls(loadDefaults=False)
+        sources = getattr(values, "sources", {})
+        for key, value in values.items():
+            conf._put(key, value, sources.get(key, source))
+        return conf
 
     def _put(self, key: str, value: object, source: str) -> "SparkConf":
         self._conf[key] = str(value)

@@ -172,8 +172,9 @@ def test_sources_travel_to_the_driver_submit_starts() -> None:
 def test_a_directory_that_cannot_be_created_gives_the_reason(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     conf = SparkConf(loadDefaults=False).set("spark.local.dir", str(tmp_path / "file" / "sub"))
-    with pytest.raises(ConfigError, match=r"^SparkConf.set: spark.local.dir=.*: cannot create the directory: Not a "
-                                          r"directory$"):
+    # the system's reason: a file is in the way
+    with pytest.raises(ConfigError, match=r"^SparkConf.set: spark.local.dir='.*/file/sub': cannot create the "
+                                          r"directory: (Not a directory|File exists)$"):
         conf.get_dir("spark.local.dir")
     assert SparkConf(loadDefaults=False).set("spark.local.dir", str(tmp_path / "a" / "b")).get_dir(
         "spark.local.dir") == str(tmp_path / "a" / "b")
@@ -186,6 +187,17 @@ def test_sparkcontext_refuses_a_bad_setting_before_starting_anything() -> None:
     with pytest.raises(ConfigError, match=r"^SparkContext\(master=\.\.\.\): spark.master must be"):
         SparkContext("local-cluster[0,1,512]", "x", conf=SparkConf(loadDefaults=False))
     assert SparkContext._active is None
+
+
+def test_the_master_reads_its_settings_through_the_same_types(tmp_path: Path) -> None:
+    from sparkctl.deploy.master import read_settings
+
+    f = write(tmp_path / "d.conf", "spark.worker.timeout 2s\nspark.deploy.maxExecutorRetries -1\n")
+    settings = read_settings(read_conf_file(str(f)))
+    assert (settings.worker_timeout, settings.max_executor_retries, settings.spread_out) == (2.0, -1, True)
+    with pytest.raises(ConfigError, match=r"^settings: spark.deploy.maxExecutorRetries must be a whole number, "
+                                          r"not 'abc'$"):
+        read_settings({"spark.deploy.maxExecutorRetries": "abc"})
 
 
 # ---------------------------------------------------------------- the command line, as real processes
@@ -271,12 +283,13 @@ def test_a_bad_setting_made_by_the_driver_program(site: Path) -> None:
     assert processes_left(site) == []
 
 
-def test_unknown_key_is_one_warning_and_the_app_runs(site: Path) -> None:
+def test_unknown_keys_are_one_warning_each_and_the_app_runs(site: Path) -> None:
     f = defaults(site, "spark.master local[1]\nspark.executor.memroy 2g\n")
-    r = sparkctl(site, "submit", "app.py")
+    r = sparkctl(site, "submit", "--conf", "my.option=1", "app.py")
     assert r.returncode == 0 and "sum 45" in r.stdout, r.stderr
-    assert r.stderr.splitlines() == [f"sparkctl: warning: {f}:2: spark.executor.memroy is not a sparkctl setting "
-                                     "(kept for the application)"]
+    assert r.stderr.splitlines() == [
+        f"sparkctl: warning: {f}:2: spark.executor.memroy is not a sparkctl setting (kept for the application)",
+        "sparkctl: warning: --conf: my.option is not a sparkctl setting (kept for the application)"]
 
 
 @pytest.mark.parametrize("command", [

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from sparkctl.conf import conf_dir, load_defaults_file, parse_duration
+from sparkctl.conf import SparkConf, conf_dir, load_defaults_file
 from sparkctl.deploy.master_state import (
     DEFAULT_MAX_EXECUTOR_RETRIES,
     Action,
@@ -160,15 +160,6 @@ class MasterSettings:
         self.kill_enabled = kill_enabled  # spark.ui.killEnabled: kill buttons on the web UI
 
 
-def _parse_bool(key: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "yes", "1", "on"):
-        return True
-    if v in ("false", "no", "0", "off"):
-        return False
-    raise ConfigError(f"{key} must be true or false, not {value!r}")
-
-
 def _configured_recovery_dir() -> str | None:
     """Spark's ``spark.deploy.recoveryMode FILESYSTEM`` + ``spark.deploy.recoveryDirectory``."""
     values = load_defaults_file()
@@ -185,16 +176,10 @@ def _configured_recovery_dir() -> str | None:
 
 def read_settings(values: dict[str, str] | None = None) -> MasterSettings:
     """Settings from *values* (default: the conf dir's sparkctl-defaults.conf)."""
-    values = load_defaults_file() if values is None else values
-    timeout = parse_duration(values.get("spark.worker.timeout", "60"), "s", "spark.worker.timeout")
-    spread = _parse_bool("spark.deploy.spreadOut", values.get("spark.deploy.spreadOut", "true"))
-    retries_text = values.get("spark.deploy.maxExecutorRetries", str(DEFAULT_MAX_EXECUTOR_RETRIES))
-    try:
-        retries = int(retries_text)
-    except ValueError:
-        raise ConfigError(f"spark.deploy.maxExecutorRetries must be an integer, not {retries_text!r}") from None
-    kill = _parse_bool("spark.ui.killEnabled", values.get("spark.ui.killEnabled", "false"))
-    return MasterSettings(timeout, spread, retries, kill)
+    conf = SparkConf.from_values(load_defaults_file() if values is None else values)
+    return MasterSettings(conf.get_duration("spark.worker.timeout"), conf.get_bool("spark.deploy.spreadOut", True),
+                          conf.get_int("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES),
+                          conf.get_bool("spark.ui.killEnabled", False))
 
 
 class MasterDaemon:
