@@ -299,6 +299,7 @@ _SETTINGS = [
     Setting("spark.worker.cleanup.interval", "1800", "standalone: seconds between two passes of a worker over its work dir"),
     Setting("spark.worker.cleanup.appDataTtl", "604800", "standalone: seconds (604800: 7 days) a finished application's directory is kept after its last change"),
     Setting("spark.ui.killEnabled", "false", "standalone: kill buttons on the master's web UI (POST with a token derived from the secret)", BOOL),
+    Setting("spark.ui.allowedHosts", None, "standalone: comma-separated host names the web UIs answer to besides their own address and localhost (* turns the Host check off)"),
     Setting("spark.master.ui.port", "8080", "standalone: port of the master's web UI", PORT),
     Setting("spark.master.port", "7077", "standalone: port of the master", PORT),
 ]
@@ -624,7 +625,9 @@ class SparkConf:
             return None
         path = os.path.expanduser(check_setting(key, raw, self.source(key)))
         try:
-            os.makedirs(path, exist_ok=True)
+            from sparkctl.util.fsutil import private_makedirs  # 0700, parents included
+
+            private_makedirs(path)
         except OSError as e:
             raise ConfigError(f"{self.source(key)}: {key}={raw!r}: cannot create the directory: "
                               f"{e.strerror or e}", key=key, value=raw, source=self.source(key)) from None

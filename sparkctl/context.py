@@ -29,6 +29,7 @@ from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
 from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
 from sparkctl.util import shutdown
+from sparkctl.util.fsutil import private_makedirs
 
 log = logging.getLogger("sparkctl.driver")
 
@@ -296,7 +297,7 @@ class SparkContext:
     def setCheckpointDir(self, dirName: str) -> None:
         path = dirName[len("file:"):] if dirName.startswith("file:") else dirName
         path = os.path.join(os.path.abspath(path), self._app_id)
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        private_makedirs(path)
         self._checkpoint_dir = path
 
     def getCheckpointDir(self) -> str | None:
@@ -372,7 +373,7 @@ class SparkContext:
                 from sparkctl.rdd.sources import CheckpointRDD
                 assert self._checkpoint_dir is not None
                 directory = os.path.join(self._checkpoint_dir, f"rdd-{r._id}")
-                os.makedirs(directory, mode=0o700, exist_ok=True)
+                private_makedirs(directory)
                 self.run_job(r, _WriteCheckpoint(directory))
                 r._checkpoint_rdd = CheckpointRDD(self, directory, r.getNumPartitions(), r.partitioner)
         finally:

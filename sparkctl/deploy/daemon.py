@@ -407,7 +407,7 @@ def _lock_holder(fd: int) -> str:
             return "a process in another pid namespace"
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                cmd = " ".join(f.read().replace(b"\0", b" ").decode("utf-8", "replace").split())  # one line
         except OSError:
             cmd = ""
         return f"process {pid} ({cmd[:200] or 'command line unknown'})"

@@ -32,6 +32,7 @@ from typing import Any
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.master_state import valid_file_name
 from sparkctl.scheduler.backend import package_root
+from sparkctl.util.fsutil import private_makedirs
 
 __all__ = ["DriverRunner", "prepare_driver_dir", "driver_command", "driver_env", "spawn_driver", "read_driver_log",
            "LOG_STREAMS"]
@@ -92,11 +93,11 @@ def prepare_driver_dir(work_dir: str, driver_id: str, desc: dm.DriverDescription
     if bad:
         raise ValueError(f"unsafe file name {bad[0]!r}")
     directory = os.path.join(work_dir, driver_id)
-    os.makedirs(directory, exist_ok=True)
+    private_makedirs(directory)
     for f in [desc.app_file, *desc.py_files]:
         _write(os.path.join(directory, f.name), f.data)
     conf = os.path.join(directory, "conf")
-    os.makedirs(conf, mode=0o700, exist_ok=True)
+    private_makedirs(conf)
     os.chmod(conf, 0o700)
     _write(os.path.join(conf, "secret"), secret, 0o600)  # created 0600: never readable by others
     return directory

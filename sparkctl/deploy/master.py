@@ -78,6 +78,7 @@ from sparkctl.deploy.messages import (
 from sparkctl.deploy.webui import StatusServer, kill_token, render_master_page, start_status_server
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
+from sparkctl.util.fsutil import private_makedirs, write_private_atomic
 
 __all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
 
@@ -372,11 +373,8 @@ class MasterDaemon:
             text = json.dumps(self._state.snapshot(), sort_keys=True, default=str)
             if text == self._last_snapshot:
                 return
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)  # atomic: a crash leaves the old snapshot or the new one
+            private_makedirs(os.path.dirname(path))
+            write_private_atomic(path, text.encode("utf-8"))  # a crash leaves the old snapshot or the new one
             self._last_snapshot = text
         except (OSError, TypeError, ValueError) as e:
             log.error("Cannot write the recovery snapshot %s: %s", path, e)

@@ -46,6 +46,7 @@ import paramiko
 
 from sparkctl.deploy.hosts import WorkerHost
 from sparkctl.errors import AuthenticationError, SparkctlError
+from sparkctl.util.fsutil import private_makedirs
 
 __all__ = [
     "HostError", "HostDownError", "SSHAuthError", "HostKeyError", "UnknownHostKeyError", "HostKeyMismatchError",
@@ -271,7 +272,7 @@ class _AcceptNewHost(paramiko.MissingHostKeyPolicy):
         with _known_hosts_lock:
             directory = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o700, exist_ok=True)
+                private_makedirs(directory)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # and other sparkctl processes

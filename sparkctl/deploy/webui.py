@@ -12,28 +12,51 @@ daemon's JSON document and a title, and renders HTML from that document with
 ``GET /`` is the page, ``GET /json`` (or ``/json/``) the document; any other path is
 404 and any other method 405. Every text from the document is HTML-escaped: worker
 ids, application names and users come from the network.
+
+What keeps a web page in someone's browser from using these servers (docs/security.md):
+
+- the ``Host`` header must name this server: the address it is bound to, ``localhost``,
+  127.0.0.1, ::1, or a name listed in ``spark.ui.allowedHosts``. A DNS-rebinding page
+  (the attacker's name, re-pointed at this address) gets 421 and never reads a page;
+- a POST whose ``Origin`` (or, without one, ``Referer``) is another site gets 403, so a
+  cross-site form cannot fire a kill;
+- the kill token, derived from the cluster secret and a random nonce drawn at every
+  start of the daemon, must be in the form: a request forged blind, without reading
+  the page, is refused, and a token seen once is worthless after a restart.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import html
+import ipaddress
 import json
 import logging
+import secrets
+import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page"]
+__all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page", "kill_token",
+           "AllowedHosts", "allowed_hosts", "ALLOWED_HOSTS_KEY"]
 
 log = logging.getLogger("sparkctl.webui")
 
 JsonSource = Callable[[], dict[str, Any]]
 PageRenderer = Callable[[str, dict[str, Any]], str]
 KillAction = Callable[[str, str], str]  # (kind "app" or "driver", id) -> what happened
+
+#: Comma-separated extra names the web UIs answer to (a DNS name, a reverse proxy's host).
+ALLOWED_HOSTS_KEY = "spark.ui.allowedHosts"
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+_WILDCARDS = ("", "0.0.0.0", "::")
+#: Drawn once per process: every start of a daemon gets new kill tokens.
+_PROCESS_NONCE = secrets.token_bytes(16)
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -193,9 +216,116 @@ def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None =
     return _page(title, body)
 
 
+def _host_name(netloc: str) -> str | None:
+    """The host part of a ``Host`` header or an origin's netloc, lowercased, without
+    brackets or port; None when it does not parse."""
+    try:
+        parts = urllib.parse.urlsplit("//" + netloc.strip())
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return None
+    return parts.hostname or None
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin, the default port filled in; None if malformed."""
+    try:
+        parts = urllib.parse.urlsplit(f"{scheme}://{netloc.strip()}")
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return scheme, parts.hostname, port if port is not None else (443 if scheme == "https" else 80)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The host names a web UI answers to (see :func:`allowed_hosts`)."""
+
+    names: frozenset[str]
+    any_address: bool = False  # bound to every interface: any literal address is ours
+    anything: bool = False  # spark.ui.allowedHosts=*: no check (behind a trusted proxy)
+
+    def allows(self, header: str) -> bool:
+        if self.anything:
+            return True
+        name = _host_name(header)
+        if name is None:
+            return False
+        return name in self.names or (self.any_address and _is_ip(name))
+
+
+def allowed_hosts(bind_host: str, configured: str | None = None) -> AllowedHosts:
+    """The names a web UI bound to *bind_host* answers to: that host, the loopback names,
+    and *configured* (``spark.ui.allowedHosts``, comma-separated; ``*`` turns the check
+    off). Bound to every interface, it also answers to this machine's names and to any
+    literal address: a literal address cannot be a rebinding attacker's name."""
+    names = set(_LOCAL_NAMES)
+    host = bind_host.strip().strip("[]").lower()
+    wildcard = host in _WILDCARDS
+    if wildcard:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    else:
+        names.add(host)
+    items = [i.strip().strip("[]").lower() for i in (configured or "").split(",")]
+    names |= {i for i in items if i and i != "*"}
+    return AllowedHosts(frozenset(names), any_address=wildcard, anything="*" in items)
+
+
+def _configured_allowed_hosts() -> str:
+    from sparkctl.conf import load_defaults_file
+
+    return load_defaults_file().get(ALLOWED_HOSTS_KEY, "")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _StatusHTTPServer
     server_version = "sparkctl"
+
+    def parse_request(self) -> bool:
+        """Refuse, before any handler runs, a request whose Host is not one of ours."""
+        if not super().parse_request():
+            return False
+        host = self.headers.get("Host")
+        if host is None:
+            return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
+        if self._host_allowed(host):
+            return True
+        log.warning("refused a web request from %s for host %r", self.address_string(), host[:100])
+        self.close_connection = True
+        self._send(421, "text/plain; charset=utf-8",
+                   f"misdirected request: this server does not answer to the host name in the Host header; "
+                   f"add it to {ALLOWED_HOSTS_KEY} if it is really this server\n".encode())
+        return False
+
+    def _host_allowed(self, header: str) -> bool:
+        return self.server.allowed_hosts.allows(header)
+
+    def _foreign_origin(self) -> str | None:
+        """The Origin (or Referer) of a browser's request when it is not this server's own
+        page; None for a same-origin request or a client that sends neither."""
+        origin = self.headers.get("Origin")
+        source = origin if origin is not None else self.headers.get("Referer")
+        if source is None:
+            return None
+        host = self.headers.get("Host")
+        if host is None:
+            return source  # a browser always sends Host; this is not one of our pages
+        parts = urllib.parse.urlsplit(source.strip())
+        ours = _origin_key(parts.scheme or "http", host)
+        theirs = _origin_key(parts.scheme, parts.netloc) if parts.scheme in ("http", "https") else None
+        if ours is not None and theirs is not None and theirs[1:] == ours[1:]:
+            return None
+        return source
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].split("#", 1)[0]
@@ -225,6 +355,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path not in ("/app/kill", "/driver/kill"):
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+            return
+        foreign = self._foreign_origin()
+        if foreign is not None:
+            log.warning("refused a web kill request from %s: posted from %r", self.address_string(), foreign[:100])
+            self._send(403, "text/plain; charset=utf-8", b"forbidden: cross-site request\n")
             return
         try:
             length = min(int(self.headers.get("Content-Length") or 0), 4096)
@@ -270,12 +405,13 @@ class _StatusHTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck browser connection never holds up the daemon's exit
 
     def __init__(self, address: tuple[str, int], get_json: JsonSource, title: str, render: PageRenderer,
-                 actions: KillAction | None = None, token: str | None = None) -> None:
+                 actions: KillAction | None, token: str | None, hosts: AllowedHosts) -> None:
         self.get_json = get_json
         self.title = title
         self.render = render
         self.actions = actions
         self.token = token
+        self.allowed_hosts = hosts
         super().__init__(address, _Handler)
 
 
@@ -301,19 +437,26 @@ class StatusServer:
         self._thread.join(5.0)
 
 
-def kill_token(secret: bytes) -> str:
-    """The token web kill requests must carry: derived from the secret, never the secret."""
-    return hmac.new(secret, b"sparkctl web ui kill", hashlib.sha256).hexdigest()
+def kill_token(secret: bytes, nonce: bytes | None = None) -> str:
+    """The token web kill requests must carry: derived from the secret (never the secret
+    itself) and from *nonce*, by default one drawn at random when this process started,
+    so every start of a daemon has a new token."""
+    nonce = _PROCESS_NONCE if nonce is None else nonce
+    return hmac.new(secret, b"sparkctl web ui kill\0" + nonce, hashlib.sha256).hexdigest()
 
 
 def start_status_server(host: str, port: int, get_json: JsonSource, title: str,
                         render: PageRenderer | None = None, actions: KillAction | None = None,
-                        token: str | None = None) -> StatusServer:
+                        token: str | None = None, extra_hosts: str | None = None) -> StatusServer:
     """Serve ``GET /`` (HTML) and ``GET /json`` on *host*:*port* (0: any free port) in a
     daemon thread. *get_json* is called for every request, from that request's thread.
     With *actions*, ``POST /app/kill`` and ``POST /driver/kill`` (form fields ``id`` and
-    ``token``) call ``actions(kind, id)``; without, every POST is refused."""
-    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token)
+    ``token``) call ``actions(kind, id)``; without, every POST is refused.
+
+    Requests must name this server in ``Host`` (see :func:`allowed_hosts`; *extra_hosts*
+    defaults to ``spark.ui.allowedHosts`` from the defaults file)."""
+    hosts = allowed_hosts(host, _configured_allowed_hosts() if extra_hosts is None else extra_hosts)
+    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token, hosts)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                               name=f"webui-{port}", daemon=True)
     thread.start()

@@ -57,6 +57,7 @@ from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_d
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
 from sparkctl.rpc import Connection, Dispatcher, Server, connect, load_secret, serve_forever_reader
 from sparkctl.scheduler.backend import spawn_executor, stop_process
+from sparkctl.util.fsutil import private_makedirs
 
 if TYPE_CHECKING:
     from sparkctl.deploy.webui import StatusServer
@@ -224,7 +225,7 @@ class Worker:
         host, port = self._server.address
         self.config.port = port  # the real one when asked for 0
         self.worker_id = make_worker_id(self.config.host, port)
-        os.makedirs(self.config.work_dir, exist_ok=True)
+        private_makedirs(self.config.work_dir)
         log.info("Worker %s listening on %s:%d with %d cores, %d MiB; work dir %s", self.worker_id,
                  self.config.host, port, self.config.cores, self.config.memory, self.config.work_dir)
         self._start_webui()
@@ -441,7 +442,7 @@ class Worker:
             return
         directory = os.path.join(self.config.work_dir, msg.app_id, msg.executor_id)
         try:
-            os.makedirs(directory, exist_ok=True)
+            private_makedirs(directory)
             with open(os.path.join(directory, "stdout"), "ab") as out, \
                     open(os.path.join(directory, "stderr"), "ab") as err:
                 proc = spawn_executor(self._executor_settings(msg, directory), self.secret, "INFO",

@@ -42,6 +42,7 @@ from sparkctl.scheduler import messages as m
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import read_local_block
 from sparkctl.storagelevel import StorageLevel
+from sparkctl.util.fsutil import private_makedirs
 
 log = logging.getLogger("sparkctl.executor")
 _MAX_FRAME = 1 << 40
@@ -99,7 +100,7 @@ class Executor:
     def __init__(self, settings: ExecutorSettings, secret: bytes) -> None:
         self.s = settings
         self.secret = secret
-        os.makedirs(settings.local_dir, exist_ok=True)
+        private_makedirs(settings.local_dir)
         self.blocks = BlockManager(settings.storage_memory, os.path.join(settings.local_dir, "blocks"))
         self.slots: list[Slot] = []
         self.lock = threading.Lock()
@@ -329,7 +330,7 @@ class Executor:
     def _install_files(self, files: dict[str, bytes]) -> list[str]:
         """Write the app's --py-files here; the slots put them on sys.path."""
         directory = os.path.join(self.s.local_dir, "files")
-        os.makedirs(directory, exist_ok=True)
+        private_makedirs(directory)
         paths = [directory]
         for name, data in files.items():
             path = os.path.join(directory, os.path.basename(name))

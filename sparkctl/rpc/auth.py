@@ -41,6 +41,7 @@ from sparkctl.errors import (
     RpcTimeoutError,
 )
 from sparkctl.rpc.framing import recv_frame, send_frame
+from sparkctl.util.fsutil import private_makedirs
 
 __all__ = [
     "MAGIC",
@@ -265,7 +266,7 @@ def create_secret_file(conf_dir: str) -> bytes:
     If the file already exists, its (stripped) content is returned instead, so several
     processes racing to initialise a conf dir end up with the same secret.
     """
-    os.makedirs(conf_dir, mode=0o700, exist_ok=True)
+    private_makedirs(conf_dir)
     path = os.path.join(conf_dir, SECRET_FILE)
     value = secrets.token_hex(NONCE_SIZE).encode()
     try:

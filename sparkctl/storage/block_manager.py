@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 
 from sparkctl.storagelevel import StorageLevel
+from sparkctl.util.fsutil import private_makedirs
 
 log = logging.getLogger("sparkctl.storage")
 
@@ -24,7 +25,7 @@ class BlockManager:
         self.levels: dict[str, StorageLevel] = {}
         self.lock = threading.Lock()
         self.evictions = 0
-        os.makedirs(disk_dir, exist_ok=True)
+        private_makedirs(disk_dir)
 
     def get(self, block_id: str) -> bytes | None:
         with self.lock:
