@@ -49,6 +49,7 @@ _MAX_FRAME = 1 << 40
 # Until the driver says otherwise: the default spark.rpc.message.maxSize, less room for the
 # StatusUpdate around the result.
 _DEFAULT_MAX_DIRECT_RESULT = (512 << 20) - (1 << 20)
+_MAX_CHUNK = 64 << 20  # the largest part of a block one FetchBlockChunk may ask for
 
 
 @dataclass
@@ -367,12 +368,18 @@ class Executor:
                 elif isinstance(req, FetchCachedBlock):
                     conn.send(BlockData(self.blocks.get(req.block_id)))
                 elif isinstance(req, FetchBlockChunk):
-                    chunk = self.blocks.get_range(req.block_id, req.offset, req.length)
-                    conn.send(BlockData(chunk, "" if chunk is not None else f"no block {req.block_id}"))
+                    conn.send(self._block_chunk(req))
                 else:
                     conn.send(BlockData(None, f"unknown request {type(req).__name__}"))
         except Exception:
             conn.close()
+
+    def _block_chunk(self, req: FetchBlockChunk) -> BlockData:
+        if (not isinstance(req.block_id, str) or not isinstance(req.offset, int) or not isinstance(req.length, int)
+                or req.offset < 0 or not 0 < req.length <= _MAX_CHUNK):
+            return BlockData(None, f"bad chunk request: offset {req.offset!r}, length {req.length!r}")
+        chunk = self.blocks.get_range(req.block_id, req.offset, req.length)
+        return BlockData(chunk, "" if chunk is not None else f"no block {req.block_id}")
 
     def _shuffle_block(self, req: FetchShuffleBlock) -> BlockData:
         name = os.path.basename(req.file_name)
