@@ -326,6 +326,7 @@ def test_worker_daemon_start_double_start_and_stop(dirs: Dirs, fake_master: Fake
     assert stat.S_IMODE(pid_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(dirs.pids.stat().st_mode) == 0o700
     assert stat.S_IMODE(dirs.logs.stat().st_mode) == 0o700
+    assert stat.S_IMODE(dirs.work.stat().st_mode) == 0o700  # made by the worker
     log_file = dirs.logs / f"sparkctl-worker-127.0.0.2-{port}.log"
     assert "Registered with master" in log_file.read_text()
     assert (dirs.logs / f"sparkctl-worker-127.0.0.2-{port}.out").exists()

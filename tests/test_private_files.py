@@ -88,6 +88,17 @@ def test_created_directories_are_0700_parents_included(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_the_local_dir_base_is_created_0700(tmp_path: Path) -> None:
+    from sparkctl.conf import SparkConf
+    from sparkctl.scheduler.backend import LocalBackend
+
+    base = tmp_path / "scratch" / "spark"
+    backend = LocalBackend(1, SparkConf(loadDefaults=False).set("spark.local.dir", str(base)), "app-0700", [])
+    assert _mode(tmp_path / "scratch") == 0o700 and _mode(base) == 0o700
+    assert Path(backend.local_dir).parent == base and _mode(Path(backend.local_dir)) == 0o700
+
+
+@pytest.mark.timeout(30)
 def test_master_recovery_dir_is_created_0700(tmp_path: Path) -> None:
     from sparkctl.deploy.master import MasterDaemon
 

@@ -121,7 +121,7 @@ SETTINGS: dict[str, tuple[Callable[[str], object], str]] = {
     "work_dir": (_text, "where executors keep their files and logs (SPARKCTL_WORK_DIR)"),
     "port": (_port, "the worker's rpc port (default 7078; 0: any free port)"),
     "webui_port": (_port, "the worker's web UI port (default 8081; 0: any free port)"),
-    "pid_dir": (_text, "where the worker's pid file goes there (SPARKCTL_PID_DIR, default /tmp)"),
+    "pid_dir": (_text, "where the worker's pid file goes there (SPARKCTL_PID_DIR, default a private per-user dir)"),
     "log_dir": (_text, "where the worker's log goes there (SPARKCTL_LOG_DIR)"),
     "conf_dir": (_text, "sparkctl's conf dir there, which keeps the cluster secret (SPARKCTL_CONF_DIR)"),
 }
