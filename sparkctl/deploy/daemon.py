@@ -20,7 +20,8 @@ Nothing here can be steered by another local user (see docs/security.md):
   lock, log and ``.out`` files are opened ``O_NOFOLLOW`` (0600) and must be our own files;
 - a pid file is believed only when its process runs as our uid with the command line of
   our daemon (``-m sparkctl.deploy.<kind>``); otherwise it is stale, removed, and never
-  signalled. ``stop`` signals only processes named by pid files;
+  signalled. ``stop`` signals only processes named by pid files, through a pidfd taken
+  before that check;
 - the start lock is taken with a timeout, and a timeout names the process holding it.
 
 Environment: ``SPARKCTL_PID_DIR`` (default above), ``SPARKCTL_LOG_DIR`` (default
@@ -368,6 +369,28 @@ def _signal(pid: int, sig: signal.Signals | int) -> bool:
         return False
 
 
+def _pin(pid: int) -> int | None:
+    """A pidfd of *pid* (Linux >= 5.3), or None. A signal sent through it reaches the
+    process that was checked, never one that later reused its pid."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _send(pid: int, pidfd: int | None, sig: signal.Signals) -> bool:
+    """Send *sig* through *pidfd* if there is one, else by pid; False if not ours to signal."""
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+            return True
+        except ProcessLookupError:
+            return True  # already gone: what we wanted
+        except PermissionError:
+            return False
+    return _signal(pid, sig)
+
+
 def running_pid(kind: str, host: str, port: int) -> int | None:
     """The pid of the running ``<kind>`` daemon started for host:port, or None."""
     if checked_pid_dir(create=False) is None:
@@ -683,27 +706,35 @@ def stop_daemons(kind: str, port: int | None = None, *, grace: float = 10.0) -> 
     """
     results: list[StoppedDaemon] = []
     signalled: list[tuple[str, str, int, int]] = []
-    for path, host, dport in _pid_files(kind, port):
-        try:
-            pid = _read_pid(path)
-        except DaemonError:
-            pid = 0
-        if pid is None:
-            continue  # removed under us by a concurrent stop
-        if not pid or not _is_our_daemon(pid, kind):
-            _remove(path)
-            results.append(StoppedDaemon(kind, host, dport, pid, "stale", path))
-            continue
-        if _signal(pid, signal.SIGTERM):
-            log.info("sent SIGTERM to %s %s:%d (pid %d)", kind, host, dport, pid)
-            signalled.append((path, host, dport, pid))
-        else:
-            results.append(StoppedDaemon(kind, host, dport, pid, "failed", path))
-    still = set(_wait_exit([s[3] for s in signalled], time.monotonic() + grace))
-    for pid in still:
-        log.warning("%s (pid %d) did not stop within %gs; sending SIGKILL", kind, pid, grace)
-        _signal(pid, signal.SIGKILL)
-    dead_after_kill = set(still) - set(_wait_exit(list(still), time.monotonic() + 5.0))
+    pinned: dict[int, int | None] = {}  # pid -> its pidfd, taken before the ownership check
+    try:
+        for path, host, dport in _pid_files(kind, port):
+            try:
+                pid = _read_pid(path)
+            except DaemonError:
+                pid = 0
+            if pid is None:
+                continue  # removed under us by a concurrent stop
+            if pid and pid not in pinned:
+                pinned[pid] = _pin(pid)
+            if not pid or not _is_our_daemon(pid, kind):
+                _remove(path)
+                results.append(StoppedDaemon(kind, host, dport, pid, "stale", path))
+                continue
+            if _send(pid, pinned[pid], signal.SIGTERM):
+                log.info("sent SIGTERM to %s %s:%d (pid %d)", kind, host, dport, pid)
+                signalled.append((path, host, dport, pid))
+            else:
+                results.append(StoppedDaemon(kind, host, dport, pid, "failed", path))
+        still = set(_wait_exit([s[3] for s in signalled], time.monotonic() + grace))
+        for pid in still:
+            log.warning("%s (pid %d) did not stop within %gs; sending SIGKILL", kind, pid, grace)
+            _send(pid, pinned.get(pid), signal.SIGKILL)
+        dead_after_kill = set(still) - set(_wait_exit(list(still), time.monotonic() + 5.0))
+    finally:
+        for fd in pinned.values():
+            if fd is not None:
+                os.close(fd)
     for path, host, dport, pid in signalled:
         if pid not in still:
             outcome = "stopped"
