@@ -301,6 +301,7 @@ def test_unknown_keys_are_one_warning_each_and_the_app_runs(site: Path) -> None:
     ("spark.worker.timeout soon", "spark.worker.timeout must be a duration"),
     ("spark.deploy.spreadOut maybe", "spark.deploy.spreadOut must be true or false"),
     ("spark.deploy.maxExecutorRetries abc", "spark.deploy.maxExecutorRetries must be a whole number"),
+    ("spark.worker.cleanup.interval 0", "spark.worker.cleanup.interval must be a duration above 0"),
     ("this is not a setting at all !!!", "is not a setting"),
 ])
 def test_daemon_commands_refuse_a_bad_file_before_starting(site: Path, command: tuple[str, ...], line: str,

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sparkctl.conf import DEFAULTS, conf_dir, load_defaults_file, parse_duration, parse_size
+from sparkctl.conf import SparkConf, conf_dir, load_defaults_file, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
 from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
@@ -750,18 +750,10 @@ def _changed_since(path: str, cutoff: float) -> bool:
 
 def cleanup_settings(values: dict[str, str]) -> tuple[bool, float, float]:
     """(enabled, interval, ttl) from spark.worker.cleanup.enabled / .interval / .appDataTtl
-    (seconds when no unit is given, as in Spark)."""
-    def value(key: str) -> str:
-        return values.get(key) or DEFAULTS[key].default or ""
-
-    enabled_text = value("spark.worker.cleanup.enabled").strip().lower()
-    if enabled_text not in ("true", "false"):
-        raise ConfigError(f"spark.worker.cleanup.enabled must be true or false, not {enabled_text!r}")
-    interval = parse_duration(value("spark.worker.cleanup.interval"), "s", "spark.worker.cleanup.interval")
-    ttl = parse_duration(value("spark.worker.cleanup.appDataTtl"), "s", "spark.worker.cleanup.appDataTtl")
-    if interval <= 0 or ttl <= 0:
-        raise ConfigError("spark.worker.cleanup.interval and spark.worker.cleanup.appDataTtl must be positive")
-    return enabled_text == "true", interval, ttl
+    (seconds when no unit is given, as in Spark), checked as every setting is."""
+    conf = SparkConf.from_values(values)
+    return (conf.get_bool("spark.worker.cleanup.enabled", True), conf.get_duration("spark.worker.cleanup.interval"),
+            conf.get_duration("spark.worker.cleanup.appDataTtl"))
 
 
 def _signal_name(signum: int) -> str:
