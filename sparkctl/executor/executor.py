@@ -112,6 +112,7 @@ class Executor:
         self.stopping = threading.Event()
         self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
         self.max_direct_result = _DEFAULT_MAX_DIRECT_RESULT
+        self.max_result_size = 0  # the driver's spark.driver.maxResultSize, 0 for none
         # shared with the forked slots: which task each slot is asked to kill
         self.kill_board = mmap.mmap(-1, 8 * max(1, settings.cores))
         for i in range(settings.cores):
@@ -166,10 +167,15 @@ class Executor:
         """Keep a StatusUpdate too large for one frame as a block; what goes to the driver
         instead names the block and its size (the driver fetches it, then removes it)."""
         block_id = f"taskresult_{task_id}"
-        # in memory if it fits the storage budget, else on local disk, as Spark keeps them
-        self.blocks.put(block_id, update, StorageLevel.MEMORY_AND_DISK)
-        log.info("Task %d: result of %d bytes is over the direct limit of %d; kept as block %s", task_id,
-                 len(update), self.max_direct_result, block_id)
+        if state == m.FINISHED and 0 < self.max_result_size < len(update):
+            # the driver refuses it on its size alone: spare the disk (the block stays absent)
+            log.warning("Task %d: result of %d bytes is over spark.driver.maxResultSize (%d); dropped", task_id,
+                        len(update), self.max_result_size)
+        else:
+            # in memory if it fits the storage budget, else on local disk, as Spark keeps them
+            self.blocks.put(block_id, update, StorageLevel.MEMORY_AND_DISK)
+            log.info("Task %d: result of %d bytes is over the direct limit of %d; kept as block %s", task_id,
+                     len(update), self.max_direct_result, block_id)
         small = m.StatusUpdate(self.s.executor_id, task_id, state, b"", (block_id, len(update)))
         return pickle.dumps(small, serializers.PROTOCOL)
 
@@ -408,6 +414,8 @@ class Executor:
             raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
         if isinstance(reply.max_direct_result, int) and reply.max_direct_result > 0:
             self.max_direct_result = reply.max_direct_result
+        if isinstance(reply.max_result_size, int) and reply.max_result_size > 0:
+            self.max_result_size = reply.max_result_size
         if reply.files:
             paths = self._install_files(reply.files)
             for slot in self.slots:

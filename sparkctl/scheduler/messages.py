@@ -37,6 +37,8 @@ class RegisteredExecutor:
     files: dict[str, bytes] = field(default_factory=dict)  # the app's --py-files, put on the slots' path
     # a StatusUpdate larger than this goes back as an indirect result (below the driver's frame limit)
     max_direct_result: int = 0
+    # spark.driver.maxResultSize (0: none): a larger result is refused unseen, so it is not even kept
+    max_result_size: int = 0
 
 
 @dataclass(slots=True)

@@ -370,7 +370,8 @@ class DriverRuntime:
             self.executors[reg.executor_id] = h
             log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
                      reg.port, reg.cores, reg.pid)
-            conn.send(m.RegisteredExecutor(self.app_id, self.app_files, self.max_direct_result))
+            conn.send(m.RegisteredExecutor(self.app_id, self.app_files, self.max_direct_result,
+                                           self.max_result_size))
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
             self.executor_changed.notify_all()
         error: BaseException | None = None
