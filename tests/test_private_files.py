@@ -344,3 +344,25 @@ def test_a_held_lock_makes_start_fail_naming_the_holder(dirs: Dirs, monkeypatch:
     # once the holder is gone, start goes on
     started = daemon.start_daemon("master", MASTER_ARGS, "127.0.0.1", 0)
     assert started.pid > 0
+
+
+# ---------------------------------------------------------------- the secret file
+
+
+@pytest.mark.timeout(30)
+def test_a_secret_file_others_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkctl.errors import ConfigError
+    from sparkctl.rpc import load_secret
+
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"chosen-by-someone-else\n")
+    secret.chmod(0o622)
+    with pytest.raises(ConfigError, match="writable by group or others"):
+        load_secret(str(tmp_path))
+    secret.chmod(0o600)
+    assert load_secret(str(tmp_path)) == b"chosen-by-someone-else"
+    if os.geteuid() == 0:  # only root can give a file away
+        os.chown(secret, 65534, 65534)
+        with pytest.raises(ConfigError, match="belongs to uid 65534"):
+            load_secret(str(tmp_path))

@@ -249,12 +249,20 @@ def load_secret(conf_dir: str | None = None) -> bytes | None:
         return None
     try:
         with open(path, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
+            st = os.fstat(f.fileno())
             value = f.read().strip()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise ConfigError(f"cannot read the secret file {path}: {e}") from e
+    mode = st.st_mode
+    # Whoever can write the file chooses the secret, and so may run code on every host.
+    if st.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(f"secret file {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}) "
+                          "or root; whoever owns it chooses the cluster's secret")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"secret file {path} is writable by group or others (mode {stat.S_IMODE(mode):o}); "
+                          "chmod 600 it")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("secret file %s is readable by other users (mode %o); chmod 600 it", path, stat.S_IMODE(mode))
     return value or None
