@@ -116,7 +116,7 @@ def _request(url: str, method: str = "GET", headers: dict[str, str] | None = Non
 def test_a_foreign_host_header_is_refused(master: MasterDaemon) -> None:
     port = urllib.parse.urlsplit(master.webui_url).port
     for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil.example",
-                 "127.0.0.1:notaport"):
+                 "127.0.0.1:notaport", "evil.example@127.0.0.1", "127.0.0.1/x"):
         for path in ("/", "/json"):
             code, body = _request(master.webui_url + path, headers={"Host": host})
             assert code == 421, (host, path, code)

@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from io import TextIOWrapper
 from types import TracebackType
 
 from sparkctl.conf import PROJECT_ROOT, conf_dir
@@ -760,7 +761,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     log dir is never followed.
     """
 
-    def _open(self):  # type: ignore[no-untyped-def]  # the base class's signature
+    def _open(self) -> TextIOWrapper:
         fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 

@@ -218,10 +218,13 @@ def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None =
 
 def _host_name(netloc: str) -> str | None:
     """The host part of a ``Host`` header or an origin's netloc, lowercased, without
-    brackets or port; None when it does not parse."""
+    brackets or port; None when it does not parse (or holds a path, user info, space)."""
+    netloc = netloc.strip()
+    if any(c in netloc for c in "/\\@?# \t"):
+        return None
     try:
-        parts = urllib.parse.urlsplit("//" + netloc.strip())
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
+        parts = urllib.parse.urlsplit("//" + netloc)
+        _ = parts.port  # a port that is not a number raises ValueError
     except ValueError:
         return None
     return parts.hostname or None

@@ -120,7 +120,7 @@ def open_private(path: str, flags: int, mode: int = 0o600) -> int:
     except OSError as e:
         if os.path.islink(path):
             raise UnsafePathError(f"{path} is a symlink; refusing to follow it") from None
-        raise e
+        raise
     try:
         st = os.fstat(fd)
         problem = None
