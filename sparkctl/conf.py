@@ -315,6 +315,9 @@ _TEMPLATE_HEADER = """\
 # directory); a missing file means every default below. Precedence, highest first: a command-line
 # flag, --conf KEY=VALUE, the environment (SPARKCTL_MASTER), this file, the default.
 # Keys are Spark's own where Spark has the setting. Each is shown commented out at its default.
+# Every value is checked against its key's type when a command reads this file: a bad value or
+# a line that is not 'key value' stops it with one line naming this file and the line. A key
+# sparkctl does not know is kept for the application, with a warning.
 """
 
 
