@@ -393,7 +393,8 @@ class Executor:
             return BlockData(None, f"not a shuffle file: {req.file_name!r}")
         data_path = os.path.join(self.s.local_dir, name)
         try:
-            return BlockData(read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index))
+            return BlockData(read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index,
+                                              req.offset, req.length))
         except OSError as e:
             return BlockData(None, f"{type(e).__name__}: {e}")
 

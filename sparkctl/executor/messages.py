@@ -8,6 +8,8 @@ from dataclasses import dataclass
 class FetchShuffleBlock:
     file_name: str  # the map output's data file name, inside the executor's local dir
     reduce_index: int
+    offset: int = 0  # a range of the reducer's slice: reducers fetch large slices in chunks
+    length: int | None = None  # None: to the slice's end
 
 
 @dataclass(slots=True)

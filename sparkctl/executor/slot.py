@@ -34,6 +34,7 @@ from sparkctl.errors import FetchFailedError, RpcConnectError
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
+from sparkctl.storage import sizing
 from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
 from sparkctl.taskcontext import TaskContext
 
@@ -81,7 +82,8 @@ class SlotEnvironment:
     def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None]) -> Iterator[Any]:
         return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.fetch_remote)
 
-    def fetch_remote(self, status: MapStatus, shuffle_id: int, reduce_index: int) -> bytes:
+    def fetch_remote(self, status: MapStatus, shuffle_id: int, reduce_index: int, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` of a remote map output's slice for this reducer."""
         key = (status.host, status.port)
         conn = self._peers.get(key)
         for attempt in range(2):  # a cached connection may have gone stale
@@ -89,7 +91,7 @@ class SlotEnvironment:
                 conn = connect(status.host, status.port, self.secret, timeout=30)
                 self._peers[key] = conn
             try:
-                conn.send(FetchShuffleBlock(os.path.basename(status.data_path), reduce_index))
+                conn.send(FetchShuffleBlock(os.path.basename(status.data_path), reduce_index, offset, length))
                 reply = conn.recv(timeout=120)
                 break
             except (OSError, RpcConnectError, EOFError, Exception):
@@ -152,6 +154,12 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     # collect the young generation less often (tasks allocate millions of short-lived tuples).
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    # This slot's share of executor memory is its resident set now plus its execution
+    # budget: spillable collections spill when the process passes that mark, whatever
+    # their own size estimates say.
+    start_rss = sizing.rss()
+    if start_rss is not None:
+        sizing.set_rss_limit(start_rss + env.memory_budget)
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
 from sparkctl.rdd.dependencies import ShuffleDependency
+from sparkctl.storage import sizing
 from sparkctl.storage.spill import ExternalAppendOnlyMap
 
 _OFFSET = struct.Struct("<Q")
@@ -85,8 +86,10 @@ class PartitionedWriter:
         self.buffers[p] += data
         self.buckets[p] = []
         self.buffered += len(data)
-        # records waiting in the other buckets count too
-        if self.buffered + self._pending_estimate() > self.budget:
+        # records waiting in the other buckets count too; and the process's real memory,
+        # which also holds what the map task's own code keeps
+        if (self.buffered + self._pending_estimate() > self.budget
+                or (self.buffered >= self.budget >> 3 and sizing.over_rss_limit())):
             self.spill()
 
     def _pending_estimate(self) -> int:
@@ -106,6 +109,7 @@ class PartitionedWriter:
                 self.buffers[p] = bytearray()
         self.spills.append((path, offsets))
         self.buffered = 0
+        sizing.release_memory()
 
     def commit(self, data_path: str, index_path: str) -> tuple[int, ...]:
         """Write the final data file and index atomically; return each slice's size."""
@@ -124,7 +128,7 @@ class PartitionedWriter:
                         length = offs[p + 1] - offs[p]
                         if length:
                             f.seek(offs[p])
-                            out.write(f.read(length))
+                            _copy(f, out, length)
                             size += length
                     out.write(self.buffers[p])
                     size += len(self.buffers[p])
@@ -147,6 +151,16 @@ class PartitionedWriter:
         return tuple(sizes)
 
 
+def _copy(src: Any, dst: Any, length: int, chunk: int = 1 << 20) -> None:
+    """Copy ``length`` bytes a chunk at a time (a spilled slice can be as large as the budget)."""
+    while length > 0:
+        data = src.read(min(chunk, length))
+        if not data:
+            raise OSError(f"spill file {src.name} is shorter than its offsets say")
+        dst.write(data)
+        length -= len(data)
+
+
 def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int, local_dir: str,
                      paths: tuple[str, str], batch_size: int) -> tuple[int, ...]:
     """Run a shuffle map task's write side; returns the size of each reducer's slice."""
@@ -157,7 +171,9 @@ def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int
         combiner.run(records)
     else:
         writer.write_all(records)
-    return writer.commit(*paths)
+    sizes = writer.commit(*paths)
+    sizing.release_memory()
+    return sizes
 
 
 class _MapSideCombiner(ExternalAppendOnlyMap):
@@ -175,6 +191,7 @@ class _MapSideCombiner(ExternalAppendOnlyMap):
         self.writer.write_all(self.map.items())
         self.map = {}
         self.tracker.reset()
+        sizing.release_memory()
 
     def run(self, records: Iterable[tuple[Any, Any]]) -> None:
         self.insert_values(records)
@@ -193,43 +210,94 @@ def read_index(index_path: str, reduce_index: int) -> tuple[int, int]:
     return start, end - start
 
 
-def read_local_block(data_path: str, index_path: str, reduce_index: int) -> bytes:
-    start, length = read_index(index_path, reduce_index)
+def read_local_block(data_path: str, index_path: str, reduce_index: int, offset: int = 0,
+                     length: int | None = None) -> bytes:
+    """Bytes ``offset``..``offset + length`` of reducer ``reduce_index``'s slice (to its end
+    when ``length`` is None): the block server sends a remote reducer its slice in chunks,
+    so neither side holds a whole slice."""
+    if not isinstance(offset, int) or offset < 0 or not (length is None or isinstance(length, int) and length >= 0):
+        raise OSError(f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
+    start, size = read_index(index_path, reduce_index)
+    want = max(0, size - offset) if length is None else max(0, min(length, size - offset))
     with open(data_path, "rb") as f:
-        f.seek(start)
-        data = f.read(length)
-    if len(data) != length:
+        f.seek(start + offset)
+        data = f.read(want)
+    if len(data) != want:
         raise OSError(f"{data_path} is shorter than its index says")
     return data
 
 
-BlockFetcher = Callable[[MapStatus, int, int], bytes]
+def _local_batches(status: MapStatus, reduce_index: int) -> Iterator[list[Any]]:
+    """One map output's slice for this reducer, a pickled batch at a time: the reader holds
+    one batch and a file buffer, never the whole slice (a slice can be much larger than the
+    task's memory budget when there are few reducers)."""
+    start, remaining = read_index(status.index_path, reduce_index)
+    loads = serializers.loads
+    with open(status.data_path, "rb", buffering=_READ_BUFFER) as f:
+        f.seek(start)
+        read = f.read
+        while remaining > 0:
+            head = read(4)
+            n = int.from_bytes(head, "little")
+            data = read(n)
+            if len(head) < 4 or len(data) < n:
+                raise OSError(f"{status.data_path} is shorter than its index says")
+            remaining -= 4 + n
+            yield loads(data)
+
+
+def _fetched_batches(fetch_remote: BlockFetcher, status: MapStatus, shuffle_id: int,
+                     reduce_index: int) -> Iterator[list[Any]]:
+    """A remote map output's slice, fetched ``FETCH_CHUNK`` bytes at a time and decoded as
+    each pickled batch completes (a batch may span chunks)."""
+    size = status.sizes[reduce_index]
+    loads = serializers.loads
+    pending = bytearray()
+    pos = 0  # bytes of the slice fetched so far
+    while pos < size:
+        chunk = fetch_remote(status, shuffle_id, reduce_index, pos, min(FETCH_CHUNK, size - pos))
+        if not chunk:
+            raise OSError(f"executor {status.executor_id} sent less than the map output's size")
+        pos += len(chunk)
+        pending += chunk
+        del chunk
+        done = 0
+        while len(pending) - done >= 4:
+            n = int.from_bytes(pending[done:done + 4], "little")
+            if len(pending) - done - 4 < n:
+                break
+            yield loads(pending[done + 4:done + 4 + n])  # a copy: no view may pin `pending`
+            done += 4 + n
+        del pending[:done]
+    if pending:
+        raise OSError(f"the slice from executor {status.executor_id} ends inside a batch")
+
+
+# (status, shuffle id, reduce index, offset, length) -> those bytes of the map output's slice
+BlockFetcher = Callable[[MapStatus, int, int, int, int], bytes]
+FETCH_CHUNK = 4 << 20
+_READ_BUFFER = 1 << 20
 
 
 def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
                  local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[Any]:
-    """Every record map tasks wrote for reducer ``reduce_index``, map by map."""
-    loads = serializers.loads
+    """Every record map tasks wrote for reducer ``reduce_index``, map by map, streamed a
+    batch at a time."""
     for map_index, status in enumerate(statuses):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
         if not status.sizes[reduce_index]:
             continue
-        try:
-            if status.host == local_host or fetch_remote is None:
-                data = read_local_block(status.data_path, status.index_path, reduce_index)
-            else:
-                data = fetch_remote(status, shuffle_id, reduce_index)
-        except FetchFailedError:
-            raise
-        except Exception as e:  # missing file, dead executor: the map stage must rerun
-            raise FetchFailedError(shuffle_id, map_index, reduce_index,
-                                   f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
-        view = memoryview(data)
-        pos = 0
-        end = len(data)
-        while pos < end:
-            n = int.from_bytes(view[pos:pos + 4], "little")
-            pos += 4
-            yield from loads(view[pos:pos + n])
-            pos += n
+        batches = (_local_batches(status, reduce_index) if status.host == local_host or fetch_remote is None
+                   else _fetched_batches(fetch_remote, status, shuffle_id, reduce_index))
+        while True:
+            try:
+                batch = next(batches, None)
+            except FetchFailedError:
+                raise
+            except Exception as e:  # missing or cut file, dead executor: the map stage must rerun
+                raise FetchFailedError(shuffle_id, map_index, reduce_index,
+                                       f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
+            if batch is None:
+                break
+            yield from batch

@@ -1,18 +1,32 @@
-"""Estimating how much memory a growing collection holds, cheaply.
+"""How much memory a task really uses: size estimates of its collections, checked against
+the process's resident set.
 
 Measuring every record would cost more than processing it, so, as Spark's SizeTracker,
 we measure a sample now and then (each time the number of updates grows by 10%) and
-extrapolate the bytes per update in between. The estimate errs high: objects shared
-between records (interned strings, small ints) are counted once per use.
+extrapolate the bytes per update in between. The estimate errs high for shared objects
+(interned strings, small ints are counted once per use) but low for what Python keeps
+around them: allocator pools, over-allocated lists and dict tables, the pickled batch
+being read. So a task slot also has a ceiling on its real resident memory (its RSS when
+it started plus its execution budget, see :func:`set_rss_limit`), read from
+``/proc/self/statm`` at the same sample points (about a microsecond a read); a spillable
+collection spills when either its estimate or the process passes its mark.
+
+Freeing a spilled collection returns its memory to the allocator; :func:`release_memory`
+then hands free heap pages back to the kernel (glibc keeps them otherwise), so the next
+task, or the next run, starts from a low resident set.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import sys
 from itertools import islice
 from typing import Any, Callable
 
 _getsizeof = sys.getsizeof
 _SAMPLE = 8
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def deep_size(obj: Any, depth: int = 3) -> int:
@@ -42,9 +56,14 @@ def deep_size(obj: Any, depth: int = 3) -> int:
 
 
 class SizeTracker:
-    """Extrapolates a collection's size from occasional samples."""
+    """Extrapolates a collection's size from occasional samples.
 
-    def __init__(self, measure: Callable[[], int]) -> None:
+    It holds no reference to the collection (the owner passes each measurement to
+    :meth:`sample`): a tracker that held its owner would make a reference cycle, and the
+    collection would then outlive a spill until the cyclic collector ran, which in a task
+    slot is rare (its collector thresholds are high)."""
+
+    def __init__(self, measure: Callable[[], int] | None = None) -> None:
         self._measure = measure
         self.reset()
 
@@ -55,9 +74,12 @@ class SizeTracker:
         self._last_bytes = 0
         self._bytes_per_update = 0.0
 
-    def sample(self) -> int:
-        """Measure now; returns the measured bytes. Call when ``updates >= next_sample``."""
-        measured = self._measure()
+    def sample(self, measured: int | None = None) -> int:
+        """Record a measurement taken now (or take one with the tracker's own ``measure``);
+        returns it. Call when ``updates >= next_sample``."""
+        if measured is None:
+            assert self._measure is not None, "a tracker without measure needs the measured bytes"
+            measured = self._measure()
         delta_updates = self.updates - self._last_updates
         if delta_updates > 0:
             self._bytes_per_update = max(0.0, (measured - self._last_bytes) / delta_updates)
@@ -68,3 +90,67 @@ class SizeTracker:
 
     def estimate(self) -> int:
         return int(self._last_bytes + (self.updates - self._last_updates) * self._bytes_per_update)
+
+
+# ---------------------------------------------------------------- the process's real memory
+_statm: tuple[int, int] | None = None  # (pid, fd): /proc/self is resolved at open, so reopen after a fork
+_rss_limit: int | None = None
+
+
+def rss() -> int | None:
+    """This process's resident set in bytes, or None where /proc is not available."""
+    global _statm
+    pid = os.getpid()
+    if _statm is None or _statm[0] != pid:
+        try:
+            _statm = (pid, os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+        except OSError:
+            return None
+    try:
+        return int(os.pread(_statm[1], 128, 0).split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def set_rss_limit(limit: int | None) -> None:
+    """Set the resident-memory mark past which this process's spillable collections spill
+    (a task slot sets it once: its RSS at start plus its execution budget)."""
+    global _rss_limit
+    _rss_limit = limit
+
+
+def rss_limit() -> int | None:
+    return _rss_limit
+
+
+def over_rss_limit() -> bool:
+    """True when this process has a mark and its resident set is past it."""
+    limit = _rss_limit
+    if limit is None:
+        return False
+    now = rss()
+    return now is not None and now > limit
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim  # glibc only (musl has none)
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give free heap pages back to the kernel. CPython returns whole empty arenas by
+    itself, but large buffers (list and dict tables, pickled batches) come from malloc,
+    whose free pages stay resident until trimmed."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)

@@ -7,6 +7,12 @@ writes them to a spill file and starts over. Reading merges every run and the di
 not be comparable, and hash collisions are harmless).
 
 ``ExternalSorter`` does the same for sortByKey: sorted runs on disk, merged lazily.
+
+Both spill when their size estimate passes the budget, or when the task slot's real
+resident memory passes its mark (see ``sizing``), whichever comes first; after a spill the
+old collection is dropped at once (no reference cycle keeps it) and free heap pages go
+back to the kernel. A merge holds one batch and a small read buffer per run; when there
+are too many runs for that to fit the budget, the oldest runs are first merged into one.
 """
 from __future__ import annotations
 
@@ -20,11 +26,19 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
 from sparkctl.rdd.dependencies import Aggregator, identity
+from sparkctl.storage import sizing
 from sparkctl.storage.sizing import SizeTracker, deep_size
 from sparkctl.util.hashing import portable_hash
 
 _MISSING = object()
 _first = itemgetter(0)
+
+
+# Bytes a merge reads ahead from each run: enough for sequential reads, small enough
+# that a merge of many runs fits the budget.
+_MERGE_READ_BUFFER = 64 << 10
+# A run's unpickled batch takes about this many times its pickled bytes.
+_UNPICKLED_FACTOR = 4
 
 
 class SpillFile:
@@ -33,11 +47,15 @@ class SpillFile:
     def __init__(self, directory: str, records: Iterable[Any], batch_size: int) -> None:
         fd, self.path = tempfile.mkstemp(prefix="spill-", dir=directory)
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            self.size = serializers.write_batches(f, records, batch_size)
+            self.size, self.batches = _write_run(f, records, batch_size)
+
+    def memory_to_merge(self) -> int:
+        """What reading this run in a merge holds: its read buffer and one unpickled batch."""
+        return _MERGE_READ_BUFFER + _UNPICKLED_FACTOR * self.size // max(1, self.batches)
 
     def __iter__(self) -> Iterator[Any]:
         try:
-            with open(self.path, "rb", buffering=1 << 20) as f:
+            with open(self.path, "rb", buffering=_MERGE_READ_BUFFER) as f:
                 yield from serializers.load_records(f)
         finally:
             self.delete()
@@ -49,6 +67,23 @@ class SpillFile:
             pass
 
 
+def _write_run(out: Any, records: Iterable[Any], batch_size: int) -> tuple[int, int]:
+    """Write records as pickled batches; return (bytes, batches)."""
+    written = batches = 0
+    batch: list[Any] = []
+    append = batch.append
+    for rec in records:
+        append(rec)
+        if len(batch) >= batch_size:
+            written += serializers.write_batch(out, batch)
+            batches += 1
+            batch.clear()
+    if batch:
+        written += serializers.write_batch(out, batch)
+        batches += 1
+    return written, batches
+
+
 class _Budgeted:
     def __init__(self, budget: int, spill_dir: str | None, batch_size: int) -> None:
         self.budget = max(budget, 1 << 20)
@@ -57,13 +92,42 @@ class _Budgeted:
         self.spills: list[SpillFile] = []
         self.spilled_bytes = 0
 
+    def _must_spill(self, estimate: int) -> bool:
+        """At a sample point: past the budget by estimate, or the process past its real
+        memory mark while this collection holds enough for a spill to help (a small one
+        spilling would free nothing and only make many tiny runs)."""
+        if estimate > self.budget:
+            return True
+        return estimate >= self.budget >> 3 and sizing.over_rss_limit()
+
     def _record_spill(self, spill: SpillFile) -> None:
         self.spills.append(spill)
         self.spilled_bytes += spill.size
 
+    def _runs_to_merge(self, key: Callable[[Any], Any], reverse: bool) -> list[SpillFile]:
+        """The spilled runs, oldest first, after as many passes as it takes for a merge of
+        all of them (a batch and a read buffer per run) to fit half the budget: each pass
+        merges neighbouring runs, so equal keys keep their order."""
+        runs = self.spills
+        while len(runs) > 2 and sum(r.memory_to_merge() for r in runs) > self.budget // 2:
+            fit = max(2, self.budget // 2 // max(r.memory_to_merge() for r in runs))
+            merged: list[SpillFile] = []
+            for i in range(0, len(runs), fit):
+                group = runs[i:i + fit]
+                merged.append(group[0] if len(group) == 1 else
+                              SpillFile(self.spill_dir, heapq.merge(*group, key=key, reverse=reverse),
+                                        self.batch_size))
+            runs = self.spills = merged
+        return list(runs)
+
+    def _merge_room(self) -> int:
+        """Budget left for the in-memory part once the runs' merge buffers are counted."""
+        return self.budget - sum(r.memory_to_merge() for r in self.spills)
+
     def cleanup(self) -> None:
         for s in self.spills:
             s.delete()
+        sizing.release_memory()
 
 
 class ExternalAppendOnlyMap(_Budgeted):
@@ -74,7 +138,7 @@ class ExternalAppendOnlyMap(_Budgeted):
         super().__init__(budget, spill_dir, batch_size)
         self.agg = aggregator
         self.map: dict[Any, Any] = {}
-        self.tracker = SizeTracker(lambda: deep_size(self.map))
+        self.tracker = SizeTracker()
 
     def insert_values(self, records: Iterable[tuple[Any, Any]]) -> None:
         """Add raw (key, value) records: createCombiner / mergeValue."""
@@ -98,7 +162,7 @@ class ExternalAppendOnlyMap(_Budgeted):
             n = max(1, tracker.next_sample - tracker.updates)
             chunk_loop(self.map, islice(it, n), create, merge)
             tracker.updates += n
-            if tracker.updates >= tracker.next_sample and tracker.sample() > self.budget:
+            if tracker.updates >= tracker.next_sample and self._must_spill(tracker.sample(deep_size(self.map))):
                 self.spill()
             head = next(it, _MISSING)
             if head is _MISSING:
@@ -107,10 +171,11 @@ class ExternalAppendOnlyMap(_Budgeted):
             tracker.updates += 1
 
     def spill(self) -> None:
-        entries = sorted(((portable_hash(k), k, c) for k, c in self.map.items()), key=_first)
+        entries = _drain_by_hash(self.map)
         self.map = {}
         self._record_spill(SpillFile(self.spill_dir, entries, self.batch_size))
         self.tracker.reset()
+        sizing.release_memory()
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """Every (key, combiner), each key once."""
@@ -119,10 +184,12 @@ class ExternalAppendOnlyMap(_Budgeted):
         return self._merged()
 
     def _merged(self) -> Iterator[tuple[Any, Any]]:
-        in_memory = sorted(((portable_hash(k), k, c) for k, c in self.map.items()), key=_first)
+        if self.map and deep_size(self.map) > self._merge_room():
+            self.spill()
+        in_memory = _drain_by_hash(self.map)
         self.map = {}
         merge = self.agg.merge_combiners
-        runs = [iter(s) for s in self.spills] + [iter(in_memory)]
+        runs = [iter(s) for s in self._runs_to_merge(_first, False)] + [in_memory]
         for _, group in groupby(heapq.merge(*runs, key=_first), key=_first):
             first = next(group)
             rest = list(group)
@@ -147,7 +214,7 @@ class ExternalSorter(_Budgeted):
         self.sort_key = _compose_key(keyfunc)
         self.reverse = not ascending
         self.buffer: list[Any] = []
-        self.tracker = SizeTracker(self._measure)
+        self.tracker = SizeTracker()
 
     def _measure(self) -> int:
         buf = self.buffer
@@ -166,7 +233,7 @@ class ExternalSorter(_Budgeted):
             if not added:
                 return
             tracker.updates += added
-            if tracker.updates >= tracker.next_sample and tracker.sample() > self.budget:
+            if tracker.updates >= tracker.next_sample and self._must_spill(tracker.sample(self._measure())):
                 self._spill()
 
     def _spill(self) -> None:
@@ -174,13 +241,27 @@ class ExternalSorter(_Budgeted):
         self._record_spill(SpillFile(self.spill_dir, self.buffer, self.batch_size))
         self.buffer = []
         self.tracker.reset()
+        sizing.release_memory()
 
     def sorted_records(self) -> Iterator[Any]:
+        if self.spills and self.buffer and self._measure() > self._merge_room():
+            self._spill()
         self.buffer.sort(key=self.sort_key, reverse=self.reverse)
         if not self.spills:
             return iter(self.buffer)
-        runs = [iter(s) for s in self.spills] + [iter(self.buffer)]
-        return heapq.merge(*runs, key=self.sort_key, reverse=self.reverse)
+        runs = [iter(s) for s in self._runs_to_merge(self.sort_key, self.reverse)]
+        buffer, self.buffer = self.buffer, []
+        return heapq.merge(*runs, iter(buffer), key=self.sort_key, reverse=self.reverse)
+
+
+def _drain_by_hash(d: dict[Any, Any]) -> Iterator[tuple[int, Any, Any]]:
+    """(hash, key, combiner) for every entry of ``d`` in hash order, emptying ``d`` as it
+    goes. Only the keys are sorted (a reference each, the hashes recomputed after), so a
+    spill does not need a second copy of the map in memory."""
+    keys = sorted(d, key=portable_hash)
+    pop = d.pop
+    for k in keys:
+        yield portable_hash(k), k, pop(k)
 
 
 def _compose_key(keyfunc: Callable[[Any], Any]) -> Callable[[Any], Any]:
