@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.clusters import wait_for
+
 from sparkctl import SparkContext
 from sparkctl.errors import JobCancelledError
 
@@ -71,26 +73,55 @@ def test_cancel_stops_running_tasks(own_sc: SparkContext, how: str) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_ctrl_c_in_driver_cancels_and_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_in_driver_cancels_and_exits(tmp_path: Path, inherited: str) -> None:
+    """Ctrl-C ends the job and the driver, and the executor and temp dirs go with it; also
+    when submit was started with SIGINT ignored (as a shell starts a background job)."""
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
     app = tmp_path / "app.py"
-    app.write_text(textwrap.dedent("""
-        import time
+    app.write_text(textwrap.dedent(f"""
+        import os, time
         from sparkctl import SparkContext
         def sleepy(x):
+            open(os.path.join({str(tasks)!r}, str(x)), "w").close()
             time.sleep(60)
             return x
         sc = SparkContext.getOrCreate()
-        print("running", flush=True)
         sc.parallelize(range(4), 4).map(sleepy).collect()
     """))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), SPARKCTL_CONF_DIR=str(tmp_path))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SPARKCTL_CONF_DIR=str(tmp_path), TMPDIR=str(temp))
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if inherited == "ignored" else None
     proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master", "local[2]",
-                             str(app)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "running"
-    time.sleep(0.5)
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.wait(30)
-    assert proc.returncode == 130
-    assert time.monotonic() - started < 15
+                             str(app)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=ignore)
+    try:
+        wait_for(lambda: list(tasks.iterdir()) or proc.poll() is not None, 60, "tasks to start")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)  # the tasks sleep for 60 s: they were cancelled, not waited for
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, proc.stderr.read() if proc.stderr else ""
+    wait_for(lambda: not _processes_with(str(temp)), 20, "the executor and its task slots to end")
+    assert not list(temp.iterdir()), "the driver left its temp dir"
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds *marker* (the executor and its task slots
+    inherit the driver's TMPDIR)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in env and state != b"Z":
+            found.append(int(name))
+    return found
