@@ -110,7 +110,10 @@ def _check_master(url: str, secret: bytes) -> None:
 
 
 def _start_master(url: str, host: str, port: int, webui_port: int | None) -> None:
-    pid = daemon.running_pid("master", host, port)
+    try:
+        pid = daemon.running_pid("master", host, port)
+    except daemon.DaemonError as e:  # an unsafe PID dir: one line saying what is wrong
+        raise click.ClickException(str(e)) from None
     if pid is not None:
         click.echo(f"master already running at {url} (pid {pid})")
         return
@@ -139,7 +142,10 @@ def _start_master(url: str, host: str, port: int, webui_port: int | None) -> Non
 
 def _stop_master(host: str, port: int) -> bool:
     ok = True
-    results = daemon.stop_daemons("master", port)
+    try:
+        results = daemon.stop_daemons("master", port)
+    except daemon.DaemonError as e:
+        raise click.ClickException(str(e)) from None
     if not results:
         click.echo(f"no master running on port {port}")
     for r in results:
