@@ -444,11 +444,18 @@ def load_defaults_file() -> ConfValues:
 
 
 def check_defaults_file() -> ConfValues:
-    """Read (and so check) the conf dir's settings file and warn about unknown keys: what a
-    command does before it starts a daemon, so that a mistake is one line on its terminal
-    rather than a daemon that dies with the reason in its log."""
+    """Read (and so check) the conf dir's settings file and the environment variables that
+    override it, and warn about unknown keys: what a command does before it starts a daemon,
+    so that a mistake is one line on its terminal rather than a daemon that dies with the
+    reason in its log."""
+    from sparkctl.rpc.tls import ENV_VARS
+
     values = load_defaults_file()
     warn_unknown(values)
+    for key, var in ENV_VARS.items():
+        value = os.environ.get(var, "").strip()  # empty counts as unset
+        if value:
+            check_setting(key, value, var)
     return values
 
 

@@ -310,3 +310,14 @@ def test_daemon_commands_refuse_a_bad_file_before_starting(site: Path, command: 
     one_line_exit_2(sparkctl(site, *command, env={"SPARKCTL_SECRET": "s" * 32}), f"{f}:2: ", needle)
     assert not (site / "pids").exists() or list((site / "pids").iterdir()) == []
     assert processes_left(site) == []
+
+
+@pytest.mark.parametrize("command", [
+    ("master", "start", "--host", "127.0.0.1", "--port", "0", "--webui-port", "0"),
+    ("status", "--master", "spark://127.0.0.1:9"),
+    ("submit", "--master", "local[1]", "app.py"),
+])
+def test_a_bad_environment_variable_is_named(site: Path, command: tuple[str, ...]) -> None:
+    r = sparkctl(site, *command, env={"SPARKCTL_SECRET": "s" * 32, "SPARKCTL_SSL_ENABLED": "maybe"})
+    one_line_exit_2(r, "SPARKCTL_SSL_ENABLED: spark.ssl.enabled must be true or false, not 'maybe'")
+    assert processes_left(site) == []

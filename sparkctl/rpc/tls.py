@@ -211,7 +211,9 @@ def _resolve() -> tuple[TLSConfig | None, bool]:
             values[key] = None
     enabled = (values["spark.ssl.enabled"] or "").lower()
     if enabled not in _TRUE + _FALSE:
-        raise ConfigError(f"spark.ssl.enabled must be true or false, not {values['spark.ssl.enabled']!r}")
+        # the file's value was checked as the file was read: this one is the environment's
+        raise ConfigError(f"{ENV_VARS['spark.ssl.enabled']}: spark.ssl.enabled must be true or false, "
+                          f"not {values['spark.ssl.enabled']!r}")
     if enabled in _FALSE:
         return None, False
 
