@@ -260,6 +260,7 @@ _SETTINGS = [
     Setting("spark.default.parallelism", None, "partitions of shuffles and parallelize when not given (default: total executor cores)", POSITIVE),
     Setting("spark.task.maxFailures", "4", "attempts of one task before its job fails", POSITIVE),
     Setting("spark.executor.memory", "1g", "memory of one executor; its task slots share it for shuffle aggregation, sorts and cache", Size("m", 1 << 20)),
+    Setting("spark.executor.memoryOverhead", None, "memory an executor with its task slots may use beyond spark.executor.memory (interpreters, buffers; default: max(384m, 0.1 x spark.executor.memory))", Size("m")),
     Setting("spark.executor.cores", None, "task slots (processes) per executor (standalone: all free cores of the worker)", POSITIVE),
     Setting("spark.cores.max", None, "total cores an application may take from a standalone cluster (default: all)", POSITIVE),
     Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)", Float(0.0, 1.0, low_open=True)),
