@@ -408,7 +408,7 @@ def read_conf_file(path: str) -> ConfValues:
     offset = 0
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM some editors write
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}:{lineno}: not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
                               f"(offset {offset + e.start} in the file)") from None

@@ -123,6 +123,11 @@ def test_a_bad_line_names_file_and_line(tmp_path: Path, text: str, needle: str) 
     assert str(e.value).startswith(f"{f}:2: ") and needle in str(e.value), str(e.value)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_key(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.conf", b"\xef\xbb\xbfspark.master local[1]\r\nspark.app.name x\r\n")
+    assert read_conf_file(str(f)) == {"spark.master": "local[1]", "spark.app.name": "x"}
+
+
 def test_text_that_is_not_utf8_names_line_and_offset(tmp_path: Path) -> None:
     f = write(tmp_path / "d.conf", b"spark.master local[1]\nspark.app.name caf\xe9\n")
     with pytest.raises(ConfigError, match=r":2: not UTF-8 text: byte 0xe9 at column 19 \(offset 40 in the file\)"):
