@@ -391,7 +391,7 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str], sources
     except KeyboardInterrupt as e:  # a second signal while the first one was being reported
         code = shutdown.exit_code_for(e)
     finally:
-        with shutdown.deferred():  # a second signal must not cut the cleanup short
+        with shutdown.deferred(redeliver=False):  # a second signal must not cut the cleanup short
             from sparkctl.context import SparkContext
             active = SparkContext._active
             if active is not None:  # the app forgot sc.stop() or was interrupted: release the executors now

@@ -394,12 +394,10 @@ class SparkContext:
             self._stopped = True
             if SparkContext._active is self:
                 SparkContext._active = None
-        with shutdown.deferred() as noted:  # a signal now would leave executors running
+        with shutdown.deferred():  # a signal now would leave executors running: it waits until they are gone
             self._teardown()
+            log.info("SparkContext stopped")
         shutdown.restore_default_handlers(getattr(self, "_signals_taken", []))
-        log.info("SparkContext stopped")
-        if noted:  # delivered now that the executors are gone
-            raise shutdown.Interrupted(noted[0])
 
     def _teardown(self) -> None:
         progress = getattr(self, "_progress", None)
@@ -415,8 +413,8 @@ class SparkContext:
     def _stop_at_exit(self) -> None:
         try:
             self.stop()
-        except KeyboardInterrupt:
-            pass  # the process is exiting anyway
+        except (KeyboardInterrupt, SystemExit):
+            pass  # a signal during the stop: the process is exiting anyway
         except Exception:
             traceback.print_exc()
 

@@ -16,8 +16,10 @@ remembers its signal, and exits with the shell's code for it (128 + the signal n
 ``sparkctl submit`` owns its process, so it always installs the handlers, including for
 SIGINT, which a shell's background job inherits as ignored. It leaves an ignored SIGHUP
 alone: that is ``nohup`` asking the driver to outlive its terminal. A SparkContext in a
-plain ``python app.py`` installs a handler only where Python's default one is in place,
-so a handler the application installed is never replaced.
+plain ``python app.py`` installs handlers for SIGTERM and SIGHUP only where Python's
+default is in place, so a handler the application installed is never replaced; they
+raise ``SystemExit(128 + signum)``, which ends the script quietly with the shell's code
+once ``atexit`` has stopped the context.
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def install_driver_handlers() -> None:
     """``submit``: SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread
     (an inherited SIG_IGN of SIGHUP, ``nohup``'s, is kept)."""
@@ -61,7 +67,7 @@ def install_driver_handlers() -> None:
 
 
 def install_default_handlers() -> list[int]:
-    """A SparkContext outside ``submit``: SIGTERM and SIGHUP raise :class:`Interrupted`
+    """A SparkContext outside ``submit``: SIGTERM and SIGHUP exit through ``SystemExit``
     where Python's default (die at once) is in place; returns the signals taken over.
     Only the main thread may set handlers, so elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
@@ -69,7 +75,7 @@ def install_default_handlers() -> list[int]:
     taken = []
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) == signal.SIG_DFL:
-            signal.signal(sig, _raise_interrupted)
+            signal.signal(sig, _exit_on_signal)
             taken.append(sig)
     return taken
 
@@ -79,15 +85,16 @@ def restore_default_handlers(taken: list[int]) -> None:
     if not taken or threading.current_thread() is not threading.main_thread():
         return
     for sig in taken:
-        if signal.getsignal(sig) is _raise_interrupted:
+        if signal.getsignal(sig) is _exit_on_signal:
             signal.signal(sig, signal.SIG_DFL)
 
 
 @contextmanager
-def deferred() -> Iterator[list[int]]:
-    """While cleaning up, a second signal (``timeout`` sends one, then a user presses
-    Ctrl-C again) must not cut the cleanup short: signals that would raise are only
-    noted, in the list yielded, and the handlers are put back afterwards."""
+def deferred(redeliver: bool = True) -> Iterator[list[int]]:
+    """While cleaning up, a signal (a second one from ``timeout``, Ctrl-C pressed again)
+    must not cut the cleanup short: signals whose handler would raise are only noted, in
+    the list yielded. Afterwards the handlers are put back and, with *redeliver*, the
+    first noted signal is raised again, so it takes effect once the cleanup is done."""
     if threading.current_thread() is not threading.main_thread():
         yield []
         return
@@ -95,7 +102,7 @@ def deferred() -> Iterator[list[int]]:
     saved: dict[int, Any] = {}
     for sig in SIGNALS:
         current = signal.getsignal(sig)
-        if current is _raise_interrupted or current is signal.default_int_handler:
+        if current in (_raise_interrupted, _exit_on_signal, signal.default_int_handler):
             saved[sig] = current
             signal.signal(sig, lambda signum, frame: noted.append(signum))
     try:
@@ -103,3 +110,5 @@ def deferred() -> Iterator[list[int]]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        if redeliver and noted:
+            signal.raise_signal(noted[0])
