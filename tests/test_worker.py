@@ -35,6 +35,7 @@ from sparkctl.deploy.worker import backoff_delays, default_memory_mib, make_work
 from sparkctl.errors import ConnectionClosed, RpcTimeoutError
 from sparkctl.rpc import Connection, Server
 from sparkctl.scheduler import messages as sm
+from sparkctl.util.cleanup import ProcessIdentity, make_owned_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "worker-test-secret"
@@ -473,9 +474,17 @@ def _age(path: Path, seconds: float) -> None:
 
 @pytest.mark.timeout(60)
 def test_cleanup_removes_old_finished_app_dirs_and_keeps_running_ones(
-        dirs: Dirs, cleanup: list[Callable[[], None]]) -> None:
+        dirs: Dirs, cleanup: list[Callable[[], None]], monkeypatch: pytest.MonkeyPatch) -> None:
     (dirs.conf / "sparkctl-defaults.conf").write_text(
         "spark.worker.cleanup.enabled true\nspark.worker.cleanup.interval 100ms\nspark.worker.cleanup.appDataTtl 60\n")
+    # a driver killed on this host left its scratch dir: a starting worker removes it too
+    temp = dirs.root / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = ProcessIdentity.of(dead.pid)
+    dead.wait(10)
+    abandoned = make_owned_dir("sparkctl-app-killed-", str(temp), owner=owner)
     master = FakeMaster(free_port())
     cleanup.append(master.stop)
     driver = FakeDriver()
@@ -507,6 +516,7 @@ def test_cleanup_removes_old_finished_app_dirs_and_keeps_running_ones(
     assert running.is_dir() and (running / "0" / "stderr").is_file() and pid_alive(pid)
     assert recent.is_dir() and touched.is_dir()
     assert not list(dirs.work.glob(".removing-*"))
+    wait_for(lambda: not os.path.exists(abandoned), 10, "the killed driver's directory to be removed")
     assert "app-old" in w.log()
     assert w.terminate() == 0
 

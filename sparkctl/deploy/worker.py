@@ -642,9 +642,12 @@ class Worker:
 
     # ------------------------------------------------------------ work dir cleanup
     def _cleanup_loop(self) -> None:
+        from sparkctl.util.cleanup import sweep_leftovers
+        sweep_leftovers([None])  # what drivers of this user killed on this host left in the temp dir
         while not self._stopping.wait(self.config.cleanup_interval):
             try:
                 self.cleanup_work_dir()
+                sweep_leftovers([None])
             except Exception:  # a failed pass must not end the cleanups to come
                 log.exception("Cleaning up the work dir %s failed", self.config.work_dir)
 
