@@ -369,6 +369,9 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str], sources
     # SIGTERM (timeout, kill) and SIGHUP (a closed terminal) clean up as Ctrl-C does; and
     # Ctrl-C works even where the shell started us with SIGINT ignored (a background job).
     shutdown.install_driver_handlers()
+    if os.environ.get("SPARKCTL_WORKER_PID"):  # cluster deploy mode: end with the worker that runs us
+        from sparkctl.deploy.lifecycle import watch_worker
+        watch_worker()
     code = 0
     try:
         try:

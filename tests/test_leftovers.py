@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.clusters import ROOT, wait_for
+from tests.clusters import ROOT, CliCluster, wait_for
 
 from sparkctl.util.cleanup import OWNER_FILE, ProcessIdentity, make_owned_dir, owned_dir_is_abandoned
 
@@ -292,3 +292,46 @@ def test_a_signal_during_the_cleanup_waits_until_it_is_done(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, str(script)], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "cleanup finished; then interrupted by SIGTERM"
+
+
+# ---------------------------------------------------------------- a worker's drivers
+
+
+def test_a_cluster_mode_driver_ends_with_its_worker(tmp_path: Path) -> None:
+    cluster = CliCluster(tmp_path)
+    app = tmp_path / "sleepy.py"
+    app.write_text(textwrap.dedent("""
+        import os, time
+        from sparkctl import SparkContext
+        sc = SparkContext.getOrCreate()
+        open("STARTED", "w").close()  # in the driver's directory on the worker
+        sc.parallelize(range(2), 2).map(lambda x: time.sleep(120)).collect()
+    """))
+    try:
+        cluster.start([("127.0.0.2", 2)])
+        driver_id = cluster.cli("submit", "--master", cluster.url, "--deploy-mode", "cluster",
+                                str(app)).stdout.strip()
+        driver_dir = cluster.work / driver_id
+        wait_for(lambda: (driver_dir / "STARTED").exists(), 60, "the driver's job to start")
+        running = _processes_in(str(cluster.work))
+        assert len(running) >= 2, "no driver and executor found"
+        worker = int(next((tmp_path / "pids").glob("sparkctl-worker-*.pid")).read_text())
+        os.kill(worker, signal.SIGKILL)  # its executors follow it; so must its driver
+        wait_for(lambda: not _processes_in(str(cluster.work)), 30, "the driver and its executor to end")
+    finally:
+        cluster.stop()
+
+
+def _processes_in(directory: str) -> list[int]:
+    """Live processes whose working directory is under *directory*."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{name}/cwd")
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if cwd.startswith(directory) and state != b"Z":
+            found.append(int(name))
+    return found

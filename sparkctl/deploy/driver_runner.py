@@ -16,7 +16,9 @@ writes them into the driver's own directory and runs the client-mode submit ther
 ```
 
 The cluster secret reaches the driver through a private conf dir (``SPARKCTL_CONF_DIR``),
-never through its command line or environment, and is removed when the driver ends.
+never through its command line or environment, and is removed when the driver ends. The
+worker's pid is in its environment, so that the driver ends with the worker
+(:func:`sparkctl.deploy.lifecycle.watch_worker`).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkctl.deploy import messages as dm
+from sparkctl.deploy.lifecycle import WORKER_PID_VAR
 from sparkctl.deploy.master_state import valid_file_name
 from sparkctl.scheduler.backend import package_root
 from sparkctl.util.fsutil import private_makedirs
@@ -124,6 +127,7 @@ def driver_env(directory: str, base: dict[str, str] | None = None) -> dict[str, 
         env.pop(key, None)
     env["PYTHONPATH"] = os.pathsep.join([package_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["SPARKCTL_CONF_DIR"] = os.path.join(directory, "conf")
+    env[WORKER_PID_VAR] = str(os.getpid())  # we start it: it ends with us
     return env
 
 

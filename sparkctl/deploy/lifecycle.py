@@ -1,4 +1,5 @@
-"""A private daemon lives exactly as long as its owner: ``local-cluster``'s master and workers.
+"""A process lives no longer than its owner: ``local-cluster``'s master and workers end
+with their driver, a cluster-mode driver with the worker that runs it.
 
 ``python -m sparkctl.deploy.lifecycle {master,worker} --owner-fd FD --dir DIR ARGS...``
 runs the master's or the worker's ``main(ARGS)`` in this process, and ends it when the
@@ -20,6 +21,11 @@ write end. The kernel's parent-death signal is not used: it follows the thread t
 forked us, not the process, and a SparkContext may be made in a thread that ends.
 A daemon that dies too abruptly to remove DIR leaves it for the next driver's sweep
 (:mod:`sparkctl.util.cleanup`), which checks the same records.
+
+A driver the worker runs (cluster deploy mode) finds the worker's pid in
+``SPARKCTL_WORKER_PID`` and watches its parent: when the worker dies, the driver stops as
+on SIGTERM (its jobs cancelled, its executors released), rather than run on unseen while
+the master, with ``--supervise``, starts it again elsewhere.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from sparkctl.util.cleanup import OWNER_FILE, ProcessIdentity, owned_dir_is_abandoned, remove_identity, write_identity
@@ -40,14 +47,19 @@ log = logging.getLogger("sparkctl.lifecycle")
 POLL_INTERVAL = 1.0
 #: After the owner is gone, a daemon whose graceful stop hangs is ended this much later.
 STOP_GRACE = 30.0
+#: Set by the worker in the environment of a driver it runs: the worker's pid.
+WORKER_PID_VAR = "SPARKCTL_WORKER_PID"
 
 
-def watch_owner(fd: int, owner_pid: int, on_gone: Callable[[], None]) -> threading.Thread:
+def watch_owner(fd: int | None, owner_pid: int, on_gone: Callable[[], None]) -> threading.Thread:
     """Call *on_gone* once, from a thread, when the pipe *fd* reaches EOF or our parent
-    is no longer *owner_pid*."""
+    is no longer *owner_pid* (with no *fd*, only the parent is watched)."""
     def run() -> None:
         try:
             while os.getppid() == owner_pid:
+                if fd is None:
+                    time.sleep(POLL_INTERVAL)
+                    continue
                 if select.select([fd], [], [], POLL_INTERVAL)[0]:
                     try:
                         data = os.read(fd, 64)
@@ -56,7 +68,8 @@ def watch_owner(fd: int, owner_pid: int, on_gone: Callable[[], None]) -> threadi
                     if not data:
                         break  # every write end is closed: the owner is gone
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
         on_gone()
 
     thread = threading.Thread(target=run, name="owner-watch", daemon=True)
@@ -64,8 +77,9 @@ def watch_owner(fd: int, owner_pid: int, on_gone: Callable[[], None]) -> threadi
     return thread
 
 
-def _stop_self() -> None:
-    log.warning("The driver that owns this daemon is gone; shutting down")
+def stop_self(why: str = "The driver that owns this daemon is gone") -> None:
+    """SIGTERM to our own main thread: whatever the process does on SIGTERM, it does now."""
+    log.warning("%s; shutting down", why)
     # The daemon's own handler makes it a graceful stop. Aimed at the main thread: that is
     # where Python runs handlers, and a signal taken by this thread would not wake it.
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
@@ -73,6 +87,13 @@ def _stop_self() -> None:
     timer = threading.Timer(STOP_GRACE, os._exit, (1,))
     timer.daemon = True
     timer.start()
+
+
+def watch_worker() -> None:
+    """In a driver started by a worker: end with that worker (a no-op anywhere else)."""
+    text = os.environ.pop(WORKER_PID_VAR, "")  # not for the processes the app starts
+    if text.isdigit() and int(text) == os.getppid():
+        watch_owner(None, int(text), lambda: stop_self("The worker that runs this driver is gone"))
 
 
 def _daemon_main(role: str) -> Callable[[list[str]], int]:
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(directory, OWNER_FILE), encoding="ascii") as f:
         owner = ProcessIdentity.from_json(f.read())
     record = write_identity(directory, f"{role}-{os.getpid()}")
-    watch_owner(owner_fd, owner.pid, _stop_self)
+    watch_owner(owner_fd, owner.pid, stop_self)
     try:
         return _daemon_main(role)(args)
     finally:
