@@ -109,7 +109,8 @@ def _parse_args(argv: list[str]) -> tuple[str, int, str, list[str]]:
     usage = "usage: python -m sparkctl.deploy.lifecycle {master,worker} --owner-fd FD --dir DIR [ARGS...]"
     if not argv or argv[0] not in ("master", "worker"):
         raise SystemExit(usage)
-    role, rest, found = argv[0], argv[1:], {}
+    role, rest = argv[0], argv[1:]
+    found: dict[str, str] = {}
     while rest and rest[0] in ("--owner-fd", "--dir") and len(rest) > 1:
         found[rest[0]] = rest[1]
         rest = rest[2:]
