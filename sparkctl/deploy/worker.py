@@ -669,9 +669,10 @@ class Worker:
                 continue
             trash = os.path.join(self.config.work_dir, f".removing-{entry.name}")
             with self._launch_lock:
-                if self._running_here(entry.name):
-                    continue
                 try:
+                    # a launch since the walk above made a new executor dir in it, or runs now
+                    if self._running_here(entry.name) or os.lstat(entry.path).st_mtime > cutoff:
+                        continue
                     os.rename(entry.path, trash)
                 except OSError:
                     continue
