@@ -213,6 +213,7 @@ def _restore_sparkctl_logging() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------- collection, timeouts
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a test that must move a lot of data (still run by default)")
     if not config.pluginmanager.hasplugin("timeout"):
         config.addinivalue_line("markers", "timeout(seconds): fail the test if it runs longer (fallback for "
                                            "pytest-timeout)")

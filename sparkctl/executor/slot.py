@@ -39,6 +39,7 @@ from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, wri
 from sparkctl.taskcontext import TaskContext
 
 _MAX_FRAME = 1 << 40
+_RELEASE_STEP = 8 << 20
 
 
 class SlotEnvironment:
@@ -160,6 +161,9 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     start_rss = sizing.rss()
     if start_rss is not None:
         sizing.set_rss_limit(start_rss + env.memory_budget)
+    # A task that leaves the slot this much above its last low point gets its memory
+    # handed back after its result is sent (one /proc read a task otherwise).
+    release_mark = None if start_rss is None else start_rss + _RELEASE_STEP
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
@@ -204,6 +208,12 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
                                                    traceback=traceback.format_exc()))
         update = pickle.dumps(m.StatusUpdate(env.executor_id, desc.task_id, state, data), serializers.PROTOCOL)
         send_frame(sock, pickle.dumps(("done", desc.task_id, state, update), serializers.PROTOCOL))
+        del update, data, outcome
+        if release_mark is not None and (sizing.rss() or 0) > release_mark:
+            sizing.release_memory()
+            # what stays is held by live objects (the user's, the stage cache): the next
+            # release waits for growth beyond it, not after every task
+            release_mark = max(start_rss or 0, sizing.rss() or 0) + _RELEASE_STEP
 
 
 def _load_stage(key: tuple[int, int], info: m.StageBinary | None,

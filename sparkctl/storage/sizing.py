@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import sys
 from itertools import islice
@@ -149,8 +150,14 @@ _malloc_trim = _load_malloc_trim()
 
 
 def release_memory() -> None:
-    """Give free heap pages back to the kernel. CPython returns whole empty arenas by
-    itself, but large buffers (list and dict tables, pickled batches) come from malloc,
-    whose free pages stay resident until trimmed."""
+    """Give the memory of freed collections back to the kernel, after a spill or a task.
+
+    CPython returns an arena (1 MiB) only once every object in it is gone, and the
+    interpreter's free lists keep thousands of dead tuples, lists and dicts: scattered
+    over the arenas a large collection used, they keep tens of MiB resident. A full
+    collection empties the free lists (and costs microseconds when little is alive beyond
+    the frozen start-up heap). Large buffers (list and dict tables, pickled batches) come
+    from malloc, whose free pages stay resident until trimmed."""
+    gc.collect()
     if _malloc_trim is not None:
         _malloc_trim(0)
