@@ -1,14 +1,20 @@
-"""The bounded-memory structures behind combineByKey and sortByKey, run in-process with a
-budget so small that they spill every few records; results must equal plain Python's."""
+"""The bounded-memory structures behind combineByKey, sortByKey and the shuffle, run
+in-process with a budget so small that they spill every few records (or with a resident
+memory mark the process is past); results must equal plain Python's."""
 from __future__ import annotations
 
+import gc
 import os
 import random
+import weakref
 from collections import defaultdict
 
 import pytest
 
-from sparkctl.rdd.dependencies import Aggregator
+from sparkctl.errors import FetchFailedError
+from sparkctl.rdd.dependencies import Aggregator, identity
+from sparkctl.storage import shuffle, sizing
+from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block, read_shuffle
 from sparkctl.storage.sizing import SizeTracker, deep_size
 from sparkctl.storage.spill import ExternalAppendOnlyMap, ExternalSorter
 from sparkctl.util.hashing import portable_hash
@@ -94,3 +100,137 @@ def test_size_tracking():
         if t.updates >= t.next_sample:
             t.sample()
     assert 0.5 * deep_size(items) < t.estimate() < 2 * deep_size(items)
+
+
+# ---------------------------------------------------------------- real memory, not only estimates
+@pytest.fixture
+def rss_mark():
+    """Set this process's resident-memory mark for one test (task slots set theirs at start)."""
+    yield sizing.set_rss_limit
+    sizing.set_rss_limit(None)
+
+
+def test_rss_reads_this_process():
+    now = sizing.rss()
+    assert now is not None and now > 1 << 20
+    blob = bytearray(64 << 20)  # touched pages are resident
+    assert sizing.rss() > now + (32 << 20)
+    del blob
+
+
+@pytest.mark.parametrize("over", [False, True])
+def test_map_spills_when_the_process_passes_its_mark(tmp_path, rss_mark, over):
+    """The estimate stays under the budget; only the process's resident set says spill."""
+    rss_mark(1 if over else None)  # every process is past a 1-byte mark
+    amap = ExternalAppendOnlyMap(SUM_AGG, 16 << 20, str(tmp_path))
+    data = [(i, i) for i in range(60_000)]  # a few MiB in a dict: under 16 MiB, over 1/8 of it
+    amap.insert_values(data)
+    assert bool(amap.spills) == over
+    assert dict(amap.items()) == dict(data)
+    amap.cleanup()
+
+
+def test_a_small_collection_does_not_spill_for_the_process(tmp_path, rss_mark):
+    """Past the mark, a collection holding less than an eighth of its budget keeps it: its
+    spill would free nothing and only make tiny runs."""
+    rss_mark(1)
+    amap = ExternalAppendOnlyMap(SUM_AGG, 1 << 30, str(tmp_path))
+    amap.insert_values((i, i) for i in range(20_000))
+    assert not amap.spills
+    amap.cleanup()
+
+
+def test_writer_spills_when_the_process_passes_its_mark(tmp_path, rss_mark):
+    rss_mark(1)
+    writer = PartitionedWriter(3, lambda k: k % 3, 8 << 20, str(tmp_path), batch_size=100)
+    data = [(i, "%06d" % i * 15) for i in range(60_000)]  # ~6 MiB pickled: under the budget
+    writer.write_all(data)
+    assert writer.spills
+    data_path, index_path = str(tmp_path / "m.data"), str(tmp_path / "m.index")
+    sizes = writer.commit(data_path, index_path)
+    status = MapStatus("0", "here", 0, data_path, index_path, sizes)
+    out = [rec for r in range(3) for rec in read_shuffle(0, r, [status], "here", None)]
+    assert sorted(out) == sorted(data)
+
+
+class Box:
+    """A combiner that can be watched with a weak reference."""
+
+    def __init__(self, v):
+        self.v = v
+
+
+def test_collections_are_freed_without_the_cyclic_collector(tmp_path):
+    """A map or sort buffer dropped at task end goes at once: nothing in it refers back to
+    its owner, which would leave it to the cyclic collector (rarely run in a task slot)."""
+    agg = Aggregator(Box, lambda b, v: Box(b.v + v), lambda a, b: Box(a.v + b.v))
+    amap = ExternalAppendOnlyMap(agg, 1 << 30, str(tmp_path))
+    amap.insert_values([(i, i) for i in range(1000)])
+    sorter = ExternalSorter(identity, True, 1 << 30, str(tmp_path))
+    sorter.insert_all([(i, Box(i)) for i in range(1000)])
+    watched = [weakref.ref(amap.map[7]), weakref.ref(sorter.buffer[7][1])]
+    gc.disable()
+    try:
+        del amap, sorter
+        assert [w() for w in watched] == [None, None]
+    finally:
+        gc.enable()
+
+
+def test_merge_of_many_runs_goes_in_passes(tmp_path):
+    data = records(6000, seed=3)
+    amap = ExternalAppendOnlyMap(LIST_AGG, 0, str(tmp_path), batch_size=5)
+    amap.budget = 1
+    amap.insert_values(data)
+    runs = len(amap.spills)
+    assert runs > 20
+    amap.budget = 400 << 10  # room to merge a few runs at a time (64 KiB of buffer each), not all
+    out = dict(amap.items())  # the merge starts here
+    assert 2 <= len(amap.spills) < runs
+    assert sum(r.memory_to_merge() for r in amap.spills) <= amap.budget // 2 or len(amap.spills) <= 2
+    ref = defaultdict(list)
+    for k, v in data:
+        ref[k].append(v)
+    assert {k: sorted(v) for k, v in out.items()} == {k: sorted(v) for k, v in ref.items()}
+    amap.cleanup()
+    assert [f for f in os.listdir(tmp_path) if f.startswith("spill-")] == []
+
+
+# ---------------------------------------------------------------- shuffle reads, streamed
+def _map_output(tmp_path, data, reducers=2):
+    writer = PartitionedWriter(reducers, lambda k: k % reducers, 1 << 30, str(tmp_path), batch_size=37)
+    writer.write_all(data)
+    data_path, index_path = str(tmp_path / "shuffle_0_0_0.data"), str(tmp_path / "shuffle_0_0_0.index")
+    return MapStatus("0", "here", 0, data_path, index_path, writer.commit(data_path, index_path))
+
+
+def _ranges(status, shuffle_id, reduce_index, offset, length):
+    return read_local_block(status.data_path, status.index_path, reduce_index, offset, length)
+
+
+@pytest.mark.parametrize("chunk", [3, 4096, 1 << 22])
+def test_remote_reads_in_chunks_give_the_local_records(tmp_path, monkeypatch, chunk):
+    data = [(i, "x" * (i % 300)) for i in range(3000)]
+    status = _map_output(tmp_path, data)
+    monkeypatch.setattr(shuffle, "FETCH_CHUNK", chunk)
+    for r in range(2):
+        local = list(read_shuffle(0, r, [status], "here", None))
+        assert local == [kv for kv in data if kv[0] % 2 == r]
+        assert list(read_shuffle(0, r, [status], "elsewhere", _ranges)) == local
+
+
+@pytest.mark.parametrize("host", ["here", "elsewhere"])
+def test_a_cut_map_output_is_a_fetch_failure(tmp_path, host):
+    status = _map_output(tmp_path, [(i, "x" * 50) for i in range(3000)])
+    with open(status.data_path, "r+b") as f:
+        f.truncate(sum(status.sizes) - 10)
+    list(read_shuffle(0, 0, [status], host, _ranges))  # the first slice is whole
+    with pytest.raises(FetchFailedError):
+        list(read_shuffle(0, 1, [status], host, _ranges))
+
+
+@pytest.mark.parametrize("offset, length", [(-1, 10), (0, -5), ("0", 10), (0, 1.5)])
+def test_block_ranges_are_checked(tmp_path, offset, length):
+    status = _map_output(tmp_path, [(1, "x")])
+    with pytest.raises(OSError):
+        read_local_block(status.data_path, status.index_path, 1, offset, length)
