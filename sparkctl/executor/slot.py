@@ -161,8 +161,10 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     start_rss = sizing.rss()
     if start_rss is not None:
         sizing.set_rss_limit(start_rss + env.memory_budget)
-    # A task that leaves the slot this much above its last low point gets its memory
-    # handed back after its result is sent (one /proc read a task otherwise).
+    # A task's spent collections are freed after its result is sent, and a task that
+    # leaves the slot this much above its last low point gets its memory handed back
+    # then too (one /proc read a task otherwise).
+    sizing.defer_freeing()
     release_mark = None if start_rss is None else start_rss + _RELEASE_STEP
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -209,6 +211,7 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
         update = pickle.dumps(m.StatusUpdate(env.executor_id, desc.task_id, state, data), serializers.PROTOCOL)
         send_frame(sock, pickle.dumps(("done", desc.task_id, state, update), serializers.PROTOCOL))
         del update, data, outcome
+        sizing.free_retired()
         if release_mark is not None and (sizing.rss() or 0) > release_mark:
             sizing.release_memory()
             # what stays is held by live objects (the user's, the stage cache): the next

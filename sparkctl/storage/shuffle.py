@@ -109,7 +109,7 @@ class PartitionedWriter:
                 self.buffers[p] = bytearray()
         self.spills.append((path, offsets))
         self.buffered = 0
-        sizing.release_memory()
+        sizing.trim_heap()  # the buffers were malloc'd bytes: nothing for the collector
 
     def commit(self, data_path: str, index_path: str) -> tuple[int, ...]:
         """Write the final data file and index atomically; return each slice's size."""
@@ -171,9 +171,7 @@ def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int
         combiner.run(records)
     else:
         writer.write_all(records)
-    sizes = writer.commit(*paths)
-    sizing.release_memory()
-    return sizes
+    return writer.commit(*paths)
 
 
 class _MapSideCombiner(ExternalAppendOnlyMap):

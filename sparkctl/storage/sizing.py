@@ -12,8 +12,11 @@ it started plus its execution budget, see :func:`set_rss_limit`), read from
 collection spills when either its estimate or the process passes its mark.
 
 Freeing a spilled collection returns its memory to the allocator; :func:`release_memory`
-then hands free heap pages back to the kernel (glibc keeps them otherwise), so the next
-task, or the next run, starts from a low resident set.
+then hands it back to the kernel (CPython's free lists and glibc keep it otherwise), so
+the next run, or the next task, starts from a low resident set. A finished task's
+collections are freed, and its memory released, after its result is sent
+(:func:`defer_freeing`): that work is then off the path between the task's end and the
+driver hearing of it.
 """
 from __future__ import annotations
 
@@ -149,6 +152,28 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim = _load_malloc_trim()
 
 
+_retired: list[Any] | None = None  # a task slot's: collections to free once its result is sent
+
+
+def defer_freeing() -> None:
+    """From now on :func:`retire` keeps collections until :func:`free_retired` (a task slot
+    frees a finished task's collections after sending its result: deallocating millions
+    of records takes tens of milliseconds the driver need not wait for)."""
+    global _retired
+    _retired = []
+
+
+def retire(collection: Any) -> None:
+    """A finished task's collection: freed now, or by :func:`free_retired` when deferred."""
+    if _retired is not None:
+        _retired.append(collection)
+
+
+def free_retired() -> None:
+    if _retired:
+        _retired.clear()
+
+
 def release_memory() -> None:
     """Give the memory of freed collections back to the kernel, after a spill or a task.
 
@@ -159,5 +184,10 @@ def release_memory() -> None:
     the frozen start-up heap). Large buffers (list and dict tables, pickled batches) come
     from malloc, whose free pages stay resident until trimmed."""
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Hand malloc's free pages back to the kernel (glibc; elsewhere nothing)."""
     if _malloc_trim is not None:
         _malloc_trim(0)

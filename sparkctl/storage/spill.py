@@ -11,7 +11,8 @@ not be comparable, and hash collisions are harmless).
 Both spill when their size estimate passes the budget, or when the task slot's real
 resident memory passes its mark (see ``sizing``), whichever comes first; after a spill the
 old collection is dropped at once (no reference cycle keeps it) and free heap pages go
-back to the kernel. A merge holds one batch and a small read buffer per run; when there
+back to the kernel. At task end the collection is let go (a slot frees it once the task's
+result is sent). A merge holds one batch and a small read buffer per run; when there
 are too many runs for that to fit the budget, the oldest runs are first merged into one.
 """
 from __future__ import annotations
@@ -125,9 +126,13 @@ class _Budgeted:
         return self.budget - sum(r.memory_to_merge() for r in self.spills)
 
     def cleanup(self) -> None:
+        """At task end: delete the runs, let go of the collection."""
         for s in self.spills:
             s.delete()
-        sizing.release_memory()
+        self._drop()
+
+    def _drop(self) -> None:
+        raise NotImplementedError
 
 
 class ExternalAppendOnlyMap(_Budgeted):
@@ -176,6 +181,10 @@ class ExternalAppendOnlyMap(_Budgeted):
         self._record_spill(SpillFile(self.spill_dir, entries, self.batch_size))
         self.tracker.reset()
         sizing.release_memory()
+
+    def _drop(self) -> None:
+        sizing.retire(self.map)
+        self.map = {}
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         """Every (key, combiner), each key once."""
@@ -243,6 +252,10 @@ class ExternalSorter(_Budgeted):
         self.tracker.reset()
         sizing.release_memory()
 
+    def _drop(self) -> None:
+        sizing.retire(self.buffer)
+        self.buffer = []
+
     def sorted_records(self) -> Iterator[Any]:
         if self.spills and self.buffer and self._measure() > self._merge_room():
             self._spill()
@@ -250,8 +263,7 @@ class ExternalSorter(_Budgeted):
         if not self.spills:
             return iter(self.buffer)
         runs = [iter(s) for s in self._runs_to_merge(self.sort_key, self.reverse)]
-        buffer, self.buffer = self.buffer, []
-        return heapq.merge(*runs, iter(buffer), key=self.sort_key, reverse=self.reverse)
+        return heapq.merge(*runs, iter(self.buffer), key=self.sort_key, reverse=self.reverse)
 
 
 def _drain_by_hash(d: dict[Any, Any]) -> Iterator[tuple[int, Any, Any]]:
