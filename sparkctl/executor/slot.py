@@ -40,6 +40,7 @@ from sparkctl.taskcontext import TaskContext
 
 _MAX_FRAME = 1 << 40
 _RELEASE_STEP = 8 << 20
+_SHORT_TASK = 0.002  # seconds: too short to have grown the slot much; its RSS goes unread
 
 
 class SlotEnvironment:
@@ -210,9 +211,10 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
                                                    traceback=traceback.format_exc()))
         update = pickle.dumps(m.StatusUpdate(env.executor_id, desc.task_id, state, data), serializers.PROTOCOL)
         send_frame(sock, pickle.dumps(("done", desc.task_id, state, update), serializers.PROTOCOL))
+        worked = outcome.duration > _SHORT_TASK
         del update, data, outcome
         sizing.free_retired()
-        if release_mark is not None and (sizing.rss() or 0) > release_mark:
+        if release_mark is not None and worked and (sizing.rss() or 0) > release_mark:
             sizing.release_memory()
             # what stays is held by live objects (the user's, the stage cache): the next
             # release waits for growth beyond it, not after every task
