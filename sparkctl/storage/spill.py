@@ -13,7 +13,8 @@ resident memory passes its mark (see ``sizing``), whichever comes first; after a
 old collection is dropped at once (no reference cycle keeps it) and free heap pages go
 back to the kernel. At task end the collection is let go (a slot frees it once the task's
 result is sent). A merge holds one batch and a small read buffer per run; when there
-are too many runs for that to fit the budget, the oldest runs are first merged into one.
+are too many runs for that to fit the budget, neighbouring runs are first merged into
+longer ones, in as many passes as it takes.
 """
 from __future__ import annotations
 
