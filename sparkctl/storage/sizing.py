@@ -170,8 +170,9 @@ def retire(collection: Any) -> None:
 
 
 def free_retired() -> None:
-    if _retired:
-        _retired.clear()
+    """Free the retired collections, in the order they were retired."""
+    while _retired:
+        _retired.pop(0)
 
 
 def release_memory() -> None:

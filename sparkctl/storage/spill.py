@@ -224,6 +224,7 @@ class ExternalSorter(_Budgeted):
         self.sort_key = _compose_key(keyfunc)
         self.reverse = not ascending
         self.buffer: list[Any] = []
+        self.ordered: list[Any] = []  # the buffer in sort order, once read
         self.tracker = SizeTracker()
 
     def _measure(self) -> int:
@@ -231,7 +232,8 @@ class ExternalSorter(_Budgeted):
         if not buf:
             return 0
         tail = buf[-8:]
-        return len(buf) * (8 + sum(deep_size(r) for r in tail) // len(tail))
+        # a reference in the buffer and one in its sorted copy, and the record itself
+        return len(buf) * (16 + sum(deep_size(r) for r in tail) // len(tail))
 
     def insert_all(self, records: Iterable[Any]) -> None:
         tracker = self.tracker
@@ -246,25 +248,34 @@ class ExternalSorter(_Budgeted):
             if tracker.updates >= tracker.next_sample and self._must_spill(tracker.sample(self._measure())):
                 self._spill()
 
+    def _in_order(self) -> list[Any]:
+        """The buffer sorted, as a new list. The buffer itself stays in arrival order, which
+        is the records' order in memory: freed in that order after the sorted list, a
+        million records cost a few tens of milliseconds; freed in sort order, a cache miss
+        each, four times as much."""
+        return sorted(self.buffer, key=self.sort_key, reverse=self.reverse)
+
     def _spill(self) -> None:
-        self.buffer.sort(key=self.sort_key, reverse=self.reverse)
-        self._record_spill(SpillFile(self.spill_dir, self.buffer, self.batch_size))
+        ordered = self._in_order()
+        self._record_spill(SpillFile(self.spill_dir, ordered, self.batch_size))
+        del ordered
         self.buffer = []
         self.tracker.reset()
         sizing.release_memory()
 
     def _drop(self) -> None:
+        sizing.retire(self.ordered)  # first: dropping it only lowers reference counts
         sizing.retire(self.buffer)
-        self.buffer = []
+        self.ordered = self.buffer = []
 
     def sorted_records(self) -> Iterator[Any]:
         if self.spills and self.buffer and self._measure() > self._merge_room():
             self._spill()
-        self.buffer.sort(key=self.sort_key, reverse=self.reverse)
+        self.ordered = self._in_order()
         if not self.spills:
-            return iter(self.buffer)
+            return iter(self.ordered)
         runs = [iter(s) for s in self._runs_to_merge(self.sort_key, self.reverse)]
-        return heapq.merge(*runs, iter(self.buffer), key=self.sort_key, reverse=self.reverse)
+        return heapq.merge(*runs, iter(self.ordered), key=self.sort_key, reverse=self.reverse)
 
 
 def _drain_by_hash(d: dict[Any, Any]) -> Iterator[tuple[int, Any, Any]]:
