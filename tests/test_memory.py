@@ -193,10 +193,12 @@ def _read_through_block_server(_: Iterator[Any]) -> list[list[Any]]:
 def test_task_slots_give_memory_back(small_sc: tuple[SparkContext, int, dict[int, int]]) -> None:
     """After the shuffles above (this module's tests run in order), each task slot at rest
     is back near the resident set it started with: spilled collections were freed and
-    their pages returned, not kept for the next task."""
+    their pages returned, not kept for the next task. (Kept, they came to over 100 MiB a
+    slot here; what may stay is what the slot's modules and caches grew by, and up to
+    8 MiB it does not bother to hand back.)"""
     sc, executor, started = small_sc
     assert sum(sc.parallelize(range(4), 2).map(lambda x: x).collect()) == 6  # the slots are idle after a job
     now = {pid: _rss(pid) for pid in descendants(executor)}
     assert set(now) == set(started), "task slots are kept warm: the same processes ran every job"
     for pid, rss in now.items():
-        assert rss - started[pid] < 24 << 20, f"slot {pid}: {started[pid] >> 20} MiB at start, {rss >> 20} MiB now"
+        assert rss - started[pid] < 32 << 20, f"slot {pid}: {started[pid] >> 20} MiB at start, {rss >> 20} MiB now"
