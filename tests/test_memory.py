@@ -190,6 +190,12 @@ def _read_through_block_server(_: Iterator[Any]) -> list[list[Any]]:
     return [sorted(records)]
 
 
+def test_a_shuffle_into_one_partition_keeps_every_batch(small_sc: tuple[SparkContext, int, dict[int, int]]) -> None:
+    sc, _, _ = small_sc
+    sizes = sc.parallelize(range(5000), 3).map(lambda x: (x % 7, x)).groupByKey(1).mapValues(len).collectAsMap()
+    assert sizes == dict(collections.Counter(x % 7 for x in range(5000)))
+
+
 def test_task_slots_give_memory_back(small_sc: tuple[SparkContext, int, dict[int, int]]) -> None:
     """After the shuffles above (this module's tests run in order), each task slot at rest
     is back near the resident set it started with: spilled collections were freed and

@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import pytest
 
+from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
 from sparkctl.rdd.dependencies import Aggregator, identity
 from sparkctl.storage import shuffle, sizing
@@ -234,3 +235,36 @@ def test_block_ranges_are_checked(tmp_path, offset, length):
     status = _map_output(tmp_path, [(1, "x")])
     with pytest.raises(OSError):
         read_local_block(status.data_path, status.index_path, 1, offset, length)
+
+
+@pytest.mark.parametrize("reducers", [1, 3])
+def test_writer_keeps_every_batch(tmp_path, reducers):
+    """Many batches to one reducer (a shuffle into a single partition) all arrive."""
+    data = [(i, i) for i in range(2500)]
+    writer = PartitionedWriter(reducers, lambda k: k % reducers, 1 << 30, str(tmp_path), batch_size=10)
+    writer.write_all(data)
+    data_path, index_path = str(tmp_path / "m.data"), str(tmp_path / "m.index")
+    status = MapStatus("0", "here", 0, data_path, index_path, writer.commit(data_path, index_path))
+    out = [rec for r in range(reducers) for rec in read_shuffle(0, r, [status], "here", None)]
+    assert sorted(out) == data
+
+
+def test_large_records_go_in_small_batches(tmp_path):
+    """A batch of spark.shuffle.spill.batchSize records of 100 KiB would be 100 MiB: large
+    records are batched by size instead, in the shuffle files and in spills."""
+    data = [(i, str(i) * (100_000 // len(str(i)))) for i in range(300)]
+    writer = PartitionedWriter(2, lambda k: k % 2, 1 << 30, str(tmp_path), batch_size=1000)
+    writer.write_all(data)
+    data_path, index_path = str(tmp_path / "m.data"), str(tmp_path / "m.index")
+    sizes = writer.commit(data_path, index_path)
+    with open(data_path, "rb") as f:
+        batches = list(serializers.read_batches(f, sum(sizes)))
+    assert max(len(serializers.dumps(b)) for b in batches) < 2 * sizing.BATCH_BYTES
+    assert sorted(rec for b in batches for rec in b) == data
+    sorter = ExternalSorter(identity, True, 0, str(tmp_path))
+    sorter.budget = 1 << 30
+    sorter.insert_all(data)
+    sorter._spill()
+    assert max(r.size // r.batches for r in sorter.spills) < 2 * sizing.BATCH_BYTES
+    assert list(sorter.sorted_records()) == data
+    sorter.cleanup()

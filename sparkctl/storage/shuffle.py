@@ -53,6 +53,8 @@ class PartitionedWriter:
         self.budget = max(budget, 1 << 20)
         self.spill_dir = spill_dir
         self.batch_size = batch_size
+        # records a batch: batch_size, fewer of large records (see sizing.batch_limit)
+        self.batch_limit = min(batch_size, sizing.FIRST_BATCH)
         self.buckets: list[list[Any]] = [[] for _ in range(num_partitions)]
         self.buffers: list[bytearray] = [bytearray() for _ in range(num_partitions)]
         self.buffered = 0
@@ -62,29 +64,32 @@ class PartitionedWriter:
 
     def write_all(self, records: Iterable[tuple[Any, Any]]) -> None:
         n = self.n
-        batch_size = self.batch_size
-        buckets = self.buckets
+        limit = self.batch_limit
+        buckets = self.buckets  # each bucket is emptied in place, so these stay valid
         part = self.partition_of
         if n == 1:
             b0 = buckets[0]
             for rec in records:
                 b0.append(rec)
-                if len(b0) >= batch_size:
+                if len(b0) >= limit:
                     self._flush_bucket(0)
+                    limit = self.batch_limit
             return
         for rec in records:
             p = part(rec[0])
             b = buckets[p]
             b.append(rec)
-            if len(b) >= batch_size:
+            if len(b) >= limit:
                 self._flush_bucket(p)
+                limit = self.batch_limit
 
     def _flush_bucket(self, p: int) -> None:
         bucket = self.buckets[p]
         data = serializers.encode_batch(bucket)
         self.record_bytes = max(16, 3 * len(data) // max(1, len(bucket)))
+        self.batch_limit = sizing.batch_limit(self.batch_size, len(bucket), len(data))
         self.buffers[p] += data
-        self.buckets[p] = []
+        bucket.clear()
         self.buffered += len(data)
         # records waiting in the other buckets count too; and the process's real memory,
         # which also holds what the map task's own code keeps
@@ -99,7 +104,7 @@ class PartitionedWriter:
         for p in range(self.n):
             if self.buckets[p]:
                 self.buffers[p] += serializers.encode_batch(self.buckets[p])
-                self.buckets[p] = []
+                self.buckets[p].clear()
         fd, path = tempfile.mkstemp(prefix="shuffle-spill-", dir=self.spill_dir)
         offsets = [0]
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
@@ -116,7 +121,7 @@ class PartitionedWriter:
         for p in range(self.n):
             if self.buckets[p]:
                 self.buffers[p] += serializers.encode_batch(self.buckets[p])
-                self.buckets[p] = []
+                self.buckets[p].clear()
         sizes = []
         tmp_data = data_path + ".tmp"
         spill_files = [(open(path, "rb"), offs) for path, offs in self.spills]

@@ -96,6 +96,19 @@ class SizeTracker:
         return int(self._last_bytes + (self.updates - self._last_updates) * self._bytes_per_update)
 
 
+# ---------------------------------------------------------------- pickled batches
+# A pickled batch aims at no more than this: spark.shuffle.spill.batchSize records of a
+# few hundred bytes, fewer of large ones, so that no batch (written, spilled or read back)
+# is a large part of a task's memory budget.
+BATCH_BYTES = 1 << 20
+FIRST_BATCH = 8  # records of a writer's first batch, before their size is known
+
+
+def batch_limit(batch_size: int, records: int, pickled: int) -> int:
+    """Records for the next batch, from the last batch's count and pickled size."""
+    return max(1, min(batch_size, BATCH_BYTES * records // max(1, pickled)))
+
+
 # ---------------------------------------------------------------- the process's real memory
 _statm: tuple[int, int] | None = None  # (pid, fd): /proc/self is resolved at open, so reopen after a fork
 _rss_limit: int | None = None

@@ -70,14 +70,18 @@ class SpillFile:
 
 
 def _write_run(out: Any, records: Iterable[Any], batch_size: int) -> tuple[int, int]:
-    """Write records as pickled batches; return (bytes, batches)."""
+    """Write records as pickled batches (of fewer records when they are large, see
+    ``sizing.batch_limit``); return (bytes, batches)."""
     written = batches = 0
     batch: list[Any] = []
     append = batch.append
+    limit = min(batch_size, sizing.FIRST_BATCH)
     for rec in records:
         append(rec)
-        if len(batch) >= batch_size:
-            written += serializers.write_batch(out, batch)
+        if len(batch) >= limit:
+            n = serializers.write_batch(out, batch)
+            limit = sizing.batch_limit(batch_size, len(batch), n)
+            written += n
             batches += 1
             batch.clear()
     if batch:
