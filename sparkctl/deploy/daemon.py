@@ -51,6 +51,7 @@ from types import TracebackType
 
 from sparkctl.conf import PROJECT_ROOT, conf_dir
 from sparkctl.errors import ConfigError, SparkctlError
+from sparkctl.util.processes import is_alive, pin, process_uid, send_pinned, signal_pid, wait_exit
 from sparkctl.util.fsutil import (
     UnsafePathError, check_private_dir, is_private_dir, open_private, private_makedirs, write_private_atomic,
 )
@@ -249,47 +250,6 @@ def _read_pid(path: str) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else 0
 
 
-def _is_alive(pid: int) -> bool:
-    """Whether *pid* is a live process (not a zombie), whoever owns it."""
-    if pid <= 0:
-        return False
-    try:
-        # A daemon started by this very process (tests, local tools) becomes our zombie
-        # when it exits: reap it, or kill(pid, 0) would keep saying it is alive.
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, and not ours to judge further
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        # the state follows the parenthesised command name, which may itself hold ')'
-        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"Z":
-            return False
-    except (OSError, ValueError):
-        pass  # no /proc (or the process just went): trust kill(pid, 0)
-    return True
-
-
-def _process_uid(pid: int) -> int | None:
-    """The effective uid of *pid* from /proc/PID/status (None if it cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[2])  # real, effective, saved, filesystem
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _is_daemon_cmdline(argv: list[bytes], kind: str) -> bool:
     # "-m sparkctl.deploy.<kind>" as two adjacent arguments: the words merely appearing
     # somewhere on a command line (an editor, a grep, a decoy) do not make a daemon.
@@ -302,12 +262,12 @@ def _is_our_daemon(pid: int, kind: str) -> bool:
     daemon's command line. Anything else named by a pid file (a reused pid, another
     user's process, a planted pid such as 1) is not ours to refuse a start for, and
     never ours to signal."""
-    if pid <= 0 or not _is_alive(pid):
+    if pid <= 0 or not is_alive(pid):
         return False
     if not os.path.isdir("/proc/self"):
         # No /proc to ask: kill(pid, 0) succeeding is the best sign of ownership left.
-        return _signal(pid, 0) and pid != os.getpid()
-    if _process_uid(pid) != os.geteuid():
+        return signal_pid(pid, 0) and pid != os.getpid()
+    if process_uid(pid) != os.geteuid():
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -315,81 +275,6 @@ def _is_our_daemon(pid: int, kind: str) -> bool:
     except OSError:
         return False
     return _is_daemon_cmdline(argv, kind)
-
-
-def _wait_exit(pids: list[int], deadline: float) -> list[int]:
-    """Wait until each pid has exited or *deadline* passes; return the ones still alive.
-
-    Uses pidfds (Linux >= 5.3), which become readable when the process ends, so this
-    waits on the kernel instead of polling; falls back to polling elsewhere.
-    """
-    alive = [p for p in pids if _is_alive(p)]
-    fds: dict[int, int] = {}
-    poller = select.poll()
-    for pid in alive:
-        try:
-            fd = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            continue
-        fds[fd] = pid
-        poller.register(fd, select.POLLIN)
-    try:
-        while alive:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if len(fds) == len(alive):
-                for fd, _ in poller.poll(int(remaining * 1000) + 1):
-                    poller.unregister(fd)
-                    pid = fds.pop(fd)
-                    os.close(fd)
-                    _is_alive(pid)  # reaps it if it is our child
-                    alive.remove(pid)
-            else:
-                # no pidfd for some pid: poll every 50 ms until the deadline
-                poller.poll(min(50, int(remaining * 1000) + 1))
-                alive = [p for p in alive if _is_alive(p)]
-                for fd, pid in list(fds.items()):
-                    if pid not in alive:
-                        poller.unregister(fd)
-                        os.close(fd)
-                        del fds[fd]
-        return [p for p in alive if _is_alive(p)]
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _signal(pid: int, sig: signal.Signals | int) -> bool:
-    try:
-        os.kill(pid, sig)
-        return True
-    except ProcessLookupError:
-        return True  # already gone: what we wanted
-    except PermissionError:
-        return False
-
-
-def _pin(pid: int) -> int | None:
-    """A pidfd of *pid* (Linux >= 5.3), or None. A signal sent through it reaches the
-    process that was checked, never one that later reused its pid."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _send(pid: int, pidfd: int | None, sig: signal.Signals) -> bool:
-    """Send *sig* through *pidfd* if there is one, else by pid; False if not ours to signal."""
-    if pidfd is not None:
-        try:
-            signal.pidfd_send_signal(pidfd, sig)
-            return True
-        except ProcessLookupError:
-            return True  # already gone: what we wanted
-        except PermissionError:
-            return False
-    return _signal(pid, sig)
 
 
 def running_pid(kind: str, host: str, port: int) -> int | None:
@@ -671,12 +556,12 @@ def _signal_name(signum: int) -> str:
 
 def _stop_pid(pid: int, grace: float) -> str:
     """SIGTERM, wait *grace*, then SIGKILL; return the outcome for :class:`StoppedDaemon`."""
-    if not _signal(pid, signal.SIGTERM):
+    if not signal_pid(pid, signal.SIGTERM):
         return "failed"
-    if not _wait_exit([pid], time.monotonic() + grace):
+    if not wait_exit([pid], time.monotonic() + grace):
         return "stopped"
-    _signal(pid, signal.SIGKILL)
-    return "failed" if _wait_exit([pid], time.monotonic() + 5.0) else "killed"
+    signal_pid(pid, signal.SIGKILL)
+    return "failed" if wait_exit([pid], time.monotonic() + 5.0) else "killed"
 
 
 def _pid_files(kind: str, port: int | None) -> list[tuple[str, str, int]]:
@@ -717,21 +602,21 @@ def stop_daemons(kind: str, port: int | None = None, *, grace: float = 10.0) -> 
             if pid is None:
                 continue  # removed under us by a concurrent stop
             if pid and pid not in pinned:
-                pinned[pid] = _pin(pid)
+                pinned[pid] = pin(pid)
             if not pid or not _is_our_daemon(pid, kind):
                 _remove(path)
                 results.append(StoppedDaemon(kind, host, dport, pid, "stale", path))
                 continue
-            if _send(pid, pinned[pid], signal.SIGTERM):
+            if send_pinned(pid, pinned[pid], signal.SIGTERM):
                 log.info("sent SIGTERM to %s %s:%d (pid %d)", kind, host, dport, pid)
                 signalled.append((path, host, dport, pid))
             else:
                 results.append(StoppedDaemon(kind, host, dport, pid, "failed", path))
-        still = set(_wait_exit([s[3] for s in signalled], time.monotonic() + grace))
+        still = set(wait_exit([s[3] for s in signalled], time.monotonic() + grace))
         for pid in still:
             log.warning("%s (pid %d) did not stop within %gs; sending SIGKILL", kind, pid, grace)
-            _send(pid, pinned.get(pid), signal.SIGKILL)
-        dead_after_kill = set(still) - set(_wait_exit(list(still), time.monotonic() + 5.0))
+            send_pinned(pid, pinned.get(pid), signal.SIGKILL)
+        dead_after_kill = set(still) - set(wait_exit(list(still), time.monotonic() + 5.0))
     finally:
         for fd in pinned.values():
             if fd is not None:

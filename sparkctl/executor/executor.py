@@ -478,7 +478,7 @@ _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.RemoveShuffle: {"shuffle_id": int},
     m.RemoveBlock: {"block_id": str},
 }
-_TASK_FIELDS = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}
+_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}
 
 
 def _check_fields(msg: Any) -> None:

@@ -22,13 +22,14 @@ cannot prove stays.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+
+from sparkctl.util.fsutil import write_private_atomic
+from sparkctl.util.processes import ProcessIdentity
 
 __all__ = ["OWNER_FILE", "DAEMONS_DIR", "ProcessIdentity", "make_owned_dir", "write_identity", "remove_identity",
            "owned_dir_is_abandoned", "sweep_leftovers", "LEFTOVER_PREFIX"]
@@ -41,79 +42,8 @@ DAEMONS_DIR = "daemons"
 LEFTOVER_PREFIX = "sparkctl-"
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/PID/stat`` from field 3 (the state) on; None if there is no such process (or no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # the command name (field 2) is in parentheses and may itself hold spaces or ')'
-    return stat[stat.rindex(b")") + 2:].decode("ascii", "replace").split()
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """A process, named so that a later process reusing its pid is not mistaken for it."""
-
-    pid: int
-    start: int | None  # clock ticks after boot; None where /proc is missing
-    boot: str = ""
-
-    @classmethod
-    def of(cls, pid: int) -> ProcessIdentity:
-        fields = _stat_fields(pid)
-        return cls(pid, int(fields[19]) if fields and len(fields) > 19 else None, _boot_id())
-
-    @classmethod
-    def current(cls) -> ProcessIdentity:
-        return cls.of(os.getpid())
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> ProcessIdentity:
-        """Raises ValueError on anything but a record :meth:`to_json` wrote."""
-        data = json.loads(text)
-        if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or data["pid"] <= 0:
-            raise ValueError("not a process identity")
-        start, boot = data.get("start"), data.get("boot", "")
-        if (start is not None and not isinstance(start, int)) or not isinstance(boot, str):
-            raise ValueError("not a process identity")
-        return cls(data["pid"], start, boot)
-
-    def is_dead(self) -> bool:
-        """True only when provably dead; a process we cannot see into counts as alive."""
-        boot = _boot_id()
-        if self.boot and boot and self.boot != boot:
-            return True  # recorded before a reboot
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # exists, as another user: our owner never changes uid, so likely a reused pid; check below
-        fields = _stat_fields(self.pid)
-        if fields is None or self.start is None:
-            return False  # no /proc to tell a reused pid apart: assume it is still ours
-        if len(fields) > 19 and int(fields[19]) != self.start:
-            return True  # the pid belongs to a newer process
-        return fields[0] in ("Z", "X")  # exited; only its parent has not reaped it yet
-
-
 def _write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text)
+    write_private_atomic(path, text.encode("ascii"))
 
 
 def make_owned_dir(prefix: str, base: str | None = None, owner: ProcessIdentity | None = None) -> str:

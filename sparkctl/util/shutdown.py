@@ -33,7 +33,7 @@ from typing import Any
 __all__ = ["Interrupted", "install_driver_handlers", "install_default_handlers", "restore_default_handlers",
            "deferred", "exit_code_for"]
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -72,7 +72,7 @@ def install_default_handlers() -> list[int]:
     Only the main thread may set handlers, so elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         return []
-    taken = []
+    taken: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) == signal.SIG_DFL:
             signal.signal(sig, _exit_on_signal)
