@@ -110,6 +110,26 @@ def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
     return [(pid, info.get(pid, "")) for pid in found]
 
 
+def processes_marked(marker: str) -> list[int]:
+    """Live processes whose environment names *marker*: the test's temp dir is in the
+    environment of every process a driver starts (daemons, executors, task slots),
+    whoever their parent is now."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if marker.encode() not in f.read():
+                    continue
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2:].split()[0] != b"Z":
+            found.append(int(name))
+    return found
+
 
 def write_conf_dir(base: Path, secret: bytes, defaults: str = "") -> Path:
     """``base/conf`` (0700) with a sparkctl-defaults.conf and the cluster secret (0600)."""

@@ -1,20 +1,26 @@
-"""Chaos: SIGKILL executors and workers, on a seeded random schedule, in the middle of
-shuffle-heavy jobs on a cluster of real processes; every result must be exact, and no
-process may outlive the application."""
+"""Chaos: SIGKILL executors, workers and drivers, on a seeded random schedule, in the
+middle of shuffle-heavy jobs on a cluster of real processes; every result must be exact,
+and no process may outlive the application."""
 from __future__ import annotations
 
+import json
 import operator
 import os
 import random
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from sparkctl import SparkConf, SparkContext
+from tests.clusters import ROOT, processes_marked, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -207,3 +213,48 @@ def test_oversized_results_leave_every_executor_alive(assert_no_child_processes:
         assert got == expected
         assert not runtime.lost_executors and {e: h.pid for e, h in runtime.executors.items()} == pids
     assert_no_child_processes(allow_shared=False)
+
+
+DRIVER_UNDER_FIRE = textwrap.dedent("""
+    import json, operator, sys
+    from sparkctl import SparkConf, SparkContext
+    sc = SparkContext("local-cluster[2,1,512]", "chaos-driver", conf=SparkConf().set("spark.log.level", "ERROR"))
+    print(json.dumps({"dir": sc._backend.dir}), flush=True)
+    words = [f"w{(i * 7919) % 113}" for i in range(4000)]
+    while True:  # shuffles until the driver is killed
+        sc.parallelize(words, 12).map(lambda w: (w, 1)).reduceByKey(operator.add, 6).collect()
+""")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_local_cluster_driver_killed_mid_shuffle_leaves_nothing(seed: int, tmp_path: Path) -> None:
+    """SIGKILL of a local-cluster driver at a seeded moment of a shuffle: its private master,
+    workers, executors and their task slots end, and its directory goes with them."""
+    rng = random.Random(seed)
+    app = tmp_path / "driver.py"
+    app.write_text(DRIVER_UNDER_FIRE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKCTL_")}
+    env.update(PYTHONPATH=str(ROOT), TMPDIR=str(temp), SPARKCTL_CONF_DIR=str(tmp_path))
+    driver = subprocess.Popen([sys.executable, str(app)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout is not None and driver.stderr is not None
+        line = driver.stdout.readline()
+        assert line, f"the driver ended before its cluster was up:\n{driver.stderr.read()}"
+        cluster_dir = json.loads(line)["dir"]
+        wait_for(lambda: len(processes_marked(cluster_dir)) > 3, 30, "the daemons and executors")
+        time.sleep(rng.uniform(0.1, 1.5))  # the seeded moment of the kill
+        assert driver.poll() is None, driver.stderr.read()
+        driver.kill()
+        driver.wait(10)
+        wait_for(lambda: not processes_marked(str(tmp_path)), 30, "every process of the application to end")
+        wait_for(lambda: not os.path.exists(cluster_dir), 10, f"{cluster_dir} to be removed")
+    finally:
+        left = processes_marked(str(tmp_path))
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)

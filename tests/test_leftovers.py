@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.clusters import ROOT, CliCluster, wait_for
+from tests.clusters import ROOT, CliCluster, processes_marked, wait_for
 
 from sparkctl.util.cleanup import OWNER_FILE, ProcessIdentity, make_owned_dir, owned_dir_is_abandoned
 
@@ -87,27 +87,6 @@ def _wait_for_running_tasks(tmp_path: Path) -> None:
     wait_for(lambda: list((tmp_path / "tasks").iterdir()), 30, "tasks to start")
 
 
-def _processes_of(marker: str) -> list[int]:
-    """Live processes whose environment names *marker*: the test's temp dir is in the
-    environment of every process a driver starts (daemons, executors, task slots),
-    whoever their parent is now."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if marker.encode() not in f.read():
-                    continue
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.rindex(b")") + 2:].split()[0] != b"Z":
-            found.append(int(name))
-    return found
-
-
 def _kill_all(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -121,7 +100,7 @@ def _nothing_left(tmp_path: Path) -> Iterator[None]:
     """Every process a test started carries its temp dir in its environment: none may be
     left, and a failing test's are killed before the next test runs."""
     yield
-    left = _processes_of(str(tmp_path))
+    left = processes_marked(str(tmp_path))
     _kill_all(left)
     assert not left, f"processes left behind: {left}"
 
@@ -190,11 +169,11 @@ def test_sigkill_of_a_local_cluster_driver_takes_its_daemons_and_executors_along
     cluster_dir = info["dir"]
     daemons = info["daemons"]
     assert cluster_dir.startswith(str(tmp_path / "tmp")) and len(daemons) == 3
-    before = _processes_of(cluster_dir)
+    before = processes_marked(cluster_dir)
     assert set(daemons) <= set(before) and len(before) > len(daemons), "no executors found"
     driver.kill()
     driver.wait(10)
-    wait_for(lambda: not _processes_of(cluster_dir), 30, "the master, workers and executors to end")
+    wait_for(lambda: not processes_marked(cluster_dir), 30, "the master, workers and executors to end")
     # the last daemon out removed the directory
     wait_for(lambda: not os.path.exists(cluster_dir), 10, f"{cluster_dir} to be removed")
 
@@ -203,10 +182,10 @@ def test_the_next_driver_removes_what_killed_drivers_left(tmp_path: Path) -> Non
     # A local-cluster driver and everything of it killed at once: nobody is left to clean up.
     driver, info = _python_driver(tmp_path, "local-cluster[1,1,512]", "wait")
     cluster_dir = info["dir"]
-    _kill_all(_processes_of(cluster_dir))  # first, so none of them can clean up after the driver
+    _kill_all(processes_marked(cluster_dir))  # first, so none of them can clean up after the driver
     driver.kill()
     driver.wait(10)
-    wait_for(lambda: not _processes_of(cluster_dir), 30, "the killed processes to end")
+    wait_for(lambda: not processes_marked(cluster_dir), 30, "the killed processes to end")
     assert os.path.isdir(cluster_dir)
     # A local driver killed: its executor follows it, its scratch directory stays.
     driver, info = _python_driver(tmp_path, "local[1]", "wait")
@@ -214,7 +193,7 @@ def test_the_next_driver_removes_what_killed_drivers_left(tmp_path: Path) -> Non
     assert os.path.basename(app_dir).startswith("sparkctl-app-")
     driver.kill()
     driver.wait(10)
-    wait_for(lambda: not _processes_of(str(tmp_path)), 30, "the local executor to follow its driver")
+    wait_for(lambda: not processes_marked(str(tmp_path)), 30, "the local executor to follow its driver")
     assert os.path.isdir(app_dir)
     # Directories that must stay: a live owner's, and one without an owner record.
     temp = tmp_path / "tmp"
@@ -241,7 +220,7 @@ def test_sigterm_and_sighup_to_submit_clean_up_as_ctrl_c(tmp_path: Path, sig: in
     assert submit.wait(60) == 128 + sig
     assert submit.stderr is not None
     assert f"Interrupted by {signal.Signals(sig).name}" in submit.stderr.read()
-    wait_for(lambda: not _processes_of(str(tmp_path)), 20, "the application's processes to end")
+    wait_for(lambda: not processes_marked(str(tmp_path)), 20, "the application's processes to end")
     assert not list((tmp_path / "tmp").iterdir()), "temp dirs left behind"
 
 
@@ -251,7 +230,7 @@ def test_sigterm_to_a_plain_python_driver_cleans_up(tmp_path: Path) -> None:
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(60) == 128 + signal.SIGTERM  # the shell's code, once atexit stopped the context
     assert driver.stderr is not None and "Traceback" not in driver.stderr.read()
-    wait_for(lambda: not _processes_of(str(tmp_path)), 20, "the executor to end")
+    wait_for(lambda: not processes_marked(str(tmp_path)), 20, "the executor to end")
     assert not list((tmp_path / "tmp").iterdir()), "temp dirs left behind"
 
 
