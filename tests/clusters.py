@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,6 +109,18 @@ def processes_left(tmp_path: Path) -> list[tuple[int, str]]:
         if p == me and pid not in found:
             found.append(pid)
     return [(pid, info.get(pid, "")) for pid in found]
+
+
+def assert_none_left(tmp_path: Path) -> None:
+    """Fail if the test left processes behind (:func:`processes_left`), after killing
+    them, so one bad test does not poison the next."""
+    left = processes_left(tmp_path)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, f"processes left behind: {left}"
 
 
 def processes_marked(marker: str) -> list[int]:

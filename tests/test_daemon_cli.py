@@ -25,7 +25,7 @@ from typing import Any
 import click
 import pytest
 
-from tests.clusters import processes_left
+from tests.clusters import assert_none_left
 from click.testing import CliRunner
 
 from sparkctl.deploy import commands, daemon
@@ -77,13 +77,7 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dirs]:
     monkeypatch.setenv("SPARKCTL_SECRET", SECRET)
     monkeypatch.delenv("SPARKCTL_MASTER", raising=False)
     yield d
-    left = processes_left(tmp_path)
-    for pid, _ in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    assert not left, f"processes left behind: {left}"
+    assert_none_left(tmp_path)
 
 
 def cli_has_deploy_commands() -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from click.testing import CliRunner
 from sparkctl.deploy import commands, daemon
 from sparkctl.deploy.daemon import PrivateRotatingFileHandler
 from sparkctl.util import fsutil
-from tests.clusters import processes_left
+from tests.clusters import assert_none_left
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "private-files-test-secret"
@@ -48,13 +47,7 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dirs]:
     yield d
     with contextlib.suppress(daemon.DaemonError):  # a test may have left the PID dir unsafe on purpose
         daemon.stop_daemons("master", grace=5)
-    left = processes_left(tmp_path)
-    for pid, _ in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    assert not left, f"processes left behind: {left}"
+    assert_none_left(tmp_path)
 
 
 def _victim(tmp_path: Path) -> Path:
