@@ -15,6 +15,7 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
@@ -285,7 +286,15 @@ _READ_BUFFER = 1 << 20
 def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
                  local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[Any]:
     """Every record map tasks wrote for reducer ``reduce_index``, map by map, streamed a
-    batch at a time."""
+    batch at a time. The batches are flattened in C: a generator resumed once per record
+    would cost about as much as the reducer's own work on a small record."""
+    return chain.from_iterable(_batches(shuffle_id, reduce_index, statuses, local_host, fetch_remote))
+
+
+def _batches(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
+             local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[list[Any]]:
+    """The unpickled batches for reducer ``reduce_index``, map output by map output; a map
+    output that cannot be read is a fetch failure (its map stage must rerun)."""
     for map_index, status in enumerate(statuses):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
@@ -303,4 +312,4 @@ def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | 
                                        f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
             if batch is None:
                 break
-            yield from batch
+            yield batch
