@@ -141,6 +141,37 @@ def test_a_small_collection_does_not_spill_for_the_process(tmp_path, rss_mark):
     amap.cleanup()
 
 
+@pytest.fixture
+def full_collections():
+    """The generation-2 collections that run during one test."""
+    seen: list[int] = []
+
+    def watch(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            seen.append(1)
+    gc.callbacks.append(watch)
+    yield seen
+    gc.callbacks.remove(watch)
+    sizing.hold_release(False)
+
+
+@pytest.mark.timeout(10)
+def test_held_free_pages_go_back_before_the_mark_counts_as_passed(rss_mark, full_collections):
+    """A slot keeps a finished task's free pages while the next task follows at once; a
+    collection that then finds the process past its mark hands them back first (a full
+    collection and a heap trim) and spills only if it is still past the mark."""
+    now = sizing.rss()
+    assert now is not None
+    rss_mark(now + (1 << 30))  # far above: nothing is handed back, the pages stay held
+    sizing.hold_release()
+    assert not sizing.over_rss_limit()
+    assert sizing.release_held() and not full_collections
+    rss_mark(1)  # past it: the held pages go back, and the process is still past its mark
+    assert sizing.over_rss_limit()
+    assert not sizing.release_held() and len(full_collections) == 1
+    assert sizing.over_rss_limit() and len(full_collections) == 1  # handed back once, not at every sample
+
+
 def test_writer_spills_when_the_process_passes_its_mark(tmp_path, rss_mark):
     rss_mark(1)
     writer = PartitionedWriter(3, lambda k: k % 3, 8 << 20, str(tmp_path), batch_size=100)

@@ -18,6 +18,7 @@ import ctypes
 import gc
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
@@ -41,6 +42,7 @@ from sparkctl.taskcontext import TaskContext
 _MAX_FRAME = 1 << 40
 _RELEASE_STEP = 8 << 20
 _SHORT_TASK = 0.002  # seconds: too short to have grown the slot much; its RSS goes unread
+_IDLE = 0.005  # seconds without a message after which a slot counts as at rest
 
 
 class SlotEnvironment:
@@ -162,15 +164,23 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     start_rss = sizing.rss()
     if start_rss is not None:
         sizing.set_rss_limit(start_rss + env.memory_budget)
-    # A task's spent collections are freed after its result is sent, and a task that
-    # leaves the slot this much above its last low point gets its memory handed back
-    # then too (one /proc read a task otherwise).
+    # A task's spent collections are freed after its result is sent. A task that leaves
+    # the slot this much above its last low point gets its memory handed back once the
+    # slot is at rest: between tasks that follow each other the next one reuses the free
+    # pages, where handing them back would make it fault every page in again.
     sizing.defer_freeing()
     release_mark = None if start_rss is None else start_rss + _RELEASE_STEP
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
     while True:
+        if release_mark is not None and sizing.release_held() and not _message_within(sock, _IDLE):
+            sizing.hold_release(False)
+            if (sizing.rss() or 0) > release_mark:
+                sizing.release_memory()
+                # what stays is held by live objects (the user's, the stage cache): the next
+                # release waits for growth beyond it, not after every task
+                release_mark = max(start_rss or 0, sizing.rss() or 0) + _RELEASE_STEP
         try:
             msg = pickle.loads(recv_frame(sock, _MAX_FRAME))
         except Exception:
@@ -214,11 +224,16 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
         worked = outcome.duration > _SHORT_TASK
         del update, data, outcome
         sizing.free_retired()
-        if release_mark is not None and worked and (sizing.rss() or 0) > release_mark:
-            sizing.release_memory()
-            # what stays is held by live objects (the user's, the stage cache): the next
-            # release waits for growth beyond it, not after every task
-            release_mark = max(start_rss or 0, sizing.rss() or 0) + _RELEASE_STEP
+        if worked and release_mark is not None:
+            sizing.hold_release()
+
+
+def _message_within(sock: socket.socket, timeout: float) -> bool:
+    """Whether the executor sends something within ``timeout`` seconds."""
+    try:
+        return bool(select.select([sock], [], [], timeout)[0])
+    except (OSError, ValueError):
+        return True  # a closed socket: the next read says so
 
 
 def _load_stage(key: tuple[int, int], info: m.StageBinary | None,

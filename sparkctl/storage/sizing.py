@@ -141,11 +141,16 @@ def rss_limit() -> int | None:
 
 
 def over_rss_limit() -> bool:
-    """True when this process has a mark and its resident set is past it."""
+    """True when this process has a mark and its resident set is past it, counting only
+    memory in use: free pages an earlier task left (see :func:`hold_release`) are handed
+    back first."""
     limit = _rss_limit
     if limit is None:
         return False
     now = rss()
+    if now is not None and now > limit and _release_held:
+        release_memory()
+        now = rss()
     return now is not None and now > limit
 
 
@@ -188,6 +193,21 @@ def free_retired() -> None:
         _retired.pop(0)
 
 
+_release_held = False  # a task slot's: a finished task's free pages are still resident
+
+
+def hold_release(held: bool = True) -> None:
+    """Keep a finished task's free pages for now (a task slot hands them back once it is at
+    rest: the next task, if one follows at once, reuses them instead of faulting in new
+    pages); :func:`over_rss_limit` hands them back first if the process passes its mark."""
+    global _release_held
+    _release_held = held
+
+
+def release_held() -> bool:
+    return _release_held
+
+
 def release_memory() -> None:
     """Give the memory of freed collections back to the kernel, after a spill or a task.
 
@@ -197,6 +217,8 @@ def release_memory() -> None:
     collection empties the free lists (and costs microseconds when little is alive beyond
     the frozen start-up heap). Large buffers (list and dict tables, pickled batches) come
     from malloc, whose free pages stay resident until trimmed."""
+    global _release_held
+    _release_held = False
     gc.collect()
     trim_heap()
 
