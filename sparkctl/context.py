@@ -22,12 +22,13 @@ from sparkctl import serializers
 from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
 from sparkctl.broadcast import Broadcast
 from sparkctl.conf import LOCAL_N, MASTER_URL_FORMS, MasterURL, SparkConf, conf_dir, invalid, master_url_ok
-from sparkctl.errors import ConfigError, SparkctlError
+from sparkctl.errors import ConfigError, ProfilerNotEnabledError, SparkctlError
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
 from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
+from sparkctl.status import JOB_TAGS, JOB_TAGS_SEP, StatusTracker, job_tags
 from sparkctl.util import shutdown
 from sparkctl.util.fsutil import private_makedirs
 
@@ -71,6 +72,7 @@ class SparkContext:
                 raise ValueError(f"Cannot run multiple SparkContexts at once; existing "
                                  f"SparkContext(app={act.appName}, master={act.master}) is still running")
             SparkContext._active = self
+        self._profiler_cls = profiler_cls
         try:
             self._setup(master, appName, pyFiles, conf)
         except BaseException:
@@ -128,6 +130,7 @@ class SparkContext:
             network_timeout=self._conf.get_duration("spark.network.timeout") or 120.0,
         )
         self._runtime.app_id = self._app_id
+        self._apply_task_resources(local)
         self._runtime.app_files = _read_py_files(self._py_files)
         host, port = self._runtime.start()
         if self._conf.get_bool("spark.speculation", False):
@@ -334,6 +337,82 @@ class SparkContext:
         if self._runtime is not None:
             self._runtime.cancel_all()
 
+    # ------------------------------------------------------------------ job tags, status
+    def addJobTag(self, tag: str) -> None:
+        """Tag every job this thread starts from now on (until removeJobTag/clearJobTags);
+        ``cancelJobsWithTag`` and ``statusTracker().getJobIdsForTag`` find them by it. Tags
+        belong to the thread, as job groups do (``InheritableThread`` passes them on)."""
+        _check_job_tag(tag)
+        self.setLocalProperty(JOB_TAGS, JOB_TAGS_SEP.join(sorted(self.getJobTags() | {tag})))
+
+    def removeJobTag(self, tag: str) -> None:
+        """Stop tagging this thread's new jobs with ``tag`` (no error if it was not set)."""
+        _check_job_tag(tag)
+        tags = self.getJobTags() - {tag}
+        self.setLocalProperty(JOB_TAGS, JOB_TAGS_SEP.join(sorted(tags)) if tags else None)
+
+    def getJobTags(self) -> set[str]:
+        """The tags this thread's new jobs get."""
+        return set(job_tags(self._properties()))
+
+    def clearJobTags(self) -> None:
+        self.setLocalProperty(JOB_TAGS, None)
+
+    def cancelJobsWithTag(self, tag: str) -> None:
+        """Cancel every running job that has ``tag``, whichever thread started it; their
+        actions raise JobCancelledError."""
+        _check_job_tag(tag)
+        if self._runtime is not None:
+            self._runtime.cancel_tagged(tag)
+
+    def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
+        """Record whether this thread's jobs' tasks are interrupted when cancelled (the
+        ``spark.job.interruptOnCancel`` local property). Python tasks are stopped on
+        cancellation either way, as PySpark's Python workers are."""
+        self.setLocalProperty("spark.job.interruptOnCancel", str(bool(interruptOnCancel)).lower())
+
+    def statusTracker(self) -> StatusTracker:
+        """PySpark's low-level status API over the scheduler's own state (see sparkctl.status)."""
+        if self._runtime is None:
+            raise SparkctlError("Cannot call methods on a stopped SparkContext")
+        return StatusTracker(self._runtime.status)
+
+    # ------------------------------------------------------------------ profiles
+    def show_profiles(self) -> None:
+        """Print the cProfile stats of every profiled RDD not shown yet (spark.python.profile)."""
+        self._profiler_collector().show_profiles()
+
+    def dump_profiles(self, path: str) -> None:
+        """Write each profiled RDD's stats to ``path/rdd_<id>.pstats`` (spark.python.profile)."""
+        self._profiler_collector().dump_profiles(path)
+
+    def _profiler_collector(self) -> Any:
+        collector = getattr(self, "profiler_collector", None)
+        if collector is None:
+            raise ProfilerNotEnabledError(
+                "'spark.python.profile' configuration must be set to 'true' to enable Python profile")
+        return collector
+
+    def _apply_task_resources(self, local: tuple[int, int | None] | None) -> None:
+        """spark.task.cpus (refused when an executor could not hold one task), how much
+        history statusTracker() keeps, and the Python profiler."""
+        assert self._runtime is not None
+        cpus = self._conf.get_int("spark.task.cpus", 1)
+        cores, where = _executor_cores(self.master, self._conf, local)
+        if cores is not None and cpus > cores:
+            raise ConfigError(f"spark.task.cpus={cpus} is more than the {cores} cores of each executor ({where}): "
+                              f"no task could run; lower spark.task.cpus or give executors more cores",
+                              key="spark.task.cpus", value=str(cpus), source=self._conf.source("spark.task.cpus"))
+        self._runtime.tasks.cpus_per_task = cpus
+        self._runtime.status.retained_jobs = self._conf.get_int("spark.ui.retainedJobs", 1000)
+        self._runtime.status.retained_stages = self._conf.get_int("spark.ui.retainedStages", 1000)
+        self.profiler_collector: Any = None
+        if self._conf.get_bool("spark.python.profile", False):
+            from sparkctl.profiler import BasicProfiler, ProfilerCollector
+            self.profiler_collector = ProfilerCollector(self, self._profiler_cls or BasicProfiler,
+                                                        self._conf.get("spark.python.profile.dump"))
+            self._runtime.profile_accumulator = self.profiler_collector.accumulator_for
+
     def addPyFile(self, path: str) -> None:
         self._py_files.append(path)
 
@@ -451,6 +530,28 @@ def _read_py_files(paths: list[str]) -> dict[str, bytes]:
         except OSError as e:
             raise ConfigError(f"cannot read --py-files entry {p}: {e.strerror}") from None
     return files
+
+
+def _check_job_tag(tag: str) -> None:
+    if not isinstance(tag, str):
+        raise TypeError(f"a job tag must be a str, got {type(tag).__name__}")
+    if not tag:
+        raise ValueError("a job tag cannot be an empty string")
+    if JOB_TAGS_SEP in tag:
+        raise ValueError(f"a job tag cannot contain {JOB_TAGS_SEP!r}: {tag!r}")
+
+
+def _executor_cores(master: str, conf: SparkConf, local: tuple[int, int | None] | None) -> tuple[int | None, str]:
+    """The cores of each executor when known before they register, and where that comes from."""
+    if local is not None:
+        return local[0], master
+    if conf.get("spark.executor.cores"):
+        return conf.get_int("spark.executor.cores"), "spark.executor.cores"
+    import re
+    mt = re.match(r"^local-cluster\[\s*\d+\s*,\s*(\d+)\s*,", master)
+    if mt:
+        return int(mt.group(1)), master
+    return None, ""
 
 
 def _lineage(rdd: RDD) -> list[RDD]:

@@ -81,6 +81,11 @@ class TaskFailedError(SparkctlError):
     """A task failed more often than ``spark.task.maxFailures`` allows."""
 
 
+class ProfilerNotEnabledError(SparkctlError, RuntimeError):
+    """``show_profiles``/``dump_profiles`` on a context started without ``spark.python.profile``
+    (a RuntimeError, as PySpark's)."""
+
+
 class JobCancelledError(SparkctlError):
     """A job was cancelled by the user (cancelAllJobs, cancelJobGroup, Ctrl-C)."""
 

@@ -52,7 +52,8 @@ class TaskContext:
         return self._properties.get(key)
 
     def cpus(self) -> int:
-        return 1
+        """The cores this task holds (spark.task.cpus)."""
+        return getattr(self.env, "task_cpus", 1)
 
     def resources(self) -> dict[str, Any]:
         return {}

@@ -35,6 +35,7 @@ import cloudpickle
 
 from sparkctl import serializers
 from sparkctl.errors import ProtocolError, TaskFailedError
+from sparkctl.executor import python_memory
 from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
@@ -69,6 +70,8 @@ class ExecutorSettings:
     app_id: str = ""
     worker_id: str | None = None
     extra_paths: list[str] = field(default_factory=list)
+    task_cpus: int = 1  # spark.task.cpus, what TaskContext.cpus() reports
+    pyspark_memory: int = 0  # spark.executor.pyspark.memory in bytes, split over the slots (0: no limit)
 
     @property
     def storage_memory(self) -> int:
@@ -130,6 +133,9 @@ class Executor:
                                       self.s.slot_memory, self.s.batch_size, self.secret)
                 if self.server is not None:
                     env.port = self.server.address[1]
+                env.task_cpus = self.s.task_cpus
+                if self.s.pyspark_memory:
+                    python_memory.apply(self.s.pyspark_memory, self.s.cores)
                 slot_main(child_sock, env, self.kill_board, index)
             except BaseException:
                 code = 1

@@ -32,6 +32,7 @@ import cloudpickle
 
 from sparkctl import accumulators, broadcast, serializers
 from sparkctl.errors import FetchFailedError, RpcConnectError
+from sparkctl.executor import python_memory
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
@@ -59,6 +60,7 @@ class SlotEnvironment:
         self.batch_size = batch_size
         self.secret = secret
         self._peers: dict[tuple[str, int], Connection] = {}
+        self.task_cpus = 1  # spark.task.cpus, set by the executor (TaskContext.cpus())
 
     # ---- requests to the executor process
     def _request(self, msg: tuple[Any, ...]) -> Any:
@@ -260,6 +262,7 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
               stages: "OrderedDict[tuple[int, int], _Stage]", env: SlotEnvironment) -> tuple[str, m.TaskOutcome]:
     start = time.perf_counter()
     tc: TaskContext | None = None
+    profile: Any = None
     try:
         stage = _load_stage(desc.stage_key, info, stages)
         for acc in stage.accumulators:
@@ -269,6 +272,9 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
                          desc.properties, stage.info.shuffle_statuses)
         tc.block_locations = desc.block_locations or {}
         TaskContext._current = tc
+        if stage.info.profile_aid is not None:  # spark.python.profile
+            from sparkctl.profiler import TaskProfile
+            profile = TaskProfile()
         records = stage.rdd.iterator(split, tc)
         if stage.info.is_shuffle_map:
             dep = stage.func
@@ -278,14 +284,19 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         else:
             value = stage.func(records)
         updates = {acc.aid: acc._value for acc in stage.accumulators}
+        if profile is not None:
+            updates[stage.info.profile_aid] = profile.finish()
+            profile = None
         return m.FINISHED, m.TaskOutcome(value, updates, list(tc.blocks_added),
                                          duration=time.perf_counter() - start)
     except FetchFailedError as e:
         return m.FETCH_FAILED, m.TaskOutcome(error=e, error_type="FetchFailed", error_message=str(e),
                                              duration=time.perf_counter() - start)
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
-        return (m.KILLED if isinstance(e, KeyboardInterrupt) else m.FAILED), _failure(e, start)
+        return (m.KILLED if isinstance(e, KeyboardInterrupt) else m.FAILED), _failure(python_memory.explain(e), start)
     finally:
+        if profile is not None:
+            profile.stop()
         if tc is not None:
             tc.run_completion_listeners()
         TaskContext._current = None

@@ -143,6 +143,8 @@ class LocalBackend(SchedulerBackend):
             "network_timeout": self.conf.get_duration("spark.network.timeout"),
             "app_id": self.app_id,
             "extra_paths": self.extra_paths,
+            "task_cpus": self.conf.get_int("spark.task.cpus", 1),
+            "pyspark_memory": self.conf.get_size("spark.executor.pyspark.memory", "m"),
         }
         level = "INFO" if logging.getLogger("sparkctl").getEffectiveLevel() <= logging.INFO else "WARNING"
         # task output (print) shows on the driver's console, as in PySpark's local mode

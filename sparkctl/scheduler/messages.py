@@ -50,6 +50,8 @@ class StageBinary:
     shuffle_statuses: dict[int, list[Any]]  # parent shuffle id -> MapStatus per map partition
     broadcast_ids: tuple[int, ...]
     is_shuffle_map: bool
+    # spark.python.profile: the accumulator the tasks' cProfile stats are added to (None: off)
+    profile_aid: int | None = None
 
 
 @dataclass(slots=True)

@@ -41,6 +41,7 @@ from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, 
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
 from sparkctl.scheduler.task_scheduler import (KillTask, Launch, TaskAttempt, TaskEnded, TaskScheduler,
                                                TaskSetAborted, TaskSetManager)
+from sparkctl.status import AppStatusStore, call_site
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
@@ -96,6 +97,10 @@ class DriverRuntime:
         self._stop_event = threading.Event()
         self.dag = DAGScheduler()
         self.tasks = TaskScheduler(max_failures)
+        # jobs and stages as sc.statusTracker() reports them (sparkctl/status.py), fed under the lock
+        self.status = AppStatusStore(self.lock)
+        # spark.python.profile: RDD id -> accumulator id its stage's tasks add cProfile stats to
+        self.profile_accumulator: Callable[[int], int | None] | None = None
         self.max_failures = max_failures
         self.max_result_size = max_result_size
         self.broadcast_source = broadcast_source
@@ -156,7 +161,9 @@ class DriverRuntime:
             self.waiters[job_id] = waiter
             log.info("Got job %d (%d partitions of %r)", job_id, len(partitions), rdd)
             self._notify("job_start", (job_id, len(partitions)))
-            self._execute(self.dag.submit_job(job_id, rdd, func, partitions, properties))
+            actions = self.dag.submit_job(job_id, rdd, func, partitions, properties)
+            self.status.job_start(job_id, self._job_stages(job_id), properties, call_site())
+            self._execute(actions)
         try:
             while not waiter.done.wait(0.5):
                 pass
@@ -166,6 +173,8 @@ class DriverRuntime:
         finally:
             with self.lock:
                 self.waiters.pop(job_id, None)
+                # a job failed before its stages ran (abort, stop) ends here
+                self.status.job_end(job_id, waiter.done.is_set() and waiter.error is None)
         self._notify("job_end", job_id)
         if waiter.error is not None:
             raise waiter.error
@@ -185,6 +194,27 @@ class DriverRuntime:
             for jid, w in list(self.waiters.items()):
                 if w.group == group:
                     self.cancel_job(jid, f"part of cancelled job group {group}")
+
+    def cancel_tagged(self, tag: str) -> None:
+        """Cancel every running job that carries job tag ``tag`` (SparkContext.addJobTag)."""
+        with self.lock:
+            for jid in self.status.running_job_ids(tag):
+                if jid in self.waiters:
+                    self.cancel_job(jid, f"part of cancelled job tag {tag}")
+
+    def _job_stages(self, job_id: int) -> list[Any]:
+        """The stages of a job just submitted: its result stage and every ancestor."""
+        job = self.dag.jobs.get(job_id)
+        if job is None:
+            return []
+        found: dict[int, Any] = {}
+        stack: list[Any] = [job.final_stage]
+        while stack:
+            st = stack.pop()
+            if st.id not in found:
+                found[st.id] = st
+                stack.extend(st.parents)
+        return list(found.values())
 
     def abort(self, reason: str) -> None:
         """The application cannot go on (e.g. the master removed it): fail the running jobs
@@ -227,12 +257,14 @@ class DriverRuntime:
             elif isinstance(action, JobSucceeded):
                 w = self.waiters.get(action.job_id)
                 log.info("Job %d finished", action.job_id)
+                self.status.job_end(action.job_id, True)
                 if w is not None:
                     w.done.set()
                 self._forget_payloads()
             elif isinstance(action, JobFailed):
                 w = self.waiters.get(action.job_id)
                 log.info("Job %d failed: %s", action.job_id, action.error)
+                self.status.job_end(action.job_id, False)
                 if w is not None:
                     w.fail(action.error)
                 self._forget_payloads()
@@ -272,6 +304,7 @@ class DriverRuntime:
         self._notify("stage_submit", (stage.id, action.attempt, len(action.partitions)))
         tsm = TaskSetManager(stage.id, action.attempt, action.job_id, action.partitions, action.preferred,
                              self.max_failures, payload)
+        self.status.stage_submitted(stage.id, action.attempt, tsm)
         return self.tasks.submit(tsm, time.monotonic())
 
     def _serialize_stage(self, stage: Any, attempt: int, partitions: list[int]) -> StagePayload:
@@ -289,6 +322,8 @@ class DriverRuntime:
         all_parts = stage.rdd.partitions
         splits = {p: cloudpickle.dumps(all_parts[p], protocol=serializers.PROTOCOL) for p in partitions}
         msg = m.StageBinary((stage.id, attempt), binary, statuses, tuple(sorted(bids)), is_map)
+        if self.profile_accumulator is not None:
+            msg.profile_aid = self.profile_accumulator(stage.rdd._id)
         return StagePayload(msg, splits, tuple(sorted(bids)), cached_rdds=_cached_in_stage(stage.rdd))
 
     def _launch(self, att: TaskAttempt) -> None:
@@ -370,6 +405,9 @@ class DriverRuntime:
             self.executors[reg.executor_id] = h
             log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
                      reg.port, reg.cores, reg.pid)
+            if reg.cores < self.tasks.cpus_per_task:
+                log.warning("Executor %s has %d cores, fewer than spark.task.cpus=%d: it can run no task",
+                            reg.executor_id, reg.cores, self.tasks.cpus_per_task)
             conn.send(m.RegisteredExecutor(self.app_id, self.app_files, self.max_direct_result,
                                            self.max_result_size))
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))

@@ -163,8 +163,11 @@ class ExecutorSlots:
 
 
 class TaskScheduler:
-    def __init__(self, max_failures: int = 4) -> None:
+    def __init__(self, max_failures: int = 4, cpus_per_task: int = 1) -> None:
         self.max_failures = max_failures
+        # spark.task.cpus: a task takes this many of an executor's cores (ExecutorSlots.free
+        # counts cores), so an executor of 4 cores runs 2 tasks at once with 2 cpus a task
+        self.cpus_per_task = cpus_per_task
         self.executors: dict[str, ExecutorSlots] = {}
         self.task_sets: list[TaskSetManager] = []
         self.attempts: dict[int, TaskAttempt] = {}
@@ -247,7 +250,7 @@ class TaskScheduler:
             return []
         actions: list[Any] = []
         n_exec = len(self.executors)
-        while slots.free > 0:
+        while slots.free >= self.cpus_per_task:
             launched = False
             for tsm in self.task_sets:
                 i = tsm.next_index(executor_id, n_exec)
@@ -268,7 +271,7 @@ class TaskScheduler:
         tsm.state[index] = RUNNING
         tsm.running[tid] = att
         self.attempts[tid] = att
-        slots.free -= 1
+        slots.free -= self.cpus_per_task
         slots.running.add(tid)
         return att
 
@@ -279,7 +282,7 @@ class TaskScheduler:
         slots = self.executors.get(att.executor_id)
         if slots is not None and att.task_id in slots.running:
             slots.running.discard(att.task_id)
-            slots.free += 1
+            slots.free += self.cpus_per_task
 
     def task_succeeded(self, task_id: int, value: Any, accum_updates: dict[int, Any] | None,
                        blocks_added: list[str] | None, now: float = 0.0) -> list[Any]:
