@@ -34,7 +34,8 @@ class InheritableThread(threading.Thread):
 
     def __init__(self, target: Callable[..., Any] | None = None, *args: Any, session: Any = None,
                  **kwargs: Any) -> None:
-        super().__init__(*args, target=target, **kwargs)
+        # further positional arguments are Thread's own after target: name, args, kwargs
+        super().__init__(None, target, *args, **kwargs)
         self._session = session
         self._props: dict[str, str] | None = None
 
