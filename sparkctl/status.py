@@ -143,15 +143,27 @@ class AppStatusStore:
         self._trim()
 
     def _trim(self) -> None:
-        if len(self.jobs) > self.retained_jobs:
-            for jid in [j for j, rec in self.jobs.items() if rec.status != RUNNING]:
-                if len(self.jobs) <= self.retained_jobs:
-                    break
+        """Forget the oldest finished jobs and stages past the limits. Records are in start
+        order, so the walk stops after the few it drops (plus any still running before them)."""
+        excess = len(self.jobs) - self.retained_jobs
+        if excess > 0:
+            drop = []
+            for jid, job in self.jobs.items():
+                if job.status != RUNNING:
+                    drop.append(jid)
+                    if len(drop) == excess:
+                        break
+            for jid in drop:
                 del self.jobs[jid]
-        if len(self.stages) > self.retained_stages:
-            for sid in [s for s, rec in self.stages.items() if not rec.active_jobs]:
-                if len(self.stages) <= self.retained_stages:
-                    break
+        excess = len(self.stages) - self.retained_stages
+        if excess > 0:
+            done = []
+            for sid, stage in self.stages.items():
+                if not stage.active_jobs:
+                    done.append(sid)
+                    if len(done) == excess:
+                        break
+            for sid in done:
                 del self.stages[sid]
 
     # ---------------------------------------------------------------- queries

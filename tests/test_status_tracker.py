@@ -146,3 +146,15 @@ def test_store_forgets_oldest_finished_jobs() -> None:
     assert tracker.getJobInfo(0) is None and tracker.getJobInfo(1).status == "FAILED"
     assert sorted(tracker.getJobIdsForGroup("g")) == [1, 2]
     assert tracker.getStageInfo(0) is None and tracker.getStageInfo(2).numTasks == 1
+
+
+def test_store_keeps_a_running_job_past_the_limit() -> None:
+    store = AppStatusStore(retained_jobs=1, retained_stages=1)
+    store.job_start(0, [_Stage(0, 2)], None, "x at y:1")  # long-running
+    for jid in (1, 2):
+        store.job_start(jid, [_Stage(jid, 1)], None, "x at y:2")
+        store.job_end(jid, True)
+    assert store.job_ids() == [0] and store.running_job_ids() == [0]
+    assert list(store.stages) == [0]
+    store.job_end(0, True)
+    assert store.job_info(0).status == "SUCCEEDED"
