@@ -175,3 +175,9 @@ def test_set_interrupt_on_cancel(sc: Any) -> None:
     assert sc.getLocalProperty("spark.job.interruptOnCancel") == "true"
     sc.setInterruptOnCancel(False)
     assert sc.parallelize([0], 1).mapPartitions(_task_property("spark.job.interruptOnCancel")).collect() == ["false"]
+
+
+def test_module_paths_as_pyspark_util() -> None:
+    import sparkctl.util as util
+    assert util.InheritableThread is InheritableThread
+    assert util.inheritable_thread_target is inheritable_thread_target
