@@ -16,10 +16,10 @@ from sparkctl.rdd.rdd import RDD
 from sparkctl.rdd.resultiterable import ResultIterable
 from sparkctl.rdd.statcounter import StatCounter
 from sparkctl.storagelevel import StorageLevel
-from sparkctl.taskcontext import TaskContext
+from sparkctl.taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContext
 from sparkctl.util.hashing import portable_hash
 
 __all__ = [
     "SparkConf", "SparkContext", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
-    "TaskContext", "StatCounter", "Partitioner", "ResultIterable", "portable_hash",
+    "TaskContext", "BarrierTaskContext", "BarrierTaskInfo", "StatCounter", "Partitioner", "ResultIterable", "portable_hash",
 ]

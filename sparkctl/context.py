@@ -145,6 +145,10 @@ class SparkContext:
             self._backend = make_cluster_backend(self.master, self._conf, self.appName, self._app_id, extra_paths)
         self._backend.start(self._runtime, secret)
         self._backend.wait_ready(self._runtime, self._conf.get_duration("spark.executor.registrationTimeout") or 60.0)
+        # barrier stages: the slots the cluster started with bound them (a lost executor's come back)
+        self._runtime.tasks.expected_cores = self._runtime.total_cores()
+        self._runtime.barrier_sync_timeout = self._conf.get_duration("spark.barrier.sync.timeout")
+        self._runtime.dag.max_stage_attempts = self._conf.get_int("spark.stage.maxConsecutiveAttempts", 4)
         self._progress = None
         if self._conf.get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
             from sparkctl.ui.progress import ConsoleProgressBar

@@ -106,3 +106,9 @@ class FetchFailedError(SparkctlError):
 
     def __reduce__(self):  # keep the fields across pickling
         return (FetchFailedError, (self.shuffle_id, self.map_index, self.reduce_index, self.message))
+
+
+class BarrierStageError(SparkctlError):
+    """A barrier stage cannot run (more tasks than the cluster has slots, a pattern barrier
+    mode does not allow) or a barrier()/allGather() sync failed (timed out, or the tasks
+    disagreed on how to sync)."""

@@ -283,6 +283,8 @@ _SETTINGS = [
     Setting("spark.speculation.interval", "100ms", "how often to look for tasks to speculate", Duration()),
     Setting("spark.speculation.multiplier", "1.5", "a task this many times slower than the median is a straggler", Float(1.0)),
     Setting("spark.speculation.quantile", "0.75", "share of tasks that must finish before speculation starts", FRACTION),
+    Setting("spark.barrier.sync.timeout", "8760h", "barrier stages: how long barrier()/allGather() waits for every task of the stage before the stage attempt fails (8760h: 365 days)", Duration()),
+    Setting("spark.stage.maxConsecutiveAttempts", "4", "failed attempts in a row of a barrier stage (one failed task reruns the whole stage) before its job fails", POSITIVE),
     Setting("spark.submit.pyFiles", "", "comma-separated .py/.zip files put on the executors' path"),
     Setting("spark.deploy.spreadOut", "true", "standalone: spread an application's executors over as many workers as possible", BOOL),
     Setting("spark.deploy.recoveryMode", "NONE", "standalone: FILESYSTEM makes the master persist its state and recover it at restart", Choice(("NONE", "FILESYSTEM"))),

@@ -84,3 +84,61 @@ class TaskContext:
             except Exception:  # a cleanup failure must not mask the task's outcome
                 pass
         self._on_completion.clear()
+
+
+class BarrierTaskInfo:
+    """Where one task of a barrier stage runs: ``address`` is its executor's "host:port"."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def __repr__(self) -> str:
+        return f"BarrierTaskInfo(address={self.address!r})"
+
+
+class BarrierTaskContext(TaskContext):
+    """The context of a task of a barrier stage (``rdd.barrier().mapPartitions(f)``).
+
+    Its tasks all run at once, so they can work together: ``barrier()`` waits until every
+    task of the stage has called it, ``allGather(message)`` also hands each task every
+    task's message (in partition order), and ``getTaskInfos()`` says where each task runs.
+    A sync goes from the task's slot through its executor to the driver's
+    BarrierCoordinator (sparkctl.scheduler.barrier), which answers all tasks at once.
+    """
+
+    _barrier_epoch = 0  # syncs this task completed: tells the coordinator which round it is in
+
+    @classmethod
+    def get(cls) -> "BarrierTaskContext":  # type: ignore[override]
+        """The running barrier task's context; an error anywhere else (on the driver, in a
+        task of an ordinary stage), since only a barrier stage's tasks can sync."""
+        tc = TaskContext.get()
+        if not isinstance(tc, BarrierTaskContext):
+            raise RuntimeError("BarrierTaskContext.get() works only inside a task of a barrier stage "
+                               "(rdd.barrier().mapPartitions(...))")
+        return tc
+
+    def barrier(self) -> None:
+        """Block until every task of this stage attempt has called barrier(); fails after
+        spark.barrier.sync.timeout, or when the tasks mix barrier() and allGather()."""
+        self._sync("barrier", "")
+
+    def allGather(self, message: str = "") -> list[str]:
+        """As barrier(), and return every task's ``message``, ordered by partition."""
+        if not isinstance(message, str):
+            raise TypeError(f"allGather's message must be a str, got {type(message).__name__}")
+        return self._sync("allGather", message)
+
+    def getTaskInfos(self) -> list[BarrierTaskInfo]:
+        """Every task of this barrier stage, ordered by partition."""
+        addresses = self.getLocalProperty("addresses") or ""
+        return [BarrierTaskInfo(a.strip()) for a in addresses.split(",")] if addresses else []
+
+    def _sync(self, kind: str, message: str) -> list[str]:
+        epoch = self._barrier_epoch
+        try:
+            return self.env.barrier_sync(self.taskAttemptId(), epoch, kind, message)
+        finally:
+            self._barrier_epoch = epoch + 1

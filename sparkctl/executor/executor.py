@@ -168,6 +168,9 @@ class Executor:
                 slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
             elif kind == "put_block":
                 self.blocks.put(msg[1], msg[2], msg[3])
+            elif kind == "barrier":  # a barrier task's sync: the driver's coordinator answers
+                _, task_id, epoch, sync_kind, message = msg
+                self._to_driver(m.BarrierRequest(self.s.executor_id, task_id, epoch, sync_kind, message))
 
     def _indirect(self, task_id: int, state: str, update: bytes) -> bytes:
         """Keep a StatusUpdate too large for one frame as a block; what goes to the driver
@@ -335,10 +338,25 @@ class Executor:
             self._remove_shuffle(msg.shuffle_id)
         elif isinstance(msg, m.RemoveBlock):
             self.blocks.remove(msg.block_id)
+        elif isinstance(msg, m.BarrierResponse):
+            self._barrier_reply(msg)
         elif isinstance(msg, m.HeartbeatResponse):
             pass
         else:
             log.warning("driver sent unexpected %s", type(msg).__name__)
+
+    def _barrier_reply(self, msg: m.BarrierResponse) -> None:
+        """Hand the coordinator's answer to the slot whose task waits for it; a task that
+        ended meanwhile (killed) needs it no more. Sent under the lock, so the reply
+        reaches the slot before any later task does."""
+        with self.lock:
+            slot = next((s for s in self.slots if s.task_id == msg.task_id), None)
+            if slot is None:
+                return
+            try:
+                slot.send(("barrier_reply", msg.task_id, msg.epoch, msg.messages, msg.error))
+            except OSError:
+                pass  # the slot died: its task fails as such
 
     def _install_files(self, files: dict[str, bytes]) -> list[str]:
         """Write the app's --py-files here; the slots put them on sys.path."""
@@ -483,6 +501,7 @@ _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.RemoveRdd: {"rdd_id": int},
     m.RemoveShuffle: {"shuffle_id": int},
     m.RemoveBlock: {"block_id": str},
+    m.BarrierResponse: {"task_id": int, "epoch": int},
 }
 _TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}
 

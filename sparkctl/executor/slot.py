@@ -7,6 +7,8 @@ socket pair:
 ```
  executor ── ("task", TaskDescription, StageBinary|None, broadcasts, removed) ──▶ slot
  executor ◀── ("get_block", id) / ("put_block", id, bytes, level) ───────────── slot  (during a task)
+ executor ◀── ("barrier", task_id, epoch, kind, message) ─────────────────────── slot  (a barrier task's sync)
+ executor ── ("barrier_reply", task_id, epoch, messages, error) ──────────────▶ slot
  executor ◀── ("done", task_id, state, pickled StatusUpdate) ───────────────── slot
 ```
 The stage binary (the closure) arrives once per slot and stage attempt and is unpickled
@@ -31,14 +33,14 @@ from typing import Any, Iterator
 import cloudpickle
 
 from sparkctl import accumulators, broadcast, serializers
-from sparkctl.errors import FetchFailedError, RpcConnectError
+from sparkctl.errors import BarrierStageError, FetchFailedError, RpcConnectError
 from sparkctl.executor import python_memory
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
 from sparkctl.storage import sizing
 from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
-from sparkctl.taskcontext import TaskContext
+from sparkctl.taskcontext import BarrierTaskContext, TaskContext
 
 _MAX_FRAME = 1 << 40
 _RELEASE_STEP = 8 << 20
@@ -109,6 +111,28 @@ class SlotEnvironment:
         if not isinstance(reply, BlockData) or reply.data is None:
             raise OSError(getattr(reply, "error", "no data"))
         return reply.data
+
+    def barrier_sync(self, task_id: int, epoch: int, kind: str, message: str) -> list[str]:
+        """A barrier task's barrier()/allGather(): ask the driver's coordinator through the
+        executor and wait for its answer, however long the other tasks take (the
+        coordinator's timeout bounds it; a kill interrupts it). A reply meant for an earlier
+        task of this slot (killed while it waited) is skipped."""
+        send_frame(self.sock, pickle.dumps(("barrier", task_id, epoch, kind, message), serializers.PROTOCOL))
+        while True:
+            reply = pickle.loads(recv_frame(self.sock, _MAX_FRAME))
+            if (isinstance(reply, tuple) and len(reply) == 5 and reply[0] == "barrier_reply"
+                    and reply[1] == task_id and reply[2] == epoch):
+                break
+            if reply == ("stop",):
+                os._exit(0)  # the executor is stopping: no answer will come
+            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
+                for p in reversed(reply[1]):  # the import path grew while this task waited
+                    if p not in sys.path:
+                        sys.path.insert(0, p)
+        _, _, _, messages, error = reply
+        if error is not None:
+            raise BarrierStageError(error)
+        return list(messages)
 
     def fetch_cached(self, host: str, port: int, block_id: str) -> bytes | None:
         conn = connect(host, port, self.secret, timeout=30)
@@ -268,8 +292,9 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         for acc in stage.accumulators:
             acc._reset()
         split = pickle.loads(desc.split)
-        tc = TaskContext(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
-                         desc.properties, stage.info.shuffle_statuses)
+        context_class = BarrierTaskContext if stage.info.barrier else TaskContext
+        tc = context_class(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
+                           desc.properties, stage.info.shuffle_statuses)
         tc.block_locations = desc.block_locations or {}
         TaskContext._current = tc
         if stage.info.profile_aid is not None:  # spark.python.profile

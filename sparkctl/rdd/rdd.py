@@ -28,6 +28,7 @@ from sparkctl.storagelevel import StorageLevel
 
 if TYPE_CHECKING:
     from sparkctl.context import SparkContext
+    from sparkctl.rdd.barrier import RDDBarrier
     from sparkctl.taskcontext import TaskContext
 
 
@@ -188,6 +189,17 @@ class RDD(PairRDDFunctions):
 
     def mapPartitions(self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False) -> "RDD":
         return self.mapPartitionsWithIndex(_ignore_index(f), preservesPartitioning)
+
+    def barrier(self) -> "RDDBarrier":
+        """Mark the next mapPartitions as a barrier stage: its tasks start together and
+        may sync with ``BarrierTaskContext.get().barrier()`` (see sparkctl.rdd.barrier)."""
+        from sparkctl.rdd.barrier import RDDBarrier
+        return RDDBarrier(self)
+
+    def _is_barrier(self) -> bool:
+        """Whether this RDD is computed in a barrier stage (PySpark's private check)."""
+        from sparkctl.rdd.barrier import is_barrier
+        return is_barrier(self)
 
     def mapPartitionsWithSplit(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> "RDD":

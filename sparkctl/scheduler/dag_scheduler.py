@@ -13,13 +13,18 @@ list; the driver runtime feeds the events from the network and carries out the a
                     task_ended(fetch_failed) unregisters the lost output and resubmits the
                     parent stage for its missing partitions only
 ```
+A barrier stage (``rdd.barrier()`` in its narrow lineage) always runs all its partitions
+together; when one of its tasks fails, the task scheduler ends the attempt and
+``barrier_stage_failed`` reruns the whole stage, up to ``spark.stage.maxConsecutiveAttempts``
+failed attempts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sparkctl.errors import FetchFailedError
+from sparkctl.errors import BarrierStageError, FetchFailedError
+from sparkctl.rdd.barrier import barrier_lineage_problem, is_barrier
 from sparkctl.rdd.dependencies import NarrowDependency, ShuffleDependency
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler.map_output_tracker import MapOutputTracker
@@ -35,6 +40,8 @@ class Stage:
         self.job_ids: set[int] = set()
         self.attempt = -1  # latest attempt number; the first submission is attempt 0
         self.pending: set[int] = set()  # partitions the current attempt still has to finish
+        self.is_barrier = is_barrier(rdd)
+        self.failed_attempts: set[int] = set()  # failed barrier attempts, against maxConsecutiveAttempts
 
     def is_shuffle_map(self) -> bool:
         return False
@@ -85,6 +92,7 @@ class SubmitTaskSet:
     preferred: dict[int, set[str]]  # partition -> executor ids holding its cached input
     job_id: int
     properties: dict[str, str]
+    barrier: bool = False
 
 
 @dataclass
@@ -121,8 +129,9 @@ Action = Any
 
 
 class DAGScheduler:
-    def __init__(self, tracker: MapOutputTracker | None = None) -> None:
+    def __init__(self, tracker: MapOutputTracker | None = None, max_stage_attempts: int = 4) -> None:
         self.tracker = tracker or MapOutputTracker()
+        self.max_stage_attempts = max_stage_attempts  # spark.stage.maxConsecutiveAttempts (barrier stages)
         self.next_stage_id = 0
         self.stages: dict[int, Stage] = {}
         self.shuffle_stages: dict[int, ShuffleMapStage] = {}  # shuffle id -> stage, kept for reuse
@@ -180,6 +189,9 @@ class DAGScheduler:
             return [JobSucceeded(job_id)]
         parents = self._parent_stages(rdd, job_id)
         final = ResultStage(self._new_stage_id(), rdd, parents, job_id, func, partitions)
+        problem = barrier_lineage_problem(rdd, partitions) if final.is_barrier else ""
+        if problem:
+            return [JobFailed(job_id, BarrierStageError(problem))]
         self.stages[final.id] = final
         job = ActiveJob(job_id, final, partitions, properties or {}, [False] * len(partitions))
         final.job = job
@@ -205,6 +217,8 @@ class DAGScheduler:
         return self._submit_tasks(stage, job)
 
     def _submit_tasks(self, stage: Stage, job: ActiveJob) -> list[Action]:
+        if stage.is_barrier and stage.attempt >= 0:
+            self._reset_barrier_stage(stage)
         if isinstance(stage, ShuffleMapStage):
             parts = self.tracker.missing_partitions(stage.dep.shuffle_id)
         else:
@@ -217,7 +231,37 @@ class DAGScheduler:
         self.running.add(stage)
         preferred = {p: self._preferred_locations(stage.rdd, p) for p in parts}
         return [SubmitTaskSet(stage, stage.attempt, parts, {p: l for p, l in preferred.items() if l},
-                              job.job_id, job.properties)]
+                              job.job_id, job.properties, stage.is_barrier)]
+
+    def _reset_barrier_stage(self, stage: Stage) -> None:
+        """A barrier stage runs again as a whole: its tasks work together, so the outputs
+        of an earlier attempt's tasks cannot be mixed with a new attempt's."""
+        if isinstance(stage, ShuffleMapStage):
+            for p in range(stage.num_partitions):
+                self.tracker.unregister_map_output(stage.dep.shuffle_id, p)
+        elif isinstance(stage, ResultStage) and stage.job is not None:
+            stage.job.finished = [False] * len(stage.job.partitions)
+            stage.job.num_finished = 0
+
+    def barrier_stage_failed(self, stage_id: int, stage_attempt: int, error: BaseException,
+                             reason: str) -> list[Action]:
+        """A task of a barrier stage attempt failed (the task scheduler is killing the
+        others): run the whole stage again, unless it failed too often in a row."""
+        stage = self.stages.get(stage_id)
+        if stage is None or stage_attempt != stage.attempt or stage not in self.running:
+            return []
+        stage.failed_attempts.add(stage_attempt)
+        self.running.discard(stage)
+        if len(stage.failed_attempts) >= self.max_stage_attempts:
+            note = (f"barrier stage {stage_id} failed {len(stage.failed_attempts)} attempts in a row "
+                    f"(spark.stage.maxConsecutiveAttempts={self.max_stage_attempts}); the last: {reason}")
+            if hasattr(error, "add_note"):
+                error.add_note(note)
+            else:  # pragma: no cover - Python < 3.11
+                error = BarrierStageError(note)
+            return self.task_set_failed(stage_id, error)
+        job = self._any_job(stage)
+        return self._submit_tasks(stage, job) if job is not None else []
 
     def _preferred_locations(self, rdd: RDD, partition: int, depth: int = 0) -> set[str]:
         locs = self.cache_locs.get((rdd._id, partition))
@@ -245,6 +289,8 @@ class DAGScheduler:
             return self._fetch_failed(stage, stage_attempt, error)
         if not success:
             return []  # the task scheduler retries, or fails the task set
+        if stage.is_barrier and stage_attempt != stage.attempt:
+            return []  # a task of an abandoned barrier attempt: its output may not mix with the new one's
         if executor_id is not None:
             for block in blocks_added or ():
                 _, rdd_id, split = block.split("_")

@@ -9,6 +9,8 @@
  driver ══ FetchBlockChunk ══▶ executor's block server   (an indirect result, in chunks)
  executor ◀─ RemoveBlock ──────── driver      (once the driver has the result, or refused it)
  executor ── ExecutorHeartbeat ──▶ driver
+ executor ── BarrierRequest ─────▶ driver     (a barrier task's barrier()/allGather(), see scheduler/barrier.py)
+ executor ◀─ BarrierResponse ──── driver     (once every task of the stage attempt asked)
  executor ◀─ KillTask / RemoveBroadcast / RemoveRdd / RemoveShuffle / StopExecutor ─ driver
 ```
 A task result too large for one frame (``spark.rpc.message.maxSize``) never rides in its
@@ -50,6 +52,7 @@ class StageBinary:
     shuffle_statuses: dict[int, list[Any]]  # parent shuffle id -> MapStatus per map partition
     broadcast_ids: tuple[int, ...]
     is_shuffle_map: bool
+    barrier: bool = False  # a barrier stage: its tasks get a BarrierTaskContext
     # spark.python.profile: the accumulator the tasks' cProfile stats are added to (None: off)
     profile_aid: int | None = None
 
@@ -146,6 +149,28 @@ class StatusUpdate:
 class ExecutorHeartbeat:
     executor_id: str
     running: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class BarrierRequest:
+    """A barrier task's ``barrier()``/``allGather()`` call, relayed by its executor; the
+    driver's BarrierCoordinator answers once every task of the stage attempt has called."""
+
+    executor_id: str
+    task_id: int
+    epoch: int  # how many syncs this task completed before this one
+    kind: str  # "barrier" or "allGather"
+    message: str = ""
+
+
+@dataclass(slots=True)
+class BarrierResponse:
+    """Every task's message in partition order, or why the sync failed."""
+
+    task_id: int
+    epoch: int
+    messages: list[str] | None
+    error: str | None = None
 
 
 @dataclass(slots=True)

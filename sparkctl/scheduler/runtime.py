@@ -37,10 +37,12 @@ from sparkctl.errors import (FetchFailedError, JobCancelledError, RemoteTracebac
 from sparkctl.executor.messages import BlockData, FetchBlockChunk
 from sparkctl.rpc import Connection, Server, connect
 from sparkctl.scheduler import messages as m
+from sparkctl.scheduler.barrier import (barrier_properties, barrier_stage_attempt_ended, cancel_timer,
+                                        on_barrier_request)
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
-from sparkctl.scheduler.task_scheduler import (KillTask, Launch, TaskAttempt, TaskEnded, TaskScheduler,
-                                               TaskSetAborted, TaskSetManager)
+from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
+                                               TaskScheduler, TaskSetAborted, TaskSetManager)
 from sparkctl.status import AppStatusStore, call_site
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ class StagePayload:
     splits: dict[int, bytes]  # partition -> pickled Partition
     broadcast_ids: tuple[int, ...]
     properties: dict[str, str] | None = None  # the job's local properties (job group...)
+    barrier_addresses: str | None = None  # a barrier attempt's task addresses, once its tasks are placed
     cached_rdds: tuple[int, ...] = ()  # persisted RDDs this stage computes through (narrow lineage)
 
 
@@ -118,6 +121,10 @@ class DriverRuntime:
         # called (executor id, reason, caused by the app) after an executor is lost, off the lock
         self.executor_loss_listeners: list[Callable[[str, str, bool], None]] = []
         self.aborted: str | None = None  # why the application cannot run jobs any more
+        # barrier stages (scheduler/barrier.py): the coordinator and its timer exist once used
+        self.barrier_sync_timeout = 365 * 24 * 3600.0  # spark.barrier.sync.timeout
+        self.barrier_coordinator: Any = None
+        self.barrier_timer: Any = None
         self.secret = secret
         self.max_frame = max_frame
         # a StatusUpdate over this goes back indirectly; the reserve covers its own fields
@@ -272,6 +279,11 @@ class DriverRuntime:
                 queue += self.tasks.cancel(action.stage_id, action.attempt, action.reason)
             elif isinstance(action, TaskSetAborted):
                 queue += self.dag.task_set_failed(action.stage_id, action.error)
+            elif isinstance(action, BarrierTaskSetFailed):
+                log.warning("Barrier stage %d.%d failed: %s", action.stage_id, action.stage_attempt, action.reason)
+                barrier_stage_attempt_ended(self, (action.stage_id, action.stage_attempt))
+                queue += self.dag.barrier_stage_failed(action.stage_id, action.stage_attempt, action.error,
+                                                       action.reason)
             elif isinstance(action, KillTask):
                 h = self.executors.get(action.executor_id)
                 if h is not None:
@@ -302,8 +314,10 @@ class DriverRuntime:
         self.payloads[key] = payload
         log.info("Submitting %d tasks of stage %d.%d (%r)", len(action.partitions), stage.id, action.attempt, stage.rdd)
         self._notify("stage_submit", (stage.id, action.attempt, len(action.partitions)))
+        if action.barrier:
+            payload.message.barrier = True
         tsm = TaskSetManager(stage.id, action.attempt, action.job_id, action.partitions, action.preferred,
-                             self.max_failures, payload)
+                             self.max_failures, payload, action.barrier)
         self.status.stage_submitted(stage.id, action.attempt, tsm)
         return self.tasks.submit(tsm, time.monotonic())
 
@@ -347,7 +361,8 @@ class DriverRuntime:
             return
         partition = att.tsm.partitions[att.index]
         desc = m.TaskDescription(att.task_id, key, partition, att.attempt, payload.splits[partition],
-                                 payload.properties, self._remote_blocks(payload, partition, h.executor_id))
+                                 barrier_properties(self, att) if att.tsm.barrier else payload.properties,
+                                 self._remote_blocks(payload, partition, h.executor_id))
         log.info("Starting task %d (stage %d.%d, partition %d) on executor %s", att.task_id, key[0], key[1],
                   partition, h.executor_id)
         self._send(h, m.LaunchTask(desc))
@@ -425,6 +440,8 @@ class DriverRuntime:
                 elif isinstance(msg, m.ExecutorHeartbeat):
                     h.last_heartbeat = time.monotonic()
                     self._send(h, m.HeartbeatResponse())
+                elif isinstance(msg, m.BarrierRequest):
+                    on_barrier_request(self, h, msg)
                 else:
                     log.warning("executor %s sent unexpected %s", reg.executor_id, type(msg).__name__)
         except Exception as e:
@@ -595,6 +612,7 @@ class DriverRuntime:
                 return
             self.stopped = True
             self._stop_event.set()
+            cancel_timer(self)
             for w in self.waiters.values():
                 w.fail(SparkctlError("SparkContext was stopped while the job was running"))
             handles = list(self.executors.values())

@@ -9,6 +9,12 @@ failed task elsewhere when another executor exists, and gives up on a task set a
 loss of the executor a task runs on counts as one of its failures unless the application
 cannot have caused it (see ``executor_lost``).
 Task sets are served first come, first served (FIFO by job, then stage).
+
+A *barrier* task set (a stage of ``rdd.barrier()``) follows other rules, as Spark's: its
+tasks start together or not at all (it waits until the cluster's free slots can hold all
+of them, and fails at once if the cluster's slots never can); a failed task fails the
+whole attempt: the others are killed and the DAG scheduler reruns the stage
+(``BarrierTaskSetFailed``). It is never speculated.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkctl.errors import ExecutorLostError, TaskFailedError
+from sparkctl.errors import BarrierStageError, ExecutorLostError, TaskFailedError
 
 PENDING, RUNNING, SUCCEEDED = 0, 1, 2
 
@@ -65,17 +71,29 @@ class TaskSetAborted:
     error: BaseException
 
 
+@dataclass
+class BarrierTaskSetFailed:
+    """A task of a barrier stage attempt failed: the attempt is over (its other tasks are
+    being killed); the DAG scheduler decides whether the stage runs again."""
+
+    stage_id: int
+    stage_attempt: int
+    error: BaseException
+    reason: str
+
+
 class TaskSetManager:
     """One stage attempt's tasks: which are pending, running, done, and how often failed."""
 
     def __init__(self, stage_id: int, stage_attempt: int, job_id: int, partitions: list[int],
                  preferred: dict[int, set[str]] | None = None, max_failures: int = 4,
-                 payload: Any = None) -> None:
+                 payload: Any = None, barrier: bool = False) -> None:
         self.stage_id = stage_id
         self.stage_attempt = stage_attempt
         self.job_id = job_id
         self.partitions = partitions
         self.payload = payload  # the runtime's serialized stage data; opaque here
+        self.barrier = barrier  # all tasks start together; one failure ends the attempt
         self.max_failures = max_failures
         n = len(partitions)
         self.state = [PENDING] * n
@@ -137,7 +155,7 @@ class TaskSetManager:
         once ``quantile`` of the tasks finished, a task running longer than ``multiplier``
         x their median is speculated). True if any task was newly marked."""
         n = len(self.partitions)
-        if self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n)) or not self.durations:
+        if self.barrier or self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n)) or not self.durations:
             return False
         median = sorted(self.durations)[len(self.durations) // 2]
         threshold = max(multiplier * median, min_time)
@@ -168,6 +186,9 @@ class TaskScheduler:
         # spark.task.cpus: a task takes this many of an executor's cores (ExecutorSlots.free
         # counts cores), so an executor of 4 cores runs 2 tasks at once with 2 cpus a task
         self.cpus_per_task = cpus_per_task
+        # cores the cluster is meant to have (e.g. local[4]: 4), when the backend knows it;
+        # with the registered executors' cores it bounds the barrier stages that can run
+        self.expected_cores = 0
         self.executors: dict[str, ExecutorSlots] = {}
         self.task_sets: list[TaskSetManager] = []
         self.attempts: dict[int, TaskAttempt] = {}
@@ -203,7 +224,11 @@ class TaskScheduler:
             if tsm.state[att.index] != RUNNING or tsm.zombie:
                 continue
             why = f"executor {executor_id} lost: {reason}"
-            if caused_by_app:
+            if tsm.barrier:
+                actions += self._barrier_failed(att, ExecutorLostError(
+                    f"executor {executor_id} was lost while running task {tsm.partitions[att.index]} of barrier "
+                    f"stage {tsm.stage_id}.{tsm.stage_attempt}: {reason}"), why)
+            elif caused_by_app:
                 error = ExecutorLostError(
                     f"executor {executor_id} was lost while running task {tsm.partitions[att.index]} of stage "
                     f"{tsm.stage_id}.{tsm.stage_attempt} (attempt {att.attempt}): {reason}")
@@ -223,6 +248,15 @@ class TaskScheduler:
 
     # ------------------------------------------------------------- task sets
     def submit(self, tsm: TaskSetManager, now: float = 0.0) -> list[Any]:
+        if tsm.barrier:
+            c = self.cpus_per_task
+            capacity = max(self.expected_cores // c, sum(e.cores // c for e in self.executors.values()))
+            if 0 < capacity < len(tsm.partitions):
+                tsm.zombie = True
+                return [TaskSetAborted(tsm.stage_id, tsm.stage_attempt, BarrierStageError(
+                    f"barrier stage {tsm.stage_id} has {len(tsm.partitions)} tasks, which must all run at once, "
+                    f"but the cluster has only {capacity} task slots in total; give the barrier RDD at most "
+                    f"{capacity} partitions (e.g. with repartition or coalesce before .barrier()) or add cores"))]
         self.task_sets.append(tsm)
         self.task_sets.sort(key=lambda t: t.sort_key)
         actions: list[Any] = []
@@ -253,6 +287,13 @@ class TaskScheduler:
         while slots.free >= self.cpus_per_task:
             launched = False
             for tsm in self.task_sets:
+                if tsm.barrier:
+                    started = self._offer_barrier(tsm, now)
+                    if not started:
+                        continue
+                    actions += started
+                    launched = True
+                    break
                 i = tsm.next_index(executor_id, n_exec)
                 if i is None:
                     continue
@@ -261,6 +302,42 @@ class TaskScheduler:
                 break
             if not launched:
                 break
+        return actions
+
+    def _offer_barrier(self, tsm: TaskSetManager, now: float) -> list[Any]:
+        """Start every task of a barrier task set at once, or none while the free slots of
+        all executors together cannot hold them. A task goes to an executor caching its
+        input if one has a free slot, else to the executor with the most free slots, which
+        spreads the tasks over the cluster."""
+        n = len(tsm.partitions)
+        c = self.cpus_per_task
+        if tsm.zombie or tsm.running or tsm.num_succeeded or sum(e.free // c for e in self.executors.values()) < n:
+            return []
+        preferred: dict[int, list[str]] = {}
+        for eid, indices in tsm.by_executor.items():
+            for i in indices:
+                preferred.setdefault(i, []).append(eid)
+        actions: list[Any] = []
+        for i in range(n):
+            slots = next((self.executors[e] for e in preferred.get(i, ())
+                          if e in self.executors and self.executors[e].free >= c), None)
+            if slots is None:
+                slots = max(self.executors.values(), key=lambda e: e.free)
+            actions.append(Launch(self._start(tsm, i, slots, now)))
+        tsm.pending.clear()
+        tsm.by_executor.clear()
+        return actions
+
+    def _barrier_failed(self, att: TaskAttempt, error: BaseException, reason: str) -> list[Any]:
+        """One task of a barrier attempt failed: kill the others and end the attempt."""
+        tsm = att.tsm
+        tsm.zombie = True
+        tsm.reasons[att.index].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
+        actions: list[Any] = [KillTask(other.executor_id, other.task_id,
+                                       f"task {tsm.partitions[att.index]} of the barrier stage failed")
+                              for other in tsm.running.values()]
+        actions.append(BarrierTaskSetFailed(tsm.stage_id, tsm.stage_attempt, error,
+                                            f"task {tsm.partitions[att.index]} failed: {reason}"))
         return actions
 
     def _start(self, tsm: TaskSetManager, index: int, slots: ExecutorSlots, now: float) -> TaskAttempt:
@@ -318,6 +395,8 @@ class TaskScheduler:
             # the map output this task needs is gone: this stage attempt cannot finish
             tsm.zombie = True
             actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[i], False, None, error))
+        elif tsm.barrier and not tsm.zombie and tsm.state[i] != SUCCEEDED:
+            actions += self._barrier_failed(att, error, reason)
         elif killed or tsm.zombie or tsm.state[i] == SUCCEEDED:
             if tsm.state[i] == RUNNING and not self._other_copy_running(tsm, i) and not tsm.zombie:
                 tsm.state[i] = PENDING
