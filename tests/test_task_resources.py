@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
 import time
 from typing import Any
 
@@ -43,7 +42,8 @@ def _task_window(sleep: float) -> Any:
         start = time.time()
         time.sleep(sleep)  # the work whose overlap is measured
         tc = TaskContext.get()
-        yield (tc.cpus() if tc is not None else None, socket.gethostname(), os.getppid(), start, time.time())
+        yield (tc.cpus() if tc is not None else None, resource.getrlimit(resource.RLIMIT_AS)[0], os.getppid(), start,
+               time.time())
     return f
 
 
@@ -67,6 +67,8 @@ def test_local_executor_runs_cores_over_cpus_tasks_at_once() -> None:
     with SparkContext(conf=_conf("local[4]", spark_task_cpus="2")) as sc:
         rows = sc.parallelize(range(6), 6).mapPartitions(_task_window(0.4)).collect()
     assert [r[0] for r in rows] == [2] * 6
+    # no spark.executor.pyspark.memory: the slots keep the limit they inherited
+    assert all(r[1] == resource.getrlimit(resource.RLIMIT_AS)[0] for r in rows)
     assert _max_overlap([(r[3], r[4]) for r in rows]) == 2
 
 
@@ -81,9 +83,12 @@ def test_task_cpus_over_executor_cores_refused() -> None:
 
 @pytest.mark.timeout(120)
 def test_cluster_executors_run_one_two_cpu_task_at_a_time() -> None:
-    with SparkContext(conf=_conf("local-cluster[2,2,512]", spark_task_cpus="2")) as sc:
+    """Both settings reach executors on workers (through the master and the worker)."""
+    conf = _conf("local-cluster[2,2,512]", spark_task_cpus="2", spark_executor_pyspark_memory="512m")
+    with SparkContext(conf=conf) as sc:
         rows = sc.parallelize(range(6), 6).mapPartitions(_task_window(0.3)).collect()
     assert [r[0] for r in rows] == [2] * 6
+    assert all(r[1] != resource.RLIM_INFINITY for r in rows)
     by_executor: dict[int, list[tuple[float, float]]] = {}
     for _, _, executor_pid, start, end in rows:
         by_executor.setdefault(executor_pid, []).append((start, end))
