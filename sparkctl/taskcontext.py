@@ -138,7 +138,8 @@ class BarrierTaskContext(TaskContext):
 
     def _sync(self, kind: str, message: str) -> list[str]:
         epoch = self._barrier_epoch
+        env: Any = self.env  # a task's slot: BarrierTaskContext.get() raised anywhere else
         try:
-            return self.env.barrier_sync(self.taskAttemptId(), epoch, kind, message)
+            return env.barrier_sync(self.taskAttemptId(), epoch, kind, message)
         finally:
             self._barrier_epoch = epoch + 1

@@ -18,12 +18,13 @@ from sparkctl import BarrierTaskContext, SparkConf, SparkContext, TaskContext
 from sparkctl.errors import BarrierStageError
 
 MASTERS = ["local[2]", "local-cluster[2,1,512]"]
+SYNC_TIMEOUT = "3s"  # far above any sync these tests wait for, short enough to test the timeout
 
 
 @pytest.fixture(scope="module", params=MASTERS)
 def bsc(request: Any) -> Iterator[SparkContext]:
     conf = (SparkConf().set("spark.ui.showConsoleProgress", "false").set("spark.log.level", "ERROR")
-            .set("spark.stage.maxConsecutiveAttempts", "3"))
+            .set("spark.stage.maxConsecutiveAttempts", "3").set("spark.barrier.sync.timeout", SYNC_TIMEOUT))
     with SparkContext(request.param, "barrier-tests", conf=conf) as sc:
         yield sc
 
@@ -104,6 +105,31 @@ def test_failed_task_reruns_the_whole_stage_and_the_job_succeeds(bsc: SparkConte
     # partition 0 was waiting in barrier() when partition 1 failed: it was killed and ran again
     assert (tmp_path / "ran-0").read_text().count("x") == 2
     assert (tmp_path / "ran-1").read_text().count("x") == 2
+
+
+def _skips_the_barrier_once(directory: str) -> Callable[[int, Iterator[int]], list[int]]:
+    def run(index: int, it: Iterator[int]) -> list[int]:
+        first = not os.path.exists(os.path.join(directory, "timed-out"))
+        if index == 0 and first:
+            return [0]  # never calls barrier(): its partner waits in vain
+        try:
+            BarrierTaskContext.get().barrier()
+        except BarrierStageError as e:
+            with open(os.path.join(directory, "timed-out"), "w") as f:
+                f.write(str(e))
+            raise
+        return [index]
+    return run
+
+
+@pytest.mark.timeout(90)
+def test_sync_times_out_after_the_setting_and_the_stage_reruns(bsc: SparkContext, tmp_path: Any) -> None:
+    start = time.monotonic()
+    rdd = bsc.parallelize(range(2), 2).barrier().mapPartitionsWithIndex(_skips_the_barrier_once(str(tmp_path)))
+    assert rdd.collect() == [0, 1]
+    assert time.monotonic() - start >= 3.0
+    text = (tmp_path / "timed-out").read_text()
+    assert "only 1 of its 2 tasks called barrier()" in text and "spark.barrier.sync.timeout (3 s)" in text
 
 
 def _always_fails(it: Iterator[int]) -> list[int]:

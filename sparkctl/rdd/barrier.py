@@ -37,7 +37,7 @@ class RDDBarrier:
                       preservesPartitioning: bool = False) -> "RDD":
         """A new RDD applying ``f`` to each partition, all partitions' tasks running together."""
         from sparkctl.rdd.rdd import _ignore_index
-        return BarrierMapPartitionsRDD(self.rdd, _ignore_index(f), preservesPartitioning)
+        return BarrierMapPartitionsRDD(self.rdd, _ignore_index(f), preservesPartitioning)  # type: ignore[arg-type]
 
     def mapPartitionsWithIndex(self, f: Callable[[int, Iterator[Any]], Iterable[Any]],
                                preservesPartitioning: bool = False) -> "RDD":
