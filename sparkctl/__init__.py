@@ -11,6 +11,7 @@ from sparkctl.accumulators import Accumulator, AccumulatorParam
 from sparkctl.broadcast import Broadcast
 from sparkctl.conf import SparkConf
 from sparkctl.context import SparkContext
+from sparkctl.files import SparkFiles
 from sparkctl.rdd.dependencies import Partitioner
 from sparkctl.rdd.rdd import RDD
 from sparkctl.rdd.resultiterable import ResultIterable
@@ -20,6 +21,6 @@ from sparkctl.taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContex
 from sparkctl.util.hashing import portable_hash
 
 __all__ = [
-    "SparkConf", "SparkContext", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
+    "SparkConf", "SparkContext", "SparkFiles", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
     "TaskContext", "BarrierTaskContext", "BarrierTaskInfo", "StatCounter", "Partitioner", "ResultIterable", "portable_hash",
 ]

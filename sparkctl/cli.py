@@ -96,6 +96,9 @@ def main() -> None:
 @click.option("--name", help="application name")
 @click.option("--conf", "confs", multiple=True, metavar="KEY=VALUE", help="a setting; repeatable")
 @click.option("--py-files", help="comma-separated .py/.zip/.egg files for the executors' path")
+@click.option("--files", help="comma-separated files shipped to every executor (SparkFiles.get(name) in tasks)")
+@click.option("--archives", help="comma-separated .zip/.tar.gz/.tgz/.tar archives unpacked on every executor "
+              "(path#name names the directory)")
 @click.option("--total-executor-cores", type=int, help="cores to take from a standalone cluster (spark.cores.max)")
 @click.option("--executor-cores", type=int, help="task slots per executor")
 @click.option("--executor-memory", help="memory per executor, e.g. 1g")
@@ -110,7 +113,8 @@ def main() -> None:
 @click.argument("app", type=click.Path(), required=False)
 @click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
 def submit(master: str | None, deploy_mode: str | None, name: str | None, confs: tuple[str, ...],
-           py_files: str | None, total_executor_cores: int | None, executor_cores: int | None,
+           py_files: str | None, files: str | None, archives: str | None, total_executor_cores: int | None,
+           executor_cores: int | None,
            executor_memory: str | None, driver_memory: str | None, driver_cores: int | None, supervise: bool,
            wait_for_driver: bool, status_of: str | None, kill_id: str | None, properties_file: str | None,
            app: str | None, app_args: tuple[str, ...]) -> None:
@@ -147,6 +151,8 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
         "spark.driver.cores": str(driver_cores) if driver_cores else None,
         "spark.app.name": name,
         "spark.submit.pyFiles": py_files,
+        "spark.files": _absolute_paths("--files", files),
+        "spark.archives": _absolute_paths("--archives", archives),
         "spark.cores.max": str(total_executor_cores) if total_executor_cores else None,
         "spark.executor.cores": str(executor_cores) if executor_cores else None,
         "spark.executor.memory": size_option("--executor-memory", executor_memory),
@@ -154,6 +160,7 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     }
     flag_names = {"spark.master": "--master", "spark.submit.deployMode": "--deploy-mode",
                   "spark.driver.cores": "--driver-cores", "spark.app.name": "--name", "spark.submit.pyFiles": "--py-files",
+                  "spark.files": "--files", "spark.archives": "--archives",
                   "spark.cores.max": "--total-executor-cores", "spark.executor.cores": "--executor-cores",
                   "spark.executor.memory": "--executor-memory", "spark.driver.memory": "--driver-memory"}
     for key, value in flags.items():
@@ -180,6 +187,9 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
         if not os.path.isfile(f):
             fail_usage(f"--py-files: {f} does not exist")
+    if mode == "cluster" and (settings.get("spark.files") or settings.get("spark.archives")):
+        fail_usage("--files and --archives (spark.files, spark.archives) need --deploy-mode client: "
+                   "the driver reads them where it runs")
     app_path = _check_app(app)
     settings.setdefault("spark.app.name", os.path.splitext(os.path.basename(app_path))[0])
     if mode == "cluster":
@@ -188,6 +198,19 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     if settings["spark.master"].startswith("spark://"):
         _check_master_reachable(settings["spark.master"])
     run_driver(app_path, list(app_args), settings, sources)
+
+
+def _absolute_paths(flag: str, value: str | None) -> str | None:
+    """--files / --archives: each path must exist; made absolute (an archive keeps its #name)."""
+    if value is None:
+        return None
+    paths = []
+    for p in filter(None, (s.strip() for s in value.split(","))):
+        path, hash_, alias = p.partition("#")
+        if not os.path.exists(path):
+            fail_usage(f"{flag}: {path} does not exist")
+        paths.append(os.path.abspath(path) + hash_ + alias)
+    return ",".join(paths)
 
 
 def _check_master_reachable(master: str) -> None:

@@ -23,6 +23,7 @@ from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
 from sparkctl.broadcast import Broadcast
 from sparkctl.conf import LOCAL_N, MASTER_URL_FORMS, MasterURL, SparkConf, conf_dir, invalid, master_url_ok
 from sparkctl.errors import ConfigError, ProfilerNotEnabledError, SparkctlError
+from sparkctl.files import AddedFiles, SparkFiles, add_configured, driver_import_path, use_as_root
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
@@ -131,7 +132,11 @@ class SparkContext:
         )
         self._runtime.app_id = self._app_id
         self._apply_task_resources(local)
-        self._runtime.app_files = _read_py_files(self._py_files)
+        # the SparkFiles root on the driver, on its import path as PySpark's (addPyFile's .py files land there)
+        self._files = AddedFiles(self._app_id, self._conf.get_dir("spark.local.dir"))
+        use_as_root(self._files.root, on_worker=False)
+        sys.path.insert(1, self._files.root)
+        add_configured(self, self._py_files)
         host, port = self._runtime.start()
         if self._conf.get_bool("spark.speculation", False):
             self._runtime.enable_speculation(self._conf.get_duration("spark.speculation.interval") or 0.1,
@@ -417,8 +422,49 @@ class SparkContext:
                                                         self._conf.get("spark.python.profile.dump"))
             self._runtime.profile_accumulator = self.profiler_collector.accumulator_for
 
+    # ------------------------------------------------------------------ files for tasks
+    def _added_files(self) -> AddedFiles:
+        files = getattr(self, "_files", None)
+        if self._stopped or files is None or self._runtime is None:
+            raise SparkctlError("Cannot call methods on a stopped SparkContext")
+        return files
+
+    def addFile(self, path: str, recursive: bool = False) -> None:
+        """Ship a file (a directory with ``recursive=True``) to every executor, running or
+        started later, before any task launched after this returns; ``SparkFiles.get(name)``
+        finds it in tasks and on the driver. Adding the same path again does nothing."""
+        entry = self._added_files().add_file(path, recursive)
+        if entry is not None:
+            assert self._runtime is not None
+            self._runtime.add_file(entry)
+
+    def addArchive(self, path: str) -> None:
+        """Ship a .zip, .jar, .tar, .tar.gz or .tgz archive, unpacked into a directory named
+        after it (or after ``#alias`` at the end of the path), on every executor and here."""
+        entry = self._added_files().add_archive(path)
+        if entry is not None:
+            assert self._runtime is not None
+            self._runtime.add_file(entry)
+
     def addPyFile(self, path: str) -> None:
-        self._py_files.append(path)
+        """A .py, .zip or .egg dependency of every later task: shipped as addFile does, put
+        on the import path of every executor's task slots (running ones too) and of this driver."""
+        files = self._added_files()
+        entry = files.add_file(path, python=True)
+        if entry is not None:
+            assert self._runtime is not None
+            self._runtime.add_file(entry)
+        driver_import_path(files.root, path)
+
+    @property
+    def listFiles(self) -> list[str]:
+        """The files added so far (addFile, addPyFile, spark.files), as file: URIs."""
+        return list(self._added_files().files)
+
+    @property
+    def listArchives(self) -> list[str]:
+        """The archives added so far (addArchive, spark.archives), as file: URIs."""
+        return list(self._added_files().archives)
 
     # ------------------------------------------------------------------ jobs
     def runJob(self, rdd: RDD, partitionFunc: Callable[[Iterable[Any]], Iterable[Any]],
@@ -492,6 +538,13 @@ class SparkContext:
         backend = getattr(self, "_backend", None)
         if backend is not None:
             backend.stop()
+        files = getattr(self, "_files", None)
+        if files is not None:
+            files.close()
+            # the root and the packages addPyFile put on the import path went with it
+            sys.path[:] = [p for p in sys.path if p != files.root and not p.startswith(files.root + os.sep)]
+            if SparkFiles._root_directory == files.root:
+                use_as_root(None, on_worker=False)
 
     def _stop_at_exit(self) -> None:
         try:
@@ -523,17 +576,6 @@ class _WriteCheckpoint:
         with open(tmp, "wb") as f:
             serializers.write_batches(f, it)
         os.replace(tmp, path)
-
-
-def _read_py_files(paths: list[str]) -> dict[str, bytes]:
-    files = {}
-    for p in paths:
-        try:
-            with open(p, "rb") as f:
-                files[os.path.basename(p)] = f.read()
-        except OSError as e:
-            raise ConfigError(f"cannot read --py-files entry {p}: {e.strerror}") from None
-    return files
 
 
 def _check_job_tag(tag: str) -> None:

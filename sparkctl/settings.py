@@ -286,6 +286,8 @@ _SETTINGS = [
     Setting("spark.barrier.sync.timeout", "8760h", "barrier stages: how long barrier()/allGather() waits for every task of the stage before the stage attempt fails (8760h: 365 days)", Duration()),
     Setting("spark.stage.maxConsecutiveAttempts", "4", "failed attempts in a row of a barrier stage (one failed task reruns the whole stage) before its job fails", POSITIVE),
     Setting("spark.submit.pyFiles", "", "comma-separated .py/.zip files put on the executors' path"),
+    Setting("spark.files", "", "comma-separated files shipped to every executor (SparkContext.addFile; SparkFiles.get in tasks)"),
+    Setting("spark.archives", "", "comma-separated .zip/.tar.gz/.tgz/.tar archives unpacked on every executor; path#name names the directory"),
     Setting("spark.deploy.spreadOut", "true", "standalone: spread an application's executors over as many workers as possible", BOOL),
     Setting("spark.deploy.recoveryMode", "NONE", "standalone: FILESYSTEM makes the master persist its state and recover it at restart", Choice(("NONE", "FILESYSTEM"))),
     Setting("spark.deploy.recoveryDirectory", None, "standalone: where the master keeps its state in FILESYSTEM recovery mode", PATH),

@@ -26,8 +26,11 @@ import shutil
 import signal
 import socket
 import struct
+import sys
+import tarfile
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,7 @@ import cloudpickle
 from sparkctl import serializers
 from sparkctl.errors import ProtocolError, TaskFailedError
 from sparkctl.executor import python_memory
+from sparkctl.executor.files import ExecutorFiles
 from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
@@ -106,6 +110,9 @@ class Executor:
         self.secret = secret
         private_makedirs(settings.local_dir)
         self.blocks = BlockManager(settings.storage_memory, os.path.join(settings.local_dir, "blocks"))
+        # before the slots fork: they inherit the SparkFiles root and its place on sys.path
+        self.files = ExecutorFiles(settings.local_dir)
+        self.files.make_root()
         self.slots: list[Slot] = []
         self.lock = threading.Lock()
         self.stage_bins: dict[tuple[int, int], m.StageBinary] = {}
@@ -340,10 +347,46 @@ class Executor:
             self.blocks.remove(msg.block_id)
         elif isinstance(msg, m.BarrierResponse):
             self._barrier_reply(msg)
+        elif isinstance(msg, m.PutFile):
+            self._put_file(msg)
         elif isinstance(msg, m.HeartbeatResponse):
             pass
         else:
             log.warning("driver sent unexpected %s", type(msg).__name__)
+
+    def _barrier_reply(self, msg: m.BarrierResponse) -> None:
+        """Hand the coordinator's answer to the slot whose task waits for it; a task that
+        ended meanwhile (killed) needs it no more. Sent under the lock, so the reply
+        reaches the slot before any later task does."""
+        with self.lock:
+            slot = next((s for s in self.slots if s.task_id == msg.task_id), None)
+            if slot is None:
+                return
+            try:
+                slot.send(("barrier_reply", msg.task_id, msg.epoch, msg.messages, msg.error))
+            except OSError:
+                pass  # the slot died: its task fails as such
+
+    def _put_file(self, msg: m.PutFile) -> None:
+        """Store a chunk of an added file (before the next message, so before any later task).
+        A complete addPyFile entry changes the import path: of this process, for slots forked
+        later, and of every slot, which reads the change before its next task."""
+        try:
+            paths = self.files.receive(msg)
+        except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:  # tasks that need it fail, not the executor
+            log.warning("could not store the added file %s: %s: %s", msg.name, type(e).__name__, e)
+            return
+        if paths is None or not msg.python:
+            return
+        with self.lock:
+            for p in reversed(paths):
+                if p not in sys.path:
+                    sys.path.insert(1, p)
+            for slot in self.slots:
+                try:
+                    slot.send(("path", paths))
+                except OSError:
+                    pass  # a dead slot: its replacement forks from this process's path
 
     def _barrier_reply(self, msg: m.BarrierResponse) -> None:
         """Hand the coordinator's answer to the slot whose task waits for it; a task that
@@ -501,6 +544,7 @@ _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.RemoveRdd: {"rdd_id": int},
     m.RemoveShuffle: {"shuffle_id": int},
     m.RemoveBlock: {"block_id": str},
+    m.PutFile: {"name": str, "kind": str, "offset": int, "data": (bytes, bytearray), "last": bool, "python": bool},
     m.BarrierResponse: {"task_id": int, "epoch": int},
 }
 _TASK_FIELDS: dict[str, type | tuple[type, ...]] = {"task_id": int, "stage_key": tuple, "partition": int, "attempt": int, "split": (bytes, bytearray)}

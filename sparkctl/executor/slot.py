@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
 import os
 import pickle
 import select
@@ -221,6 +222,7 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
             for p in reversed(msg[1]):
                 if p not in sys.path:
                     sys.path.insert(0, p)
+            importlib.invalidate_caches()  # a module added to a directory already on the path
             continue
         if kind != "task":
             continue

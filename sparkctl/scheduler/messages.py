@@ -12,6 +12,7 @@
  executor ── BarrierRequest ─────▶ driver     (a barrier task's barrier()/allGather(), see scheduler/barrier.py)
  executor ◀─ BarrierResponse ──── driver     (once every task of the stage attempt asked)
  executor ◀─ KillTask / RemoveBroadcast / RemoveRdd / RemoveShuffle / StopExecutor ─ driver
+ executor ◀─ PutFile chunks ────── driver     (addFile/addArchive/addPyFile, before any later LaunchTask)
 ```
 A task result too large for one frame (``spark.rpc.message.maxSize``) never rides in its
 StatusUpdate: the executor keeps the whole update as a block and reports only the block's
@@ -106,6 +107,19 @@ class RemoveBlock:
     """Drop a block the driver no longer needs (an indirect task result it fetched or refused)."""
 
     block_id: str
+
+
+@dataclass(slots=True)
+class PutFile:
+    """One chunk of a file the application added (addFile, addArchive, addPyFile); see
+    sparkctl/files.py. Chunks of one entry arrive in order, offset 0 first."""
+
+    name: str  # its name under the executor's SparkFiles root
+    kind: str  # "file": stored as is; "zip" / "tar": unpacked into a directory of that name
+    offset: int
+    data: bytes
+    last: bool
+    python: bool = False  # added by addPyFile: the task slots' import path changes
 
 
 @dataclass(slots=True)

@@ -115,7 +115,9 @@ class DriverRuntime:
         self.payloads: dict[tuple[int, int], StagePayload] = {}
         self.next_job_id = 0
         self.app_id = ""
-        self.app_files: dict[str, bytes] = {}
+        # what addFile/addArchive/addPyFile added (sparkctl.files.FileEntry): sent to each
+        # executor at registration and to the registered ones when added, before any later task
+        self.app_files: list[Any] = []
         self.stopped = False
         self.listeners: list[Callable[[str, Any], None]] = []
         # called (executor id, reason, caused by the app) after an executor is lost, off the lock
@@ -423,8 +425,10 @@ class DriverRuntime:
             if reg.cores < self.tasks.cpus_per_task:
                 log.warning("Executor %s has %d cores, fewer than spark.task.cpus=%d: it can run no task",
                             reg.executor_id, reg.cores, self.tasks.cpus_per_task)
-            conn.send(m.RegisteredExecutor(self.app_id, self.app_files, self.max_direct_result,
-                                           self.max_result_size))
+            conn.send(m.RegisteredExecutor(self.app_id, {}, self.max_direct_result, self.max_result_size))
+            for entry in self.app_files:
+                for chunk in entry.messages(self._file_chunk()):
+                    self._send(h, chunk)  # a failure: the reader below sees the connection gone
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
             self.executor_changed.notify_all()
         error: BaseException | None = None
@@ -597,6 +601,20 @@ class DriverRuntime:
             self._execute(self.tasks.task_failed(msg.task_id, error, reason,
                                                  fetch_failed=msg.state == m.FETCH_FAILED,
                                                  killed=msg.state == m.KILLED, now=now))
+
+    # ----------------------------------------------------------------- files
+    def add_file(self, entry: Any) -> None:
+        """Send an added file (a sparkctl.files.FileEntry) to every executor, and to each
+        one that registers later. Under the lock, so no task launched after this returns
+        reaches an executor before the file does (one ordered connection each)."""
+        with self.lock:
+            self.app_files.append(entry)
+            for h in list(self.executors.values()):
+                for chunk in entry.messages(self._file_chunk()):
+                    self._send(h, chunk)
+
+    def _file_chunk(self) -> int:
+        return max(1 << 16, min(8 << 20, self.max_frame // 4))
 
     # ----------------------------------------------------------------- cleanup
     def broadcast_to_executors(self, msg: Any) -> None:
