@@ -26,7 +26,7 @@ import shutil
 import tarfile
 import threading
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Iterator
 
 from sparkctl.errors import SparkctlError
@@ -137,6 +137,11 @@ class AddedFiles:
         name = os.path.basename(local)
         with self._lock:
             if uri in self.files:
+                earlier = self.files[uri]
+                if python and not earlier.python and earlier.kind == "file" and is_package(name):
+                    # addFile, then addPyFile of the same package: now it goes on the import path
+                    self.files[uri] = self._by_name[name] = replace(earlier, python=True)
+                    return self.files[uri]
                 log.warning("The path %s has been added already; adding it again does nothing", path)
                 return None
             known = self._check_name(name, local, is_dir)

@@ -200,10 +200,40 @@ def test_add_py_file_after_start_imports_in_tasks_and_on_the_driver(sc: SparkCon
     with pytest.raises(Exception, match="No module named"):
         sc.parallelize([1], 1).map(use).collect()
     sc.addPyFile(str(tmp_path / f"{mod}.py"))
+    sc.addFile(str(tmp_path / f"{pkg}.zip"))  # shipped, not yet on the import path
     sc.addPyFile(str(tmp_path / f"{pkg}.zip"))
     assert sorted(sc.parallelize(range(6), 3).map(use).collect()) == [1000 + 2 * x for x in range(6)]
     assert use(5) == 1010  # and on the driver
     assert importlib.import_module(mod).__file__ == SparkFiles.get(f"{mod}.py")
+
+
+@pytest.mark.timeout(30)
+def test_executor_refuses_names_out_of_order_chunks_and_archives_that_escape(tmp_path: Path) -> None:
+    from sparkctl.errors import ProtocolError
+    from sparkctl.executor.files import ExecutorFiles
+    from sparkctl.scheduler.messages import PutFile
+    files = ExecutorFiles(str(tmp_path / "local"))
+    for bad in ("../x", "a/b", "..", ""):
+        with pytest.raises(ProtocolError):
+            files.receive(PutFile(bad, "file", 0, b"x", True))
+    with pytest.raises(ProtocolError):
+        files.receive(PutFile("y", "exe", 0, b"x", True))
+    assert files.receive(PutFile("f", "file", 0, b"ab", False)) is None
+    with pytest.raises(ProtocolError, match="offset 5, expected 2"):
+        files.receive(PutFile("f", "file", 5, b"cd", True))
+    assert files.receive(PutFile("f", "file", 0, b"ab", False)) is None
+    assert files.receive(PutFile("f", "file", 2, b"cd", True)) == []
+    assert (tmp_path / "local" / "files" / "f").read_bytes() == b"abcd"
+    assert files.receive(PutFile("m.zip", "file", 0, b"zip", True, python=True)) == [
+        str(tmp_path / "local" / "files" / "m.zip")]
+    evil = tmp_path / "evil.tar"
+    (tmp_path / "payload").write_text("x")
+    with tarfile.open(evil, "w") as t:
+        t.add(tmp_path / "payload", "../../escaped")
+    with pytest.raises(tarfile.TarError):
+        files.receive(PutFile("evil.tar", "tar", 0, evil.read_bytes(), True))
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "local" / "escaped").exists()
+    assert not (tmp_path / "local" / "files" / "evil.tar").exists()
 
 
 @pytest.mark.timeout(30)
