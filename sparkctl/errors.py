@@ -108,6 +108,61 @@ class FetchFailedError(SparkctlError):
         return (FetchFailedError, (self.shuffle_id, self.map_index, self.reduce_index, self.message))
 
 
+class UserStopIterationError(SparkctlError, RuntimeError):
+    """A function given to ``map``, ``filter``, ``flatMap``... raised ``StopIteration``.
+
+    Python's iterators read that as "no more records", so left alone it would end the
+    partition early and the job would succeed with records missing. The task fails
+    instead, as PySpark's does.
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        message = "Caught StopIteration thrown from user's code; failing the task"
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.detail = detail
+
+    def __reduce__(self):
+        return (UserStopIterationError, (self.detail,))
+
+
+class TaskExitError(SparkctlError):
+    """A task's code called ``sys.exit()`` (raised ``SystemExit``).
+
+    The task fails (and is retried like any failed task); the driver gets this error rather
+    than the ``SystemExit`` itself, which would end the user's driver program.
+    """
+
+    def __init__(self, code: object = None) -> None:
+        super().__init__(f"the task's code called sys.exit({code!r}): the task failed instead of ending its "
+                         f"Python process")
+        self.code = code
+
+    def __reduce__(self):
+        return (TaskExitError, (self.code,))
+
+
+class NotSupportedError(SparkctlError, NotImplementedError):
+    """A PySpark feature sparkctl does not have yet, named in the message.
+
+    Raised where the feature is reached, so a ported program stops at the first line that
+    needs it, with one clear line, rather than running on with something that only looks
+    like it works.
+    """
+
+
+class DataFramesNotSupportedError(NotSupportedError):
+    """DataFrames and SQL (``spark.read``, ``createDataFrame``, ``sql``...) are not in sparkctl yet."""
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"DataFrames are not supported yet: {feature} (sparkctl runs PySpark's RDD API; "
+                         f"use spark.sparkContext and RDDs)")
+        self.feature = feature
+
+    def __reduce__(self):
+        return (DataFramesNotSupportedError, (self.feature,))
+
+
+
 class BarrierStageError(SparkctlError):
     """A barrier stage cannot run (more tasks than the cluster has slots, a pattern barrier
     mode does not allow) or a barrier()/allGather() sync failed (timed out, or the tasks

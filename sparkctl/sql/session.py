@@ -1,0 +1,235 @@
+"""SparkSession: PySpark's entry point, over one SparkContext.
+
+A PySpark program starts with ``SparkSession.builder...getOrCreate()`` and reaches its RDDs
+through ``spark.sparkContext``; with ``pyspark`` replaced by ``sparkctl`` in its imports it
+runs here unchanged, as far as it uses RDDs:
+
+```
+ SparkSession.builder.master(..).appName(..).config(k, v).getOrCreate()
+        │ options ──▶ SparkConf ──▶ SparkContext.getOrCreate (reused when one runs)
+        ▼
+ SparkSession ── .sparkContext, .conf (RuntimeConfig), .version, .stop(), with ...:
+              └─ .read, .createDataFrame, .sql, .table, .range ... ──▶ DataFramesNotSupportedError
+```
+
+DataFrames and SQL are not here yet; every entry to them raises one
+:class:`~sparkctl.errors.DataFramesNotSupportedError` that names the call, so a program
+stops at the first line that needs them instead of running on with something that only
+looks like it works.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar, NoReturn
+
+from sparkctl.conf import SparkConf
+from sparkctl.context import SparkContext
+from sparkctl.errors import DataFramesNotSupportedError, NotSupportedError
+from sparkctl.sql.conf import RuntimeConfig, conf_string
+
+_BUILDER_SOURCE = "SparkSession.builder.config"
+
+
+class Builder:
+    """Collects a session's options; :meth:`getOrCreate` turns them into a session."""
+
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(self) -> None:
+        self._options: dict[str, str] = {}
+
+    def config(self, key: str | None = None, value: Any = None, conf: SparkConf | None = None, *,
+               map: dict[str, Any] | None = None) -> "Builder":
+        """Set one option (*key*, *value*), every setting of a SparkConf (*conf*) or of a dict (*map*)."""
+        with self._lock:
+            if conf is not None:
+                for k, v in conf.getAll():
+                    self._options[k] = v
+            if map is not None:
+                for k, v in map.items():
+                    self._put(k, v)
+            if key is not None:
+                self._put(key, value)
+        return self
+
+    def _put(self, key: str, value: Any) -> None:
+        text = conf_string(value)
+        if text is None:
+            self._options.pop(key, None)
+        else:
+            self._options[key] = text
+
+    def master(self, master: str) -> "Builder":
+        return self.config("spark.master", master)
+
+    def appName(self, name: str) -> "Builder":
+        return self.config("spark.app.name", name)
+
+    def enableHiveSupport(self) -> "Builder":
+        """Kept as an option, as PySpark does; it matters only to SQL, which raises anyway."""
+        return self.config("spark.sql.catalogImplementation", "hive")
+
+    def remote(self, url: str) -> "Builder":
+        raise NotSupportedError(f"Spark Connect is not supported: SparkSession.builder.remote({url!r}) "
+                                f"(use .master(...) with a local, local-cluster or spark:// URL)")
+
+    def create(self) -> NoReturn:
+        raise NotSupportedError("SparkSession.builder.create() is for Spark Connect, which sparkctl does not "
+                                "have: use getOrCreate()")
+
+    def getOrCreate(self) -> "SparkSession":
+        """The running session (with these options added to its settings), or a new one
+        over the running SparkContext, or over a new SparkContext made from the options."""
+        with self._lock:
+            session = SparkSession._instantiatedSession
+            if session is not None and not session._sc._stopped:
+                for k, v in self._options.items():  # the context already runs: they reach spark.conf only
+                    session._conf._put(k, v)
+                SparkSession._activeSession = session
+                return session
+            conf = SparkConf()
+            for k, v in self._options.items():
+                conf._put(k, v, _BUILDER_SOURCE)
+            sc = SparkContext.getOrCreate(conf)
+            return SparkSession(sc, options=self._options)
+
+    def __repr__(self) -> str:
+        return f"<SparkSession.Builder options={self._options}>"
+
+
+class _BuilderAttribute:
+    """``SparkSession.builder`` gives a new Builder at each use, so two programs' (or two
+    threads') option chains never mix."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> Builder:
+        return Builder()
+
+
+class SparkSession:
+    """PySpark's SparkSession for RDD programs: the SparkContext, settings, lifecycle."""
+
+    builder = _BuilderAttribute()
+    Builder = Builder
+
+    _instantiatedSession: ClassVar["SparkSession | None"] = None
+    _activeSession: ClassVar["SparkSession | None"] = None
+
+    def __init__(self, sparkContext: SparkContext, jsparkSession: Any = None,
+                 options: dict[str, Any] | None = None) -> None:
+        self._sc = sparkContext
+        values = dict(sparkContext._conf.getAll())
+        for k, v in (options or {}).items():
+            text = conf_string(v)
+            if text is not None:
+                values[k] = text
+        self._conf = RuntimeConfig(values)
+        with Builder._lock:
+            current = SparkSession._instantiatedSession
+            if current is None or current._sc._stopped:
+                SparkSession._instantiatedSession = self
+            SparkSession._activeSession = self
+
+    # ------------------------------------------------------------------ what works
+    @property
+    def sparkContext(self) -> SparkContext:
+        return self._sc
+
+    @property
+    def conf(self) -> RuntimeConfig:
+        return self._conf
+
+    @property
+    def version(self) -> str:
+        return self._sc.version
+
+    def newSession(self) -> "SparkSession":
+        """A session over the same SparkContext with settings of its own (the context's,
+        without this session's changes)."""
+        session = SparkSession.__new__(SparkSession)
+        session._sc = self._sc
+        session._conf = RuntimeConfig(dict(self._sc._conf.getAll()))
+        return session
+
+    @classmethod
+    def getActiveSession(cls) -> "SparkSession | None":
+        """The session most recently made or returned by ``getOrCreate``; None once stopped."""
+        session = cls._activeSession
+        if session is None or session._sc._stopped:
+            return None
+        return session
+
+    @classmethod
+    def active(cls) -> "SparkSession":
+        """The active session, else the default one; raises when there is neither."""
+        session = cls.getActiveSession()
+        if session is None:
+            default = cls._instantiatedSession
+            if default is not None and not default._sc._stopped:
+                return default
+            # a RuntimeError, as PySpark's NO_ACTIVE_OR_DEFAULT_SESSION
+            raise RuntimeError("No active or default SparkSession: create one with "
+                               "SparkSession.builder.getOrCreate()")
+        return session
+
+    def stop(self) -> None:
+        """Stop the SparkContext; the next ``getOrCreate`` makes a new session and context."""
+        self._sc.stop()
+        with Builder._lock:
+            if SparkSession._instantiatedSession is not None and SparkSession._instantiatedSession._sc is self._sc:
+                SparkSession._instantiatedSession = None
+            if SparkSession._activeSession is not None and SparkSession._activeSession._sc is self._sc:
+                SparkSession._activeSession = None
+
+    def __enter__(self) -> "SparkSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SparkSession master={self._sc.master} appName={self._sc.appName}>"
+
+    # ------------------------------------------------------------------ DataFrames: not yet
+    @property
+    def read(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.read")
+
+    @property
+    def readStream(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.readStream")
+
+    @property
+    def catalog(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.catalog")
+
+    @property
+    def udf(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.udf")
+
+    @property
+    def udtf(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.udtf")
+
+    @property
+    def dataSource(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.dataSource")
+
+    @property
+    def streams(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.streams")
+
+    @property
+    def tvf(self) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.tvf")
+
+    def createDataFrame(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.createDataFrame")
+
+    def sql(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.sql")
+
+    def table(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.table")
+
+    def range(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise DataFramesNotSupportedError("spark.range (the DataFrame one; sc.range makes an RDD)")
