@@ -59,8 +59,17 @@ def validate_master(master: str, source: str | None = None) -> None:
     raise ConfigError(f"invalid master URL {master!r}: use {MASTER_URL_FORMS}", key="spark.master", value=master)
 
 
+class _ActiveSparkContext:
+    """``SparkContext._active_spark_context``: PySpark's name for the running context, read
+    by programs and libraries; sparkctl keeps it in ``SparkContext._active``."""
+
+    def __get__(self, obj: object, owner: type) -> "SparkContext | None":
+        return owner._active  # type: ignore[attr-defined, no-any-return]
+
+
 class SparkContext:
     _active: ClassVar["SparkContext | None"] = None
+    _active_spark_context = _ActiveSparkContext()
     _lock = threading.RLock()
 
     def __init__(self, master: str | None = None, appName: str | None = None, sparkHome: str | None = None,
@@ -200,6 +209,12 @@ class SparkContext:
         return min(self.defaultParallelism, 2)
 
     @property
+    def resources(self) -> dict[str, Any]:
+        """Custom resources (GPUs...) of the driver: sparkctl schedules none, so empty, as
+        PySpark's is without resource discovery."""
+        return {}
+
+    @property
     def uiWebUrl(self) -> str | None:
         return None
 
@@ -253,6 +268,16 @@ class SparkContext:
     def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
         from sparkctl.rdd.sources import WholeTextFilesRDD
         return WholeTextFilesRDD(self, path, minPartitions or self.defaultMinPartitions, use_unicode)
+
+    def binaryFiles(self, path: str, minPartitions: int | None = None) -> RDD:
+        """(``file:`` path, content as bytes) per file of *path* (a file, directory or glob)."""
+        from sparkctl.rdd.binary import BinaryFilesRDD
+        return BinaryFilesRDD(self, path, minPartitions or self.defaultMinPartitions)
+
+    def binaryRecords(self, path: str, recordLength: int) -> RDD:
+        """The records of *recordLength* bytes each that flat binary files hold."""
+        from sparkctl.rdd.binary import BinaryRecordsRDD
+        return BinaryRecordsRDD(self, path, recordLength, self.defaultMinPartitions)
 
     def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD:
         from sparkctl.rdd.sources import PickleFileRDD

@@ -1,13 +1,15 @@
 """TaskContext: what a running task knows about itself and its executor.
 
-``TaskContext.get()`` inside a task returns the task's context (PySpark's API:
-``partitionId()``, ``stageId()``, ``attemptNumber()``, ``taskAttemptId()``), and ``None`` on
-the driver. The same object carries the executor-side services RDDs use while computing:
-reading shuffle blocks, getting and putting cached blocks, the memory budget for spills.
+``TaskContext.get()`` and ``TaskContext()`` inside a task return the running task's context
+(PySpark's API: ``partitionId()``, ``stageId()``, ``attemptNumber()``, ``taskAttemptId()``,
+``cpus()``, ``resources()``, ``getLocalProperty()``). On the driver ``get()`` is ``None`` and
+``TaskContext()`` an empty context whose ids are ``None``, as in PySpark. The same object
+carries the executor-side services RDDs use while computing: reading shuffle blocks, getting
+and putting cached blocks, the memory budget for spills.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, cast
 
 if TYPE_CHECKING:
     from sparkctl.executor.environment import SlotEnvironment
@@ -16,16 +18,29 @@ if TYPE_CHECKING:
 class TaskContext:
     _current: ClassVar["TaskContext | None"] = None
 
-    def __init__(self, stage_id: int, stage_attempt: int, partition_id: int, attempt_number: int,
-                 task_attempt_id: int, env: "SlotEnvironment", properties: dict[str, str] | None = None,
+    def __new__(cls, *args: Any, **kwargs: Any) -> "TaskContext":
+        # PySpark's TaskContext() is the running task's context when there is one
+        if not args and not kwargs:
+            current = TaskContext._current
+            if isinstance(current, cls):
+                return current
+        return object.__new__(cls)
+
+    def __init__(self, stage_id: int | None = None, stage_attempt: int | None = None,
+                 partition_id: int | None = None, attempt_number: int | None = None,
+                 task_attempt_id: int | None = None, env: "SlotEnvironment | None" = None,
+                 properties: dict[str, str] | None = None,
                  shuffle_statuses: dict[int, list[Any]] | None = None) -> None:
-        self._stage_id = stage_id
-        self._stage_attempt = stage_attempt
-        self._partition_id = partition_id
-        self._attempt_number = attempt_number
-        self._task_attempt_id = task_attempt_id
+        if stage_id is None and "_stage_id" in self.__dict__:
+            return  # TaskContext() in a task: __new__ gave back the running context as it is
+        # None only in an empty context made on the driver, which runs no task code
+        self._stage_id = cast(int, stage_id)
+        self._stage_attempt = cast(int, stage_attempt)
+        self._partition_id = cast(int, partition_id)
+        self._attempt_number = cast(int, attempt_number)
+        self._task_attempt_id = cast(int, task_attempt_id)
         self._properties = properties or {}
-        self.env = env
+        self.env = cast("SlotEnvironment", env)
         self.shuffle_statuses = shuffle_statuses or {}
         self.blocks_added: list[str] = []
         self._on_completion: list[Callable[[], None]] = []
@@ -51,11 +66,14 @@ class TaskContext:
     def getLocalProperty(self, key: str) -> str | None:
         return self._properties.get(key)
 
-    def cpus(self) -> int:
-        """The cores this task holds (spark.task.cpus)."""
+    def cpus(self) -> int | None:
+        """The cores this task holds (spark.task.cpus); None on the driver."""
+        if self.env is None:
+            return None
         return getattr(self.env, "task_cpus", 1)
 
     def resources(self) -> dict[str, Any]:
+        """Custom resources (GPUs...) assigned to the task: sparkctl schedules none, so empty."""
         return {}
 
     # executor-side services -------------------------------------------------

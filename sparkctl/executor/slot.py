@@ -34,7 +34,8 @@ from typing import Any, Iterator
 import cloudpickle
 
 from sparkctl import accumulators, broadcast, serializers
-from sparkctl.errors import BarrierStageError, FetchFailedError, RpcConnectError
+from sparkctl.errors import (BarrierStageError, FetchFailedError, RpcConnectError, TaskExitError,
+                             UserStopIterationError)
 from sparkctl.executor import python_memory
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
@@ -320,13 +321,28 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         return m.FETCH_FAILED, m.TaskOutcome(error=e, error_type="FetchFailed", error_message=str(e),
                                              duration=time.perf_counter() - start)
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
-        return (m.KILLED if isinstance(e, KeyboardInterrupt) else m.FAILED), _failure(python_memory.explain(e), start)
+        state = m.KILLED if isinstance(e, KeyboardInterrupt) else m.FAILED
+        return state, _failure(_task_error(python_memory.explain(e)), start)
     finally:
         if profile is not None:
             profile.stop()
         if tc is not None:
             tc.run_completion_listeners()
         TaskContext._current = None
+
+
+def _task_error(e: BaseException) -> BaseException:
+    """The error the driver gets for *e*: a StopIteration or SystemExit from the user's code
+    becomes a typed error, since as itself it would end an iteration on the driver or the
+    driver program (PySpark fails the task likewise); the original stays as its cause."""
+    if isinstance(e, StopIteration):
+        err: BaseException = UserStopIterationError(repr(e))
+    elif isinstance(e, SystemExit):
+        err = TaskExitError(e.code)
+    else:
+        return e
+    err.__cause__ = e
+    return err.with_traceback(e.__traceback__)
 
 
 def _failure(e: BaseException, start: float) -> m.TaskOutcome:

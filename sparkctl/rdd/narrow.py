@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from sparkctl.rdd.dependencies import (Dependency, ExplicitNarrowDependency, OneToOneDependency, Partition,
                                        RangeDependency)
 from sparkctl.rdd.rdd import RDD
+from sparkctl.rdd.stopiteration import guarded, is_whole_input
 
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
@@ -17,22 +18,50 @@ PartitionFunc = Callable[[int, Iterator[Any]], Iterator[Any]]
 class MapPartitionsRDD(RDD):
     """Applies ``f(partition_index, iterator)``; consecutive ones fuse into one function
     (PySpark's PipelinedRDD), so a chain of maps costs one generator per record, not one
-    per step."""
+    per step.
+
+    Steps that read their whole input (map, filter, flatMap...) are guarded against a user
+    function's StopIteration once per task (sparkctl.rdd.stopiteration): the fused function
+    is kept as a ``prefix`` (steps that may stop early, each whole run of guarded steps
+    before them already wrapped in its guard) and a trailing ``segment`` of whole-input
+    steps, which ``compute`` guards.
+    """
 
     prev: RDD
-    func: PartitionFunc
+    prefix: PartitionFunc | None
+    segment: PartitionFunc | None
 
     def __init__(self, prev: RDD, f: PartitionFunc, preservesPartitioning: bool = False) -> None:
+        prefix: PartitionFunc | None = None
+        segment: PartitionFunc | None = None
         if isinstance(prev, MapPartitionsRDD) and prev._can_fuse():
-            f = _compose(prev.func, f)
+            prefix, segment = prev.prefix, prev.segment
             source = prev.prev
         else:
             source = prev
+        if is_whole_input(f):
+            segment = f if segment is None else _compose(segment, f)
+        else:
+            if segment is not None:
+                done = _Guarded(segment)
+                prefix = done if prefix is None else _compose(prefix, done)
+                segment = None
+            prefix = f if prefix is None else _compose(prefix, f)
         super().__init__(prev.ctx, [OneToOneDependency(source)])
         self.prev = source
-        self.func = f
+        self.prefix = prefix
+        self.segment = segment
         self.preservesPartitioning = preservesPartitioning
         self.partitioner = prev.partitioner if preservesPartitioning else None
+
+    @property
+    def func(self) -> PartitionFunc:
+        """The whole fused function, guards included."""
+        if self.segment is None:
+            assert self.prefix is not None
+            return self.prefix
+        done = _Guarded(self.segment)
+        return done if self.prefix is None else _compose(self.prefix, done)
 
     def _can_fuse(self) -> bool:
         return not self.is_cached and not self._checkpoint_requested and self._checkpoint_rdd is None
@@ -41,7 +70,22 @@ class MapPartitionsRDD(RDD):
         return self.prev.partitions
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
-        return self.func(split.index, self.prev.iterator(split, tc))
+        records = self.prev.iterator(split, tc)
+        if self.prefix is not None:
+            records = self.prefix(split.index, records)
+        if self.segment is not None:
+            return guarded(self.segment, split.index, records)
+        return records
+
+
+class _Guarded:
+    """A run of whole-input steps with its StopIteration guard, inside a longer pipeline."""
+
+    def __init__(self, segment: PartitionFunc) -> None:
+        self.segment = segment
+
+    def __call__(self, index: int, records: Iterator[Any]) -> Iterator[Any]:
+        return guarded(self.segment, index, records)
 
 
 def _compose(first: PartitionFunc, second: PartitionFunc) -> PartitionFunc:

@@ -17,6 +17,7 @@ import sys
 from collections import deque
 from functools import reduce as _reduce
 from itertools import chain
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from sparkctl.rdd.dependencies import Dependency, Partition, ShuffleDependency
@@ -24,6 +25,7 @@ from sparkctl.rdd.pair import PairRDDFunctions
 from sparkctl.rdd.sampling import (BernoulliOrPoissonSampler, RangeSampler,
                                    fraction_for_sample_size, new_seed)
 from sparkctl.rdd.statcounter import StatCounter
+from sparkctl.rdd.stopiteration import consumes_whole_input
 from sparkctl.storagelevel import StorageLevel
 
 if TYPE_CHECKING:
@@ -43,6 +45,10 @@ def _count_iter(it: Iterable[Any]) -> int:
 
 
 class RDD(PairRDDFunctions):
+    # ``RDD[Tuple[int, int]]`` in a type hint, as PySpark's generic RDD allows
+    def __class_getitem__(cls, item: Any) -> GenericAlias:  # a classmethod, implicitly
+        return GenericAlias(cls, item)
+
     def __init__(self, ctx: "SparkContext", deps: list[Dependency]) -> None:
         self.ctx = ctx
         self._deps = deps
@@ -170,6 +176,11 @@ class RDD(PairRDDFunctions):
     def isCheckpointed(self) -> bool:
         return self._checkpoint_rdd is not None or (self._checkpoint_requested == "local" and self._local_done)
 
+    @property
+    def is_checkpointed(self) -> bool:
+        """Whether this RDD has been checkpointed (PySpark's property; also ``isCheckpointed()``)."""
+        return self.isCheckpointed()
+
     def isLocallyCheckpointed(self) -> bool:
         return self._checkpoint_requested == "local"
 
@@ -227,6 +238,15 @@ class RDD(PairRDDFunctions):
         if fraction < 0.0:
             raise ValueError(f"Fraction must be nonnegative, got {fraction}")
         sampler = BernoulliOrPoissonSampler(withReplacement, fraction, new_seed() if seed is None else seed)
+        return self.mapPartitionsWithIndex(sampler, True)
+
+    def sampleByKey(self, withReplacement: bool, fractions: dict[Any, float], seed: int | None = None) -> "RDD":
+        """A sample of an RDD of pairs, each key with its own fraction (stratified sampling)."""
+        from sparkctl.rdd.sampling import StratifiedSampler
+        for fraction in fractions.values():
+            if fraction < 0.0:
+                raise ValueError(f"Negative fraction value: {fraction}")
+        sampler = StratifiedSampler(withReplacement, dict(fractions), new_seed() if seed is None else seed)
         return self.mapPartitionsWithIndex(sampler, True)
 
     def randomSplit(self, weights: list[float], seed: int | None = None) -> list["RDD"]:
@@ -325,6 +345,10 @@ class RDD(PairRDDFunctions):
         return float(self.mean())
 
     def countApproxDistinct(self, relativeSD: float = 0.05) -> int:
+        """The number of distinct records (counted exactly here, so within any accuracy asked);
+        a *relativeSD* below 0.000017 is refused as PySpark refuses it (HyperLogLog's limit)."""
+        if relativeSD < 0.000017:
+            raise ValueError("relativeSD should be greater than 0.000017")
         return self.distinct().count()
 
     def foreach(self, f: Callable[[Any], None]) -> None:
@@ -468,9 +492,12 @@ class RDD(PairRDDFunctions):
         return heapq.nlargest(num, chain.from_iterable(parts), key=key)
 
     def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list[Any]:
+        max_sample = sys.maxsize - int(10.0 * (sys.maxsize ** 0.5))
         if num < 0:
             raise ValueError("Sample size cannot be negative.")
-        if num == 0:
+        if num > max_sample:  # before any job, as PySpark checks
+            raise ValueError(f"Sample size cannot be greater than {max_sample}.")
+        if num == 0 or self.getNumPartitions() == 0:
             return []
         initial = self.count()
         if initial == 0:
@@ -480,9 +507,6 @@ class RDD(PairRDDFunctions):
             samples = self.collect()
             rand.shuffle(samples)
             return samples
-        max_sample = sys.maxsize - int(10.0 * (sys.maxsize ** 0.5))
-        if num > max_sample:
-            raise ValueError(f"Sample size cannot be greater than {max_sample}.")
         fraction = fraction_for_sample_size(num, initial, withReplacement)
         samples = self.sample(withReplacement, fraction, seed).collect()
         while len(samples) < num:  # rare: the fraction was chosen to make this unlikely
@@ -510,24 +534,28 @@ def _ignore_index(f: Callable[[Iterator[Any]], Iterable[Any]]) -> Callable[[int,
     return step
 
 
+# map, flatMap and filter read their whole input: marked so, a chain of them is guarded
+# against a user function's StopIteration (sparkctl.rdd.stopiteration)
+
 def _map_step(f: Callable[[Any], Any]) -> Callable[[int, Iterator[Any]], Iterator[Any]]:
     def step(_: int, it: Iterator[Any]) -> Iterator[Any]:
         return map(f, it)
-    return step
+    return consumes_whole_input(step)
 
 
 def _flat_map_step(f: Callable[[Any], Iterable[Any]]) -> Callable[[int, Iterator[Any]], Iterator[Any]]:
     def step(_: int, it: Iterator[Any]) -> Iterator[Any]:
         return chain.from_iterable(map(f, it))
-    return step
+    return consumes_whole_input(step)
 
 
 def _filter_step(f: Callable[[Any], bool]) -> Callable[[int, Iterator[Any]], Iterator[Any]]:
     def step(_: int, it: Iterator[Any]) -> Iterator[Any]:
         return filter(f, it)
-    return step
+    return consumes_whole_input(step)
 
 
+@consumes_whole_input
 def _glom_step(_: int, it: Iterator[Any]) -> Iterator[list[Any]]:
     yield list(it)
 
@@ -566,6 +594,8 @@ class _RoundRobin:
     """repartition: spread each partition's records over the targets, starting at a
     position that depends on the partition so small partitions do not all pile up on 0."""
 
+    _consumes_whole_input = True  # see sparkctl.rdd.stopiteration
+
     def __init__(self, n: int) -> None:
         self.n = n
 
@@ -576,6 +606,8 @@ class _RoundRobin:
 
 
 class _IndexFrom:
+    _consumes_whole_input = True  # see sparkctl.rdd.stopiteration
+
     def __init__(self, starts: list[int]) -> None:
         self.starts = starts
 
@@ -584,6 +616,8 @@ class _IndexFrom:
 
 
 class _UniqueIds:
+    _consumes_whole_input = True  # see sparkctl.rdd.stopiteration
+
     def __init__(self, n: int) -> None:
         self.n = n
 
@@ -592,6 +626,8 @@ class _UniqueIds:
 
 
 class _TagByIndex:
+    _consumes_whole_input = True  # see sparkctl.rdd.stopiteration
+
     def __init__(self, n: int) -> None:
         self.n = n
 

@@ -42,6 +42,8 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 
 class BernoulliOrPoissonSampler:
+    _consumes_whole_input = True  # reads every record: see sparkctl.rdd.stopiteration
+
     def __init__(self, with_replacement: bool, fraction: float, seed: int) -> None:
         self.with_replacement = with_replacement
         self.fraction = fraction
@@ -61,8 +63,35 @@ class BernoulliOrPoissonSampler:
                     yield obj
 
 
+class StratifiedSampler:
+    """sampleByKey: each (key, value) drawn with its key's fraction; a key missing from the
+    fractions is an error, as in PySpark."""
+
+    _consumes_whole_input = True  # reads every record: see sparkctl.rdd.stopiteration
+
+    def __init__(self, with_replacement: bool, fractions: dict[Any, float], seed: int) -> None:
+        self.with_replacement = with_replacement
+        self.fractions = fractions
+        self.seed = seed
+
+    def __call__(self, split: int, iterator: Iterator[Any]) -> Iterator[Any]:
+        rng = _partition_rng(self.seed, split)
+        fractions = self.fractions
+        if self.with_replacement:
+            for kv in iterator:
+                for _ in range(_poisson(rng, fractions[kv[0]])):
+                    yield kv
+        else:
+            draw = rng.random
+            for kv in iterator:
+                if draw() < fractions[kv[0]]:
+                    yield kv
+
+
 class RangeSampler:
     """Keeps records whose uniform draw falls in [lower, upper): one slice of randomSplit."""
+
+    _consumes_whole_input = True  # reads every record: see sparkctl.rdd.stopiteration
 
     def __init__(self, lower: float, upper: float, seed: int) -> None:
         self.lower, self.upper, self.seed = lower, upper, seed
