@@ -19,6 +19,10 @@ setup(
             "pytest>=7.4",
             "pytest-timeout>=2.2",
             "hypothesis>=6.90",
+            # tests/test_pyspark_examples.py runs Apache Spark's Python examples from the
+            # pyspark wheel (no Java needed); three of them use numpy
+            "pyspark==4.3.0",
+            "numpy>=1.26",
         ],
     },
     entry_points={"console_scripts": ["sparkctl=sparkctl.cli:entry"]},

@@ -1,0 +1,282 @@
+"""Apache Spark's own Python RDD examples, run with only their imports changed.
+
+The examples come from the installed pyspark wheel (``pyspark/examples/src/main/python``);
+at test time each is copied with ``pyspark`` replaced by ``sparkctl`` in its import lines and
+run with ``sparkctl submit`` on small inputs. Their output is compared with what plain Python
+computes (the examples' own helper functions, called without Spark, give the reference).
+Examples that read their input with ``spark.read.text`` (DataFrames) must stop with the one
+clear DataFramesNotSupportedError; the same examples, with that one call rewritten to
+``spark.sparkContext.textFile``, must then print plain Python's results.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import random
+import re
+import runpy
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(180)
+
+
+def _examples_dir() -> Path | None:
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "examples" / "src" / "main" / "python"
+        if (path / "pi.py").is_file():
+            return path
+    return None
+
+
+EXAMPLES = _examples_dir()
+if EXAMPLES is None:
+    pytest.skip("Apache Spark's Python examples are not installed: pyspark (the `test` extra, pyspark==4.3.0) "
+                "ships them under pyspark/examples/src/main/python", allow_module_level=True)
+
+DATAFRAME_ERROR = "sparkctl.errors.DataFramesNotSupportedError: DataFrames are not supported yet: spark.read"
+_IMPORT = re.compile(r"^(\s*(?:from|import)\s+)pyspark\b", re.M)
+_READ_TEXT = re.compile(r"spark\.read\.text\(([^()]*)\)\.rdd\.map\(lambda r: r\[0\]\)")
+
+
+def port(name: str, dest: Path, read_with_text_file: bool = False) -> Path:
+    """The example *name* with ``pyspark`` replaced by ``sparkctl`` in its imports, and
+    optionally its ``spark.read.text(..)`` input rewritten to ``textFile``."""
+    text = (EXAMPLES / f"{name}.py").read_text()  # type: ignore[operator]
+    ported, n = _IMPORT.subn(r"\1sparkctl", text)
+    assert n >= 1, f"{name}.py imports nothing from pyspark"
+    if read_with_text_file:
+        ported, n = _READ_TEXT.subn(r"spark.sparkContext.textFile(\1)", ported)
+        assert n == 1, f"{name}.py no longer reads its input with spark.read.text(...).rdd.map(lambda r: r[0])"
+    path = dest / f"{name}.py"
+    path.write_text(ported)
+    return path
+
+
+def submit(script: Path, *args: str, master: str = "local[2]", cwd: Path, conf: tuple[str, ...] = (),
+           timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SPARKCTL_CONF_DIR=str(cwd))
+    confs = [arg for setting in ("spark.ui.showConsoleProgress=false", *conf) for arg in ("--conf", setting)]
+    return subprocess.run([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master", master, *confs,
+                           str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def helpers(script: Path, **module_globals: Any) -> dict[str, Any]:
+    """The example's module-level functions, loaded without running its main block."""
+    names = runpy.run_path(str(script), run_name="example_helpers")
+    for value in names.values():
+        if callable(value) and hasattr(value, "__globals__"):
+            value.__globals__.update(module_globals)
+    return names
+
+
+def stdout_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [ln for ln in result.stdout.splitlines() if ln.strip()]
+
+
+# ----------------------------------------------------------------------------- RDD-only examples
+@pytest.mark.parametrize("master", ["local[2]", "local-cluster[2,1,512]"])
+def test_pi(tmp_path: Path, master: str) -> None:
+    r = submit(port("pi", tmp_path), "4", master=master, cwd=tmp_path)
+    (line,) = [ln for ln in stdout_lines(r) if ln.startswith("Pi is roughly")]
+    assert abs(float(line.split()[-1]) - math.pi) < 0.05  # 400,000 random darts
+
+
+def _closure(edges: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    paths = set(edges)
+    while True:
+        longer = {(x, z) for (x, y) in edges for (y2, z) in paths if y == y2} | paths
+        if longer == paths:
+            return paths
+        paths = longer
+
+
+@pytest.mark.parametrize("master", ["local[2]", "local-cluster[2,1,512]"])
+def test_transitive_closure(tmp_path: Path, master: str) -> None:
+    script = port("transitive_closure", tmp_path)
+    # each round's union doubles the partitions, and distinct() keeps them unless
+    # spark.default.parallelism is set (in PySpark as here): 14 rounds would make 50,000 tasks
+    r = submit(script, "3", master=master, cwd=tmp_path, conf=("spark.default.parallelism=4",))
+    edges = helpers(script)["generateGraph"]()  # the example's seeded graph, made again
+    assert f"TC has {len(_closure(edges))} edges" in stdout_lines(r)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # the example's numpy.matrix
+def test_als(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    script = port("als", tmp_path)
+    m, u, f, iterations = 12, 20, 4, 3
+    r = submit(script, str(m), str(u), str(f), str(iterations), "3", cwd=tmp_path)
+    printed = [ln for ln in stdout_lines(r) if ln.startswith("RMSE:")]
+    # plain Python: the example's update() and rmse(), on the same seeded matrices, no Spark
+    fns = helpers(script, M=m, U=u)  # loading it seeds numpy's generator as the run did
+    rand, matrix, update = np.random.rand, np.matrix, fns["update"]
+    ratings = matrix(rand(m, f)) * matrix(rand(u, f).T)
+    ms, us = matrix(rand(m, f)), matrix(rand(u, f))
+    expected = []
+    for _ in range(iterations):
+        ms = matrix(np.array([update(x, us, ratings) for x in range(m)])[:, :, 0])
+        us = matrix(np.array([update(x, ms, ratings.T) for x in range(u)])[:, :, 0])
+        expected.append("RMSE: %5.4f" % fns["rmse"](ratings, ms, us))
+    assert printed == expected
+
+
+def test_status_api_demo(tmp_path: Path) -> None:
+    from sparkctl import SparkContext
+    if not hasattr(SparkContext, "statusTracker"):
+        pytest.skip("sc.statusTracker() is not in sparkctl yet")
+    r = submit(port("status_api_demo", tmp_path), master="local[10]", cwd=tmp_path)
+    lines = stdout_lines(r)
+    assert any(re.match(r"Job \d+ status:\s+RUNNING", ln) for ln in lines), lines
+    assert any(re.match(r"Stage \d+: 10 tasks total \(\d+ active, \d+ complete\)", ln) for ln in lines), lines
+    assert lines[-1] == "Job results are: " + str([(x, 1) for x in range(10)])
+
+
+# ----------------------------------------------------------------------------- examples that read with DataFrames
+def _words_file(tmp_path: Path) -> Path:
+    rng = random.Random(3)
+    vocab = ["spark", "rdd", "task", "stage", "shuffle", "driver", "executor", "block"]
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 9))) for _ in range(300)))
+    return path
+
+
+def _numbers_file(tmp_path: Path) -> Path:
+    rng = random.Random(4)
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join(" ".join(str(rng.randint(-500, 500)) for _ in range(5)) for _ in range(100)))
+    return path
+
+
+def _links_file(tmp_path: Path) -> Path:
+    rng = random.Random(5)
+    urls = [f"url_{i}" for i in range(12)]
+    links = {(a, b) for a in urls for b in rng.sample(urls, 3) if a != b}
+    path = tmp_path / "links.txt"
+    path.write_text("\n".join(f"{a} {b}" for a, b in sorted(links)))
+    return path
+
+
+def _points_file(tmp_path: Path, dims: int, labelled: bool) -> Path:
+    rng = random.Random(6)
+    rows = []
+    for i in range(200):
+        centre = 5.0 if i % 2 else -5.0
+        coords = [centre + rng.gauss(0, 1) for _ in range(dims)]
+        rows.append(([1.0 if i % 2 else -1.0] if labelled else []) + coords)
+    path = tmp_path / ("labelled.txt" if labelled else "points.txt")
+    path.write_text("\n".join(" ".join(f"{v:.6f}" for v in row) for row in rows))
+    return path
+
+
+DATAFRAME_EXAMPLES = {
+    "wordcount": lambda p: [str(_words_file(p))],
+    "sort": lambda p: [str(_numbers_file(p))],
+    "pagerank": lambda p: [str(_links_file(p)), "4"],
+    "logistic_regression": lambda p: [str(_points_file(p, 10, labelled=True)), "3"],
+    "kmeans": lambda p: [str(_points_file(p, 3, labelled=False)), "2", "0.0001"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATAFRAME_EXAMPLES))
+def test_dataframe_examples_stop_with_one_clear_error(tmp_path: Path, name: str) -> None:
+    script = port(name, tmp_path)
+    if "spark.read" not in script.read_text():
+        pytest.skip(f"{name}.py does not read with DataFrames in this pyspark")
+    r = submit(script, *DATAFRAME_EXAMPLES[name](tmp_path), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(DATAFRAME_ERROR), r.stderr[-3000:]
+
+
+def _run_rewritten(name: str, tmp_path: Path) -> tuple[Path, list[str], str]:
+    """Run example *name* with its input read by textFile; its stdout."""
+    text = (EXAMPLES / f"{name}.py").read_text()  # type: ignore[operator]
+    script = port(name, tmp_path, read_with_text_file="spark.read.text" in text)
+    args = DATAFRAME_EXAMPLES[name](tmp_path)
+    result = submit(script, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return script, args, result.stdout
+
+
+def test_wordcount_rewritten_to_text_file(tmp_path: Path) -> None:
+    _, (path,), out = _run_rewritten("wordcount", tmp_path)
+    lines = out.splitlines()
+    expected = Counter(w for line in Path(path).read_text().splitlines() for w in line.split(" "))
+    assert Counter(lines) == Counter(f"{w}: {n}" for w, n in expected.items())
+
+
+def test_sort_rewritten_to_text_file(tmp_path: Path) -> None:
+    _, (path,), out = _run_rewritten("sort", tmp_path)
+    lines = out.splitlines()
+    expected = sorted(int(x) for line in Path(path).read_text().splitlines() for x in line.split(" "))
+    assert lines == [str(x) for x in expected]
+
+
+def test_pagerank_rewritten_to_text_file(tmp_path: Path) -> None:
+    script, (path, iterations), out = _run_rewritten("pagerank", tmp_path)
+    lines = out.splitlines()
+    parse = helpers(script)["parseNeighbors"]
+    links: dict[str, set[str]] = {}
+    for line in Path(path).read_text().splitlines():
+        src, dst = parse(line)
+        links.setdefault(src, set()).add(dst)
+    ranks = {url: 1.0 for url in links}
+    for _ in range(int(iterations)):
+        contribs: dict[str, float] = {}
+        for url, rank in ranks.items():
+            for dst in links.get(url, ()):  # a url without links of its own gives nothing
+                contribs[dst] = contribs.get(dst, 0.0) + rank / len(links[url])
+        ranks = {url: c * 0.85 + 0.15 for url, c in contribs.items()}
+    got = {}
+    for line in lines:
+        m = re.fullmatch(r"(\S+) has rank: (\S+)\.", line)
+        if m:
+            got[m.group(1)] = float(m.group(2))
+    assert got.keys() == ranks.keys()
+    for url, rank in ranks.items():
+        assert got[url] == pytest.approx(rank, rel=1e-9)
+
+
+def test_logistic_regression_rewritten_to_text_file(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    script, (path, iterations), out = _run_rewritten("logistic_regression", tmp_path)
+    assert re.findall(r"^On iteration (\d+)$", out, re.M) == [str(i + 1) for i in range(int(iterations))]
+
+    def vector(label: str) -> Any:  # numpy prints a long vector over several lines
+        m = re.search(label + r": \[([^\]]*)\]", out)
+        assert m, out
+        return np.array([float(x) for x in m.group(1).split()])
+
+    # plain Python: the same gradient steps over all points in one matrix, from the printed start
+    data = np.vstack(helpers(script)["readPointBatch"](Path(path).read_text().splitlines()))
+    w = vector("Initial w")
+    for _ in range(int(iterations)):
+        y, x = data[:, 0], data[:, 1:]
+        w = w - ((1.0 / (1.0 + np.exp(-y * x.dot(w))) - 1.0) * y * x.T).sum(1)
+    np.testing.assert_allclose(vector("Final w"), w, rtol=1e-5, atol=1e-4)  # w printed to 8 digits
+
+
+def test_kmeans_rewritten_to_text_file(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    _, (path, k, _dist), out = _run_rewritten("kmeans", tmp_path)
+    final = out[out.index("Final centers: "):]
+    centres = sorted(tuple(float(v) for v in block.replace(",", " ").split())
+                     for block in re.findall(r"array\(\[([^\]]*)\]\)", final))
+    points = np.array([[float(v) for v in line.split()] for line in Path(path).read_text().splitlines()])
+    # two well-apart clusters: Lloyd's iterations end at their means from any two starting points
+    expected = sorted(tuple(points[side].mean(axis=0)) for side in (points[:, 0] < 0, points[:, 0] > 0))
+    assert len(centres) == int(k)
+    for got, want in zip(centres, expected):
+        assert got == pytest.approx(want, abs=1e-3)
