@@ -177,6 +177,13 @@ def test_stop_iteration_in_actions_fails_the_task(sc: SparkContext) -> None:
         rdd.foreach(_stop_at(4))
     with pytest.raises(UserStopIterationError, match=STOP_MESSAGE):
         rdd.reduce(lambda a, b: a + _stop_at(4)(b))
+    # combining the partitions' results on the driver: 0+1+2+3+4 = 10 is the first partition's
+    with pytest.raises(UserStopIterationError, match=STOP_MESSAGE):
+        rdd.reduce(lambda a, b: _stop_at(10)(a) + b)
+    with pytest.raises(UserStopIterationError, match=STOP_MESSAGE):
+        rdd.fold(0, lambda a, b: a + _stop_at(35)(b))  # 35 = 5+6+7+8+9, the second partition's sum
+    with pytest.raises(UserStopIterationError, match=STOP_MESSAGE):
+        rdd.aggregate(0, lambda a, b: a + b, lambda a, b: a + _stop_at(35)(b))
 
 
 def test_stopping_early_on_purpose_is_not_an_error(sc: SparkContext) -> None:

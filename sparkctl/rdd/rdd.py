@@ -25,6 +25,7 @@ from sparkctl.rdd.pair import PairRDDFunctions
 from sparkctl.rdd.sampling import (BernoulliOrPoissonSampler, RangeSampler,
                                    fraction_for_sample_size, new_seed)
 from sparkctl.rdd.statcounter import StatCounter
+from sparkctl.errors import UserStopIterationError
 from sparkctl.rdd.stopiteration import consumes_whole_input
 from sparkctl.storagelevel import StorageLevel
 
@@ -361,7 +362,7 @@ class RDD(PairRDDFunctions):
         parts = [r for ok, r in self.ctx.run_job(self, _ReduceStep(f)) if ok]
         if not parts:
             raise ValueError("Can not reduce() empty RDD")
-        return _reduce(f, parts)
+        return _on_driver(f, parts)
 
     def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
         if depth < 1:
@@ -382,11 +383,11 @@ class RDD(PairRDDFunctions):
 
     def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
         results = self.ctx.run_job(self, _FoldStep(zeroValue, op))
-        return _reduce(op, results, zeroValue)
+        return _on_driver(op, results, zeroValue)
 
     def aggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]) -> Any:
         results = self.ctx.run_job(self, _AggregateStep(zeroValue, seqOp))
-        return _reduce(combOp, results, zeroValue)
+        return _on_driver(combOp, results, zeroValue)
 
     def treeAggregate(self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any],
                       depth: int = 2) -> Any:
@@ -523,6 +524,18 @@ class RDD(PairRDDFunctions):
     def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
         from sparkctl.rdd.output import save_as_pickle_file
         save_as_pickle_file(self, path, batchSize)
+
+
+_NO_ZERO = object()
+
+
+def _on_driver(f: Callable[[Any, Any], Any], parts: list[Any], zero: Any = _NO_ZERO) -> Any:
+    """The partitions' results combined on the driver with the user's function: a
+    StopIteration from it is an error here too, as in the tasks (and in PySpark)."""
+    try:
+        return _reduce(f, parts) if zero is _NO_ZERO else _reduce(f, parts, zero)
+    except StopIteration as e:
+        raise UserStopIterationError(repr(e)) from e
 
 
 # Each pipeline step is built by a function (never a lambda in a loop) so every step
