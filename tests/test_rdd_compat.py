@@ -118,6 +118,9 @@ def test_task_context_in_tasks(sc: SparkContext) -> None:
     assert len({r[4] for r in rows}) == 3  # a task attempt id each
     assert all(r[5] == 1 and r[6] == {} and r[7] == "seen-in-task" for r in rows)
     assert [r[8] for r in rows] == [sum(range(0, 4)), sum(range(4, 8)), sum(range(8, 12))]
+    # each job's stage has its own id (PySpark's test_stage_id)
+    again = sc.parallelize(range(12), 3).mapPartitionsWithIndex(_context_of).collect()
+    assert again[0][2] != rows[0][2] and len({r[2] for r in again}) == 1
     # map, filter, foreach and a shuffle's map side see it too
     assert sc.parallelize(range(4), 2).map(lambda x: TaskContext().partitionId()).collect() == [0, 0, 1, 1]
     keyed = sc.parallelize(range(6), 3).map(lambda x: (TaskContext.get().partitionId(), 1)).reduceByKey(
