@@ -388,19 +388,6 @@ class Executor:
                 except OSError:
                     pass  # a dead slot: its replacement forks from this process's path
 
-    def _barrier_reply(self, msg: m.BarrierResponse) -> None:
-        """Hand the coordinator's answer to the slot whose task waits for it; a task that
-        ended meanwhile (killed) needs it no more. Sent under the lock, so the reply
-        reaches the slot before any later task does."""
-        with self.lock:
-            slot = next((s for s in self.slots if s.task_id == msg.task_id), None)
-            if slot is None:
-                return
-            try:
-                slot.send(("barrier_reply", msg.task_id, msg.epoch, msg.messages, msg.error))
-            except OSError:
-                pass  # the slot died: its task fails as such
-
     def _install_files(self, files: dict[str, bytes]) -> list[str]:
         """Write the app's --py-files here; the slots put them on sys.path."""
         directory = os.path.join(self.s.local_dir, "files")
