@@ -187,9 +187,6 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
         if not os.path.isfile(f):
             fail_usage(f"--py-files: {f} does not exist")
-    if mode == "cluster" and (settings.get("spark.files") or settings.get("spark.archives")):
-        fail_usage("--files and --archives (spark.files, spark.archives) need --deploy-mode client: "
-                   "the driver reads them where it runs")
     app_path = _check_app(app)
     settings.setdefault("spark.app.name", os.path.splitext(os.path.basename(app_path))[0])
     if mode == "cluster":
@@ -270,9 +267,12 @@ def _submit_cluster(app_path: str, args: list[str], settings: dict[str, str], su
     master = settings["spark.master"]
     address = _master_address(master, "--deploy-mode cluster")
     cores, memory = _driver_resources(settings)
-    py_files = [f for f in (settings.get("spark.submit.pyFiles") or "").split(",") if f]
+    def listed(key: str) -> list[str]:
+        return [f for f in (settings.get(key) or "").split(",") if f]
+
     try:
-        desc = dc.build_description(app_path, args, py_files, settings, cores, memory, supervise)
+        desc = dc.build_description(app_path, args, listed("spark.submit.pyFiles"), settings, cores, memory,
+                                    supervise, listed("spark.files"), listed("spark.archives"))
     except dc.DriverRequestError as e:
         fail_usage(str(e))
     except OSError as e:

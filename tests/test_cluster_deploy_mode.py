@@ -162,6 +162,47 @@ def test_cluster_mode_wordcount_with_wait_status_and_logs(cluster: Cluster) -> N
     assert all(w["coresused"] == 0 for w in cluster.state()["workers"])  # the driver's core is free again
 
 
+FILES_APP = """
+    from sparkctl import SparkContext, SparkFiles
+    sc = SparkContext.getOrCreate()
+    def read(_):
+        from sparkctl import SparkFiles
+        import os
+        with open(SparkFiles.get("lookup.txt")) as f:
+            words = f.read().split()
+        with open(os.path.join(SparkFiles.get("refdata"), "inner.txt")) as f:
+            inner = f.read().strip()
+        return [(len(words), inner)]
+    print("driver sees", open(SparkFiles.get("lookup.txt")).read().split(), flush=True)
+    print("tasks see", sorted(set(sc.parallelize(range(4), 4).mapPartitions(read).collect())), flush=True)
+    sc.stop()
+"""
+
+
+def test_cluster_mode_ships_files_and_archives(cluster: Cluster) -> None:
+    """--files and --archives travel with a cluster-mode submission, like the app: the worker
+    that runs the driver has none of the submitter's files."""
+    import zipfile
+    base = cluster.base
+    (base / "app.py").write_text(textwrap.dedent(FILES_APP))
+    (base / "lookup.txt").write_text("alpha beta gamma\n")
+    with zipfile.ZipFile(base / "ref.zip", "w") as z:
+        z.writestr("inner.txt", "from the archive\n")
+    r = cluster.submit("--deploy-mode", "cluster", "--wait", "--files", str(base / "lookup.txt"),
+                       "--archives", f"{base / 'ref.zip'}#refdata", str(base / "app.py"))
+    driver_id = r.stdout.splitlines()[0]
+    assert f"{driver_id} FINISHED (exit code 0)" in r.stderr, r.stderr
+    logs = cluster.cli("logs", "--master", cluster.url, driver_id).stdout
+    assert "driver sees ['alpha', 'beta', 'gamma']" in logs, logs
+    assert "tasks see [(3, 'from the archive')]" in logs, logs
+    directory = cluster.work / driver_id
+    assert sorted(p.name for p in (directory / "files").iterdir()) == ["lookup.txt"]
+    assert sorted(p.name for p in (directory / "archives").iterdir()) == ["ref.zip"]
+    bad = cluster.submit("--deploy-mode", "cluster", "--files", str(base), str(base / "app.py"), check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "is a directory" in bad.stderr, \
+        bad.stderr
+
+
 FLAKY_APP = """
     import os, sys
     marker = sys.argv[1]

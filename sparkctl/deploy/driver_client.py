@@ -38,25 +38,37 @@ class DriverRequestError(SparkctlError):
 
 
 def build_description(app_path: str, app_args: list[str], py_files: list[str], settings: dict[str, str],
-                      cores: int, memory_mib: int, supervise: bool) -> dm.DriverDescription:
-    """A driver description carrying the application and its py-files by value.
+                      cores: int, memory_mib: int, supervise: bool, files: list[str] | None = None,
+                      archives: list[str] | None = None) -> dm.DriverDescription:
+    """A driver description carrying the application, its py-files and its --files and
+    --archives (``path#alias``) by value.
 
     The worker that runs the driver has none of the submitter's files, so their contents
-    travel with the submission; names must be distinct, as they land in one directory.
+    travel with the submission; names must be distinct within each kind, as each kind
+    lands in one directory.
     """
     def read(path: str) -> dm.DriverFile:
+        if os.path.isdir(path):
+            raise DriverRequestError(f"{path} is a directory: cluster mode ships files and archives, not directories")
         with open(path, "rb") as f:
             return dm.DriverFile(os.path.basename(path), f.read())
 
+    def distinct(kind: list[dm.DriverFile], taken: set[str]) -> None:
+        for f in kind:
+            if f.name in taken:
+                raise DriverRequestError(f"two files to ship are named {f.name}: cluster mode puts them in one directory")
+            taken.add(f.name)
+
     app = read(app_path)
-    files = [read(p) for p in py_files]
-    seen = {app.name}
-    for f in files:
-        if f.name in seen:
-            raise DriverRequestError(f"two files to ship are named {f.name}: cluster mode puts them in one directory")
-        seen.add(f.name)
-    return dm.DriverDescription(app, list(app_args), files, dict(settings), cores, memory_mib, supervise,
-                                getpass.getuser())
+    shipped = [read(p) for p in py_files]
+    distinct(shipped, {app.name})
+    extra = [read(p) for p in files or []]
+    distinct(extra, set())
+    pairs = [a.partition("#") for a in archives or []]
+    packed = [read(path) for path, _, _ in pairs]
+    distinct(packed, set())
+    return dm.DriverDescription(app, list(app_args), shipped, dict(settings), cores, memory_mib, supervise,
+                                getpass.getuser(), extra, packed, [alias for _, _, alias in pairs])
 
 
 def _connect(host_port: tuple[str, int], secret: bytes) -> Connection:

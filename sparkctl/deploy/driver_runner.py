@@ -44,7 +44,10 @@ LOG_STREAMS = ("stdout", "stderr")
 #: The most a worker sends in one DriverLogResponse; a client asks again for the rest.
 MAX_LOG_CHUNK = 4 << 20
 # Settings that are the worker's to decide for a driver it runs, not the submitter's.
-_WORKER_SETTINGS = ("spark.master", "spark.submit.deployMode", "spark.submit.pyFiles", "spark.driver.host")
+_WORKER_SETTINGS = ("spark.master", "spark.submit.deployMode", "spark.submit.pyFiles", "spark.driver.host",
+                    "spark.files", "spark.archives")
+# --files and --archives land in subdirectories of the driver's, apart from the app and its py-files.
+_SHIPPED_DIRS = (("files", "files"), ("archives", "archives"))
 
 
 @dataclass
@@ -91,7 +94,7 @@ def prepare_driver_dir(work_dir: str, driver_id: str, desc: dm.DriverDescription
     A relaunch on the same worker reuses the directory: the files are written afresh and
     stdout/stderr grow, so the log of every attempt is kept.
     """
-    names = [desc.app_file.name] + [f.name for f in desc.py_files]
+    names = [f.name for f in (desc.app_file, *desc.py_files, *desc.files, *desc.archives)]
     bad = [n for n in names if not valid_file_name(n)]
     if bad:
         raise ValueError(f"unsafe file name {bad[0]!r}")
@@ -99,6 +102,12 @@ def prepare_driver_dir(work_dir: str, driver_id: str, desc: dm.DriverDescription
     private_makedirs(directory)
     for f in [desc.app_file, *desc.py_files]:
         _write(os.path.join(directory, f.name), f.data)
+    for attr, sub in _SHIPPED_DIRS:
+        shipped = getattr(desc, attr)
+        if shipped:
+            private_makedirs(os.path.join(directory, sub))
+        for f in shipped:
+            _write(os.path.join(directory, sub, f.name), f.data)
     conf = os.path.join(directory, "conf")
     private_makedirs(conf)
     os.chmod(conf, 0o700)
@@ -111,6 +120,12 @@ def driver_command(directory: str, desc: dm.DriverDescription, master_url: str, 
     cmd = [sys.executable, "-P", "-m", "sparkctl.cli", "submit", "--deploy-mode", "client", "--master", master_url]
     if desc.py_files:
         cmd += ["--py-files", ",".join(os.path.join(directory, f.name) for f in desc.py_files)]
+    if desc.files:
+        cmd += ["--files", ",".join(os.path.join(directory, "files", f.name) for f in desc.files)]
+    if desc.archives:
+        aliases = desc.archive_aliases or [""] * len(desc.archives)
+        cmd += ["--archives", ",".join(os.path.join(directory, "archives", f.name) + (f"#{alias}" if alias else "")
+                                       for f, alias in zip(desc.archives, aliases))]
     settings = {k: v for k, v in desc.settings.items() if k not in _WORKER_SETTINGS}
     # Executors on other hosts connect to the driver: it must listen on this worker's
     # address, not on the submitter's idea of a driver host.

@@ -811,6 +811,15 @@ class MasterStateMachine:
             if f.name in names:
                 return f"two files are named {f.name!r}"
             names.append(f.name)
+        for kind, shipped in (("file", desc.files), ("archive", desc.archives)):
+            seen: set[str] = set()
+            for f in shipped:
+                if not valid_file_name(f.name) or f.name in seen:
+                    return f"the {kind} name {f.name!r} is not a plain file name, or is given twice"
+                seen.add(f.name)
+        if desc.archive_aliases and (len(desc.archive_aliases) != len(desc.archives)
+                                     or any(a and not valid_file_name(a) for a in desc.archive_aliases)):
+            return "the archives' aliases are not plain names, one for each archive"
         return ""
 
     def kill_driver(self, driver_id: str, now: float) -> list[Action]:
@@ -886,7 +895,9 @@ class MasterStateMachine:
         # The files are needed only to launch it again; an ended driver keeps their names.
         desc = driver.desc
         driver.desc = replace(desc, app_file=DriverFile(desc.app_file.name, b""),
-                              py_files=[DriverFile(f.name, b"") for f in desc.py_files])
+                              py_files=[DriverFile(f.name, b"") for f in desc.py_files],
+                              files=[DriverFile(f.name, b"") for f in desc.files],
+                              archives=[DriverFile(f.name, b"") for f in desc.archives])
         self.completed_drivers.append(driver.id)
         while len(self.completed_drivers) > self.retained_drivers:
             self.drivers.pop(self.completed_drivers.pop(0), None)
@@ -1270,7 +1281,9 @@ def _driver_snapshot(d: DriverInfo) -> dict[str, Any]:
         "not_before": d.not_before, "kill_requested": d.kill_requested,
         "desc": {"app_file": _file_json(desc.app_file), "app_args": list(desc.app_args),
                  "py_files": [_file_json(f) for f in desc.py_files], "settings": dict(desc.settings),
-                 "cores": desc.cores, "memory": desc.memory, "supervise": desc.supervise, "user": desc.user},
+                 "cores": desc.cores, "memory": desc.memory, "supervise": desc.supervise, "user": desc.user,
+                 "files": [_file_json(f) for f in desc.files], "archives": [_file_json(f) for f in desc.archives],
+                 "archive_aliases": list(desc.archive_aliases)},
     }
 
 
@@ -1278,7 +1291,9 @@ def _driver_from_snapshot(dd: dict[str, Any]) -> DriverInfo:
     sd = dd["desc"]
     desc = DriverDescription(_file_from_json(sd["app_file"]), list(sd["app_args"]),
                              [_file_from_json(f) for f in sd["py_files"]], dict(sd["settings"]), int(sd["cores"]),
-                             int(sd["memory"]), bool(sd["supervise"]), sd.get("user", ""))
+                             int(sd["memory"]), bool(sd["supervise"]), sd.get("user", ""),
+                             [_file_from_json(f) for f in sd.get("files", [])],
+                             [_file_from_json(f) for f in sd.get("archives", [])], list(sd.get("archive_aliases", [])))
     return DriverInfo(dd["id"], desc, float(dd["submit_time"]), dd["state"], dd.get("worker_id", ""),
                       dd.get("start_time"), dd.get("end_time"), dd.get("exit_code"), dd.get("message", ""),
                       dd.get("log_tail", ""), int(dd.get("launches", 0)), int(dd.get("quick_failures", 0)),

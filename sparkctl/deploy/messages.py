@@ -226,6 +226,9 @@ class DriverDescription:
     memory: int  # MiB, reserved likewise
     supervise: bool = False  # start it again when it exits non-zero or its worker dies
     user: str = ""
+    files: list[DriverFile] = field(default_factory=list)  # --files, for SparkFiles.get
+    archives: list[DriverFile] = field(default_factory=list)  # --archives, unpacked on executors
+    archive_aliases: list[str] = field(default_factory=list)  # each archive's #alias ("" for none)
 
 
 @dataclass(slots=True)
