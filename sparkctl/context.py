@@ -22,7 +22,7 @@ from sparkctl import serializers
 from sparkctl.accumulators import Accumulator, AccumulatorParam, default_param
 from sparkctl.broadcast import Broadcast
 from sparkctl.conf import LOCAL_N, MASTER_URL_FORMS, MasterURL, SparkConf, conf_dir, invalid, master_url_ok
-from sparkctl.errors import ConfigError, ProfilerNotEnabledError, SparkctlError
+from sparkctl.errors import ConfigError, ContextOnlyOnDriverError, ProfilerNotEnabledError, SparkctlError
 from sparkctl.files import AddedFiles, SparkFiles, add_configured, driver_import_path, use_as_root
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler import messages as m
@@ -30,6 +30,7 @@ from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
 from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
 from sparkctl.status import JOB_TAGS, JOB_TAGS_SEP, StatusTracker, job_tags
+from sparkctl.taskcontext import TaskContext
 from sparkctl.util import shutdown
 from sparkctl.util.fsutil import private_makedirs
 
@@ -76,6 +77,9 @@ class SparkContext:
                  pyFiles: list[str] | None = None, environment: dict[str, Any] | None = None, batchSize: int = 0,
                  serializer: Any = None, conf: SparkConf | None = None, gateway: Any = None, jsc: Any = None,
                  profiler_cls: Any = None) -> None:
+        if TaskContext.get() is not None and (
+                conf is None or str(conf.get("spark.executor.allowSparkContext", "false")).lower() != "true"):
+            raise ContextOnlyOnDriverError()
         with SparkContext._lock:
             if SparkContext._active is not None:
                 act = SparkContext._active

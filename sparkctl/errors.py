@@ -167,3 +167,20 @@ class BarrierStageError(SparkctlError):
     """A barrier stage cannot run (more tasks than the cluster has slots, a pattern barrier
     mode does not allow) or a barrier()/allGather() sync failed (timed out, or the tasks
     disagreed on how to sync)."""
+
+
+class ContextOnlyOnDriverError(SparkctlError, RuntimeError):
+    """A task tried to create a SparkContext.
+
+    A context belongs to the driver: one made inside a task would start a second
+    application from every task that runs the code (or, in a task process forked from the
+    driver, trip over the driver's own). PySpark refuses it the same way unless
+    ``spark.executor.allowSparkContext`` is true in the conf passed to the new context.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("CONTEXT_ONLY_VALID_ON_DRIVER: a SparkContext can only be created on the driver, "
+                         "not in a task (set spark.executor.allowSparkContext=true in its conf to allow it)")
+
+    def __reduce__(self):
+        return (ContextOnlyOnDriverError, ())
