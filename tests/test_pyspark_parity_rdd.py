@@ -8,11 +8,15 @@ takeSample bounds, pickle and text files round trips) are not repeated here.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import defaultdict, namedtuple
 from operator import itemgetter
 from typing import Any
 
 import pytest
+
+from tests.clusters import wait_for
 
 # A module-level global holding a function that is not importable by name (a lambda), so
 # the task's closure carries it by value; a test rebinds it between two jobs.
@@ -378,3 +382,75 @@ def test_pickle_file_contents_can_be_transformed(sc: Any, tmp_path: Any) -> None
     out = str(tmp_path / "pickled")
     sc.parallelize(["Hello", "World!"]).saveAsPickleFile(out)
     assert sorted(sc.pickleFile(out).map(str.upper).collect()) == ["HELLO", "WORLD!"]
+
+
+@pytest.mark.timeout(30)
+def test_union_of_pair_rdds(sc: Any) -> None:
+    rdd = sc.parallelize([1, 2])
+    pairs = rdd.zip(rdd)
+    both = sc.union([pairs, pairs])
+    assert sorted(both.collect()) == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    assert both.count() == 4
+
+
+@pytest.mark.timeout(30)
+def test_barrier_map_partitions_marks_the_rdd(sc: Any) -> None:
+    # PySpark's test_rddbarrier on local[2]: a barrier stage may have at most as many tasks as slots
+    rdd = sc.parallelize(range(12), 2)
+    assert not rdd._is_barrier()
+    assert rdd.barrier().mapPartitions(lambda it: it)._is_barrier()
+    indexed = rdd.barrier().mapPartitionsWithIndex(lambda index, _it: [index])
+    assert indexed._is_barrier()
+    assert indexed.collect() == [0, 1]
+
+
+def _slow(_x: int) -> int:
+    time.sleep(60)  # a task that only ends by being cancelled
+    return 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("by", ["group", "tag"])
+def test_cancelling_one_group_of_concurrent_jobs_leaves_the_other(sc: Any, by: str) -> None:
+    def label(name: str) -> None:
+        if by == "group":
+            sc.setJobGroup(name, "parity: concurrent jobs")
+        else:
+            sc.addJobTag(name)
+
+    outcome: dict[str, Any] = {}
+
+    def run(name: str, index: int, slow: bool) -> None:
+        label(name)
+        try:
+            rdd = sc.parallelize([index], 1)
+            outcome[f"{name}{index}"] = rdd.map(_slow if slow else (lambda x: x + 1)).collect()
+        except Exception as e:  # the cancelled jobs end here
+            outcome[f"{name}{index}"] = e
+
+    tracker = sc.statusTracker()
+    ids_of = tracker.getJobIdsForGroup if by == "group" else tracker.getJobIdsForTag
+    to_cancel = [threading.Thread(target=run, args=(f"parity-cancel-{by}", i, True)) for i in (0, 2)]
+    to_run = [threading.Thread(target=run, args=(f"parity-run-{by}", i, False)) for i in (1, 3)]
+    try:
+        for t in to_cancel:
+            t.start()
+        # both slow jobs hold the two slots before the others are submitted
+        wait_for(lambda: len(set(ids_of(f"parity-cancel-{by}")) & set(tracker.getActiveJobsIds())) == 2,
+                 what="both jobs to cancel running")
+        for t in to_run:
+            t.start()
+        if by == "group":
+            sc.cancelJobGroup(f"parity-cancel-{by}")
+        else:
+            sc.cancelJobsWithTag(f"parity-cancel-{by}")
+        for t in to_cancel + to_run:
+            t.join(30)
+    finally:
+        sc.cancelAllJobs()
+        for t in to_cancel + to_run:
+            t.join(30)
+    assert isinstance(outcome[f"parity-cancel-{by}0"], Exception)
+    assert isinstance(outcome[f"parity-cancel-{by}2"], Exception)
+    assert outcome[f"parity-run-{by}1"] == [2]
+    assert outcome[f"parity-run-{by}3"] == [4]
