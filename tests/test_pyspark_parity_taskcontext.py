@@ -112,3 +112,17 @@ def test_task_context_is_right_in_stages_before_and_after_a_barrier_stage(sc: An
         tps, bps, _pids = zip(*stage.mapPartitions(_barrier_partition_or_minus_one).collect())
         assert tps == (0, 1)
         assert bps == expected
+
+
+@pytest.mark.timeout(30)
+def test_barrier_stage_reuses_the_task_processes_of_an_earlier_job(sc: Any) -> None:
+    # SPARK-25921: barrier() works in task processes that already ran normal tasks
+    before = set(sc.parallelize(range(2), 2).map(lambda _x: os.getpid()).collect())
+
+    def synced(_total: int) -> int:
+        BarrierTaskContext.get().barrier()
+        return os.getpid()
+
+    pids = sc.parallelize(range(10), 2).barrier().mapPartitions(lambda it: [sum(it)]).map(synced).collect()
+    assert len(pids) == 2
+    assert set(pids) <= before

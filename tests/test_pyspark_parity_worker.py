@@ -7,6 +7,7 @@ processes; a non-ASCII error message reaches the driver; a job that stops readin
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import pytest
@@ -82,3 +83,15 @@ def test_task_processes_are_reused_between_jobs(sc: Any) -> None:
     after = set(rdd.map(lambda _x: os.getpid()).collect())
     assert after <= before
     assert os.getpid() not in before  # tasks run outside the driver
+
+
+@pytest.mark.timeout(60)
+def test_next_job_runs_after_idle_task_processes_are_killed(sc: Any) -> None:
+    # SPARK-47565: a task process that dies while idle is replaced, not handed the next task
+    rdd = sc.parallelize(range(20), 4)
+    pids = set(rdd.map(lambda _x: os.getpid()).collect())
+    assert set(rdd.map(lambda _x: os.getpid()).collect()) == pids
+    for pid in sorted(pids)[1:]:
+        os.kill(pid, signal.SIGTERM)
+    assert sorted(rdd.map(lambda x: x * 2).collect()) == [x * 2 for x in range(20)]
+    assert rdd.count() == 20
