@@ -454,3 +454,16 @@ def test_cancelling_one_group_of_concurrent_jobs_leaves_the_other(sc: Any, by: s
     assert isinstance(outcome[f"parity-cancel-{by}2"], Exception)
     assert outcome[f"parity-run-{by}1"] == [2]
     assert outcome[f"parity-run-{by}3"] == [4]
+
+
+@pytest.mark.timeout(30)
+def test_none_among_strings_and_bytes(sc: Any) -> None:
+    assert sc.parallelize(["a", None, "b"]).collect() == ["a", None, "b"]
+    assert sc.parallelize([b"a", None, b"b"]).collect() == [b"a", None, b"b"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_to_local_iterator_with_and_without_prefetch(sc: Any, prefetch: bool) -> None:
+    rdd = sc.parallelize(range(10), 5).map(lambda x: x * x)
+    assert list(rdd.toLocalIterator(prefetchPartitions=prefetch)) == [x * x for x in range(10)]
