@@ -258,13 +258,42 @@ def unpack(source: str, kind: str, dest: str) -> None:
                 z.extractall(tmp)
         elif kind == "tar":
             with tarfile.open(source, "r:*") as t:
-                t.extractall(tmp, filter="data")
+                _extract_tar(t, tmp)
         else:
             raise ValueError(f"unknown archive kind {kind!r}")
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _extract_tar(t: tarfile.TarFile, dest: str) -> None:
+    """Extract as tarfile's "data" filter does (Python 3.11.4 and later): regular files,
+    directories and links that stay inside ``dest`` only. Before 3.11.4 there is no filter,
+    so the same rules are applied here, member by member, before anything is written."""
+    if hasattr(tarfile, "data_filter"):
+        t.extractall(dest, filter="data")
+        return
+    try:
+        members = _checked_members(t, dest)
+    except ValueError as e:
+        raise tarfile.TarError(str(e)) from None  # as the data filter's OutsideDestinationError is
+    t.extractall(dest, members=members)
+
+
+def _checked_members(t: tarfile.TarFile, dest: str) -> list[tarfile.TarInfo]:
+    members = t.getmembers()
+    for member in members:
+        _inside(dest, member.name)
+        if member.issym() or member.islnk():
+            base = os.path.dirname(member.name) if member.issym() else ""
+            if os.path.isabs(member.linkname):
+                raise ValueError(f"archive member {member.name!r} links to an absolute path")
+            _inside(dest, os.path.join(base, member.linkname))
+        elif not (member.isfile() or member.isdir()):
+            raise ValueError(f"archive member {member.name!r} is not a file, directory or link")
+        member.mode &= 0o755  # as the data filter: no set-id bits, nothing writable by others
+    return members
 
 
 def _inside(root: str, member: str) -> None:

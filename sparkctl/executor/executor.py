@@ -373,7 +373,7 @@ class Executor:
         later, and of every slot, which reads the change before its next task."""
         try:
             paths = self.files.receive(msg)
-        except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:  # tasks that need it fail, not the executor
+        except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile) as e:  # tasks that need it fail, not the executor
             log.warning("could not store the added file %s: %s: %s", msg.name, type(e).__name__, e)
             return
         if paths is None or not msg.python:
