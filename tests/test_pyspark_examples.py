@@ -114,11 +114,12 @@ def test_transitive_closure(tmp_path: Path, master: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # the example's numpy.matrix
-def test_als(tmp_path: Path) -> None:
+@pytest.mark.parametrize("master", ["local[2]", "local-cluster[2,1,512]"])
+def test_als(tmp_path: Path, master: str) -> None:
     np = pytest.importorskip("numpy")
     script = port("als", tmp_path)
     m, u, f, iterations = 12, 20, 4, 3
-    r = submit(script, str(m), str(u), str(f), str(iterations), "3", cwd=tmp_path)
+    r = submit(script, str(m), str(u), str(f), str(iterations), "3", master=master, cwd=tmp_path)
     printed = [ln for ln in stdout_lines(r) if ln.startswith("RMSE:")]
     # plain Python: the example's update() and rmse(), on the same seeded matrices, no Spark
     fns = helpers(script, M=m, U=u)  # loading it seeds numpy's generator as the run did
@@ -133,11 +134,9 @@ def test_als(tmp_path: Path) -> None:
     assert printed == expected
 
 
-def test_status_api_demo(tmp_path: Path) -> None:
-    from sparkctl import SparkContext
-    if not hasattr(SparkContext, "statusTracker"):
-        pytest.skip("sc.statusTracker() is not in sparkctl yet")
-    r = submit(port("status_api_demo", tmp_path), master="local[10]", cwd=tmp_path)
+@pytest.mark.parametrize("master", ["local[10]", "local-cluster[2,2,512]"])
+def test_status_api_demo(tmp_path: Path, master: str) -> None:
+    r = submit(port("status_api_demo", tmp_path), master=master, cwd=tmp_path)
     lines = stdout_lines(r)
     assert any(re.match(r"Job \d+ status:\s+RUNNING", ln) for ln in lines), lines
     assert any(re.match(r"Stage \d+: 10 tasks total \(\d+ active, \d+ complete\)", ln) for ln in lines), lines
