@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from sparkctl import BarrierTaskContext, TaskContext
+from tests.test_pyspark_parity_worker import slot_pids
 
 
 def _kind_of_context(it: Iterator[int]) -> Iterator[int]:
@@ -117,7 +118,7 @@ def test_task_context_is_right_in_stages_before_and_after_a_barrier_stage(sc: An
 @pytest.mark.timeout(30)
 def test_barrier_stage_reuses_the_task_processes_of_an_earlier_job(sc: Any) -> None:
     # SPARK-25921: barrier() works in task processes that already ran normal tasks
-    before = set(sc.parallelize(range(2), 2).map(lambda _x: os.getpid()).collect())
+    before = slot_pids(sc)
 
     def synced(_total: int) -> int:
         BarrierTaskContext.get().barrier()

@@ -95,6 +95,9 @@ class Slot:
         self.send_lock = threading.Lock()
         self.task_id: int | None = None
         self.killing = False
+        # set once its reader saw the process go: no task is given to it, and the task it
+        # holds (if any) is reported by _slot_died, after the replacement is in place
+        self.dead = False
         self.stage_keys: set[tuple[int, int]] = set()
         self.broadcasts: set[int] = set()
         self.removed_broadcasts: list[int] = []
@@ -206,7 +209,8 @@ class Executor:
             how = "exited"
         if how.endswith("SIGKILL"):
             how += " (possibly by the kernel's out-of-memory killer: check spark.executor.memory)"
-        with self.lock:
+        with self.lock:  # from here on _launch skips it; a task it took before is reported below
+            slot.dead = True
             task_id = slot.task_id
         log.warning("task slot %d (pid %d) %s", slot.index, slot.pid, how)
         slot.sock.close()
@@ -254,34 +258,43 @@ class Executor:
                 log.warning("could not reach the driver: %s", e)
 
     def _launch(self, desc: m.TaskDescription) -> None:
-        with self.lock:
-            slot = next((s for s in self.slots if s.task_id is None), None)
-            if slot is None:
-                raise ProtocolError(f"driver sent task {desc.task_id} but all {len(self.slots)} slots are busy")
-            info = self.stage_bins.get(desc.stage_key)
-            if info is None:
-                raise ProtocolError(f"task {desc.task_id} names unknown stage {desc.stage_key}")
-            slot.task_id = desc.task_id
-            send_info = None
-            if desc.stage_key not in slot.stage_keys:
-                send_info = info
-                slot.stage_keys.add(desc.stage_key)
-                if len(slot.stage_keys) > 32:
-                    slot.stage_keys = {desc.stage_key}
-            bcasts = []
-            for bid in info.broadcast_ids:
-                if bid not in slot.broadcasts and bid in self.broadcasts:
-                    bcasts.append((bid, self.broadcasts[bid]))
-                    slot.broadcasts.add(bid)
-            removed, slot.removed_broadcasts = slot.removed_broadcasts, []
+        # A slot that died while idle is replaced by its reader, which only then reports any
+        # task of it to the driver. A task the driver sends meanwhile (to the core it believes
+        # free) waits for the replacement rather than finding every slot busy.
+        replacement_deadline = time.monotonic() + 30
+        while True:
+            with self.lock:
+                slot = next((s for s in self.slots if s.task_id is None and not s.dead), None)
+                if slot is not None or not any(s.dead for s in self.slots) \
+                        or time.monotonic() > replacement_deadline:
+                    if slot is None:
+                        raise ProtocolError(f"driver sent task {desc.task_id} but all {len(self.slots)} slots are busy")
+                    info = self.stage_bins.get(desc.stage_key)
+                    if info is None:
+                        raise ProtocolError(f"task {desc.task_id} names unknown stage {desc.stage_key}")
+                    slot.task_id = desc.task_id
+                    send_info = None
+                    if desc.stage_key not in slot.stage_keys:
+                        send_info = info
+                        slot.stage_keys.add(desc.stage_key)
+                        if len(slot.stage_keys) > 32:
+                            slot.stage_keys = {desc.stage_key}
+                    bcasts = []
+                    for bid in info.broadcast_ids:
+                        if bid not in slot.broadcasts and bid in self.broadcasts:
+                            bcasts.append((bid, self.broadcasts[bid]))
+                            slot.broadcasts.add(bid)
+                    removed, slot.removed_broadcasts = slot.removed_broadcasts, []
+                    break
+            time.sleep(0.005)  # a dead slot's replacement is being forked: it takes this task
         log.info("Running task %d (stage %d.%d, partition %d) in slot %d", desc.task_id, desc.stage_key[0],
                  desc.stage_key[1], desc.partition, slot.index)
         try:
             slot.send(("task", desc, send_info, bcasts, removed))
-        except OSError as e:  # the slot died meanwhile (its reader replaces it): this task fails
-            text = f"task slot {slot.index} was gone when task {desc.task_id} arrived: {e}"
-            outcome = m.TaskOutcome(error=TaskFailedError(text), error_type="TaskFailedError", error_message=text)
-            self._to_driver(m.StatusUpdate(self.s.executor_id, desc.task_id, m.FAILED, cloudpickle.dumps(outcome)))
+        except OSError as e:
+            # the slot died meanwhile: its reader replaces it, then fails this task (it holds
+            # the task's id), so the driver's retry finds a live slot and hears of it once
+            log.warning("task slot %d was gone when task %d arrived: %s", slot.index, desc.task_id, e)
 
     def _kill(self, task_id: int) -> None:
         with self.lock:
