@@ -234,6 +234,32 @@ def test_sigterm_to_a_plain_python_driver_cleans_up(tmp_path: Path) -> None:
     assert not list((tmp_path / "tmp").iterdir()), "temp dirs left behind"
 
 
+def test_a_second_sigterm_ends_a_driver_that_caught_the_first(tmp_path: Path) -> None:
+    """Code that catches SystemExit (a test runner does) swallows the first SIGTERM; the
+    second ends the process as Python's default would, and its executor follows it."""
+    app = tmp_path / "stubborn.py"
+    app.write_text(textwrap.dedent("""
+        import time
+        from sparkctl import SparkContext
+        sc = SparkContext("local[1]", "stubborn")
+        print("ready", flush=True)
+        try:
+            time.sleep(60)
+        except SystemExit:
+            print("caught", flush=True)
+            time.sleep(60)
+    """))
+    driver = subprocess.Popen([sys.executable, str(app)], env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert driver.stdout is not None
+    assert driver.stdout.readline().strip() == "ready"
+    driver.send_signal(signal.SIGTERM)
+    assert driver.stdout.readline().strip() == "caught"
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(30) == -signal.SIGTERM
+    wait_for(lambda: not processes_marked(str(tmp_path)), 20, "the executor to end")
+
+
 def test_a_handler_the_app_installed_is_kept(tmp_path: Path) -> None:
     app = tmp_path / "own_handler.py"
     app.write_text(textwrap.dedent("""

@@ -54,6 +54,9 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # Once is a request to clean up and exit; a second one (the first was caught by code
+    # that catches SystemExit, a test runner for one) ends the process as Python's default would.
+    signal.signal(signum, signal.SIG_DFL)
     raise SystemExit(128 + signum)
 
 
