@@ -4,6 +4,7 @@ the shared one is stopped while this module runs (see conftest).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -82,3 +83,31 @@ def test_a_context_cannot_be_created_inside_a_task(master: str) -> None:
         with pytest.raises(ContextOnlyOnDriverError, match="CONTEXT_ONLY_VALID_ON_DRIVER"):
             sc.range(2).foreach(_make_a_context)
         assert sc.range(3).count() == 3
+
+
+def _values_in_tasks(sc: SparkContext, values: list[int]) -> None:
+    """Broadcast each value, read them all in tasks on every executor, and check no task
+    of any job so far failed (PySpark's test_broadcast helper, on a standalone cluster)."""
+    bs = [sc.broadcast(v) for v in values]
+    seen = sc.parallelize(range(4), 4).map(lambda _x: [b.value for b in bs]).collect()
+    assert seen == [values] * 4
+    tracker = sc.statusTracker()
+    for job_id in tracker.getJobIdsForGroup():
+        for stage_id in tracker.getJobInfo(job_id).stageIds:
+            assert tracker.getStageInfo(stage_id).numFailedTasks == 0
+
+
+@pytest.mark.timeout(90)
+def test_broadcasts_on_a_two_worker_cluster() -> None:
+    with SparkContext("local-cluster[2,1,512]", "parity-broadcast") as sc:
+        assert sc.broadcast(5).value == 5  # on the driver too
+        _values_in_tasks(sc, [5])
+        _values_in_tasks(sc, [5, 10, 20])
+        # a task process's parent is its executor: the four tasks start two at once, one per worker
+        assert len(set(sc.parallelize(range(4), 4).map(lambda _x: os.getppid()).collect())) == 2
+        b = sc.broadcast(list(range(1000)))
+        b.unpersist()  # the next job ships it again
+        assert sc.parallelize(range(4), 4).map(lambda _x: len(b.value)).collect() == [1000] * 4
+        b.destroy()
+        with pytest.raises(Exception):
+            sc.parallelize(range(4), 4).map(lambda _x: len(b.value)).collect()
