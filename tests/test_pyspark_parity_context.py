@@ -111,3 +111,16 @@ def test_broadcasts_on_a_two_worker_cluster() -> None:
         b.destroy()
         with pytest.raises(Exception):
             sc.parallelize(range(4), 4).map(lambda _x: len(b.value)).collect()
+
+
+def _sum_in_a_nested_context(_x: Any) -> int:
+    conf = _conf().setAppName("nested").set("spark.executor.allowSparkContext", "true")
+    with SparkContext(conf=conf) as inner:
+        return inner.parallelize([1, 2, 3]).sum()
+
+
+@pytest.mark.timeout(60)
+def test_a_context_can_be_created_inside_a_task_when_allowed() -> None:
+    with SparkContext(conf=_conf()) as sc:
+        assert sc.parallelize([0], 1).map(_sum_in_a_nested_context).collect() == [6]
+        assert SparkContext._active_spark_context is sc
