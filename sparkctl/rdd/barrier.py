@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from sparkctl.rdd.dependencies import NarrowDependency
+from sparkctl.rdd.dependencies import narrow_lineage
 from sparkctl.rdd.narrow import MapPartitionsRDD
 
 if TYPE_CHECKING:
@@ -45,21 +45,9 @@ class RDDBarrier:
         return BarrierMapPartitionsRDD(self.rdd, f, preservesPartitioning)  # type: ignore[arg-type]
 
 
-def _narrow_lineage(rdd: "RDD") -> Iterator["RDD"]:
-    seen: set[int] = set()
-    stack = [rdd]
-    while stack:
-        r = stack.pop()
-        if r._id in seen:
-            continue
-        seen.add(r._id)
-        yield r
-        stack.extend(d.rdd for d in r.dependencies if isinstance(d, NarrowDependency))
-
-
 def is_barrier(rdd: "RDD") -> bool:
     """Whether the stage computing ``rdd`` is a barrier stage (as Spark's RDD.isBarrier)."""
-    return any(isinstance(r, BarrierMapPartitionsRDD) for r in _narrow_lineage(rdd))
+    return any(isinstance(r, BarrierMapPartitionsRDD) for r in narrow_lineage(rdd))
 
 
 def barrier_lineage_problem(rdd: "RDD", partitions: list[int]) -> str:
@@ -70,7 +58,7 @@ def barrier_lineage_problem(rdd: "RDD", partitions: list[int]) -> str:
     (``take``, ``first``) or a narrow change of the partition count after the barrier RDD
     (``coalesce``, ``union``) would leave some tasks waiting for partners that never run.
     """
-    barrier_rdds = [r for r in _narrow_lineage(rdd) if isinstance(r, BarrierMapPartitionsRDD)]
+    barrier_rdds = [r for r in narrow_lineage(rdd) if isinstance(r, BarrierMapPartitionsRDD)]
     if not barrier_rdds:
         return ""
     n = rdd.getNumPartitions()

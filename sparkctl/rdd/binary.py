@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.rdd import RDD
-from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, _group_files, _open_maybe_gz,
-                                  file_splits, path_list)
+from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileSplitsRDD, _group_files,
+                                  _open_maybe_gz, path_list)
 
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
@@ -40,19 +40,15 @@ class BinaryFilesRDD(RDD):
             yield ("file:" + os.path.abspath(p), data)
 
 
-class BinaryRecordsRDD(RDD):
+class BinaryRecordsRDD(FileSplitsRDD):
     """Records of ``record_length`` bytes each, read from flat binary files."""
 
     def __init__(self, ctx: Any, path: str, record_length: int, min_partitions: int) -> None:
         if not isinstance(record_length, int) or record_length <= 0:
             raise ValueError(f"Fixed record length {record_length} is invalid. It should be set to a value "
                              f"greater than zero")
-        super().__init__(ctx, [])
+        super().__init__(ctx, path, min_partitions)
         self.record_length = record_length
-        self._splits = file_splits(path_list(path), min_partitions)
-
-    def _get_partitions(self) -> list[Partition]:
-        return list(self._splits)
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileSplit)

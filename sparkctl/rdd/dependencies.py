@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl.util.hashing import portable_hash
 
@@ -151,6 +151,20 @@ class Aggregator:
     create_combiner: Callable[[Any], Any]
     merge_value: Callable[[Any, Any], Any]
     merge_combiners: Callable[[Any, Any], Any]
+
+
+def narrow_lineage(rdd: "RDD", through: type[Dependency] = NarrowDependency) -> Iterator["RDD"]:
+    """``rdd`` and every RDD it reaches through dependencies of type *through* (narrow ones
+    by default: what runs in the same task, stopping at shuffles), each once."""
+    seen: set[int] = set()
+    stack = [rdd]
+    while stack:
+        r = stack.pop()
+        if r._id in seen:
+            continue
+        seen.add(r._id)
+        yield r
+        stack.extend(d.rdd for d in r.dependencies if isinstance(d, through))
 
 
 class ShuffleDependency(Dependency):

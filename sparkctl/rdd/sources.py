@@ -197,15 +197,22 @@ def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
     return lines
 
 
-class TextFileRDD(RDD):
-    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+class FileSplitsRDD(RDD):
+    """An RDD read from the byte-range splits of files (one partition a split)."""
+
+    def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
         self.path = path
-        self.use_unicode = use_unicode
         self._splits = file_splits(path_list(path), min_partitions)
 
     def _get_partitions(self) -> list[Partition]:
         return list(self._splits)
+
+
+class TextFileRDD(FileSplitsRDD):
+    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+        super().__init__(ctx, path, min_partitions)
+        self.use_unicode = use_unicode
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileSplit)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from sparkctl.errors import BarrierStageError, FetchFailedError
 from sparkctl.rdd.barrier import barrier_lineage_problem, is_barrier
-from sparkctl.rdd.dependencies import NarrowDependency, ShuffleDependency
+from sparkctl.rdd.dependencies import NarrowDependency, ShuffleDependency, narrow_lineage
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler.map_output_tracker import MapOutputTracker
 
@@ -150,19 +150,10 @@ class DAGScheduler:
     def _parent_shuffle_deps(self, rdd: RDD) -> list[ShuffleDependency]:
         """The shuffle dependencies reachable from ``rdd`` through narrow ones only."""
         found: list[ShuffleDependency] = []
-        seen: set[int] = set()
-        stack = [rdd]
-        while stack:
-            r = stack.pop()
-            if r._id in seen:
-                continue
-            seen.add(r._id)
+        for r in narrow_lineage(rdd):
             for dep in r.dependencies:
-                if isinstance(dep, ShuffleDependency):
-                    if all(d.shuffle_id != dep.shuffle_id for d in found):
-                        found.append(dep)
-                else:
-                    stack.append(dep.rdd)
+                if isinstance(dep, ShuffleDependency) and all(d.shuffle_id != dep.shuffle_id for d in found):
+                    found.append(dep)
         return found
 
     def _parent_stages(self, rdd: RDD, job_id: int) -> list[Stage]:

@@ -658,19 +658,8 @@ def _registration_problem(reg: m.RegisterExecutor) -> str:
 def _cached_in_stage(rdd: Any) -> tuple[int, ...]:
     """Persisted RDDs reached from ``rdd`` through one-to-one dependencies (same partition
     index), stopping at shuffles."""
-    from sparkctl.rdd.dependencies import OneToOneDependency
-    found = []
-    stack = [rdd]
-    seen = set()
-    while stack:
-        r = stack.pop()
-        if r._id in seen:
-            continue
-        seen.add(r._id)
-        if r.is_cached:
-            found.append(r._id)
-        stack.extend(d.rdd for d in r.dependencies if isinstance(d, OneToOneDependency))
-    return tuple(found)
+    from sparkctl.rdd.dependencies import OneToOneDependency, narrow_lineage
+    return tuple(r._id for r in narrow_lineage(rdd, OneToOneDependency) if r.is_cached)
 
 
 def rebuild_error(outcome: m.TaskOutcome) -> BaseException:
