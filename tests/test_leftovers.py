@@ -242,8 +242,8 @@ def test_a_second_sigterm_ends_a_driver_that_caught_the_first(tmp_path: Path) ->
         import time
         from sparkctl import SparkContext
         sc = SparkContext("local[1]", "stubborn")
-        print("ready", flush=True)
         try:
+            print("ready", flush=True)  # inside the try: the first signal cannot land before it
             time.sleep(60)
         except SystemExit:
             print("caught", flush=True)
@@ -251,13 +251,18 @@ def test_a_second_sigterm_ends_a_driver_that_caught_the_first(tmp_path: Path) ->
     """))
     driver = subprocess.Popen([sys.executable, str(app)], env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    assert driver.stdout is not None
-    assert driver.stdout.readline().strip() == "ready"
-    driver.send_signal(signal.SIGTERM)
-    assert driver.stdout.readline().strip() == "caught"
-    driver.send_signal(signal.SIGTERM)
-    assert driver.wait(30) == -signal.SIGTERM
-    wait_for(lambda: not processes_marked(str(tmp_path)), 20, "the executor to end")
+    try:
+        assert driver.stdout is not None
+        assert driver.stdout.readline().strip() == "ready"
+        driver.send_signal(signal.SIGTERM)
+        assert driver.stdout.readline().strip() == "caught"
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(30) == -signal.SIGTERM
+        wait_for(lambda: not processes_marked(str(tmp_path)), 20, "the executor to end")
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        driver.wait(10)
 
 
 def test_a_handler_the_app_installed_is_kept(tmp_path: Path) -> None:
