@@ -14,23 +14,15 @@ import os
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sparkctl.rdd.dependencies import Partition
-from sparkctl.rdd.rdd import RDD
-from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileSplitsRDD, _group_files,
-                                  _open_maybe_gz, path_list)
+from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileGroupsRDD, FileSplitsRDD,
+                                  _open_maybe_gz)
 
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
 
 
-class BinaryFilesRDD(RDD):
+class BinaryFilesRDD(FileGroupsRDD):
     """(``file:`` path, content as bytes) per file."""
-
-    def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
-        super().__init__(ctx, [])
-        self._groups = _group_files(path_list(path), min_partitions)
-
-    def _get_partitions(self) -> list[Partition]:
-        return [FileGroupPartition(i, g) for i, g in enumerate(self._groups)]
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)

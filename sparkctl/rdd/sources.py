@@ -245,16 +245,23 @@ def _open_maybe_gz(path: str) -> Any:
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-class WholeTextFilesRDD(RDD):
-    """(``file:`` path, whole content) per file."""
+class FileGroupsRDD(RDD):
+    """An RDD of whole files, grouped into partitions (one partition a group of files)."""
 
-    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+    def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
-        self.use_unicode = use_unicode
         self._groups = _group_files(path_list(path), min_partitions)
 
     def _get_partitions(self) -> list[Partition]:
         return [FileGroupPartition(i, g) for i, g in enumerate(self._groups)]
+
+
+class WholeTextFilesRDD(FileGroupsRDD):
+    """(``file:`` path, whole content) per file."""
+
+    def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
+        super().__init__(ctx, path, min_partitions)
+        self.use_unicode = use_unicode
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)
