@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, cast
 
 if TYPE_CHECKING:
-    from sparkctl.executor.environment import SlotEnvironment
+    from sparkctl.executor.slot import SlotEnvironment
 
 
 class TaskContext:

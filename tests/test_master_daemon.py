@@ -400,7 +400,7 @@ def test_recovery_dir_restores_workers_and_apps(tmp_path: Any) -> None:
         doc = second.json()
         assert [(w["id"], w["state"], w["coresused"]) for w in doc["workers"]] == [("worker-1", "ALIVE", 2)]
         (app,) = doc["activeapps"]
-        assert app["id"] == registered.app_id
+        assert app["id"] == registered.app_id and app["state"] == "UNKNOWN"  # as Spark's, until the driver is back
         assert app["waitingreason"] == "its driver has not re-registered since the master restarted"
         # the worker and the driver find the new master and keep what they had
         worker = second.connect()
@@ -417,6 +417,37 @@ def test_recovery_dir_restores_workers_and_apps(tmp_path: Any) -> None:
         assert "Recovered 1 worker and 1 active application" in second.log()
         worker.close()
         driver.close()
+        assert stop(second) == 0
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.timeout(60)
+def test_driver_ending_before_it_reconnects_unregisters_on_its_own_connection(tmp_path: Any) -> None:
+    """A driver that ends while a restarted master still waits for it says so on a one-off
+    connection; the application is FINISHED at once, and cannot come back under its id."""
+    recovery = str(tmp_path / "recovery")
+    desc = m.ApplicationDescription("short", "127.0.0.1", 45000, None, None, 256)
+    with running_master(tmp_path, "--recovery-dir", recovery) as first:
+        driver = first.connect()
+        driver.send(m.RegisterApplication(desc))
+        registered = driver.recv(timeout=5)
+        assert isinstance(registered, m.RegisteredApplication)
+        assert stop(first) == 0
+        driver.close()
+    with running_master(tmp_path, "--recovery-dir", recovery) as second:
+        assert [a["state"] for a in second.json()["activeapps"]] == ["UNKNOWN"]
+        once = second.connect()
+        once.send(m.UnregisterApplication(registered.app_id))
+        once.close()
+        wait_for(lambda: [(a["id"], a["state"]) for a in second.json()["completedapps"]] ==
+                 [(registered.app_id, "FINISHED")], what="the application to finish")
+        assert second.json()["activeapps"] == []
+        late = second.connect()
+        late.send(m.RegisterApplication(desc, registered.app_id))
+        refused = late.recv(timeout=5)
+        assert isinstance(refused, m.ApplicationRemoved) and "already ended (FINISHED)" in refused.message
+        late.close()
+        assert [a["id"] for a in second.json()["completedapps"]] == [registered.app_id]
         assert stop(second) == 0
     assert _processes_mentioning(str(tmp_path)) == []
 

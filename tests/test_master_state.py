@@ -560,7 +560,12 @@ def test_snapshot_restore_roundtrip() -> None:
 
     restored = MasterStateMachine()
     restored.restore(data, T0 + 100)
-    assert restored.snapshot() == data
+    # all kept; the active application is UNKNOWN until its driver re-registers
+    again = restored.snapshot()
+    assert [a["state"] for a in again["apps"]] == ["UNKNOWN", "FINISHED"]
+    for a in again["apps"]:
+        a["state"] = "RUNNING" if a["state"] == "UNKNOWN" else a["state"]
+    assert again == data
     assert restored.workers["w1"].cores_used == 2 and restored.workers["w1"].last_heartbeat == T0 + 100
     assert restored.apps[done].state == m.FINISHED
     # the worker and the driver come back: nothing is lost, nothing relaunched
@@ -580,8 +585,14 @@ def test_restored_app_whose_driver_never_returns_is_finished() -> None:
     restored = MasterStateMachine(worker_timeout=60)
     restored.restore(sm.snapshot(), T0 + 10)
     assert "has not re-registered" in restored.waiting_reason(app_id)
+    assert restored.apps[app_id].state == m.UNKNOWN
     restored.check_worker_timeouts(T0 + 71)
     assert restored.apps[app_id].state == m.FINISHED
+    # its driver, back too late, is told so rather than given a new application
+    actions = restored.register_application(app(app_id=app_id), T0 + 72)
+    (reply,) = of(actions, Reply)
+    assert isinstance(reply.msg, m.ApplicationRemoved) and "already ended (FINISHED)" in reply.msg.message
+    assert list(restored.apps) == [app_id]
 
 
 # ----------------------------------------------------------------- drivers (cluster deploy mode)

@@ -66,6 +66,7 @@ class StandaloneBackend(SchedulerBackend):
         self.app_name = app_name
         self.extra_paths = extra_paths
         self.app_id: str | None = None
+        self.connected = False  # registered on self.conn, and it has not been lost since
         self.conn: Connection | None = None
         self.runtime: DriverRuntime | None = None
         self.secret = b""
@@ -105,6 +106,7 @@ class StandaloneBackend(SchedulerBackend):
         if not isinstance(reply, dm.RegisteredApplication):
             raise SparkctlError(f"master at {self.master_url} answered {type(reply).__name__} to the registration")
         self.app_id = reply.app_id
+        self.connected = True
         log.info("Registered application %s with master %s as %s", self.app_name, self.master_url, self.app_id)
         threading.Thread(target=self._listen, daemon=True, name="master-listener").start()
 
@@ -120,6 +122,7 @@ class StandaloneBackend(SchedulerBackend):
                     return
                 log.warning("lost connection to master %s: %s (running jobs continue; reconnecting)",
                             self.master_url, e)
+            self.connected = False
             self._reconnect()
             if self.removed_message is not None:
                 return
@@ -139,8 +142,12 @@ class StandaloneBackend(SchedulerBackend):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if self.stopping:  # stop() unregistered meanwhile
+                conn.close()
+                return
             if isinstance(reply, dm.RegisteredApplication):
                 self.conn = conn
+                self.connected = True
                 log.info("Re-registered application %s with master %s", self.app_id, self.master_url)
                 return
             conn.close()
@@ -231,7 +238,13 @@ class StandaloneBackend(SchedulerBackend):
         self.stopping = True
         if self.conn is not None and self.app_id is not None:
             try:
-                self.conn.send(dm.UnregisterApplication(self.app_id))
+                if self.connected:
+                    self.conn.send(dm.UnregisterApplication(self.app_id))
+                else:
+                    # Still reconnecting to a restarted master: say it on a connection of its own,
+                    # or the master waits out its recovery timeout for us.
+                    with connect(self.master_host, self.master_port, self.secret, timeout=5) as conn:
+                        conn.send(dm.UnregisterApplication(self.app_id))
                 log.info("Unregistered application %s from the master", self.app_id)
             except Exception as e:
                 log.warning("could not unregister from the master: %s", e)

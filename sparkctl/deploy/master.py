@@ -91,8 +91,10 @@ FIRST_MESSAGE_TIMEOUT = 30.0
 #: File in --recovery-dir holding the latest state snapshot (JSON).
 SNAPSHOT_FILE = "master-state.json"
 #: First messages of a client connection (status, submission, driver control).
+# UnregisterApplication also comes as a one-off request: from a driver that ends while its
+# connection to a restarted master is still being re-established.
 _CLIENT_REQUESTS = (RequestMasterState, RequestKillApplication, RequestSubmitDriver, RequestKillDriver,
-                    RequestDriverStatus)
+                    RequestDriverStatus, UnregisterApplication)
 
 
 def default_host() -> str:
@@ -498,6 +500,8 @@ class MasterDaemon:
                     self._carry_out(self._state.submit_driver(msg.desc, now), outbox)
                 elif isinstance(msg, RequestKillDriver):
                     self._carry_out(self._state.kill_driver(msg.driver_id, now), outbox)
+                elif isinstance(msg, UnregisterApplication):
+                    self._carry_out(self._state.unregister_application(msg.app_id, msg.state, now), None)
                 elif isinstance(msg, RequestDriverStatus):
                     status = self._state.driver_status(msg.driver_id)
                     outbox.put(status)

@@ -58,6 +58,7 @@ from sparkctl.deploy.messages import (
     LOST,
     RUNNING,
     SUBMITTED,
+    UNKNOWN,
     WAITING,
     ApplicationDescription,
     ApplicationFinished,
@@ -130,7 +131,7 @@ SUPERVISE_MAX_DELAY = 60.0
 DEAD_WORKER_PERSISTENCE = 15
 SNAPSHOT_VERSION = 1
 
-_ACTIVE_APP_STATES = (WAITING, RUNNING)
+_ACTIVE_APP_STATES = (WAITING, RUNNING, UNKNOWN)
 _FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
 # A cap standing in for "all the cores there are" when an app sets no spark.cores.max.
 _UNLIMITED = 1 << 62
@@ -623,14 +624,20 @@ class MasterStateMachine:
             return [_warn(f"Refusing to register application {desc.name!r}: {problem}"),
                     Reply(ApplicationRemoved(f"registration refused: {problem}"))]
         app = self.apps.get(msg.app_id) if msg.app_id else None
-        if app is not None and app.active:
+        if app is not None and not app.active:
+            # A driver reconnecting after its application ended here (it unregistered on
+            # another connection, or the recovery timed out): it must not come back as a new one.
+            return [_warn(f"Refusing to re-register application {app.id}: it is {app.state}"),
+                    Reply(ApplicationRemoved(f"application {app.id} has already ended ({app.state})"))]
+        if app is not None:
             # A driver reconnecting (e.g. to a restarted master) keeps its application.
             app.desc = desc
             app.awaiting_driver_since = None
+            self._refresh_app_state(app)
             actions: list[Action] = [_info(f"Application {app.id} ({desc.name}) re-registered from "
                                            f"{desc.driver_host}:{desc.driver_port}")]
         else:
-            app_id = msg.app_id if msg.app_id and msg.app_id not in self.apps else self._new_app_id(now)
+            app_id = msg.app_id if msg.app_id else self._new_app_id(now)
             app = ApplicationInfo(app_id, desc, now)
             self.apps[app_id] = app
             actions = [_info(f"Registered application {desc.name} with id {app_id} (driver at "
@@ -1047,8 +1054,9 @@ class MasterStateMachine:
     def _refresh_app_state(app: ApplicationInfo) -> None:
         # Unlike Spark, which leaves an app RUNNING forever once it got an executor, an app
         # holding no executor shows WAITING: that is what a user looking at it wants to know.
+        # One restored by a recovering master is UNKNOWN until its driver re-registers.
         if app.active:
-            app.state = RUNNING if app.executors else WAITING
+            app.state = UNKNOWN if app.awaiting_driver_since is not None else RUNNING if app.executors else WAITING
 
     # ------------------------------------------------------------- explanations
     def waiting_reason(self, app_id: str) -> str:

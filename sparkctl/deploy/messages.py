@@ -36,9 +36,11 @@ ALIVE = "ALIVE"
 DEAD = "DEAD"
 DECOMMISSIONED = "DECOMMISSIONED"
 
-# application states
+# application states (UNKNOWN, as in Spark: restored by a recovering master, whose driver
+# has not re-registered yet)
 WAITING = "WAITING"
 RUNNING = "RUNNING"
+UNKNOWN = "UNKNOWN"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
 KILLED = "KILLED"
