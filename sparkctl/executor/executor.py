@@ -17,6 +17,7 @@ and reported by block id and size; the driver fetches it in chunks, then removes
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import mmap
 import os
@@ -476,7 +477,7 @@ class Executor:
             slot.send(("init", port))
         self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)
         self.driver.send(m.RegisterExecutor(self.s.executor_id, self.s.host, port, self.s.cores, os.getpid(),
-                                            self.s.worker_id))
+                                            self.s.worker_id, _log_urls()))
         reply = self.driver.recv(timeout=60)
         if not isinstance(reply, m.RegisteredExecutor):
             raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
@@ -558,6 +559,24 @@ def _check_fields(msg: Any) -> None:
         for name, kind in _TASK_FIELDS.items():
             if not isinstance(getattr(msg.task, name, None), kind):
                 raise ProtocolError(f"task field {name} is not {kind}")
+
+
+def _log_urls() -> dict[str, str] | None:
+    """Where this executor's stdout and stderr can be read, as the worker that started it
+    said in SPARKCTL_EXECUTOR_LOG_URLS (a JSON object of name -> URL). The driver shows them
+    on its executors page; a value it cannot use is dropped rather than failing the start."""
+    text = os.environ.get("SPARKCTL_EXECUTOR_LOG_URLS")
+    if not text:
+        return None
+    try:
+        urls = json.loads(text)
+    except ValueError:
+        log.warning("SPARKCTL_EXECUTOR_LOG_URLS is not JSON; no log links for this executor")
+        return None
+    if not isinstance(urls, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in urls.items()):
+        log.warning("SPARKCTL_EXECUTOR_LOG_URLS is not an object of strings; no log links for this executor")
+        return None
+    return urls
 
 
 def _warm_imports() -> None:

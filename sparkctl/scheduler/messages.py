@@ -32,6 +32,9 @@ class RegisterExecutor:
     cores: int
     pid: int
     worker_id: str | None = None
+    # where this executor's stdout/stderr can be read (Spark's executor log URLs), as the
+    # worker gave them in SPARKCTL_EXECUTOR_LOG_URLS; None when it gave none
+    log_urls: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +149,9 @@ class TaskOutcome:
     error_message: str = ""
     traceback: str = ""
     duration: float = 0.0
+    # Spark's TaskMetrics, flat: executorRunTime, shuffleBytesWritten, inputRecordsRead, ...
+    # (see sparkctl/executor/task_metrics.py for every key); a missing key means 0
+    metrics: dict[str, int] | None = None
 
 
 @dataclass(slots=True)
