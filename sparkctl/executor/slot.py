@@ -36,7 +36,7 @@ import cloudpickle
 from sparkctl import accumulators, broadcast, serializers
 from sparkctl.errors import (BarrierStageError, FetchFailedError, RpcConnectError, TaskExitError,
                              UserStopIterationError)
-from sparkctl.executor import python_memory
+from sparkctl.executor import python_memory, task_metrics
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
@@ -81,7 +81,12 @@ class SlotEnvironment:
             except Exception:
                 reply = None  # gone with its executor: recompute from lineage
         if reply is not None:
-            return iter(pickle.loads(reply))
+            records = pickle.loads(reply)
+            # a cached partition read counts as the task's input, as Spark counts it
+            metrics = task_metrics.current()
+            metrics.input_bytes_read += len(reply)
+            metrics.input_records_read += len(records)
+            return iter(records)
         records = list(rdd.compute(split, tc))
         data = pickle.dumps(records, serializers.PROTOCOL)
         send_frame(self.sock, pickle.dumps(("put_block", block_id, data, rdd._storage_level), serializers.PROTOCOL))
@@ -200,6 +205,7 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     release_mark = None if start_rss is None else start_rss + _RELEASE_STEP
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    task_metrics.watch_gc()
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
     while True:
         if release_mark is not None and sizing.release_held() and not _message_within(sock, _IDLE):
@@ -233,21 +239,23 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
         for bid, data in bcasts:
             broadcast.executor_put(bid, data)
         _current_task = desc.task_id
+        metrics = task_metrics.begin()
         try:
             if _kill_target() == desc.task_id:
                 raise KeyboardInterrupt("task killed before it started")
-            state, outcome = _run_task(desc, info, stages, env)
+            state, outcome = _run_task(desc, info, stages, env, metrics)
         except KeyboardInterrupt as e:  # killed before the task began or after it ended
             state, outcome = m.KILLED, m.TaskOutcome(error_type="TaskKilled", error_message=str(e))
         finally:
             _current_task = None
         try:
-            data = cloudpickle.dumps(outcome, protocol=serializers.PROTOCOL)
+            data = _serialize_outcome(outcome, metrics)
         except Exception as e:
             state = m.FAILED
+            metrics.result_size = 0
             data = cloudpickle.dumps(m.TaskOutcome(error_type=type(e).__name__,
                                                    error_message=f"task result could not be serialized: {e}",
-                                                   traceback=traceback.format_exc()))
+                                                   traceback=traceback.format_exc(), metrics=metrics.as_dict()))
         update = pickle.dumps(m.StatusUpdate(env.executor_id, desc.task_id, state, data), serializers.PROTOCOL)
         send_frame(sock, pickle.dumps(("done", desc.task_id, state, update), serializers.PROTOCOL))
         worked = outcome.duration > _SHORT_TASK
@@ -285,9 +293,45 @@ def _load_stage(key: tuple[int, int], info: m.StageBinary | None,
     return stage
 
 
+def _serialize_outcome(outcome: m.TaskOutcome, metrics: task_metrics.TaskMetrics) -> bytes:
+    """The pickled outcome, with the task's metrics in it. The result value is pickled on
+    its own first, so that its size and the time it took (Spark's resultSize and
+    resultSerializationTime) can ride in the same outcome; the driver's one unpickling
+    still gives back the value itself (see _PickledValue)."""
+    if outcome.value is not None:
+        started = time.perf_counter_ns()
+        try:
+            data = pickle.dumps(outcome.value, serializers.PROTOCOL)
+        except Exception:  # a function, or a class made in the driver's __main__
+            data = cloudpickle.dumps(outcome.value, protocol=serializers.PROTOCOL)
+        metrics.result_serialization_time += time.perf_counter_ns() - started
+        metrics.result_size = len(data)
+        outcome.value = _PickledValue(data)
+    outcome.metrics = metrics.as_dict()
+    return cloudpickle.dumps(outcome, protocol=serializers.PROTOCOL)
+
+
+class _PickledValue:
+    """A task's result already pickled: it pickles as a call that unpickles it, so the
+    outcome around it is unpickled in one go and the driver never sees this wrapper."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return pickle.loads, (self.data,)
+
+
 def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
-              stages: "OrderedDict[tuple[int, int], _Stage]", env: SlotEnvironment) -> tuple[str, m.TaskOutcome]:
+              stages: "OrderedDict[tuple[int, int], _Stage]", env: SlotEnvironment,
+              metrics: task_metrics.TaskMetrics) -> tuple[str, m.TaskOutcome]:
     start = time.perf_counter()
+    # Spark's split of a task's time: deserializing the closure and the partition, then
+    # running it (which includes writing its shuffle output); wall and CPU time of each
+    wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
+    running = False
     tc: TaskContext | None = None
     profile: Any = None
     try:
@@ -295,6 +339,8 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         for acc in stage.accumulators:
             acc._reset()
         split = pickle.loads(desc.split)
+        wall, cpu = _phase_done(metrics, wall, cpu, False)
+        running = True
         context_class = BarrierTaskContext if stage.info.barrier else TaskContext
         tc = context_class(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
                            desc.properties, stage.info.shuffle_statuses)
@@ -329,6 +375,19 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         if tc is not None:
             tc.run_completion_listeners()
         TaskContext._current = None
+        _phase_done(metrics, wall, cpu, running)
+
+
+def _phase_done(metrics: task_metrics.TaskMetrics, wall: int, cpu: int, running: bool) -> tuple[int, int]:
+    """Add the time since (wall, cpu) to the deserialize or the run phase; returns now."""
+    now_wall, now_cpu = time.perf_counter_ns(), time.thread_time_ns()
+    if running:
+        metrics.executor_run_time += now_wall - wall
+        metrics.executor_cpu_time += now_cpu - cpu
+    else:
+        metrics.executor_deserialize_time += now_wall - wall
+        metrics.executor_deserialize_cpu_time += now_cpu - cpu
+    return now_wall, now_cpu
 
 
 def _task_error(e: BaseException) -> BaseException:

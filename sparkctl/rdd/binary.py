@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Iterator
 
+from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileGroupsRDD, FileSplitsRDD,
-                                  _open_maybe_gz)
+                                  _open_maybe_gz, count_file_read)
 
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
@@ -29,6 +30,7 @@ class BinaryFilesRDD(FileGroupsRDD):
         for p in split.paths:
             with open(p, "rb") as f:
                 data = f.read()
+            count_file_read(p)
             yield ("file:" + os.path.abspath(p), data)
 
 
@@ -60,9 +62,11 @@ class BinaryRecordsRDD(FileSplitsRDD):
 
 
 def _records(f: Any, size: int, limit: int | None, path: str) -> Iterator[bytes]:
-    """Records of *size* bytes from *f*, at most *limit* bytes of them (None: to the end)."""
+    """Records of *size* bytes from *f*, at most *limit* bytes of them (None: to the end);
+    counted as the task's input a chunk at a time (for a gzip file, its bytes unpacked)."""
     chunk = max(size, READ_CHUNK // size * size)
     remaining = limit
+    metrics = task_metrics.current()
     while remaining is None or remaining > 0:
         want = chunk if remaining is None else min(chunk, remaining)
         buf = f.read(want)
@@ -71,11 +75,15 @@ def _records(f: Any, size: int, limit: int | None, path: str) -> Iterator[bytes]
         if remaining is not None:
             remaining -= len(buf)
         whole = len(buf) // size * size
+        metrics.input_bytes_read += len(buf)
+        metrics.input_records_read += whole // size
         yield from [buf[i:i + size] for i in range(0, whole, size)]
         if whole != len(buf):
             more = f.read(size - (len(buf) - whole)) if remaining is None else b""
             tail = buf[whole:] + more
             if len(tail) == size:
+                metrics.input_bytes_read += len(more)
+                metrics.input_records_read += 1
                 yield tail
                 continue
             raise ValueError(f"Partial record (length = {len(tail)}, fixed record length = {size}) found at the "

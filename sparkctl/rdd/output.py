@@ -4,15 +4,20 @@ A task attempt writes into ``_temporary/<attempt>/`` and renames its file into p
 only when it has written all of it; a retried or duplicate attempt for the same
 partition finds the part already committed and discards its copy. The driver writes
 ``_SUCCESS`` last, after every task committed.
+
+A task's output metrics (Spark's bytesWritten and recordsWritten) count the file it wrote,
+as stored (compressed when a codec is set), and the records its writer batched.
 """
 from __future__ import annotations
 
 import gzip
 import os
 import shutil
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sparkctl import serializers
+from sparkctl.executor import task_metrics
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
@@ -44,7 +49,8 @@ def _finish_output(path: str) -> None:
 
 
 class _CommitWriter:
-    def __init__(self, path: str, suffix: str, write: Callable[[Iterator[Any], Any], None], gz: bool) -> None:
+    # write(records, file) -> how many records it wrote
+    def __init__(self, path: str, suffix: str, write: Callable[[Iterator[Any], Any], int], gz: bool) -> None:
         self.path, self.suffix, self.write, self.gz = path, suffix, write, gz
 
     def __call__(self, it: Iterator[Any]) -> None:
@@ -59,11 +65,14 @@ class _CommitWriter:
         raw = open(tmp, "wb")
         out: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.gz else raw
         try:
-            self.write(it, out)
+            records = self.write(it, out)
         finally:
             out.close()
             if out is not raw:
                 raw.close()
+        metrics = task_metrics.current()
+        metrics.output_records_written += records
+        metrics.output_bytes_written += os.path.getsize(tmp)
         if os.path.exists(final):  # another attempt of this partition committed first
             shutil.rmtree(attempt_dir, ignore_errors=True)
             return
@@ -71,23 +80,36 @@ class _CommitWriter:
         shutil.rmtree(attempt_dir, ignore_errors=True)
 
 
-def _write_text(it: Iterator[Any], out: Any) -> None:
+def _write_text(it: Iterator[Any], out: Any) -> int:
     buf: list[str] = []
+    written = 0
     for x in it:
         buf.append(x if isinstance(x, str) else (x.decode("utf-8") if isinstance(x, bytes) else str(x)))
         if len(buf) >= 4096:
             out.write(("\n".join(buf) + "\n").encode("utf-8"))
+            written += len(buf)
             buf.clear()
     if buf:
         out.write(("\n".join(buf) + "\n").encode("utf-8"))
+        written += len(buf)
+    return written
 
 
 class _PickleWriter:
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
 
-    def __call__(self, it: Iterator[Any], out: Any) -> None:
-        serializers.write_batches(out, it, max(1, self.batch_size))
+    def __call__(self, it: Iterator[Any], out: Any) -> int:
+        """Batches of ``batch_size`` records, as serializers.write_batches writes them;
+        returns how many records."""
+        size = max(1, self.batch_size)
+        written = 0
+        while True:
+            batch = list(islice(it, size))
+            if not batch:
+                return written
+            serializers.write_batch(out, batch)
+            written += len(batch)
 
 
 def save_as_text_file(rdd: "RDD", path: str, codec: str | None) -> None:

@@ -4,6 +4,10 @@ Text files are cut into byte ranges the way Hadoop's line reader does (a split s
 the partial line it starts in; it reads past its end to finish its last line), and each
 range is read in large blocks and split with C-level ``str.split``: a Python call per
 line would cost more than the user's whole pipeline.
+
+File readers count the task's input metrics (Spark's bytesRead and recordsRead) per block
+they read, never per record: a split counts the bytes of its own byte range (so a file's
+splits add up to its size) and the lines it yields.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl import serializers
+from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.rdd import RDD
 
@@ -137,13 +142,15 @@ def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
 def _read_range(path: str, start: int, length: int) -> Iterator[bytes]:
     """Blocks of whole lines: the lines that start in (start, start+length], plus the
     first line when start is 0, Hadoop's rule, so neighbouring splits neither overlap nor
-    leave a gap."""
+    leave a gap. The bytes of the range it gets through count as the task's input."""
     end = start + length
+    metrics = task_metrics.current()
     with open(path, "rb") as f:
         pos = 0
         if start > 0:
             f.seek(start)
             skipped = f.readline()  # the line we start in belongs to the previous split
+            metrics.input_bytes_read += min(len(skipped), length)
             if not skipped.endswith(b"\n"):
                 return
             pos = start + len(skipped)
@@ -158,6 +165,7 @@ def _read_range(path: str, start: int, length: int) -> Iterator[bytes]:
                 if not block:
                     return
                 remaining -= len(block)
+                metrics.input_bytes_read += len(block)
                 yield block
 
         # finish the line that crosses (or starts at) the end
@@ -194,6 +202,7 @@ def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
         lines = block.split(b"\n")  # type: ignore[assignment]
     if lines and not lines[-1]:
         lines.pop()
+    task_metrics.current().input_records_read += len(lines)
     return lines
 
 
@@ -223,9 +232,11 @@ class TextFileRDD(FileSplitsRDD):
         return chain.from_iterable(map(partial(_split_lines, use_unicode=use_unicode), blocks))
 
     def _gz_lines(self, path: str) -> Iterator[Any]:
-        with gzip.open(path, "rb") as f:
+        with open(path, "rb") as raw, gzip.open(raw, "rb") as f:
             for block in _line_blocks(iter(partial(f.read, READ_CHUNK), b"")):
                 yield from _split_lines(block, self.use_unicode)
+            # the compressed bytes, as Hadoop's file system counts a compressed input
+            task_metrics.current().input_bytes_read += raw.tell()
 
 
 class FileGroupPartition(Partition):
@@ -268,6 +279,7 @@ class WholeTextFilesRDD(FileGroupsRDD):
         for p in split.paths:
             with _open_maybe_gz(p) as f:
                 data = f.read()
+            count_file_read(p)
             yield ("file:" + os.path.abspath(p), data.decode("utf-8", "replace") if self.use_unicode else data)
 
 
@@ -285,8 +297,7 @@ class PickleFileRDD(RDD):
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)
         for p in split.paths:
-            with _open_maybe_gz(p) as f:
-                yield from serializers.load_records(f)
+            yield from _counted_records(p)
 
 
 class CheckpointRDD(RDD):
@@ -305,5 +316,22 @@ class CheckpointRDD(RDD):
         return os.path.join(self.directory, f"part-{index:05d}")
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
-        with open(self.part_path(split.index), "rb") as f:
-            yield from serializers.load_records(f)
+        return _counted_records(self.part_path(split.index))
+
+
+def count_file_read(path: str, records: int = 1) -> None:
+    """A whole file was read as ``records`` records: its size (as stored) is the input."""
+    metrics = task_metrics.current()
+    metrics.input_bytes_read += os.path.getsize(path)
+    metrics.input_records_read += records
+
+
+def _counted_records(path: str) -> Iterator[Any]:
+    """The records of a file of pickled batches (saveAsPickleFile, a checkpoint), counted
+    as input a batch at a time."""
+    metrics = task_metrics.current()
+    with _open_maybe_gz(path) as f:
+        for batch in serializers.read_batches(f):
+            metrics.input_records_read += len(batch)
+            yield from batch
+    metrics.input_bytes_read += os.path.getsize(path)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import time
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
+from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import ShuffleDependency
 from sparkctl.storage import sizing
 from sparkctl.storage.spill import ExternalAppendOnlyMap
@@ -62,6 +64,8 @@ class PartitionedWriter:
         self.pending = 0
         self.record_bytes = 64  # running estimate of an unpickled record's memory
         self.spills: list[tuple[str, list[int]]] = []
+        # counted as batches are pickled, not per record: Spark's shuffle records written
+        self.records_written = 0
 
     def write_all(self, records: Iterable[tuple[Any, Any]]) -> None:
         n = self.n
@@ -90,22 +94,23 @@ class PartitionedWriter:
         self.record_bytes = max(16, 3 * len(data) // max(1, len(bucket)))
         self.batch_limit = sizing.batch_limit(self.batch_size, len(bucket), len(data))
         self.buffers[p] += data
+        self.records_written += len(bucket)
         bucket.clear()
         self.buffered += len(data)
         # records waiting in the other buckets count too; and the process's real memory,
         # which also holds what the map task's own code keeps
-        if (self.buffered + self._pending_estimate() > self.budget
-                or (self.buffered >= self.budget >> 3 and sizing.over_rss_limit())):
+        held = self.buffered + self._pending_estimate()
+        task_metrics.current().note_execution_memory(held)
+        if held > self.budget or (self.buffered >= self.budget >> 3 and sizing.over_rss_limit()):
             self.spill()
 
     def _pending_estimate(self) -> int:
         return sum(map(len, self.buckets)) * self.record_bytes
 
     def spill(self) -> None:
-        for p in range(self.n):
-            if self.buckets[p]:
-                self.buffers[p] += serializers.encode_batch(self.buckets[p])
-                self.buckets[p].clear()
+        in_memory = self.buffered + self._pending_estimate()
+        self._encode_buckets()
+        started = time.perf_counter_ns()
         fd, path = tempfile.mkstemp(prefix="shuffle-spill-", dir=self.spill_dir)
         offsets = [0]
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
@@ -115,14 +120,24 @@ class PartitionedWriter:
                 self.buffers[p] = bytearray()
         self.spills.append((path, offsets))
         self.buffered = 0
+        metrics = task_metrics.current()
+        metrics.shuffle_write_time += time.perf_counter_ns() - started
+        metrics.note_spill(in_memory, offsets[-1])
         sizing.trim_heap()  # the buffers were malloc'd bytes: nothing for the collector
 
-    def commit(self, data_path: str, index_path: str) -> tuple[int, ...]:
-        """Write the final data file and index atomically; return each slice's size."""
+    def _encode_buckets(self) -> None:
         for p in range(self.n):
             if self.buckets[p]:
                 self.buffers[p] += serializers.encode_batch(self.buckets[p])
+                self.records_written += len(self.buckets[p])
                 self.buckets[p].clear()
+
+    def commit(self, data_path: str, index_path: str) -> tuple[int, ...]:
+        """Write the final data file and index atomically; return each slice's size.
+        The task's shuffle write metrics count what went into the data file, and the
+        time spent writing it (and any spill of the buffers before)."""
+        self._encode_buckets()
+        started = time.perf_counter_ns()
         sizes = []
         tmp_data = data_path + ".tmp"
         spill_files = [(open(path, "rb"), offs) for path, offs in self.spills]
@@ -154,6 +169,10 @@ class PartitionedWriter:
             index_file.write(b"".join(_OFFSET.pack(o) for o in offsets))
         os.replace(tmp_index, index_path)
         os.replace(tmp_data, data_path)
+        metrics = task_metrics.current()
+        metrics.shuffle_write_time += time.perf_counter_ns() - started
+        metrics.shuffle_bytes_written += offsets[-1]
+        metrics.shuffle_records_written += self.records_written
         return tuple(sizes)
 
 
@@ -256,10 +275,13 @@ def _fetched_batches(fetch_remote: BlockFetcher, status: MapStatus, shuffle_id: 
     each pickled batch completes (a batch may span chunks)."""
     size = status.sizes[reduce_index]
     loads = serializers.loads
+    metrics = task_metrics.current()
     pending = bytearray()
     pos = 0  # bytes of the slice fetched so far
     while pos < size:
+        waited = time.perf_counter_ns()
         chunk = fetch_remote(status, shuffle_id, reduce_index, pos, min(FETCH_CHUNK, size - pos))
+        metrics.shuffle_fetch_wait_time += time.perf_counter_ns() - waited
         if not chunk:
             raise OSError(f"executor {status.executor_id} sent less than the map output's size")
         pos += len(chunk)
@@ -294,14 +316,24 @@ def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | 
 def _batches(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
              local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[list[Any]]:
     """The unpickled batches for reducer ``reduce_index``, map output by map output; a map
-    output that cannot be read is a fetch failure (its map stage must rerun)."""
+    output that cannot be read is a fetch failure (its map stage must rerun). The task's
+    shuffle read metrics count blocks (one map output's slice, empty ones skipped, as
+    Spark skips them), bytes and records per block and per batch."""
+    metrics = task_metrics.current()
     for map_index, status in enumerate(statuses):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
-        if not status.sizes[reduce_index]:
+        size = status.sizes[reduce_index]
+        if not size:
             continue
-        batches = (_local_batches(status, reduce_index) if status.host == local_host or fetch_remote is None
-                   else _fetched_batches(fetch_remote, status, shuffle_id, reduce_index))
+        if status.host == local_host or fetch_remote is None:
+            batches = _local_batches(status, reduce_index)
+            metrics.shuffle_local_blocks_fetched += 1
+            metrics.shuffle_local_bytes_read += size
+        else:
+            batches = _fetched_batches(fetch_remote, status, shuffle_id, reduce_index)
+            metrics.shuffle_remote_blocks_fetched += 1
+            metrics.shuffle_remote_bytes_read += size
         while True:
             try:
                 batch = next(batches, None)
@@ -312,4 +344,5 @@ def _batches(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None
                                        f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
             if batch is None:
                 break
+            metrics.shuffle_records_read += len(batch)
             yield batch

@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
+from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Aggregator, identity
 from sparkctl.storage import sizing
 from sparkctl.storage.sizing import SizeTracker, deep_size
@@ -102,13 +103,17 @@ class _Budgeted:
         """At a sample point: past the budget by estimate, or the process past its real
         memory mark while this collection holds enough for a spill to help (a small one
         spilling would free nothing and only make many tiny runs)."""
+        task_metrics.current().note_execution_memory(estimate)
         if estimate > self.budget:
             return True
         return estimate >= self.budget >> 3 and sizing.over_rss_limit()
 
-    def _record_spill(self, spill: SpillFile) -> None:
+    def _record_spill(self, spill: SpillFile, in_memory: int) -> None:
+        """A run went to disk: ``in_memory`` is what the collection was estimated to hold
+        (Spark's memoryBytesSpilled), the run's file size its diskBytesSpilled."""
         self.spills.append(spill)
         self.spilled_bytes += spill.size
+        task_metrics.current().note_spill(in_memory, spill.size)
 
     def _runs_to_merge(self, key: Callable[[Any], Any], reverse: bool) -> list[SpillFile]:
         """The spilled runs, oldest first, after as many passes as it takes for a merge of
@@ -183,7 +188,7 @@ class ExternalAppendOnlyMap(_Budgeted):
     def spill(self) -> None:
         entries = _drain_by_hash(self.map)
         self.map = {}
-        self._record_spill(SpillFile(self.spill_dir, entries, self.batch_size))
+        self._record_spill(SpillFile(self.spill_dir, entries, self.batch_size), self.tracker.estimate())
         self.tracker.reset()
         sizing.release_memory()
 
@@ -261,7 +266,7 @@ class ExternalSorter(_Budgeted):
 
     def _spill(self) -> None:
         ordered = self._in_order()
-        self._record_spill(SpillFile(self.spill_dir, ordered, self.batch_size))
+        self._record_spill(SpillFile(self.spill_dir, ordered, self.batch_size), self.tracker.estimate())
         del ordered
         self.buffer = []
         self.tracker.reset()
