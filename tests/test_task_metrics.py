@@ -125,7 +125,7 @@ def test_word_count_input_shuffle_and_result_metrics(sc: SparkContext, seen: See
     for o in maps + results:
         met = o.metrics or {}
         assert met.get("executorCpuTime", 0) > 0
-        assert met.get("executorRunTime", 0) <= max(1, int(o.duration * 1000) + 1)
+        assert met.get("executorRunTime", 0) <= int(o.duration * 1000) + 5
         assert met.get("resultSize", 0) > 0
     # a result task's resultSize is its value pickled
     for o in results:
@@ -153,12 +153,14 @@ def test_remote_and_local_shuffle_blocks_on_two_hosts(seen: Seen) -> None:
         summed = (pairs.reduceByKey(operator.add, 4)
                   .mapPartitionsWithIndex(lambda i, it: [(i, sum(1 for _ in it))]).collect())
         assert sum(n for _, n in summed) == 97
+        partitions = pairs.glom().collect()
         runtime = sc._runtime
         assert runtime is not None
         executor_hosts = {e: h.host for e, h in runtime.executors.items()}
     assert set(descendants()) <= before
-    maps = [(e, o) for e, state, o in seen if state == m.FINISHED and isinstance(o.value, MapStatus)]
-    reducers = [(e, o) for e, state, o in seen if state == m.FINISHED and not isinstance(o.value, MapStatus)]
+    job = seen[:10]  # the reduceByKey job's tasks; glom's came after
+    maps = [(e, o) for e, state, o in job if state == m.FINISHED and isinstance(o.value, MapStatus)]
+    reducers = [(e, o) for e, state, o in job if state == m.FINISHED and not isinstance(o.value, MapStatus)]
     assert len(maps) == 6 and len(reducers) == 4
     assert len({o.value.host for _, o in maps}) == 2  # both hosts wrote map output
     for executor, o in reducers:
@@ -173,18 +175,10 @@ def test_remote_and_local_shuffle_blocks_on_two_hosts(seen: Seen) -> None:
         assert met.get("shuffleRemoteBlocksFetched", 0) == sum(1 for s in remote if s)
         assert met.get("shuffleRemoteBytesReadToDisk", 0) == 0
     assert sum((o.metrics or {}).get("shuffleRemoteBlocksFetched", 0) for _, o in reducers) > 0
-    # records: 97 keys, each combined once per map task that saw it
+    # records: each key combined once per map task whose partition holds it
     written = sum((o.metrics or {}).get("shuffleRecordsWritten", 0) for _, o in maps)
-    assert written == sum(len({k for k, _ in part}) for part in
-                          [[(i % 97, i) for i in range(20_000)][lo:hi] for lo, hi in _slices(20_000, 6)])
+    assert written == sum(len({k for k, _ in part}) for part in partitions)
     assert sum((o.metrics or {}).get("shuffleRecordsRead", 0) for _, o in reducers) == written
-
-
-def _slices(n: int, parts: int) -> list[tuple[int, int]]:
-    """parallelize's cut of a list of n elements into parts (PySpark's batches of n // parts)."""
-    batch = max(1, min(n // parts, 1024))
-    batches = -(-n // batch)
-    return [(min(n, i * batches // parts * batch), min(n, (i + 1) * batches // parts * batch)) for i in range(parts)]
 
 
 @pytest.mark.timeout(60)
