@@ -316,7 +316,9 @@ class CheckpointRDD(RDD):
         return os.path.join(self.directory, f"part-{index:05d}")
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
-        return _counted_records(self.part_path(split.index))
+        # not counted as input: Spark counts none for a checkpoint read back either
+        with open(self.part_path(split.index), "rb") as f:
+            yield from serializers.load_records(f)
 
 
 def count_file_read(path: str, records: int = 1) -> None:
@@ -327,8 +329,7 @@ def count_file_read(path: str, records: int = 1) -> None:
 
 
 def _counted_records(path: str) -> Iterator[Any]:
-    """The records of a file of pickled batches (saveAsPickleFile, a checkpoint), counted
-    as input a batch at a time."""
+    """The records of a file saveAsPickleFile wrote, counted as input a batch at a time."""
     metrics = task_metrics.current()
     with _open_maybe_gz(path) as f:
         for batch in serializers.read_batches(f):
