@@ -436,6 +436,10 @@ from sparkctl.deploy.cluster_commands import cluster, workers  # noqa: E402
 main.add_command(cluster)
 main.add_command(workers)
 
+from sparkctl.deploy.history_commands import history  # noqa: E402
+
+main.add_command(history)
+
 
 def entry() -> None:
     rv = main.main(prog_name="sparkctl")

@@ -31,6 +31,7 @@ from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
 from sparkctl.status import JOB_TAGS, JOB_TAGS_SEP, StatusTracker, job_tags
 from sparkctl.taskcontext import TaskContext
+from sparkctl.ui.spark_ui import start_app_ui
 from sparkctl.util import shutdown
 from sparkctl.util.fsutil import private_makedirs
 
@@ -156,11 +157,15 @@ class SparkContext:
                                              self._conf.get_float("spark.speculation.quantile", 0.75),
                                              self._conf.get_float("spark.speculation.multiplier", 1.5))
         log.info("Driver for %s listening on %s:%d", self.appName, host, port)
+        # the live UI and the event log hear every executor, so they start before the backend
+        self._ui = start_app_ui(self._conf, self._runtime, self.appName, self._app_id, self.startTime,
+                                self.sparkUser())
         if local is not None:
             self._backend = LocalBackend(local[0], self._conf, self._app_id, extra_paths)
         else:
             from sparkctl.deploy.client import make_cluster_backend  # standalone and local-cluster
             self._backend = make_cluster_backend(self.master, self._conf, self.appName, self._app_id, extra_paths)
+        self._backend.ui_url = self.uiWebUrl or ""  # the master links the application to it
         self._backend.start(self._runtime, secret)
         self._backend.wait_ready(self._runtime, self._conf.get_duration("spark.executor.registrationTimeout") or 60.0)
         # barrier stages: the slots the cluster started with bound them (a lost executor's come back)
@@ -220,7 +225,9 @@ class SparkContext:
 
     @property
     def uiWebUrl(self) -> str | None:
-        return None
+        """The live UI's address (``spark.ui.enabled``), or None when it is off."""
+        ui = getattr(self, "_ui", None)
+        return ui.web_url if ui is not None else None
 
     def sparkUser(self) -> str:
         return getpass.getuser()
@@ -567,6 +574,9 @@ class SparkContext:
         backend = getattr(self, "_backend", None)
         if backend is not None:
             backend.stop()
+        ui = getattr(self, "_ui", None)
+        if ui is not None:  # after the executors are gone, so the log records their removal
+            ui.stop()
         files = getattr(self, "_files", None)
         if files is not None:
             files.close()

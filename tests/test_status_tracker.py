@@ -83,11 +83,16 @@ def test_finished_shuffle_job(sc: Any) -> None:
     assert (result_stage.numTasks, result_stage.numCompletedTasks, result_stage.numActiveTasks) == (2, 2, 0)
     assert map_stage.numFailedTasks == result_stage.numFailedTasks == 0
     assert result_stage.name.startswith("collect at ")
-    # a second action reuses the map output: its job still lists both stages, as Spark's
+    # a second action reuses the map output: as in Spark, its job has two new stages, and the
+    # map stage is skipped (no task of it runs)
     before = set(tracker.getJobIdsForGroup())
     assert pairs.count() == 3
     [again] = _new_job_ids(tracker, before)
-    assert map_stage.stageId in tracker.getJobInfo(again).stageIds
+    stage_ids = tracker.getJobInfo(again).stageIds
+    assert len(stage_ids) == 2 and not set(stage_ids) & set(job.stageIds)
+    skipped, counted = (tracker.getStageInfo(s) for s in stage_ids)
+    assert (skipped.numTasks, skipped.numCompletedTasks) == (4, 0)
+    assert (counted.numTasks, counted.numCompletedTasks) == (2, 2)
     assert tracker.getActiveJobsIds() == [] and tracker.getActiveStageIds() == []
     assert tracker.getJobInfo(10**9) is None
     assert tracker.getStageInfo(10**9) is None

@@ -20,6 +20,7 @@ from itertools import chain
 from types import GenericAlias
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from sparkctl.status import call_site
 from sparkctl.rdd.dependencies import Dependency, Partition, ShuffleDependency
 from sparkctl.rdd.pair import PairRDDFunctions
 from sparkctl.rdd.sampling import (BernoulliOrPoissonSampler, RangeSampler,
@@ -60,6 +61,8 @@ class RDD(PairRDDFunctions):
         self._storage_level = StorageLevel.NONE
         self._checkpoint_requested: str | None = None  # "reliable" or "local"
         self._checkpoint_rdd: RDD | None = None
+        # "map at app.py:12": the user's call that made this RDD (the UI's DAG, stage names)
+        self._creation_site = call_site()
 
     # ------------------------------------------------------------------ lineage
     def _get_partitions(self) -> list[Partition]:
@@ -95,6 +98,7 @@ class RDD(PairRDDFunctions):
             return {"_id": self._id, "_checkpoint_rdd": self._checkpoint_rdd, "partitioner": self.partitioner,
                     "_storage_level": StorageLevel.NONE, "_name": self._name}
         state = dict(self.__dict__)
+        state.pop("_creation_site", None)
         state["ctx"] = None
         state["_partitions"] = None
         state["_deps"] = []

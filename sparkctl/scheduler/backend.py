@@ -29,6 +29,9 @@ log = logging.getLogger("sparkctl.driver")
 
 
 class SchedulerBackend(ABC):
+    #: the application's live UI, set before ``start`` (a standalone master links to it)
+    ui_url: str = ""
+
     @abstractmethod
     def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
         """Bring executors into existence; they connect to ``runtime.address``."""
@@ -54,9 +57,11 @@ def package_root() -> str:
 
 
 def spawn_executor(settings: dict[str, Any], secret: bytes, log_level: str, stdout: Any = None,
-                   stderr: Any = None, cwd: str | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m sparkctl.executor``; settings and secret go through its stdin."""
-    env = dict(os.environ)
+                   stderr: Any = None, cwd: str | None = None,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m sparkctl.executor``; settings and secret go through its stdin,
+    *extra_env* (e.g. a worker's log URLs for it) into its environment."""
+    env = dict(os.environ, **(extra_env or {}))
     root = package_root()
     env["PYTHONPATH"] = os.pathsep.join([root] + settings.get("extra_paths", []) +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

@@ -8,8 +8,8 @@ list; the driver runtime feeds the events from the network and carries out the a
 
 ```
  submit_job ──▶ [ShuffleMapStage 0] ──▶ [ShuffleMapStage 1] ──▶ [ResultStage 2] ──▶ JobSucceeded
-                    task_ended(success) registers map outputs; a stage whose outputs are
-                    all available is skipped by later jobs
+                    task_ended(success) registers map outputs; a later job reading the
+                    same shuffle gets a new stage, skipped while its outputs all exist
                     task_ended(fetch_failed) unregisters the lost output and resubmits the
                     parent stage for its missing partitions only
 ```
@@ -42,6 +42,7 @@ class Stage:
         self.pending: set[int] = set()  # partitions the current attempt still has to finish
         self.is_barrier = is_barrier(rdd)
         self.failed_attempts: set[int] = set()  # failed barrier attempts, against maxConsecutiveAttempts
+        self.call_site: str | None = None  # a result stage: its job's action and line (the stage's name)
 
     def is_shuffle_map(self) -> bool:
         return False
@@ -134,7 +135,7 @@ class DAGScheduler:
         self.max_stage_attempts = max_stage_attempts  # spark.stage.maxConsecutiveAttempts (barrier stages)
         self.next_stage_id = 0
         self.stages: dict[int, Stage] = {}
-        self.shuffle_stages: dict[int, ShuffleMapStage] = {}  # shuffle id -> stage, kept for reuse
+        self.shuffle_stages: dict[int, ShuffleMapStage] = {}  # shuffle id -> its stage, while a job needs it
         self.jobs: dict[int, ActiveJob] = {}
         self.waiting: set[Stage] = set()
         self.running: set[Stage] = set()
@@ -399,8 +400,11 @@ class DAGScheduler:
                 if cancel_running:
                     actions.append(CancelTaskSet(stage.id, stage.attempt, "job ended"))
             self.waiting.discard(stage)
-            if isinstance(stage, ResultStage):
-                del self.stages[stage.id]
+            # As Spark: a stage lives as long as a job needs it. A later job reading the same
+            # shuffle gets a new stage, which it skips while the map outputs are all there.
+            del self.stages[stage.id]
+            if isinstance(stage, ShuffleMapStage) and self.shuffle_stages.get(stage.dep.shuffle_id) is stage:
+                del self.shuffle_stages[stage.dep.shuffle_id]
         return actions
 
     def remove_shuffle(self, shuffle_id: int) -> None:

@@ -39,6 +39,7 @@ from sparkctl.rpc import Connection, Server, connect
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.barrier import (barrier_properties, barrier_stage_attempt_ended, cancel_timer,
                                         on_barrier_request)
+from sparkctl.scheduler.event_poster import NoEvents
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
 from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
@@ -102,6 +103,8 @@ class DriverRuntime:
         self.tasks = TaskScheduler(max_failures)
         # jobs and stages as sc.statusTracker() reports them (sparkctl/status.py), fed under the lock
         self.status = AppStatusStore(self.lock)
+        # what the listener bus hears (sparkctl/scheduler/event_poster.py); the context sets a live one
+        self.events: NoEvents = NoEvents()
         # spark.python.profile: RDD id -> accumulator id its stage's tasks add cProfile stats to
         self.profile_accumulator: Callable[[int], int | None] | None = None
         self.max_failures = max_failures
@@ -120,6 +123,7 @@ class DriverRuntime:
         self.app_files: list[Any] = []
         self.stopped = False
         self.listeners: list[Callable[[str, Any], None]] = []
+        self.progress_bar: Any = None  # the console bar (sparkctl.ui.progress), told of job ends in run_job
         # called (executor id, reason, caused by the app) after an executor is lost, off the lock
         self.executor_loss_listeners: list[Callable[[str, str, bool], None]] = []
         self.aborted: str | None = None  # why the application cannot run jobs any more
@@ -171,7 +175,10 @@ class DriverRuntime:
             log.info("Got job %d (%d partitions of %r)", job_id, len(partitions), rdd)
             self._notify("job_start", (job_id, len(partitions)))
             actions = self.dag.submit_job(job_id, rdd, func, partitions, properties)
-            self.status.job_start(job_id, self._job_stages(job_id), properties, call_site())
+            stages = self._job_stages(job_id)
+            site = call_site()
+            self.status.job_start(job_id, stages, properties, site)
+            self.events.job_started(job_id, stages, properties, site)
             self._execute(actions)
         try:
             while not waiter.done.wait(0.5):
@@ -184,7 +191,11 @@ class DriverRuntime:
                 self.waiters.pop(job_id, None)
                 # a job failed before its stages ran (abort, stop) ends here
                 self.status.job_end(job_id, waiter.done.is_set() and waiter.error is None)
+                self.events.job_ended(job_id, waiter.error if waiter.done.is_set() else
+                                      SparkctlError("the job was interrupted"))
         self._notify("job_end", job_id)
+        if self.progress_bar is not None:  # erased before the caller prints again
+            self.progress_bar.job_ended(job_id, waiter.error is None)
         if waiter.error is not None:
             raise waiter.error
         return waiter.results
@@ -267,6 +278,7 @@ class DriverRuntime:
                 w = self.waiters.get(action.job_id)
                 log.info("Job %d finished", action.job_id)
                 self.status.job_end(action.job_id, True)
+                self.events.job_ended(action.job_id, None)
                 if w is not None:
                     w.done.set()
                 self._forget_payloads()
@@ -274,6 +286,7 @@ class DriverRuntime:
                 w = self.waiters.get(action.job_id)
                 log.info("Job %d failed: %s", action.job_id, action.error)
                 self.status.job_end(action.job_id, False)
+                self.events.job_ended(action.job_id, action.error)
                 if w is not None:
                     w.fail(action.error)
                 self._forget_payloads()
@@ -321,6 +334,7 @@ class DriverRuntime:
         tsm = TaskSetManager(stage.id, action.attempt, action.job_id, action.partitions, action.preferred,
                              self.max_failures, payload, action.barrier)
         self.status.stage_submitted(stage.id, action.attempt, tsm)
+        self.events.stage_submitted(stage, action.attempt, len(action.partitions), action.properties, tsm)
         return self.tasks.submit(tsm, time.monotonic())
 
     def _serialize_stage(self, stage: Any, attempt: int, partitions: list[int]) -> StagePayload:
@@ -367,6 +381,7 @@ class DriverRuntime:
                                  self._remote_blocks(payload, partition, h.executor_id))
         log.info("Starting task %d (stage %d.%d, partition %d) on executor %s", att.task_id, key[0], key[1],
                   partition, h.executor_id)
+        self.events.task_launched(att, h.host)
         self._send(h, m.LaunchTask(desc))
 
     def _remote_blocks(self, payload: StagePayload, partition: int,
@@ -429,6 +444,8 @@ class DriverRuntime:
             for entry in self.app_files:
                 for chunk in entry.messages(self._file_chunk()):
                     self._send(h, chunk)  # a failure: the reader below sees the connection gone
+            self.events.executor_added(reg.executor_id, reg.host, reg.port, reg.cores,
+                                       getattr(reg, "log_urls", None))
             self._execute(self.tasks.executor_added(reg.executor_id, reg.host, reg.cores, time.monotonic()))
             self.executor_changed.notify_all()
         error: BaseException | None = None
@@ -472,6 +489,9 @@ class DriverRuntime:
             self._execute(self.dag.executor_lost(executor_id))
             self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic(),
                                                    caused_by_app=caused_by_app))
+            self.events.tasks_lost(self.tasks.attempts, executor_id, reason)
+            self.events.executor_removed(executor_id, reason)
+            self.events.check_stage_ends()
             self.executor_changed.notify_all()
         if not stopped:
             for listener in list(self.executor_loss_listeners):
@@ -532,6 +552,7 @@ class DriverRuntime:
                                 h.executor_id, e)
                     err = TaskFailedError(f"could not fetch the result of task {msg.task_id} from executor "
                                           f"{h.executor_id}: {type(e).__name__}: {e}")
+                    self.events.task_ended(msg.task_id, m.FAILED, "TaskFailedError", str(err))
                     self._execute(self.tasks.task_failed(msg.task_id, err, str(err), now=time.monotonic()))
             return
         finally:
@@ -575,7 +596,9 @@ class DriverRuntime:
             f"Total size of serialized results of job {att.tsm.job_id} ({w.result_bytes} bytes, with task "
             f"{task_id}'s result of {size} bytes) is bigger than spark.driver.maxResultSize "
             f"({self.max_result_size} bytes)")))
+        self.events.task_ended(task_id, m.FAILED, "TaskResultLost", "result over spark.driver.maxResultSize")
         self._execute(self.tasks.release(task_id, time.monotonic()))
+        self.events.check_stage_ends()
         return True
 
     def _on_status(self, msg: m.StatusUpdate, counted: bool = False) -> None:
@@ -592,15 +615,27 @@ class DriverRuntime:
                     return
                 log.info("Finished task %d in %.0f ms on executor %s (result %d bytes)", msg.task_id,
                          outcome.duration * 1000, msg.executor_id, len(msg.outcome))
+                events = self.events
+                if events.enabled:
+                    events.task_ended(msg.task_id, m.FINISHED, metrics=getattr(outcome, "metrics", None),
+                                      result_size=len(msg.outcome))
+                    if outcome.blocks_added:
+                        h = self.executors.get(msg.executor_id)
+                        if h is not None:
+                            events.blocks_added(h.executor_id, h.host, h.port, outcome.blocks_added)
                 self._execute(self.tasks.task_succeeded(msg.task_id, outcome.value, outcome.accum_updates,
                                                         outcome.blocks_added, now))
+                events.check_stage_ends()
                 return
             error = rebuild_error(outcome)
             reason = f"{outcome.error_type}: {outcome.error_message}"
             log.warning("Task %d %s on executor %s: %s", msg.task_id, msg.state.lower(), msg.executor_id, reason)
+            self.events.task_ended(msg.task_id, msg.state, outcome.error_type, outcome.error_message,
+                                   outcome.traceback, getattr(outcome, "metrics", None), len(msg.outcome))
             self._execute(self.tasks.task_failed(msg.task_id, error, reason,
                                                  fetch_failed=msg.state == m.FETCH_FAILED,
                                                  killed=msg.state == m.KILLED, now=now))
+            self.events.check_stage_ends()
 
     # ----------------------------------------------------------------- files
     def add_file(self, entry: Any) -> None:

@@ -103,6 +103,7 @@ class TaskSetManager:
         self.reasons: list[list[str]] = [[] for _ in range(n)]
         self.pending: deque[int] = deque(range(n))
         self.by_executor: dict[str, list[int]] = {}
+        self.preferred = preferred or {}  # partition -> executors holding its data (task locality)
         for i, p in enumerate(partitions):
             for eid in (preferred or {}).get(p, ()):
                 self.by_executor.setdefault(eid, []).append(i)

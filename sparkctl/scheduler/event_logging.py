@@ -1,0 +1,95 @@
+"""Event logs as Spark writes them: one JSON object per line, in ``spark.eventLog.dir``.
+
+The file is ``<dir>/<app id>.inprogress`` while the application runs, renamed to
+``<dir>/<app id>`` when it stops (an existing one is replaced only with
+``spark.eventLog.overwrite``). Spark's History Server and ``sparkctl history`` both read it.
+Lines are written as the bus delivers events and flushed at most every
+``FLUSH_INTERVAL`` seconds and at every job end, so a history server following a running
+application sees jobs as they finish. The file is private to the user (0600), as logs can
+carry settings and data.
+
+Not written (as Spark by default): block updates (``spark.eventLog.logBlockUpdates.enabled``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import IO, Any
+
+from sparkctl.scheduler import events as ev
+from sparkctl.scheduler.events import TaskEndRaw, TaskStartRaw
+
+log = logging.getLogger("sparkctl.eventlog")
+
+IN_PROGRESS = ".inprogress"
+FLUSH_INTERVAL = 1.0
+_BLOCK_UPDATED = ("org.apache.spark.scheduler.SparkListenerBlockUpdated", "SparkListenerBlockUpdated")
+_FLUSH_NOW = ("SparkListenerJobEnd", "SparkListenerApplicationEnd", "SparkListenerApplicationStart")
+
+
+def log_path(directory: str, app_id: str) -> str:
+    return os.path.join(directory, app_id)
+
+
+def local_dir(uri: str) -> str:
+    """``spark.eventLog.dir`` as a local path (``file:`` URIs too)."""
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    if uri.startswith("file:"):
+        return uri[len("file:"):]
+    if "://" in uri:
+        raise ValueError(f"spark.eventLog.dir={uri!r}: only local directories (or file: URIs) are supported")
+    return uri
+
+
+class EventLoggingListener:
+    """Writes every event it hears to the application's event log."""
+
+    def __init__(self, directory: str, app_id: str, overwrite: bool = False, log_block_updates: bool = False) -> None:
+        self.directory = local_dir(directory)
+        if not os.path.isdir(self.directory):
+            raise ValueError(f"spark.eventLog.dir={directory!r} is not an existing directory")
+        self.final_path = log_path(self.directory, app_id)
+        self.path = self.final_path + IN_PROGRESS
+        self.overwrite = overwrite
+        self.log_block_updates = log_block_updates
+        if os.path.exists(self.final_path) and not overwrite:
+            raise ValueError(f"the event log {self.final_path} exists already "
+                             "(set spark.eventLog.overwrite=true to replace it)")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self.file: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 16)
+        self.last_flush = time.monotonic()
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._write(ev.log_start())
+
+    def _write(self, event: dict[str, Any]) -> None:
+        f = self.file
+        if f is None:
+            return
+        f.write(self._dumps(event))
+        f.write("\n")
+        now = time.monotonic()
+        if now - self.last_flush >= FLUSH_INTERVAL or event.get("Event") in _FLUSH_NOW:
+            f.flush()
+            self.last_flush = now
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("Event") in _BLOCK_UPDATED and not self.log_block_updates:
+            return
+        self._write(event)
+
+    def on_task_start_raw(self, raw: TaskStartRaw) -> None:
+        self._write(ev.task_start(raw))
+
+    def on_task_end_raw(self, raw: TaskEndRaw) -> None:
+        self._write(ev.task_end(raw))
+
+    def stop(self) -> None:
+        f, self.file = self.file, None
+        if f is None:
+            return
+        f.close()
+        os.replace(self.path, self.final_path)
+        log.info("Event log written to %s", self.final_path)

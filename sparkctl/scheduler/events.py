@@ -1,0 +1,279 @@
+"""Scheduler events as Apache Spark writes them in its event logs (``JsonProtocol``).
+
+Every event on the listener bus is one of these JSON objects, so an event log written by
+sparkctl opens in Spark's own History Server, and the status store reads one shape whether
+it is live or replaying a log. Field names, nesting and units are Spark's: times are epoch
+milliseconds, CPU times and the shuffle write time nanoseconds.
+
+The per-task events are posted by the runtime as compact tuples (``TaskStartRaw``,
+``TaskEndRaw``) and turned into JSON here, on the bus thread: the scheduler pays for a tuple.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import sys
+from typing import Any, Iterable, NamedTuple
+
+from sparkctl.rdd.dependencies import narrow_lineage
+
+SPARK_VERSION = "4.3.0"  # the event-log format version written (and the PySpark API followed)
+
+Event = dict[str, Any]
+
+
+def _storage_level(level: Any) -> dict[str, Any]:
+    return {"Use Disk": bool(getattr(level, "useDisk", False)), "Use Memory": bool(getattr(level, "useMemory", False)),
+            "Use Off Heap": bool(getattr(level, "useOffHeap", False)),
+            "Deserialized": bool(getattr(level, "deserialized", False)),
+            "Replication": int(getattr(level, "replication", 1))}
+
+
+def rdd_name(rdd: Any) -> str:
+    return rdd._name or type(rdd).__name__
+
+
+def rdd_info(rdd: Any, cached_partitions: int = 0) -> Event:
+    return {"RDD ID": rdd._id, "Name": rdd_name(rdd), "Callsite": getattr(rdd, "_creation_site", "") or "",
+            "Parent IDs": [d.rdd._id for d in rdd.dependencies],
+            "Storage Level": _storage_level(rdd._storage_level), "Barrier": bool(getattr(rdd, "_is_barrier", False)),
+            "DeterministicLevel": "DETERMINATE", "Number of Partitions": len(rdd.partitions),
+            "Number of Cached Partitions": cached_partitions, "Memory Size": 0, "Disk Size": 0}
+
+
+def stage_rdds(stage: Any) -> list[Any]:
+    """The RDDs a stage's tasks compute: its RDD and its narrow ancestors, up to shuffles."""
+    return list(narrow_lineage(stage.rdd))
+
+
+def stage_info(stage: Any, attempt: int, num_tasks: int | None = None, submitted: int | None = None,
+               completed: int | None = None, failure: str | None = None, name: str | None = None) -> Event:
+    info: Event = {
+        "Stage ID": stage.id, "Stage Attempt ID": max(attempt, 0), "Stage Name": name or stage_name(stage),
+        "Number of Tasks": stage.num_partitions if num_tasks is None else num_tasks,
+        "RDD Info": [rdd_info(r) for r in stage_rdds(stage)],
+        "Parent IDs": sorted(p.id for p in stage.parents),
+        "Details": getattr(stage, "details", "") or "",
+        "Accumulables": [], "Resource Profile Id": 0, "Shuffle Push Enabled": False, "Shuffle Push Mergers Count": 0,
+    }
+    if submitted is not None:
+        info["Submission Time"] = submitted
+    if completed is not None:
+        info["Completion Time"] = completed
+    if failure is not None:
+        info["Failure Reason"] = failure
+    return info
+
+
+def stage_name(stage: Any) -> str:
+    """As Spark names stages: a result stage by its job's action and line, a shuffle map
+    stage by the call that created the RDD the shuffle reads from."""
+    site = getattr(stage, "call_site", None)
+    if site:
+        return str(site)
+    rdd = stage.rdd
+    return getattr(rdd, "_creation_site", "") or rdd_name(rdd)
+
+
+def properties(props: dict[str, str] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (props or {}).items()}
+
+
+# ----------------------------------------------------------------- application
+def log_start() -> Event:
+    return {"Event": "SparkListenerLogStart", "Spark Version": SPARK_VERSION}
+
+
+def application_start(name: str, app_id: str, ts: int, user: str) -> Event:
+    return {"Event": "SparkListenerApplicationStart", "App Name": name, "App ID": app_id, "Timestamp": ts,
+            "User": user}
+
+
+def application_end(ts: int, exit_code: int | None = None) -> Event:
+    ev: Event = {"Event": "SparkListenerApplicationEnd", "Timestamp": ts}
+    if exit_code is not None:
+        ev["ExitCode"] = exit_code
+    return ev
+
+
+def environment_update(spark_properties: Iterable[tuple[str, str]]) -> Event:
+    return {
+        "Event": "SparkListenerEnvironmentUpdate",
+        # Spark reports its JVM; we report the Python that runs the driver, in the same slots.
+        "JVM Information": {"Java Version": f"Python {platform.python_version()}", "Java Home": sys.prefix,
+                            "Scala Version": f"sparkctl on {platform.python_implementation()}"},
+        "Spark Properties": {k: v for k, v in spark_properties},
+        "Hadoop Properties": {},
+        "System Properties": {"user.name": _user(), "os.name": platform.system(), "os.version": platform.release(),
+                              "python.executable": sys.executable, "user.dir": os.getcwd()},
+        "Metrics Properties": {},
+        "Classpath Entries": {p: "Python Path" for p in sys.path if p},
+    }
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def executor_added(ts: int, executor_id: str, host: str, cores: int, log_urls: dict[str, str] | None) -> Event:
+    return {"Event": "SparkListenerExecutorAdded", "Timestamp": ts, "Executor ID": executor_id,
+            "Executor Info": {"Host": host, "Total Cores": cores, "Log Urls": dict(log_urls or {}), "Attributes": {},
+                              "Resources": {}, "Resource Profile Id": 0}}
+
+
+def executor_removed(ts: int, executor_id: str, reason: str) -> Event:
+    return {"Event": "SparkListenerExecutorRemoved", "Timestamp": ts, "Executor ID": executor_id,
+            "Removed Reason": reason}
+
+
+def block_manager_added(ts: int, executor_id: str, host: str, port: int, max_mem: int) -> Event:
+    return {"Event": "SparkListenerBlockManagerAdded", "Block Manager ID": {"Executor ID": executor_id,
+                                                                            "Host": host, "Port": port},
+            "Maximum Memory": max_mem, "Timestamp": ts, "Maximum Onheap Memory": max_mem,
+            "Maximum Offheap Memory": 0}
+
+
+def unpersist_rdd(rdd_id: int) -> Event:
+    return {"Event": "SparkListenerUnpersistRDD", "RDD ID": rdd_id}
+
+
+# ----------------------------------------------------------------- jobs and stages
+def job_start(job_id: int, ts: int, stages: list[Any], props: dict[str, str] | None) -> Event:
+    infos = [stage_info(st, st.attempt if st.attempt >= 0 else 0) for st in sorted(stages, key=lambda s: s.id)]
+    return {"Event": "SparkListenerJobStart", "Job ID": job_id, "Submission Time": ts, "Stage Infos": infos,
+            "Stage IDs": [i["Stage ID"] for i in infos], "Properties": properties(props)}
+
+
+def job_end(job_id: int, ts: int, error: BaseException | None) -> Event:
+    if error is None:
+        result: Event = {"Result": "JobSucceeded"}
+    else:
+        result = {"Result": "JobFailed", "Exception": {"Message": f"{type(error).__name__}: {error}",
+                                                       "Stack Trace": []}}
+    return {"Event": "SparkListenerJobEnd", "Job ID": job_id, "Completion Time": ts, "Job Result": result}
+
+
+def stage_submitted(info: Event, props: dict[str, str] | None) -> Event:
+    return {"Event": "SparkListenerStageSubmitted", "Stage Info": info, "Properties": properties(props)}
+
+
+def stage_completed(info: Event) -> Event:
+    return {"Event": "SparkListenerStageCompleted", "Stage Info": info}
+
+
+# ----------------------------------------------------------------- tasks
+class TaskStartRaw(NamedTuple):
+    ts: int
+    stage_id: int
+    stage_attempt: int
+    task_id: int
+    task_index: int
+    attempt: int
+    partition: int
+    executor_id: str
+    host: str
+    locality: str
+    speculative: bool
+
+
+class TaskEndRaw(NamedTuple):
+    ts: int
+    start: TaskStartRaw
+    is_map: bool
+    state: str  # FINISHED, FAILED, KILLED, FETCH_FAILED (sparkctl.scheduler.messages)
+    error_type: str
+    error_message: str
+    traceback: str
+    metrics: dict[str, int] | None
+    result_size: int
+
+
+def _task_info(s: TaskStartRaw, finish: int = 0, failed: bool = False, killed: bool = False) -> Event:
+    return {"Task ID": s.task_id, "Index": s.task_index, "Attempt": s.attempt, "Partition ID": s.partition,
+            "Launch Time": s.ts, "Executor ID": s.executor_id, "Host": s.host, "Locality": s.locality,
+            "Speculative": s.speculative, "Getting Result Time": 0, "Finish Time": finish, "Failed": failed,
+            "Killed": killed, "Accumulables": []}
+
+
+def task_start(raw: TaskStartRaw) -> Event:
+    return {"Event": "SparkListenerTaskStart", "Stage ID": raw.stage_id, "Stage Attempt ID": raw.stage_attempt,
+            "Task Info": _task_info(raw)}
+
+
+def task_metrics(m: dict[str, int] | None, result_size: int, run_ms: int) -> Event:
+    g = (m or {}).get
+    return {
+        "Executor Deserialize Time": g("executorDeserializeTime", 0),
+        "Executor Deserialize CPU Time": g("executorDeserializeCpuTime", 0),
+        "Executor Run Time": g("executorRunTime", run_ms),
+        "Executor CPU Time": g("executorCpuTime", 0),
+        "Peak Execution Memory": g("peakExecutionMemory", 0),
+        "Result Size": g("resultSize", result_size),
+        "JVM GC Time": g("jvmGcTime", 0),
+        "Result Serialization Time": g("resultSerializationTime", 0),
+        "Memory Bytes Spilled": g("memoryBytesSpilled", 0),
+        "Disk Bytes Spilled": g("diskBytesSpilled", 0),
+        "Shuffle Read Metrics": {
+            "Remote Blocks Fetched": g("shuffleRemoteBlocksFetched", 0),
+            "Local Blocks Fetched": g("shuffleLocalBlocksFetched", 0),
+            "Fetch Wait Time": g("shuffleFetchWaitTime", 0),
+            "Remote Bytes Read": g("shuffleRemoteBytesRead", 0),
+            "Remote Bytes Read To Disk": g("shuffleRemoteBytesReadToDisk", 0),
+            "Local Bytes Read": g("shuffleLocalBytesRead", 0),
+            "Total Records Read": g("shuffleRecordsRead", 0),
+            "Remote Requests Duration": 0,
+        },
+        "Shuffle Write Metrics": {
+            "Shuffle Bytes Written": g("shuffleBytesWritten", 0),
+            "Shuffle Write Time": g("shuffleWriteTime", 0),
+            "Shuffle Records Written": g("shuffleRecordsWritten", 0),
+        },
+        "Input Metrics": {"Bytes Read": g("inputBytesRead", 0), "Records Read": g("inputRecordsRead", 0)},
+        "Output Metrics": {"Bytes Written": g("outputBytesWritten", 0), "Records Written": g("outputRecordsWritten", 0)},
+        "Updated Blocks": [],
+    }
+
+
+def _end_reason(raw: TaskEndRaw) -> Event:
+    if raw.state == "FINISHED":
+        return {"Reason": "Success"}
+    if raw.state == "KILLED":
+        return {"Reason": "TaskKilled", "Kill Reason": raw.error_message or "killed", "Accumulator Updates": []}
+    if raw.state == "FETCH_FAILED":
+        return {"Reason": "FetchFailed", "Block Manager Address": None, "Shuffle ID": -1, "Map ID": -1,
+                "Map Index": -1, "Reduce ID": -1, "Message": raw.error_message}
+    if raw.error_type == "ExecutorLost":
+        return {"Reason": "ExecutorLostFailure", "Executor ID": raw.start.executor_id, "Exit Caused By App": True,
+                "Loss Reason": raw.error_message}
+    full = f"{raw.error_type}: {raw.error_message}"
+    return {"Reason": "ExceptionFailure", "Class Name": raw.error_type or "Exception",
+            "Description": raw.error_message,
+            "Stack Trace": [],
+            "Full Stack Trace": f"{raw.traceback}" if raw.traceback else full,
+            "Accumulator Updates": []}
+
+
+def task_end(raw: TaskEndRaw) -> Event:
+    s = raw.start
+    ok = raw.state == "FINISHED"
+    return {"Event": "SparkListenerTaskEnd", "Stage ID": s.stage_id, "Stage Attempt ID": s.stage_attempt,
+            "Task Type": "ShuffleMapTask" if raw.is_map else "ResultTask",
+            "Task End Reason": _end_reason(raw),
+            "Task Info": _task_info(s, raw.ts, failed=not ok and raw.state != "KILLED", killed=raw.state == "KILLED"),
+            "Task Executor Metrics": {},
+            "Task Metrics": task_metrics(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0))}
+
+
+def convert(raw: Any) -> Event | None:
+    """The bus's converter: a raw tuple from the runtime to its Spark JSON object."""
+    if isinstance(raw, TaskEndRaw):
+        return task_end(raw)
+    if isinstance(raw, TaskStartRaw):
+        return task_start(raw)
+    if callable(raw):  # an event built late, off the scheduler's lock
+        return raw()  # type: ignore[no-any-return]
+    raise TypeError(f"unknown raw listener event {type(raw).__name__}")

@@ -1,0 +1,109 @@
+"""An application's live UI and event log: the listener bus and what hangs off it.
+
+```
+ SparkContext ──start_app_ui──▶ SparkUI
+                                  ├─ LiveListenerBus  ◀── runtime.events (SchedulerEvents)
+                                  ├─ AppStatusListener ──▶ UIServer (spark.ui.port, /api/v1)
+                                  └─ EventLoggingListener (spark.eventLog.enabled)
+```
+``spark.ui.enabled`` (default true) starts the UI server; ``spark.eventLog.enabled`` (default
+false) writes the event log. With both off there is no bus and the scheduler posts nothing.
+The settings the UI shows and the event log records are redacted first: a key or value
+matching ``spark.redaction.regex`` shows as ``*********(redacted)``, as in Spark.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+from sparkctl.scheduler import events as ev
+from sparkctl.scheduler.event_logging import EventLoggingListener
+from sparkctl.scheduler.event_poster import SchedulerEvents, now_ms
+from sparkctl.scheduler.listener import LiveListenerBus
+from sparkctl.ui.server import UIServer, start_ui_server
+from sparkctl.ui.status_listener import AppStatusListener
+
+log = logging.getLogger("sparkctl.ui")
+
+DEFAULT_REDACTION = r"(?i)secret|password|token|access[.]?key"
+REDACTED = "*********(redacted)"
+DEFAULT_UI_PORT = 4040
+
+
+def redact(pairs: list[tuple[str, str]], pattern: str | None) -> list[tuple[str, str]]:
+    try:
+        rx = re.compile(pattern or DEFAULT_REDACTION)
+    except re.error as e:
+        raise ValueError(f"spark.redaction.regex={pattern!r} is not a regular expression: {e}") from None
+    return [(k, REDACTED if rx.search(k) or rx.search(v) else v) for k, v in pairs]
+
+
+class SparkUI:
+    """The bus, the status listener, the UI server and the event log of one application."""
+
+    def __init__(self, bus: LiveListenerBus, status: AppStatusListener | None, server: UIServer | None,
+                 event_log: EventLoggingListener | None) -> None:
+        self.bus = bus
+        self.status = status
+        self.server = server
+        self.event_log = event_log
+
+    @property
+    def web_url(self) -> str | None:
+        return self.server.url if self.server is not None else None
+
+    def post(self, event: dict[str, Any]) -> None:
+        self.bus.post_now(event)
+
+    def stop(self, exit_code: int | None = 0) -> None:
+        self.bus.post(ev.application_end(now_ms(), exit_code))
+        self.bus.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time: int, user: str) -> SparkUI | None:
+    """Start what ``conf`` asks for and point ``runtime`` at the bus; None if nothing is on."""
+    ui_enabled = conf.get_bool("spark.ui.enabled", True)
+    log_enabled = conf.get_bool("spark.eventLog.enabled", False)
+    if not ui_enabled and not log_enabled:
+        return None
+    bus = LiveListenerBus(ev.convert)
+    status = server = event_log = None
+    if ui_enabled:
+        status = AppStatusListener(retained_jobs=conf.get_int("spark.ui.retainedJobs", 1000),
+                                   retained_stages=conf.get_int("spark.ui.retainedStages", 1000),
+                                   retained_tasks=conf.get_int("spark.ui.retainedTasks", 100000))
+        bus.add_listener(status)
+        host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
+        port = conf.get_int("spark.ui.port", DEFAULT_UI_PORT)
+        lookup = {app_id: status}
+        server = start_ui_server(host, port, lambda: lookup, title=f"{app_name} - sparkctl UI",
+                                 max_retries=conf.get_int("spark.port.maxRetries", 16),
+                                 allowed=conf.get("spark.ui.allowedHosts"))
+    if log_enabled:
+        directory = conf.get("spark.eventLog.dir") or "/tmp/spark-events"
+        event_log = EventLoggingListener(directory, app_id, conf.get_bool("spark.eventLog.overwrite", False),
+                                         conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False))
+        bus.add_listener(event_log)
+    ui = SparkUI(bus, status, server, event_log)
+    settings = [(k, str(v)) for k, v in conf.getAll()]
+    settings += [("spark.app.id", app_id), ("spark.app.name", app_name), ("spark.app.startTime", str(start_time))]
+    if ui.web_url:
+        settings.append(("spark.ui.port", str(server.port if server else "")))
+    settings = sorted(dict(settings).items())
+    host, port = runtime.address
+    bus.post(ev.block_manager_added(start_time, "driver", host, port, 0))
+    bus.post(ev.environment_update(redact(settings, conf.get("spark.redaction.regex"))))
+    bus.post(ev.application_start(app_name, app_id, start_time, user))
+    runtime.events = SchedulerEvents(bus)
+    bus.start()
+    if ui.web_url:
+        log.info("Spark UI of %s available at %s", app_name, ui.web_url)
+    if event_log is not None:
+        log.info("Logging events to %s", event_log.path)
+    return ui
+
+
