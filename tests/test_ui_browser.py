@@ -1,0 +1,409 @@
+"""The UI's pages in a real browser: headless Chromium loads the live UI of a running
+sparkctl application and the history server's pages of a finished one, and the tests read
+back the DOM the pages' scripts built (tests/browser.py).
+
+The reference is the REST API the pages read: the DAG picture has the stages, RDDs and
+edges of ``/sparkctl/dag``, the task table has the rows of ``taskList``, the quantiles are
+``taskSummary``'s, and so on, with the raw numbers in ``data-value`` attributes. Every page
+must draw (``data-ui-state="ready"``) with no JavaScript error, no request the
+Content-Security-Policy blocked and no failed API call.
+
+The application runs two jobs over one shuffle (the second reuses it, so its map stage is
+skipped), a job whose task fails once and is retried (an error with its traceback), a
+cached RDD and a described job; then it waits for a flag file, so the live UI stays up.
+
+Without Chromium these tests skip, except in CI (``CI`` set), where .ci/run installs it and
+a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.browser import Chromium, Node, PageDump, find_chromium
+from tests.clusters import ROOT, wait_for
+
+SECRET_VALUE = "hunter2-not-for-pages"
+
+APP = r'''
+import os, sys, time
+from operator import add
+from sparkctl import SparkConf, SparkContext, TaskContext
+
+base, wait = sys.argv[1], sys.argv[2] == "wait"
+conf = (SparkConf().setMaster("local[2,2]").setAppName("ui <b>browser</b> test")
+        .set("spark.ui.port", "0").set("spark.ui.showConsoleProgress", "false")
+        .set("spark.eventLog.enabled", "true").set("spark.eventLog.dir", os.path.join(base, "events"))
+        .set("spark.test.db.password", "SECRET"))
+sc = SparkContext(conf=conf)
+pairs = sc.parallelize(range(1000), 4).map(lambda x: (x % 10, x)).reduceByKey(add, 3)
+assert len(pairs.collect()) == 10          # job 0: map stage + result stage
+assert pairs.count() == 10                  # job 1: the map stage is skipped (its shuffle is reused)
+
+def fail_first_attempt(x):
+    ctx = TaskContext.get()
+    if ctx.partitionId() == 1 and ctx.attemptNumber() == 0:
+        raise ValueError("first attempt fails <script>window.injected = 1</script>")
+    return x
+
+assert sc.parallelize(range(8), 2).map(fail_first_attempt).sum() == 28   # job 2: one failed attempt
+cached = sc.parallelize(range(100), 2).setName("cached <i>numbers</i>").cache()
+assert cached.count() == 100                # job 3: cached blocks
+sc.setJobDescription("a described job")
+assert sc.parallelize(range(10), 2).sum() == 45   # job 4
+with open(os.path.join(base, "ready.tmp"), "w") as f:
+    f.write(sc.uiWebUrl + "\n" + sc.applicationId)
+os.rename(os.path.join(base, "ready.tmp"), os.path.join(base, "ready"))
+deadline = time.monotonic() + 300
+while wait and not os.path.exists(os.path.join(base, "stop")) and time.monotonic() < deadline:
+    time.sleep(0.05)
+sc.stop()
+'''.replace("SECRET", SECRET_VALUE)
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed, and in CI it must be (.ci/run installs the chromium package)")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the browser tests need it")
+    b = Chromium(binary, tmp_path_factory.mktemp("chromium"))
+    yield b
+    left = b.processes_left()
+    b.close()
+    assert not left, f"Chromium processes outlived their run: {left}"
+
+
+class App:
+    """The test application in its own process, and what it printed."""
+
+    def __init__(self, base: Path, wait: bool) -> None:
+        self.base = base
+        script = base / "ui_app.py"
+        script.write_text(APP)
+        (base / "events").mkdir()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for k in ("SPARKCTL_MASTER", "SPARKCTL_SECRET"):
+            env.pop(k, None)
+        self.log = open(base / "app.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(base), "wait" if wait else "end"],
+                                     cwd=base, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        ready = base / "ready"
+        wait_for(lambda: ready.exists() or self.proc.poll() is not None, 90, "the test application to run its jobs")
+        assert ready.exists(), f"the test application failed:\n{(base / 'app.log').read_text()[-4000:]}"
+        self.url, self.app_id = ready.read_text().split("\n")
+
+    def api(self, path: str) -> Any:
+        return fetch_json(f"{self.url}/api/v1/applications/{self.app_id}{path}")
+
+    def finish(self, timeout: float = 60) -> None:
+        (self.base / "stop").touch()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        finally:
+            self.log.close()
+        assert self.proc.returncode == 0, f"the test application failed:\n{(self.base / 'app.log').read_text()[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    a = App(tmp_path_factory.mktemp("ui-app"), wait=True)
+    yield a
+    a.finish()
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def dump(browser: Chromium, url: str, budget_ms: int = 3000) -> PageDump:
+    page = browser.dump_dom(url, budget_ms)
+    page.assert_clean()
+    return page
+
+
+def ints(nodes: list[Node], attr: str) -> list[int]:
+    return [int(n.attrs[attr]) for n in nodes]
+
+
+def value(td: Node) -> float:
+    return float(td.attrs["data-value"])
+
+
+# ---------------------------------------------------------------------------- the live UI
+@pytest.mark.timeout(120)
+def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app: App) -> None:
+    page = dump(browser, app.url + "/jobs/")
+    jobs = {j["jobId"]: j for j in app.api("/jobs")}
+    assert len(jobs) == 5
+    rows = page.doc.find_all("tr", data_job_id=True)
+    assert sorted(ints(rows, "data-job-id")) == sorted(jobs)
+    for row in rows:
+        j = jobs[int(row.attrs["data-job-id"])]
+        assert row.attrs["data-status"] == j["status"] == "SUCCEEDED"
+        bar = row.cell("tasks").find("div", class_="progress")
+        assert int(bar.attrs["data-completed"]) == j["numCompletedIndices"]
+        assert int(bar.attrs["data-total"]) == j["numTasks"] - j["numSkippedTasks"]
+    assert "(1 skipped)" in next(r for r in rows if r.attrs["data-job-id"] == "1").cell("stages").text()
+    failed_job = next(r for r in rows if r.attrs["data-job-id"] == "2")
+    assert "(1 failed)" in failed_job.cell("tasks").text()
+    described = next(r for r in rows if r.attrs["data-job-id"] == "4").cell("description")
+    assert described.find("a").text() == "a described job"
+    assert described.find("a").attrs["href"] == "/jobs/job/?id=4"
+
+    timeline = page.doc.find("svg", class_="timeline")
+    assert int(timeline.attrs["data-jobs"]) == len(jobs)
+    assert sorted(ints(timeline.find_all("g", class_="tl-job"), "data-job-id")) == sorted(jobs)
+    executors = app.api("/allexecutors")
+    added = timeline.find_all("g", data_event="added")
+    assert sorted(n.attrs["data-executor-id"] for n in added) == sorted(e["id"] for e in executors)
+
+    # the application's name is text, never markup, and the nav bar marks the page
+    assert page.doc.find("span", id="app-name").find("span", class_="app-title").text() == "ui <b>browser</b> test"
+    assert not page.doc.find("header").find_all("b")
+    assert page.doc.find("a", class_="active").attrs["data-tab"] == "jobs"
+
+
+@pytest.mark.timeout(120)
+def test_job_page_draws_the_dag_with_the_skipped_stage(browser: Chromium, app: App) -> None:
+    job = app.api("/jobs/1")
+    dag = fetch_json(f"{app.url}/api/v1/applications/{app.app_id}/sparkctl/dag?job=1")
+    page = dump(browser, app.url + "/jobs/job/?id=1")
+    svg = page.doc.find("svg", class_="dag")
+
+    boxes = svg.find_all("g", class_="dag-stage")
+    assert {(int(b.attrs["data-stage-id"]), b.attrs["data-status"]) for b in boxes} == \
+        {(s["stageId"], s["status"]) for s in dag["stages"]}
+    assert sorted(s["status"] for s in dag["stages"]) == ["COMPLETE", "SKIPPED"]
+    assert sorted(s["stageId"] for s in dag["stages"]) == sorted(job["stageIds"])
+
+    nodes = svg.find_all("g", class_="dag-rdd")
+    assert sorted((int(n.attrs["data-stage-id"]), int(n.attrs["data-rdd-id"])) for n in nodes) == \
+        sorted((s["stageId"], r["id"]) for s in dag["stages"] for r in s["rdds"])
+    assert int(svg.attrs["data-rdds"]) == len(nodes)
+
+    # one edge per parent that is in the picture; those between stages are the shuffle's
+    stage_of = {r["id"]: s["stageId"] for s in dag["stages"] for r in s["rdds"]}
+    expected = {(p, r["id"], stage_of[p] != s["stageId"]) for s in dag["stages"] for r in s["rdds"]
+                for p in r["parentIds"] if p in stage_of}
+    edges = svg.find_all("path", class_="dag-edge")
+    assert {(int(e.attrs["data-from"]), int(e.attrs["data-to"]), "shuffle" in e.attrs["class"].split())
+            for e in edges} == expected
+    assert any(crossing for *_, crossing in expected), "the DAG of job 1 has no shuffle edge"
+    # each node's label is its RDD's name and id, as text
+    for s in dag["stages"]:
+        for r in s["rdds"]:
+            node = svg.find("g", data_rdd_id=str(r["id"]), data_stage_id=str(s["stageId"]))
+            assert node.find("title").text().startswith(f"{r['name']} [{r['id']}]\n{r['callsite']}")
+
+    # the job's stage tables: the skipped stage among "Skipped Stages"
+    rows = page.doc.find_all("tr", data_stage_id=True)
+    assert sorted(ints(rows, "data-stage-id")) == sorted(job["stageIds"])
+    skipped = page.doc.find("table", id="job-skipped-stages-table").find_all("tr", data_stage_id=True)
+    assert [r.attrs["data-status"] for r in skipped] == ["SKIPPED"]
+
+
+@pytest.mark.timeout(120)
+def test_stage_page_shows_tasks_quantiles_and_a_failed_attempt(browser: Chromium, app: App) -> None:
+    stage_id = app.api("/jobs/2")["stageIds"][0]
+    base = f"/stages/{stage_id}/0"
+    stage = app.api(base)
+    tasks = app.api(base + "/taskList?offset=0&length=100&sortBy=ID")
+    summary = app.api(base + "/taskSummary?quantiles=0.0,0.25,0.5,0.75,1.0")
+    page = dump(browser, f"{app.url}/stages/stage/?id={stage_id}&attempt=0")
+
+    rows = page.doc.find("table", id="tasks").find_all("tr", data_task_id=True)
+    assert ints(rows, "data-task-id") == [t["taskId"] for t in tasks]
+    assert len(tasks) == 3 and sorted(t["status"] for t in tasks) == ["FAILED", "SUCCESS", "SUCCESS"]
+    for row, t in zip(rows, tasks):
+        assert row.attrs["data-status"] == t["status"]
+        assert row.cell("index").text() == str(t["index"])
+        assert row.cell("attempt").text() == str(t["attempt"])
+        assert row.cell("executor").text() == t["executorId"]
+        assert row.cell("host").text() == t["host"]
+        assert row.cell("locality").text() == t["taskLocality"]
+        assert value(row.cell("duration")) == t["duration"]
+        assert re.fullmatch(r"\d+ ms|\d+\.\d s", row.cell("duration").text())
+        assert value(row.cell("result-size")) == t["taskMetrics"]["resultSize"]
+        if t["status"] == "FAILED":
+            cell = row.cell("error").find("details", class_="error-cell")
+            assert cell.find("summary").text() == "ValueError: first attempt fails <script>window.injected = 1</script>"
+            assert cell.find("pre", class_="stacktrace").text() == t["errorMessage"]
+            assert "Traceback" in t["errorMessage"]
+        else:
+            assert row.cell("error").text() == ""
+    assert not page.doc.find("main").find_all("script"), "an error message became markup"
+
+    quantiles = page.doc.find("table", id="task-summary")
+    duration = summary.get("duration") or summary["executorRunTime"]
+    assert [value(td) for td in quantiles.find("tr", data_metric="duration").find_all("td")] == duration
+    assert [value(td) for td in quantiles.find("tr", data_metric="result-size").find_all("td")] == summary["resultSize"]
+    assert [value(td) for td in quantiles.find("tr", data_metric="scheduler-delay").find_all("td")] == \
+        summary["schedulerDelay"]
+
+    by_executor = page.doc.find("table", id="stage-executors").find_all("tr", data_executor_id=True)
+    assert sorted(r.attrs["data-executor-id"] for r in by_executor) == sorted(stage["executorSummary"])
+    for r in by_executor:
+        s = stage["executorSummary"][r.attrs["data-executor-id"]]
+        assert (value(r.cell("succeeded")), value(r.cell("failed"))) == (s["succeededTasks"], s["failedTasks"])
+
+    focus = page.doc.find("svg", class_="dag").find("g", class_="focus")
+    assert focus.attrs["data-stage-id"] == str(stage_id)
+
+
+@pytest.mark.timeout(120)
+def test_shuffle_stages_show_their_reads_and_writes(browser: Chromium, app: App) -> None:
+    map_stage, reduce_stage = sorted(app.api("/jobs/0")["stageIds"])
+    for stage_id, column, metric in ((map_stage, "shuffle-write", "shuffle-write"),
+                                     (reduce_stage, "shuffle-read", "shuffle-read")):
+        tasks = app.api(f"/stages/{stage_id}/0/taskList?offset=0&length=100&sortBy=ID")
+        summary = app.api(f"/stages/{stage_id}/0/taskSummary?quantiles=0.0,0.25,0.5,0.75,1.0")
+        page = dump(browser, f"{app.url}/stages/stage/?id={stage_id}&attempt=0")
+        rows = page.doc.find("table", id="tasks").find_all("tr", data_task_id=True)
+        assert ints(rows, "data-task-id") == [t["taskId"] for t in tasks]
+        for row, t in zip(rows, tasks):
+            m = t["taskMetrics"]
+            want = (m["shuffleWriteMetrics"]["bytesWritten"] if column == "shuffle-write" else
+                    m["shuffleReadMetrics"]["localBytesRead"] + m["shuffleReadMetrics"]["remoteBytesRead"])
+            assert want > 0 and value(row.cell(column)) == want
+            assert re.fullmatch(r"[\d.]+ (B|KiB|MiB) / \d+", row.cell(column).text())
+        q = summary["shuffleWriteMetrics"]["writeBytes"] if column == "shuffle-write" else \
+            summary["shuffleReadMetrics"]["readBytes"]
+        row = page.doc.find("table", id="task-summary").find("tr", data_metric=metric)
+        assert [value(td) for td in row.find_all("td")] == q
+
+
+@pytest.mark.timeout(120)
+def test_storage_environment_and_executors_pages(browser: Chromium, app: App) -> None:
+    rdds = app.api("/storage/rdd")
+    assert [r["name"] for r in rdds] == ["cached <i>numbers</i>"]
+    page = dump(browser, app.url + "/storage/")
+    rows = page.doc.find_all("tr", data_rdd_id=True)
+    assert ints(rows, "data-rdd-id") == [rdds[0]["id"]]
+    assert rows[0].cell("name").find("a").text() == "cached <i>numbers</i>"
+    assert rows[0].cell("cached").text() == "2 / 2"
+
+    detail = app.api(f"/storage/rdd/{rdds[0]['id']}")
+    page = dump(browser, f"{app.url}/storage/rdd/?id={rdds[0]['id']}")
+    parts = page.doc.find("table", id="rdd-partitions-table").find_all("td", data_col="block")
+    assert [p.text() for p in parts] == [p["blockName"] for p in detail["partitions"]]
+
+    env = app.api("/environment")
+    page = dump(browser, app.url + "/environment/")
+    for key in ("sparkProperties", "systemProperties"):
+        table = page.doc.find("table", id=f"env-{key}-table")
+        assert int(table.attrs["data-rows"]) == len(env[key]) > 0
+    names = [td.text() for td in page.doc.find("table", id="env-sparkProperties-table").find_all("td", data_col="name")]
+    assert "spark.app.name" in names and "spark.test.db.password" in names
+    assert SECRET_VALUE not in page.html, "a secret setting reached the page"
+
+    executors = app.api("/allexecutors")
+    page = dump(browser, app.url + "/executors/")
+    rows = page.doc.find("table", id="executors").find_all("tr", data_executor_id=True)
+    assert sorted(r.attrs["data-executor-id"] for r in rows) == sorted(e["id"] for e in executors)
+    for r in rows:
+        e = next(x for x in executors if x["id"] == r.attrs["data-executor-id"])
+        assert value(r.cell("completed")) == e["completedTasks"]
+        assert value(r.cell("failed")) == e["failedTasks"]
+        assert value(r.cell("cores")) == e["totalCores"]
+    total = page.doc.find("table", id="executor-totals").find("tr", data_row="total").find_all("td")
+    assert value(total[0]) == len(executors)
+
+
+@pytest.mark.timeout(120)
+def test_live_pages_keep_polling(browser: Chromium, app: App) -> None:
+    """While the application runs, a page redraws itself every 2 s (virtual time here)."""
+    page = dump(browser, app.url + "/stages/", budget_ms=4500)
+    assert int(page.root_attrs["data-renders"]) >= 2
+    assert page.root_attrs["data-polling"] == "on"
+
+
+@pytest.mark.timeout(120)
+def test_screenshot_of_a_stage_dag(browser: Chromium, app: App, tmp_path: Path) -> None:
+    """Screenshots work (README's pictures are made this way: set SPARKCTL_UI_SCREENSHOTS
+    to a directory, e.g. docs/img, to write them there)."""
+    out = Path(os.environ.get("SPARKCTL_UI_SCREENSHOTS") or tmp_path)
+    stage_id = max(app.api("/jobs/0")["stageIds"])
+    shots = [(app.url + "/jobs/", out / "jobs.png", 1280, 860),
+             (f"{app.url}/stages/stage/?id={stage_id}&attempt=0", out / "stage-dag.png", 1280, 1100)]
+    for url, path, width, height in shots:
+        browser.screenshot(url, path, width, height)
+        head = path.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", head[16:24]) == (width, height)
+
+
+# ---------------------------------------------------------------------------- the history server
+@pytest.mark.timeout(180)
+def test_history_server_pages(browser: Chromium, tmp_path: Path) -> None:
+    ended = App(tmp_path, wait=False)
+    ended.finish()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK", "PYSPARK"))}
+    env.update(PYTHONPATH=str(ROOT), SPARKCTL_CONF_DIR=str(tmp_path / "conf"), SPARKCTL_PID_DIR=str(tmp_path / "pids"),
+               SPARKCTL_LOG_DIR=str(tmp_path / "logs"), SPARKCTL_WORK_DIR=str(tmp_path / "work"))
+    (tmp_path / "conf").mkdir()
+
+    def history(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(ROOT / "bin" / "sparkctl"), "history", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    r = history("start", "--host", "127.0.0.1", "--port", "0", "--log-directory", str(tmp_path / "events"),
+                "--update-interval", "0.5")
+    assert r.returncode == 0, f"sparkctl history start failed:\n{r.stdout}\n{r.stderr}"
+    try:
+        found = re.search(r"http://127\.0\.0\.1:\d+", r.stdout)
+        assert found, r.stdout
+        url = found.group(0)
+
+        def completed() -> bool:
+            apps = fetch_json(url + "/api/v1/applications")
+            return any(a["id"] == ended.app_id and a["attempts"][0]["completed"] for a in apps)
+        wait_for(completed, 60, "the history server to list the application as completed")
+
+        page = dump(browser, url + "/")
+        rows = page.doc.find("table", id="completed-apps-table").find_all("tr", data_app_id=True)
+        assert [r.attrs["data-app-id"] for r in rows] == [ended.app_id]
+        link = rows[0].cell("id").find("a")
+        assert link.attrs["href"] == f"/history/{ended.app_id}/jobs/"
+        assert rows[0].cell("name").text() == "ui <b>browser</b> test"
+        assert page.root_attrs["data-polling"] == "stopped"
+
+        api = f"{url}/api/v1/applications/{ended.app_id}"
+        root = f"{url}/history/{ended.app_id}"
+        jobs = fetch_json(api + "/jobs")
+        page = dump(browser, root + "/jobs/")
+        assert sorted(ints(page.doc.find_all("tr", data_job_id=True), "data-job-id")) == sorted(j["jobId"] for j in jobs)
+        assert page.root_attrs["data-polling"] == "stopped"  # a completed application's page stops polling
+        assert page.doc.find("a", class_="job-link").attrs["href"].startswith(f"/history/{ended.app_id}/jobs/job/?id=")
+
+        dag = fetch_json(api + "/sparkctl/dag?job=1")
+        page = dump(browser, root + "/jobs/job/?id=1")
+        boxes = page.doc.find("svg", class_="dag").find_all("g", class_="dag-stage")
+        assert {(int(b.attrs["data-stage-id"]), b.attrs["data-status"]) for b in boxes} == \
+            {(s["stageId"], s["status"]) for s in dag["stages"]}
+
+        stage_id = fetch_json(api + "/jobs/2")["stageIds"][0]
+        tasks = fetch_json(api + f"/stages/{stage_id}/0/taskList?offset=0&length=100&sortBy=ID")
+        page = dump(browser, f"{root}/stages/stage/?id={stage_id}&attempt=0")
+        assert ints(page.doc.find("table", id="tasks").find_all("tr", data_task_id=True), "data-task-id") == \
+            [t["taskId"] for t in tasks]
+        for name in ("stages/", "storage/", "environment/", "executors/"):
+            dump(browser, f"{root}/{name}")
+    finally:
+        stopped = history("stop")
+        assert stopped.returncode == 0, stopped.stderr
