@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["sparkctl", "sparkctl.*"]),
+    # the web UI's pages, scripts and styles, served by sparkctl/ui/server.py from the package
+    package_data={"sparkctl.ui": ["static/*"]},
     install_requires=[
         "click>=8.1",
         "cloudpickle>=2.2",
