@@ -75,8 +75,11 @@ def metrics_from_flat(m: dict[str, int] | None, result_size: int, run_ms: int) -
         return tuple(base)
     get = m.get
     vals = [get(k, 0) for k in METRIC_KEYS]
-    if not vals[M["resultSize"]]:
+    # the defaults the event log's JSON takes too (sparkctl.scheduler.events.task_metrics)
+    if "resultSize" not in m:
         vals[M["resultSize"]] = result_size
+    if "executorRunTime" not in m:
+        vals[M["executorRunTime"]] = run_ms
     return tuple(int(v) for v in vals)
 
 
