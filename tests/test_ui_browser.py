@@ -35,7 +35,7 @@ from tests.clusters import ROOT, wait_for
 SECRET_VALUE = "hunter2-not-for-pages"
 
 APP = r'''
-import os, sys, time
+import os, sys, threading, time
 from operator import add
 from sparkctl import SparkConf, SparkContext, TaskContext
 
@@ -60,12 +60,33 @@ cached = sc.parallelize(range(100), 2).setName("cached <i>numbers</i>").cache()
 assert cached.count() == 100                # job 3: cached blocks
 sc.setJobDescription("a described job")
 assert sc.parallelize(range(10), 2).sum() == 45   # job 4
+sc.setJobDescription(None)
+stop_flag = os.path.join(base, "stop")
+
+def until_stopped(x):
+    deadline = time.monotonic() + 300
+    while not os.path.exists(stop_flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return (x % 2, x)
+
+running = []
+if wait:  # job 5 runs until the test ends: 2 of its 4 map tasks hold both slots
+    job = threading.Thread(target=lambda: running.append(
+        sc.parallelize(range(4), 4).map(until_stopped).groupByKey().count()))
+    job.start()
+    while len(sc.statusTracker().getActiveStageIds()) == 0:
+        time.sleep(0.02)
+    while sc.statusTracker().getStageInfo(sc.statusTracker().getActiveStageIds()[0]).numActiveTasks < 2:
+        time.sleep(0.02)
 with open(os.path.join(base, "ready.tmp"), "w") as f:
     f.write(sc.uiWebUrl + "\n" + sc.applicationId)
 os.rename(os.path.join(base, "ready.tmp"), os.path.join(base, "ready"))
 deadline = time.monotonic() + 300
-while wait and not os.path.exists(os.path.join(base, "stop")) and time.monotonic() < deadline:
+while wait and not os.path.exists(stop_flag) and time.monotonic() < deadline:
     time.sleep(0.05)
+if wait:
+    job.join()
+    assert running == [2]
 sc.stop()
 '''.replace("SECRET", SECRET_VALUE)
 
@@ -150,15 +171,18 @@ def value(td: Node) -> float:
 def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app: App) -> None:
     page = dump(browser, app.url + "/jobs/")
     jobs = {j["jobId"]: j for j in app.api("/jobs")}
-    assert len(jobs) == 5
+    assert len(jobs) == 6
     rows = page.doc.find_all("tr", data_job_id=True)
     assert sorted(ints(rows, "data-job-id")) == sorted(jobs)
     for row in rows:
         j = jobs[int(row.attrs["data-job-id"])]
-        assert row.attrs["data-status"] == j["status"] == "SUCCEEDED"
+        assert row.attrs["data-status"] == j["status"] == ("RUNNING" if j["jobId"] == 5 else "SUCCEEDED")
         bar = row.cell("tasks").find("div", class_="progress")
         assert int(bar.attrs["data-completed"]) == j["numCompletedIndices"]
         assert int(bar.attrs["data-total"]) == j["numTasks"] - j["numSkippedTasks"]
+    active = page.doc.find("table", id="active-jobs-table").find_all("tr", data_job_id=True)
+    assert ints(active, "data-job-id") == [5]
+    assert "(2 running)" in active[0].cell("tasks").text()
     assert "(1 skipped)" in next(r for r in rows if r.attrs["data-job-id"] == "1").cell("stages").text()
     failed_job = next(r for r in rows if r.attrs["data-job-id"] == "2")
     assert "(1 failed)" in failed_job.cell("tasks").text()
@@ -180,16 +204,18 @@ def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app
 
 
 @pytest.mark.timeout(120)
-def test_job_page_draws_the_dag_with_the_skipped_stage(browser: Chromium, app: App) -> None:
-    job = app.api("/jobs/1")
-    dag = fetch_json(f"{app.url}/api/v1/applications/{app.app_id}/sparkctl/dag?job=1")
-    page = dump(browser, app.url + "/jobs/job/?id=1")
+@pytest.mark.parametrize("job_id, statuses", [(1, ["COMPLETE", "SKIPPED"]), (5, ["ACTIVE", "PENDING"])],
+                         ids=["the skipped stage", "a running job"])
+def test_job_page_draws_the_dag(browser: Chromium, app: App, job_id: int, statuses: list[str]) -> None:
+    job = app.api(f"/jobs/{job_id}")
+    dag = fetch_json(f"{app.url}/api/v1/applications/{app.app_id}/sparkctl/dag?job={job_id}")
+    page = dump(browser, f"{app.url}/jobs/job/?id={job_id}")
     svg = page.doc.find("svg", class_="dag")
 
     boxes = svg.find_all("g", class_="dag-stage")
     assert {(int(b.attrs["data-stage-id"]), b.attrs["data-status"]) for b in boxes} == \
         {(s["stageId"], s["status"]) for s in dag["stages"]}
-    assert sorted(s["status"] for s in dag["stages"]) == ["COMPLETE", "SKIPPED"]
+    assert sorted(s["status"] for s in dag["stages"]) == statuses
     assert sorted(s["stageId"] for s in dag["stages"]) == sorted(job["stageIds"])
 
     nodes = svg.find_all("g", class_="dag-rdd")
@@ -204,18 +230,20 @@ def test_job_page_draws_the_dag_with_the_skipped_stage(browser: Chromium, app: A
     edges = svg.find_all("path", class_="dag-edge")
     assert {(int(e.attrs["data-from"]), int(e.attrs["data-to"]), "shuffle" in e.attrs["class"].split())
             for e in edges} == expected
-    assert any(crossing for *_, crossing in expected), "the DAG of job 1 has no shuffle edge"
+    assert any(crossing for *_, crossing in expected), f"the DAG of job {job_id} has no shuffle edge"
     # each node's label is its RDD's name and id, as text
     for s in dag["stages"]:
         for r in s["rdds"]:
             node = svg.find("g", data_rdd_id=str(r["id"]), data_stage_id=str(s["stageId"]))
             assert node.find("title").text().startswith(f"{r['name']} [{r['id']}]\n{r['callsite']}")
 
-    # the job's stage tables: the skipped stage among "Skipped Stages"
+    # the job's stage tables, one per status: the skipped stage among "Skipped Stages"
     rows = page.doc.find_all("tr", data_stage_id=True)
     assert sorted(ints(rows, "data-stage-id")) == sorted(job["stageIds"])
-    skipped = page.doc.find("table", id="job-skipped-stages-table").find_all("tr", data_stage_id=True)
-    assert [r.attrs["data-status"] for r in skipped] == ["SKIPPED"]
+    table = {"SKIPPED": "skipped", "ACTIVE": "active", "PENDING": "pending", "COMPLETE": "completed"}
+    for s in dag["stages"]:
+        listed = page.doc.find("table", id=f"job-{table[s['status']]}-stages-table").find_all("tr", data_stage_id=True)
+        assert str(s["stageId"]) in [r.attrs["data-stage-id"] for r in listed]
 
 
 @pytest.mark.timeout(120)

@@ -15,6 +15,7 @@
   var STAGE_GAP_X = 72, STAGE_GAP_Y = 28, MARGIN = 8;
   var CHAR_W = 6.4;  // average width of a 11px sans-serif character, for truncating labels
   var dagCount = 0;
+  var STATUS_WORD = {ACTIVE: "running", PENDING: "pending", SKIPPED: "skipped", FAILED: "failed"};
 
   function truncate(text, px) {
     var max = Math.max(4, Math.floor(px / CHAR_W));
@@ -147,7 +148,7 @@
         "data-stage-id": s.stageId, "data-attempt-id": s.attemptId || 0, "data-status": status
       });
       var label = "Stage " + s.stageId + (s.attemptId ? " (attempt " + s.attemptId + ")" : "") +
-        (status === "SKIPPED" ? " · skipped" : "");
+        (STATUS_WORD[status] ? " · " + STATUS_WORD[status] : "");
       g.appendChild(svg("title", {}, label + "\n" + (s.name || "") + "\n" + status.toLowerCase()));
       g.appendChild(svg("rect", {class: "dag-stage-box", x: b.x, y: b.y, width: b.w, height: b.h, rx: 6}));
       var href = (opts.uiRoot || "") + "/stages/stage/?id=" + s.stageId + "&attempt=" + (s.attemptId || 0);
@@ -232,6 +233,8 @@
       el("div", {class: "dag-frame"}, render(data, opts)),
       el("div", {class: "legend"},
         el("span", {class: "key key-stage"}, "stage"),
+        el("span", {class: "key key-running"}, "running stage"),
+        el("span", {class: "key key-pending"}, "pending stage"),
         el("span", {class: "key key-skipped"}, "skipped stage (its shuffle output was reused)"),
         el("span", {class: "key key-rdd"}, "RDD"),
         el("span", {class: "key key-cached"}, "cached RDD"),

@@ -12,6 +12,8 @@
     classpathEntries: "Classpath Entries"
   };
 
+  var RUNTIME = {javaVersion: "Java Version", javaHome: "Java Home", scalaVersion: "Scala Version"};
+
   function pairTable(id, pairs, heads) {
     return SC.dom.table({id: id, rows: pairs, empty: "None.", columns: [
       {key: "name", title: heads[0], value: function (p) { return String(p[0]); }, cls: "key-cell"},
@@ -32,11 +34,12 @@
     page.appendChild(el("h2", {}, "Environment"));
     var runtime = env.runtime || {};
     page.appendChild(dom.section("env-runtime", "Runtime Information", null,
-      pairTable("env-runtime-table", Object.keys(runtime).map(function (k) { return [k, runtime[k]]; }), ["Name", "Value"]), true));
+      pairTable("env-runtime-table", Object.keys(runtime).map(function (k) { return [RUNTIME[k] || k, runtime[k]]; }), ["Name", "Value"]), true));
     Object.keys(env).forEach(function (key) {
       var v = env[key];
-      if (key === "runtime" || !Array.isArray(v)) return;
-      if (v.length && !Array.isArray(v[0])) return;  // resourceProfiles: not name/value pairs
+      // resourceProfiles holds objects, not name/value pairs
+      if (key === "runtime" || key === "resourceProfiles" || !Array.isArray(v)) return;
+      if (v.length && !Array.isArray(v[0])) return;
       var heads = key === "classpathEntries" ? ["Resource", "Source"] : ["Name", "Value"];
       page.appendChild(dom.section("env-" + key, title(key), v.length,
         pairTable("env-" + key + "-table", v, heads), key === "sparkProperties"));
