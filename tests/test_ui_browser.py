@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,8 +41,8 @@ import os, sys, threading, time
 from operator import add
 from sparkctl import SparkConf, SparkContext, TaskContext
 
-base, wait = sys.argv[1], sys.argv[2] == "wait"
-conf = (SparkConf().setMaster("local[2,2]").setAppName("ui <b>browser</b> test")
+base, wait, name = sys.argv[1], sys.argv[2] == "wait", sys.argv[3]
+conf = (SparkConf().setMaster("local[2,2]").setAppName(name)
         .set("spark.ui.port", "0").set("spark.ui.showConsoleProgress", "false")
         .set("spark.eventLog.enabled", "true").set("spark.eventLog.dir", os.path.join(base, "events"))
         .set("spark.test.db.password", "SECRET"))
@@ -109,7 +111,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
 class App:
     """The test application in its own process, and what it printed."""
 
-    def __init__(self, base: Path, wait: bool) -> None:
+    def __init__(self, base: Path, wait: bool, name: str = "ui <b>browser</b> test") -> None:
         self.base = base
         script = base / "ui_app.py"
         script.write_text(APP)
@@ -118,7 +120,8 @@ class App:
         for k in ("SPARKCTL_MASTER", "SPARKCTL_SECRET"):
             env.pop(k, None)
         self.log = open(base / "app.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(script), str(base), "wait" if wait else "end"],
+        # run as "ui_app.py", so call sites read "count at ui_app.py:14"
+        self.proc = subprocess.Popen([sys.executable, script.name, str(base), "wait" if wait else "end", name],
                                      cwd=base, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         ready = base / "ready"
         wait_for(lambda: ready.exists() or self.proc.poll() is not None, 90, "the test application to run its jobs")
@@ -362,18 +365,28 @@ def test_live_pages_keep_polling(browser: Chromium, app: App) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_screenshot_of_a_stage_dag(browser: Chromium, app: App, tmp_path: Path) -> None:
-    """Screenshots work (README's pictures are made this way: set SPARKCTL_UI_SCREENSHOTS
-    to a directory, e.g. docs/img, to write them there)."""
+def test_screenshots(browser: Chromium, app: App, tmp_path: Path) -> None:
+    """Screenshots work. README's pictures are made this way: with SPARKCTL_UI_SCREENSHOTS
+    naming a directory (docs/img), they are taken of an application with a plain name and
+    written there."""
     out = Path(os.environ.get("SPARKCTL_UI_SCREENSHOTS") or tmp_path)
-    stage_id = max(app.api("/jobs/0")["stageIds"])
+    demo = None
+    if os.environ.get("SPARKCTL_UI_SCREENSHOTS"):
+        demo_dir = Path(tempfile.mkdtemp(prefix="demo-"))  # a short path for the call sites shown
+        demo = app = App(demo_dir, wait=True, name="wordcount-demo")
+    stage_id = max(app.api("/jobs/1")["stageIds"])  # its parent stage was skipped
     shots = [(app.url + "/jobs/", out / "jobs.png", 1280, 860),
              (f"{app.url}/stages/stage/?id={stage_id}&attempt=0", out / "stage-dag.png", 1280, 1100)]
-    for url, path, width, height in shots:
-        browser.screenshot(url, path, width, height)
-        head = path.read_bytes()[:24]
-        assert head[:8] == b"\x89PNG\r\n\x1a\n"
-        assert struct.unpack(">II", head[16:24]) == (width, height)
+    try:
+        for url, path, width, height in shots:
+            browser.screenshot(url, path, width, height)
+            head = path.read_bytes()[:24]
+            assert head[:8] == b"\x89PNG\r\n\x1a\n"
+            assert struct.unpack(">II", head[16:24]) == (width, height)
+    finally:
+        if demo is not None:
+            demo.finish()
+            shutil.rmtree(demo.base, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the history server
