@@ -417,9 +417,13 @@ class SparkContext:
         self.setLocalProperty("spark.job.interruptOnCancel", str(bool(interruptOnCancel)).lower())
 
     def statusTracker(self) -> StatusTracker:
-        """PySpark's low-level status API over the scheduler's own state (see sparkctl.status)."""
+        """PySpark's low-level status API over the status the UI shows (see sparkctl.status)."""
         if self._runtime is None:
             raise SparkctlError("Cannot call methods on a stopped SparkContext")
+        ui = getattr(self, "_ui", None)
+        if ui is not None and ui.status is not None:
+            from sparkctl.ui.tracker_source import ListenerStatusSource
+            return StatusTracker(ListenerStatusSource(ui.status, ui.bus))
         return StatusTracker(self._runtime.status)
 
     # ------------------------------------------------------------------ profiles

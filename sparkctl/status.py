@@ -202,7 +202,8 @@ class StatusTracker:
     the stage is, and information about old jobs and stages goes away (see the module).
     """
 
-    def __init__(self, store: AppStatusStore) -> None:
+    def __init__(self, store: Any) -> None:
+        # an AppStatusStore, or sparkctl.ui.tracker_source.ListenerStatusSource (the UI's status)
         self._store = store
 
     def getJobIdsForGroup(self, jobGroup: str | None = None) -> list[int]:

@@ -51,12 +51,13 @@ def _fail_on_three(x: int) -> int:
 
 
 @pytest.mark.timeout(60)
-def test_ui_disabled_has_no_url_and_no_bus() -> None:
+def test_ui_disabled_has_no_url_but_a_status_tracker() -> None:
     sc = SparkContext(conf=SparkConf().setMaster("local[1]").set("spark.ui.enabled", "false"))
     try:
-        assert sc.uiWebUrl is None
-        assert sc._runtime.events.enabled is False
+        assert sc.uiWebUrl is None and sc._ui.server is None
         assert sc.parallelize(range(3)).count() == 3
+        [job] = sc.statusTracker().getJobIdsForGroup()
+        assert sc.statusTracker().getJobInfo(job).status == "SUCCEEDED"
     finally:
         sc.stop()
 

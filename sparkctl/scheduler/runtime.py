@@ -292,6 +292,7 @@ class DriverRuntime:
                 self._forget_payloads()
             elif isinstance(action, CancelTaskSet):
                 queue += self.tasks.cancel(action.stage_id, action.attempt, action.reason)
+                self.events.check_stage_ends()
             elif isinstance(action, TaskSetAborted):
                 queue += self.dag.task_set_failed(action.stage_id, action.error)
             elif isinstance(action, BarrierTaskSetFailed):

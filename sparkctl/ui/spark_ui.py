@@ -6,8 +6,9 @@
                                   ├─ AppStatusListener ──▶ UIServer (spark.ui.port, /api/v1)
                                   └─ EventLoggingListener (spark.eventLog.enabled)
 ```
-``spark.ui.enabled`` (default true) starts the UI server; ``spark.eventLog.enabled`` (default
-false) writes the event log. With both off there is no bus and the scheduler posts nothing.
+The bus and the status listener always run (``sc.statusTracker()`` reads the listener);
+``spark.ui.enabled`` (default true) starts the UI server, ``spark.eventLog.enabled`` (default
+false) writes the event log.
 The settings the UI shows and the event log records are redacted first: a key or value
 matching ``spark.redaction.regex`` shows as ``*********(redacted)``, as in Spark.
 """
@@ -43,7 +44,7 @@ def redact(pairs: list[tuple[str, str]], pattern: str | None) -> list[tuple[str,
 class SparkUI:
     """The bus, the status listener, the UI server and the event log of one application."""
 
-    def __init__(self, bus: LiveListenerBus, status: AppStatusListener | None, server: UIServer | None,
+    def __init__(self, bus: LiveListenerBus, status: AppStatusListener, server: UIServer | None,
                  event_log: EventLoggingListener | None) -> None:
         self.bus = bus
         self.status = status
@@ -64,19 +65,19 @@ class SparkUI:
             self.server.stop()
 
 
-def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time: int, user: str) -> SparkUI | None:
-    """Start what ``conf`` asks for and point ``runtime`` at the bus; None if nothing is on."""
+def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time: int, user: str) -> SparkUI:
+    """Start the bus and its status listener, and what ``conf`` asks for (the UI server, the
+    event log); point ``runtime`` at the bus."""
     ui_enabled = conf.get_bool("spark.ui.enabled", True)
     log_enabled = conf.get_bool("spark.eventLog.enabled", False)
-    if not ui_enabled and not log_enabled:
-        return None
     bus = LiveListenerBus(ev.convert)
-    status = server = event_log = None
+    server = event_log = None
+    # as in Spark, the status listener runs even without a UI: sc.statusTracker() reads it
+    status = AppStatusListener(retained_jobs=conf.get_int("spark.ui.retainedJobs", 1000),
+                               retained_stages=conf.get_int("spark.ui.retainedStages", 1000),
+                               retained_tasks=conf.get_int("spark.ui.retainedTasks", 100000))
+    bus.add_listener(status)
     if ui_enabled:
-        status = AppStatusListener(retained_jobs=conf.get_int("spark.ui.retainedJobs", 1000),
-                                   retained_stages=conf.get_int("spark.ui.retainedStages", 1000),
-                                   retained_tasks=conf.get_int("spark.ui.retainedTasks", 100000))
-        bus.add_listener(status)
         host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
         port = conf.get_int("spark.ui.port", DEFAULT_UI_PORT)
         lookup = {app_id: status}
