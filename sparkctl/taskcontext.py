@@ -43,6 +43,8 @@ class TaskContext:
         self.env = cast("SlotEnvironment", env)
         self.shuffle_statuses = shuffle_statuses or {}
         self.blocks_added: list[str] = []
+        # block id -> (serialized size, kept on disk rather than in memory): the UI's storage page
+        self.block_sizes: dict[str, tuple[int, bool]] = {}
         self._on_completion: list[Callable[[], None]] = []
         self.accumulator_updates: dict[int, Any] = {}
         self.block_locations: dict[str, tuple[str, int]] = {}

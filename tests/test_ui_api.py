@@ -153,6 +153,9 @@ def test_executors_storage_environment(app: Any) -> None:
     [cached] = get(f"{app['base']}/storage/rdd")
     assert cached["numCachedPartitions"] == 3 and cached["numPartitions"] == 3
     assert cached["storageLevel"].startswith("Memory") and len(cached["partitions"]) == 3
+    assert cached["memoryUsed"] == sum(p["memoryUsed"] for p in cached["partitions"]) > 0
+    assert [p["executors"] for p in cached["partitions"]] == [["0"]] * 3
+    assert cached["dataDistribution"][0]["memoryRemaining"] > 0 and execs["0"]["memoryUsed"] == cached["memoryUsed"]
     env = get(f"{app['base']}/environment")
     props = dict(env["sparkProperties"])
     assert props["spark.my.password"] == "*********(redacted)"

@@ -91,6 +91,7 @@ class SlotEnvironment:
         data = pickle.dumps(records, serializers.PROTOCOL)
         send_frame(self.sock, pickle.dumps(("put_block", block_id, data, rdd._storage_level), serializers.PROTOCOL))
         tc.blocks_added.append(block_id)
+        tc.block_sizes[block_id] = (len(data), not rdd._storage_level.useMemory)
         return iter(records)
 
     # ---- shuffle
@@ -362,7 +363,8 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
             updates[stage.info.profile_aid] = profile.finish()
             profile = None
         return m.FINISHED, m.TaskOutcome(value, updates, list(tc.blocks_added),
-                                         duration=time.perf_counter() - start)
+                                         duration=time.perf_counter() - start,
+                                         block_sizes=tc.block_sizes or None)
     except FetchFailedError as e:
         return m.FETCH_FAILED, m.TaskOutcome(error=e, error_type="FetchFailed", error_message=str(e),
                                              duration=time.perf_counter() - start)

@@ -47,14 +47,16 @@ class NoEvents:
 
     def executor_removed(self, executor_id: str, reason: str) -> None: ...
 
-    def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str]) -> None: ...
+    def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str],
+                     sizes: dict[str, tuple[int, bool]] | None = None) -> None: ...
 
 
 class SchedulerEvents(NoEvents):
     enabled = True
 
-    def __init__(self, bus: LiveListenerBus) -> None:
+    def __init__(self, bus: LiveListenerBus, executor_storage_memory: int = 0) -> None:
         self.bus = bus
+        self.executor_storage_memory = executor_storage_memory  # what an executor may cache (bytes)
         self.running: dict[int, ev.TaskStartRaw] = {}  # task id -> its start
         self.task_map: dict[int, bool] = {}  # task id -> is a shuffle map task
         self.live: dict[tuple[int, int], tuple[Any, Any, int]] = {}  # (stage, attempt) -> (stage, tsm, submitted)
@@ -127,21 +129,23 @@ class SchedulerEvents(NoEvents):
                        log_urls: dict[str, str] | None) -> None:
         ts = now_ms()
         self.bus.post_now(ev.executor_added(ts, executor_id, host, cores, log_urls))
-        self.bus.post(ev.block_manager_added(ts, executor_id, host, port, 0))
+        self.bus.post(ev.block_manager_added(ts, executor_id, host, port, self.executor_storage_memory))
 
     def executor_removed(self, executor_id: str, reason: str) -> None:
         self.bus.post_now(ev.executor_removed(now_ms(), executor_id, reason))
 
-    def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str]) -> None:
+    def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str],
+                     sizes: dict[str, tuple[int, bool]] | None = None) -> None:
         for block in blocks:
             if isinstance(block, str) and block.startswith("rdd_"):
+                size, on_disk = (sizes or {}).get(block, (0, False))
                 self.bus.post({"Event": "org.apache.spark.scheduler.SparkListenerBlockUpdated",
                                "Block Updated Info": {
                                    "Block Manager ID": {"Executor ID": executor_id, "Host": host, "Port": port},
                                    "Block ID": block,
-                                   "Storage Level": {"Use Disk": False, "Use Memory": True, "Use Off Heap": False,
-                                                     "Deserialized": False, "Replication": 1},
-                                   "Memory Size": 0, "Disk Size": 0}})
+                                   "Storage Level": {"Use Disk": on_disk, "Use Memory": not on_disk,
+                                                     "Use Off Heap": False, "Deserialized": False, "Replication": 1},
+                                   "Memory Size": 0 if on_disk else size, "Disk Size": size if on_disk else 0}})
 
 
 def _stage_submitted(stage: Any, attempt: int, num_tasks: int, ts: int, props: dict[str, str]) -> ev.Event:

@@ -152,6 +152,8 @@ class TaskOutcome:
     # Spark's TaskMetrics, flat: executorRunTime, shuffleBytesWritten, inputRecordsRead, ...
     # (see sparkctl/executor/task_metrics.py for every key); a missing key means 0
     metrics: dict[str, int] | None = None
+    # cached blocks this task stored: block id -> (serialized bytes, on disk rather than in memory)
+    block_sizes: dict[str, tuple[int, bool]] | None = None
 
 
 @dataclass(slots=True)

@@ -623,7 +623,8 @@ class DriverRuntime:
                     if outcome.blocks_added:
                         h = self.executors.get(msg.executor_id)
                         if h is not None:
-                            events.blocks_added(h.executor_id, h.host, h.port, outcome.blocks_added)
+                            events.blocks_added(h.executor_id, h.host, h.port, outcome.blocks_added,
+                                                getattr(outcome, "block_sizes", None))
                 self._execute(self.tasks.task_succeeded(msg.task_id, outcome.value, outcome.accum_updates,
                                                         outcome.blocks_added, now))
                 events.check_stage_ends()

@@ -99,7 +99,8 @@ def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time
     bus.post(ev.block_manager_added(start_time, "driver", host, port, 0))
     bus.post(ev.environment_update(redact(settings, conf.get("spark.redaction.regex"))))
     bus.post(ev.application_start(app_name, app_id, start_time, user))
-    runtime.events = SchedulerEvents(bus)
+    memory = conf.get_size("spark.executor.memory", "m") or (1 << 30)
+    runtime.events = SchedulerEvents(bus, int(memory * conf.get_float("spark.memory.fraction", 0.6)))
     bus.start()
     if ui.web_url:
         log.info("Spark UI of %s available at %s", app_name, ui.web_url)
