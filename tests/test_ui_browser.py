@@ -8,9 +8,10 @@ edges of ``/sparkctl/dag``, the task table has the rows of ``taskList``, the qua
 must draw (``data-ui-state="ready"``) with no JavaScript error, no request the
 Content-Security-Policy blocked and no failed API call.
 
-The application runs two jobs over one shuffle (the second reuses it, so its map stage is
-skipped), a job whose task fails once and is retried (an error with its traceback), a
-cached RDD and a described job; then it waits for a flag file, so the live UI stays up.
+The application runs on a two-worker local cluster: two jobs over one shuffle (the second
+reuses it, so its map stage is skipped), a job whose task fails once and is retried (an
+error with its traceback), a cached RDD, a described job, and a job that stays running
+until the test ends (a flag file), so the live UI stays up with an active stage.
 
 Without Chromium these tests skip, except in CI (``CI`` set), where .ci/run installs it and
 a missing browser is a failure.
@@ -41,8 +42,8 @@ import os, sys, threading, time
 from operator import add
 from sparkctl import SparkConf, SparkContext, TaskContext
 
-base, wait, name = sys.argv[1], sys.argv[2] == "wait", sys.argv[3]
-conf = (SparkConf().setMaster("local[2,2]").setAppName(name)
+base, wait, name, master = sys.argv[1], sys.argv[2] == "wait", sys.argv[3], sys.argv[4]
+conf = (SparkConf().setMaster(master).setAppName(name)
         .set("spark.ui.port", "0").set("spark.ui.showConsoleProgress", "false")
         .set("spark.eventLog.enabled", "true").set("spark.eventLog.dir", os.path.join(base, "events"))
         .set("spark.test.db.password", "SECRET"))
@@ -72,7 +73,7 @@ def until_stopped(x):
     return (x % 2, x)
 
 running = []
-if wait:  # job 5 runs until the test ends: 2 of its 4 map tasks hold both slots
+if wait:  # job 5 runs until the test ends: 2 of its 4 map tasks hold both task slots
     job = threading.Thread(target=lambda: running.append(
         sc.parallelize(range(4), 4).map(until_stopped).groupByKey().count()))
     job.start()
@@ -111,7 +112,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
 class App:
     """The test application in its own process, and what it printed."""
 
-    def __init__(self, base: Path, wait: bool, name: str = "ui <b>browser</b> test") -> None:
+    def __init__(self, base: Path, wait: bool, name: str = "ui <b>browser</b> test",
+                 master: str = "local-cluster[2,1,512]") -> None:
         self.base = base
         script = base / "ui_app.py"
         script.write_text(APP)
@@ -121,7 +123,8 @@ class App:
             env.pop(k, None)
         self.log = open(base / "app.log", "wb")
         # run as "ui_app.py", so call sites read "count at ui_app.py:14"
-        self.proc = subprocess.Popen([sys.executable, script.name, str(base), "wait" if wait else "end", name],
+        self.proc = subprocess.Popen([sys.executable, script.name, str(base), "wait" if wait else "end", name,
+                                      master],
                                      cwd=base, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         ready = base / "ready"
         wait_for(lambda: ready.exists() or self.proc.poll() is not None, 90, "the test application to run its jobs")
@@ -352,6 +355,12 @@ def test_storage_environment_and_executors_pages(browser: Chromium, app: App) ->
         assert value(r.cell("completed")) == e["completedTasks"]
         assert value(r.cell("failed")) == e["failedTasks"]
         assert value(r.cell("cores")) == e["totalCores"]
+        links = {a.attrs["data-log"]: a.attrs["href"] for a in r.cell("logs").find_all("a")}
+        assert links == e["executorLogs"]
+        if e["id"] != "driver":  # the workers serve each executor's stdout and stderr
+            assert sorted(links) == ["stderr", "stdout"]
+            with urllib.request.urlopen(links["stderr"], timeout=10) as got:
+                assert got.status == 200
     total = page.doc.find("table", id="executor-totals").find("tr", data_row="total").find_all("td")
     assert value(total[0]) == len(executors)
 
@@ -443,8 +452,16 @@ def test_history_server_pages(browser: Chromium, tmp_path: Path) -> None:
         page = dump(browser, f"{root}/stages/stage/?id={stage_id}&attempt=0")
         assert ints(page.doc.find("table", id="tasks").find_all("tr", data_task_id=True), "data-task-id") == \
             [t["taskId"] for t in tasks]
-        for name in ("stages/", "storage/", "environment/", "executors/"):
+        for name in ("stages/", "storage/", "environment/"):
             dump(browser, f"{root}/{name}")
+        executors = fetch_json(api + "/allexecutors")
+        page = dump(browser, f"{root}/executors/")
+        rows = page.doc.find("table", id="executors").find_all("tr", data_executor_id=True)
+        assert sorted(r.attrs["data-executor-id"] for r in rows) == sorted(e["id"] for e in executors)
+        assert sum(1 for e in executors if e["id"] != "driver") == 2  # the two workers' executors
+        for r in rows:
+            e = next(x for x in executors if x["id"] == r.attrs["data-executor-id"])
+            assert {a.attrs["data-log"]: a.attrs["href"] for a in r.cell("logs").find_all("a")} == e["executorLogs"]
     finally:
         stopped = history("stop")
         assert stopped.returncode == 0, stopped.stderr
