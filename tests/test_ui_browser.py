@@ -456,12 +456,12 @@ def test_history_server_pages(browser: Chromium, tmp_path: Path) -> None:
             dump(browser, f"{root}/{name}")
         executors = fetch_json(api + "/allexecutors")
         page = dump(browser, f"{root}/executors/")
-        rows = page.doc.find("table", id="executors").find_all("tr", data_executor_id=True)
-        assert sorted(r.attrs["data-executor-id"] for r in rows) == sorted(e["id"] for e in executors)
+        listed = page.doc.find("table", id="executors").find_all("tr", data_executor_id=True)
+        assert sorted(n.attrs["data-executor-id"] for n in listed) == sorted(e["id"] for e in executors)
         assert sum(1 for e in executors if e["id"] != "driver") == 2  # the two workers' executors
-        for r in rows:
-            e = next(x for x in executors if x["id"] == r.attrs["data-executor-id"])
-            assert {a.attrs["data-log"]: a.attrs["href"] for a in r.cell("logs").find_all("a")} == e["executorLogs"]
+        for n in listed:
+            e = next(x for x in executors if x["id"] == n.attrs["data-executor-id"])
+            assert {a.attrs["data-log"]: a.attrs["href"] for a in n.cell("logs").find_all("a")} == e["executorLogs"]
     finally:
         stopped = history("stop")
         assert stopped.returncode == 0, stopped.stderr
