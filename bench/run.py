@@ -432,7 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fail", action="store_true", help="exit 0 even when a target is missed")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="before each benchmark, wait up to SECONDS for other processes to go idle")
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for the benchmark's SparkContext (repeatable), e.g. spark.eventLog.enabled=true")
     args = ap.parse_args(argv)
+    settings = []
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--conf {item!r}: expected KEY=VALUE")
+        settings.append((key.strip(), value))
 
     only = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHMARKS)
     unknown = [b for b in only if b not in BENCHMARKS]
@@ -447,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     conf = SparkConf().setMaster(args.master).setAppName("sparkctl-bench").set("spark.ui.showConsoleProgress", "false")
+    for key, value in settings:
+        conf.set(key, value)
     sc = SparkContext(conf=conf)
     startup = time.perf_counter() - t0
     print(f"sparkctl {sc.version} on {args.master}: SparkContext up in {startup * 1000:.0f} ms "

@@ -62,6 +62,22 @@ def test_ui_disabled_has_no_url_but_a_status_tracker() -> None:
         sc.stop()
 
 
+@pytest.mark.timeout(30)
+def test_task_event_templates_write_what_the_json_encoder_would() -> None:
+    """The event log's fast per-task lines are the same JSON as the general builders'."""
+    from sparkctl.scheduler import events as ev
+    start = ev.TaskStartRaw(1796049302675, 3, 1, 42, 7, 2, 9, 'ex "0"', "höst\n", "ANY", True)
+    metrics = {"executorRunTime": 12, "shuffleBytesWritten": 300, "inputRecordsRead": 5, "executorCpuTime": 10**12}
+    ends = [ev.TaskEndRaw(1796049302999, start, True, "FINISHED", "", "", "", metrics, 77),
+            ev.TaskEndRaw(1796049302999, start, False, "FAILED", "ValueError", "bad \"x\"", "Traceback\n  ...", None, 0),
+            ev.TaskEndRaw(1796049302999, start, False, "KILLED", "TaskKilled", "job cancelled", "", {}, 0),
+            ev.TaskEndRaw(1796049302999, start, True, "FETCH_FAILED", "FetchFailed", "gone", "", None, 3),
+            ev.TaskEndRaw(1796049302999, start, True, "FAILED", "ExecutorLost", "worker died", "", None, 0)]
+    assert json.loads(ev.task_start_json(start)) == ev.task_start(start)
+    for end in ends:
+        assert json.loads(ev.task_end_json(end)) == ev.task_end(end)
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: Any) -> Any:
     """A finished-but-open application: a shuffle job, a second job reusing it, a failed job."""

@@ -65,13 +65,16 @@ class EventLoggingListener:
         self._write(ev.log_start())
 
     def _write(self, event: dict[str, Any]) -> None:
+        self._write_text(self._dumps(event), event.get("Event") in _FLUSH_NOW)
+
+    def _write_text(self, text: str, flush: bool = False) -> None:
         f = self.file
         if f is None:
             return
-        f.write(self._dumps(event))
+        f.write(text)
         f.write("\n")
         now = time.monotonic()
-        if now - self.last_flush >= FLUSH_INTERVAL or event.get("Event") in _FLUSH_NOW:
+        if flush or now - self.last_flush >= FLUSH_INTERVAL:
             f.flush()
             self.last_flush = now
 
@@ -81,10 +84,10 @@ class EventLoggingListener:
         self._write(event)
 
     def on_task_start_raw(self, raw: TaskStartRaw) -> None:
-        self._write(ev.task_start(raw))
+        self._write_text(ev.task_start_json(raw))
 
     def on_task_end_raw(self, raw: TaskEndRaw) -> None:
-        self._write(ev.task_end(raw))
+        self._write_text(ev.task_end_json(raw))
 
     def stop(self) -> None:
         f, self.file = self.file, None

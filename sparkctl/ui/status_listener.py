@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from operator import add
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ METRIC_KEYS = (
 )
 M = {k: i for i, k in enumerate(METRIC_KEYS)}
 ZERO_METRICS = (0,) * len(METRIC_KEYS)
+_ZEROS = ZERO_METRICS
 
 # where each flat metric sits in an event log's "Task Metrics" object
 _JSON_PATHS: tuple[tuple[str, ...], ...] = (
@@ -73,14 +75,16 @@ def metrics_from_flat(m: dict[str, int] | None, result_size: int, run_ms: int) -
         base[M["resultSize"]] = result_size
         base[M["executorRunTime"]] = run_ms
         return tuple(base)
-    get = m.get
-    vals = [get(k, 0) for k in METRIC_KEYS]
+    vals = tuple(map(m.get, METRIC_KEYS, _ZEROS))  # in C: this runs for every task
     # the defaults the event log's JSON takes too (sparkctl.scheduler.events.task_metrics)
-    if "resultSize" not in m:
-        vals[M["resultSize"]] = result_size
-    if "executorRunTime" not in m:
-        vals[M["executorRunTime"]] = run_ms
-    return tuple(int(v) for v in vals)
+    if "resultSize" not in m or "executorRunTime" not in m:
+        fixed = list(vals)
+        if "resultSize" not in m:
+            fixed[M["resultSize"]] = result_size
+        if "executorRunTime" not in m:
+            fixed[M["executorRunTime"]] = run_ms
+        return tuple(fixed)
+    return vals
 
 
 # ----------------------------------------------------------------- entities
@@ -265,13 +269,11 @@ class AppStatusListener:
         s = raw.start
         status = {"FINISHED": "SUCCESS", "KILLED": "KILLED"}.get(raw.state, "FAILED")
         error = "" if status == "SUCCESS" else (raw.traceback or f"{raw.error_type}: {raw.error_message}")
+        metrics = metrics_from_flat(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0))
         with self.lock:
             self.events_seen += 1
-            self._end_task(s.stage_id, s.stage_attempt, s.task_id, raw.ts, status, error,
-                           metrics_from_flat(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0)),
-                           raw.error_message if status == "KILLED" else "",
-                           TaskEntry(s.task_id, s.task_index, s.attempt, s.partition, s.ts, s.executor_id, s.host,
-                                     s.locality, s.speculative))
+            self._end_task(s.stage_id, s.stage_attempt, s.task_id, raw.ts, status, error, metrics,
+                           raw.error_message if status == "KILLED" else "", s)
 
     # ------------------------------------------------------------- application
     def _log_start(self, e: Event) -> None:
@@ -482,12 +484,14 @@ class AppStatusListener:
             ex.active_tasks += 1
 
     def _end_task(self, stage_id: int, attempt: int, task_id: int, finish: int, status: str, error: str,
-                  metrics: tuple[int, ...], kill_reason: str, fallback: TaskEntry) -> None:
+                  metrics: tuple[int, ...], kill_reason: str, fallback: TaskEntry | TaskStartRaw) -> None:
         st = self.stages.get((stage_id, attempt))
         task = st.tasks.get(task_id) if st is not None else None
         started = task is not None
-        if task is None:
-            task = fallback
+        if task is None:  # its start was not seen (or was dropped)
+            task = fallback if isinstance(fallback, TaskEntry) else TaskEntry(
+                fallback.task_id, fallback.task_index, fallback.attempt, fallback.partition, fallback.ts,
+                fallback.executor_id, fallback.host, fallback.locality, fallback.speculative)
         task.status, task.finish, task.error, task.metrics = status, finish, error, metrics
         duration = max(finish - task.launch, 0)
         ok = status == "SUCCESS"
@@ -505,9 +509,7 @@ class AppStatusListener:
                 st.killed_summary[kill_reason or "killed"] = st.killed_summary.get(kill_reason or "killed", 0) + 1
             else:
                 st.failed += 1
-            sm = st.metrics
-            for i, v in enumerate(metrics):
-                sm[i] += v
+            st.metrics = list(map(add, st.metrics, metrics))  # element-wise, in C
             es = st.executors.get(task.executor_id)
             if es is None:
                 es = st.executors[task.executor_id] = ExecStageSummary()
@@ -518,9 +520,7 @@ class AppStatusListener:
                 es.killed += 1
             else:
                 es.failed += 1
-            em = es.metrics
-            for i, v in enumerate(metrics):
-                em[i] += v
+            es.metrics = list(map(add, es.metrics, metrics))
             for jid in st.job_ids:
                 job = self.jobs.get(jid)
                 if job is None:
