@@ -301,6 +301,30 @@ def test_stage_page_shows_tasks_quantiles_and_a_failed_attempt(browser: Chromium
 
 
 @pytest.mark.timeout(120)
+def test_running_and_pending_stages_and_an_unknown_job(browser: Chromium, app: App) -> None:
+    active, pending = sorted(app.api("/jobs/5")["stageIds"])
+    tasks = app.api(f"/stages/{active}/0/taskList?offset=0&length=100&sortBy=ID")
+    assert [t["status"] for t in tasks] == ["RUNNING", "RUNNING"]
+    page = dump(browser, f"{app.url}/stages/stage/?id={active}&attempt=0")
+    rows = page.doc.find("table", id="tasks").find_all("tr", data_task_id=True)
+    assert [(int(r.attrs["data-task-id"]), r.attrs["data-status"]) for r in rows] == \
+        [(t["taskId"], "RUNNING") for t in tasks]
+    assert not page.doc.find_all("table", id="task-summary")  # no task has finished: no quantiles yet
+    assert "No task has reported its metrics yet." in page.doc.find("details", id="stage-summary").text()
+
+    page = dump(browser, f"{app.url}/stages/stage/?id={pending}")  # no attempt given: the latest
+    assert page.doc.find("div", class_="page-stage").attrs["data-stage-id"] == str(pending)
+    assert not page.doc.find("table", id="tasks").find_all("tr", data_task_id=True)
+    assert page.doc.find("svg", class_="dag").find("g", class_="focus").attrs["data-status"] == "PENDING"
+
+    missing = browser.dump_dom(app.url + "/jobs/job/?id=999")
+    assert not missing.js_errors
+    assert missing.state == "error" and missing.root_attrs["data-polling"] == "stopped"
+    problem = missing.doc.find("div", id="problem").text()
+    assert problem.startswith("Not found") and "999" in problem
+
+
+@pytest.mark.timeout(120)
 def test_shuffle_stages_show_their_reads_and_writes(browser: Chromium, app: App) -> None:
     map_stage, reduce_stage = sorted(app.api("/jobs/0")["stageIds"])
     for stage_id, column, metric in ((map_stage, "shuffle-write", "shuffle-write"),

@@ -16,10 +16,15 @@
 
   /** An HTTP answer other than 2xx: the page reports it instead of failing as a bug. */
   function HttpError(url, status, text) {
+    var reason = text || "";
+    try {
+      reason = JSON.parse(text).error || reason;  // the API's errors are {"error": "..."}
+    } catch (ignored) { /* a plain-text answer */ }
     this.name = "HttpError";
     this.url = url;
     this.status = status;
-    this.message = "GET " + url + " answered " + status + (text ? ": " + text.slice(0, 200) : "");
+    this.reason = String(reason).trim().slice(0, 300);
+    this.message = "GET " + url + " answered " + status + (this.reason ? ": " + this.reason : "");
   }
   HttpError.prototype = Object.create(Error.prototype);
 

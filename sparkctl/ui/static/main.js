@@ -80,12 +80,19 @@
       else setLive("live · refreshing every " + POLL_MS / 1000 + " s", "running");
     } catch (e) {
       if (e instanceof SC.api.HttpError) {
+        // No answer or a server error may pass (a restart, a busy driver): try again a few
+        // times. A 4xx answer (no such job) will not change by asking again.
         failures += 1;
         SC.recordFetchError(e.message);
-        again = failures < GIVE_UP_AFTER;
-        showProblem(e.status === 0
-          ? "No answer from the server" + (again ? "; trying again." : ": the application may have ended.")
-          : e.message);
+        var transient = e.status === 0 || e.status >= 500;
+        again = transient && failures < GIVE_UP_AFTER;
+        if (e.status === 0) {
+          showProblem("No answer from the server" + (again ? "; trying again." : ": the application may have ended."));
+        } else if (e.status === 404) {
+          showProblem("Not found: " + (e.reason || e.url) + ".");
+        } else {
+          showProblem("The server answered " + e.status + (e.reason ? ": " + e.reason : "") + (again ? "; trying again." : ""));
+        }
         if (!again) setLive("stopped refreshing", "stopped");
       } else {
         SC.recordError(e);

@@ -112,7 +112,9 @@
       {key: "locality", title: "Locality Level", value: function (t) { return t.taskLocality; }},
       {key: "executor", title: "Executor ID", value: function (t) { return t.executorId; }},
       {key: "host", title: "Host", value: function (t) { return t.host; }},
-      {key: "logs", title: "Logs", cell: function (t) { return SC.logLinks(hosts[t.executorId] && hosts[t.executorId].executorLogs); }},
+      {key: "logs", title: "Logs", cell: function (t) {
+        return SC.logLinks(t.executorLogs || (hosts[t.executorId] && hosts[t.executorId].executorLogs));
+      }},
       {key: "launch", title: "Launch Time", value: function (t) { var d = fmt.parseDate(t.launchTime); return d ? d.getTime() : null; },
         cell: function (t) { return fmt.date(t.launchTime); }},
       {key: "duration", title: "Duration", num: true, value: function (t) { return t.duration === undefined ? null : t.duration; },
