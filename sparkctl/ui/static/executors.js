@@ -27,8 +27,10 @@
       {key: "address", title: "Address", value: function (e) { return e.hostPort; }},
       {key: "status", title: "Status", value: function (e) { return e.isActive ? 0 : 1; },
         cell: function (e) {
-          return e.isActive ? dom.badge("ACTIVE") :
-            [dom.badge("DEAD"), e.removeReason ? dom.el("div", {class: "muted small"}, e.removeReason) : ""];
+          if (e.isActive) return dom.badge("ACTIVE");
+          var dead = dom.badge("DEAD");
+          if (e.removeReason) dead.setAttribute("title", "Removed: " + e.removeReason);  // why, on hover
+          return dead;
         }},
       num("rdd-blocks", "RDD Blocks", "rddBlocks"),
       {key: "storage-memory", title: "Storage Memory", num: true, value: function (e) { return e.memoryUsed || 0; },

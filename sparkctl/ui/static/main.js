@@ -59,6 +59,7 @@
     if (busy) return;
     busy = true;
     var again = false;
+    var began = Date.now();
     try {
       var render = SC.pages[ctx.page];
       if (!render) throw new Error("no page named " + ctx.page);
@@ -104,7 +105,9 @@
       busy = false;
     }
     root.setAttribute("data-polling", again ? "on" : "stopped");
-    if (again) timer = setTimeout(tick, POLL_MS);
+    // A page that took long to fetch and draw (a stage of many thousand tasks) asks less
+    // often, so a browser tab left open never keeps the driver busy.
+    if (again) timer = setTimeout(tick, Math.max(POLL_MS, 4 * (Date.now() - began)));
   }
 
   /** Render now (after a pager or sort change), then go on polling as before. */
