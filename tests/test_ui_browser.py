@@ -64,6 +64,7 @@ assert cached.count() == 100                # job 3: cached blocks
 sc.setJobDescription("a described job")
 assert sc.parallelize(range(10), 2).sum() == 45   # job 4
 sc.setJobDescription(None)
+assert sc.parallelize(range(150), 150).count() == 150   # job 5: more tasks than a page of the task table
 stop_flag = os.path.join(base, "stop")
 
 def until_stopped(x):
@@ -73,7 +74,7 @@ def until_stopped(x):
     return (x % 2, x)
 
 running = []
-if wait:  # job 5 runs until the test ends: 2 of its 4 map tasks hold both task slots
+if wait:  # job 6 runs until the test ends: 2 of its 4 map tasks hold both task slots
     job = threading.Thread(target=lambda: running.append(
         sc.parallelize(range(4), 4).map(until_stopped).groupByKey().count()))
     job.start()
@@ -177,17 +178,17 @@ def value(td: Node) -> float:
 def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app: App) -> None:
     page = dump(browser, app.url + "/jobs/")
     jobs = {j["jobId"]: j for j in app.api("/jobs")}
-    assert len(jobs) == 6
+    assert len(jobs) == 7
     rows = page.doc.find_all("tr", data_job_id=True)
     assert sorted(ints(rows, "data-job-id")) == sorted(jobs)
     for row in rows:
         j = jobs[int(row.attrs["data-job-id"])]
-        assert row.attrs["data-status"] == j["status"] == ("RUNNING" if j["jobId"] == 5 else "SUCCEEDED")
+        assert row.attrs["data-status"] == j["status"] == ("RUNNING" if j["jobId"] == 6 else "SUCCEEDED")
         bar = row.cell("tasks").find("div", class_="progress")
         assert int(bar.attrs["data-completed"]) == j["numCompletedIndices"]
         assert int(bar.attrs["data-total"]) == j["numTasks"] - j["numSkippedTasks"]
     active = page.doc.find("table", id="active-jobs-table").find_all("tr", data_job_id=True)
-    assert ints(active, "data-job-id") == [5]
+    assert ints(active, "data-job-id") == [6]
     assert "(2 running)" in active[0].cell("tasks").text()
     assert "(1 skipped)" in next(r for r in rows if r.attrs["data-job-id"] == "1").cell("stages").text()
     failed_job = next(r for r in rows if r.attrs["data-job-id"] == "2")
@@ -210,7 +211,7 @@ def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("job_id, statuses", [(1, ["COMPLETE", "SKIPPED"]), (5, ["ACTIVE", "PENDING"])],
+@pytest.mark.parametrize("job_id, statuses", [(1, ["COMPLETE", "SKIPPED"]), (6, ["ACTIVE", "PENDING"])],
                          ids=["the skipped stage", "a running job"])
 def test_job_page_draws_the_dag(browser: Chromium, app: App, job_id: int, statuses: list[str]) -> None:
     job = app.api(f"/jobs/{job_id}")
@@ -301,8 +302,23 @@ def test_stage_page_shows_tasks_quantiles_and_a_failed_attempt(browser: Chromium
 
 
 @pytest.mark.timeout(120)
+def test_task_table_pages_through_a_large_stage(browser: Chromium, app: App) -> None:
+    stage_id = app.api("/jobs/5")["stageIds"][0]
+    first = app.api(f"/stages/{stage_id}/0/taskList?offset=0&length=100&sortBy=ID")
+    assert len(first) == 100
+    page = dump(browser, f"{app.url}/stages/stage/?id={stage_id}&attempt=0")
+    rows = page.doc.find("table", id="tasks").find_all("tr", data_task_id=True)
+    assert ints(rows, "data-task-id") == [t["taskId"] for t in first]
+    pager = page.doc.find("div", class_="pager")
+    assert "Task attempts 1–100" in pager.text()
+    prev, nxt = pager.find_all("button")
+    assert "disabled" in prev.attrs and "disabled" not in nxt.attrs
+    assert page.doc.find("details", id="stage-tasks").find("span", class_="count").text() == " (150)"
+
+
+@pytest.mark.timeout(120)
 def test_running_and_pending_stages_and_an_unknown_job(browser: Chromium, app: App) -> None:
-    active, pending = sorted(app.api("/jobs/5")["stageIds"])
+    active, pending = sorted(app.api("/jobs/6")["stageIds"])
     tasks = app.api(f"/stages/{active}/0/taskList?offset=0&length=100&sortBy=ID")
     assert [t["status"] for t in tasks] == ["RUNNING", "RUNNING"]
     page = dump(browser, f"{app.url}/stages/stage/?id={active}&attempt=0")
