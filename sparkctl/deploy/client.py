@@ -89,7 +89,8 @@ class StandaloneBackend(SchedulerBackend):
             cores_max=self.conf.get_int("spark.cores.max") if cores_max else None,
             executor_cores=self.conf.get_int("spark.executor.cores") if exec_cores else None,
             executor_memory=max(1, memory_mib), user=getpass.getuser(),
-            executor_settings=executor_settings(self.conf, self.extra_paths))
+            executor_settings=executor_settings(self.conf, self.extra_paths),
+            app_ui_url=getattr(self, "ui_url", "") or "")
 
     def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
         self.runtime = runtime

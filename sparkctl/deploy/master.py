@@ -75,7 +75,13 @@ from sparkctl.deploy.messages import (
     UnregisterApplication,
     WorkerHeartbeat,
 )
-from sparkctl.deploy.webui import StatusServer, kill_token, render_master_page, start_status_server
+from sparkctl.deploy.webui import (
+    HISTORY_SERVER_URL_KEY,
+    StatusServer,
+    kill_token,
+    render_master_page,
+    start_status_server,
+)
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
 from sparkctl.util.fsutil import private_makedirs, write_private_atomic
@@ -154,13 +160,16 @@ class MasterSettings:
     """The master's tunables, from the defaults file."""
 
     def __init__(self, worker_timeout: float = 60.0, spread_out: bool = True,
-                 max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES, kill_enabled: bool = False) -> None:
+                 max_executor_retries: int = DEFAULT_MAX_EXECUTOR_RETRIES, kill_enabled: bool = False,
+                 history_server_url: str = "") -> None:
         if worker_timeout <= 0:
             raise ConfigError(f"spark.worker.timeout must be positive, not {worker_timeout:g}")
         self.worker_timeout = worker_timeout
         self.spread_out = spread_out
         self.max_executor_retries = max_executor_retries
         self.kill_enabled = kill_enabled  # spark.ui.killEnabled: kill buttons on the web UI
+        # spark.master.ui.historyServerUrl: where the page links completed applications
+        self.history_server_url = history_server_url
 
 
 def _configured_recovery_dir() -> str | None:
@@ -182,7 +191,8 @@ def read_settings(values: dict[str, str] | None = None) -> MasterSettings:
     conf = SparkConf.from_values(load_defaults_file() if values is None else values)
     return MasterSettings(conf.get_duration("spark.worker.timeout"), conf.get_bool("spark.deploy.spreadOut", True),
                           conf.get_int("spark.deploy.maxExecutorRetries", DEFAULT_MAX_EXECUTOR_RETRIES),
-                          conf.get_bool("spark.ui.killEnabled", False))
+                          conf.get_bool("spark.ui.killEnabled", False),
+                          conf.get(HISTORY_SERVER_URL_KEY) or "")
 
 
 class MasterDaemon:
@@ -231,14 +241,16 @@ class MasterDaemon:
             try:
                 port = self._server.address[1]
                 self.master_url = f"spark://{_format_host(self.host)}:{port}"
+                history = self.settings.history_server_url
                 if self.settings.kill_enabled:
                     token = kill_token(self._secret)
                     self._webui = start_status_server(
                         self.host, self.webui_port, self.state_json, "sparkctl master",
-                        lambda title, doc: render_master_page(title, doc, token), self._web_kill, token)
+                        lambda title, doc: render_master_page(title, doc, token, history), self._web_kill, token)
                 else:
-                    self._webui = start_status_server(self.host, self.webui_port, self.state_json,
-                                                      "sparkctl master", render_master_page)
+                    self._webui = start_status_server(
+                        self.host, self.webui_port, self.state_json, "sparkctl master",
+                        lambda title, doc: render_master_page(title, doc, history_url=history))
                 self.webui_url = f"http://{_format_host(self.host)}:{self._webui.port}"
             except BaseException:
                 self._server.stop()

@@ -1151,8 +1151,10 @@ class MasterStateMachine:
             "starttime": _ms(a.submit_time),
             "duration": max(_ms(end) - _ms(a.submit_time), 0),
             "state": a.state,
-            # Not in Spark: why an active app has no running executor ("" once one runs).
+            # Not in Spark 4's document: why an active app has no running executor ("" once
+            # one runs), and its driver's UI (the name Spark 1's master used for it).
             "waitingreason": self.waiting_reason(a.id) if a.active else "",
+            "appuiurl": a.desc.app_ui_url,
         }
 
     def _driver_json(self, d: DriverInfo, now: float) -> dict[str, Any]:

@@ -138,6 +138,7 @@ class ApplicationDescription:
     executor_memory: int  # MiB
     user: str = ""
     executor_settings: dict[str, Any] = field(default_factory=dict)
+    app_ui_url: str = ""  # the driver's live UI, linked from the master's page ("" without one)
 
 
 @dataclass(slots=True)

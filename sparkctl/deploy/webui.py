@@ -8,10 +8,13 @@
 
 :func:`start_status_server` serves any daemon: it takes a callable returning the
 daemon's JSON document and a title, and renders HTML from that document with
-:func:`render_master_page` or, by default, the generic :func:`render_generic_page`.
-``GET /`` is the page, ``GET /json`` (or ``/json/``) the document; any other path is
-404 and any other method 405. Every text from the document is HTML-escaped: worker
-ids, application names and users come from the network.
+:func:`render_master_page`, :func:`render_worker_page` or, by default, the generic
+:func:`render_generic_page`. ``GET /`` is the page, ``GET /json`` (or ``/json/``) the
+document (Spark's field names, unchanged); a daemon may add read-only routes of its own
+(the worker's log pages, :mod:`sparkctl.deploy.log_page`); any other path is 404 and any
+other method 405. Every text from the document is HTML-escaped: worker ids, application
+names and users come from the network. The pages show labels, dates, durations and sizes
+for people, and reload themselves every few seconds; they load nothing from elsewhere.
 
 What keeps a web page in someone's browser from using these servers (docs/security.md):
 
@@ -20,6 +23,9 @@ What keeps a web page in someone's browser from using these servers (docs/securi
   (the attacker's name, re-pointed at this address) gets 421 and never reads a page;
 - a POST whose ``Origin`` (or, without one, ``Referer``) is another site gets 403, so a
   cross-site form cannot fire a kill;
+- every answer says ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy
+  that allows no script and nothing from elsewhere, so a log line or an application
+  name that looks like HTML can never run in the page;
 - the kill token, derived from the cluster secret and a random nonce drawn at every
   start of the daemon, must be in the form: a request forged blind, without reading
   the page, is refused, and a token seen once is worthless after a restart.
@@ -37,19 +43,31 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page", "kill_token",
-           "AllowedHosts", "allowed_hosts", "ALLOWED_HOSTS_KEY"]
+from sparkctl.deploy.log_page import LOG_TYPES, LogOwner, log_query
+
+__all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page", "render_worker_page",
+           "render_body", "kill_token", "AllowedHosts", "allowed_hosts", "ALLOWED_HOSTS_KEY", "HISTORY_SERVER_URL_KEY",
+           "Route", "REFRESH_SECONDS", "history_app_url"]
 
 log = logging.getLogger("sparkctl.webui")
 
 JsonSource = Callable[[], dict[str, Any]]
 PageRenderer = Callable[[str, dict[str, Any]], str]
 KillAction = Callable[[str, str], str]  # (kind "app" or "driver", id) -> what happened
+#: An extra read-only GET route: the query string in, (status, content type, body) out.
+Route = Callable[[str], tuple[int, str, bytes]]
+
+#: Where the master's page links completed applications (Spark 4's key): URL/history/APP_ID/jobs/.
+HISTORY_SERVER_URL_KEY = "spark.master.ui.historyServerUrl"
+#: The daemons' pages reload themselves this often (seconds), so a state change shows up.
+REFRESH_SECONDS = 5
+#: No script, nothing from elsewhere: the pages are plain HTML with one inline style sheet.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
 
 #: Comma-separated extra names the web UIs answer to (a DNS name, a reverse proxy's host).
 ALLOWED_HOSTS_KEY = "spark.ui.allowedHosts"
@@ -66,6 +84,10 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f0f0f0; }
 ul.summary { list-style: none; padding: 0; } ul.summary li { margin: 0.15em 0; }
 td.reason { max-width: 40em; white-space: pre-wrap; font-size: 0.9em; color: #555; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre.log { background: #f7f7f7; border: 1px solid #ddd; padding: 0.6em; white-space: pre-wrap;
+          word-break: break-all; font-size: 0.85em; }
+p.lognav a, td a.log { margin-right: 0.6em; }
 """
 
 
@@ -73,26 +95,34 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _page(title: str, body: list[str]) -> str:
+def _page(title: str, body: list[str], refresh: int | None = REFRESH_SECONDS, json_link: bool = True) -> str:
     return "\n".join([
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
+        *([f'<meta http-equiv="refresh" content="{int(refresh)}">'] if refresh else []),
         f"<title>{_e(title)}</title>",
         f"<style>{_STYLE}</style>",
         "</head><body>",
         f"<h1>{_e(title)}</h1>",
         *body,
-        '<p><a href="/json">JSON</a></p>',
+        *(['<p><a href="/json">JSON</a></p>'] if json_link else []),
         "</body></html>",
     ])
 
 
-def _table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
-    """*rows* hold already-escaped HTML cells."""
+def render_body(title: str, body: list[str]) -> str:
+    """A page of the daemons' layout around *body* (already-escaped HTML), without the
+    self-reload: for pages a person reads at length, such as a log."""
+    return _page(title, body, refresh=None, json_link=False)
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str = "none", numeric: tuple[str, ...] = ()) -> str:
+    """*rows* hold already-escaped HTML cells; the columns named in *numeric* are right-aligned."""
     if not rows:
         return f"<p><em>{_e(empty)}</em></p>"
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    opens = ['<td class="num">' if h in numeric else "<td>" for h in headers]
+    body = "".join("<tr>" + "".join(f"{o}{c}</td>" for o, c in zip(opens, row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -106,6 +136,30 @@ def _duration(ms: Any) -> str:
     if s < 3600:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
+
+
+def _memory(mib: Any) -> str:
+    """Megabytes (MiB, as the daemons count memory) with a unit a person reads: "512 MiB", "4.0 GiB"."""
+    try:
+        value = int(mib)
+    except (TypeError, ValueError):
+        return _e(mib)
+    if abs(value) >= 1024:
+        return f"{value / 1024:.1f} GiB"
+    return f"{value} MiB"
+
+
+def _link(url: Any, text: str) -> str:
+    """*text* (escaped HTML) as a link to *url* when that is an http(s) URL; else just *text*.
+    URLs come from the network: no ``javascript:`` or other scheme becomes a link."""
+    url = str(url or "")
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        return text
+    if scheme not in ("http", "https"):
+        return text
+    return f'<a href="{_e(url)}">{text}</a>'
 
 
 def _clock(ms: Any) -> str:
@@ -148,10 +202,22 @@ def _kill_form(kind: str, ident: str, token: str | None) -> str:
             f'<button type="submit">kill</button></form>')
 
 
-def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None = None) -> str:
+def history_app_url(history_url: str, app_id: str) -> str:
+    """Where a history server (``spark.master.ui.historyServerUrl``) shows an application's jobs."""
+    if not history_url:
+        return ""
+    return f"{history_url.rstrip('/')}/history/{urllib.parse.quote(app_id, safe='')}/jobs/"
+
+
+def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None = None,
+                       history_url: str = "") -> str:
     """The master's page: summary, workers, running and completed applications and drivers.
-    With ``kill_token`` (spark.ui.killEnabled), running applications and drivers get a kill
-    button that POSTs the token."""
+
+    A running application's name links to its driver's UI (``appuiurl``, sent by the
+    driver); a completed one's to *history_url* (``spark.master.ui.historyServerUrl``),
+    where the history server shows it from its event log. With ``kill_token``
+    (spark.ui.killEnabled), running applications and drivers get a kill button that POSTs
+    the token."""
     workers = doc.get("workers", [])
     active = doc.get("activeapps", [])
     completed = doc.get("completedapps", [])
@@ -162,57 +228,128 @@ def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None =
             f"<li><strong>Alive workers:</strong> {_e(doc.get('aliveworkers', 0))}</li>",
             f"<li><strong>Cores in use:</strong> {_e(doc.get('cores', 0))} total, "
             f"{_e(doc.get('coresused', 0))} used</li>",
-            f"<li><strong>Memory in use:</strong> {_e(doc.get('memory', 0))} MiB total, "
-            f"{_e(doc.get('memoryused', 0))} MiB used</li>",
+            f"<li><strong>Memory in use:</strong> {_memory(doc.get('memory', 0))} total, "
+            f"{_memory(doc.get('memoryused', 0))} used</li>",
             f"<li><strong>Applications:</strong> {len(active)} running, {len(completed)} completed</li>",
             f"<li><strong>Drivers:</strong> {len(active_drivers)} running, {len(completed_drivers)} completed</li>",
             f"<li><strong>Status:</strong> {_e(doc.get('status', ''))}</li>",
+            *([f"<li><strong>History server:</strong> {_link(history_url, _e(history_url))}</li>"]
+              if history_url else []),
             "</ul>"]
     body.append(f"<h2>Workers ({len(workers)})</h2>")
     body.append(_table(
         ["Worker Id", "Address", "State", "Cores", "Memory", "Last heartbeat"],
-        [[f'<a href="{_e(w.get("webuiaddress", ""))}">{_e(w.get("id", ""))}</a>',
+        [[_link(w.get("webuiaddress", ""), _e(w.get("id", ""))),
           f"{_e(w.get('host', ''))}:{_e(w.get('port', ''))}",
           _e(w.get("state", "")),
           f"{_e(w.get('cores', 0))} ({_e(w.get('coresused', 0))} used)",
-          f"{_e(w.get('memory', 0))} MiB ({_e(w.get('memoryused', 0))} MiB used)",
+          f"{_memory(w.get('memory', 0))} ({_memory(w.get('memoryused', 0))} used)",
           _clock(w.get("lastheartbeat"))] for w in workers],
-        "no workers registered"))
+        "no workers registered", numeric=("Cores", "Memory")))
 
-    def app_rows(apps: list[dict[str, Any]], with_reason: bool) -> list[list[str]]:
+    def app_rows(apps: list[dict[str, Any]], running: bool) -> list[list[str]]:
         rows = []
         for a in apps:
-            row = [_e(a.get("id", "")), _e(a.get("name", "")), _e(a.get("cores", 0)),
-                   f"{_e(a.get('memoryperexecutor', 0))} MiB", _clock(a.get("starttime")),
+            app_id = str(a.get("id", ""))
+            url = a.get("appuiurl", "") if running else history_app_url(history_url, app_id)
+            row = [_e(app_id), _link(url, _e(a.get("name", ""))), _e(a.get("cores", 0)),
+                   _memory(a.get("memoryperexecutor", 0)), _clock(a.get("starttime")),
                    _e(a.get("user", "")), _e(a.get("state", "")), _duration(a.get("duration"))]
-            if with_reason:
+            if running:
                 row.append(f'<span class="reason">{_e(a.get("waitingreason", ""))}</span>'
-                           + _kill_form("app", str(a.get("id", "")), kill_token))
+                           + _kill_form("app", app_id, kill_token))
             rows.append(row)
         return rows
 
     headers = ["Application ID", "Name", "Cores", "Memory per Executor", "Submitted", "User", "State", "Duration"]
+    numeric = ("Cores", "Memory per Executor", "Duration")
     body.append(f"<h2>Running Applications ({len(active)})</h2>")
-    body.append(_table(headers + ["Waiting for"], app_rows(active, True), "no running applications"))
+    body.append(_table(headers + ["Waiting for"], app_rows(active, True), "no running applications", numeric))
     body.append(f"<h2>Completed Applications ({len(completed)})</h2>")
-    body.append(_table(headers, app_rows(completed, False), "no completed applications"))
+    body.append(_table(headers, app_rows(completed, False), "no completed applications", numeric))
 
     def driver_rows(drivers: list[dict[str, Any]]) -> list[list[str]]:
         return [[_e(d.get("id", "")), _e(d.get("mainclass", "")), _e(d.get("worker", "")), _e(d.get("cores", 0)),
-                 f"{_e(d.get('memory', 0))} MiB", _clock(d.get("starttime")), _e(d.get("state", "")),
+                 _memory(d.get("memory", 0)), _clock(d.get("starttime")), _e(d.get("state", "")),
                  _e("" if d.get("exitcode") is None else d.get("exitcode")),
                  "yes" if d.get("supervise") else "no",
                  f'<span class="reason">{_e(d.get("message", ""))}</span>'] for d in drivers]
 
     driver_headers = ["Submission ID", "Main", "Worker", "Cores", "Memory", "Submitted", "State", "Exit code",
                       "Supervise", "Message"]
+    driver_numeric = ("Cores", "Memory", "Exit code")
     body.append(f"<h2>Running Drivers ({len(active_drivers)})</h2>")
     running_rows = driver_rows(active_drivers)
     for row, d in zip(running_rows, active_drivers):
         row[-1] += _kill_form("driver", str(d.get("id", "")), kill_token)
-    body.append(_table(driver_headers, running_rows, "no running drivers"))
+    body.append(_table(driver_headers, running_rows, "no running drivers", driver_numeric))
     body.append(f"<h2>Completed Drivers ({len(completed_drivers)})</h2>")
-    body.append(_table(driver_headers, driver_rows(completed_drivers), "no completed drivers"))
+    body.append(_table(driver_headers, driver_rows(completed_drivers), "no completed drivers", driver_numeric))
+    return _page(title, body)
+
+
+def _log_links(owner: LogOwner) -> str:
+    """Links to one executor's or driver's stdout and stderr pages on this worker."""
+    return "".join(f'<a class="log" href="/logPage/?{_e(log_query(owner, t))}">{t}</a>' for t in LOG_TYPES)
+
+
+def render_worker_page(title: str, doc: dict[str, Any]) -> str:
+    """The worker's page: what it offers and uses, its executors and drivers (running and
+    finished) with links to their stdout and stderr, from the worker's JSON document."""
+    executors = doc.get("executors", [])
+    finished = doc.get("finishedexecutors", [])
+    drivers = doc.get("drivers", [])
+    finished_drivers = doc.get("finisheddrivers", [])
+    master_ui = doc.get("masterwebuiurl", "")
+    body = ['<ul class="summary">',
+            f"<li><strong>ID:</strong> {_e(doc.get('id', ''))}</li>",
+            f"<li><strong>Address:</strong> {_e(doc.get('host', ''))}:{_e(doc.get('port', ''))}</li>",
+            f"<li><strong>Master:</strong> {_link(master_ui, _e(doc.get('masterurl', '')))}</li>",
+            f"<li><strong>State:</strong> {_e(doc.get('state', ''))}</li>",
+            f"<li><strong>Cores:</strong> {_e(doc.get('cores', 0))} ({_e(doc.get('coresused', 0))} used)</li>",
+            f"<li><strong>Memory:</strong> {_memory(doc.get('memory', 0))} "
+            f"({_memory(doc.get('memoryused', 0))} used)</li>",
+            f"<li><strong>Work directory:</strong> {_e(doc.get('workdir', ''))}</li>",
+            "</ul>"]
+
+    def executor_rows(runners: list[dict[str, Any]], done: bool) -> list[list[str]]:
+        rows = []
+        for x in runners:
+            row = [_e(x.get("id", "")), _e(x.get("appid", "")), _e(x.get("appname", "")), _e(x.get("cores", 0)),
+                   _memory(x.get("memory", 0)), _e(x.get("state", "")), _e(x.get("pid", "")),
+                   _clock(x.get("starttime"))]
+            if done:
+                row += [_clock(x.get("finishtime")), _e("" if x.get("exitcode") is None else x.get("exitcode"))]
+            row.append(_log_links(LogOwner(app_id=str(x.get("appid", "")), executor_id=str(x.get("id", "")))))
+            rows.append(row)
+        return rows
+
+    exec_headers = ["Executor ID", "Application ID", "Application", "Cores", "Memory", "State", "PID", "Started"]
+    numeric = ("Cores", "Memory", "PID", "Exit code")
+    body.append(f"<h2>Running Executors ({len(executors)})</h2>")
+    body.append(_table(exec_headers + ["Logs"], executor_rows(executors, False), "no running executors", numeric))
+    body.append(f"<h2>Finished Executors ({len(finished)})</h2>")
+    body.append(_table(exec_headers + ["Finished", "Exit code", "Logs"], executor_rows(finished, True),
+                       "no finished executors", numeric))
+
+    def driver_rows(runners: list[dict[str, Any]], done: bool) -> list[list[str]]:
+        rows = []
+        for d in runners:
+            row = [_e(d.get("id", "")), _e(d.get("mainclass", "")), _e(d.get("cores", 0)), _memory(d.get("memory", 0)),
+                   _e(d.get("state", "")), _e(d.get("pid", "")), "yes" if d.get("supervise") else "no",
+                   _clock(d.get("starttime"))]
+            if done:
+                row += [_clock(d.get("finishtime")), _e("" if d.get("exitcode") is None else d.get("exitcode"))]
+            row.append(_log_links(LogOwner(driver_id=str(d.get("id", "")))))
+            rows.append(row)
+        return rows
+
+    driver_headers = ["Submission ID", "Main", "Cores", "Memory", "State", "PID", "Supervise", "Started"]
+    body.append(f"<h2>Running Drivers ({len(drivers)})</h2>")
+    body.append(_table(driver_headers + ["Logs"], driver_rows(drivers, False), "no running drivers", numeric))
+    body.append(f"<h2>Finished Drivers ({len(finished_drivers)})</h2>")
+    body.append(_table(driver_headers + ["Finished", "Exit code", "Logs"], driver_rows(finished_drivers, True),
+                       "no finished drivers", numeric))
     return _page(title, body)
 
 
@@ -331,7 +468,17 @@ class _Handler(BaseHTTPRequestHandler):
         return source
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path, _, query = self.path.split("#", 1)[0].partition("?")
+        route = self.server.routes.get(path)
+        if route is not None:
+            try:
+                code, ctype, body = route(query)
+            except Exception:
+                log.exception("status page %s failed", path)
+                self._send(500, "text/plain; charset=utf-8", b"internal error\n")
+                return
+            self._send(code, ctype, body)
+            return
         if path not in ("/", "/json", "/json/"):
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
             return
@@ -394,6 +541,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", _CSP)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -408,8 +557,10 @@ class _StatusHTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck browser connection never holds up the daemon's exit
 
     def __init__(self, address: tuple[str, int], get_json: JsonSource, title: str, render: PageRenderer,
-                 actions: KillAction | None, token: str | None, hosts: AllowedHosts) -> None:
+                 actions: KillAction | None, token: str | None, hosts: AllowedHosts,
+                 routes: Mapping[str, Route] | None = None) -> None:
         self.get_json = get_json
+        self.routes = dict(routes or {})
         self.title = title
         self.render = render
         self.actions = actions
@@ -450,16 +601,20 @@ def kill_token(secret: bytes, nonce: bytes | None = None) -> str:
 
 def start_status_server(host: str, port: int, get_json: JsonSource, title: str,
                         render: PageRenderer | None = None, actions: KillAction | None = None,
-                        token: str | None = None, extra_hosts: str | None = None) -> StatusServer:
+                        token: str | None = None, extra_hosts: str | None = None,
+                        routes: Mapping[str, Route] | None = None) -> StatusServer:
     """Serve ``GET /`` (HTML) and ``GET /json`` on *host*:*port* (0: any free port) in a
     daemon thread. *get_json* is called for every request, from that request's thread.
+    *routes* adds read-only GET paths: each gets the query string and answers
+    (status, content type, body).
     With *actions*, ``POST /app/kill`` and ``POST /driver/kill`` (form fields ``id`` and
     ``token``) call ``actions(kind, id)``; without, every POST is refused.
 
     Requests must name this server in ``Host`` (see :func:`allowed_hosts`; *extra_hosts*
     defaults to ``spark.ui.allowedHosts`` from the defaults file)."""
     hosts = allowed_hosts(host, _configured_allowed_hosts() if extra_hosts is None else extra_hosts)
-    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token, hosts)
+    httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token, hosts,
+                              routes)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                               name=f"webui-{port}", daemon=True)
     thread.start()

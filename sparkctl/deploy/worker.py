@@ -13,7 +13,12 @@
                               driver process (sparkctl submit --deploy-mode client, see driver_runner)
                               cwd, stdout, stderr: WORK_DIR/DRIVER_ID/
  sparkctl logs ── RequestDriverLog ──▶ worker's rpc port ── DriverLogResponse ──▶ sparkctl logs
+ browser ── GET / , /json, /logPage/?appId=..&executorId=..&logType=stderr ──▶ worker's web UI
 ```
+
+Each executor it launches gets, in ``SPARKCTL_EXECUTOR_LOG_URLS``, the URLs of its
+stdout and stderr on this worker's web UI (:mod:`sparkctl.deploy.log_page`), as Spark's
+executors carry their log URLs.
 
 The worker dials the master and keeps that one connection for commands. When it
 drops, executors keep running (their drivers talk to them directly) and the worker
@@ -36,11 +41,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -53,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from sparkctl.conf import SparkConf, conf_dir, load_defaults_file, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
+from sparkctl.deploy.log_page import LOG_URLS_ENV, executor_log_urls
 from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
 from sparkctl.rpc import Connection, Dispatcher, Server, connect, load_secret, serve_forever_reader
@@ -446,7 +454,8 @@ class Worker:
             with open(os.path.join(directory, "stdout"), "ab") as out, \
                     open(os.path.join(directory, "stderr"), "ab") as err:
                 proc = spawn_executor(self._executor_settings(msg, directory), self.secret, "INFO",
-                                      stdout=out, stderr=err, cwd=directory)
+                                      stdout=out, stderr=err, cwd=directory,
+                                      extra_env=self._executor_env(msg.app_id, msg.executor_id))
         except (OSError, ValueError) as e:
             log.error("Could not start executor %s of %s: %s", msg.executor_id, msg.app_id, e)
             self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
@@ -718,16 +727,42 @@ class Worker:
     def _webui_port(self) -> int:
         return self._webui.port if self._webui is not None else 0
 
+    def webui_url(self) -> str:
+        """``http://HOST:PORT`` of this worker's web UI as others reach it ("" without one)."""
+        if self._webui is None:
+            return ""
+        host = self.config.host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.getfqdn()  # bound everywhere: the name others know this host by
+        return f"http://{f'[{host}]' if ':' in host else host}:{self._webui.port}"
+
+    def _executor_env(self, app_id: str, executor_id: str) -> dict[str, str]:
+        """The executor's log URLs on this worker's web UI, for it to report to its driver."""
+        base = self.webui_url()
+        return {LOG_URLS_ENV: json.dumps(executor_log_urls(base, app_id, executor_id))} if base else {}
+
     def _start_webui(self) -> None:
         # The web UI module is optional: without it the worker works, just without a page.
         try:
-            from sparkctl.deploy.webui import start_status_server
+            from sparkctl.deploy import log_page
+            from sparkctl.deploy.webui import render_body, render_worker_page, start_status_server
         except ImportError:
             log.info("No web UI (sparkctl.deploy.webui is not available)")
             return
+        work = self.config.work_dir
+
+        def page(query: str) -> tuple[int, str, bytes]:
+            return log_page.serve_log_page(work, query, render_body)
+
+        def raw(query: str) -> tuple[int, str, bytes]:
+            return log_page.serve_raw_log(work, query)
+
+        # Spark's worker paths; its links end in "/logPage/?", curl users often omit the slash.
+        routes = {"/logPage": page, "/logPage/": page, "/log": raw, "/log/": raw}
         try:
             self._webui = start_status_server(self.config.host, self.config.webui_port, self.state_json,
-                                              f"sparkctl worker {self.worker_id}")
+                                              f"sparkctl worker {self.worker_id}", render_worker_page,
+                                              routes=routes)
         except OSError as e:
             # A busy UI port should not keep the worker from offering its cores.
             log.warning("Web UI could not start on %s:%d: %s", self.config.host, self.config.webui_port, e)
