@@ -275,13 +275,14 @@ def test_stage_page_shows_tasks_quantiles_and_a_failed_attempt(browser: Chromium
         assert value(row.cell("duration")) == t["duration"]
         assert re.fullmatch(r"\d+ ms|\d+\.\d s", row.cell("duration").text())
         assert value(row.cell("result-size")) == t["taskMetrics"]["resultSize"]
-        if t["status"] == "FAILED":
-            cell = row.cell("error").find("details", class_="error-cell")
-            assert cell.find("summary").text() == "ValueError: first attempt fails <script>window.injected = 1</script>"
-            assert cell.find("pre", class_="stacktrace").text() == t["errorMessage"]
-            assert "Traceback" in t["errorMessage"]
-        else:
-            assert row.cell("error").text() == ""
+    # a failed attempt's error, in a row of its own under the attempt's row
+    errors = page.doc.find("table", id="tasks").find_all("tr", class_="detail-row")
+    failed = [t for t in tasks if t["status"] == "FAILED"]
+    assert [int(e.attrs["data-detail-for"]) for e in errors] == [t["taskId"] for t in failed]
+    cell = errors[0].find("details", class_="error-cell")
+    assert cell.find("summary").text() == "ValueError: first attempt fails <script>window.injected = 1</script>"
+    assert cell.find("pre", class_="stacktrace").text() == failed[0]["errorMessage"]
+    assert "Traceback" in failed[0]["errorMessage"]
     assert not page.doc.find("main").find_all("script"), "an error message became markup"
 
     quantiles = page.doc.find("table", id="task-summary")
@@ -360,6 +361,10 @@ def test_shuffle_stages_show_their_reads_and_writes(browser: Chromium, app: App)
             summary["shuffleReadMetrics"]["readBytes"]
         row = page.doc.find("table", id="task-summary").find("tr", data_metric=metric)
         assert [value(td) for td in row.find_all("td")] == q
+        field = "shuffleWrite" if column == "shuffle-write" else "shuffleRead"
+        per_executor = app.api(f"/stages/{stage_id}/0")["executorSummary"]
+        for r in page.doc.find("table", id="stage-executors").find_all("tr", data_executor_id=True):
+            assert value(r.cell(column)) == per_executor[r.attrs["data-executor-id"]][field]
 
 
 @pytest.mark.timeout(120)

@@ -104,7 +104,8 @@
    * A table from column specs: {key, title, value(row) -> sortable, cell(row) -> node or
    * text (defaults to value), num: right-aligned numbers, tip}. Headers sort on click,
    * client side, and remember it across refreshes (opts.id). Numeric cells carry their raw
-   * number in data-value, for tests and for sorting.
+   * number in data-value, for tests and for sorting. opts.detailRow(row) may give content
+   * for a full-width row under a row (it keeps its place when the table is sorted).
    */
   function table(opts) {
     var cols = opts.columns;
@@ -145,6 +146,13 @@
         tr.appendChild(el("td", attrs, content === null || content === undefined ? "–" : content));
       });
       body.appendChild(tr);
+      // a full-width row under this one (a failed task's error), when the row has one
+      var detail = opts.detailRow ? opts.detailRow(r) : null;
+      if (detail) {
+        var attrs = opts.rowAttrs ? opts.rowAttrs(r) : {};
+        body.appendChild(el("tr", {class: "detail-row", "data-detail-for": attrs["data-task-id"]},
+          el("td", {colspan: cols.length}, detail)));
+      }
     });
     if (!rows.length) {
       body.appendChild(el("tr", {class: "empty"}, el("td", {colspan: cols.length}, opts.empty || "Nothing yet.")));

@@ -8,7 +8,10 @@
   /** Links to an executor's logs (executorLogs: {"stdout": url, "stderr": url}). */
   SC.logLinks = function (logs) {
     var dom = SC.dom, out = [];
-    Object.keys(logs || {}).sort().forEach(function (name) {
+    var order = {stdout: 0, stderr: 1};  // as Spark lists them; any other log after these
+    Object.keys(logs || {}).sort(function (a, b) {
+      return ((a in order ? order[a] : 2) - (b in order ? order[b] : 2)) || (a < b ? -1 : a > b ? 1 : 0);
+    }).forEach(function (name) {
       var url = dom.safeUrl(logs[name]);
       if (url) out.push(dom.link(url, name, {class: "log-link", "data-log": name}), " ");
     });

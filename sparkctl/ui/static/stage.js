@@ -66,13 +66,21 @@
       el("tbody", {}, body)));
   }
 
-  function executorTable(summary, hosts) {
+  function executorTable(summary, hosts, stage) {
     var fmt = SC.fmt, dom = SC.dom;
     var rows = Object.keys(summary || {}).map(function (id) { return Object.assign({id: id}, summary[id]); });
     function num(key, title, field, f) {
       return {key: key, title: title, num: true, value: function (r) { return r[field] || 0; },
         cell: function (r) { return (f || fmt.count)(r[field] || 0); }};
     }
+    // as the task table: the input, shuffle and spill columns only where the stage has them
+    var has = {
+      input: stage.inputBytes || stage.inputRecords, output: stage.outputBytes || stage.outputRecords,
+      "shuffle-read": stage.shuffleReadBytes || stage.shuffleReadRecords,
+      "shuffle-write": stage.shuffleWriteBytes || stage.shuffleWriteRecords,
+      "spill-memory": stage.memoryBytesSpilled || stage.diskBytesSpilled,
+      "spill-disk": stage.memoryBytesSpilled || stage.diskBytesSpilled
+    };
     return dom.table({id: "stage-executors", rows: rows, empty: "No executor has run a task of this stage yet.",
       rowAttrs: function (r) { return {"data-executor-id": r.id}; },
       columns: [
@@ -86,13 +94,15 @@
         num("succeeded", "Succeeded Tasks", "succeededTasks"),
         {key: "input", title: "Input Size / Records", num: true, value: function (r) { return r.inputBytes || 0; },
           cell: function (r) { return bytesAndRecords(r.inputBytes, r.inputRecords); }},
+        {key: "output", title: "Output Size / Records", num: true, value: function (r) { return r.outputBytes || 0; },
+          cell: function (r) { return bytesAndRecords(r.outputBytes, r.outputRecords); }},
         {key: "shuffle-read", title: "Shuffle Read Size / Records", num: true, value: function (r) { return r.shuffleRead || 0; },
           cell: function (r) { return bytesAndRecords(r.shuffleRead, r.shuffleReadRecords); }},
         {key: "shuffle-write", title: "Shuffle Write Size / Records", num: true, value: function (r) { return r.shuffleWrite || 0; },
           cell: function (r) { return bytesAndRecords(r.shuffleWrite, r.shuffleWriteRecords); }},
         num("spill-memory", "Spill (Memory)", "memoryBytesSpilled", fmt.bytes),
         num("spill-disk", "Spill (Disk)", "diskBytesSpilled", fmt.bytes)
-      ]});
+      ].filter(function (c) { return !(c.key in has) || has[c.key]; })});
   }
 
   function shuffleRead(m) {
@@ -109,7 +119,7 @@
       {key: "attempt", title: "Attempt", num: true, value: function (t) { return t.attempt; }},
       {key: "status", title: "Status", value: function (t) { return t.status; },
         cell: function (t) { return [dom.badge(t.status), t.speculative ? dom.el("span", {class: "muted small"}, " speculative") : ""]; }},
-      {key: "locality", title: "Locality Level", value: function (t) { return t.taskLocality; }},
+      {key: "locality", title: "Locality", value: function (t) { return t.taskLocality; }},
       {key: "executor", title: "Executor ID", value: function (t) { return t.executorId; }},
       {key: "host", title: "Host", value: function (t) { return t.host; }},
       {key: "logs", title: "Logs", cell: function (t) {
@@ -141,10 +151,13 @@
       cols.push({key: "spill-disk", title: "Spill (Disk)", num: true, value: metric(function (m) { return m.diskBytesSpilled; }),
         cell: function (t) { return t.taskMetrics ? fmt.bytes(t.taskMetrics.diskBytesSpilled) : "–"; }});
     }
-    cols.push({key: "error", title: "Errors", value: function (t) { return t.errorMessage || ""; },
-      cell: function (t) { return SC.errorCell(t.errorMessage, "task-" + t.taskId); }});
+    // A failed attempt's error goes in a full-width row below it: a traceback needs the room.
     return dom.table({id: "tasks", columns: cols, rows: tasks, empty: "No tasks have started yet.",
-      rowAttrs: function (t) { return {"data-task-id": t.taskId, "data-status": t.status}; }});
+      rowAttrs: function (t) { return {"data-task-id": t.taskId, "data-status": t.status}; },
+      detailRow: function (t) {
+        return t.errorMessage ? SC.dom.el("div", {class: "task-error"}, SC.dom.el("span", {class: "muted"}, "Error: "),
+          SC.errorCell(t.errorMessage, "task-" + t.taskId)) : null;
+      }});
   }
 
   function pager(count, stage) {
@@ -208,7 +221,7 @@
     page.appendChild(dom.section("stage-summary", "Summary Metrics for " +
       fmt.count(stage.numCompleteTasks) + " Completed Tasks", null, summaryTable(quantiles, stage), true));
     page.appendChild(dom.section("stage-executor-summary", "Aggregated Metrics by Executor",
-      Object.keys(stage.executorSummary || {}).length, executorTable(stage.executorSummary, hosts), true));
+      Object.keys(stage.executorSummary || {}).length, executorTable(stage.executorSummary, hosts, stage), true));
     page.appendChild(dom.section("stage-tasks", "Tasks", stage.numTasks,
       el("div", {}, pager(tasks.length, stage), taskTable(tasks, stage, hosts)), true));
     return page;
