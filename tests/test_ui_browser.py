@@ -376,6 +376,7 @@ def test_storage_environment_and_executors_pages(browser: Chromium, app: App) ->
     assert ints(rows, "data-rdd-id") == [rdds[0]["id"]]
     assert rows[0].cell("name").find("a").text() == "cached <i>numbers</i>"
     assert rows[0].cell("cached").text() == "2 / 2"
+    assert rows[0].cell("where").text() == ", ".join(d["address"] for d in rdds[0]["dataDistribution"])
 
     detail = app.api(f"/storage/rdd/{rdds[0]['id']}")
     page = dump(browser, f"{app.url}/storage/rdd/?id={rdds[0]['id']}")

@@ -24,7 +24,11 @@
         {key: "memory", title: "Size in Memory", num: true, value: function (r) { return r.memoryUsed; },
           cell: function (r) { return fmt.bytes(r.memoryUsed); }},
         {key: "disk", title: "Size on Disk", num: true, value: function (r) { return r.diskUsed; },
-          cell: function (r) { return fmt.bytes(r.diskUsed); }}
+          cell: function (r) { return fmt.bytes(r.diskUsed); }},
+        // where the blocks are (Spark's list may leave the distribution out: then the RDD's page has it)
+        {key: "where", title: "Cached On", value: function (r) {
+          return (r.dataDistribution || []).map(function (d) { return d.address; }).join(", ");
+        }}
       ]}), true));
     return page;
   };
