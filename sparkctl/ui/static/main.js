@@ -13,7 +13,7 @@
   var main = document.getElementById("content");
   var problem = document.getElementById("problem");
   var liveNote = document.getElementById("live");
-  var renders = 0, failures = 0, timer = null, busy = false;
+  var renders = 0, failures = 0, timer = null, busy = false, redraw = false;
 
   document.querySelectorAll("nav.tabs a").forEach(function (a) {
     if (a.getAttribute("data-tab") === TAB[ctx.page]) a.classList.add("active");
@@ -24,6 +24,34 @@
     if (ctx.page !== "history") {
       document.querySelector("nav.tabs").appendChild(el("a", {href: "/", class: "tab-history"}, "All applications"));
     }
+  }
+
+  /* Redrawing replaces the page's content: keep where its scrolling frames were scrolled
+   * (a wide task table, a large DAG), keyed by the id of the table inside, and leave the
+   * page alone while the reader has text selected in it (copying a traceback). */
+  function frameKey(frame) {
+    var inner = frame.querySelector("[id]");
+    return inner ? inner.id : frame.className;
+  }
+
+  function scrollPositions() {
+    var saved = {};
+    main.querySelectorAll(".table-wrap, .dag-frame").forEach(function (f) {
+      if (f.scrollLeft || f.scrollTop) saved[frameKey(f)] = [f.scrollLeft, f.scrollTop];
+    });
+    return saved;
+  }
+
+  function restoreScroll(saved) {
+    main.querySelectorAll(".table-wrap, .dag-frame").forEach(function (f) {
+      var s = saved[frameKey(f)];
+      if (s) { f.scrollLeft = s[0]; f.scrollTop = s[1]; }
+    });
+  }
+
+  function readerIsSelecting() {
+    var sel = window.getSelection();
+    return !!(sel && !sel.isCollapsed && sel.anchorNode && main.contains(sel.anchorNode));
   }
 
   function completed(app) {
@@ -56,8 +84,9 @@
 
   async function tick() {
     timer = null;
-    if (busy) return;
+    if (busy) { redraw = true; return; }  // drawn again as soon as the current draw ends
     busy = true;
+    redraw = false;
     var again = false;
     var began = Date.now();
     try {
@@ -70,7 +99,11 @@
       }
       SC.keepPolling = false;
       var node = await render(app);
-      main.replaceChildren(node);
+      if (!renders || !readerIsSelecting()) {
+        var scrolled = scrollPositions();
+        main.replaceChildren(node);
+        restoreScroll(scrolled);
+      }
       renders += 1;
       failures = 0;
       showProblem("");
@@ -107,7 +140,8 @@
     root.setAttribute("data-polling", again ? "on" : "stopped");
     // A page that took long to fetch and draw (a stage of many thousand tasks) asks less
     // often, so a browser tab left open never keeps the driver busy.
-    if (again) timer = setTimeout(tick, Math.max(POLL_MS, 4 * (Date.now() - began)));
+    if (redraw) timer = setTimeout(tick, 0);
+    else if (again) timer = setTimeout(tick, Math.max(POLL_MS, 4 * (Date.now() - began)));
   }
 
   /** Render now (after a pager or sort change), then go on polling as before. */
