@@ -85,15 +85,19 @@ def job(j: JobEntry) -> Doc:
 
 
 # ----------------------------------------------------------------- stages and tasks
+#: the metrics a task and a stage both report under their own names
+_SCALAR_METRICS = ("executorDeserializeTime", "executorDeserializeCpuTime", "executorRunTime", "executorCpuTime",
+                   "resultSize", "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled", "diskBytesSpilled",
+                   "peakExecutionMemory")
+
+
+def _scalars(m: list[int] | tuple[int, ...]) -> dict[str, Any]:
+    return {k: m[M[k]] for k in _SCALAR_METRICS}
+
+
 def _stage_metrics(m: list[int] | tuple[int, ...]) -> dict[str, int]:
     return {
-        "executorDeserializeTime": m[M["executorDeserializeTime"]],
-        "executorDeserializeCpuTime": m[M["executorDeserializeCpuTime"]],
-        "executorRunTime": m[M["executorRunTime"]], "executorCpuTime": m[M["executorCpuTime"]],
-        "resultSize": m[M["resultSize"]], "jvmGcTime": m[M["jvmGcTime"]],
-        "resultSerializationTime": m[M["resultSerializationTime"]],
-        "memoryBytesSpilled": m[M["memoryBytesSpilled"]], "diskBytesSpilled": m[M["diskBytesSpilled"]],
-        "peakExecutionMemory": m[M["peakExecutionMemory"]],
+        **_scalars(m),
         "inputBytes": m[M["inputBytesRead"]], "inputRecords": m[M["inputRecordsRead"]],
         "outputBytes": m[M["outputBytesWritten"]], "outputRecords": m[M["outputRecordsWritten"]],
         "shuffleRemoteBlocksFetched": m[M["shuffleRemoteBlocksFetched"]],
@@ -116,13 +120,7 @@ def _stage_metrics(m: list[int] | tuple[int, ...]) -> dict[str, int]:
 
 def task_metrics(m: tuple[int, ...]) -> Doc:
     return {
-        "executorDeserializeTime": m[M["executorDeserializeTime"]],
-        "executorDeserializeCpuTime": m[M["executorDeserializeCpuTime"]],
-        "executorRunTime": m[M["executorRunTime"]], "executorCpuTime": m[M["executorCpuTime"]],
-        "resultSize": m[M["resultSize"]], "jvmGcTime": m[M["jvmGcTime"]],
-        "resultSerializationTime": m[M["resultSerializationTime"]],
-        "memoryBytesSpilled": m[M["memoryBytesSpilled"]], "diskBytesSpilled": m[M["diskBytesSpilled"]],
-        "peakExecutionMemory": m[M["peakExecutionMemory"]],
+        **_scalars(m),
         "inputMetrics": {"bytesRead": m[M["inputBytesRead"]], "recordsRead": m[M["inputRecordsRead"]]},
         "outputMetrics": {"bytesWritten": m[M["outputBytesWritten"]], "recordsWritten": m[M["outputRecordsWritten"]]},
         "shuffleReadMetrics": {
