@@ -290,9 +290,6 @@ class AppStatusListener:
     def _app_end(self, e: Event) -> None:
         self.app.end = int(e.get("Timestamp", 0))
         self.app.last_updated = self.app.end
-        for ex in self.executors.values():
-            if ex.removed is None and not self.live:
-                ex.removed = self.app.end
 
     def _environment(self, e: Event) -> None:
         self.app.environment = {k: v for k, v in e.items() if k != "Event"}
@@ -324,7 +321,8 @@ class AppStatusListener:
         ex = self.executors.get(eid)
         if ex is None and eid == "driver":  # as Spark, the driver is listed with its block manager
             ex = self.executors[eid] = ExecutorEntry(eid, str(bm.get("Host", "")), 0, int(e.get("Timestamp", 0)))
-        if ex is not None:
+        if ex is not None:  # Spark's hostPort is the block manager's address
+            ex.host = str(bm.get("Host") or ex.host)
             ex.port = int(bm.get("Port", 0))
             ex.max_memory = int(e.get("Maximum Memory", 0))
 
