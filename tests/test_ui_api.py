@@ -94,6 +94,8 @@ def app(tmp_path_factory: Any) -> Any:
         count = pairs.count()
         with pytest.raises(Exception):
             sc.parallelize(range(4), 2).map(_fail_on_three).collect()
+        # the failed job's other task may still be ending (killed or finishing): wait for it
+        wait_for(lambda: not sc._runtime.events.running, what="the failed job's last task to end")
         sc._ui.bus.flush()
         yield {"sc": sc, "logs": logs, "first": first, "count": count,
                "base": f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"}
