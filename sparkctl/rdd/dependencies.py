@@ -177,6 +177,7 @@ class ShuffleDependency(Dependency):
         self.partitioner = partitioner
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
+        self.creation_site = ""  # "reduceByKey at app.py:4": names its map stage (driver only)
 
     @property
     def num_partitions(self) -> int:
@@ -187,4 +188,5 @@ class ShuffleDependency(Dependency):
         # reduce stage's closure does not carry every stage before it.
         state = dict(self.__dict__)
         state["rdd"] = None
+        state["creation_site"] = ""
         return state

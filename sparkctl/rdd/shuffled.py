@@ -18,6 +18,7 @@ class ShuffledRDD(RDD):
                  key_ordering: tuple[Callable[[Any], Any], bool] | None = None) -> None:
         dep = ShuffleDependency(prev, prev.ctx._new_shuffle_id(), partitioner, aggregator, map_side_combine)
         super().__init__(prev.ctx, [dep])
+        dep.creation_site = self._creation_site
         self.dep = dep
         self.partitioner = partitioner
         self.key_ordering = key_ordering

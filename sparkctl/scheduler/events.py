@@ -70,7 +70,7 @@ def stage_info(stage: Any, attempt: int, num_tasks: int | None = None, submitted
 def stage_name(stage: Any) -> str:
     """As Spark names stages: a result stage by its job's action and line, a shuffle map
     stage by the call that created the RDD the shuffle reads from."""
-    site = getattr(stage, "call_site", None)
+    site = getattr(stage, "call_site", None) or getattr(getattr(stage, "dep", None), "creation_site", None)
     if site:
         return str(site)
     rdd = stage.rdd
