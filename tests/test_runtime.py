@@ -1,9 +1,8 @@
 """Driver-runtime behaviour seen from the outside: broadcasts reach each executor once,
 computed shuffle outputs are reused by later jobs, cached blocks live in the executor
-under an LRU limit; the console progress bar's drawing."""
+under an LRU limit. (The console progress bar's tests are in test_progress_bar.py.)"""
 from __future__ import annotations
 
-import io
 import operator
 import os
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 from sparkctl import StorageLevel
 from sparkctl.scheduler import messages as m
 from sparkctl.storage.block_manager import BlockManager
-from sparkctl.ui.progress import ConsoleProgressBar
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -111,34 +109,3 @@ def test_block_manager_lru_eviction(tmp_path: Any) -> None:
     bm.put("rdd_2_0", b"e" * 10, StorageLevel.DISK_ONLY)
     assert "rdd_2_0" not in bm.memory and bm.get("rdd_2_0") == b"e" * 10
     assert bm.remove_rdd(1) == 3 and bm.block_ids() == ["rdd_2_0"]
-
-
-class _FakeRuntime:
-    def __init__(self) -> None:
-        import threading
-        self.lock = threading.RLock()
-        self.tasks = type("T", (), {"task_sets": []})()
-
-
-def test_progress_bar_renders_like_spark() -> None:
-    bar = ConsoleProgressBar.__new__(ConsoleProgressBar)
-    line = bar.render([(2, 3, 2, 8)], 60)
-    assert line.startswith("[Stage 2:") and line.endswith("(3 + 2) / 8]") and "=" in line and ">" in line
-    assert len(line) <= 60
-
-
-def test_progress_bar_waits_half_a_second_and_clears() -> None:
-    runtime = _FakeRuntime()
-    out = io.StringIO()
-    bar = ConsoleProgressBar(runtime, stream=out)
-    bar.stop()  # stop the drawing thread; drive refresh by hand
-    tsm = type("S", (), {"stage_id": 1, "num_succeeded": 1, "running": {1: None}, "partitions": [0, 1, 2, 3],
-                         "zombie": False})()
-    runtime.tasks.task_sets.append(tsm)
-    bar.refresh(100.0)
-    assert out.getvalue() == ""  # younger than half a second
-    bar.refresh(100.6)
-    assert "[Stage 1:" in out.getvalue() and "(1 + 1) / 4]" in out.getvalue()
-    runtime.tasks.task_sets.clear()
-    bar.refresh(101.0)
-    assert bar.last_line == ""
