@@ -299,7 +299,6 @@ PAGES_APP = """
         print(f"task output {x}", flush=True)
         return x
     assert sc.parallelize(range(4), 2).map(shout).sum() == 6
-    print("APP", sc.applicationId)
     sc.stop()
 """
 
@@ -314,8 +313,8 @@ def test_cluster_pages_serve_executor_output_and_link_history(tmp_path: Path) ->
         r = subprocess.run([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master", cluster.url,
                             str(app)], env=cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
-        app_id = next(line.split()[1] for line in r.stdout.splitlines() if line.startswith("APP "))
         state = wait_for(lambda: (s := cluster.state())["completedapps"] and s, 30, "the app to complete")
+        app_id = state["completedapps"][0]["id"]  # the master's id for it, which names its executors' dirs
         worker_ui = state["workers"][0]["webuiaddress"]
         page = wait_for(lambda: "Finished Executors (1)" in (p := _get(worker_ui + "/")[2].decode()) and p, 30,
                         "the worker to list the finished executor")
