@@ -395,3 +395,15 @@ def test_a_real_executor_registers_with_its_log_urls(monkeypatch: pytest.MonkeyP
         server.stop()
     assert proc.returncode is not None
     assert not [p for p, info in descendants().items() if "sparkctl.executor" in info[3]]
+
+
+@pytest.mark.timeout(60)
+def test_results_only_cloudpickle_can_carry_still_arrive(sc: SparkContext, seen: Seen) -> None:
+    """A result holding a function made in the task goes through cloudpickle, small or
+    large; its resultSize is still counted."""
+    small = sc.parallelize([1], 1).map(lambda x: (lambda y: y + x)).collect()
+    assert small[0](41) == 42
+    large = sc.parallelize([2], 1).map(lambda x: (b"z" * 5000, lambda y: y * x)).collect()
+    assert large[0][0] == b"z" * 5000 and large[0][1](21) == 42
+    sizes = [(o.metrics or {}).get("resultSize", 0) for o in _result_tasks(seen)]
+    assert len(sizes) == 2 and 0 < sizes[0] < 5000 < sizes[1]
