@@ -293,26 +293,44 @@ def test_executor_gets_its_log_urls_and_they_serve_its_output(dirs: Dirs, cleanu
 
 
 PAGES_APP = """
+    import os, sys, time
     from sparkctl import SparkContext
     sc = SparkContext.getOrCreate()
     def shout(x):
         print(f"task output {x}", flush=True)
         return x
     assert sc.parallelize(range(4), 2).map(shout).sum() == 6
+    print("UI", sc.uiWebUrl, flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists("go") and time.monotonic() < deadline:  # the test looks at the pages meanwhile
+        time.sleep(0.05)
     sc.stop()
 """
 
 
 @pytest.mark.timeout(180)
-def test_cluster_pages_serve_executor_output_and_link_history(tmp_path: Path) -> None:
+def test_cluster_pages_serve_executor_output_and_link_driver_ui_and_history(tmp_path: Path) -> None:
     cluster = CliCluster(tmp_path, "spark.master.ui.historyServerUrl http://127.0.0.1:18080\n")
     try:
         cluster.start([("127.0.0.2", 1)])
         app = tmp_path / "app.py"
         app.write_text(textwrap.dedent(PAGES_APP))
-        r = subprocess.run([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master", cluster.url,
-                            str(app)], env=cluster.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
+        driver = subprocess.Popen([sys.executable, str(ROOT / "bin" / "sparkctl"), "submit", "--master",
+                                   cluster.url, str(app)], env=cluster.env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            assert driver.stdout is not None
+            ui_line = driver.stdout.readline()
+            assert ui_line.startswith("UI http://"), (ui_line, driver.stderr.read() if driver.stderr else "")
+            ui_url = ui_line.split()[1]
+            # while it runs, the master's page links the application's name to its driver's UI
+            master_ui = worker_ui_master(cluster)
+            assert json.loads(_get(master_ui + "/json")[2])["activeapps"][0]["appuiurl"] == ui_url
+            assert f'<a href="{html.escape(ui_url)}">' in _get(master_ui + "/")[2].decode()
+        finally:
+            (tmp_path / "go").touch()
+            _, err = driver.communicate(timeout=120)
+        assert driver.returncode == 0, err
         state = wait_for(lambda: (s := cluster.state())["completedapps"] and s, 30, "the app to complete")
         app_id = state["completedapps"][0]["id"]  # the master's id for it, which names its executors' dirs
         worker_ui = state["workers"][0]["webuiaddress"]
@@ -322,7 +340,6 @@ def test_cluster_pages_serve_executor_output_and_link_history(tmp_path: Path) ->
         assert links == [f"/logPage/?appId={app_id}&executorId=0&logType=stdout"]
         out = _get(worker_ui + links[0].replace("/logPage/", "/log"))[2].decode()
         assert all(f"task output {i}" in out for i in range(4)), out
-        master_ui = worker_ui_master(cluster)
         master_page = _get(master_ui + "/")[2].decode()
         assert f'href="http://127.0.0.1:18080/history/{app_id}/jobs/"' in master_page
     finally:
