@@ -119,6 +119,11 @@ def test_long_stage_shows_its_name_and_elapsed_time_within_the_width() -> None:
     bar.refresh(22.4)
     assert bar.last_line.startswith("[Stage 3 (reduceByKey at app.py:12) 0:12:=")
     assert bar.last_line.endswith("(3 + 2) / 8]") and len(bar.last_line) == 99
+    # the DAG scheduler's stage names it as Spark does: a shuffle map stage by the call that made its RDD
+    shuffle_stage = type("Stage", (), {"call_site": "reduceByKey at /home/me/jobs/app.py:9"})()
+    runtime.dag = type("DAG", (), {"stages": {3: shuffle_stage}})()  # type: ignore[attr-defined]
+    bar.refresh(23.0)
+    assert bar.last_line.startswith("[Stage 3 (reduceByKey at app.py:9) 0:13:=")
     # a narrow terminal shortens the name, and keeps the line within its width
     stage = StageProgress(3, 0, 0, 3, 2, 8, "reduceByKey at app.py:12")
     narrow = render([stage], 55, {(3, 0): 12.0})

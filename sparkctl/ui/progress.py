@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sparkctl.scheduler.events import stage_name
+
 FIRST_DELAY = 0.5
 INTERVAL = 0.2
 #: A stage running this long (seconds) shows its name and elapsed time.
@@ -144,11 +146,22 @@ class ConsoleProgressBar:
                 total = len(t.partitions)
                 if t.zombie or t.num_succeeded >= total or t.job_id in ended:
                     continue
-                record = records.get(t.stage_id)
-                name = short_name(str(getattr(record, "name", "") or ""))
+                name = short_name(self._stage_name(t.stage_id, records))
                 stages.append(StageProgress(t.stage_id, t.stage_attempt, t.job_id, t.num_succeeded,
                                             len(t.running), total, name))
             return stages
+
+    def _stage_name(self, stage_id: int, records: Any) -> str:
+        """The stage's name as Spark gives it (a shuffle map stage: the call that made the
+        RDD it shuffles, e.g. reduceByKey; a result stage: its action), read from the DAG
+        scheduler's stage; else the name the status store has for it."""
+        stage = getattr(getattr(self.runtime, "dag", None), "stages", {}).get(stage_id)
+        if stage is not None:
+            try:
+                return stage_name(stage)
+            except Exception:  # a stage without what names it: a bar without a name is still a bar
+                pass
+        return str(getattr(records.get(stage_id), "name", "") or "")
 
     def width(self) -> int:
         """Columns of the terminal the bar goes to (less one, so the line never wraps)."""
