@@ -124,6 +124,7 @@ class ConsoleProgressBar:
         self.first_seen: dict[tuple[int, int], float] = {}
         self.last_line = ""
         self._shown: list[StageProgress] = []
+        self._elapsed: dict[tuple[int, int], float] = {}  # of the long stages last drawn
         self._ended: deque[int] = deque(maxlen=ENDED_KEPT)
         self._lock = threading.Lock()  # one writer of the line at a time: redraw or job end
         self._stop = threading.Event()
@@ -193,6 +194,7 @@ class ConsoleProgressBar:
                 del self.first_seen[key]
             line = render(shown, self.width(), elapsed)
             self._shown = shown
+            self._elapsed = elapsed
             self._draw(line)
 
     def _draw(self, line: str) -> None:
@@ -216,7 +218,7 @@ class ConsoleProgressBar:
                 return
             if succeeded:
                 final = [replace(s, done=s.total, running=0) if s.job_id == job_id else s for s in self._shown]
-                self._draw(render(final, self.width()))
+                self._draw(render(final, self.width(), self._elapsed))
             self._draw("")
             self._shown = []
 
