@@ -98,9 +98,14 @@ def test_master_page_links_running_apps_to_their_ui_and_completed_ones_to_histor
            "appuiurl": "http://127.0.0.1:4040"}
     sneaky = dict(app, id="app-2", name="sneaky", appuiurl="javascript:alert(1)")
     done = dict(app, id="app-0", name="old one", state="FINISHED", duration=246000, appuiurl="http://gone:4040")
-    doc = {"url": "spark://127.0.0.1:7077", "workers": [], "aliveworkers": 0, "cores": 0, "coresused": 0,
+    worker = {"id": "worker-1", "host": "127.0.0.2", "port": 7078, "webuiaddress": "http://127.0.0.2:8081",
+              "cores": 4, "coresused": 1, "memory": 4096, "memoryused": 1024, "state": "ALIVE",
+              "lastheartbeat": WHEN_MS}
+    driver = {"id": "driver-20261130-0001", "starttime": WHEN_MS, "state": "RUNNING", "cores": 1, "memory": 1024,
+              "worker": "worker-1", "mainclass": "job.py", "supervise": False, "exitcode": None, "message": ""}
+    doc = {"url": "spark://127.0.0.1:7077", "workers": [worker], "aliveworkers": 1, "cores": 4, "coresused": 1,
            "memory": 8192, "memoryused": 2048, "activeapps": [app, sneaky], "completedapps": [done],
-           "activedrivers": [], "completeddrivers": [], "status": "ALIVE"}
+           "activedrivers": [driver], "completeddrivers": [], "status": "ALIVE"}
     page = render_master_page("sparkctl master", doc, history_url="http://127.0.0.1:18080/")
     assert '<a href="http://127.0.0.1:4040">pi &lt;x&gt;</a>' in page
     assert "javascript:" not in page and "<td>sneaky</td>" in page  # no link from another scheme
@@ -108,6 +113,10 @@ def test_master_page_links_running_apps_to_their_ui_and_completed_ones_to_histor
     assert "http://gone:4040" not in page  # a finished app's driver UI is gone with it
     assert "8.0 GiB total, 2.0 GiB used" in page and "2.0 GiB" in page
     assert "3.2 s" in page and "4.1 min" in page and _local(WHEN_MS) in page
+    # a driver's worker, and its logs there, are a click away
+    assert '<a href="http://127.0.0.2:8081">worker-1</a>' in page
+    assert ('<a href="http://127.0.0.2:8081/logPage/?driverId=driver-20261130-0001&amp;logType=stderr">stderr</a>'
+            in page)
     # without a history server, a completed application's name is plain text
     assert "<td>old one</td>" in render_master_page("sparkctl master", doc)
 

@@ -268,15 +268,26 @@ def render_master_page(title: str, doc: dict[str, Any], kill_token: str | None =
     body.append(f"<h2>Completed Applications ({len(completed)})</h2>")
     body.append(_table(headers, app_rows(completed, False), "no completed applications", numeric))
 
+    worker_uis = {str(w.get("id", "")): str(w.get("webuiaddress", "")) for w in workers}
+
+    def driver_logs(d: dict[str, Any]) -> str:
+        """Links to the driver's stdout and stderr on the worker that runs (or ran) it."""
+        base = worker_uis.get(str(d.get("worker", "")), "")
+        if not base:
+            return ""
+        owner = LogOwner(driver_id=str(d.get("id", "")))
+        return "".join(_link(f"{base}/logPage/?{log_query(owner, t)}", t) + " " for t in LOG_TYPES)
+
     def driver_rows(drivers: list[dict[str, Any]]) -> list[list[str]]:
-        return [[_e(d.get("id", "")), _e(d.get("mainclass", "")), _e(d.get("worker", "")), _e(d.get("cores", 0)),
-                 _memory(d.get("memory", 0)), _clock(d.get("starttime")), _e(d.get("state", "")),
-                 _e("" if d.get("exitcode") is None else d.get("exitcode")),
-                 "yes" if d.get("supervise") else "no",
+        return [[_e(d.get("id", "")), _e(d.get("mainclass", "")),
+                 _link(worker_uis.get(str(d.get("worker", "")), ""), _e(d.get("worker", ""))),
+                 _e(d.get("cores", 0)), _memory(d.get("memory", 0)), _clock(d.get("starttime")),
+                 _e(d.get("state", "")), _e("" if d.get("exitcode") is None else d.get("exitcode")),
+                 "yes" if d.get("supervise") else "no", driver_logs(d),
                  f'<span class="reason">{_e(d.get("message", ""))}</span>'] for d in drivers]
 
     driver_headers = ["Submission ID", "Main", "Worker", "Cores", "Memory", "Submitted", "State", "Exit code",
-                      "Supervise", "Message"]
+                      "Supervise", "Logs", "Message"]
     driver_numeric = ("Cores", "Memory", "Exit code")
     body.append(f"<h2>Running Drivers ({len(active_drivers)})</h2>")
     running_rows = driver_rows(active_drivers)
