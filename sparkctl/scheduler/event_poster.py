@@ -68,13 +68,13 @@ class SchedulerEvents(NoEvents):
         for st in stages:
             if not st.is_shuffle_map() and getattr(st, "call_site", None) is None:
                 st.call_site = site
-        self.bus.post_now(partial(ev.job_start, job_id, now_ms(), list(stages), dict(props or {})))
+        self.bus.post(partial(ev.job_start, job_id, now_ms(), list(stages), dict(props or {})))
 
     def job_ended(self, job_id: int, error: BaseException | None) -> None:
         if job_id in self.open_jobs:
             self.open_jobs.discard(job_id)
             self.check_stage_ends()
-            self.bus.post_now(ev.job_end(job_id, now_ms(), error))
+            self.bus.post(ev.job_end(job_id, now_ms(), error))
 
     # ------------------------------------------------------------- stages
     def stage_submitted(self, stage: Any, attempt: int, num_tasks: int, props: dict[str, str] | None,
@@ -128,11 +128,11 @@ class SchedulerEvents(NoEvents):
     def executor_added(self, executor_id: str, host: str, port: int, cores: int,
                        log_urls: dict[str, str] | None) -> None:
         ts = now_ms()
-        self.bus.post_now(ev.executor_added(ts, executor_id, host, cores, log_urls))
+        self.bus.post(ev.executor_added(ts, executor_id, host, cores, log_urls))
         self.bus.post(ev.block_manager_added(ts, executor_id, host, port, self.executor_storage_memory))
 
     def executor_removed(self, executor_id: str, reason: str) -> None:
-        self.bus.post_now(ev.executor_removed(now_ms(), executor_id, reason))
+        self.bus.post(ev.executor_removed(now_ms(), executor_id, reason))
 
     def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str],
                      sizes: dict[str, tuple[int, bool]] | None = None) -> None:

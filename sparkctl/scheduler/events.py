@@ -48,12 +48,21 @@ def stage_rdds(stage: Any) -> list[Any]:
     return list(narrow_lineage(stage.rdd))
 
 
+def _stage_rdd_infos(stage: Any) -> list[Event]:
+    """The stage's RDD infos, built once per stage (job start, submission and completion
+    all describe it); copied, as listeners keep what they are given."""
+    infos = getattr(stage, "_rdd_infos", None)
+    if infos is None:
+        infos = stage._rdd_infos = [rdd_info(r) for r in stage_rdds(stage)]
+    return [dict(i) for i in infos]
+
+
 def stage_info(stage: Any, attempt: int, num_tasks: int | None = None, submitted: int | None = None,
                completed: int | None = None, failure: str | None = None, name: str | None = None) -> Event:
     info: Event = {
         "Stage ID": stage.id, "Stage Attempt ID": max(attempt, 0), "Stage Name": name or stage_name(stage),
         "Number of Tasks": stage.num_partitions if num_tasks is None else num_tasks,
-        "RDD Info": [rdd_info(r) for r in stage_rdds(stage)],
+        "RDD Info": _stage_rdd_infos(stage),
         "Parent IDs": sorted(p.id for p in stage.parents),
         "Details": getattr(stage, "details", "") or "",
         "Accumulables": [], "Resource Profile Id": 0, "Shuffle Push Enabled": False, "Shuffle Push Mergers Count": 0,

@@ -21,8 +21,8 @@ import time
 from typing import Any, Callable, Iterable
 
 from sparkctl.scheduler.events import SPARK_VERSION
-from sparkctl.ui.status_listener import (M, METRIC_KEYS, AppStatusListener, ExecutorEntry, JobEntry, RDDEntry,
-                                         StageEntry, TaskEntry)
+from sparkctl.ui.entities import M, METRIC_KEYS, ExecutorEntry, JobEntry, RDDEntry, StageEntry, TaskEntry
+from sparkctl.ui.status_listener import AppStatusListener
 
 Doc = Any
 NOT_FOUND = 404
@@ -166,7 +166,7 @@ def task(t: TaskEntry, st: AppStatusListener) -> Doc:
 
 def _executor_summary(s: StageEntry) -> Doc:
     out = {}
-    for eid, es in s.executors.items():
+    for eid, es in s.aggregates().executors.items():
         m = es.metrics
         out[eid] = {
             "taskTime": es.task_time, "failedTasks": es.failed, "succeededTasks": es.succeeded,
@@ -193,14 +193,14 @@ def stage(s: StageEntry, st: AppStatusListener, details: bool) -> Doc:
         doc["completionTime"] = date(s.completed)
     if s.failure is not None:
         doc["failureReason"] = s.failure
-    doc.update(_stage_metrics(s.metrics))
+    doc.update(_stage_metrics(s.aggregates().metrics))
     doc["name"] = s.name
     if s.description:
         doc["description"] = s.description
     doc.update({"details": s.details, "schedulingPool": s.pool,
                 "rddIds": [int(r.get("RDD ID", -1)) for r in s.rdds], "accumulatorUpdates": []})
     if details:
-        doc["tasks"] = {str(t.task_id): task(t, st) for t in s.tasks.values()}
+        doc["tasks"] = {str(t.task_id): task(t, st) for t in s.entries()}
         doc["executorSummary"] = _executor_summary(s)
     doc.update({"killedTasksSummary": dict(s.killed_summary), "resourceProfileId": 0,
                 "isShufflePushEnabled": False, "shuffleMergersCount": 0})
@@ -223,7 +223,7 @@ def task_list(s: StageEntry, st: AppStatusListener, query: dict[str, str]) -> Do
     key = _TASK_SORT.get(sort)
     if key is None:
         raise ApiError(BAD_REQUEST, f"unknown sortBy {sort!r}; one of {', '.join(_TASK_SORT)}")
-    tasks: Iterable[TaskEntry] = s.tasks.values()
+    tasks: Iterable[TaskEntry] = s.entries()
     status = query.get("status")
     if status:
         tasks = [t for t in tasks if t.status == status.upper()]
@@ -244,7 +244,7 @@ def task_summary(s: StageEntry, query: dict[str, str]) -> Doc:
         raise ApiError(BAD_REQUEST, f"quantiles must be numbers: {query.get('quantiles')!r}") from None
     if any(not 0 <= q <= 1 for q in qs):
         raise ApiError(BAD_REQUEST, "quantiles must be between 0 and 1")
-    done = [t for t in s.tasks.values() if t.status == "SUCCESS"]
+    done = [t for t in s.entries() if t.status == "SUCCESS"]
     if not done:
         raise ApiError(NOT_FOUND, f"no successful task in stage {s.stage_id} attempt {s.attempt} yet")
 
@@ -287,7 +287,9 @@ def task_summary(s: StageEntry, query: dict[str, str]) -> Doc:
 
 
 # ----------------------------------------------------------------- executors, storage, environment
-def executor(e: ExecutorEntry, st: AppStatusListener) -> Doc:
+def executor(e: ExecutorEntry, st: AppStatusListener, totals: dict[str, Any]) -> Doc:
+    t = totals.get(e.executor_id)
+    m = t.metrics if t is not None else [0] * len(METRIC_KEYS)
     rdd_blocks = mem = disk = 0
     for rdd in st.rdds.values():
         for b in rdd.blocks.values():
@@ -299,9 +301,11 @@ def executor(e: ExecutorEntry, st: AppStatusListener) -> Doc:
         "id": e.executor_id, "hostPort": f"{e.host}:{e.port}" if e.port else e.host, "isActive": e.removed is None,
         "rddBlocks": rdd_blocks, "memoryUsed": mem, "diskUsed": disk, "totalCores": e.cores, "maxTasks": e.cores,
         "activeTasks": e.active_tasks, "failedTasks": e.failed_tasks, "completedTasks": e.completed_tasks,
-        "totalTasks": e.active_tasks + e.failed_tasks + e.completed_tasks, "totalDuration": e.duration,
-        "totalGCTime": e.gc_time, "totalInputBytes": e.input_bytes, "totalShuffleRead": e.shuffle_read,
-        "totalShuffleWrite": e.shuffle_write, "isBlacklisted": False, "maxMemory": e.max_memory,
+        "totalTasks": e.active_tasks + e.failed_tasks + e.completed_tasks,
+        "totalDuration": t.task_time if t is not None else 0, "totalGCTime": m[M["jvmGcTime"]],
+        "totalInputBytes": m[M["inputBytesRead"]],
+        "totalShuffleRead": m[M["shuffleRemoteBytesRead"]] + m[M["shuffleLocalBytesRead"]],
+        "totalShuffleWrite": m[M["shuffleBytesWritten"]], "isBlacklisted": False, "maxMemory": e.max_memory,
         "addTime": date(e.added)}
     if e.removed is not None:
         doc["removeTime"] = date(e.removed)
@@ -373,8 +377,7 @@ def environment(st: AppStatusListener) -> Doc:
 
 # ----------------------------------------------------------------- the DAG (sparkctl's extension)
 def _latest_attempt(st: AppStatusListener, stage_id: int) -> StageEntry | None:
-    found = [s for (sid, _), s in st.stages.items() if sid == stage_id]
-    return max(found, key=lambda s: s.attempt) if found else None
+    return st.latest_attempt(stage_id)
 
 
 def _dag_stage(s: StageEntry) -> Doc:
@@ -417,7 +420,7 @@ def _int(query: dict[str, str], key: str, default: int) -> int:
 
 
 def _stage_attempts(st: AppStatusListener, stage_id: int) -> list[StageEntry]:
-    found = sorted((s for (sid, _), s in st.stages.items() if sid == stage_id), key=lambda s: -s.attempt)
+    found = st._attempts(stage_id)[::-1]
     if not found:
         raise ApiError(NOT_FOUND, f"unknown stage {stage_id}")
     return found
@@ -456,7 +459,8 @@ def _app_route(st: AppStatusListener, rest: list[str], query: dict[str, str]) ->
             return task_summary(s, query)
         raise ApiError(NOT_FOUND, f"unknown path {'/'.join(tail)}")
     if head in ("executors", "allexecutors") and not tail:
-        return [executor(e, st) for e in st.executors.values() if head == "allexecutors" or e.removed is None]
+        totals = st.executor_totals()
+        return [executor(e, st, totals) for e in st.executors.values() if head == "allexecutors" or e.removed is None]
     if head == "storage" and tail[:1] == ["rdd"]:
         if len(tail) == 1:
             return [rdd(r, st) for r in st.rdds.values() if r.blocks]

@@ -22,191 +22,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from operator import add
-from dataclasses import dataclass, field
 from typing import Any
 
 from sparkctl.scheduler.events import TaskEndRaw, TaskStartRaw
-
-Event = dict[str, Any]
-
-#: The task metrics kept per task, in this order (the names of Spark's REST API, flattened).
-METRIC_KEYS = (
-    "executorDeserializeTime", "executorDeserializeCpuTime", "executorRunTime", "executorCpuTime", "resultSize",
-    "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled", "diskBytesSpilled", "peakExecutionMemory",
-    "inputBytesRead", "inputRecordsRead", "outputBytesWritten", "outputRecordsWritten",
-    "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched", "shuffleFetchWaitTime", "shuffleRemoteBytesRead",
-    "shuffleRemoteBytesReadToDisk", "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten",
-    "shuffleWriteTime", "shuffleRecordsWritten",
-)
-M = {k: i for i, k in enumerate(METRIC_KEYS)}
-ZERO_METRICS = (0,) * len(METRIC_KEYS)
-_ZEROS = ZERO_METRICS
-
-# where each flat metric sits in an event log's "Task Metrics" object
-_JSON_PATHS: tuple[tuple[str, ...], ...] = (
-    ("Executor Deserialize Time",), ("Executor Deserialize CPU Time",), ("Executor Run Time",),
-    ("Executor CPU Time",), ("Result Size",), ("JVM GC Time",), ("Result Serialization Time",),
-    ("Memory Bytes Spilled",), ("Disk Bytes Spilled",), ("Peak Execution Memory",),
-    ("Input Metrics", "Bytes Read"), ("Input Metrics", "Records Read"),
-    ("Output Metrics", "Bytes Written"), ("Output Metrics", "Records Written"),
-    ("Shuffle Read Metrics", "Remote Blocks Fetched"), ("Shuffle Read Metrics", "Local Blocks Fetched"),
-    ("Shuffle Read Metrics", "Fetch Wait Time"), ("Shuffle Read Metrics", "Remote Bytes Read"),
-    ("Shuffle Read Metrics", "Remote Bytes Read To Disk"), ("Shuffle Read Metrics", "Local Bytes Read"),
-    ("Shuffle Read Metrics", "Total Records Read"), ("Shuffle Write Metrics", "Shuffle Bytes Written"),
-    ("Shuffle Write Metrics", "Shuffle Write Time"), ("Shuffle Write Metrics", "Shuffle Records Written"),
-)
-
-
-def metrics_from_json(tm: Any) -> tuple[int, ...]:
-    if not isinstance(tm, dict):
-        return ZERO_METRICS
-    out = []
-    for path in _JSON_PATHS:
-        v: Any = tm
-        for k in path:
-            v = v.get(k, 0) if isinstance(v, dict) else 0
-        out.append(v if isinstance(v, int) else int(v) if isinstance(v, float) else 0)
-    return tuple(out)
-
-
-def metrics_from_flat(m: dict[str, int] | None, result_size: int, run_ms: int) -> tuple[int, ...]:
-    if not m:
-        base = list(ZERO_METRICS)
-        base[M["resultSize"]] = result_size
-        base[M["executorRunTime"]] = run_ms
-        return tuple(base)
-    vals = tuple(map(m.get, METRIC_KEYS, _ZEROS))  # in C: this runs for every task
-    # the defaults the event log's JSON takes too (sparkctl.scheduler.events.task_metrics)
-    if "resultSize" not in m or "executorRunTime" not in m:
-        fixed = list(vals)
-        if "resultSize" not in m:
-            fixed[M["resultSize"]] = result_size
-        if "executorRunTime" not in m:
-            fixed[M["executorRunTime"]] = run_ms
-        return tuple(fixed)
-    return vals
-
-
-# ----------------------------------------------------------------- entities
-@dataclass
-class TaskEntry:
-    task_id: int
-    index: int
-    attempt: int
-    partition: int
-    launch: int
-    executor_id: str
-    host: str
-    locality: str
-    speculative: bool
-    status: str = "RUNNING"  # RUNNING, SUCCESS, FAILED, KILLED
-    finish: int = 0
-    error: str = ""
-    metrics: tuple[int, ...] = ZERO_METRICS
-
-
-@dataclass
-class ExecStageSummary:
-    task_time: int = 0
-    failed: int = 0
-    succeeded: int = 0
-    killed: int = 0
-    metrics: list[int] = field(default_factory=lambda: [0] * len(METRIC_KEYS))
-
-
-@dataclass
-class StageEntry:
-    stage_id: int
-    attempt: int
-    name: str
-    num_tasks: int
-    rdds: list[Event]
-    parent_ids: list[int]
-    details: str = ""
-    status: str = "PENDING"  # PENDING, ACTIVE, COMPLETE, FAILED, SKIPPED
-    job_ids: set[int] = field(default_factory=set)
-    submitted: int | None = None
-    first_launch: int | None = None
-    completed: int | None = None
-    failure: str | None = None
-    pool: str = "default"
-    description: str | None = None
-    active: int = 0
-    complete: int = 0
-    failed: int = 0
-    killed: int = 0
-    completed_indices: set[int] = field(default_factory=set)
-    metrics: list[int] = field(default_factory=lambda: [0] * len(METRIC_KEYS))
-    tasks: OrderedDict[int, TaskEntry] = field(default_factory=OrderedDict)
-    executors: dict[str, ExecStageSummary] = field(default_factory=dict)
-    killed_summary: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class JobEntry:
-    job_id: int
-    name: str
-    submitted: int
-    stage_ids: list[int]
-    group: str | None
-    tags: list[str]
-    description: str | None
-    status: str = "RUNNING"
-    completed: int | None = None
-    num_tasks: int = 0
-    active_tasks: int = 0
-    completed_tasks: int = 0
-    skipped_tasks: int = 0
-    failed_tasks: int = 0
-    killed_tasks: int = 0
-    completed_indices: set[tuple[int, int]] = field(default_factory=set)
-    active_stages: set[int] = field(default_factory=set)
-    completed_stages: set[int] = field(default_factory=set)
-    failed_stages: int = 0
-    skipped_stages: int = 0
-    killed_summary: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class ExecutorEntry:
-    executor_id: str
-    host: str
-    cores: int
-    added: int
-    port: int = 0
-    removed: int | None = None
-    remove_reason: str | None = None
-    logs: dict[str, str] = field(default_factory=dict)
-    active_tasks: int = 0
-    failed_tasks: int = 0
-    completed_tasks: int = 0
-    duration: int = 0
-    gc_time: int = 0
-    input_bytes: int = 0
-    shuffle_read: int = 0
-    shuffle_write: int = 0
-    max_memory: int = 0
-
-
-@dataclass
-class RDDEntry:
-    rdd_id: int
-    name: str
-    num_partitions: int
-    storage_level: dict[str, Any]
-    blocks: dict[str, dict[str, Any]] = field(default_factory=dict)  # block id -> {executors, mem, disk}
-
-
-@dataclass
-class AppEntry:
-    app_id: str = ""
-    name: str = ""
-    user: str = ""
-    start: int = 0
-    end: int | None = None
-    last_updated: int = 0
-    spark_version: str = ""
-    environment: Event = field(default_factory=dict)
+from sparkctl.ui.entities import (M, METRIC_KEYS, ZERO_METRICS, AppEntry, Event, ExecStageSummary,  # noqa: F401
+                                  ExecutorEntry, JobEntry, RDDEntry, StageAggregates, StageEntry, TaskEntry,
+                                  metrics_from_flat, metrics_from_json)
 
 
 # ----------------------------------------------------------------- the listener
@@ -226,6 +47,7 @@ class AppStatusListener:
         self.executors: OrderedDict[str, ExecutorEntry] = OrderedDict()
         self.rdds: OrderedDict[int, RDDEntry] = OrderedDict()
         self.stage_jobs: dict[int, set[int]] = {}  # stage id -> running jobs containing it
+        self.attempt_ids: dict[int, set[int]] = {}  # stage id -> its attempts in self.stages
         self.events_seen = 0
         self._handlers = {
             "SparkListenerLogStart": self._log_start,
@@ -261,19 +83,16 @@ class AppStatusListener:
     def on_task_start_raw(self, raw: TaskStartRaw) -> None:
         with self.lock:
             self.events_seen += 1
-            self._start_task(raw.stage_id, raw.stage_attempt, TaskEntry(
-                raw.task_id, raw.task_index, raw.attempt, raw.partition, raw.ts, raw.executor_id, raw.host,
-                raw.locality, raw.speculative))
+            self._start_task(raw.stage_id, raw.stage_attempt, raw.task_id, raw.executor_id, raw.ts, raw)
 
     def on_task_end_raw(self, raw: TaskEndRaw) -> None:
         s = raw.start
-        status = {"FINISHED": "SUCCESS", "KILLED": "KILLED"}.get(raw.state, "FAILED")
-        error = "" if status == "SUCCESS" else (raw.traceback or f"{raw.error_type}: {raw.error_message}")
-        metrics = metrics_from_flat(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0))
+        state = raw.state
+        status = "SUCCESS" if state == "FINISHED" else "KILLED" if state == "KILLED" else "FAILED"
         with self.lock:
             self.events_seen += 1
-            self._end_task(s.stage_id, s.stage_attempt, s.task_id, raw.ts, status, error, metrics,
-                           raw.error_message if status == "KILLED" else "", s)
+            self._end_task(s.stage_id, s.stage_attempt, s.task_id, s.task_index, s.executor_id, raw.ts, status,
+                           raw.error_message if status == "KILLED" else "", raw)
 
     # ------------------------------------------------------------- application
     def _log_start(self, e: Event) -> None:
@@ -372,6 +191,7 @@ class AppStatusListener:
                                                [int(p) for p in info.get("Parent IDs") or []],
                                                str(info.get("Details", "")))
             self._note_rdds(st.rdds)
+            self.attempt_ids.setdefault(key[0], set()).add(key[1])
         return st
 
     def _job_start(self, e: Event) -> None:
@@ -412,7 +232,12 @@ class AppStatusListener:
         job.active_stages.clear()
 
     def _attempts(self, stage_id: int) -> list[StageEntry]:
-        return [st for (sid, _), st in self.stages.items() if sid == stage_id]
+        """A stage's known attempts, oldest first."""
+        return [self.stages[(stage_id, a)] for a in sorted(self.attempt_ids.get(stage_id, ()))]
+
+    def latest_attempt(self, stage_id: int) -> StageEntry | None:
+        attempts = self._attempts(stage_id)
+        return attempts[-1] if attempts else None
 
     def _stage_submitted(self, e: Event) -> None:
         info = e.get("Stage Info") or {}
@@ -448,77 +273,49 @@ class AppStatusListener:
 
     # ------------------------------------------------------------- tasks
     def _task_start(self, e: Event) -> None:
-        ti = e.get("Task Info") or {}
-        self._start_task(int(e["Stage ID"]), int(e.get("Stage Attempt ID", 0)), _task_entry(ti))
+        task = _task_entry(e.get("Task Info") or {})
+        self._start_task(int(e["Stage ID"]), int(e.get("Stage Attempt ID", 0)), task.task_id, task.executor_id,
+                         task.launch, task)
 
     def _task_end(self, e: Event) -> None:
         ti = e.get("Task Info") or {}
         reason = e.get("Task End Reason") or {}
         kind = reason.get("Reason", "Success")
         status = "SUCCESS" if kind == "Success" else "KILLED" if kind == "TaskKilled" else "FAILED"
-        error = ""
+        task = _task_entry(ti)
+        task.status, task.finish = status, int(ti.get("Finish Time", 0))
+        task.metrics = metrics_from_json(e.get("Task Metrics"))
         if status != "SUCCESS":
-            error = str(reason.get("Full Stack Trace") or reason.get("Description") or reason.get("Kill Reason")
-                        or reason.get("Loss Reason") or reason.get("Message") or kind)
-        self._end_task(int(e["Stage ID"]), int(e.get("Stage Attempt ID", 0)), int(ti.get("Task ID", -1)),
-                       int(ti.get("Finish Time", 0)), status, error, metrics_from_json(e.get("Task Metrics")),
-                       str(reason.get("Kill Reason", "")) if status == "KILLED" else "", _task_entry(ti))
+            task.error = str(reason.get("Full Stack Trace") or reason.get("Description") or reason.get("Kill Reason")
+                             or reason.get("Loss Reason") or reason.get("Message") or kind)
+        self._end_task(int(e["Stage ID"]), int(e.get("Stage Attempt ID", 0)), task.task_id, task.index,
+                       task.executor_id, task.finish, status,
+                       str(reason.get("Kill Reason", "")) if status == "KILLED" else "", task)
 
-    def _start_task(self, stage_id: int, attempt: int, task: TaskEntry) -> None:
+    def _start_task(self, stage_id: int, attempt: int, task_id: int, executor_id: str, launch: int,
+                    value: Any) -> None:
         st = self.stages.get((stage_id, attempt))
         if st is not None:
-            st.tasks[task.task_id] = task
-            st.active += 1
-            if st.first_launch is None:
-                st.first_launch = task.launch
+            st.start_task(task_id, value, launch)
             if len(st.tasks) > self.retained_tasks:
-                self._trim_tasks(st)
+                st.trim(self.retained_tasks)
             for jid in st.job_ids:
                 job = self.jobs.get(jid)
                 if job is not None and job.status == "RUNNING":
                     job.active_tasks += 1
-        ex = self.executors.get(task.executor_id)
+        ex = self.executors.get(executor_id)
         if ex is not None:
             ex.active_tasks += 1
 
-    def _end_task(self, stage_id: int, attempt: int, task_id: int, finish: int, status: str, error: str,
-                  metrics: tuple[int, ...], kill_reason: str, fallback: TaskEntry | TaskStartRaw) -> None:
-        st = self.stages.get((stage_id, attempt))
-        task = st.tasks.get(task_id) if st is not None else None
-        started = task is not None
-        if task is None:  # its start was not seen (or was dropped)
-            task = fallback if isinstance(fallback, TaskEntry) else TaskEntry(
-                fallback.task_id, fallback.task_index, fallback.attempt, fallback.partition, fallback.ts,
-                fallback.executor_id, fallback.host, fallback.locality, fallback.speculative)
-        task.status, task.finish, task.error, task.metrics = status, finish, error, metrics
-        duration = max(finish - task.launch, 0)
+    def _end_task(self, stage_id: int, attempt: int, task_id: int, index: int, executor_id: str, finish: int,
+                  status: str, kill_reason: str, value: Any) -> None:
+        """Only counters here: metrics are summed when read (sparkctl.ui.entities)."""
         ok = status == "SUCCESS"
+        st = self.stages.get((stage_id, attempt))
+        started = True
         if st is not None:
-            if not started:
-                st.tasks[task_id] = task
-            else:
-                st.active = max(st.active - 1, 0)
-            new_index = ok and task.index not in st.completed_indices
-            if ok:
-                st.complete += 1
-                st.completed_indices.add(task.index)
-            elif status == "KILLED":
-                st.killed += 1
-                st.killed_summary[kill_reason or "killed"] = st.killed_summary.get(kill_reason or "killed", 0) + 1
-            else:
-                st.failed += 1
-            st.metrics = list(map(add, st.metrics, metrics))  # element-wise, in C
-            es = st.executors.get(task.executor_id)
-            if es is None:
-                es = st.executors[task.executor_id] = ExecStageSummary()
-            es.task_time += duration
-            if ok:
-                es.succeeded += 1
-            elif status == "KILLED":
-                es.killed += 1
-            else:
-                es.failed += 1
-            es.metrics = list(map(add, es.metrics, metrics))
+            new_index = ok and index not in st.completed_indices
+            started = st.end_task(task_id, value, index, status, kill_reason)
             for jid in st.job_ids:
                 job = self.jobs.get(jid)
                 if job is None:
@@ -528,13 +325,14 @@ class AppStatusListener:
                 if ok:
                     job.completed_tasks += 1
                     if new_index:
-                        job.completed_indices.add((stage_id, task.index))
+                        job.completed_indices.add((stage_id, index))
                 elif status == "KILLED":
                     job.killed_tasks += 1
-                    job.killed_summary[kill_reason or "killed"] = job.killed_summary.get(kill_reason or "killed", 0) + 1
+                    reason = kill_reason or "killed"
+                    job.killed_summary[reason] = job.killed_summary.get(reason, 0) + 1
                 else:
                     job.failed_tasks += 1
-        ex = self.executors.get(task.executor_id)
+        ex = self.executors.get(executor_id)
         if ex is not None:
             if started:
                 ex.active_tasks = max(ex.active_tasks - 1, 0)
@@ -542,12 +340,27 @@ class AppStatusListener:
                 ex.completed_tasks += 1
             elif status != "KILLED":
                 ex.failed_tasks += 1
-            ex.duration += duration
-            ex.gc_time += metrics[M["jvmGcTime"]]
-            ex.input_bytes += metrics[M["inputBytesRead"]]
-            ex.shuffle_read += metrics[M["shuffleRemoteBytesRead"]] + metrics[M["shuffleLocalBytesRead"]]
-            ex.shuffle_write += metrics[M["shuffleBytesWritten"]]
-        self.app.last_updated = max(self.app.last_updated, finish)
+        if finish > self.app.last_updated:
+            self.app.last_updated = finish
+
+    # ------------------------------------------------------------- derived on read
+    def stage_aggregates(self, st: StageEntry) -> StageAggregates:
+        return st.aggregates()
+
+    def executor_totals(self) -> dict[str, ExecStageSummary]:
+        """Per executor: task time and metrics over every stage (kept or dropped)."""
+        totals: dict[str, ExecStageSummary] = {}
+        for ex in self.executors.values():
+            d = ex.dropped
+            totals[ex.executor_id] = ExecStageSummary(d.task_time, d.failed, d.succeeded, d.killed, list(d.metrics))
+        for st in self.stages.values():
+            for eid, es in st.aggregates().executors.items():
+                t = totals.get(eid)
+                if t is None:
+                    continue
+                t.task_time += es.task_time
+                t.metrics = list(map(add, t.metrics, es.metrics))
+        return totals
 
     # ------------------------------------------------------------- retention
     def _trim_jobs(self) -> None:
@@ -562,12 +375,18 @@ class AppStatusListener:
             victim = next((k for k, s in self.stages.items() if s.status not in ("ACTIVE", "PENDING")), None)
             if victim is None:
                 return
+            for eid, es in self.stages[victim].aggregates().executors.items():
+                ex = self.executors.get(eid)
+                if ex is not None:
+                    ex.dropped.task_time += es.task_time
+                    ex.dropped.metrics = list(map(add, ex.dropped.metrics, es.metrics))
             del self.stages[victim]
+            attempts = self.attempt_ids.get(victim[0])
+            if attempts is not None:
+                attempts.discard(victim[1])
+                if not attempts:
+                    del self.attempt_ids[victim[0]]
 
-    def _trim_tasks(self, st: StageEntry) -> None:
-        excess = len(st.tasks) - self.retained_tasks
-        for tid in [t for t, task in st.tasks.items() if task.status != "RUNNING"][:excess]:
-            del st.tasks[tid]
 
 
 def _task_entry(ti: Event) -> TaskEntry:

@@ -48,10 +48,10 @@ class ListenerStatusSource:
     def stage_info(self, stage_id: int) -> SparkStageInfo | None:
         self._sync()
         with self.listener.lock:
-            attempts = [s for (sid, _), s in self.listener.stages.items() if sid == stage_id]
-            if not attempts:
+            found = self.listener.latest_attempt(stage_id)
+            if found is None:
                 return None
-            s: StageEntry = max(attempts, key=lambda a: a.attempt)
+            s: StageEntry = found
             # an ended attempt's last tasks are being killed: none of them counts as active any more
             active = s.active if s.status == "ACTIVE" else 0
             return SparkStageInfo(s.stage_id, s.attempt, s.name, s.num_tasks, active, s.complete, s.failed)
