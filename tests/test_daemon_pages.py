@@ -81,6 +81,7 @@ def test_worker_page_reads_as_a_page_with_links_to_logs() -> None:
     assert "wordcount &lt;b&gt;" in page and "wordcount <b>" not in page
     assert '<a href="http://127.0.0.1:8080">spark://127.0.0.1:7077</a>' in page
     assert '<meta http-equiv="refresh" content="5">' in page
+    assert "<script" not in page and "src=" not in page  # nothing to run, nothing loaded from elsewhere
     links = re.findall(r'href="(/logPage/\?[^"]+)"', page)
     assert [html.unescape(u) for u in links] == [
         "/logPage/?appId=app-20261130-0001&executorId=0&logType=stdout",
@@ -252,6 +253,13 @@ def test_logs_refuse_paths_outside_the_work_dir_and_unknown_apps(worker_ui: tupl
             status, _, body = _get(f"{base}{route}?{query}")
             assert status == expected, (route, query, status, body)
             assert b"NOT FOR THE WEB" not in body and b"s3cret" not in body
+    # odd queries are refused with a reason, never a server error
+    odd = ["", "appId=%00&executorId=0&logType=stdout", f"appId={'a' * 5000}&executorId=0&logType=stdout",
+           "&".join(f"f{i}=1" for i in range(100)), "appId=app-1&executorId=0&logType=stdout&offset=1e9",
+           "appId=%E2%80%AE&executorId=0&logType=stdout", "%%%&&==;"]
+    for query in odd:
+        status, _, body = _get(f"{base}/log?{query}")
+        assert status == 400 and body.strip(), (query[:60], status, body)
     status, _, body = _get(f"{base}/log?appId=app-2&executorId=0&logType=stdout")
     assert b"no application app-2 has run on this worker" in body
     assert _get(f"{base}/log?driverId=driver-20261130-0001&logType=stdout")[::2] == (200, b"driver says hi\n")
