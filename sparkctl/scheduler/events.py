@@ -296,12 +296,25 @@ def convert(raw: Any) -> Event | None:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+_quoted: dict[str, str] = {}
+
+
+def _q(text: str) -> str:
+    """``text`` as a JSON string; executor ids, hosts and localities repeat, so they are kept."""
+    q = _quoted.get(text)
+    if q is None:
+        if len(_quoted) > 4096:
+            _quoted.clear()
+        q = _quoted[text] = _dumps(text)
+    return q
+
+
 def _task_info_json(s: TaskStartRaw, finish: int, failed: bool, killed: bool) -> str:
     return ('{"Task ID":%d,"Index":%d,"Attempt":%d,"Partition ID":%d,"Launch Time":%d,"Executor ID":%s,'
             '"Host":%s,"Locality":%s,"Speculative":%s,"Getting Result Time":0,"Finish Time":%d,"Failed":%s,'
             '"Killed":%s,"Accumulables":[]}') % (
-        s.task_id, s.task_index, s.attempt, s.partition, s.ts, _dumps(s.executor_id), _dumps(s.host),
-        _dumps(s.locality), _B[s.speculative], finish, _B[failed], _B[killed])
+        s.task_id, s.task_index, s.attempt, s.partition, s.ts, _q(s.executor_id), _q(s.host),
+        _q(s.locality), _B[s.speculative], finish, _B[failed], _B[killed])
 
 
 _B = {True: "true", False: "false"}
@@ -323,17 +336,27 @@ _METRICS_TEMPLATE = (
     '"Output Metrics":{"Bytes Written":%d,"Records Written":%d},"Updated Blocks":[]}')
 
 
+_METRIC_ORDER = ("executorDeserializeTime", "executorDeserializeCpuTime", "executorRunTime", "executorCpuTime",
+                 "peakExecutionMemory", "resultSize", "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled",
+                 "diskBytesSpilled", "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched",
+                 "shuffleFetchWaitTime", "shuffleRemoteBytesRead", "shuffleRemoteBytesReadToDisk",
+                 "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten", "shuffleWriteTime",
+                 "shuffleRecordsWritten", "inputBytesRead", "inputRecordsRead", "outputBytesWritten",
+                 "outputRecordsWritten")
+_NO_METRICS = (0,) * len(_METRIC_ORDER)
+_RUN, _SIZE = _METRIC_ORDER.index("executorRunTime"), _METRIC_ORDER.index("resultSize")
+
+
 def _metrics_json(m: dict[str, int] | None, result_size: int, run_ms: int) -> str:
-    g = (m or {}).get
-    return _METRICS_TEMPLATE % (
-        g("executorDeserializeTime", 0), g("executorDeserializeCpuTime", 0), g("executorRunTime", run_ms),
-        g("executorCpuTime", 0), g("peakExecutionMemory", 0), g("resultSize", result_size), g("jvmGcTime", 0),
-        g("resultSerializationTime", 0), g("memoryBytesSpilled", 0), g("diskBytesSpilled", 0),
-        g("shuffleRemoteBlocksFetched", 0), g("shuffleLocalBlocksFetched", 0), g("shuffleFetchWaitTime", 0),
-        g("shuffleRemoteBytesRead", 0), g("shuffleRemoteBytesReadToDisk", 0), g("shuffleLocalBytesRead", 0),
-        g("shuffleRecordsRead", 0), g("shuffleBytesWritten", 0), g("shuffleWriteTime", 0),
-        g("shuffleRecordsWritten", 0), g("inputBytesRead", 0), g("inputRecordsRead", 0), g("outputBytesWritten", 0),
-        g("outputRecordsWritten", 0))
+    values = tuple(map((m or {}).get, _METRIC_ORDER, _NO_METRICS))  # in C
+    if not m or "executorRunTime" not in m or "resultSize" not in m:
+        fixed = list(values)
+        if not m or "executorRunTime" not in m:
+            fixed[_RUN] = run_ms
+        if not m or "resultSize" not in m:
+            fixed[_SIZE] = result_size
+        values = tuple(fixed)
+    return _METRICS_TEMPLATE % values
 
 
 def task_end_json(raw: TaskEndRaw) -> str:
