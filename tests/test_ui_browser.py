@@ -71,6 +71,9 @@ assert sc.parallelize(range(10), 2).sum() == 45   # job 4
 sc.setJobDescription(None)
 many = 150 if "ENGINE" == "sparkctl" else 4  # PySpark takes 0.1 s a task: it need not show paging
 assert sc.parallelize(range(many), many).count() == many   # job 5: more tasks than a page of the task table
+keyed = sc.parallelize(range(100), 4).map(lambda x: (x % 7, x))
+sums, sizes = keyed.reduceByKey(add), keyed.mapValues(lambda v: -v).groupByKey().mapValues(len)
+assert len(sums.join(sizes).collect()) == 7   # job 6: a stage reading two shuffles whose map sides share RDDs
 stop_flag = os.path.join(base, "stop")
 
 def until_stopped(x):
@@ -80,7 +83,7 @@ def until_stopped(x):
     return (x % 2, x)
 
 running = []
-if wait:  # job 6 runs until the test ends: 2 of its 4 map tasks hold both task slots
+if wait:  # job 7 runs until the test ends: 2 of its 4 map tasks hold both task slots
     job = threading.Thread(target=lambda: running.append(
         sc.parallelize(range(4), 4).map(until_stopped).groupByKey().count()))
     job.start()
@@ -200,17 +203,17 @@ def value(td: Node) -> float:
 def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app: App) -> None:
     page = dump(browser, app.url + "/jobs/")
     jobs = {j["jobId"]: j for j in app.api("/jobs")}
-    assert len(jobs) == 7
+    assert len(jobs) == 8
     rows = page.doc.find_all("tr", data_job_id=True)
     assert sorted(ints(rows, "data-job-id")) == sorted(jobs)
     for row in rows:
         j = jobs[int(row.attrs["data-job-id"])]
-        assert row.attrs["data-status"] == j["status"] == ("RUNNING" if j["jobId"] == 6 else "SUCCEEDED")
+        assert row.attrs["data-status"] == j["status"] == ("RUNNING" if j["jobId"] == 7 else "SUCCEEDED")
         bar = row.cell("tasks").find("div", class_="progress")
         assert int(bar.attrs["data-completed"]) == j["numCompletedIndices"]
         assert int(bar.attrs["data-total"]) == j["numTasks"] - j["numSkippedTasks"]
     active = page.doc.find("table", id="active-jobs-table").find_all("tr", data_job_id=True)
-    assert ints(active, "data-job-id") == [6]
+    assert ints(active, "data-job-id") == [7]
     assert "(2 running)" in active[0].cell("tasks").text()
     assert "(1 skipped)" in next(r for r in rows if r.attrs["data-job-id"] == "1").cell("stages").text()
     failed_job = next(r for r in rows if r.attrs["data-job-id"] == "2")
@@ -233,8 +236,9 @@ def test_jobs_page_lists_every_job_and_draws_the_timeline(browser: Chromium, app
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("job_id, statuses", [(1, ["COMPLETE", "SKIPPED"]), (6, ["ACTIVE", "PENDING"])],
-                         ids=["the skipped stage", "a running job"])
+@pytest.mark.parametrize("job_id, statuses", [(1, ["COMPLETE", "SKIPPED"]), (6, ["COMPLETE"] * 3),
+                                              (7, ["ACTIVE", "PENDING"])],
+                         ids=["the skipped stage", "a join of two shuffles", "a running job"])
 def test_job_page_draws_the_dag(browser: Chromium, app: App, job_id: int, statuses: list[str]) -> None:
     job = app.api(f"/jobs/{job_id}")
     dag = fetch_json(f"{app.url}/api/v1/applications/{app.app_id}/sparkctl/dag?job={job_id}")
@@ -252,14 +256,21 @@ def test_job_page_draws_the_dag(browser: Chromium, app: App, job_id: int, status
         sorted((s["stageId"], r["id"]) for s in dag["stages"] for r in s["rdds"])
     assert int(svg.attrs["data-rdds"]) == len(nodes)
 
-    # one edge per parent that is in the picture; those between stages are the shuffle's
-    stage_of = {r["id"]: s["stageId"] for s in dag["stages"] for r in s["rdds"]}
-    expected = {(p, r["id"], stage_of[p] != s["stageId"]) for s in dag["stages"] for r in s["rdds"]
-                for p in r["parentIds"] if p in stage_of}
+    # one edge per parent that is in the picture, to each stage's drawing of the RDD; those
+    # from another stage are the shuffle's (an RDD two stages compute is drawn in both)
+    drawn = {r["id"] for s in dag["stages"] for r in s["rdds"]}
+    expected = sorted((s["stageId"], p, r["id"], p not in {q["id"] for q in s["rdds"]})
+                      for s in dag["stages"] for r in s["rdds"] for p in r["parentIds"] if p in drawn)
     edges = svg.find_all("path", class_="dag-edge")
-    assert {(int(e.attrs["data-from"]), int(e.attrs["data-to"]), "shuffle" in e.attrs["class"].split())
-            for e in edges} == expected
+    assert sorted((int(e.attrs["data-to-stage"]), int(e.attrs["data-from"]), int(e.attrs["data-to"]),
+                   "shuffle" in e.attrs["class"].split()) for e in edges) == expected
     assert any(crossing for *_, crossing in expected), f"the DAG of job {job_id} has no shuffle edge"
+    # a shuffle edge starts in the stage whose output its RDD is (no RDD of that stage reads
+    # it), though another stage may compute the same RDD on the way to another shuffle
+    read_within = {(s["stageId"], p) for s in dag["stages"] for r in s["rdds"] for p in r["parentIds"]}
+    for e in edges:
+        if "shuffle" in e.attrs["class"].split():
+            assert (int(e.attrs["data-from-stage"]), int(e.attrs["data-from"])) not in read_within
     # each node's label is its RDD's name and id, as text
     for s in dag["stages"]:
         for r in s["rdds"]:
@@ -341,7 +352,7 @@ def test_task_table_pages_through_a_large_stage(browser: Chromium, app: App) -> 
 
 @pytest.mark.timeout(120)
 def test_running_and_pending_stages_and_an_unknown_job(browser: Chromium, app: App) -> None:
-    active, pending = sorted(app.api("/jobs/6")["stageIds"])
+    active, pending = sorted(app.api("/jobs/7")["stageIds"])
     tasks = app.api(f"/stages/{active}/0/taskList?offset=0&length=100&sortBy=ID")
     assert [t["status"] for t in tasks] == ["RUNNING", "RUNNING"]
     page = dump(browser, f"{app.url}/stages/stage/?id={active}&attempt=0")

@@ -11,9 +11,9 @@
  * the boxes. Skipped stages (their shuffle output was reused) are drawn greyed. */
 (function () {
   "use strict";
-  var NODE_W = 184, NODE_H = 42, GAP_X = 16, GAP_Y = 28, PAD = 14, HEAD = 30;
+  var NODE_W = 184, NODE_H = 42, GAP_X = 16, GAP_Y = 28, PAD = 14, HEAD = 40;
   var STAGE_GAP_X = 72, STAGE_GAP_Y = 28, MARGIN = 8;
-  var CHAR_W = 6.4;  // average width of a 11px sans-serif character, for truncating labels
+  var CHAR_W = 6.8;  // average width of an 11px bold sans-serif character, for truncating labels
   var dagCount = 0;
   var STATUS_WORD = {ACTIVE: "running", PENDING: "pending", SKIPPED: "skipped", FAILED: "failed"};
 
@@ -94,7 +94,8 @@
         b.rows.forEach(function (row, k) {
           var rowW = row.length * NODE_W + (row.length - 1) * GAP_X;
           row.forEach(function (r, i) {
-            nodes[s.stageId + ":" + r.id] = {x: b.x + (b.w - rowW) / 2 + i * (NODE_W + GAP_X), y: b.y + HEAD + k * (NODE_H + GAP_Y), stageId: s.stageId};
+            nodes[s.stageId + ":" + r.id] = {x: b.x + (b.w - rowW) / 2 + i * (NODE_W + GAP_X), y: b.y + HEAD + k * (NODE_H + GAP_Y),
+              stageId: s.stageId, leftmost: i === 0};
           });
         });
       });
@@ -104,12 +105,22 @@
     return {boxes: boxes, nodes: nodes, width: Math.max(x - STAGE_GAP_X + MARGIN, 2 * MARGIN), height: Math.max(height, 2 * MARGIN)};
   }
 
-  function edgePath(from, to, crossing) {
+  /** Narrow edges go straight down inside a stage; a shuffle edge curves from the right
+   * side of its map-side RDD to the left side of the RDD reading it. When another RDD
+   * stands to the reader's left, the edge enters the stage along its header band and comes
+   * down onto the reader, instead of running behind its neighbours. */
+  function edgePath(from, to, crossing, box) {
     if (!crossing) {
       var x1 = from.x + NODE_W / 2, y1 = from.y + NODE_H, x2 = to.x + NODE_W / 2, y2 = to.y;
       if (y2 > y1) return "M" + x1 + "," + y1 + " L" + x2 + "," + (y2 - 2);
     }
-    var sx = from.x + NODE_W, sy = from.y + NODE_H / 2, tx = to.x, ty = to.y + NODE_H / 2;
+    var sx = from.x + NODE_W, sy = from.y + NODE_H / 2;
+    if (box && !to.leftmost) {
+      var hy = box.y + 25, cx = to.x + NODE_W / 2, bend = Math.max(30, Math.abs(box.x - sx) / 2);
+      return "M" + sx + "," + sy + " C" + (sx + bend) + "," + sy + " " + (box.x - bend) + "," + hy + " " + box.x + "," + hy +
+        " L" + (cx - 8) + "," + hy + " Q" + cx + "," + hy + " " + cx + "," + (hy + 7) + " L" + cx + "," + (to.y - 2);
+    }
+    var tx = to.x, ty = to.y + NODE_H / 2;
     var dx = Math.max(30, Math.abs(tx - sx) / 2);
     return "M" + sx + "," + sy + " C" + (sx + dx) + "," + sy + " " + (tx - dx) + "," + ty + " " + (tx - 2) + "," + ty;
   }
@@ -177,15 +188,22 @@
     // Edges between RDDs: to a parent in the same stage, else to the parent in one of the
     // stage's parent stages (a shuffle), else wherever it is drawn. A stage edge with no
     // RDD edge across it is drawn box to box.
-    var holders = {};
+    // A shuffle's map side is the stage whose last RDD (one no RDD of that stage reads) it
+    // is: another stage may compute the same RDD on its way to a different shuffle.
+    var holders = {}, inner = {};
     stages.forEach(function (s) {
-      (s.rdds || []).forEach(function (r) { (holders[r.id] = holders[r.id] || []).push(s.stageId); });
+      (s.rdds || []).forEach(function (r) {
+        (holders[r.id] = holders[r.id] || []).push(s.stageId);
+        (r.parentIds || []).forEach(function (p) { inner[s.stageId + ":" + p] = true; });
+      });
     });
     function parentNode(s, p) {
       var where = holders[p] || [];
       if (where.indexOf(s.stageId) >= 0) return geo.nodes[s.stageId + ":" + p];
-      var up = where.filter(function (t) { return (s.parentIds || []).indexOf(t) >= 0; });
-      var t = up.length ? up[0] : where[0];
+      function rank(t) {
+        return (inner[t + ":" + p] ? 2 : 0) + ((s.parentIds || []).indexOf(t) >= 0 ? 0 : 1);
+      }
+      var t = where.slice().sort(function (a, b) { return rank(a) - rank(b) || a - b; })[0];
       return t === undefined ? null : geo.nodes[t + ":" + p];
     }
     var crossed = {};
@@ -199,8 +217,10 @@
           var crossing = from.stageId !== to.stageId;
           if (crossing) crossed[from.stageId + ">" + to.stageId] = true;
           edgeCount += 1;
-          edgeLayer.appendChild(svg("path", {class: "dag-edge" + (crossing ? " shuffle" : ""), d: edgePath(from, to, crossing),
-            "marker-end": "url(#" + markerId + ")", "data-from": p, "data-to": r.id}));
+          edgeLayer.appendChild(svg("path", {class: "dag-edge" + (crossing ? " shuffle" : ""),
+            d: edgePath(from, to, crossing, crossing ? geo.boxes[to.stageId] : null),
+            "marker-end": "url(#" + markerId + ")", "data-from": p, "data-to": r.id, "data-from-stage": from.stageId,
+            "data-to-stage": s.stageId}));
         });
       });
     });
