@@ -64,7 +64,9 @@
     for (var t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
       var x = px(t);
       axis.appendChild(svg("line", {class: "tl-grid", x1: x, y1: TOP, x2: x, y2: axisY + 4}));
-      axis.appendChild(svg("text", {x: x, y: axisY + 17, "text-anchor": "middle"}, fmt.clock(new Date(t))));
+      if (x > LABEL + 24 && x < W - RIGHT - 24) {  // a label cut by the edge reads wrong: leave it out
+        axis.appendChild(svg("text", {x: x, y: axisY + 17, "text-anchor": "middle"}, fmt.clock(new Date(t))));
+      }
     }
     root.appendChild(axis);
 
