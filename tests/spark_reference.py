@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -75,12 +76,28 @@ def reference_missing() -> str | None:
     return None
 
 
-def spark_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def private_spark_home(base: Path) -> Path:
+    """A SPARK_HOME of our own under *base*: links to everything in the wheel's, but its own
+    ``work/``. A local-cluster's workers put their executors' directories in
+    SPARK_HOME/work, which would otherwise grow inside the installed package."""
+    home = spark_home()
+    assert home is not None, reference_missing()
+    private = base / "spark-home"
+    if not private.is_dir():
+        private.mkdir(parents=True)
+        for entry in home.iterdir():
+            if entry.name != "work":
+                (private / entry.name).symlink_to(entry)
+        (private / "work").mkdir()
+    return private
+
+
+def spark_env(extra: Mapping[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
     """The environment for a Spark process: none of the caller's Spark or sparkctl settings
     (a SPARK_CONF_DIR or SPARKCTL_MASTER of the developer's must not leak in), Spark's
-    servers on the loopback address, and SPARK_HOME at the wheel."""
+    servers on the loopback address, and SPARK_HOME at *home* (default: the wheel)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK", "PYSPARK", "SPARKCTL_"))}
-    home = spark_home()
+    home = home or spark_home()
     assert home is not None, reference_missing()
     env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP=LOOPBACK, PYSPARK_PYTHON=sys.executable,
                PYSPARK_DRIVER_PYTHON=sys.executable)
@@ -431,10 +448,13 @@ def pyspark_conf(event_log_dir: Path | None) -> dict[str, str]:
 def run_pyspark(script: Path, work: Path, master: str, conf: Mapping[str, str] | None = None,
                 args: list[str] | None = None) -> DriverProgram:
     """Start *script* under real PySpark (the driver JVM it launches, and for
-    ``local-cluster`` the executor JVMs, in the program's own process group)."""
+    ``local-cluster`` the executor JVMs, in the program's own process group), with a
+    SPARK_HOME and local dirs under *work*."""
     work.mkdir(parents=True, exist_ok=True)
-    submit_args = ["--master", master, *_conf_args(conf or {}), "pyspark-shell"]
-    env = spark_env({"PYSPARK_SUBMIT_ARGS": " ".join(submit_args)})
+    (work / "local").mkdir(exist_ok=True)
+    conf = {"spark.local.dir": str(work / "local"), **(conf or {})}
+    submit_args = ["--master", master, *_conf_args(conf), "pyspark-shell"]
+    env = spark_env({"PYSPARK_SUBMIT_ARGS": shlex.join(submit_args)}, home=private_spark_home(work))
     with open(work / "stdout.txt", "wb") as out, open(work / "stderr.txt", "wb") as err:
         proc = subprocess.Popen([sys.executable, str(script), *flag_args(work), *(args or [])], cwd=work, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
