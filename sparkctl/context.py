@@ -158,8 +158,7 @@ class SparkContext:
                                              self._conf.get_float("spark.speculation.multiplier", 1.5))
         log.info("Driver for %s listening on %s:%d", self.appName, host, port)
         # the live UI and the event log hear every executor, so they start before the backend
-        self._ui = start_app_ui(self._conf, self._runtime, self.appName, self._app_id, self.startTime,
-                                self.sparkUser())
+        self._ui = start_app_ui(self._conf, self._runtime, self.appName, self._app_id, self.startTime)
         if local is not None:
             self._backend = LocalBackend(local[0], self._conf, self._app_id, extra_paths)
         else:
@@ -167,6 +166,10 @@ class SparkContext:
             self._backend = make_cluster_backend(self.master, self._conf, self.appName, self._app_id, extra_paths)
         self._backend.ui_url = self.uiWebUrl or ""  # the master links the application to it
         self._backend.start(self._runtime, secret)
+        # as in Spark, a standalone application is known by the id its master gave it
+        self._app_id = self._backend.registered_app_id() or self._app_id
+        self._runtime.app_id = self._app_id
+        self._ui.application_started(self.appName, self._app_id, self.startTime, self.sparkUser())
         self._backend.wait_ready(self._runtime, self._conf.get_duration("spark.executor.registrationTimeout") or 60.0)
         # barrier stages: the slots the cluster started with bound them (a lost executor's come back)
         self._runtime.tasks.expected_cores = self._runtime.total_cores()

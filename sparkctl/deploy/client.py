@@ -195,6 +195,9 @@ class StandaloneBackend(SchedulerBackend):
             # master's reason rather than let them wait for executors forever
             runtime.abort(f"the master removed the application: {msg.message}")
 
+    def registered_app_id(self) -> str | None:
+        return self.app_id
+
     def wait_ready(self, runtime: "DriverRuntime", timeout: float) -> None:
         """Until the executors the master granted at registration have connected (at least one)."""
         deadline = time.monotonic() + timeout
@@ -363,6 +366,9 @@ class LocalClusterBackend(SchedulerBackend):
             os.close(watch_fd)  # only the daemons read it
         self.inner = StandaloneBackend(url, self.conf, self.app_name, self.extra_paths)
         self.inner.start(runtime, secret)
+
+    def registered_app_id(self) -> str | None:
+        return self.inner.app_id if self.inner is not None else None
 
     def wait_ready(self, runtime: "DriverRuntime", timeout: float) -> None:
         assert self.inner is not None

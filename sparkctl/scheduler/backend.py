@@ -32,6 +32,10 @@ class SchedulerBackend(ABC):
     #: the application's live UI, set before ``start`` (a standalone master links to it)
     ui_url: str = ""
 
+    def registered_app_id(self) -> str | None:
+        """The id a cluster manager gave the application (after ``start``), if any."""
+        return None
+
     @abstractmethod
     def start(self, runtime: "DriverRuntime", secret: bytes) -> None:
         """Bring executors into existence; they connect to ``runtime.address``."""

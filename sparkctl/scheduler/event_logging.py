@@ -45,24 +45,37 @@ def local_dir(uri: str) -> str:
 
 
 class EventLoggingListener:
-    """Writes every event it hears to the application's event log."""
+    """Writes every event it hears to the application's event log.
 
-    def __init__(self, directory: str, app_id: str, overwrite: bool = False, log_block_updates: bool = False) -> None:
+    The log is named after the application's id, which a standalone master hands out only
+    once the driver has registered: until ``open`` names it, events wait in memory."""
+
+    def __init__(self, directory: str, overwrite: bool = False, log_block_updates: bool = False) -> None:
         self.directory = local_dir(directory)
         if not os.path.isdir(self.directory):
             raise ValueError(f"spark.eventLog.dir={directory!r} is not an existing directory")
-        self.final_path = log_path(self.directory, app_id)
-        self.path = self.final_path + IN_PROGRESS
         self.overwrite = overwrite
         self.log_block_updates = log_block_updates
-        if os.path.exists(self.final_path) and not overwrite:
+        self.path = self.final_path = ""
+        self.file: IO[str] | None = None
+        self.waiting: list[str] | None = []  # lines before the log has a name
+        self.last_flush = time.monotonic()
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def open(self, app_id: str) -> None:
+        """Create ``<dir>/<app_id>.inprogress`` and write what was held back."""
+        self.final_path = log_path(self.directory, app_id)
+        self.path = self.final_path + IN_PROGRESS
+        if os.path.exists(self.final_path) and not self.overwrite:
+            self.waiting = None
             raise ValueError(f"the event log {self.final_path} exists already "
                              "(set spark.eventLog.overwrite=true to replace it)")
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        self.file: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 16)
-        self.last_flush = time.monotonic()
-        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self.file = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 16)
+        held, self.waiting = self.waiting or [], None
         self._write(ev.log_start())
+        for line in held:
+            self._write_text(line)
 
     def _write(self, event: dict[str, Any]) -> None:
         self._write_text(self._dumps(event), event.get("Event") in _FLUSH_NOW)
@@ -70,6 +83,8 @@ class EventLoggingListener:
     def _write_text(self, text: str, flush: bool = False) -> None:
         f = self.file
         if f is None:
+            if self.waiting is not None:
+                self.waiting.append(text)
             return
         f.write(text)
         f.write("\n")

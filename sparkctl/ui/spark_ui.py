@@ -15,7 +15,6 @@ matching ``spark.redaction.regex`` shows as ``*********(redacted)``, as in Spark
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import Any
 
@@ -45,7 +44,10 @@ class SparkUI:
     """The bus, the status listener, the UI server and the event log of one application."""
 
     def __init__(self, bus: LiveListenerBus, status: AppStatusListener, server: UIServer | None,
-                 event_log: EventLoggingListener | None) -> None:
+                 event_log: EventLoggingListener | None, lookup: dict[str, AppStatusListener]) -> None:
+        self.lookup = lookup  # what the UI server serves: app id -> its status
+        self.settings: list[tuple[str, str]] = []
+        self.redaction: str | None = None
         self.bus = bus
         self.status = status
         self.server = server
@@ -58,6 +60,27 @@ class SparkUI:
     def post(self, event: dict[str, Any]) -> None:
         self.bus.post_now(event)
 
+    def application_started(self, app_name: str, app_id: str, start_time: int, user: str) -> None:
+        """The application has its id (a standalone master's, once registered): the UI
+        serves it under that id and the event log takes its name, then the environment and
+        ApplicationStart follow, as in Spark's logs."""
+        self.lookup.clear()
+        self.lookup[app_id] = self.status
+        event_log = self.event_log
+        settings = redact(sorted(dict(self.settings + [("spark.app.id", app_id)]).items()), self.redaction)
+
+        def opened() -> dict[str, Any]:
+            if event_log is not None:
+                try:
+                    event_log.open(app_id)
+                    log.info("Logging events to %s", event_log.path)
+                except (OSError, ValueError) as e:
+                    log.error("No event log for %s: %s", app_id, e)
+            return ev.environment_update(settings)
+
+        self.bus.post(opened)
+        self.bus.post_now(ev.application_start(app_name, app_id, start_time, user))
+
     def stop(self, exit_code: int | None = 0) -> None:
         self.bus.post(ev.application_end(now_ms(), exit_code))
         self.bus.stop()
@@ -65,9 +88,10 @@ class SparkUI:
             self.server.stop()
 
 
-def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time: int, user: str) -> SparkUI:
+def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time: int) -> SparkUI:
     """Start the bus and its status listener, and what ``conf`` asks for (the UI server, the
-    event log); point ``runtime`` at the bus."""
+    event log); point ``runtime`` at the bus. ``app_id`` is provisional until
+    ``SparkUI.application_started`` gives the final one."""
     ui_enabled = conf.get_bool("spark.ui.enabled", True)
     log_enabled = conf.get_bool("spark.eventLog.enabled", False)
     bus = LiveListenerBus(ev.convert)
@@ -77,35 +101,30 @@ def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time
                                retained_stages=conf.get_int("spark.ui.retainedStages", 1000),
                                retained_tasks=conf.get_int("spark.ui.retainedTasks", 100000))
     bus.add_listener(status)
-    if ui_enabled:
-        host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
-        port = conf.get_int("spark.ui.port", DEFAULT_UI_PORT)
-        lookup = {app_id: status}
-        server = start_ui_server(host, port, lambda: lookup, title=f"{app_name} - sparkctl UI",
-                                 max_retries=conf.get_int("spark.port.maxRetries", 16),
-                                 allowed=conf.get("spark.ui.allowedHosts"))
+    lookup: dict[str, AppStatusListener] = {app_id: status}
     if log_enabled:
         directory = conf.get("spark.eventLog.dir") or "/tmp/spark-events"
-        event_log = EventLoggingListener(directory, app_id, conf.get_bool("spark.eventLog.overwrite", False),
+        event_log = EventLoggingListener(directory, conf.get_bool("spark.eventLog.overwrite", False),
                                          conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False))
         bus.add_listener(event_log)
-    ui = SparkUI(bus, status, server, event_log)
+    if ui_enabled:
+        host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
+        server = start_ui_server(host, conf.get_int("spark.ui.port", DEFAULT_UI_PORT), lambda: lookup,
+                                 title=f"{app_name} - sparkctl UI", max_retries=conf.get_int("spark.port.maxRetries", 16),
+                                 allowed=conf.get("spark.ui.allowedHosts"))
+    ui = SparkUI(bus, status, server, event_log, lookup)
     settings = [(k, str(v)) for k, v in conf.getAll()]
-    settings += [("spark.app.id", app_id), ("spark.app.name", app_name), ("spark.app.startTime", str(start_time))]
-    if ui.web_url:
-        settings.append(("spark.ui.port", str(server.port if server else "")))
-    settings = sorted(dict(settings).items())
+    settings += [("spark.app.name", app_name), ("spark.app.startTime", str(start_time))]
+    if server is not None:
+        settings.append(("spark.ui.port", str(server.port)))
     host, port = runtime.address
     bus.post(ev.block_manager_added(start_time, "driver", host, port, 0))
-    bus.post(ev.environment_update(redact(settings, conf.get("spark.redaction.regex"))))
-    bus.post(ev.application_start(app_name, app_id, start_time, user))
+    ui.settings = sorted(dict(settings).items())
+    ui.redaction = conf.get("spark.redaction.regex")
+    redact([], ui.redaction)  # a bad pattern fails the start, naming the setting
     memory = conf.get_size("spark.executor.memory", "m") or (1 << 30)
     runtime.events = SchedulerEvents(bus, int(memory * conf.get_float("spark.memory.fraction", 0.6)))
     bus.start()
     if ui.web_url:
         log.info("Spark UI of %s available at %s", app_name, ui.web_url)
-    if event_log is not None:
-        log.info("Logging events to %s", event_log.path)
     return ui
-
-
