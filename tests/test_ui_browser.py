@@ -10,8 +10,12 @@ Content-Security-Policy blocked and no failed API call.
 
 The application runs on a two-worker local cluster: two jobs over one shuffle (the second
 reuses it, so its map stage is skipped), a job whose task fails once and is retried (an
-error with its traceback), a cached RDD, a described job, and a job that stays running
-until the test ends (a flag file), so the live UI stays up with an active stage.
+error with its traceback), a cached RDD, a described job, a stage of 150 tasks (more than
+a page of the task table), a join of two shuffles whose map sides share RDDs, and a job
+that stays running until the test ends (a flag file), so the live UI stays up with an
+active stage. The history server then shows the same application after it ended, and the
+pages are also put in front of Apache Spark's own live UI running the same program under
+PySpark, to show they read Spark's REST API itself (skipped without Java).
 
 Without Chromium these tests skip, except in CI (``CI`` set), where .ci/run installs it and
 a missing browser is a failure.
