@@ -121,6 +121,7 @@ class FsHistoryProvider:
                 state = _LogState(key, files, AppStatusListener(retained_tasks=self.retained_tasks, live=False))
             state.files = files
             total += self._read(state)
+            state.listener.app.log_path = os.path.abspath(files[-1] if len(files) == 1 else os.path.dirname(files[-1]))
             with self.lock:
                 if state.listener.app.app_id or state.listener.events_seen:
                     self.logs[key] = state

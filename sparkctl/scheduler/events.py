@@ -23,6 +23,23 @@ SPARK_VERSION = "4.3.0"  # the event-log format version written (and the PySpark
 
 Event = dict[str, Any]
 
+#: Spark's executor metrics (its ExecutorMetricType names). sparkctl has no JVM and does not
+#: sample its processes' memory per task, so they read 0; they are there for the readers that
+#: expect every one of them.
+EXECUTOR_METRIC_NAMES = (
+    "JVMHeapMemory", "JVMOffHeapMemory", "OnHeapExecutionMemory", "OffHeapExecutionMemory", "OnHeapStorageMemory",
+    "OffHeapStorageMemory", "OnHeapUnifiedMemory", "OffHeapUnifiedMemory", "DirectPoolMemory", "MappedPoolMemory",
+    "ProcessTreeJVMVMemory", "ProcessTreeJVMRSSMemory", "ProcessTreePythonVMemory", "ProcessTreePythonRSSMemory",
+    "ProcessTreeOtherVMemory", "ProcessTreeOtherRSSMemory", "MinorGCCount", "MinorGCTime", "MajorGCCount",
+    "MajorGCTime", "TotalGCTime", "ConcurrentGCCount", "ConcurrentGCTime")
+_PUSH_READ_NAMES = ("Corrupt Merged Block Chunks", "Merged Fetch Fallback Count", "Merged Remote Blocks Fetched",
+                    "Merged Local Blocks Fetched", "Merged Remote Chunks Fetched", "Merged Local Chunks Fetched",
+                    "Merged Remote Bytes Read", "Merged Local Bytes Read", "Merged Remote Requests Duration")
+
+
+def executor_metrics_zero() -> dict[str, int]:
+    return dict.fromkeys(EXECUTOR_METRIC_NAMES, 0)
+
 
 def _storage_level(level: Any) -> dict[str, Any]:
     return {"Use Disk": bool(getattr(level, "useDisk", False)), "Use Memory": bool(getattr(level, "useMemory", False)),
@@ -132,7 +149,19 @@ def _user() -> str:
 def executor_added(ts: int, executor_id: str, host: str, cores: int, log_urls: dict[str, str] | None) -> Event:
     return {"Event": "SparkListenerExecutorAdded", "Timestamp": ts, "Executor ID": executor_id,
             "Executor Info": {"Host": host, "Total Cores": cores, "Log Urls": dict(log_urls or {}), "Attributes": {},
-                              "Resources": {}, "Resource Profile Id": 0}}
+                              "Resources": {}, "Resource Profile Id": 0, "Registration Time": ts}}
+
+
+def resource_profile_added(executor_cores: int, executor_memory_mib: int, task_cpus: int) -> Event:
+    """The default resource profile (id 0), as Spark writes it first in every log."""
+    def request(name: str, amount: int) -> Event:
+        return {"Resource Name": name, "Amount": amount, "Discovery Script": "", "Vendor": ""}
+
+    return {"Event": "SparkListenerResourceProfileAdded", "Resource Profile Id": 0,
+            "Executor Resource Requests": {"cores": request("cores", executor_cores),
+                                           "memory": request("memory", executor_memory_mib),
+                                           "offHeap": request("offHeap", 0)},
+            "Task Resource Requests": {"cpus": {"Resource Name": "cpus", "Amount": float(task_cpus)}}}
 
 
 def executor_removed(ts: int, executor_id: str, reason: str) -> Event:
@@ -222,6 +251,8 @@ def task_metrics(m: dict[str, int] | None, result_size: int, run_ms: int) -> Eve
         "Executor Run Time": g("executorRunTime", run_ms),
         "Executor CPU Time": g("executorCpuTime", 0),
         "Peak Execution Memory": g("peakExecutionMemory", 0),
+        "Peak On Heap Execution Memory": g("peakExecutionMemory", 0),
+        "Peak Off Heap Execution Memory": 0,
         "Result Size": g("resultSize", result_size),
         "JVM GC Time": g("jvmGcTime", 0),
         "Result Serialization Time": g("resultSerializationTime", 0),
@@ -236,6 +267,7 @@ def task_metrics(m: dict[str, int] | None, result_size: int, run_ms: int) -> Eve
             "Local Bytes Read": g("shuffleLocalBytesRead", 0),
             "Total Records Read": g("shuffleRecordsRead", 0),
             "Remote Requests Duration": 0,
+            "Push Based Shuffle": dict.fromkeys(_PUSH_READ_NAMES, 0),
         },
         "Shuffle Write Metrics": {
             "Shuffle Bytes Written": g("shuffleBytesWritten", 0),
@@ -274,7 +306,7 @@ def task_end(raw: TaskEndRaw) -> Event:
             "Task Type": "ShuffleMapTask" if raw.is_map else "ResultTask",
             "Task End Reason": _end_reason(raw),
             "Task Info": _task_info(s, raw.ts, failed=not ok and raw.state != "KILLED", killed=raw.state == "KILLED"),
-            "Task Executor Metrics": {},
+            "Task Executor Metrics": executor_metrics_zero(),
             "Task Metrics": task_metrics(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0))}
 
 
@@ -325,19 +357,23 @@ def task_start_json(raw: TaskStartRaw) -> str:
         raw.stage_id, raw.stage_attempt, _task_info_json(raw, 0, False, False))
 
 
+_PUSH_JSON = ",".join(f'"{n}":0' for n in _PUSH_READ_NAMES)
+_EXECUTOR_METRICS_JSON = "{" + ",".join(f'"{n}":0' for n in EXECUTOR_METRIC_NAMES) + "}"
 _METRICS_TEMPLATE = (
     '{"Executor Deserialize Time":%d,"Executor Deserialize CPU Time":%d,"Executor Run Time":%d,'
-    '"Executor CPU Time":%d,"Peak Execution Memory":%d,"Result Size":%d,"JVM GC Time":%d,'
+    '"Executor CPU Time":%d,"Peak Execution Memory":%d,"Peak On Heap Execution Memory":%d,'
+    '"Peak Off Heap Execution Memory":0,"Result Size":%d,"JVM GC Time":%d,'
     '"Result Serialization Time":%d,"Memory Bytes Spilled":%d,"Disk Bytes Spilled":%d,'
     '"Shuffle Read Metrics":{"Remote Blocks Fetched":%d,"Local Blocks Fetched":%d,"Fetch Wait Time":%d,'
     '"Remote Bytes Read":%d,"Remote Bytes Read To Disk":%d,"Local Bytes Read":%d,"Total Records Read":%d,'
-    '"Remote Requests Duration":0},"Shuffle Write Metrics":{"Shuffle Bytes Written":%d,"Shuffle Write Time":%d,'
+    '"Remote Requests Duration":0,"Push Based Shuffle":{' + _PUSH_JSON + '}},'
+    '"Shuffle Write Metrics":{"Shuffle Bytes Written":%d,"Shuffle Write Time":%d,'
     '"Shuffle Records Written":%d},"Input Metrics":{"Bytes Read":%d,"Records Read":%d},'
     '"Output Metrics":{"Bytes Written":%d,"Records Written":%d},"Updated Blocks":[]}')
 
 
 _METRIC_ORDER = ("executorDeserializeTime", "executorDeserializeCpuTime", "executorRunTime", "executorCpuTime",
-                 "peakExecutionMemory", "resultSize", "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled",
+                 "peakExecutionMemory", "peakExecutionMemory", "resultSize", "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled",
                  "diskBytesSpilled", "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched",
                  "shuffleFetchWaitTime", "shuffleRemoteBytesRead", "shuffleRemoteBytesReadToDisk",
                  "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten", "shuffleWriteTime",
@@ -364,7 +400,8 @@ def task_end_json(raw: TaskEndRaw) -> str:
     ok = raw.state == "FINISHED"
     reason = '{"Reason":"Success"}' if ok else _dumps(_end_reason(raw))
     return ('{"Event":"SparkListenerTaskEnd","Stage ID":%d,"Stage Attempt ID":%d,"Task Type":"%s",'
-            '"Task End Reason":%s,"Task Info":%s,"Task Executor Metrics":{},"Task Metrics":%s}') % (
+            '"Task End Reason":%s,"Task Info":%s,"Task Executor Metrics":' + _EXECUTOR_METRICS_JSON +
+            ',"Task Metrics":%s}') % (
         s.stage_id, s.stage_attempt, "ShuffleMapTask" if raw.is_map else "ResultTask", reason,
         _task_info_json(s, raw.ts, not ok and raw.state != "KILLED", raw.state == "KILLED"),
         _metrics_json(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0)))

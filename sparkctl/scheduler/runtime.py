@@ -491,7 +491,8 @@ class DriverRuntime:
             self._execute(self.tasks.executor_lost(executor_id, reason, time.monotonic(),
                                                    caused_by_app=caused_by_app))
             self.events.tasks_lost(self.tasks.attempts, executor_id, reason)
-            self.events.executor_removed(executor_id, reason)
+            if not stopped:  # as Spark, a normal stop removes no executor in the log
+                self.events.executor_removed(executor_id, reason)
             self.events.check_stage_ends()
             self.executor_changed.notify_all()
         if not stopped:

@@ -17,10 +17,11 @@ One extension, for the UI's DAG pictures (Spark draws them server-side):
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Iterable
 
-from sparkctl.scheduler.events import SPARK_VERSION
+from sparkctl.scheduler.events import SPARK_VERSION, executor_metrics_zero
 from sparkctl.ui.entities import M, METRIC_KEYS, ExecutorEntry, JobEntry, RDDEntry, StageEntry, TaskEntry
 from sparkctl.ui.status_listener import AppStatusListener
 
@@ -57,10 +58,16 @@ def application(st: AppStatusListener) -> Doc:
     last = a.last_updated or a.start
     duration = (a.end - a.start) if completed and a.end is not None else max(now_ms() - a.start, 0) if st.live else \
         max(last - a.start, 0)
-    return {"id": a.app_id, "name": a.name, "attempts": [{
+    attempt: dict[str, Any] = {
         "startTime": date(a.start), "endTime": date(end), "lastUpdated": date(last), "duration": duration,
-        "sparkUser": a.user, "completed": completed, "appSparkVersion": a.spark_version or SPARK_VERSION,
-        "startTimeEpoch": a.start, "endTimeEpoch": end, "lastUpdatedEpoch": last}]}
+        "sparkUser": a.user, "completed": completed, "appSparkVersion": a.spark_version or SPARK_VERSION}
+    if a.exit_code is not None:
+        attempt["exitCode"] = a.exit_code
+    if a.log_path:  # replayed by a history server: which log it came from
+        attempt["logSourceName"] = os.path.basename(a.log_path)
+        attempt["logSourceFullPath"] = "file:" + a.log_path
+    attempt.update({"startTimeEpoch": a.start, "endTimeEpoch": end, "lastUpdatedEpoch": last})
+    return {"id": a.app_id, "name": a.name, "attempts": [attempt]}
 
 
 # ----------------------------------------------------------------- jobs
@@ -202,8 +209,10 @@ def stage(s: StageEntry, st: AppStatusListener, details: bool) -> Doc:
     if details:
         doc["tasks"] = {str(t.task_id): task(t, st) for t in s.entries()}
         doc["executorSummary"] = _executor_summary(s)
-    doc.update({"killedTasksSummary": dict(s.killed_summary), "resourceProfileId": 0,
-                "isShufflePushEnabled": False, "shuffleMergersCount": 0})
+    doc.update({"killedTasksSummary": dict(s.killed_summary), "resourceProfileId": 0})
+    if s.first_launch is not None:
+        doc["peakExecutorMetrics"] = executor_metrics_zero()
+    doc.update({"isShufflePushEnabled": False, "shuffleMergersCount": 0})
     return doc
 
 
@@ -311,8 +320,11 @@ def executor(e: ExecutorEntry, st: AppStatusListener, totals: dict[str, Any]) ->
         doc["removeTime"] = date(e.removed)
         if e.remove_reason:
             doc["removeReason"] = e.remove_reason
-    doc.update({"executorLogs": dict(e.logs), "blacklistedInStages": [], "attributes": {}, "resources": {},
-                "resourceProfileId": 0, "isExcluded": False, "excludedInStages": []})
+    doc["executorLogs"] = dict(e.logs)
+    doc["memoryMetrics"] = {"usedOnHeapStorageMemory": mem, "usedOffHeapStorageMemory": 0,
+                            "totalOnHeapStorageMemory": e.max_memory, "totalOffHeapStorageMemory": 0}
+    doc.update({"blacklistedInStages": [], "peakMemoryMetrics": executor_metrics_zero(), "attributes": {},
+                "resources": {}, "resourceProfileId": 0, "isExcluded": False, "excludedInStages": []})
     return doc
 
 

@@ -312,3 +312,5 @@ class AppEntry:
     last_updated: int = 0
     spark_version: str = ""
     environment: Event = field(default_factory=dict)
+    exit_code: int | None = None  # from ApplicationEnd, when the log says
+    log_path: str = ""  # the event log it was replayed from (history server)

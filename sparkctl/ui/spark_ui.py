@@ -118,6 +118,9 @@ def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time
     if server is not None:
         settings.append(("spark.ui.port", str(server.port)))
     host, port = runtime.address
+    memory_mib = (conf.get_size("spark.executor.memory", "m") or (1 << 30)) >> 20
+    bus.post(ev.resource_profile_added(conf.get_int("spark.executor.cores", 1) if conf.contains("spark.executor.cores")
+                                       else 1, memory_mib, conf.get_int("spark.task.cpus", 1)))
     bus.post(ev.block_manager_added(start_time, "driver", host, port, 0))
     ui.settings = sorted(dict(settings).items())
     ui.redaction = conf.get("spark.redaction.regex")

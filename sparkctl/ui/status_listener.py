@@ -109,6 +109,8 @@ class AppStatusListener:
     def _app_end(self, e: Event) -> None:
         self.app.end = int(e.get("Timestamp", 0))
         self.app.last_updated = self.app.end
+        if isinstance(e.get("ExitCode"), int):
+            self.app.exit_code = e["ExitCode"]
 
     def _environment(self, e: Event) -> None:
         self.app.environment = {k: v for k, v in e.items() if k != "Event"}
