@@ -3,9 +3,10 @@
 The file is ``<dir>/<app id>.inprogress`` while the application runs, renamed to
 ``<dir>/<app id>`` when it stops (an existing one is replaced only with
 ``spark.eventLog.overwrite``). Spark's History Server and ``sparkctl history`` both read it.
-Lines are written as the bus delivers events and flushed at most every
-``FLUSH_INTERVAL`` seconds and at every job end, so a history server following a running
-application sees jobs as they finish. The file is private to the user (0600), as logs can
+Lines are written as the bus delivers events and reach the file at once for job, stage,
+executor and application events (as Spark flushes them), at least every ``FLUSH_INTERVAL``
+seconds while tasks stream, and whenever the bus has nothing left to deliver, so a history
+server following a running application is at most one bus poll behind. The file is private to the user (0600), as logs can
 carry settings and data.
 
 Not written (as Spark by default): block updates (``spark.eventLog.logBlockUpdates.enabled``).
@@ -26,7 +27,12 @@ log = logging.getLogger("sparkctl.eventlog")
 IN_PROGRESS = ".inprogress"
 FLUSH_INTERVAL = 1.0
 _BLOCK_UPDATED = ("org.apache.spark.scheduler.SparkListenerBlockUpdated", "SparkListenerBlockUpdated")
-_FLUSH_NOW = ("SparkListenerJobEnd", "SparkListenerApplicationEnd", "SparkListenerApplicationStart")
+# as Spark, these reach the file at once (a history server following the log sees them)
+_FLUSH_NOW = frozenset(("SparkListenerJobStart", "SparkListenerJobEnd", "SparkListenerStageSubmitted",
+                        "SparkListenerStageCompleted", "SparkListenerExecutorAdded", "SparkListenerExecutorRemoved",
+                        "SparkListenerBlockManagerAdded", "SparkListenerUnpersistRDD",
+                        "SparkListenerEnvironmentUpdate", "SparkListenerApplicationStart",
+                        "SparkListenerApplicationEnd"))
 
 
 def log_path(directory: str, app_id: str) -> str:
@@ -60,6 +66,7 @@ class EventLoggingListener:
         self.file: IO[str] | None = None
         self.waiting: list[str] | None = []  # lines before the log has a name
         self.last_flush = time.monotonic()
+        self.dirty = False  # written since the last flush
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def open(self, app_id: str) -> None:
@@ -92,11 +99,22 @@ class EventLoggingListener:
         if flush or now - self.last_flush >= FLUSH_INTERVAL:
             f.flush()
             self.last_flush = now
+            self.dirty = False
+        else:
+            self.dirty = True
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("Event") in _BLOCK_UPDATED and not self.log_block_updates:
             return
         self._write(event)
+
+    def on_idle(self) -> None:
+        """The bus has delivered everything: what is buffered goes to the file."""
+        f = self.file
+        if f is not None and self.dirty:
+            f.flush()
+            self.dirty = False
+            self.last_flush = time.monotonic()
 
     def on_task_start_raw(self, raw: TaskStartRaw) -> None:
         self._write_text(ev.task_start_json(raw))

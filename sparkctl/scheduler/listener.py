@@ -76,8 +76,21 @@ class LiveListenerBus:
             if self._stop.is_set():
                 self._drain()
                 return
+            if not self.queue:
+                self._idle()
             self._wake.wait(POLL_INTERVAL)
             self._wake.clear()
+
+    def _idle(self) -> None:
+        """Everything posted is delivered: listeners with an ``on_idle`` (the event log's
+        flush) run it, so a reader following them is at most one poll behind."""
+        for listener in self.listeners:
+            fn = getattr(listener, "on_idle", None)
+            if fn is not None:
+                try:
+                    fn()
+                except Exception:
+                    log.warning("listener %s failed when idle", type(listener).__name__, exc_info=True)
 
     def _drain(self) -> None:
         queue = self.queue
