@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import TextIOWrapper
-from types import TracebackType
+from types import FrameType, TracebackType
 
 from sparkctl.conf import PROJECT_ROOT, conf_dir
 from sparkctl.errors import ConfigError, SparkctlError
@@ -714,3 +714,17 @@ def notify_ready(fd: int | None, line: str) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+def stop_on_signals(logger: logging.Logger) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (each logged): a daemon's main loop waits on it.
+    Installed first thing, so a signal during start-up also ends in a clean exit."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("Received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop

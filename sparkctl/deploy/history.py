@@ -22,11 +22,9 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from types import FrameType
 
 from sparkctl.scheduler.event_logging import IN_PROGRESS, local_dir
 from sparkctl.ui.server import UIServer, start_ui_server
@@ -237,21 +235,14 @@ def settings_from_defaults() -> tuple[str, float]:
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     args = _parse_args(argv)
-    from sparkctl.deploy.daemon import notify_ready, setup_daemon_logging
+    from sparkctl.deploy.daemon import notify_ready, setup_daemon_logging, stop_on_signals
 
     try:
         setup_daemon_logging(args.log_file)
     except OSError as e:
         print(f"sparkctl history: cannot open the log file: {e}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("Received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals(log)
     try:
         directory, interval = settings_from_defaults()
         directory = args.log_directory or directory

@@ -37,13 +37,11 @@ import json
 import logging
 import os
 import queue
-import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from sparkctl.conf import SparkConf, conf_dir, load_defaults_file
@@ -579,15 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"sparkctl master: cannot open the log file: {e}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("Received %s", signal.Signals(signum).name)
-        stop.set()
-
-    # Before anything else: a SIGTERM during start-up must also end in a clean exit.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    from sparkctl.deploy.daemon import stop_on_signals
+    stop = stop_on_signals(log)
     try:
         secret = load_secret()
         if secret is None:

@@ -438,28 +438,28 @@ def _configured_allowed_hosts() -> str:
     return load_defaults_file().get(ALLOWED_HOSTS_KEY, "")
 
 
+def host_allowed(handler: BaseHTTPRequestHandler, allowed: AllowedHosts,
+                 send: Callable[[int, str, bytes], None]) -> bool:
+    """Whether *handler*'s request names one of our hosts; if not, answer 421 and say why.
+    A request with no ``Host`` (HTTP/1.0) is not a browser's, so not a rebinding page's."""
+    host = handler.headers.get("Host")
+    if host is None or allowed.allows(host):
+        return True
+    log.warning("refused a web request from %s for host %r", handler.address_string(), host[:100])
+    handler.close_connection = True
+    send(421, "text/plain; charset=utf-8",
+         f"misdirected request: this server does not answer to the host name in the Host header; "
+         f"add it to {ALLOWED_HOSTS_KEY} if it is really this server\n".encode())
+    return False
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _StatusHTTPServer
     server_version = "sparkctl"
 
     def parse_request(self) -> bool:
         """Refuse, before any handler runs, a request whose Host is not one of ours."""
-        if not super().parse_request():
-            return False
-        host = self.headers.get("Host")
-        if host is None:
-            return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
-        if self._host_allowed(host):
-            return True
-        log.warning("refused a web request from %s for host %r", self.address_string(), host[:100])
-        self.close_connection = True
-        self._send(421, "text/plain; charset=utf-8",
-                   f"misdirected request: this server does not answer to the host name in the Host header; "
-                   f"add it to {ALLOWED_HOSTS_KEY} if it is really this server\n".encode())
-        return False
-
-    def _host_allowed(self, header: str) -> bool:
-        return self.server.allowed_hosts.allows(header)
+        return super().parse_request() and host_allowed(self, self.server.allowed_hosts, self._send)
 
     def _foreign_origin(self) -> str | None:
         """The Origin (or Referer) of a browser's request when it is not this server's own

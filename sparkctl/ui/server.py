@@ -28,7 +28,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from sparkctl.deploy.webui import ALLOWED_HOSTS_KEY, AllowedHosts, allowed_hosts
+from sparkctl.deploy.webui import AllowedHosts, allowed_hosts, host_allowed
 from sparkctl.ui import api
 
 log = logging.getLogger("sparkctl.ui")
@@ -79,17 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        host = self.headers.get("Host")
-        if host is None or self.server.allowed.allows(host):
-            return True
-        log.warning("refused a UI request from %s for host %r", self.address_string(), host[:100])
-        self.close_connection = True
-        self._send(421, "text/plain; charset=utf-8",
-                   f"misdirected request: this server does not answer to that Host; add it to "
-                   f"{ALLOWED_HOSTS_KEY} if it is really this server\n".encode())
-        return False
+        return super().parse_request() and host_allowed(self, self.server.allowed, self._send)
 
     def _send(self, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None,
               head_only: bool = False) -> None:
