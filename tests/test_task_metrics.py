@@ -407,3 +407,16 @@ def test_results_only_cloudpickle_can_carry_still_arrive(sc: SparkContext, seen:
     assert large[0][0] == b"z" * 5000 and large[0][1](21) == 42
     sizes = [(o.metrics or {}).get("resultSize", 0) for o in _result_tasks(seen)]
     assert len(sizes) == 2 and 0 < sizes[0] < 5000 < sizes[1]
+
+
+@pytest.mark.timeout(60)
+def test_gzip_text_input_counts_the_compressed_file(sc: SparkContext, seen: Seen, tmp_path: Path) -> None:
+    import gzip
+    lines = [f"row {i} " + "x" * (i % 13) for i in range(3_000)]
+    packed = tmp_path / "rows.txt.gz"
+    with gzip.open(packed, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    assert sc.textFile(str(packed)).collect() == lines
+    results = _result_tasks(seen)
+    assert _metric(results, "inputRecordsRead") == len(lines)
+    assert _metric(results, "inputBytesRead") == packed.stat().st_size  # as stored, as Hadoop counts it
