@@ -213,19 +213,31 @@ def _restore_sparkctl_logging() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------- collection, timeouts
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a test that must move a lot of data (still run by default)")
+    config.addinivalue_line("markers", "slow: a long test (a JVM, a browser, a lot of data): left out of a plain "
+                                       "run, run with -m slow (.ci/run runs them after the rest)")
     if not config.pluginmanager.hasplugin("timeout"):
         config.addinivalue_line("markers", "timeout(seconds): fail the test if it runs longer (fallback for "
                                            "pytest-timeout)")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.option.markexpr and not _named_on_command_line(config):
+        # a plain run stays within minutes; the slow suites run with -m slow (CI runs both)
+        slow = [i for i in items if i.get_closest_marker("slow") is not None]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [i for i in items if i.get_closest_marker("slow") is None]
     for item in items:
         module = getattr(item, "module", None)
         if module is not None and "sc" in getattr(item, "fixturenames", ()):
             _Shared.users.add(module.__name__)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+def _named_on_command_line(config: pytest.Config) -> bool:
+    """A test or file named explicitly (``pytest tests/test_x.py::test_y``) runs even if slow."""
+    return any("::" in str(a) or str(a).endswith(".py") for a in config.args)
 
 
 @pytest.hookimpl(hookwrapper=True)

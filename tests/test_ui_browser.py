@@ -42,6 +42,10 @@ import pytest
 from tests.browser import Chromium, Node, PageDump, find_chromium
 from tests.clusters import ROOT, wait_for
 
+# each test drives a real Chromium against a real application: minutes in all, so they run
+# with the other slow suites (-m slow; .ci/run runs them)
+pytestmark = pytest.mark.slow
+
 SECRET_VALUE = "hunter2-not-for-pages"
 
 APP = r'''
