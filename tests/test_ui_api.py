@@ -201,9 +201,13 @@ def test_event_log_replays_to_the_same_answers(app: Any) -> None:
     live = Path(logs) / (sc.applicationId + ".inprogress")
     assert live.exists() and stat.S_IMODE(live.stat().st_mode) == 0o600
     sc._ui.bus.flush()
-    sc._ui.event_log.file.flush()  # written at most a second late while the app runs
     provider = FsHistoryProvider(str(logs))
-    provider.scan()
+
+    def all_written() -> bool:  # the writer process is at most a bus poll behind
+        provider.scan()
+        return sum(1 for line in live.read_text().splitlines() if '"SparkListenerTaskEnd"' in line) == \
+            sum(1 for line in live.read_text().splitlines() if '"SparkListenerTaskStart"' in line) >= 12
+    wait_for(all_written, 10, "the event log to hold every task's end")
     apps = provider.applications()
     assert list(apps) == [sc.applicationId]
     for path in ("jobs", "stages", "storage/rdd", "stages/0/0/taskList?length=100"):
@@ -276,3 +280,33 @@ def test_history_daemon_follows_a_running_application(tmp_path: Path) -> None:
             driver.wait(10)
         stopped = subprocess.run(cli + ["history", "stop"], env=env, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and "stopped history" in stopped.stdout, stopped.stdout + stopped.stderr
+
+
+@pytest.mark.timeout(120)
+def test_event_log_of_a_killed_driver_stays_in_progress(tmp_path: Path) -> None:
+    """The log is written by a child process: a driver killed by SIGKILL leaves it with every
+    event handed over so far, still named .inprogress (as Spark's), and no writer behind."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import time\n"
+        "from sparkctl import SparkConf, SparkContext\n"
+        "sc = SparkContext(conf=SparkConf().setMaster('local[1]').set('spark.ui.enabled', 'false')"
+        f".set('spark.eventLog.enabled', 'true').set('spark.eventLog.dir', {str(logs)!r}))\n"
+        "print(sc.parallelize(range(10), 3).count(), sc._ui.event_log.proc.pid, sc.applicationId, flush=True)\n"
+        "time.sleep(120)\n")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout is not None
+        count, writer_pid, app_id = driver.stdout.readline().split()
+        assert count == "10"
+        log = logs / (app_id + ".inprogress")
+        wait_for(lambda: log.exists() and log.read_text().count('"SparkListenerTaskEnd"') == 3, 30, "three task ends")
+    finally:
+        driver.kill()
+        driver.wait(10)
+    wait_for(lambda: not os.path.exists(f"/proc/{writer_pid}"), 30, "the writer process to exit")
+    assert [p.name for p in logs.iterdir()] == [app_id + ".inprogress"]
+    events = [json.loads(line)["Event"] for line in log.read_text().splitlines()]
+    assert events[0] == "SparkListenerLogStart" and events[-1] != "SparkListenerApplicationEnd"

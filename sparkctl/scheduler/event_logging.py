@@ -28,7 +28,7 @@ IN_PROGRESS = ".inprogress"
 FLUSH_INTERVAL = 1.0
 _BLOCK_UPDATED = ("org.apache.spark.scheduler.SparkListenerBlockUpdated", "SparkListenerBlockUpdated")
 # as Spark, these reach the file at once (a history server following the log sees them)
-_FLUSH_NOW = frozenset(("SparkListenerJobStart", "SparkListenerJobEnd", "SparkListenerStageSubmitted",
+FLUSH_NOW = frozenset(("SparkListenerJobStart", "SparkListenerJobEnd", "SparkListenerStageSubmitted",
                         "SparkListenerStageCompleted", "SparkListenerExecutorAdded", "SparkListenerExecutorRemoved",
                         "SparkListenerBlockManagerAdded", "SparkListenerUnpersistRDD",
                         "SparkListenerEnvironmentUpdate", "SparkListenerApplicationStart",
@@ -67,6 +67,7 @@ class EventLoggingListener:
         self.waiting: list[str] | None = []  # lines before the log has a name
         self.last_flush = time.monotonic()
         self.dirty = False  # written since the last flush
+        self.running: dict[int, str] = {}  # task id -> its Task Info's start (events.task_info_prefix)
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def open(self, app_id: str) -> None:
@@ -85,7 +86,7 @@ class EventLoggingListener:
             self._write_text(line)
 
     def _write(self, event: dict[str, Any]) -> None:
-        self._write_text(self._dumps(event), event.get("Event") in _FLUSH_NOW)
+        self._write_text(self._dumps(event), event.get("Event") in FLUSH_NOW)
 
     def _write_text(self, text: str, flush: bool = False) -> None:
         f = self.file
@@ -117,15 +118,23 @@ class EventLoggingListener:
             self.last_flush = time.monotonic()
 
     def on_task_start_raw(self, raw: TaskStartRaw) -> None:
-        self._write_text(ev.task_start_json(raw))
+        prefix = self.running[raw.task_id] = ev.task_info_prefix(raw)
+        self._write_text(ev.task_start_json(raw, prefix))
 
     def on_task_end_raw(self, raw: TaskEndRaw) -> None:
-        self._write_text(ev.task_end_json(raw))
+        self._write_text(ev.task_end_json(raw, self.running.pop(raw.start.task_id, None)))
 
     def stop(self) -> None:
+        """The application ended: close the log and give it its final name."""
         f, self.file = self.file, None
         if f is None:
             return
         f.close()
         os.replace(self.path, self.final_path)
         log.info("Event log written to %s", self.final_path)
+
+    def abandon(self) -> None:
+        """The driver is gone without stopping: keep what was written, still in progress."""
+        f, self.file = self.file, None
+        if f is not None:
+            f.close()

@@ -4,7 +4,7 @@
  SparkContext ──start_app_ui──▶ SparkUI
                                   ├─ LiveListenerBus  ◀── runtime.events (SchedulerEvents)
                                   ├─ AppStatusListener ──▶ UIServer (spark.ui.port, /api/v1)
-                                  └─ EventLoggingListener (spark.eventLog.enabled)
+                                  └─ EventLogClient ──▶ the event log writer process (spark.eventLog.enabled)
 ```
 The bus and the status listener always run (``sc.statusTracker()`` reads the listener);
 ``spark.ui.enabled`` (default true) starts the UI server, ``spark.eventLog.enabled`` (default
@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from sparkctl.scheduler import events as ev
-from sparkctl.scheduler.event_logging import EventLoggingListener
+from sparkctl.scheduler.event_log_writer import EventLogClient
 from sparkctl.scheduler.event_poster import SchedulerEvents, now_ms
 from sparkctl.scheduler.listener import LiveListenerBus
 from sparkctl.ui.server import UIServer, start_ui_server
@@ -44,7 +44,7 @@ class SparkUI:
     """The bus, the status listener, the UI server and the event log of one application."""
 
     def __init__(self, bus: LiveListenerBus, status: AppStatusListener, server: UIServer | None,
-                 event_log: EventLoggingListener | None, lookup: dict[str, AppStatusListener]) -> None:
+                 event_log: EventLogClient | None, lookup: dict[str, AppStatusListener]) -> None:
         self.lookup = lookup  # what the UI server serves: app id -> its status
         self.settings: list[tuple[str, str]] = []
         self.redaction: str | None = None
@@ -104,8 +104,8 @@ def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time
     lookup: dict[str, AppStatusListener] = {app_id: status}
     if log_enabled:
         directory = conf.get("spark.eventLog.dir") or "/tmp/spark-events"
-        event_log = EventLoggingListener(directory, conf.get_bool("spark.eventLog.overwrite", False),
-                                         conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False))
+        event_log = EventLogClient(directory, conf.get_bool("spark.eventLog.overwrite", False),
+                                   conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False))
         bus.add_listener(event_log)
     if ui_enabled:
         host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
