@@ -341,20 +341,22 @@ def _q(text: str) -> str:
     return q
 
 
-def _task_info_json(s: TaskStartRaw, finish: int, failed: bool, killed: bool) -> str:
+def task_info_prefix(s: TaskStartRaw) -> str:
+    """A task's "Task Info" object up to its finish time: the same in its start and end lines."""
     return ('{"Task ID":%d,"Index":%d,"Attempt":%d,"Partition ID":%d,"Launch Time":%d,"Executor ID":%s,'
-            '"Host":%s,"Locality":%s,"Speculative":%s,"Getting Result Time":0,"Finish Time":%d,"Failed":%s,'
-            '"Killed":%s,"Accumulables":[]}') % (
+            '"Host":%s,"Locality":%s,"Speculative":%s,"Getting Result Time":0,"Finish Time":') % (
         s.task_id, s.task_index, s.attempt, s.partition, s.ts, _q(s.executor_id), _q(s.host),
-        _q(s.locality), _B[s.speculative], finish, _B[failed], _B[killed])
+        _q(s.locality), _B[s.speculative])
 
 
 _B = {True: "true", False: "false"}
+_INFO_END = '%d,"Failed":%s,"Killed":%s,"Accumulables":[]}'
 
 
-def task_start_json(raw: TaskStartRaw) -> str:
-    return '{"Event":"SparkListenerTaskStart","Stage ID":%d,"Stage Attempt ID":%d,"Task Info":%s}' % (
-        raw.stage_id, raw.stage_attempt, _task_info_json(raw, 0, False, False))
+def task_start_json(raw: TaskStartRaw, prefix: str | None = None) -> str:
+    return '{"Event":"SparkListenerTaskStart","Stage ID":%d,"Stage Attempt ID":%d,"Task Info":%s%s}' % (
+        raw.stage_id, raw.stage_attempt, prefix or task_info_prefix(raw), '0,"Failed":false,"Killed":false,'
+                                                                           '"Accumulables":[]}')
 
 
 _PUSH_JSON = ",".join(f'"{n}":0' for n in _PUSH_READ_NAMES)
@@ -395,13 +397,18 @@ def _metrics_json(m: dict[str, int] | None, result_size: int, run_ms: int) -> st
     return _METRICS_TEMPLATE % values
 
 
-def task_end_json(raw: TaskEndRaw) -> str:
+_END_TEMPLATE = ('{"Event":"SparkListenerTaskEnd","Stage ID":%d,"Stage Attempt ID":%d,"Task Type":"%s",'
+                 '"Task End Reason":%s,"Task Info":%s' + _INFO_END + ',"Task Executor Metrics":' +
+                 _EXECUTOR_METRICS_JSON + ',"Task Metrics":%s}')
+
+
+def task_end_json(raw: TaskEndRaw, prefix: str | None = None) -> str:
+    """``prefix``: the task's ``task_info_prefix``, when its start line made it already."""
     s = raw.start
-    ok = raw.state == "FINISHED"
+    state = raw.state
+    ok = state == "FINISHED"
     reason = '{"Reason":"Success"}' if ok else _dumps(_end_reason(raw))
-    return ('{"Event":"SparkListenerTaskEnd","Stage ID":%d,"Stage Attempt ID":%d,"Task Type":"%s",'
-            '"Task End Reason":%s,"Task Info":%s,"Task Executor Metrics":' + _EXECUTOR_METRICS_JSON +
-            ',"Task Metrics":%s}') % (
+    return _END_TEMPLATE % (
         s.stage_id, s.stage_attempt, "ShuffleMapTask" if raw.is_map else "ResultTask", reason,
-        _task_info_json(s, raw.ts, not ok and raw.state != "KILLED", raw.state == "KILLED"),
+        prefix or task_info_prefix(s), raw.ts, _B[not ok and state != "KILLED"], _B[state == "KILLED"],
         _metrics_json(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0)))
