@@ -23,6 +23,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
+from tests.clusters import proc_stats
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -224,19 +226,7 @@ class Chromium:
 
     def processes_left(self) -> list[int]:
         """Processes of any group this browser started that are still alive."""
-        left = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(b")") + 2:].split()
-            if fields[0] != b"Z" and int(fields[2]) in self.pgids:
-                left.append(int(name))
-        return left
+        return [pid for pid, state, _, pgid in proc_stats() if state != b"Z" and pgid in self.pgids]
 
     def close(self) -> None:
         for pgid in self.pgids:

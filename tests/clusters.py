@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +54,20 @@ class CliCluster:
     def stop(self) -> None:
         self.cli("worker", "stop", check=False)
         self.cli("master", "stop", check=False)
+
+
+def proc_stats() -> Iterator[tuple[int, bytes, int, int]]:
+    """(pid, state, ppid, process group) of every process /proc shows now."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        yield int(name), fields[0], int(fields[1]), int(fields[2])
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

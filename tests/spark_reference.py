@@ -42,6 +42,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from tests.clusters import proc_stats
+
 ROOT = Path(__file__).resolve().parent.parent
 HISTORY_SERVER_CLASS = "org.apache.spark.deploy.history.HistoryServer"
 LOOPBACK = "127.0.0.1"
@@ -220,16 +222,8 @@ def not_loopback(sockets: list[tuple[int, str, int]]) -> list[tuple[int, str, in
 def process_tree(root: int) -> list[int]:
     """*root* and every process below it."""
     children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(name))
+    for pid, _, ppid, _ in proc_stats():
+        children.setdefault(ppid, []).append(pid)
     out, stack = [], [root]
     while stack:
         pid = stack.pop()
@@ -262,17 +256,8 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # only zombies of the group may remain once the leader is reaped
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
+    if any(group == pgid and state != b"Z" for _, state, _, group in proc_stats()):
+        return True
     return False
 
 
