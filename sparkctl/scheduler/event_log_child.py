@@ -60,6 +60,12 @@ def run(directory: str, overwrite: bool, log_block_updates: bool, stream: IO[byt
 def main() -> int:
     directory, overwrite, blocks = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
     os.umask(0o077)
+    try:
+        # a log may lag a little; the tasks must not: on a busy machine the driver and the
+        # executors go first
+        os.nice(10)
+    except OSError:
+        pass
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return run(directory, overwrite, blocks, sys.stdin.buffer)

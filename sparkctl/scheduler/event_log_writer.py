@@ -47,7 +47,11 @@ class EventLogClient:
             args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True,
             env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
         self.batch: list[Any] = []
+        self.pending = bytearray()  # handed over but not yet taken by the pipe
         self.failed = False
+        _widen_pipe(self.proc)
+        assert self.proc.stdin is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)
 
     # ------------------------------------------------------------- the listener interface
     def open(self, app_id: str) -> None:
@@ -76,12 +80,12 @@ class EventLogClient:
             self._send()
 
     def on_idle(self) -> None:
-        if self.batch:
+        if self.batch or self.pending:
             self._send()
 
     def stop(self) -> None:
         self.batch.append(("stop",))  # the application ended: the log is complete
-        self._send()
+        self._send(wait=True)
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -100,16 +104,41 @@ class EventLogClient:
             log.info("Event log written to %s", self.final_path)
 
     # ------------------------------------------------------------- transport
-    def _send(self) -> None:
+    def _send(self, wait: bool = False) -> None:
+        """Hand the batch over. The pipe is non-blocking: what does not fit waits here for
+        the next call (the writer runs at a low priority), so the bus never waits on it;
+        ``wait`` (at stop) writes everything."""
         batch, self.batch = self.batch, []
         proc = self.proc
-        if not batch or proc is None or self.failed:
+        if proc is None or self.failed:
             return
-        data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+        if batch:
+            data = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+            self.pending += HEADER.pack(len(data)) + data
+        assert proc.stdin is not None
+        fd = proc.stdin.fileno()
+        if wait:
+            os.set_blocking(fd, True)
         try:
-            assert proc.stdin is not None
-            proc.stdin.write(HEADER.pack(len(data)) + data)
-            proc.stdin.flush()
+            while self.pending:
+                try:
+                    n = os.write(fd, self.pending)
+                except BlockingIOError:
+                    return
+                del self.pending[:n]
         except OSError as e:
             self.failed = True
+            self.pending.clear()
             log.error("the event log writer is gone (%s): no more events are logged to %s", e, self.path)
+
+
+def _widen_pipe(proc: subprocess.Popen[bytes]) -> None:
+    """Room for a few batches in the pipe (Linux), so a writer that lags behind a burst of
+    tasks does not make the bus wait."""
+    import fcntl
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+    try:
+        assert proc.stdin is not None
+        fcntl.fcntl(proc.stdin.fileno(), setpipe, 1 << 20)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size, or not Linux: the default pipe does
