@@ -51,6 +51,9 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Seen:
 
 
 def _context(master: str, **settings: str) -> SparkContext:
+    # this module's own contexts (its ``sc`` fixture too): the suite's shared one must go first
+    from tests.conftest import stop_shared_context
+    stop_shared_context()
     conf = SparkConf().set("spark.log.level", "WARN").set("spark.ui.showConsoleProgress", "false")
     for k, v in settings.items():
         conf.set(k, v)

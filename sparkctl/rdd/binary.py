@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Iterator
 
+from sparkctl.rdd.codecs import is_compressed
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileGroupsRDD, FileSplitsRDD,
@@ -47,7 +48,7 @@ class BinaryRecordsRDD(FileSplitsRDD):
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileSplit)
         size = self.record_length
-        if split.path.endswith(".gz"):
+        if is_compressed(split.path):
             with _open_maybe_gz(split.path) as f:
                 yield from _records(f, size, None, split.path)
             return

@@ -10,24 +10,18 @@ as stored (compressed when a codec is set), and the records its writer batched.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sparkctl import serializers
+from sparkctl.rdd.codecs import output_codec
 from sparkctl.executor import task_metrics
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
 
-_CODECS = {
-    "org.apache.hadoop.io.compress.GzipCodec": ".gz",
-    "org.apache.hadoop.io.compress.DefaultCodec": ".gz",
-    "gzip": ".gz",
-    "gz": ".gz",
-}
 
 
 def _prepare_output(rdd: "RDD", path: str) -> str:
@@ -50,8 +44,9 @@ def _finish_output(path: str) -> None:
 
 class _CommitWriter:
     # write(records, file) -> how many records it wrote
-    def __init__(self, path: str, suffix: str, write: Callable[[Iterator[Any], Any], int], gz: bool) -> None:
-        self.path, self.suffix, self.write, self.gz = path, suffix, write, gz
+    def __init__(self, path: str, suffix: str, write: Callable[[Iterator[Any], Any], int],
+                 compress: Callable[[Any], Any] | None = None) -> None:
+        self.path, self.suffix, self.write, self.compress = path, suffix, write, compress
 
     def __call__(self, it: Iterator[Any]) -> None:
         from sparkctl.taskcontext import TaskContext
@@ -63,7 +58,7 @@ class _CommitWriter:
         os.makedirs(attempt_dir, exist_ok=True)
         tmp = os.path.join(attempt_dir, os.path.basename(final))
         raw = open(tmp, "wb")
-        out: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.gz else raw
+        out: Any = self.compress(raw) if self.compress is not None else raw
         try:
             records = self.write(it, out)
         finally:
@@ -113,17 +108,13 @@ class _PickleWriter:
 
 
 def save_as_text_file(rdd: "RDD", path: str, codec: str | None) -> None:
-    suffix = ""
-    if codec:
-        if codec not in _CODECS:
-            raise ValueError(f"unknown compression codec {codec!r}; use one of {sorted(_CODECS)}")
-        suffix = _CODECS[codec]
+    suffix, compress = output_codec(codec) if codec else ("", None)
     out = _prepare_output(rdd, path)
-    rdd.ctx.run_job(rdd, _CommitWriter(out, suffix, _write_text, bool(suffix)))
+    rdd.ctx.run_job(rdd, _CommitWriter(out, suffix, _write_text, compress))
     _finish_output(out)
 
 
 def save_as_pickle_file(rdd: "RDD", path: str, batch_size: int) -> None:
     out = _prepare_output(rdd, path)
-    rdd.ctx.run_job(rdd, _CommitWriter(out, "", _PickleWriter(batch_size), False))
+    rdd.ctx.run_job(rdd, _CommitWriter(out, "", _PickleWriter(batch_size)))
     _finish_output(out)

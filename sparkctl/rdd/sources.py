@@ -12,13 +12,13 @@ splits add up to its size) and the lines it yields.
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 from functools import partial
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl import serializers
+from sparkctl.rdd.codecs import decompressing, is_compressed, open_input
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.rdd import RDD
@@ -117,13 +117,13 @@ class FileSplit(Partition):
 
 def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
     """Hadoop's FileInputFormat split sizing: goal = total / minPartitions, capped by the
-    block size; a file's last split may be up to 10% larger. Gzip files are not split."""
+    block size; a file's last split may be up to 10% larger. Compressed files are not split."""
     sizes = [os.path.getsize(f) for f in files]
     goal = sum(sizes) // max(1, min_partitions)
     split_size = max(1, min(goal, LOCAL_BLOCK_SIZE))
     splits: list[FileSplit] = []
     for f, size in zip(files, sizes):
-        if f.endswith(".gz") or size == 0:
+        if is_compressed(f) or size == 0:
             splits.append(FileSplit(len(splits), f, 0, size))
             continue
         # as many splits as Hadoop makes, but of equal size: Hadoop's short last split
@@ -226,13 +226,13 @@ class TextFileRDD(FileSplitsRDD):
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileSplit)
         use_unicode = self.use_unicode
-        if split.path.endswith(".gz"):
-            return self._gz_lines(split.path)
+        if is_compressed(split.path):
+            return self._compressed_lines(split.path)
         blocks = _read_range(split.path, split.start, split.length)
         return chain.from_iterable(map(partial(_split_lines, use_unicode=use_unicode), blocks))
 
-    def _gz_lines(self, path: str) -> Iterator[Any]:
-        with open(path, "rb") as raw, gzip.open(raw, "rb") as f:
+    def _compressed_lines(self, path: str) -> Iterator[Any]:
+        with open(path, "rb") as raw, decompressing(raw, path) as f:
             for block in _line_blocks(iter(partial(f.read, READ_CHUNK), b"")):
                 yield from _split_lines(block, self.use_unicode)
             # the compressed bytes, as Hadoop's file system counts a compressed input
@@ -253,7 +253,8 @@ def _group_files(files: list[str], n: int) -> list[list[str]]:
 
 
 def _open_maybe_gz(path: str) -> Any:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    """*path* for reading, decompressed by its extension (sparkctl.rdd.codecs)."""
+    return open_input(path)
 
 
 class FileGroupsRDD(RDD):
