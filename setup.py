@@ -25,7 +25,12 @@ setup(
             # pyspark wheel (no Java needed); three of them use numpy
             "pyspark==4.3.0",
             "numpy>=1.26",
+            # .zst input and ZStandardCodec output are tested too
+            "zstandard>=0.22",
         ],
+        # Zstandard-compressed files (.zst in, ZStandardCodec out): a maintained binding to
+        # the reference C library, where Python's standard library has none before 3.14
+        "zstd": ["zstandard>=0.22"],
     },
     entry_points={"console_scripts": ["sparkctl=sparkctl.cli:entry"]},
     classifiers=[

@@ -16,11 +16,21 @@ pytestmark = pytest.mark.timeout(120)
 LINES = [f"line {i} {'x' * (i % 17)}" for i in range(5000)]
 TEXT = ("\n".join(LINES) + "\n").encode()
 
+zstandard = pytest.importorskip("zstandard")  # in the test extra
+
+
+def _zst_decompress(data: bytes) -> bytes:
+    with zstandard.ZstdDecompressor().stream_reader(data) as r:
+        return bytes(r.read())
+
+
 WRITE: dict[str, Callable[[bytes], bytes]] = {
     ".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".deflate": zlib.compress,
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
 }
 READ: dict[str, Callable[[bytes], bytes]] = {
     ".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress, ".deflate": zlib.decompress,
+    ".zst": _zst_decompress,
 }
 
 
@@ -46,6 +56,7 @@ def test_a_directory_mixing_plain_and_compressed_files(sc: Any, tmp_path: Path) 
     ("org.apache.hadoop.io.compress.GzipCodec", ".gz"),
     ("org.apache.hadoop.io.compress.BZip2Codec", ".bz2"),
     ("org.apache.hadoop.io.compress.DefaultCodec", ".deflate"),
+    ("org.apache.hadoop.io.compress.ZStandardCodec", ".zst"),
     ("bzip2", ".bz2"),
 ])
 def test_save_as_text_file_with_a_codec(sc: Any, tmp_path: Path, codec: str, ext: str) -> None:
