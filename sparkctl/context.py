@@ -557,6 +557,7 @@ class SparkContext:
             with self._runtime.lock:
                 for key in [k for k in self._runtime.dag.cache_locs if k[0] == rdd_id]:
                     del self._runtime.dag.cache_locs[key]
+                self._runtime.events.rdd_unpersisted(rdd_id)  # off the storage page, as in Spark
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:

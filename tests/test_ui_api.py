@@ -78,6 +78,20 @@ def test_task_event_templates_write_what_the_json_encoder_would() -> None:
         assert json.loads(ev.task_end_json(end)) == ev.task_end(end)
 
 
+@pytest.mark.timeout(60)
+def test_unpersisted_rdd_leaves_the_storage_page() -> None:
+    sc = SparkContext(conf=SparkConf().setMaster("local[1]").set("spark.ui.port", "0"))
+    try:
+        cached = sc.parallelize(range(10), 2).cache()
+        assert cached.count() == 10
+        base = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"
+        wait_for(lambda: [r["numCachedPartitions"] for r in get(f"{base}/storage/rdd")] == [2], what="cached")
+        cached.unpersist()
+        wait_for(lambda: get(f"{base}/storage/rdd") == [], what="gone from the storage page")
+    finally:
+        sc.stop()
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: Any) -> Any:
     """A finished-but-open application: a shuffle job, a second job reusing it, a failed job."""

@@ -47,6 +47,8 @@ class NoEvents:
 
     def executor_removed(self, executor_id: str, reason: str) -> None: ...
 
+    def rdd_unpersisted(self, rdd_id: int) -> None: ...
+
     def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str],
                      sizes: dict[str, tuple[int, bool]] | None = None) -> None: ...
 
@@ -133,6 +135,9 @@ class SchedulerEvents(NoEvents):
 
     def executor_removed(self, executor_id: str, reason: str) -> None:
         self.bus.post(ev.executor_removed(now_ms(), executor_id, reason))
+
+    def rdd_unpersisted(self, rdd_id: int) -> None:
+        self.bus.post(ev.unpersist_rdd(rdd_id))
 
     def blocks_added(self, executor_id: str, host: str, port: int, blocks: list[str],
                      sizes: dict[str, tuple[int, bool]] | None = None) -> None:

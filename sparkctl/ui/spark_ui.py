@@ -57,9 +57,6 @@ class SparkUI:
     def web_url(self) -> str | None:
         return self.server.url if self.server is not None else None
 
-    def post(self, event: dict[str, Any]) -> None:
-        self.bus.post_now(event)
-
     def application_started(self, app_name: str, app_id: str, start_time: int, user: str) -> None:
         """The application has its id (a standalone master's, once registered): the UI
         serves it under that id and the event log takes its name, then the environment and

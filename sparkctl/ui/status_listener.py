@@ -346,9 +346,6 @@ class AppStatusListener:
             self.app.last_updated = finish
 
     # ------------------------------------------------------------- derived on read
-    def stage_aggregates(self, st: StageEntry) -> StageAggregates:
-        return st.aggregates()
-
     def executor_totals(self) -> dict[str, ExecStageSummary]:
         """Per executor: task time and metrics over every stage (kept or dropped)."""
         totals: dict[str, ExecStageSummary] = {}
