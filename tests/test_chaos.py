@@ -151,6 +151,10 @@ def test_hung_worker_is_declared_dead_after_the_timeout(assert_no_child_processe
                     break
                 time.sleep(0.1)
             assert [w["state"] for w in state["workers"]].count("DEAD") == 1
+            # the master tells the driver after it marks the worker: give the message its moment
+            deadline = time.monotonic() + 10
+            while len(sc._runtime.executors) != 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert len(sc._runtime.executors) == 2
             assert sc.parallelize(range(100), 6).sum() == 4950
         finally:
