@@ -40,7 +40,6 @@ _COMPRESSED = (".lz4", ".lzf", ".snappy", ".zstd", ".zst", ".gz")
 
 @dataclass
 class _LogState:
-    app_key: str
     files: list[str]
     listener: AppStatusListener
     offsets: dict[str, int] = field(default_factory=dict)
@@ -116,7 +115,7 @@ class FsHistoryProvider:
             with self.lock:
                 state = self.logs.get(key)
             if state is None:
-                state = _LogState(key, files, AppStatusListener(retained_tasks=self.retained_tasks, live=False))
+                state = _LogState(files, AppStatusListener(retained_tasks=self.retained_tasks, live=False))
             state.files = files
             total += self._read(state)
             state.listener.app.log_path = os.path.abspath(files[-1] if len(files) == 1 else os.path.dirname(files[-1]))

@@ -29,8 +29,6 @@ METRIC_KEYS = (
 )
 M = {k: i for i, k in enumerate(METRIC_KEYS)}
 ZERO_METRICS = (0,) * len(METRIC_KEYS)
-_GC, _INPUT, _WRITTEN = M["jvmGcTime"], M["inputBytesRead"], M["shuffleBytesWritten"]
-_REMOTE_READ, _LOCAL_READ = M["shuffleRemoteBytesRead"], M["shuffleLocalBytesRead"]
 _ZEROS = ZERO_METRICS
 
 # where each flat metric sits in an event log's "Task Metrics" object
