@@ -15,6 +15,9 @@ setup(
         "cloudpickle>=2.2",
         "tabulate>=0.9",
         "paramiko>=3.0",
+        # every path is a URL: fsspec is the filesystem layer pandas, Dask and pyarrow share
+        # (pure Python, no dependencies); each store's backend is an extra below
+        "fsspec>=2023.1",
     ],
     extras_require={
         "test": [
@@ -27,7 +30,17 @@ setup(
             "numpy>=1.26",
             # .zst input and ZStandardCodec output are tested too
             "zstandard>=0.22",
+            # the object-store tests run against a real S3-protocol server (moto's, on 127.0.0.1)
+            "s3fs>=2023.1",
+            "moto[server]>=5.0",
+            "aiohttp>=3.8",
         ],
+        # object stores and other filesystems behind URLs, through fsspec's backends
+        "s3": ["s3fs>=2023.1"],
+        "gcs": ["gcsfs>=2023.1"],
+        "azure": ["adlfs>=2023.1"],
+        "hdfs": ["pyarrow>=12"],
+        "http": ["aiohttp>=3.8"],
         # Zstandard-compressed files (.zst in, ZStandardCodec out): a maintained binding to
         # the reference C library, where Python's standard library has none before 3.14
         "zstd": ["zstandard>=0.22"],

@@ -11,6 +11,7 @@ import getpass
 import itertools
 import logging
 import os
+import posixpath
 import secrets
 import sys
 import threading
@@ -147,7 +148,7 @@ class SparkContext:
         self._runtime.app_id = self._app_id
         self._apply_task_resources(local)
         # the SparkFiles root on the driver, on its import path as PySpark's (addPyFile's .py files land there)
-        self._files = AddedFiles(self._app_id, self._conf.get_dir("spark.local.dir"))
+        self._files = AddedFiles(self._app_id, self._conf.get_dir("spark.local.dir"), self._conf)
         use_as_root(self._files.root, on_worker=False)
         sys.path.insert(1, self._files.root)
         add_configured(self, self._py_files)
@@ -346,10 +347,16 @@ class SparkContext:
         configure_logging(level)
 
     def setCheckpointDir(self, dirName: str) -> None:
-        path = dirName[len("file:"):] if dirName.startswith("file:") else dirName
-        path = os.path.join(os.path.abspath(path), self._app_id)
-        private_makedirs(path)
-        self._checkpoint_dir = path
+        """Checkpoints go to a directory named after the application under *dirName*, a
+        local path or a URL (``s3a://bucket/checkpoints``...)."""
+        from sparkctl.fs import LOCAL, filesystem_for
+        fs = filesystem_for(dirName, self._conf)
+        if fs is LOCAL:
+            self._checkpoint_dir = private_makedirs(os.path.join(os.path.abspath(fs.strip(dirName)), self._app_id))
+        else:
+            path = posixpath.join(fs.strip(dirName), self._app_id)
+            fs.makedirs(path)
+            self._checkpoint_dir = fs.url(path)
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
@@ -542,11 +549,14 @@ class SparkContext:
                 if r._checkpoint_requested == "local":
                     r._local_done = True
                     continue
+                from sparkctl.fs import LOCAL, filesystem_for
                 from sparkctl.rdd.sources import CheckpointRDD
                 assert self._checkpoint_dir is not None
-                directory = os.path.join(self._checkpoint_dir, f"rdd-{r._id}")
-                private_makedirs(directory)
-                self.run_job(r, _WriteCheckpoint(directory))
+                directory = posixpath.join(self._checkpoint_dir, f"rdd-{r._id}")
+                fs = filesystem_for(directory, self._conf)
+                if fs is LOCAL:
+                    private_makedirs(directory)
+                self.run_job(r, _WriteCheckpoint(fs, fs.strip(directory)))
                 r._checkpoint_rdd = CheckpointRDD(self, directory, r.getNumPartitions(), r.partitioner)
         finally:
             self._local.checkpointing = False
@@ -611,14 +621,23 @@ class _ListOf:
 
 
 class _WriteCheckpoint:
-    def __init__(self, directory: str) -> None:
+    """Writes one partition of a checkpoint: renamed into place locally; on an object store
+    written at its name (it appears whole, and a second attempt writes the same records)."""
+
+    def __init__(self, fs: Any, directory: str) -> None:
+        self.fs = fs
         self.directory = directory
 
     def __call__(self, it: Iterable[Any]) -> None:
+        from sparkctl.fs import LOCAL
         from sparkctl.taskcontext import TaskContext
         tc = TaskContext.get()
         assert tc is not None
-        path = os.path.join(self.directory, f"part-{tc.partitionId():05d}")
+        path = posixpath.join(self.directory, f"part-{tc.partitionId():05d}")
+        if self.fs is not LOCAL:
+            with self.fs.open(path, "wb") as out:
+                serializers.write_batches(out, it)
+            return
         tmp = f"{path}.tmp-{tc.taskAttemptId()}"
         with open(tmp, "wb") as f:
             serializers.write_batches(f, it)

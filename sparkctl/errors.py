@@ -162,6 +162,15 @@ class DataFramesNotSupportedError(NotSupportedError):
         return (DataFramesNotSupportedError, (self.feature,))
 
 
+class FileSystemError(SparkctlError, OSError):
+    """A filesystem URL cannot be used: an unknown scheme, a backend that is not installed
+    (the message names the extra), refused credentials, an unreachable store. One line that
+    names the URL and never a credential; ``sparkctl submit`` prints it as is. Also an
+    :class:`OSError`, so code written against local files still catches it."""
+
+    def __reduce__(self):
+        return (FileSystemError, (str(self),))
+
 
 class BarrierStageError(SparkctlError):
     """A barrier stage cannot run (more tasks than the cluster has slots, a pattern barrier

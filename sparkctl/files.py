@@ -22,6 +22,7 @@ from __future__ import annotations
 import filecmp
 import logging
 import os
+import posixpath
 import shutil
 import tarfile
 import threading
@@ -111,9 +112,10 @@ class AddedFiles:
         sparkctl-APPID-files-XXXX/staging/     what is streamed: archives, directories as tar
     """
 
-    def __init__(self, app_id: str, base: str | None = None) -> None:
+    def __init__(self, app_id: str, base: str | None = None, conf: Any = None) -> None:
         from sparkctl.util.cleanup import make_owned_dir
         from sparkctl.util.fsutil import private_makedirs
+        self.conf = conf  # the settings a URL's filesystem is read with (credentials)
         self.directory = make_owned_dir(f"sparkctl-{app_id}-files-", base)
         self.root = private_makedirs(os.path.join(self.directory, "userFiles"))
         self.staging = private_makedirs(os.path.join(self.directory, "staging"))
@@ -125,7 +127,7 @@ class AddedFiles:
     def add_file(self, path: str, recursive: bool = False, python: bool = False) -> FileEntry | None:
         """Copy ``path`` into the root; the entry to send to the executors, or None when they
         have it already (this path, or the same contents under the same name, was added before)."""
-        local = _local_path(path)
+        local, remote = self._fetch(path, recursive)
         if not os.path.exists(local):
             raise FileNotFoundError(f"File {path} does not exist")
         is_dir = os.path.isdir(local)
@@ -133,7 +135,7 @@ class AddedFiles:
             raise ValueError(f"Added file {path} is a directory and recursive is not turned on "
                              f"(use addFile(path, recursive=True))")
         local = os.path.realpath(local)
-        uri = "file:" + local + ("/" if is_dir else "")
+        uri = remote or "file:" + local + ("/" if is_dir else "")
         name = os.path.basename(local)
         with self._lock:
             if uri in self.files:
@@ -166,7 +168,7 @@ class AddedFiles:
         """Unpack the archive ``path`` (``#alias`` names the directory) into the root; the
         entry to send to the executors, or None when they have it already."""
         target, _, alias = path.partition("#")
-        local = _local_path(target)
+        local, remote = self._fetch(target, False)
         if not os.path.isfile(local):
             raise FileNotFoundError(f"Archive {target} does not exist" if not os.path.exists(local)
                                     else f"Archive {target} is not a file")
@@ -175,7 +177,7 @@ class AddedFiles:
         name = alias or os.path.basename(local)
         if os.path.basename(name) != name or name in (".", ".."):
             raise ValueError(f"invalid archive alias {alias!r} in {path!r}: it names a directory, not a path")
-        uri = "file:" + local + (f"#{alias}" if alias else "")
+        uri = (remote or "file:" + local) + (f"#{alias}" if alias else "")
         with self._lock:
             if uri in self.archives:
                 log.warning("The archive %s has been added already; adding it again does nothing", path)
@@ -191,6 +193,25 @@ class AddedFiles:
             self.archives[uri] = entry
             self._by_name[name] = entry
             return entry
+
+    def _fetch(self, path: str, recursive: bool) -> tuple[str, str | None]:
+        """(a local path holding *path*, its URL when it is not a local file). A URL's file
+        (or directory) is downloaded on the driver, which then ships it as a local one: the
+        executors need no access to the store."""
+        from sparkctl.fs import LOCAL, filesystem_for
+        fs = filesystem_for(path, self.conf)
+        if fs is LOCAL:
+            return _local_path(path), None
+        source = fs.strip(path)
+        if not fs.exists(source):
+            raise FileNotFoundError(f"File {path} does not exist")
+        with self._lock:
+            self._downloads = getattr(self, "_downloads", 0) + 1
+            where = os.path.join(self.staging, f"download-{self._downloads}")
+        os.mkdir(where, 0o700)
+        local = os.path.join(where, posixpath.basename(source.rstrip("/")) or "file")
+        fs.get(source, local, recursive=recursive and fs.isdir(source))
+        return local, path
 
     def _check_name(self, name: str, local: str, is_dir: bool, archive: bool = False) -> FileEntry | None:
         """Refuse a second entry of the same name unless it holds the same contents; the
@@ -219,8 +240,6 @@ def _local_path(path: str) -> str:
         path = path[len("file://"):]
     elif path.startswith("file:"):
         path = path[len("file:"):]
-    elif "://" in path:
-        raise ValueError(f"cannot add {path}: only local files (a path or file: URI) can be added")
     return os.path.abspath(os.path.expanduser(path))
 
 
@@ -330,7 +349,7 @@ def driver_import_path(root: str, path: str) -> None:
     the root, is on it already), and the import system forgets what it cached."""
     import importlib
     import sys
-    name = os.path.basename(_local_path(path))
+    name = posixpath.basename(path.split("#", 1)[0].rstrip("/"))
     if is_package(name):
         path = os.path.join(root, name)
         if path not in sys.path:

@@ -76,9 +76,9 @@ def test_byte_range_splits_cover_each_line_once(tmp_path, monkeypatch, case):
         monkeypatch.setattr(sources, "LOCAL_BLOCK_SIZE", block)
         for chunk in (1, 3, 64, 1 << 20):
             monkeypatch.setattr(sources, "READ_CHUNK", chunk)
-            splits = sources.file_splits([str(path)], 1)
+            splits = sources.file_splits(sources.input_files(None, str(path)), 1)
             assert sum(s.length for s in splits) == len(raw)
-            got = [line for s in splits for b in sources._read_range(s.path, s.start, s.length)
+            got = [line for s in splits for b in sources._read_range(s.fs, s.path, s.start, s.length)
                    for line in sources._split_lines(b, True)]
             assert got == expected, (block, chunk)
 

@@ -10,33 +10,34 @@ decompressed and whole, as Hadoop reads a compressed file it cannot split.
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sparkctl.rdd.codecs import is_compressed
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.sources import (READ_CHUNK, FileGroupPartition, FileSplit, FileGroupsRDD, FileSplitsRDD,
-                                  _open_maybe_gz, count_file_read)
+                                  count_file_read, open_input)
 
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
 
 
 class BinaryFilesRDD(FileGroupsRDD):
-    """(``file:`` path, content as bytes) per file."""
+    """(URL, content as bytes) per file; a local file's URL is ``file:`` and its absolute path."""
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)
-        for p in split.paths:
-            with open(p, "rb") as f:
+        for fs, status in split.files:
+            with fs.open(status.path, "rb") as f:
                 data = f.read()
-            count_file_read(p)
-            yield ("file:" + os.path.abspath(p), data)
+            count_file_read(status)
+            yield (fs.url(status.path), data)
 
 
 class BinaryRecordsRDD(FileSplitsRDD):
     """Records of ``record_length`` bytes each, read from flat binary files."""
+
+    split_bzip2 = False  # a compressed file is read whole
 
     def __init__(self, ctx: Any, path: str, record_length: int, min_partitions: int) -> None:
         if not isinstance(record_length, int) or record_length <= 0:
@@ -49,7 +50,7 @@ class BinaryRecordsRDD(FileSplitsRDD):
         assert isinstance(split, FileSplit)
         size = self.record_length
         if is_compressed(split.path):
-            with _open_maybe_gz(split.path) as f:
+            with open_input(split.fs, split.path) as f:
                 yield from _records(f, size, None, split.path)
             return
         # the records that start in [start, start + length)
@@ -57,7 +58,7 @@ class BinaryRecordsRDD(FileSplitsRDD):
         last = -(-(split.start + split.length) // size)
         if last <= first:
             return
-        with open(split.path, "rb") as f:
+        with split.fs.open(split.path, "rb") as f:
             f.seek(first * size)
             yield from _records(f, size, (last - first) * size, split.path)
 

@@ -1,9 +1,17 @@
-"""saveAsTextFile and saveAsPickleFile, with each task's output committed once.
+"""saveAsTextFile and saveAsPickleFile, with each partition's output committed once.
 
-A task attempt writes into ``_temporary/<attempt>/`` and renames its file into place
-only when it has written all of it; a retried or duplicate attempt for the same
-partition finds the part already committed and discards its copy. The driver writes
-``_SUCCESS`` last, after every task committed.
+Every task attempt writes its part under an attempt-private name,
+``_temporary/0/_temporary/attempt_<stage>_<partition>_<task>/part-NNNNN``. Then:
+
+- on a local filesystem the attempt renames its file into place, unless another attempt
+  of the partition got there first (rename is atomic there);
+- on an object store (no rename; an object appears whole when its upload completes) the
+  task returns its attempt's name, and the driver, once the job has succeeded, copies
+  each partition's winning attempt to ``part-NNNNN`` (a server-side copy), once.
+
+Either way the attempts' directory is deleted and ``_SUCCESS`` is written last. A failed,
+killed or losing speculative attempt leaves nothing outside ``_temporary``, which readers
+skip; a failed job deletes ``_temporary`` too.
 
 A task's output metrics (Spark's bytesWritten and recordsWritten) count the file it wrote,
 as stored (compressed when a codec is set), and the records its writer batched.
@@ -11,11 +19,13 @@ as stored (compressed when a codec is set), and the records its writer batched.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sparkctl import serializers
+from sparkctl.fs import LOCAL, filesystem_for
 from sparkctl.rdd.codecs import output_codec
 from sparkctl.executor import task_metrics
 
@@ -24,40 +34,67 @@ if TYPE_CHECKING:
 
 
 
-def _prepare_output(rdd: "RDD", path: str) -> str:
-    if path.startswith("file:"):
-        path = path[len("file://"):] if path.startswith("file://") else path[len("file:"):]
-    path = os.path.abspath(path)
-    validate = rdd.ctx._conf.get_bool("spark.hadoop.validateOutputSpecs", True)
-    if os.path.exists(path):
-        if validate:
-            raise FileExistsError(f"Output directory file:{path} already exists")
-    os.makedirs(os.path.join(path, "_temporary"), exist_ok=True)
-    return path
+class Output:
+    """Where a save writes: the directory's filesystem and path."""
+
+    def __init__(self, rdd: "RDD", url: str) -> None:
+        self.fs = filesystem_for(url, rdd.ctx._conf)
+        path = self.fs.strip(url)
+        self.path = os.path.abspath(path) if self.fs is LOCAL else path
+        self.temporary = posixpath.join(self.path, "_temporary")
+        if self.fs.exists(self.path) and rdd.ctx._conf.get_bool("spark.hadoop.validateOutputSpecs", True):
+            raise FileExistsError(f"Output directory {self.fs.url(self.path)} already exists")
+        self.fs.makedirs(self.temporary if self.fs is LOCAL else self.path)
+
+    def commit(self, attempts: list[Any]) -> None:
+        """The job's commit, on the driver: on an object store, each partition's winning
+        attempt is copied to its final name (server-side), once; then the attempts go, and
+        ``_SUCCESS`` is written last."""
+        chosen = [a for a in attempts if a is not None]
+        self.fs.copy([src for src, _ in chosen], [dst for _, dst in chosen])
+        self.fs.rm(self.temporary, recursive=True)
+        self.fs.write_bytes(posixpath.join(self.path, "_SUCCESS"), b"")
+
+    def abort(self) -> None:
+        """The job failed: no attempt's output stays (what was committed stays, as in Hadoop)."""
+        self.fs.rm(self.temporary, recursive=True)
 
 
-def _finish_output(path: str) -> None:
-    shutil.rmtree(os.path.join(path, "_temporary"), ignore_errors=True)
-    with open(os.path.join(path, "_SUCCESS"), "wb"):
-        pass
+class _CountingWriter:
+    """Counts the bytes written through it (the part as stored, for the task's output metrics)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.written = raw, 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 class _CommitWriter:
     # write(records, file) -> how many records it wrote
-    def __init__(self, path: str, suffix: str, write: Callable[[Iterator[Any], Any], int],
+    def __init__(self, output: Output, suffix: str, write: Callable[[Iterator[Any], Any], int],
                  compress: Callable[[Any], Any] | None = None) -> None:
-        self.path, self.suffix, self.write, self.compress = path, suffix, write, compress
+        self.fs, self.path, self.suffix, self.write, self.compress = output.fs, output.path, suffix, write, compress
 
-    def __call__(self, it: Iterator[Any]) -> None:
+    def __call__(self, it: Iterator[Any]) -> tuple[str, str] | None:
         from sparkctl.taskcontext import TaskContext
         tc = TaskContext.get()
         assert tc is not None
         part = tc.partitionId()
-        final = os.path.join(self.path, f"part-{part:05d}{self.suffix}")
-        attempt_dir = os.path.join(self.path, "_temporary", f"attempt_{tc.stageId()}_{part}_{tc.taskAttemptId()}")
-        os.makedirs(attempt_dir, exist_ok=True)
-        tmp = os.path.join(attempt_dir, os.path.basename(final))
-        raw = open(tmp, "wb")
+        name = f"part-{part:05d}{self.suffix}"
+        attempt_dir = posixpath.join(self.path, "_temporary", "0", "_temporary",
+                                     f"attempt_{tc.stageId()}_{part}_{tc.taskAttemptId()}")
+        tmp = posixpath.join(attempt_dir, name)
+        if self.fs is LOCAL:
+            os.makedirs(attempt_dir, exist_ok=True)
+        raw = _CountingWriter(self.fs.open(tmp, "wb"))
         out: Any = self.compress(raw) if self.compress is not None else raw
         try:
             records = self.write(it, out)
@@ -67,12 +104,16 @@ class _CommitWriter:
                 raw.close()
         metrics = task_metrics.current()
         metrics.output_records_written += records
-        metrics.output_bytes_written += os.path.getsize(tmp)
+        metrics.output_bytes_written += raw.written
+        final = posixpath.join(self.path, name)
+        if self.fs is not LOCAL:
+            return tmp, final  # the driver commits the first attempt to finish, once
         if os.path.exists(final):  # another attempt of this partition committed first
             shutil.rmtree(attempt_dir, ignore_errors=True)
-            return
+            return None
         os.replace(tmp, final)
         shutil.rmtree(attempt_dir, ignore_errors=True)
+        return None
 
 
 def _write_text(it: Iterator[Any], out: Any) -> int:
@@ -107,14 +148,21 @@ class _PickleWriter:
             written += len(batch)
 
 
+def save(rdd: "RDD", url: str, suffix: str, write: Callable[[Iterator[Any], Any], int],
+         compress: Callable[[Any], Any] | None = None) -> None:
+    output = Output(rdd, url)
+    try:
+        attempts = rdd.ctx.run_job(rdd, _CommitWriter(output, suffix, write, compress))
+    except BaseException:
+        output.abort()
+        raise
+    output.commit(attempts)
+
+
 def save_as_text_file(rdd: "RDD", path: str, codec: str | None) -> None:
     suffix, compress = output_codec(codec) if codec else ("", None)
-    out = _prepare_output(rdd, path)
-    rdd.ctx.run_job(rdd, _CommitWriter(out, suffix, _write_text, compress))
-    _finish_output(out)
+    save(rdd, path, suffix, _write_text, compress)
 
 
 def save_as_pickle_file(rdd: "RDD", path: str, batch_size: int) -> None:
-    out = _prepare_output(rdd, path)
-    rdd.ctx.run_job(rdd, _CommitWriter(out, "", _PickleWriter(batch_size)))
-    _finish_output(out)
+    save(rdd, path, "", _PickleWriter(batch_size))

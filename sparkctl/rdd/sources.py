@@ -1,5 +1,9 @@
 """RDDs that read data: a driver-side collection, a range, text files, pickle files.
 
+Files are named by URLs (``sparkctl.fs``): local paths, ``s3a://``, ``gs://``, ``memory://``...
+The driver lists them and cuts the splits; each task opens its own file through the
+filesystem it carries.
+
 Text files are cut into byte ranges the way Hadoop's line reader does (a split skips
 the partial line it starts in; it reads past its end to finish its last line), and each
 range is read in large blocks and split with C-level ``str.split``: a Python call per
@@ -11,14 +15,15 @@ splits add up to its size) and the lines it yields.
 """
 from __future__ import annotations
 
-import glob
-import os
+import importlib.util
+import posixpath
 from functools import partial
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl import serializers
-from sparkctl.rdd.codecs import decompressing, is_compressed, open_input
+from sparkctl.fs import LOCAL, FileStatus, FileSystem, filesystem_for
+from sparkctl.rdd.codecs import decompressing, is_compressed
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
 from sparkctl.rdd.rdd import RDD
@@ -80,52 +85,53 @@ class ParallelCollectionRDD(RDD):
         return iter(split.data)
 
 
+def input_files(ctx: Any, path: str) -> list[tuple[FileSystem, FileStatus]]:
+    """Comma-separated URLs, directories and globs, as the data files they name, each with
+    its filesystem (read with the context's settings: credentials, endpoints)."""
+    conf = getattr(ctx, "_conf", None)
+    found: list[tuple[FileSystem, FileStatus]] = []
+    for part in path.split(","):
+        part = part.strip()
+        if part:
+            fs = filesystem_for(part, conf)
+            found += [(fs, status) for status in fs.expand(part)]
+    if not found and not path.strip():
+        raise FileNotFoundError(f"Input path does not exist: {path!r}")
+    return found
+
+
 def path_list(path: str) -> list[str]:
-    """Expand comma-separated paths, directories and globs into sorted data files."""
-    files: list[str] = []
-    for p in path.split(","):
-        p = p.strip()
-        if p.startswith("file://"):
-            p = p[len("file://"):]
-        elif p.startswith("file:"):
-            p = p[len("file:"):]
-        matches = sorted(glob.glob(p)) if glob.has_magic(p) else [p]
-        if not matches:
-            raise FileNotFoundError(f"Input path does not exist: {p}")
-        for m in matches:
-            if os.path.isdir(m):
-                for name in sorted(os.listdir(m)):
-                    full = os.path.join(m, name)
-                    if not name.startswith(("_", ".")) and os.path.isfile(full):
-                        files.append(full)
-            elif os.path.exists(m):
-                files.append(m)
-            else:
-                raise FileNotFoundError(f"Input path does not exist: {m}")
-    return files
+    """Local paths only: the data files of comma-separated paths, directories and globs."""
+    return [status.path for _, status in input_files(None, path)]
 
 
 class FileSplit(Partition):
-    __slots__ = ("path", "start", "length")
+    __slots__ = ("fs", "path", "start", "length", "hosts")
 
-    def __init__(self, index: int, path: str, start: int, length: int) -> None:
+    def __init__(self, index: int, fs: FileSystem, path: str, start: int, length: int,
+                 hosts: tuple[str, ...] = ()) -> None:
         super().__init__(index)
+        self.fs = fs
         self.path = path
         self.start = start
         self.length = length
+        self.hosts = hosts  # where the filesystem says the bytes are (HDFS), for task locality
 
 
-def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
+def file_splits(files: list[tuple[FileSystem, FileStatus]], min_partitions: int,
+                split_bzip2: bool = True) -> list[FileSplit]:
     """Hadoop's FileInputFormat split sizing: goal = total / minPartitions, capped by the
-    block size; a file's last split may be up to 10% larger. Compressed files are not split."""
-    sizes = [os.path.getsize(f) for f in files]
-    goal = sum(sizes) // max(1, min_partitions)
-    split_size = max(1, min(goal, LOCAL_BLOCK_SIZE))
+    filesystem's block size; a file's last split may be up to 10% larger. Compressed files
+    are not split, except bzip2 (cut at its blocks, as Hadoop's BZip2Codec)."""
+    goal = sum(status.size for _, status in files) // max(1, min_partitions)
     splits: list[FileSplit] = []
-    for f, size in zip(files, sizes):
-        if is_compressed(f) or size == 0:
-            splits.append(FileSplit(len(splits), f, 0, size))
+    for fs, status in files:
+        f, size = status.path, status.size
+        if (is_compressed(f) and not (split_bzip2 and splittable(f))) or size == 0:
+            splits.append(FileSplit(len(splits), fs, f, 0, size))
             continue
+        block = LOCAL_BLOCK_SIZE if fs is LOCAL else fs.block_size
+        split_size = max(1, min(goal, block))
         # as many splits as Hadoop makes, but of equal size: Hadoop's short last split
         # leaves a task slot idle while another reads two full ones
         count = 1
@@ -135,17 +141,26 @@ def file_splits(files: list[str], min_partitions: int) -> list[FileSplit]:
             count += 1
         for i in range(count):
             start, end = i * size // count, (i + 1) * size // count
-            splits.append(FileSplit(len(splits), f, start, end - start))
+            hosts = () if fs is LOCAL else tuple(fs.block_hosts(f, start, end - start))
+            splits.append(FileSplit(len(splits), fs, f, start, end - start, hosts))
     return splits
 
 
-def _read_range(path: str, start: int, length: int) -> Iterator[bytes]:
+def splittable(path: str) -> bool:
+    """A compressed file Hadoop splits anyway: bzip2, at its blocks."""
+    return path.endswith(".bz2") and _BZIP2_SPLITS
+
+
+_BZIP2_SPLITS = importlib.util.find_spec("sparkctl.rdd.bzip2_split") is not None
+
+
+def _read_range(fs: FileSystem, path: str, start: int, length: int) -> Iterator[bytes]:
     """Blocks of whole lines: the lines that start in (start, start+length], plus the
     first line when start is 0, Hadoop's rule, so neighbouring splits neither overlap nor
     leave a gap. The bytes of the range it gets through count as the task's input."""
     end = start + length
     metrics = task_metrics.current()
-    with open(path, "rb") as f:
+    with fs.open(path, "rb") as f:
         pos = 0
         if start > 0:
             f.seek(start)
@@ -209,13 +224,19 @@ def _split_lines(block: bytes, use_unicode: bool) -> list[Any]:
 class FileSplitsRDD(RDD):
     """An RDD read from the byte-range splits of files (one partition a split)."""
 
+    split_bzip2 = True  # its reader reads a range of a bzip2 file
+
     def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
         self.path = path
-        self._splits = file_splits(path_list(path), min_partitions)
+        self._splits = file_splits(input_files(ctx, path), min_partitions, self.split_bzip2)
 
     def _get_partitions(self) -> list[Partition]:
         return list(self._splits)
+
+    def preferred_hosts(self, partition: int) -> tuple[str, ...]:
+        """The hosts holding the partition's bytes, where the filesystem reports them."""
+        return self._splits[partition].hosts
 
 
 class TextFileRDD(FileSplitsRDD):
@@ -226,35 +247,55 @@ class TextFileRDD(FileSplitsRDD):
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileSplit)
         use_unicode = self.use_unicode
-        if is_compressed(split.path):
-            return self._compressed_lines(split.path)
-        blocks = _read_range(split.path, split.start, split.length)
+        if splittable(split.path):
+            blocks = _bzip2_range(split.fs, split.path, split.start, split.length)
+        elif is_compressed(split.path):
+            return self._compressed_lines(split.fs, split.path)
+        else:
+            blocks = _read_range(split.fs, split.path, split.start, split.length)
         return chain.from_iterable(map(partial(_split_lines, use_unicode=use_unicode), blocks))
 
-    def _compressed_lines(self, path: str) -> Iterator[Any]:
-        with open(path, "rb") as raw, decompressing(raw, path) as f:
+    def _compressed_lines(self, fs: FileSystem, path: str) -> Iterator[Any]:
+        with fs.open(path, "rb") as raw, decompressing(raw, path) as f:
             for block in _line_blocks(iter(partial(f.read, READ_CHUNK), b"")):
                 yield from _split_lines(block, self.use_unicode)
             # the compressed bytes, as Hadoop's file system counts a compressed input
             task_metrics.current().input_bytes_read += raw.tell()
 
 
+def _bzip2_range(fs: FileSystem, path: str, start: int, length: int) -> Iterator[bytes]:
+    """The line blocks of one byte range of a bzip2 file, its compressed bytes counted as input."""
+    from sparkctl.rdd.bzip2_split import bzip2_line_blocks
+    with fs.open(path, "rb") as raw:
+        yield from bzip2_line_blocks(raw, start, length)
+        task_metrics.current().input_bytes_read += length
+
+
 class FileGroupPartition(Partition):
-    __slots__ = ("paths",)
+    __slots__ = ("files",)
 
-    def __init__(self, index: int, paths: list[str]) -> None:
+    def __init__(self, index: int, files: list[tuple[FileSystem, FileStatus]]) -> None:
         super().__init__(index)
-        self.paths = paths
+        self.files = files
+
+    @property
+    def paths(self) -> list[str]:
+        return [status.path for _, status in self.files]
 
 
-def _group_files(files: list[str], n: int) -> list[list[str]]:
+def _group_files(files: list[Any], n: int) -> list[list[Any]]:
     n = max(1, min(n, len(files))) if files else 1
     return [files[i * len(files) // n:(i + 1) * len(files) // n] for i in range(n)]
 
 
-def _open_maybe_gz(path: str) -> Any:
+def open_input(fs: FileSystem, path: str) -> Any:
     """*path* for reading, decompressed by its extension (sparkctl.rdd.codecs)."""
-    return open_input(path)
+    raw = fs.open(path, "rb")
+    try:
+        return decompressing(raw, path)
+    except BaseException:
+        raw.close()
+        raise
 
 
 class FileGroupsRDD(RDD):
@@ -262,14 +303,14 @@ class FileGroupsRDD(RDD):
 
     def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
-        self._groups = _group_files(path_list(path), min_partitions)
+        self._groups = _group_files(input_files(ctx, path), min_partitions)
 
     def _get_partitions(self) -> list[Partition]:
         return [FileGroupPartition(i, g) for i, g in enumerate(self._groups)]
 
 
 class WholeTextFilesRDD(FileGroupsRDD):
-    """(``file:`` path, whole content) per file."""
+    """(URL, whole content) per file; a local file's URL is ``file:`` and its absolute path."""
 
     def __init__(self, ctx: Any, path: str, min_partitions: int, use_unicode: bool = True) -> None:
         super().__init__(ctx, path, min_partitions)
@@ -277,11 +318,11 @@ class WholeTextFilesRDD(FileGroupsRDD):
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)
-        for p in split.paths:
-            with _open_maybe_gz(p) as f:
+        for fs, status in split.files:
+            with open_input(fs, status.path) as f:
                 data = f.read()
-            count_file_read(p)
-            yield ("file:" + os.path.abspath(p), data.decode("utf-8", "replace") if self.use_unicode else data)
+            count_file_read(status)
+            yield (fs.url(status.path), data.decode("utf-8", "replace") if self.use_unicode else data)
 
 
 class PickleFileRDD(RDD):
@@ -289,24 +330,24 @@ class PickleFileRDD(RDD):
 
     def __init__(self, ctx: Any, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
-        files = [f for f in path_list(path) if os.path.basename(f).startswith("part-")]
-        self._files = files
+        self._files = [(fs, st) for fs, st in input_files(ctx, path) if posixpath.basename(st.path).startswith("part-")]
 
     def _get_partitions(self) -> list[Partition]:
         return [FileGroupPartition(i, [f]) for i, f in enumerate(self._files)]
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         assert isinstance(split, FileGroupPartition)
-        for p in split.paths:
-            yield from _counted_records(p)
+        for fs, status in split.files:
+            yield from _counted_records(fs, status)
 
 
 class CheckpointRDD(RDD):
-    """A checkpointed RDD's partitions, read back from its checkpoint directory."""
+    """A checkpointed RDD's partitions, read back from its checkpoint directory (a URL)."""
 
     def __init__(self, ctx: Any, directory: str, num_partitions: int, partitioner: Any) -> None:
         super().__init__(ctx, [])
-        self.directory = directory
+        self.fs = filesystem_for(directory, getattr(ctx, "_conf", None))
+        self.directory = self.fs.strip(directory)
         self.num = num_partitions
         self.partitioner = partitioner
 
@@ -314,26 +355,26 @@ class CheckpointRDD(RDD):
         return [Partition(i) for i in range(self.num)]
 
     def part_path(self, index: int) -> str:
-        return os.path.join(self.directory, f"part-{index:05d}")
+        return posixpath.join(self.directory, f"part-{index:05d}")
 
     def compute(self, split: Partition, tc: "TaskContext") -> Iterator[Any]:
         # not counted as input: Spark counts none for a checkpoint read back either
-        with open(self.part_path(split.index), "rb") as f:
+        with self.fs.open(self.part_path(split.index), "rb") as f:
             yield from serializers.load_records(f)
 
 
-def count_file_read(path: str, records: int = 1) -> None:
+def count_file_read(status: FileStatus, records: int = 1) -> None:
     """A whole file was read as ``records`` records: its size (as stored) is the input."""
     metrics = task_metrics.current()
-    metrics.input_bytes_read += os.path.getsize(path)
+    metrics.input_bytes_read += status.size
     metrics.input_records_read += records
 
 
-def _counted_records(path: str) -> Iterator[Any]:
+def _counted_records(fs: FileSystem, status: FileStatus) -> Iterator[Any]:
     """The records of a file saveAsPickleFile wrote, counted as input a batch at a time."""
     metrics = task_metrics.current()
-    with _open_maybe_gz(path) as f:
+    with open_input(fs, status.path) as f:
         for batch in serializers.read_batches(f):
             metrics.input_records_read += len(batch)
             yield from batch
-    metrics.input_bytes_read += os.path.getsize(path)
+    metrics.input_bytes_read += status.size

@@ -29,7 +29,7 @@ def _read_frame(stream: IO[bytes]) -> bytes | None:
 
 
 def run(directory: str, overwrite: bool, log_block_updates: bool, stream: IO[bytes]) -> int:
-    writer = EventLoggingListener(directory, overwrite, log_block_updates)
+    writer = EventLoggingListener(directory, overwrite, log_block_updates) if "://" not in directory else None
     complete = False
     try:
         while not complete:
@@ -38,6 +38,10 @@ def run(directory: str, overwrite: bool, log_block_updates: bool, stream: IO[byt
                 break
             for item in pickle.loads(frame):
                 kind = item[0]
+                if kind == "fs":  # the log goes to a URL: its filesystem comes first
+                    writer = EventLoggingListener(directory, overwrite, log_block_updates, item[1])
+                    continue
+                assert writer is not None, "the event log's filesystem was not sent"
                 if kind == "event":
                     writer.on_event(item[1])
                 elif kind == "open":
@@ -48,9 +52,12 @@ def run(directory: str, overwrite: bool, log_block_updates: bool, stream: IO[byt
                     writer.on_task_start_raw(TaskStartRaw(*item))
                 else:
                     writer.on_task_end_raw(TaskEndRaw(item[0], TaskStartRaw(*item[1]), *item[2:]))
-            writer.on_idle()
+            if writer is not None:
+                writer.on_idle()
     finally:
-        if complete:
+        if writer is None:
+            pass
+        elif complete:
             writer.stop()
         else:
             writer.abandon()

@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import posixpath
 import struct
 import subprocess
 import sys
 from typing import Any
 
-from sparkctl.scheduler.event_logging import FLUSH_NOW, EventLoggingListener
+from sparkctl.fs import LOCAL, filesystem_for
+from sparkctl.scheduler.event_logging import FLUSH_NOW, check_directory, local_dir
 from sparkctl.scheduler.events import TaskEndRaw, TaskStartRaw
 
 log = logging.getLogger("sparkctl.eventlog")
@@ -36,9 +38,12 @@ HEADER = struct.Struct(">I")  # each batch: its length, then its pickle
 class EventLogClient:
     """A bus listener that ships events to the writer process."""
 
-    def __init__(self, directory: str, overwrite: bool = False, log_block_updates: bool = False) -> None:
-        probe = EventLoggingListener(directory, overwrite, log_block_updates)  # checks the directory here
-        self.directory = probe.directory
+    def __init__(self, directory: str, overwrite: bool = False, log_block_updates: bool = False,
+                 conf: Any = None) -> None:
+        self.fs = filesystem_for(directory, conf)
+        check_directory(directory, self.fs)  # here, so a bad directory stops the driver at once
+        self.remote = self.fs is not LOCAL
+        self.directory = directory if self.remote else local_dir(directory)
         self.overwrite = overwrite
         self.path = self.final_path = ""
         args = [sys.executable, "-m", "sparkctl.scheduler.event_log_child", self.directory,
@@ -46,7 +51,8 @@ class EventLogClient:
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, close_fds=True,
             env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
-        self.batch: list[Any] = []
+        # a URL's filesystem, credentials and all, goes over the private pipe, never argv
+        self.batch: list[Any] = [("fs", self.fs)] if self.remote else []
         self.pending = bytearray()  # handed over but not yet taken by the pipe
         self.failed = False
         _widen_pipe(self.proc)
@@ -55,9 +61,10 @@ class EventLogClient:
 
     # ------------------------------------------------------------- the listener interface
     def open(self, app_id: str) -> None:
-        self.final_path = os.path.join(self.directory, app_id)
+        self.final_path = posixpath.join(self.directory, app_id)
         self.path = self.final_path + ".inprogress"
-        if os.path.exists(self.final_path) and not self.overwrite:
+        exists = self.fs.exists(self.fs.strip(self.final_path)) if self.remote else os.path.exists(self.final_path)
+        if exists and not self.overwrite:
             raise ValueError(f"the event log {self.final_path} exists already "
                              "(set spark.eventLog.overwrite=true to replace it)")
         self.batch.append(("open", app_id))

@@ -10,15 +10,24 @@ server following a running application is at most one bus poll behind. The file 
 carry settings and data.
 
 Not written (as Spark by default): block updates (``spark.eventLog.logBlockUpdates.enabled``).
+
+``spark.eventLog.dir`` may be a URL (``s3a://bucket/spark-events``...). Object stores have
+no appends, so the log is written to a private local file and uploaded: as
+``<app id>.inprogress`` at most every ``UPLOAD_INTERVAL`` seconds while the application
+runs (and when the driver is gone), and as ``<app id>`` when it stops.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import posixpath
+import shutil
+import tempfile
 import time
 from typing import IO, Any
 
+from sparkctl.fs import LOCAL, FileSystem
 from sparkctl.scheduler import events as ev
 from sparkctl.scheduler.events import TaskEndRaw, TaskStartRaw
 
@@ -35,19 +44,28 @@ FLUSH_NOW = frozenset(("SparkListenerJobStart", "SparkListenerJobEnd", "SparkLis
                         "SparkListenerApplicationEnd"))
 
 
+UPLOAD_INTERVAL = 10.0
+
+
 def log_path(directory: str, app_id: str) -> str:
     return os.path.join(directory, app_id)
 
 
 def local_dir(uri: str) -> str:
     """``spark.eventLog.dir`` as a local path (``file:`` URIs too)."""
-    if uri.startswith("file://"):
-        return uri[len("file://"):]
-    if uri.startswith("file:"):
-        return uri[len("file:"):]
-    if "://" in uri:
-        raise ValueError(f"spark.eventLog.dir={uri!r}: only local directories (or file: URIs) are supported")
-    return uri
+    return LOCAL.strip(uri)
+
+
+def check_directory(directory: str, fs: FileSystem) -> None:
+    """A usable ``spark.eventLog.dir``: an existing local directory, or a store we can reach
+    (an object store's "directory" is only a key prefix, and may have no object yet)."""
+    if fs is LOCAL:
+        if not os.path.isdir(local_dir(directory)):
+            raise ValueError(f"spark.eventLog.dir={directory!r} is not an existing directory")
+        return
+    path = fs.strip(directory)
+    if not fs.exists(path) and not fs.object_store:
+        raise ValueError(f"spark.eventLog.dir={directory!r} is not an existing directory")
 
 
 class EventLoggingListener:
@@ -56,10 +74,14 @@ class EventLoggingListener:
     The log is named after the application's id, which a standalone master hands out only
     once the driver has registered: until ``open`` names it, events wait in memory."""
 
-    def __init__(self, directory: str, overwrite: bool = False, log_block_updates: bool = False) -> None:
-        self.directory = local_dir(directory)
-        if not os.path.isdir(self.directory):
-            raise ValueError(f"spark.eventLog.dir={directory!r} is not an existing directory")
+    def __init__(self, directory: str, overwrite: bool = False, log_block_updates: bool = False,
+                 fs: FileSystem = LOCAL) -> None:
+        check_directory(directory, fs)
+        self.fs = fs
+        self.remote_dir = "" if fs is LOCAL else fs.strip(directory)
+        # a URL's log is written here first, then uploaded
+        self.directory = local_dir(directory) if fs is LOCAL else tempfile.mkdtemp(prefix="sparkctl-eventlog-")
+        self.last_upload = 0.0
         self.overwrite = overwrite
         self.log_block_updates = log_block_updates
         self.path = self.final_path = ""
@@ -74,9 +96,10 @@ class EventLoggingListener:
         """Create ``<dir>/<app_id>.inprogress`` and write what was held back."""
         self.final_path = log_path(self.directory, app_id)
         self.path = self.final_path + IN_PROGRESS
-        if os.path.exists(self.final_path) and not self.overwrite:
+        exists = self.fs.exists(self._remote(app_id)) if self.remote_dir else os.path.exists(self.final_path)
+        if exists and not self.overwrite:
             self.waiting = None
-            raise ValueError(f"the event log {self.final_path} exists already "
+            raise ValueError(f"the event log {self._remote(app_id) or self.final_path} exists already "
                              "(set spark.eventLog.overwrite=true to replace it)")
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         self.file = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 16)
@@ -116,6 +139,25 @@ class EventLoggingListener:
             f.flush()
             self.dirty = False
             self.last_flush = time.monotonic()
+        if f is not None and self.remote_dir and time.monotonic() - self.last_upload >= UPLOAD_INTERVAL:
+            self._upload(IN_PROGRESS)
+
+    def _remote(self, app_id: str) -> str:
+        return posixpath.join(self.remote_dir, app_id) if self.remote_dir else ""
+
+    def _upload(self, suffix: str) -> None:
+        """The local log, as it is, to the store as ``<app id><suffix>``."""
+        name = os.path.basename(self.final_path)
+        try:
+            if self.file is not None:
+                self.file.flush()
+            with open(self.path, "rb") as f:
+                self.fs.write_bytes(self._remote(name) + suffix, f.read())
+            if not suffix:
+                self.fs.rm(self._remote(name) + IN_PROGRESS)
+        except OSError as e:  # the store is unreachable: try again later; the local copy stays whole
+            log.warning("could not upload the event log to %s: %s", self.fs.url(self._remote(name)), e)
+        self.last_upload = time.monotonic()
 
     def on_task_start_raw(self, raw: TaskStartRaw) -> None:
         prefix = self.running[raw.task_id] = ev.task_info_prefix(raw)
@@ -126,15 +168,29 @@ class EventLoggingListener:
 
     def stop(self) -> None:
         """The application ended: close the log and give it its final name."""
-        f, self.file = self.file, None
+        f = self.file
         if f is None:
             return
+        if self.remote_dir:
+            f.flush()
+            self._upload("")
+            self.file = None
+            f.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
+            log.info("Event log written to %s", self.fs.url(self._remote(os.path.basename(self.final_path))))
+            return
+        self.file = None
         f.close()
         os.replace(self.path, self.final_path)
         log.info("Event log written to %s", self.final_path)
 
     def abandon(self) -> None:
         """The driver is gone without stopping: keep what was written, still in progress."""
-        f, self.file = self.file, None
+        f = self.file
+        if f is not None and self.remote_dir:
+            self._upload(IN_PROGRESS)
+        self.file = None
         if f is not None:
             f.close()
+        if self.remote_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)

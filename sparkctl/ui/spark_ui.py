@@ -102,7 +102,7 @@ def start_app_ui(conf: Any, runtime: Any, app_name: str, app_id: str, start_time
     if log_enabled:
         directory = conf.get("spark.eventLog.dir") or "/tmp/spark-events"
         event_log = EventLogClient(directory, conf.get_bool("spark.eventLog.overwrite", False),
-                                   conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False))
+                                   conf.get_bool("spark.eventLog.logBlockUpdates.enabled", False), conf)
         bus.add_listener(event_log)
     if ui_enabled:
         host = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host") or "127.0.0.1"
