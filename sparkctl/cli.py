@@ -22,7 +22,8 @@ import click
 from sparkctl.conf import (SUBMIT_CONF_VAR, ConfValues, check_setting, encode_submitted, load_defaults_file, parse_size,
                            warn_unknown)
 from sparkctl.deploy import messages as dm
-from sparkctl.errors import ConfigError
+from sparkctl.errors import ConfigError, FileSystemError
+from sparkctl.fs.filesystem import is_local
 from sparkctl.util import shutdown
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -185,7 +186,7 @@ def submit(master: str | None, deploy_mode: str | None, name: str | None, confs:
         fail_usage(f"--deploy-mode cluster needs a spark://host:port master, not {settings['spark.master']!r} "
                    "(a local master runs the driver here)")
     for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
-        if not os.path.isfile(f):
+        if is_local(f) and not os.path.isfile(f):
             fail_usage(f"--py-files: {f} does not exist")
     app_path = _check_app(app)
     settings.setdefault("spark.app.name", os.path.splitext(os.path.basename(app_path))[0])
@@ -204,6 +205,9 @@ def _absolute_paths(flag: str, value: str | None) -> str | None:
     paths = []
     for p in filter(None, (s.strip() for s in value.split(","))):
         path, hash_, alias = p.partition("#")
+        if not is_local(path):  # a URL: the driver downloads it as the context starts
+            paths.append(p)
+            continue
         if not os.path.exists(path):
             fail_usage(f"{flag}: {path} does not exist")
         paths.append(os.path.abspath(path) + hash_ + alias)
@@ -387,7 +391,7 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str], sources
     os.environ[SUBMIT_CONF_VAR] = encode_submitted(settings, sources or {})
     sys.argv = [app_path, *args]
     sys.path.insert(0, os.path.dirname(app_path))
-    for f in filter(None, (settings.get("spark.submit.pyFiles") or "").split(",")):
+    for f in filter(is_local, (settings.get("spark.submit.pyFiles") or "").split(",")):
         sys.path.insert(1, os.path.abspath(f) if f.endswith((".zip", ".egg")) else os.path.dirname(os.path.abspath(f)))
     # SIGTERM (timeout, kill) and SIGHUP (a closed terminal) clean up as Ctrl-C does; and
     # Ctrl-C works even where the shell started us with SIGINT ignored (a background job).
@@ -410,6 +414,9 @@ def run_driver(app_path: str, args: list[str], settings: dict[str, str], sources
         except ConfigError as e:
             print(f"sparkctl: {e}", file=sys.stderr)
             code = 2
+        except FileSystemError as e:  # an unknown scheme, a missing backend, refused credentials
+            print(f"sparkctl: {e}", file=sys.stderr)
+            code = 1
         except BaseException:
             import traceback
             traceback.print_exc()

@@ -193,7 +193,8 @@ class SparkContext:
         main_file = getattr(main, "__file__", None)
         if main_file:
             paths.append(os.path.dirname(os.path.abspath(main_file)))
-        for f in self._py_files:
+        from sparkctl.fs import is_local
+        for f in filter(is_local, self._py_files):  # a URL's file reaches them as addPyFile sends it
             paths.append(os.path.abspath(f) if f.endswith((".zip", ".egg")) else os.path.dirname(os.path.abspath(f)))
         paths += [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".") and "site-packages" not in p
                   and not p.startswith(sys.base_prefix)]

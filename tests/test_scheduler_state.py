@@ -175,6 +175,17 @@ def test_locality_preference_is_honoured() -> None:
     assert by_exec["e1"] == 1 and by_exec["e2"] == 0
 
 
+def test_a_host_holding_the_input_is_preferred() -> None:
+    """A split whose filesystem names the hosts holding its bytes (HDFS) goes to an executor
+    on one of them."""
+    ts = TaskScheduler()
+    ts.executor_added("e1", "h1", 1)
+    ts.executor_added("e2", "h2", 1)
+    started = launches(ts.submit(tsm(3, preferred={2: {"host:h1"}, 0: {"host:h2"}})))
+    by_exec = {a.executor_id: a.index for a in started}
+    assert by_exec == {"e1": 2, "e2": 0}
+
+
 def test_failed_task_retries_elsewhere_then_aborts_with_every_reason() -> None:
     ts = TaskScheduler(max_failures=3)
     ts.executor_added("e1", "h1", 1)

@@ -80,13 +80,14 @@ def _hadoop_settings(conf: Any) -> dict[str, str]:
     return {k[len(HADOOP):]: str(v) for k, v in items if k.startswith(HADOOP)}
 
 
-def _bool(settings: Mapping[str, str], key: str, default: bool) -> bool:
+def _bool(settings: Mapping[str, str], key: str, default: bool, prefix: str = "fs.s3a.") -> bool:
     raw = settings.get(key)
     if raw is None:
         return default
     value = raw.strip().lower()
     if value not in ("true", "false"):
-        raise ConfigError(f"{HADOOP}{key} must be true or false, not {raw!r}", key=HADOOP + key, value=raw)
+        name = HADOOP + prefix + key
+        raise ConfigError(f"{name} must be true or false, not {raw!r}", key=name, value=raw)
     return value == "true"
 
 

@@ -28,6 +28,7 @@ from sparkctl.rdd.barrier import barrier_lineage_problem, is_barrier
 from sparkctl.rdd.dependencies import NarrowDependency, ShuffleDependency, narrow_lineage
 from sparkctl.rdd.rdd import RDD
 from sparkctl.scheduler.map_output_tracker import MapOutputTracker
+from sparkctl.scheduler.task_scheduler import HOST
 
 
 class Stage:
@@ -259,6 +260,9 @@ class DAGScheduler:
         locs = self.cache_locs.get((rdd._id, partition))
         if locs:
             return set(locs)
+        hosts = getattr(rdd, "preferred_hosts", None)  # input whose filesystem knows where its bytes are
+        if hosts is not None and hosts(partition):
+            return {HOST + h for h in hosts(partition)}
         if depth > 32:
             return set()
         for dep in rdd.dependencies:

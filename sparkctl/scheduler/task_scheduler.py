@@ -82,6 +82,10 @@ class BarrierTaskSetFailed:
     reason: str
 
 
+#: a preferred location that names a host rather than an executor
+HOST = "host:"
+
+
 class TaskSetManager:
     """One stage attempt's tasks: which are pending, running, done, and how often failed."""
 
@@ -103,11 +107,17 @@ class TaskSetManager:
         self.reasons: list[list[str]] = [[] for _ in range(n)]
         self.pending: deque[int] = deque(range(n))
         self.by_executor: dict[str, list[int]] = {}
-        self.preferred = preferred or {}  # partition -> executors holding its data (task locality)
+        # partition -> where its data is (task locality): executor ids holding it cached, or
+        # "host:H" for a host holding its input file's bytes (HDFS blocks)
+        self.preferred = preferred or {}
+        self.by_host: dict[str, list[int]] = {}
         for i, p in enumerate(partitions):
-            for eid in (preferred or {}).get(p, ()):
-                self.by_executor.setdefault(eid, []).append(i)
-        for lst in self.by_executor.values():
+            for where in (preferred or {}).get(p, ()):
+                if where.startswith(HOST):
+                    self.by_host.setdefault(where[len(HOST):], []).append(i)
+                else:
+                    self.by_executor.setdefault(where, []).append(i)
+        for lst in (*self.by_executor.values(), *self.by_host.values()):
             lst.reverse()  # pop() from the end takes them in partition order
         self.running: dict[int, TaskAttempt] = {}
         self.num_succeeded = 0
@@ -122,14 +132,14 @@ class TaskSetManager:
     def is_done(self) -> bool:
         return self.num_succeeded == len(self.partitions)
 
-    def next_index(self, executor_id: str, num_executors: int) -> int | None:
+    def next_index(self, executor_id: str, num_executors: int, host: str = "") -> int | None:
         if self.zombie:
             return None
-        local = self.by_executor.get(executor_id)
-        while local:
-            i = local.pop()
-            if self.state[i] == PENDING:
-                return i
+        for local in (self.by_executor.get(executor_id), self.by_host.get(host)):
+            while local:
+                i = local.pop()
+                if self.state[i] == PENDING:
+                    return i
         pending = self.pending
         for _ in range(len(pending)):
             i = pending.popleft()
@@ -295,7 +305,7 @@ class TaskScheduler:
                     actions += started
                     launched = True
                     break
-                i = tsm.next_index(executor_id, n_exec)
+                i = tsm.next_index(executor_id, n_exec, slots.host)
                 if i is None:
                     continue
                 actions.append(Launch(self._start(tsm, i, slots, now)))
@@ -327,6 +337,7 @@ class TaskScheduler:
             actions.append(Launch(self._start(tsm, i, slots, now)))
         tsm.pending.clear()
         tsm.by_executor.clear()
+        tsm.by_host.clear()
         return actions
 
     def _barrier_failed(self, att: TaskAttempt, error: BaseException, reason: str) -> list[Any]:
