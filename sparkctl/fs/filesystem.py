@@ -360,9 +360,9 @@ class translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
         if error is None or isinstance(error, (FileSystemError, FileNotFoundError, IsADirectoryError)):
-            return False
+            return
         url = self.fs.url(self.path)
         if isinstance(error, PermissionError):
             raise FileSystemError(f"access to {url} was refused: {self._line(error)} (check the credentials: "
@@ -371,7 +371,6 @@ class translated:
         if isinstance(error, (OSError, ValueError, TypeError)) or type(error).__module__.split(".")[0] in (
                 "botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs", "fsspec", "pyarrow"):
             raise FileSystemError(f"{url}: {type(error).__name__}: {self._line(error)}") from None
-        return False
 
     def _line(self, error: BaseException) -> str:
         """The error's first line, with any option value (a key, a secret) blotted out."""

@@ -267,7 +267,7 @@ def _bzip2_range(fs: FileSystem, path: str, start: int, length: int) -> Iterator
     """The line blocks of one byte range of a bzip2 file, its compressed bytes counted as input."""
     from sparkctl.rdd.bzip2_split import bzip2_line_blocks
     with fs.open(path, "rb") as raw:
-        yield from bzip2_line_blocks(raw, start, length)
+        yield from bzip2_line_blocks(raw, start, length)  # type: ignore[arg-type]
         task_metrics.current().input_bytes_read += length
 
 
