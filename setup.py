@@ -28,8 +28,10 @@ setup(
             # pyspark wheel (no Java needed); three of them use numpy
             "pyspark==4.3.0",
             "numpy>=1.26",
-            # .zst input and ZStandardCodec output are tested too
+            # .zst input and ZStandardCodec output are tested too, as are .lz4 files and the
+            # shuffle and spill codecs (spark.io.compression.codec lz4 and zstd)
             "zstandard>=0.22",
+            "lz4>=4.0",
             # the object-store tests run against a real S3-protocol server (moto's, on 127.0.0.1)
             "s3fs>=2023.1",
             "moto[server]>=5.0",
@@ -44,6 +46,10 @@ setup(
         # Zstandard-compressed files (.zst in, ZStandardCodec out): a maintained binding to
         # the reference C library, where Python's standard library has none before 3.14
         "zstd": ["zstandard>=0.22"],
+        # LZ4: Spark's default shuffle and spill codec (spark.io.compression.codec), and .lz4
+        # files in (LZ4 frames, Hadoop's Lz4Codec blocks) and out (Lz4Codec); a binding to the
+        # reference C library. Without it shuffles and spills are written uncompressed.
+        "lz4": ["lz4>=4.0"],
     },
     entry_points={"console_scripts": ["sparkctl=sparkctl.cli:entry"]},
     classifiers=[

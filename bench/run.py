@@ -16,6 +16,10 @@ Benchmarks (names for ``--only``):
   sortbykey  2M (int, int) pairs made in the tasks, sortByKey, count(); beside
              ``sorted()``.                                    target: < 1.5 s
 
+The groupby and sortbykey rows also say how many shuffle bytes one run wrote, as stored
+(compressed unless ``--conf spark.shuffle.compress=false``), from the application's REST
+API; compare the codecs with ``--conf spark.io.compression.codec=zstd`` and so on.
+
 Data is generated once, deterministically (seeded), into ``bench/data/`` and reused.
 Each timed figure is the best of ``--repeat`` runs after one warm-up run (the latency
 figure is a median). Results go to stdout as a table and to ``bench/results/latest.json``.
@@ -37,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from operator import add, itemgetter
 from typing import Any, Callable
@@ -245,6 +250,7 @@ class Result:
         self.passed: bool | None = None
         self.notes: list[str] = []
         self.other_load: float | None = None  # CPUs other processes kept busy meanwhile
+        self.shuffle_bytes: int | None = None  # shuffle bytes one run wrote, as stored
 
     @property
     def ratio(self) -> float | None:
@@ -259,8 +265,58 @@ class Result:
             "plain_python_s": self.plain_s, "plain_python_runs": self.plain_runs,
             "ratio": self.ratio, "value": self.value, "value_text": self.value_text,
             "target": self.target, "passed": self.passed, "notes": self.notes,
-            "other_processes_cpus": self.other_load,
+            "other_processes_cpus": self.other_load, "shuffle_bytes_written": self.shuffle_bytes,
         }
+
+
+# --------------------------------------------------------------------------- shuffle bytes
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _shuffle_written_so_far(sc: SparkContext) -> int | None:
+    """Shuffle bytes every stage so far wrote, by the live UI's REST API (None without the
+    UI). The UI hears of finished tasks a moment after the job ends: read until it settles."""
+    url = sc.uiWebUrl
+    if not url:
+        return None
+    last = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with _NO_PROXY.open(f"{url}/api/v1/applications/{sc.applicationId}/stages", timeout=5) as r:
+                stages = json.load(r)
+        except (OSError, ValueError):
+            return None
+        total = sum(st.get("shuffleWriteBytes", 0) for st in stages)
+        if total == last and not any(st.get("status") == "ACTIVE" for st in stages):
+            return total
+        last = total
+        time.sleep(0.2)
+    return last
+
+
+def shuffle_bytes_of(sc: SparkContext, fn: Callable[[], Any]) -> int | None:
+    """Shuffle bytes one more (untimed) run of *fn* writes."""
+    before = _shuffle_written_so_far(sc)
+    fn()
+    after = _shuffle_written_so_far(sc)
+    return None if before is None or after is None else after - before
+
+
+def _shuffle_note(r: Result, sc: SparkContext, fn: Callable[[], Any]) -> None:
+    r.shuffle_bytes = shuffle_bytes_of(sc, fn)
+    if r.shuffle_bytes is not None:
+        r.notes.append(f"shuffle write {r.shuffle_bytes / MB:.1f} MiB ({_compression(sc)})")
+
+
+def _compression(sc: SparkContext) -> str:
+    from sparkctl.storage import compression
+    conf = sc.getConf()
+    codec = (conf.get("spark.io.compression.codec") or "lz4").lower()
+    if (conf.get("spark.shuffle.compress") or "true").lower() == "false" or not compression.library_installed(codec):
+        return "uncompressed"
+    return codec
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -349,6 +405,7 @@ def bench_groupby(sc: SparkContext, n: int, repeat: int) -> Result:
     r.sparkctl_runs, got = timed(spark, repeat)
     r.plain_s, r.sparkctl_s = min(r.plain_runs), min(r.sparkctl_runs)
     r.notes.append(f"{expected:,} keys, {sc.defaultParallelism} partitions")
+    _shuffle_note(r, sc, spark)
     if got != expected:
         r.notes.append(f"RESULT MISMATCH: {got} keys, plain Python {expected}")
     r.value = r.sparkctl_s
@@ -376,6 +433,7 @@ def bench_sortbykey(sc: SparkContext, n: int, repeat: int) -> Result:
     if not ok:
         r.notes.append("RESULT MISMATCH with plain Python")
     r.notes.append(f"{sc.defaultParallelism} partitions; count() after sortByKey runs 3 jobs (count, sample, sort)")
+    _shuffle_note(r, sc, spark)
     r.value = r.sparkctl_s
     r.value_text = f"{r.sparkctl_s:.2f} s"
     r.passed = ok and r.sparkctl_s < 1.5
@@ -503,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             "timing": "best of repeat runs after one warm-up; latency: median of 60 runs after 5 warm-ups",
             "sparkctl_version": sc.version, "git_commit": _git_commit(), "python": platform.python_version(),
             "platform": platform.platform(), "cpus": os.cpu_count(), "startup_s": startup,
+            "settings": dict(settings), "shuffle_compression": _compression(sc),
         },
         "results": [r.as_json() for r in results],
         "all_passed": not failed,

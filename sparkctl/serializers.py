@@ -4,6 +4,11 @@ Closures (an RDD's lineage and the user's functions) go through cloudpickle, so 
 functions defined in ``__main__`` travel by value. Data goes through plain pickle in batches
 (a list of records per pickle), never one pickle per record: the per-call overhead of
 pickle is larger than the cost of a small record.
+
+A batch is framed as a 4-byte little-endian length and its payload: the pickle itself
+(which starts with the PROTO opcode, 0x80), or, in shuffle and spill files, the pickle
+compressed as one frame of a codec that names itself by its magic number
+(:mod:`sparkctl.storage.compression`). Readers tell the two apart by the first byte.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import threading
 from typing import IO, Any, Iterable, Iterator
 
 import cloudpickle
+
+from sparkctl.storage import compression
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 _LEN = struct.Struct("<I")
@@ -59,20 +66,40 @@ def write_batches(out: IO[bytes], records: Iterable[Any], batch_size: int = 1000
     return written
 
 
-def write_batch(out: IO[bytes], batch: list[Any]) -> int:
-    data = pickle.dumps(batch, PROTOCOL)
-    out.write(_LEN.pack(len(data)))
+def write_batch(out: IO[bytes], batch: list[Any], codec: compression.Codec | None = None) -> int:
+    """Write one framed batch (compressed with *codec*, if any); return bytes written."""
+    data = frame(pickle.dumps(batch, PROTOCOL), codec)
     out.write(data)
-    return len(data) + 4
+    return len(data)
 
 
-def encode_batch(batch: list[Any]) -> bytes:
-    data = pickle.dumps(batch, PROTOCOL)
-    return _LEN.pack(len(data)) + data
+def encode_batch(batch: list[Any], codec: compression.Codec | None = None) -> bytes:
+    return frame(pickle.dumps(batch, PROTOCOL), codec)
+
+
+def frame(pickled: bytes, codec: compression.Codec | None = None) -> bytes:
+    """A pickled batch with its length before it; compressed by *codec* when that makes it
+    smaller (a batch of incompressible data is stored as it is, and read the same way)."""
+    if codec is not None:
+        packed = codec.compress(pickled)
+        if len(packed) < len(pickled):
+            return _LEN.pack(len(packed)) + packed
+    return _LEN.pack(len(pickled)) + pickled
+
+
+_PROTO = pickle.PROTO[0]
+
+
+def loads_batch(payload: bytes | bytearray | memoryview) -> list[Any]:
+    """One batch from its payload, decompressing it first when a codec wrote it."""
+    if payload and payload[0] != _PROTO:
+        payload = compression.decompress(bytes(payload))
+    return pickle.loads(payload)  # type: ignore[no-any-return]
 
 
 def read_batches(f: IO[bytes], limit: int | None = None) -> Iterator[list[Any]]:
-    """Yield the pickled lists written by :func:`write_batches`, at most ``limit`` bytes."""
+    """Yield the pickled lists written by :func:`write_batches` (or :func:`write_batch`, compressed
+    or not), at most ``limit`` bytes."""
     remaining = limit
     read = f.read
     while remaining is None or remaining > 0:
@@ -87,7 +114,7 @@ def read_batches(f: IO[bytes], limit: int | None = None) -> Iterator[list[Any]]:
             raise EOFError("truncated batch")
         if remaining is not None:
             remaining -= n + 4
-        yield pickle.loads(data)
+        yield loads_batch(data)
 
 
 def iter_batches_from_bytes(buf: bytes | memoryview) -> Iterator[list[Any]]:

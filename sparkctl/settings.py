@@ -228,6 +228,25 @@ class MasterURL(ValueType):
         return text
 
 
+#: spark.io.compression.codec: the codecs sparkctl has, and the extra that installs each one's library
+IO_CODEC_EXTRAS = {"lz4": "lz4", "zstd": "zstd"}
+_IO_CODEC_NAMES = {"lz4": "lz4", "org.apache.spark.io.lz4compressioncodec": "lz4",
+                   "zstd": "zstd", "org.apache.spark.io.zstdcompressioncodec": "zstd"}
+
+
+class IoCodec(ValueType):
+    """Spark's shuffle and spill codec: a short name or Spark's class name; returns the short name."""
+
+    expected = ("lz4 or zstd (or Spark's class names org.apache.spark.io.LZ4CompressionCodec and "
+                "ZStdCompressionCodec; Spark's lzf and snappy are not supported)")
+
+    def parse(self, text: str) -> str:
+        name = _IO_CODEC_NAMES.get(text.strip().lower())
+        if name is None:
+            raise ValueError(text)
+        return name
+
+
 TEXT = Text()
 PATH = PathValue()
 BOOL = Bool()
@@ -258,6 +277,11 @@ _SETTINGS = [
     Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)", Float(0.0, 1.0, low_open=True)),
     Setting("spark.memory.storageFraction", "0.5", "share of that memory kept for cached blocks; the rest bounds shuffle and sort buffers", FRACTION),
     Setting("spark.shuffle.spill.batchSize", "1000", "records pickled together in one batch of a shuffle or spill file", POSITIVE),
+    Setting("spark.shuffle.compress", "true", "compress shuffle files (each pickled batch) with spark.io.compression.codec; reducers fetch the compressed bytes", BOOL),
+    Setting("spark.shuffle.spill.compress", "true", "compress the runs aggregations and sorts spill to disk with spark.io.compression.codec", BOOL),
+    Setting("spark.io.compression.codec", "lz4", "codec of shuffle and spill files: lz4 (pip install 'sparkctl[lz4]') or zstd (pip install 'sparkctl[zstd]'); left at the default without the lz4 package, files are written uncompressed with a warning, set explicitly without its package the context refuses to start", IoCodec()),
+    Setting("spark.io.compression.zstd.level", "1", "zstd compression level of shuffle and spill files (higher: smaller and slower)", Int(1, 22)),
+    Setting("spark.io.compression.lz4.blockSize", "32k", "lz4 block size of shuffle and spill files (LZ4 frames take 64k, 256k, 1m or 4m: the smallest that holds it)", Size("k", 1)),
     Setting("spark.local.dir", None, "directory for shuffle files, spills and disk-cached blocks (default: the system temp dir)", PATH),
     Setting("spark.driver.host", "127.0.0.1", "address the driver listens on for its executors"),
     Setting("spark.driver.port", "0", "port the driver listens on for its executors (0: any free port)", PORT),

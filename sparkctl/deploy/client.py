@@ -28,6 +28,7 @@ from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rpc import Connection, connect
 from sparkctl.scheduler.backend import SchedulerBackend, package_root, stop_process
+from sparkctl.storage import compression
 
 if TYPE_CHECKING:
     from sparkctl.scheduler.runtime import DriverRuntime
@@ -55,6 +56,7 @@ def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]
         "extra_paths": extra_paths,
         "task_cpus": conf.get_int("spark.task.cpus", 1),
         "pyspark_memory": conf.get_size("spark.executor.pyspark.memory", "m"),
+        "io_compression": compression.executor_settings(conf),
     }
 
 

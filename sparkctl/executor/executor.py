@@ -45,6 +45,7 @@ from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBl
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
+from sparkctl.storage import compression
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import read_local_block
 from sparkctl.storagelevel import StorageLevel
@@ -77,6 +78,7 @@ class ExecutorSettings:
     extra_paths: list[str] = field(default_factory=list)
     task_cpus: int = 1  # spark.task.cpus, what TaskContext.cpus() reports
     pyspark_memory: int = 0  # spark.executor.pyspark.memory in bytes, split over the slots (0: no limit)
+    io_compression: dict[str, Any] | None = None  # shuffle and spill codecs (storage.compression)
 
     @property
     def storage_memory(self) -> int:
@@ -112,6 +114,7 @@ class Executor:
     def __init__(self, settings: ExecutorSettings, secret: bytes) -> None:
         self.s = settings
         self.secret = secret
+        compression.configure(settings.io_compression)  # before the slots fork: they inherit it
         private_makedirs(settings.local_dir)
         self.blocks = BlockManager(settings.storage_memory, os.path.join(settings.local_dir, "blocks"))
         # before the slots fork: they inherit the SparkFiles root and its place on sys.path

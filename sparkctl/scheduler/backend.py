@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from sparkctl.errors import SparkctlError
+from sparkctl.storage import compression
 
 if TYPE_CHECKING:
     from sparkctl.scheduler.runtime import DriverRuntime
@@ -154,6 +155,7 @@ class LocalBackend(SchedulerBackend):
             "extra_paths": self.extra_paths,
             "task_cpus": self.conf.get_int("spark.task.cpus", 1),
             "pyspark_memory": self.conf.get_size("spark.executor.pyspark.memory", "m"),
+            "io_compression": compression.executor_settings(self.conf),
         }
         level = "INFO" if logging.getLogger("sparkctl").getEffectiveLevel() <= logging.INFO else "WARNING"
         # task output (print) shows on the driver's console, as in PySpark's local mode

@@ -8,6 +8,10 @@
  reduce task r ──▶ for each map output: index[r]..index[r+1] of its data file
                    (read from disk on the same host, else fetched from its executor)
 ```
+
+With ``spark.shuffle.compress`` each batch is compressed on its own (see ``compression``), so
+a slice is still a run of whole batches: the index's offsets, the block server's ranges
+and the task metrics' shuffle bytes are all of the bytes as stored.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import ShuffleDependency
-from sparkctl.storage import sizing
+from sparkctl.storage import compression, sizing
 from sparkctl.storage.spill import ExternalAppendOnlyMap
 
 _OFFSET = struct.Struct("<Q")
@@ -66,6 +70,7 @@ class PartitionedWriter:
         self.spills: list[tuple[str, list[int]]] = []
         # counted as batches are pickled, not per record: Spark's shuffle records written
         self.records_written = 0
+        self.codec = compression.shuffle_codec()
 
     def write_all(self, records: Iterable[tuple[Any, Any]]) -> None:
         n = self.n
@@ -90,9 +95,12 @@ class PartitionedWriter:
 
     def _flush_bucket(self, p: int) -> None:
         bucket = self.buckets[p]
-        data = serializers.encode_batch(bucket)
-        self.record_bytes = max(16, 3 * len(data) // max(1, len(bucket)))
-        self.batch_limit = sizing.batch_limit(self.batch_size, len(bucket), len(data))
+        pickled = serializers.dumps(bucket, serializers.PROTOCOL)
+        # batch sizes follow the pickled bytes (what a reader holds), not the stored ones
+        self.record_bytes = max(16, 3 * len(pickled) // max(1, len(bucket)))
+        self.batch_limit = sizing.batch_limit(self.batch_size, len(bucket), len(pickled))
+        data = serializers.frame(pickled, self.codec)
+        del pickled
         self.buffers[p] += data
         self.records_written += len(bucket)
         bucket.clear()
@@ -128,7 +136,7 @@ class PartitionedWriter:
     def _encode_buckets(self) -> None:
         for p in range(self.n):
             if self.buckets[p]:
-                self.buffers[p] += serializers.encode_batch(self.buckets[p])
+                self.buffers[p] += serializers.encode_batch(self.buckets[p], self.codec)
                 self.records_written += len(self.buckets[p])
                 self.buckets[p].clear()
 
@@ -255,7 +263,7 @@ def _local_batches(status: MapStatus, reduce_index: int) -> Iterator[list[Any]]:
     one batch and a file buffer, never the whole slice (a slice can be much larger than the
     task's memory budget when there are few reducers)."""
     start, remaining = read_index(status.index_path, reduce_index)
-    loads = serializers.loads
+    loads = serializers.loads_batch
     with open(status.data_path, "rb", buffering=_READ_BUFFER) as f:
         f.seek(start)
         read = f.read
@@ -274,7 +282,7 @@ def _fetched_batches(fetch_remote: BlockFetcher, status: MapStatus, shuffle_id: 
     """A remote map output's slice, fetched ``FETCH_CHUNK`` bytes at a time and decoded as
     each pickled batch completes (a batch may span chunks)."""
     size = status.sizes[reduce_index]
-    loads = serializers.loads
+    loads = serializers.loads_batch
     metrics = task_metrics.current()
     pending = bytearray()
     pos = 0  # bytes of the slice fetched so far

@@ -15,6 +15,10 @@ back to the kernel. At task end the collection is let go (a slot frees it once t
 result is sent). A merge holds one batch and a small read buffer per run; when there
 are too many runs for that to fit the budget, neighbouring runs are first merged into
 longer ones, in as many passes as it takes.
+
+With ``spark.shuffle.spill.compress`` each pickled batch of a run is compressed on its own
+(see ``compression``); a run's size is then its bytes on disk (Spark's diskBytesSpilled),
+while the memory a merge needs follows the pickled bytes.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sparkctl import serializers
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Aggregator, identity
-from sparkctl.storage import sizing
+from sparkctl.storage import compression, sizing
 from sparkctl.storage.sizing import SizeTracker, deep_size
 from sparkctl.util.hashing import portable_hash
 
@@ -50,11 +54,11 @@ class SpillFile:
     def __init__(self, directory: str, records: Iterable[Any], batch_size: int) -> None:
         fd, self.path = tempfile.mkstemp(prefix="spill-", dir=directory)
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            self.size, self.batches = _write_run(f, records, batch_size)
+            self.size, self.batches, self.pickled = _write_run(f, records, batch_size, compression.spill_codec())
 
     def memory_to_merge(self) -> int:
         """What reading this run in a merge holds: its read buffer and one unpickled batch."""
-        return _MERGE_READ_BUFFER + _UNPICKLED_FACTOR * self.size // max(1, self.batches)
+        return _MERGE_READ_BUFFER + _UNPICKLED_FACTOR * self.pickled // max(1, self.batches)
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -70,25 +74,32 @@ class SpillFile:
             pass
 
 
-def _write_run(out: Any, records: Iterable[Any], batch_size: int) -> tuple[int, int]:
+def _write_run(out: Any, records: Iterable[Any], batch_size: int,
+               codec: compression.Codec | None) -> tuple[int, int, int]:
     """Write records as pickled batches (of fewer records when they are large, see
-    ``sizing.batch_limit``); return (bytes, batches)."""
-    written = batches = 0
+    ``sizing.batch_limit``), each compressed by *codec* if any; return (bytes written,
+    batches, pickled bytes)."""
+    written = batches = pickled_bytes = 0
     batch: list[Any] = []
     append = batch.append
     limit = min(batch_size, sizing.FIRST_BATCH)
-    for rec in records:
-        append(rec)
-        if len(batch) >= limit:
-            n = serializers.write_batch(out, batch)
-            limit = sizing.batch_limit(batch_size, len(batch), n)
-            written += n
-            batches += 1
-            batch.clear()
-    if batch:
-        written += serializers.write_batch(out, batch)
+    dumps, protocol, frame = serializers.dumps, serializers.PROTOCOL, serializers.frame
+    it = iter(records)
+    while True:
+        for rec in it:
+            append(rec)
+            if len(batch) >= limit:
+                break
+        if not batch:
+            return written, batches, pickled_bytes
+        pickled = dumps(batch, protocol)
+        data = frame(pickled, codec)
+        out.write(data)
+        limit = sizing.batch_limit(batch_size, len(batch), len(pickled))
+        written += len(data)
+        pickled_bytes += len(pickled)
         batches += 1
-    return written, batches
+        batch.clear()
 
 
 class _Budgeted:
