@@ -78,8 +78,24 @@ def test_text_file_reads_compressed_input_by_extension(sc: Any, tmp_path: Path, 
     path = tmp_path / f"data.txt{ext}"
     path.write_bytes(WRITE[ext](TEXT))
     rdd = sc.textFile(str(path), 4)
-    assert rdd.getNumPartitions() == 1  # a compressed file is read whole
+    # a compressed file is read whole, but bzip2, which Hadoop splits at its blocks
+    assert rdd.getNumPartitions() == (4 if ext == ".bz2" else 1)
     assert rdd.collect() == LINES
+
+
+def test_a_bzip2_file_is_split_at_its_blocks(sc: Any, tmp_path: Path) -> None:
+    """Many 100 kB blocks (level 1) cut into byte ranges: every line once, in order, and
+    each range read by its own task."""
+    lines = [f"{i} " + "abcdefghij"[i % 10] * (i % 300) for i in range(40_000)]
+    data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / "big.txt.bz2"
+    path.write_bytes(bz2.compress(data, 1))
+    rdd = sc.textFile(str(path), 8)
+    assert rdd.getNumPartitions() == 8
+    sizes = rdd.glom().map(len).collect()
+    assert sum(sizes) == len(lines) and sum(1 for n in sizes if n) >= 4
+    assert rdd.collect() == lines
+    assert sc.binaryRecords(str(path), 10).getNumPartitions() == 1  # fixed-length records: read whole
 
 
 def test_a_directory_mixing_plain_and_compressed_files(sc: Any, tmp_path: Path) -> None:

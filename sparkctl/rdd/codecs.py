@@ -12,8 +12,8 @@ format, which Hadoop and Spark write::
             chunk...: compressed length (4 bytes, big-endian), a raw LZ4 block
             (chunks until the block's uncompressed length is reached; a length 0 ends the stream)
 
-A compressed file is read whole by one task (unlike Hadoop, bzip2 files are not split at
-block boundaries yet).
+A compressed file is read whole by one task, except by ``textFile``, which splits bzip2
+files at their blocks as Hadoop's ``BZip2Codec`` does (``sparkctl.rdd.bzip2_split``).
 
 Output codecs take PySpark's ``compressionCodecClass`` names (Hadoop's class names) or short
 names: ``GzipCodec`` (.gz), ``DefaultCodec`` (.deflate), ``BZip2Codec`` (.bz2),
