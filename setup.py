@@ -18,6 +18,11 @@ setup(
         # every path is a URL: fsspec is the filesystem layer pandas, Dask and pyarrow share
         # (pure Python, no dependencies); each store's backend is an extra below
         "fsspec>=2023.1",
+        # LZ4: Spark's default shuffle and spill codec (spark.io.compression.codec), so a
+        # plain install compresses its shuffles as Spark does; also .lz4 files in and out.
+        # A binding to the reference C library. Where it cannot be installed, shuffles are
+        # written uncompressed with one warning.
+        "lz4>=4.0",
     ],
     extras_require={
         "test": [
@@ -46,9 +51,7 @@ setup(
         # Zstandard-compressed files (.zst in, ZStandardCodec out): a maintained binding to
         # the reference C library, where Python's standard library has none before 3.14
         "zstd": ["zstandard>=0.22"],
-        # LZ4: Spark's default shuffle and spill codec (spark.io.compression.codec), and .lz4
-        # files in (LZ4 frames, Hadoop's Lz4Codec blocks) and out (Lz4Codec); a binding to the
-        # reference C library. Without it shuffles and spills are written uncompressed.
+        # kept for installs that name it; lz4 is now in the base install
         "lz4": ["lz4>=4.0"],
     },
     entry_points={"console_scripts": ["sparkctl=sparkctl.cli:entry"]},

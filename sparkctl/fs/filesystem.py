@@ -34,7 +34,7 @@ SCHEMES: dict[str, tuple[str, str | None]] = {
 #: The block size byte-range splits are cut to, as Hadoop's fs.local.block.size is for local files.
 LOCAL_BLOCK_SIZE = 32 * 1024 * 1024
 #: Objects are read with ranged GETs, so a split costs one request: smaller splits than
-#: Hadoop's 32 MB s3a default feed more executors at little cost (200 MB gives 13 tasks).
+#: Hadoop's 32 MB s3a default feed more executors at little cost (200 MB gives 12 tasks).
 OBJECT_STORE_BLOCK_SIZE = 16 * 1024 * 1024
 
 
