@@ -151,11 +151,10 @@ class NotSupportedError(SparkctlError, NotImplementedError):
 
 
 class DataFramesNotSupportedError(NotSupportedError):
-    """DataFrames and SQL (``spark.read``, ``createDataFrame``, ``sql``...) are not in sparkctl yet."""
+    """A part of PySpark's DataFrame and SQL API that sparkctl does not have yet, named."""
 
     def __init__(self, feature: str) -> None:
-        super().__init__(f"DataFrames are not supported yet: {feature} (sparkctl runs PySpark's RDD API; "
-                         f"use spark.sparkContext and RDDs)")
+        super().__init__(f"not supported by sparkctl yet: {feature}")
         self.feature = feature
 
     def __reduce__(self):
@@ -170,6 +169,35 @@ class FileSystemError(SparkctlError, OSError):
 
     def __reduce__(self):
         return (FileSystemError, (str(self),))
+
+
+class SparkSqlError(SparkctlError):
+    """An error of DataFrame and SQL work that carries Spark's error class (``getErrorClass()``)."""
+
+    def __init__(self, message: str, error_class: str | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+
+    def getErrorClass(self) -> str | None:
+        return self.error_class
+
+    getCondition = getErrorClass
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.error_class))
+
+
+class AnalysisException(SparkSqlError):
+    """A DataFrame or SQL query that cannot be analysed: an unknown column (with Spark's
+    "did you mean"), mismatched types, an ambiguous name; PySpark's ``AnalysisException``."""
+
+
+class ArithmeticException(SparkSqlError, ArithmeticError):
+    """A value an expression cannot compute under Spark's ANSI mode (its default): division
+    by zero, an integer overflow, a malformed cast; PySpark's ``ArithmeticException``."""
+
+
+SparkArithmeticError = ArithmeticException
 
 
 class BarrierStageError(SparkctlError):

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, NoReturn
 
 from sparkctl.conf import SparkConf
 from sparkctl.context import SparkContext
-from sparkctl.errors import DataFramesNotSupportedError, NotSupportedError
+from sparkctl.errors import NotSupportedError
 from sparkctl.sql.conf import RuntimeConfig, conf_string
 
 _BUILDER_SOURCE = "SparkSession.builder.config"
@@ -123,6 +123,7 @@ class SparkSession:
             if text is not None:
                 values[k] = text
         self._conf = RuntimeConfig(values)
+        self._views: dict[str, Any] = {}  # temporary views, by lower-case name
         with Builder._lock:
             current = SparkSession._instantiatedSession
             if current is None or current._sc._stopped:
@@ -148,6 +149,7 @@ class SparkSession:
         session = SparkSession.__new__(SparkSession)
         session._sc = self._sc
         session._conf = RuntimeConfig(dict(self._sc._conf.getAll()))
+        session._views = {}
         return session
 
     @classmethod
@@ -189,47 +191,59 @@ class SparkSession:
     def __repr__(self) -> str:
         return f"<SparkSession master={self._sc.master} appName={self._sc.appName}>"
 
-    # ------------------------------------------------------------------ DataFrames: not yet
+    # ------------------------------------------------------------------ DataFrames
     @property
-    def read(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.read")
+    def read(self) -> Any:
+        from sparkctl.sql.readwriter import DataFrameReader
+        return DataFrameReader(self)
+
+    def createDataFrame(self, data: Any, schema: Any = None, samplingRatio: float | None = None,
+                        verifySchema: bool = True) -> Any:
+        from sparkctl.sql.creation import create_data_frame
+        return create_data_frame(self, data, schema, verifySchema)
+
+    def range(self, start: int, end: int | None = None, step: int = 1, numPartitions: int | None = None) -> Any:
+        from sparkctl.sql.creation import range_data_frame
+        return range_data_frame(self, start, end, step, numPartitions)
+
+    def table(self, tableName: str) -> Any:
+        view = self._views.get(tableName.lower())
+        if view is None:
+            from sparkctl.errors import AnalysisException
+            raise AnalysisException(f"[TABLE_OR_VIEW_NOT_FOUND] The table or view `{tableName}` cannot be found. "
+                                    f"Verify the spelling and correctness of the schema and catalog.",
+                                    error_class="TABLE_OR_VIEW_NOT_FOUND")
+        return view
+
+    def sql(self, sqlQuery: str, args: Any = None, **kwargs: Any) -> Any:
+        from sparkctl.sql.creation import run_sql
+        return run_sql(self, sqlQuery, args)
+
+    @property
+    def catalog(self) -> Any:
+        from sparkctl.sql.creation import Catalog
+        return Catalog(self)
 
     @property
     def readStream(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.readStream")
-
-    @property
-    def catalog(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.catalog")
+        raise NotSupportedError("Structured Streaming (spark.readStream) is not supported by sparkctl")
 
     @property
     def udf(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.udf")
+        raise NotSupportedError("Python UDFs (spark.udf) are not supported by sparkctl yet")
 
     @property
     def udtf(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.udtf")
+        raise NotSupportedError("Python UDTFs (spark.udtf) are not supported by sparkctl yet")
 
     @property
     def dataSource(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.dataSource")
+        raise NotSupportedError("Python data sources (spark.dataSource) are not supported by sparkctl yet")
 
     @property
     def streams(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.streams")
+        raise NotSupportedError("Structured Streaming (spark.streams) is not supported by sparkctl")
 
     @property
     def tvf(self) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.tvf")
-
-    def createDataFrame(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.createDataFrame")
-
-    def sql(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.sql")
-
-    def table(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.table")
-
-    def range(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise DataFramesNotSupportedError("spark.range (the DataFrame one; sc.range makes an RDD)")
+        raise NotSupportedError("table-valued functions (spark.tvf) are not supported by sparkctl yet")

@@ -1,0 +1,263 @@
+"""GROUP BY as Spark runs it: a partial aggregate in each map task, an exchange by the
+group keys, the final merge in each reduce task (pyarrow's hash aggregation both times).
+
+Aggregates that cannot be merged from partials (DISTINCT counts, collect_list, standard
+deviations, first/last) are computed in one phase after the exchange instead. A global
+aggregate (no keys) gathers its partials into one task and always gives one row.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkctl.errors import NotSupportedError
+from sparkctl.sql import plan as lp
+from sparkctl.sql.builtins import AggregateFunc
+from sparkctl.sql.expressions import Attribute, AttributeRef, Expr, Literal, _coerce, as_array, strip_alias
+
+#: aggregates merged from partials: name -> [(partial kernel, merge kernel)]
+_MERGEABLE = {
+    "sum": [("sum", "sum")], "count": [("count", "sum")], "min": [("min", "min")], "max": [("max", "max")],
+    "avg": [("sum", "sum"), ("count", "sum")], "bool_and": [("all", "all")], "every": [("all", "all")],
+    "bool_or": [("any", "any")], "some": [("any", "any")], "any": [("any", "any")],
+    "any_value": [("first", "first")],
+}
+_ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "count_distinct", "collect_list": "list",
+              "collect_set": "distinct", "first": "first", "last": "last", "stddev": "stddev", "stddev_samp": "stddev",
+              "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
+
+
+class AggSpec:
+    """One aggregate call of the query: its input column and how it is computed."""
+
+    def __init__(self, index: int, call: AggregateFunc) -> None:
+        self.index = index
+        self.call = call
+        self.input = f"__a{index}"
+        self.name = call.name
+        self.mergeable = not call.distinct and call.name in _MERGEABLE
+        self.result_attr = Attribute(call.sql(), call.dtype, call.nullable)
+
+
+def _collect_calls(exprs: list[Expr]) -> list[AggregateFunc]:
+    calls: dict[str, AggregateFunc] = {}
+    for e in exprs:
+        for node in e.walk():
+            if isinstance(node, AggregateFunc):
+                calls.setdefault(node.sql(), node)
+    return list(calls.values())
+
+
+def _replace(e: Expr, mapping: dict[str, Attribute], group_attrs: dict[str, Attribute]) -> Expr:
+    """The output expression over the aggregated table: calls and group keys become attributes."""
+    key = e.sql()
+    if isinstance(e, AggregateFunc) and key in mapping:
+        return AttributeRef(mapping[key])
+    if not isinstance(e, AggregateFunc) and key in group_attrs and not isinstance(e, Literal):
+        return AttributeRef(group_attrs[key])
+    if isinstance(e, AttributeRef) and e.attr.id in {a.id for a in group_attrs.values()}:
+        return e
+    if not e.children:
+        return e
+    return e.with_children([_replace(c, mapping, group_attrs) for c in e.children])
+
+
+def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
+    child = planner.execute(plan.child)
+    groups = [strip_alias(g) for g in plan.groups]
+    calls = _collect_calls([strip_alias(a) for a in plan.aggs])
+    specs = [AggSpec(i, c) for i, c in enumerate(calls)]
+    for s in specs:
+        if s.call.distinct and s.name not in ("count",):
+            raise NotSupportedError(f"sparkctl does not compute {s.call.sql()} yet (DISTINCT is supported in count)")
+    group_attrs = [Attribute(f"__g{i}", g.dtype, g.nullable) for i, g in enumerate(groups)]
+    group_cols = [f"__g{i}" for i in range(len(groups))]
+    two_phase = all(s.mergeable for s in specs)
+    n = planner.shuffle_partitions if groups else 1
+
+    def inputs(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        for t in tables:
+            cols = {}
+            for name, g in zip(group_cols, groups):
+                cols[name] = as_array(g.eval(t), t.num_rows)
+            for s in specs:
+                child_expr = s.call.child
+                cols[s.input] = as_array(child_expr.eval(t), t.num_rows) if child_expr is not None \
+                    else pa.nulls(t.num_rows, pa.int8()).fill_null(1)
+            yield pa.table(cols) if cols else pa.table({"__one": pa.nulls(t.num_rows, pa.int8())})
+
+    prepared = child.mapPartitions(inputs)
+    if two_phase:
+        partials = prepared.mapPartitions(partial(_partial, group_cols=group_cols, specs=specs))
+        shuffled = planner.exchange(partials, group_cols, n, [])
+        merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
+                                                global_agg=not groups, phase="final"))
+    else:
+        shuffled = planner.exchange(prepared, group_cols, n, [])
+        merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
+                                                global_agg=not groups, phase="single"))
+    if not groups:
+        merged = _ensure_one_row(planner, merged, specs)
+    # the query's own output expressions, over (group columns, results)
+    mapping = {s.call.sql(): Attribute(s.result_attr.name, s.call.dtype, s.call.nullable, _result_id(s))
+               for s in specs}
+    by_sql = {g.sql(): Attribute(f"__g{i}", g.dtype, g.nullable, _group_id(i, group_attrs)) for i, g in
+              enumerate(groups)}
+    outputs = [_replace(strip_alias(a), mapping, by_sql) for a in plan.aggs]
+    rename = {**{s.input + "_result": mapping[s.call.sql()].column for s in specs},
+              **{group_cols[i]: by_sql[g.sql()].column for i, g in enumerate(groups)}}
+
+    def finish(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        from sparkctl.sql.execution import project_table
+        for t in tables:
+            t = t.rename_columns([rename.get(c, c) for c in t.column_names])
+            yield project_table(t, outputs, plan.output)
+    return merged.mapPartitions(finish)
+
+
+def _result_id(spec: AggSpec) -> int:
+    return spec.result_attr.id
+
+
+def _group_id(i: int, group_attrs: list[Attribute]) -> int:
+    return group_attrs[i].id
+
+
+def _partial(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec]) -> Iterator[pa.Table]:
+    from sparkctl.sql.execution import concat
+    table = concat(list(tables), [])
+    if table.num_rows == 0:
+        return
+    aggs = []
+    for s in specs:
+        for i, (kernel, _) in enumerate(_MERGEABLE[s.name]):
+            aggs.append((s.input, kernel, f"{s.input}_p{i}"))
+    yield _group(table, group_cols, aggs)
+
+
+def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
+    """``GROUP BY group_cols`` computing (input column, pyarrow kernel, output name) each."""
+    if not group_cols:
+        out = {}
+        for col, kernel, name in aggs:
+            out[name] = pa.array([_scalar(table.column(col), kernel)])
+        return pa.table(out) if out else pa.table({"__one": [1]})
+    requests = []
+    for col, kernel, name in aggs:
+        opts = None
+        if kernel in ("count", "count_distinct"):
+            opts = pc.CountOptions(mode="only_valid")
+        elif kernel in ("stddev", "variance"):
+            opts = pc.VarianceOptions(ddof=1)
+        elif kernel in ("sum", "min", "max", "first", "last", "all", "any"):
+            opts = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1 if kernel != "all" else 0)
+        requests.append((col, kernel, opts) if opts is not None else (col, kernel))
+    result = table.group_by(group_cols, use_threads=False).aggregate(requests)
+    names = {f"{col}_{kernel}": name for col, kernel, name in aggs}
+    return result.rename_columns([names.get(c, c) for c in result.column_names])
+
+
+def _scalar(column: Any, kernel: str) -> Any:
+    if kernel == "count":
+        return pc.count(column, mode="only_valid").as_py()
+    if kernel == "count_distinct":
+        return pc.count_distinct(column, mode="only_valid").as_py()
+    if kernel in ("stddev", "variance"):
+        return getattr(pc, kernel)(column, ddof=1).as_py() if pc.count(column).as_py() > 1 else None
+    if kernel == "list":
+        return column.drop_null().to_pylist() if hasattr(column, "drop_null") else [v for v in column.to_pylist()
+                                                                                      if v is not None]
+    if kernel == "distinct":
+        return pc.unique(column.drop_null()).to_pylist()
+    if kernel in ("first", "last"):
+        values = column.drop_null()
+        return (values[0] if kernel == "first" else values[len(values) - 1]).as_py() if len(values) else None
+    if kernel == "all":
+        return pc.all(column, skip_nulls=True, min_count=0).as_py() if len(column.drop_null()) else None
+    if kernel == "any":
+        return pc.any(column, skip_nulls=True, min_count=1).as_py()
+    return getattr(pc, kernel)(column, skip_nulls=True, min_count=1).as_py()
+
+
+def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec], global_agg: bool,
+           phase: str) -> Iterator[pa.Table]:
+    from sparkctl.sql.execution import concat
+    table = concat(list(tables), [])
+    if table.num_rows == 0 and not global_agg:
+        return
+    if table.num_rows == 0:
+        return  # _ensure_one_row supplies the empty aggregate's row
+    aggs = []
+    if phase == "final":
+        for s in specs:
+            for i, (_, merge) in enumerate(_MERGEABLE[s.name]):
+                aggs.append((f"{s.input}_p{i}", merge, f"{s.input}_m{i}"))
+    else:
+        for s in specs:
+            kernel = "count_distinct" if s.call.distinct and s.name == "count" else \
+                (_ONE_PHASE.get(s.name) or _MERGEABLE[s.name][0][0])
+            if s.name in ("stddev_pop", "var_pop"):
+                kernel = "pop_" + kernel
+            aggs.append((s.input, kernel, f"{s.input}_m0"))
+    grouped = _group_pop(table, group_cols, aggs)
+    yield _results(grouped, specs, phase)
+
+
+def _group_pop(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
+    """_group, with population variants (ddof 0) of stddev and variance."""
+    plain = [(c, k, n) for c, k, n in aggs if not k.startswith("pop_")]
+    pops = [(c, k[4:], n) for c, k, n in aggs if k.startswith("pop_")]
+    if not pops:
+        return _group(table, group_cols, plain)
+    if not group_cols:
+        out = _group(table, group_cols, plain) if plain else pa.table({"__one": [1]})
+        for c, k, n in pops:
+            col = table.column(c)
+            out = out.append_column(n, pa.array([getattr(pc, k)(col, ddof=0).as_py() if len(col.drop_null()) else None]))
+        return out
+    requests = [(c, k, pc.VarianceOptions(ddof=0)) for c, k, _ in pops]
+    result = table.group_by(group_cols, use_threads=False).aggregate(requests)
+    names = {f"{c}_{k}": n for c, k, n in pops}
+    result = result.rename_columns([names.get(x, x) for x in result.column_names])
+    if plain:
+        other = _group(table, group_cols, plain)
+        result = result.join(other, group_cols, use_threads=False, coalesce_keys=True)
+    return result
+
+
+def _results(grouped: pa.Table, specs: list[AggSpec], phase: str) -> pa.Table:
+    out = grouped
+    for s in specs:
+        target = s.call.dtype
+        if phase == "final" and s.name == "avg":
+            total = pc.cast(out.column(f"{s.input}_m0"), pa.float64() if not pa.types.is_decimal(target) else target)
+            count = out.column(f"{s.input}_m1")
+            value = pc.if_else(pc.equal(count, 0), pa.scalar(None, total.type), pc.divide(total, count))
+        elif phase == "final" and s.name == "count":
+            value = pc.fill_null(out.column(f"{s.input}_m0"), 0)
+        else:
+            value = out.column(f"{s.input}_m0")
+        if value.type != target:
+            value = _coerce(value, value.type, target)
+        out = out.append_column(f"{s.input}_result", value)
+    return out
+
+
+def _ensure_one_row(planner: Any, merged: Any, specs: list[AggSpec]) -> Any:
+    """A global aggregate gives one row even over no input: count 0, the others NULL."""
+    def fill(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        got = [t for t in tables if t.num_rows]
+        if got:
+            yield from got
+            return
+        cols = {}
+        for s in specs:
+            t = s.call.dtype
+            cols[f"{s.input}_result"] = pa.array([0 if s.name in ("count", "approx_count_distinct")
+                                                  else ([] if s.name in ("collect_list", "collect_set") else None)],
+                                                 type=t)
+        yield pa.table(cols) if cols else pa.table({"__one": [1]})
+    return merged.mapPartitions(fill)

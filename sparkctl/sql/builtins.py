@@ -1,0 +1,421 @@
+"""Built-in functions as expression nodes: scalar functions evaluated with pyarrow's kernels,
+and aggregate functions the planner computes in two phases (partial per partition, merged
+after the exchange) where they can be.
+
+A scalar function is a :class:`Func` with an entry in ``SCALARS``: how its result type
+follows from its arguments' and how it computes a whole column. An unknown name raises
+one clear error naming it; nothing falls back to per-row Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkctl.errors import AnalysisException
+from sparkctl.sql.expressions import Expr, Literal, _coerce, as_array, common_type, is_numeric, spark_type_name
+
+
+@dataclass(frozen=True)
+class ScalarSpec:
+    result: Callable[[list[pa.DataType]], pa.DataType]
+    compute: Callable[[list[Any], int], Any]  # argument values (arrays or scalars), row count
+    min_args: int = 1
+    max_args: int | None = 1
+
+
+def _same(types: list[pa.DataType]) -> pa.DataType:
+    return types[0]
+
+
+def _string(types: list[pa.DataType]) -> pa.DataType:
+    return pa.string()
+
+
+def _int(types: list[pa.DataType]) -> pa.DataType:
+    return pa.int32()
+
+
+def _double(types: list[pa.DataType]) -> pa.DataType:
+    return pa.float64()
+
+
+def _bool(types: list[pa.DataType]) -> pa.DataType:
+    return pa.bool_()
+
+
+def _common(types: list[pa.DataType]) -> pa.DataType:
+    t: pa.DataType = pa.null()
+    for x in types:
+        t = common_type(t, x)
+    return t
+
+
+def _coalesce(args: list[Any], n: int) -> Any:
+    if all(isinstance(a, pa.Scalar) for a in args):
+        return next((a for a in args if a.is_valid), args[-1])
+    return pc.coalesce(*args)
+
+
+def _substring(args: list[Any], n: int) -> Any:
+    value, pos = args[0], args[1].as_py()
+    length = args[2].as_py() if len(args) > 2 else None
+    # Spark: 1-based; 0 acts as 1; negative counts from the end
+    start = pos - 1 if pos > 0 else (0 if pos == 0 else pos)
+    if length is None:
+        return pc.utf8_slice_codeunits(value, start=start)
+    if length <= 0:
+        return pc.utf8_slice_codeunits(value, start=0, stop=0)
+    stop = start + length
+    if start < 0 <= stop:
+        return pc.utf8_slice_codeunits(value, start=start)
+    return pc.utf8_slice_codeunits(value, start=start, stop=stop)
+
+
+def _round(args: list[Any], n: int) -> Any:
+    scale = args[1].as_py() if len(args) > 1 else 0
+    value = args[0]
+    if pa.types.is_integer(value.type) and scale >= 0:
+        return value
+    return pc.round(value, ndigits=scale, round_mode="half_up" if not pa.types.is_floating(value.type)
+                    else "half_up")
+
+
+def _concat(args: list[Any], n: int) -> Any:
+    arrays = [as_array(_coerce(a, a.type, pa.string()), n) for a in args]
+    return pc.binary_join_element_wise(*arrays, "", null_handling="emit_null")
+
+
+def _concat_ws(args: list[Any], n: int) -> Any:
+    sep = args[0].as_py()
+    arrays = [as_array(_coerce(a, a.type, pa.string()), n) for a in args[1:]]
+    return pc.binary_join_element_wise(*arrays, sep, null_handling="skip")
+
+
+def _datepart(kernel: str) -> Callable[[list[Any], int], Any]:
+    def run(args: list[Any], n: int) -> Any:
+        return pc.cast(getattr(pc, kernel)(args[0]), pa.int32())
+    return run
+
+
+def _to_date(args: list[Any], n: int) -> Any:
+    value = args[0]
+    if pa.types.is_date(value.type):
+        return value
+    if pa.types.is_timestamp(value.type):
+        return pc.cast(value, pa.date32())
+    if len(args) > 1:
+        fmt = _java_to_strptime(args[1].as_py())
+        return pc.cast(pc.strptime(value, format=fmt, unit="s", error_is_null=False), pa.date32())
+    return pc.cast(pc.utf8_slice_codeunits(value, 0, 10), pa.date32())
+
+
+def _java_to_strptime(fmt: str) -> str:
+    out = fmt
+    for java, c in (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S")):
+        out = out.replace(java, c)
+    return out
+
+
+def _date_add(sign: int) -> Callable[[list[Any], int], Any]:
+    def run(args: list[Any], n: int) -> Any:
+        days = pc.cast(pc.cast(args[0], pa.int32()), pa.int64())
+        moved = pc.add(days, pc.multiply(pc.cast(args[1], pa.int64()), sign))
+        return pc.cast(pc.cast(moved, pa.int32()), pa.date32())
+    return run
+
+
+def _datediff(args: list[Any], n: int) -> Any:
+    end, start = (pc.cast(pc.cast(a, pa.date32()), pa.int32()) for a in args)
+    return pc.subtract(end, start)
+
+
+def _split(args: list[Any], n: int) -> Any:
+    pattern = args[1].as_py()
+    limit = args[2].as_py() if len(args) > 2 else -1
+    return pc.split_pattern_regex(args[0], pattern=pattern, max_splits=None if limit <= 0 else limit - 1)
+
+
+def _regexp_replace(args: list[Any], n: int) -> Any:
+    return pc.replace_substring_regex(args[0], pattern=args[1].as_py(),
+                                      replacement=args[2].as_py().replace("$", "\\"))
+
+
+def _nanvl(args: list[Any], n: int) -> Any:
+    return pc.if_else(pc.is_nan(args[0]), args[1], args[0])
+
+
+def _greatest(args: list[Any], n: int) -> Any:
+    return pc.max_element_wise(*args, skip_nulls=True)
+
+
+def _least(args: list[Any], n: int) -> Any:
+    return pc.min_element_wise(*args, skip_nulls=True)
+
+
+def _log(args: list[Any], n: int) -> Any:
+    if len(args) == 2:
+        return pc.divide(pc.ln(pc.cast(args[1], pa.float64())), pc.ln(pc.cast(args[0], pa.float64())))
+    return pc.ln(pc.cast(args[0], pa.float64()))
+
+
+def _unary(kernel: str, to_double: bool = False) -> Callable[[list[Any], int], Any]:
+    f = getattr(pc, kernel)
+
+    def run(args: list[Any], n: int) -> Any:
+        value = pc.cast(args[0], pa.float64()) if to_double else args[0]
+        return f(value)
+    return run
+
+
+def _floor_ceil(kernel: str) -> Callable[[list[Any], int], Any]:
+    f = getattr(pc, kernel)
+
+    def run(args: list[Any], n: int) -> Any:
+        value = args[0]
+        if pa.types.is_integer(value.type):
+            return pc.cast(value, pa.int64())
+        return pc.cast(f(value), pa.int64())
+    return run
+
+
+def _floor_type(types: list[pa.DataType]) -> pa.DataType:
+    return pa.int64()
+
+
+def _length(args: list[Any], n: int) -> Any:
+    value = args[0]
+    if pa.types.is_binary(value.type):
+        return pc.cast(pc.binary_length(value), pa.int32())
+    return pc.cast(pc.utf8_length(value), pa.int32())
+
+
+def _pad(kernel: str) -> Callable[[list[Any], int], Any]:
+    def run(args: list[Any], n: int) -> Any:
+        width = args[1].as_py()
+        pad = args[2].as_py() if len(args) > 2 else " "
+        value = args[0]
+        padded = getattr(pc, kernel)(value, width=width, padding=pad[:1] or " ")
+        return pc.utf8_slice_codeunits(padded, 0, width)
+    return run
+
+
+def _instr(args: list[Any], n: int) -> Any:
+    return pc.add(pc.find_substring(args[0], pattern=args[1].as_py()), 1)
+
+
+def _sign_type(types: list[pa.DataType]) -> pa.DataType:
+    return pa.float64()
+
+
+SCALARS: dict[str, ScalarSpec] = {
+    "upper": ScalarSpec(_string, lambda a, n: pc.utf8_upper(a[0])),
+    "ucase": ScalarSpec(_string, lambda a, n: pc.utf8_upper(a[0])),
+    "lower": ScalarSpec(_string, lambda a, n: pc.utf8_lower(a[0])),
+    "lcase": ScalarSpec(_string, lambda a, n: pc.utf8_lower(a[0])),
+    "length": ScalarSpec(_int, _length),
+    "char_length": ScalarSpec(_int, _length),
+    "trim": ScalarSpec(_string, lambda a, n: pc.utf8_trim(a[0], characters=" ")),
+    "ltrim": ScalarSpec(_string, lambda a, n: pc.utf8_ltrim(a[0], characters=" ")),
+    "rtrim": ScalarSpec(_string, lambda a, n: pc.utf8_rtrim(a[0], characters=" ")),
+    "reverse": ScalarSpec(_string, lambda a, n: pc.utf8_reverse(a[0])),
+    "initcap": ScalarSpec(_string, lambda a, n: pc.utf8_title(pc.utf8_lower(a[0]))),
+    "substring": ScalarSpec(_string, _substring, 2, 3),
+    "substr": ScalarSpec(_string, _substring, 2, 3),
+    "concat": ScalarSpec(_string, _concat, 1, None),
+    "concat_ws": ScalarSpec(_string, _concat_ws, 2, None),
+    "lpad": ScalarSpec(_string, _pad("utf8_lpad"), 2, 3),
+    "rpad": ScalarSpec(_string, _pad("utf8_rpad"), 2, 3),
+    "instr": ScalarSpec(_int, _instr, 2, 2),
+    "split": ScalarSpec(lambda t: pa.list_(pa.string()), _split, 2, 3),
+    "regexp_replace": ScalarSpec(_string, _regexp_replace, 3, 3),
+    "coalesce": ScalarSpec(_common, _coalesce, 1, None),
+    "nvl": ScalarSpec(_common, _coalesce, 2, 2),
+    "ifnull": ScalarSpec(_common, _coalesce, 2, 2),
+    "greatest": ScalarSpec(_common, _greatest, 2, None),
+    "least": ScalarSpec(_common, _least, 2, None),
+    "abs": ScalarSpec(_same, lambda a, n: pc.abs_checked(a[0])),
+    "sqrt": ScalarSpec(_double, _unary("sqrt", True)),
+    "exp": ScalarSpec(_double, _unary("exp", True)),
+    "ln": ScalarSpec(_double, _unary("ln", True)),
+    "log": ScalarSpec(_double, _log, 1, 2),
+    "log10": ScalarSpec(_double, _unary("log10", True)),
+    "log2": ScalarSpec(_double, _unary("log2", True)),
+    "pow": ScalarSpec(_double, lambda a, n: pc.power(pc.cast(a[0], pa.float64()), pc.cast(a[1], pa.float64())), 2, 2),
+    "power": ScalarSpec(_double, lambda a, n: pc.power(pc.cast(a[0], pa.float64()), pc.cast(a[1], pa.float64())), 2, 2),
+    "signum": ScalarSpec(_sign_type, lambda a, n: pc.cast(pc.sign(a[0]), pa.float64())),
+    "floor": ScalarSpec(_floor_type, _floor_ceil("floor")),
+    "ceil": ScalarSpec(_floor_type, _floor_ceil("ceil")),
+    "round": ScalarSpec(_same, _round, 1, 2),
+    "isnan": ScalarSpec(_bool, lambda a, n: pc.fill_null(pc.is_nan(pc.cast(a[0], pa.float64())), False)),
+    "nanvl": ScalarSpec(_double, _nanvl, 2, 2),
+    "year": ScalarSpec(_int, _datepart("year")),
+    "month": ScalarSpec(_int, _datepart("month")),
+    "dayofmonth": ScalarSpec(_int, _datepart("day")),
+    "day": ScalarSpec(_int, _datepart("day")),
+    "hour": ScalarSpec(_int, _datepart("hour")),
+    "minute": ScalarSpec(_int, _datepart("minute")),
+    "second": ScalarSpec(_int, _datepart("second")),
+    "quarter": ScalarSpec(_int, _datepart("quarter")),
+    "dayofyear": ScalarSpec(_int, _datepart("day_of_year")),
+    "to_date": ScalarSpec(lambda t: pa.date32(), _to_date, 1, 2),
+    "date_add": ScalarSpec(lambda t: pa.date32(), _date_add(1), 2, 2),
+    "date_sub": ScalarSpec(lambda t: pa.date32(), _date_add(-1), 2, 2),
+    "datediff": ScalarSpec(_int, _datediff, 2, 2),
+    "startswith": ScalarSpec(_bool, lambda a, n: pc.starts_with(a[0], pattern=a[1].as_py()), 2, 2),
+    "endswith": ScalarSpec(_bool, lambda a, n: pc.ends_with(a[0], pattern=a[1].as_py()), 2, 2),
+    "contains": ScalarSpec(_bool, lambda a, n: pc.match_substring(a[0], pattern=a[1].as_py()), 2, 2),
+    "like": ScalarSpec(_bool, lambda a, n: pc.match_like(a[0], pattern=a[1].as_py()), 2, 2),
+    "rlike": ScalarSpec(_bool, lambda a, n: pc.match_substring_regex(a[0], pattern=a[1].as_py()), 2, 2),
+}
+#: functions whose later arguments must be literals (a pattern, a position)
+LITERAL_ARGS = {"substring": 1, "substr": 1, "round": 1, "split": 1, "regexp_replace": 1, "lpad": 1, "rpad": 1,
+                "instr": 1, "startswith": 1, "endswith": 1, "contains": 1, "like": 1, "rlike": 1, "concat_ws": 0,
+                "to_date": 1}
+#: how Spark prints a call whose SQL differs from name(args)
+_SQL_FORMS: dict[str, Callable[[list[str]], str]] = {
+    "startswith": lambda a: f"startswith({a[0]}, {a[1]})",
+    "endswith": lambda a: f"endswith({a[0]}, {a[1]})",
+    "contains": lambda a: f"contains({a[0]}, {a[1]})",
+    "like": lambda a: f"{a[0]} LIKE {a[1]}",
+    "rlike": lambda a: f"RLIKE({a[0]}, {a[1]})",
+    "char_length": lambda a: f"char_length({a[0]})",
+}
+
+
+class Func(Expr):
+    """A call of a built-in scalar function."""
+
+    def __init__(self, name: str, args: Sequence[Expr]) -> None:
+        key = name.lower()
+        spec = SCALARS.get(key)
+        if spec is None:
+            raise AnalysisException(f"[UNRESOLVED_ROUTINE] Cannot resolve routine `{name}` on search path "
+                                    f"[`system`.`builtin`]: sparkctl does not implement the function `{name}` yet.",
+                                    error_class="UNRESOLVED_ROUTINE")
+        if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+            raise AnalysisException(f"[WRONG_NUM_ARGS] The `{name}` requires {spec.min_args}"
+                                    f"{'' if spec.max_args == spec.min_args else '+'} parameters but the actual number "
+                                    f"is {len(args)}.", error_class="WRONG_NUM_ARGS")
+        self.name = key
+        self.spec = spec
+        self.children = tuple(args)
+
+    def resolve(self, scope: Any) -> Expr:
+        new = super().resolve(scope)
+        first = LITERAL_ARGS.get(self.name)
+        if first is not None:
+            for arg in new.children[first:] if first else new.children[:1]:
+                if not isinstance(arg, Literal):
+                    raise AnalysisException(f"[DATATYPE_MISMATCH.NON_FOLDABLE_INPUT] sparkctl's `{self.name}` needs a "
+                                            f"literal for its argument {arg.sql()}.",
+                                            error_class="DATATYPE_MISMATCH.NON_FOLDABLE_INPUT")
+        return new
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.spec.result([c.dtype for c in self.children])
+
+    def eval(self, table: pa.Table) -> Any:
+        n = table.num_rows
+        args = [c.eval(table) for c in self.children]
+        if self.spec.result is _common:
+            target = self.dtype
+            args = [_coerce(a, c.dtype, target) for a, c in zip(args, self.children)]
+        first_array = next((i for i, a in enumerate(args) if not isinstance(a, pa.Scalar)), None)
+        if first_array is None and self.children:
+            args[0] = as_array(args[0], n)  # kernels want one column; a constant call is computed per row
+        elif first_array not in (None, 0) and self.name not in ("coalesce", "nvl", "ifnull", "greatest", "least",
+                                                                 "concat", "concat_ws", "datediff", "date_add",
+                                                                 "date_sub", "pow", "power", "log"):
+            args[0] = as_array(args[0], n)
+        return self.spec.compute(args, n)
+
+    def sql(self) -> str:
+        args = [c.sql() for c in self.children]
+        form = _SQL_FORMS.get(self.name)
+        return form(args) if form else f"{self.name}({', '.join(args)})"
+
+
+# ---------------------------------------------------------------------------- aggregates
+#: name -> (result type from the input type, pyarrow's hash aggregate, merge of partials)
+AGGREGATES = {"sum", "count", "avg", "mean", "min", "max", "count_distinct", "first", "last", "collect_list",
+              "collect_set", "stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop",
+              "approx_count_distinct", "sum_distinct", "any_value", "bool_and", "bool_or", "every", "some", "any"}
+
+
+class AggregateFunc(Expr):
+    is_aggregate = True
+
+    def __init__(self, name: str, child: Expr | None, distinct: bool = False, ignore_nulls: bool = False) -> None:
+        key = name.lower()
+        if key not in AGGREGATES:
+            raise AnalysisException(f"[UNRESOLVED_ROUTINE] sparkctl does not implement the aggregate `{name}` yet.",
+                                    error_class="UNRESOLVED_ROUTINE")
+        if key == "mean":
+            key = "avg"
+        if key == "count_distinct":
+            key, distinct = "count", True
+        if key == "sum_distinct":
+            key, distinct = "sum", True
+        self.name = key
+        self.distinct = distinct
+        self.ignore_nulls = ignore_nulls
+        self.children = (child,) if child is not None else ()
+
+    @property
+    def child(self) -> Expr | None:
+        return self.children[0] if self.children else None
+
+    @property
+    def dtype(self) -> pa.DataType:
+        t = self.child.dtype if self.child is not None else pa.int64()
+        name = self.name
+        if name in ("count", "approx_count_distinct"):
+            return pa.int64()
+        if name == "sum":
+            if pa.types.is_integer(t):
+                return pa.int64()
+            if pa.types.is_decimal(t):
+                return pa.decimal128(min(38, t.precision + 10), t.scale)
+            if not is_numeric(t) and not pa.types.is_null(t):
+                raise self._wrong_type(t, "numeric")
+            return pa.float64()
+        if name == "avg":
+            if pa.types.is_decimal(t):
+                return pa.decimal128(min(38, t.precision + 4), min(38, t.scale + 4))
+            if not is_numeric(t) and not pa.types.is_null(t):
+                raise self._wrong_type(t, "numeric")
+            return pa.float64()
+        if name in ("stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop"):
+            return pa.float64()
+        if name in ("collect_list", "collect_set"):
+            return pa.list_(t)
+        if name in ("bool_and", "bool_or", "every", "some", "any"):
+            return pa.bool_()
+        return t
+
+    @property
+    def nullable(self) -> bool:
+        return self.name not in ("count", "approx_count_distinct", "collect_list", "collect_set")
+
+    def _wrong_type(self, t: pa.DataType, wanted: str) -> AnalysisException:
+        return AnalysisException(f"[DATATYPE_MISMATCH.UNEXPECTED_INPUT_TYPE] Cannot resolve \"{self.sql()}\" due to "
+                                 f"data type mismatch: the parameter requires the {wanted} type, however "
+                                 f"\"{self.child.sql() if self.child else ''}\" has the type \"{spark_type_name(t)}\".",
+                                 error_class="DATATYPE_MISMATCH.UNEXPECTED_INPUT_TYPE")
+
+    def eval(self, table: pa.Table) -> Any:
+        raise AnalysisException(f"[MISSING_GROUP_BY] the aggregate {self.sql()} is used outside an aggregation",
+                                error_class="MISSING_GROUP_BY")
+
+    def sql(self) -> str:
+        arg = self.child.sql() if self.child is not None else "1"
+        if self.name == "count" and self.child is None:
+            arg = "1"
+        name = {"stddev_samp": "stddev_samp", "any": "any"}.get(self.name, self.name)
+        if self.ignore_nulls and self.name in ("first", "last"):
+            return f"{name}({arg}) ignore nulls"
+        return f"{name}({'DISTINCT ' if self.distinct else ''}{arg})"

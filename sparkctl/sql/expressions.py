@@ -1,0 +1,734 @@
+"""Expressions: the trees behind Columns, resolved against a plan's attributes and
+evaluated a whole Arrow table at a time with pyarrow's compute kernels.
+
+An unresolved tree names columns (:class:`UnresolvedColumn`); :meth:`Expr.resolve` binds
+each name to an :class:`Attribute` of the child plan (case-insensitively, as Spark does by
+default) and checks types, so a mistake is found where the DataFrame call is made, with
+Spark's error class and a "did you mean". A resolved attribute reads the physical column
+``_<id>``: every attribute has a plan-wide unique id (Spark's exprId), so two columns of the
+same name (a self-join) never collide.
+
+:meth:`Expr.sql` renders an expression as Spark names it (``(a + 1)``, ``sum(x)``,
+``CASE WHEN ... END``), which is the name of an unaliased output column.
+
+Arithmetic follows Spark 4's ANSI mode (its default): an integer overflow, a division by
+zero or an invalid cast raises rather than returning NULL or a wrapped value.
+"""
+from __future__ import annotations
+
+import datetime
+import decimal
+import difflib
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkctl.errors import AnalysisException, SparkArithmeticError
+
+_ids = itertools.count(1)
+
+
+def new_id() -> int:
+    return next(_ids)
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One column of a plan's output: its name, Arrow type, and unique id."""
+
+    name: str
+    dtype: pa.DataType
+    nullable: bool = True
+    id: int = field(default_factory=new_id)
+    qualifier: str | None = None  # the DataFrame alias it can be named by ("t.a")
+
+    @property
+    def column(self) -> str:
+        """The physical column name in the tables that carry it."""
+        return f"_{self.id}"
+
+    def renamed(self, name: str) -> "Attribute":
+        return replace(self, name=name)
+
+    def with_qualifier(self, qualifier: str | None) -> "Attribute":
+        return replace(self, qualifier=qualifier)
+
+
+# ---------------------------------------------------------------------------- base
+class Expr:
+    """An expression tree node. Subclasses keep their children in ``children``."""
+
+    children: tuple["Expr", ...] = ()
+    is_aggregate = False
+
+    def resolve(self, scope: "Scope") -> "Expr":
+        return self.with_children([c.resolve(scope) for c in self.children])
+
+    def with_children(self, children: Sequence["Expr"]) -> "Expr":
+        if not children:
+            return self
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.children = tuple(children)
+        return new
+
+    @property
+    def dtype(self) -> pa.DataType:
+        raise NotImplementedError(type(self).__name__)
+
+    @property
+    def nullable(self) -> bool:
+        return True
+
+    def eval(self, table: pa.Table) -> Any:
+        """The expression's value for every row of *table*: an Array/ChunkedArray or a Scalar."""
+        raise NotImplementedError(type(self).__name__)
+
+    def sql(self) -> str:
+        raise NotImplementedError(type(self).__name__)
+
+    def walk(self) -> "Iterator[Expr]":
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+    def contains_aggregate(self) -> bool:
+        return any(e.is_aggregate for e in self.walk())
+
+    def references(self) -> set[int]:
+        return {e.attr.id for e in self.walk() if isinstance(e, AttributeRef)}
+
+    def __repr__(self) -> str:
+        return f"Column<'{self.sql()}'>"
+
+
+class Scope:
+    """The attributes an expression may name: a plan's output (and, for a join's
+    condition, both sides)."""
+
+    def __init__(self, attrs: Sequence[Attribute], outer: Sequence[Attribute] = ()) -> None:
+        self.attrs = list(attrs)
+        self.outer = list(outer)
+
+    def lookup(self, name: str, qualifier: str | None = None) -> Attribute:
+        def matches(attrs: list[Attribute]) -> list[Attribute]:
+            lname = name.lower()
+            return [a for a in attrs if a.name.lower() == lname
+                    and (qualifier is None or (a.qualifier or "").lower() == qualifier.lower())]
+
+        found = matches(self.attrs)
+        if not found and qualifier is None and "." in name:  # "t.a" given as one name
+            q, _, n = name.partition(".")
+            found = [a for a in self.attrs if a.name.lower() == n.lower() and (a.qualifier or "").lower() == q.lower()]
+        if len({a.id for a in found}) > 1:
+            shown = ", ".join(f"`{a.qualifier + '.' if a.qualifier else ''}{a.name}`" for a in found)
+            raise AnalysisException(f"[AMBIGUOUS_REFERENCE] Reference `{name}` is ambiguous, could be: [{shown}].",
+                                    error_class="AMBIGUOUS_REFERENCE")
+        if found:
+            return found[0]
+        full = f"{qualifier}.{name}" if qualifier else name
+        names = [a.name for a in self.attrs]
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5) or names[:5]
+        suggestion = ", ".join(f"`{n}`" for n in close)
+        raise AnalysisException(
+            f"[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with name `{full}` "
+            f"cannot be resolved. Did you mean one of the following? [{suggestion}].",
+            error_class="UNRESOLVED_COLUMN.WITH_SUGGESTION")
+
+
+# ---------------------------------------------------------------------------- leaves
+class UnresolvedColumn(Expr):
+    def __init__(self, name: str, qualifier: str | None = None) -> None:
+        self.name = name
+        self.qualifier = qualifier
+
+    def resolve(self, scope: Scope) -> Expr:
+        if self.name == "*":
+            raise AnalysisException("[INVALID_USAGE_OF_STAR_OR_REGEX] Invalid usage of '*' in expression.",
+                                    error_class="INVALID_USAGE_OF_STAR_OR_REGEX")
+        return AttributeRef(scope.lookup(self.name, self.qualifier))
+
+    def sql(self) -> str:
+        return f"{self.qualifier}.{self.name}" if self.qualifier else self.name
+
+
+class Star(Expr):
+    """``*`` or ``t.*`` in a select: expanded by the plan, never evaluated."""
+
+    def __init__(self, qualifier: str | None = None) -> None:
+        self.qualifier = qualifier
+
+    def expand(self, scope: Scope) -> list[Expr]:
+        attrs = [a for a in scope.attrs if self.qualifier is None
+                 or (a.qualifier or "").lower() == self.qualifier.lower()]
+        if self.qualifier is not None and not attrs:
+            raise AnalysisException(f"[CANNOT_RESOLVE_STAR_EXPAND] Cannot resolve {self.qualifier}.* given input "
+                                    f"columns {', '.join(a.name for a in scope.attrs)}.",
+                                    error_class="CANNOT_RESOLVE_STAR_EXPAND")
+        return [AttributeRef(a) for a in attrs]
+
+    def sql(self) -> str:
+        return f"{self.qualifier}.*" if self.qualifier else "*"
+
+
+class AttributeRef(Expr):
+    def __init__(self, attr: Attribute) -> None:
+        self.attr = attr
+
+    def resolve(self, scope: Scope) -> Expr:
+        return self
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.attr.dtype
+
+    @property
+    def nullable(self) -> bool:
+        return self.attr.nullable
+
+    def eval(self, table: pa.Table) -> Any:
+        return table.column(self.attr.column)
+
+    def sql(self) -> str:
+        return self.attr.name
+
+
+def literal_type(value: Any) -> pa.DataType:
+    if value is None:
+        return pa.null()
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int32() if -2**31 <= value < 2**31 else pa.int64()
+    if isinstance(value, float):
+        return pa.float64()
+    if isinstance(value, str):
+        return pa.string()
+    if isinstance(value, (bytes, bytearray)):
+        return pa.binary()
+    if isinstance(value, datetime.datetime):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(value, datetime.date):
+        return pa.date32()
+    if isinstance(value, decimal.Decimal):
+        digits = value.as_tuple()
+        scale = max(0, -int(digits.exponent))
+        return pa.decimal128(max(len(digits.digits), scale, 1), scale)
+    raise TypeError(f"[UNSUPPORTED_DATA_TYPE] a literal of type {type(value).__name__} is not supported: {value!r}")
+
+
+class Literal(Expr):
+    def __init__(self, value: Any, dtype: pa.DataType | None = None) -> None:
+        if isinstance(value, datetime.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)  # the session time zone is UTC
+        self.value = value
+        self._dtype = dtype or literal_type(value)
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self._dtype
+
+    @property
+    def nullable(self) -> bool:
+        return self.value is None
+
+    def eval(self, table: pa.Table) -> Any:
+        return pa.scalar(self.value, type=self._dtype)
+
+    def sql(self) -> str:
+        v = self.value
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            from sparkctl.sql.show import java_double_str
+            return java_double_str(v)
+        if isinstance(v, datetime.datetime):
+            return f"TIMESTAMP '{v.strftime('%Y-%m-%d %H:%M:%S')}'"
+        if isinstance(v, datetime.date):
+            return f"DATE '{v.isoformat()}'"
+        if isinstance(v, (bytes, bytearray)):
+            return "X'" + bytes(v).hex().upper() + "'"
+        if isinstance(v, int) and self._dtype == pa.int64() and -2**31 <= v < 2**31:
+            return f"{v}L"
+        return str(v)
+
+
+# ---------------------------------------------------------------------------- helpers
+def as_array(value: Any, length: int) -> pa.ChunkedArray | pa.Array:
+    """A Scalar broadcast to *length* rows; arrays pass through."""
+    if isinstance(value, pa.Scalar):
+        if not value.is_valid:
+            return pa.nulls(length, type=value.type)
+        return pa.repeat(value, length) if hasattr(pa, "repeat") else pc.fill_null(pa.nulls(length, value.type), value)
+    return value
+
+
+_INT_RANK = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 3, pa.int64(): 4}
+
+
+def is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def common_type(a: pa.DataType, b: pa.DataType, what: str = "") -> pa.DataType:
+    """The type both sides are compared or combined in, as Spark widens them."""
+    if a == b:
+        return a
+    if pa.types.is_null(a):
+        return b
+    if pa.types.is_null(b):
+        return a
+    if pa.types.is_integer(a) and pa.types.is_integer(b):
+        return a if _INT_RANK.get(a, 4) >= _INT_RANK.get(b, 4) else b
+    if is_numeric(a) and is_numeric(b):
+        if pa.types.is_decimal(a) and pa.types.is_integer(b) or pa.types.is_decimal(b) and pa.types.is_integer(a):
+            d = a if pa.types.is_decimal(a) else b
+            return pa.decimal128(min(38, max(d.precision, 10 + d.scale)), d.scale)
+        if pa.types.is_decimal(a) and pa.types.is_decimal(b):
+            scale = max(a.scale, b.scale)
+            return pa.decimal128(min(38, max(a.precision - a.scale, b.precision - b.scale) + scale), scale)
+        return pa.float64()
+    if pa.types.is_string(a) and pa.types.is_large_string(b) or pa.types.is_large_string(a) and pa.types.is_string(b):
+        return pa.string()
+    if pa.types.is_date(a) and pa.types.is_timestamp(b):
+        return b
+    if pa.types.is_timestamp(a) and pa.types.is_date(b):
+        return a
+    if pa.types.is_string(a) and (is_numeric(b) or pa.types.is_date(b) or pa.types.is_timestamp(b)
+                                  or pa.types.is_boolean(b)):
+        return b  # a string compared with a number or date is cast to it, as Spark's ANSI coercion does
+    if pa.types.is_string(b) and (is_numeric(a) or pa.types.is_date(a) or pa.types.is_timestamp(a)
+                                  or pa.types.is_boolean(a)):
+        return a
+    raise AnalysisException(f"[DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES] Cannot resolve {what or 'the expression'} due "
+                            f"to data type mismatch: the left and right operands have different types "
+                            f"(\"{spark_type_name(a)}\" and \"{spark_type_name(b)}\").",
+                            error_class="DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES")
+
+
+def spark_type_name(t: pa.DataType) -> str:
+    """Spark's SQL name of an Arrow type (INT, BIGINT, STRING...), for messages and CAST names."""
+    simple = {pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT",
+              pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", pa.string(): "STRING",
+              pa.large_string(): "STRING", pa.binary(): "BINARY", pa.date32(): "DATE", pa.null(): "VOID"}
+    if t in simple:
+        return simple[t]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP" if t.tz else "TIMESTAMP_NTZ"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"ARRAY<{spark_type_name(t.value_type)}>"
+    if pa.types.is_map(t):
+        return f"MAP<{spark_type_name(t.key_type)}, {spark_type_name(t.item_type)}>"
+    if pa.types.is_struct(t):
+        return "STRUCT<" + ", ".join(f"{f.name}: {spark_type_name(f.type)}" for f in t) + ">"
+    return str(t).upper()
+
+
+def cast_array(value: Any, to: pa.DataType, safe: bool = True) -> Any:
+    """Cast with Spark's ANSI rules: an impossible value raises (``safe``), else it is NULL."""
+    source = value.type
+    if source == to:
+        return value
+    try:
+        if pa.types.is_string(to) or pa.types.is_large_string(to):
+            return _to_string(value)
+        if pa.types.is_boolean(to) and (pa.types.is_string(source) or pa.types.is_large_string(source)):
+            lowered = pc.utf8_lower(pc.utf8_trim_whitespace(value))
+            true = pc.is_in(lowered, pa.array(["true", "t", "yes", "y", "1"]))
+            false = pc.is_in(lowered, pa.array(["false", "f", "no", "n", "0"]))
+            out = pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None, pa.bool_())))
+            if safe and pc.any(pc.and_(pc.is_valid(value), pc.is_null(out))).as_py():
+                raise _cast_error(value, out, to)
+            return out
+        if (pa.types.is_string(source) or pa.types.is_large_string(source)) and is_numeric(to):
+            value = pc.utf8_trim_whitespace(value)
+        if pa.types.is_floating(source) and pa.types.is_integer(to):
+            value = pc.trunc(value)
+        return pc.cast(value, to, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        if not safe:
+            return _lenient_cast(value, to)
+        if isinstance(e, pa.ArrowNotImplementedError):
+            raise AnalysisException(f"[DATATYPE_MISMATCH.CAST_WITHOUT_SUGGESTION] cannot cast "
+                                    f"\"{spark_type_name(source)}\" to \"{spark_type_name(to)}\".",
+                                    error_class="DATATYPE_MISMATCH.CAST_WITHOUT_SUGGESTION") from None
+        raise _cast_error(value, _lenient_cast(value, to), to) from None
+
+
+def _lenient_cast(value: Any, to: pa.DataType) -> Any:
+    """Element by element, NULL where a value does not convert (try_cast)."""
+    out = []
+    for v in (value.to_pylist() if hasattr(value, "to_pylist") else [value.as_py()]):
+        try:
+            out.append(pc.cast(pa.array([v]), to, safe=True)[0].as_py() if v is not None else None)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            out.append(None)
+    return pa.array(out, type=to)
+
+
+def _cast_error(value: Any, converted: Any, to: pa.DataType) -> Exception:
+    bad = pc.and_(pc.is_valid(value), pc.is_null(converted))
+    idx = pc.index(bad, True).as_py() if hasattr(bad, "type") else -1
+    shown = value[idx].as_py() if idx is not None and idx >= 0 else "?"
+    source = spark_type_name(value.type)
+    return SparkArithmeticError(
+        f"[CAST_INVALID_INPUT] The value '{shown}' of the type \"{source}\" cannot be cast to "
+        f"\"{spark_type_name(to)}\" because it is malformed. Correct the value as per the syntax, or change its "
+        f"target type. Use `try_cast` to tolerate malformed input and return NULL instead. SQLSTATE: 22018",
+        error_class="CAST_INVALID_INPUT")
+
+
+def _to_string(value: Any) -> Any:
+    t = value.type
+    if pa.types.is_floating(t):
+        from sparkctl.sql.show import java_double_str
+        return pa.array([None if v is None else java_double_str(v) for v in value.to_pylist()], pa.string())
+    if pa.types.is_boolean(t):
+        return pc.if_else(value, "true", "false")
+    if pa.types.is_timestamp(t):
+        return pa.array([None if v is None else _timestamp_str(v) for v in value.to_pylist()], pa.string())
+    return pc.cast(value, pa.string())
+
+
+def _timestamp_str(v: datetime.datetime) -> str:
+    text = v.strftime("%Y-%m-%d %H:%M:%S")
+    if v.microsecond:
+        text += ("." + f"{v.microsecond:06d}").rstrip("0")
+    return text
+
+
+# ---------------------------------------------------------------------------- composite
+class Alias(Expr):
+    def __init__(self, child: Expr, name: str, attr_id: int | None = None) -> None:
+        self.children = (child,)
+        self.name = name
+        self.attr_id = attr_id or new_id()
+
+    @property
+    def child(self) -> Expr:
+        return self.children[0]
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.child.dtype
+
+    @property
+    def nullable(self) -> bool:
+        return self.child.nullable
+
+    def eval(self, table: pa.Table) -> Any:
+        return self.child.eval(table)
+
+    def sql(self) -> str:
+        return self.name
+
+
+class Cast(Expr):
+    def __init__(self, child: Expr, to: pa.DataType, try_: bool = False) -> None:
+        self.children = (child,)
+        self.to = to
+        self.try_ = try_
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.to
+
+    def eval(self, table: pa.Table) -> Any:
+        value = self.children[0].eval(table)
+        if isinstance(value, pa.Scalar):
+            return cast_array(pa.array([value.as_py()], value.type), self.to, safe=not self.try_)[0]
+        return cast_array(value, self.to, safe=not self.try_)
+
+    def sql(self) -> str:
+        fn = "TRY_CAST" if self.try_ else "CAST"
+        return f"{fn}({self.children[0].sql()} AS {spark_type_name(self.to)})"
+
+
+def _checked(kernel: str) -> Callable[[Any, Any], Any]:
+    f = getattr(pc, kernel)
+
+    def run(a: Any, b: Any) -> Any:
+        try:
+            return f(a, b)
+        except pa.ArrowInvalid as e:
+            if "overflow" in str(e).lower():
+                raise SparkArithmeticError(
+                    "[ARITHMETIC_OVERFLOW] integer overflow. Use 'try_add' to tolerate overflow and return NULL "
+                    "instead. If necessary set spark.sql.ansi.enabled to \"false\" to bypass this error. "
+                    "SQLSTATE: 22003", error_class="ARITHMETIC_OVERFLOW") from None
+            raise
+    return run
+
+
+_ARITH = {"+": "add_checked", "-": "subtract_checked", "*": "multiply_checked"}
+_COMPARE = {"=": "equal", "<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}
+
+
+class BinaryOp(Expr):
+    """Arithmetic, comparison and logic between two expressions."""
+
+    def __init__(self, op: str, left: Expr, right: Expr) -> None:
+        self.op = op
+        self.children = (left, right)
+
+    def resolve(self, scope: Scope) -> Expr:
+        new = super().resolve(scope)
+        assert isinstance(new, BinaryOp)
+        new._type = new._result_type()
+        return new
+
+    def _result_type(self) -> pa.DataType:
+        left, right = (c.dtype for c in self.children)
+        op = self.op
+        if op in ("AND", "OR"):
+            for t in (left, right):
+                if not (pa.types.is_boolean(t) or pa.types.is_null(t)):
+                    raise AnalysisException(f"[DATATYPE_MISMATCH.BINARY_OP_WRONG_TYPE] Cannot resolve \"{self.sql()}\""
+                                            f" due to data type mismatch: the operator requires BOOLEAN operands.",
+                                            error_class="DATATYPE_MISMATCH.BINARY_OP_WRONG_TYPE")
+            return pa.bool_()
+        if op in _COMPARE or op in ("<=>",):
+            common_type(left, right, f"\"{self.sql()}\"")
+            return pa.bool_()
+        if op == "/":
+            common = common_type(left, right, f"\"{self.sql()}\"")
+            return common if pa.types.is_decimal(common) else pa.float64()
+        if op in ("+", "-", "*", "%"):
+            if not (is_numeric(left) or pa.types.is_null(left)) or not (is_numeric(right) or pa.types.is_null(right)):
+                if op in ("+", "-") and pa.types.is_date(left) and pa.types.is_integer(right):
+                    return pa.date32()
+                raise AnalysisException(f"[DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES] Cannot resolve \"{self.sql()}\" "
+                                        f"due to data type mismatch: the left and right operands have different types "
+                                        f"(\"{spark_type_name(left)}\" and \"{spark_type_name(right)}\").",
+                                        error_class="DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES")
+            common = common_type(left, right)
+            return pa.int32() if pa.types.is_null(common) else common
+        raise AnalysisException(f"unknown operator {op}")
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return getattr(self, "_type", None) or self._result_type()
+
+    def eval(self, table: pa.Table) -> Any:
+        op = self.op
+        a, b = (c.eval(table) for c in self.children)
+        if op == "AND":
+            return pc.and_kleene(a, b)
+        if op == "OR":
+            return pc.or_kleene(a, b)
+        left_t, right_t = self.children[0].dtype, self.children[1].dtype
+        if op in ("+", "-") and pa.types.is_date(left_t):
+            days = pc.cast(b, pa.int32())
+            base = pc.cast(pc.cast(a, pa.int32()), pa.int64())
+            moved = pc.add(base, days) if op == "+" else pc.subtract(base, days)
+            return pc.cast(pc.cast(moved, pa.int32()), pa.date32())
+        if op in _COMPARE or op == "<=>":
+            common = common_type(left_t, right_t)
+            a, b = _coerce(a, left_t, common), _coerce(b, right_t, common)
+            if op == "<=>":
+                both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+                return pc.or_(both_null, pc.fill_null(pc.equal(a, b), False))
+            return getattr(pc, _COMPARE[op])(a, b)
+        result = self.dtype
+        a, b = _coerce(a, left_t, result if op != "/" else (result if pa.types.is_decimal(result) else pa.float64())), \
+            _coerce(b, right_t, result if op != "/" else (result if pa.types.is_decimal(result) else pa.float64()))
+        if op in _ARITH:
+            return _checked(_ARITH[op])(a, b)
+        zero = pc.equal(b, 0)
+        if pc.any(zero).as_py() if not isinstance(zero, pa.Scalar) else zero.as_py():
+            raise SparkArithmeticError(
+                "[DIVIDE_BY_ZERO] Division by zero. Use `try_divide` to tolerate divisor being 0 and return NULL "
+                "instead. If necessary set \"spark.sql.ansi.enabled\" to \"false\" to bypass this error. "
+                "SQLSTATE: 22012", error_class="DIVIDE_BY_ZERO")
+        if op == "/":
+            return pc.divide(a, b)
+        # Spark's % keeps the dividend's sign, as C's fmod does
+        if pa.types.is_integer(result):
+            quotient = pc.divide(a, b)  # integer division truncates toward zero in Arrow
+            return pc.subtract(a, pc.multiply(quotient, b))
+        return pc.subtract(a, pc.multiply(pc.trunc(pc.divide(a, b)), b))
+
+    def sql(self) -> str:
+        left, right = (c.sql() for c in self.children)
+        if self.op == "!=":
+            return f"(NOT ({left} = {right}))"
+        return f"({left} {self.op} {right})"
+
+
+def _coerce(value: Any, source: pa.DataType, to: pa.DataType) -> Any:
+    if source == to or pa.types.is_null(to):
+        return value
+    if isinstance(value, pa.Scalar):
+        if not value.is_valid:
+            return pa.scalar(None, to)
+        return cast_array(pa.array([value.as_py()], source), to)[0]
+    return cast_array(value, to)
+
+
+class Not(Expr):
+    def __init__(self, child: Expr) -> None:
+        self.children = (child,)
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return pa.bool_()
+
+    def eval(self, table: pa.Table) -> Any:
+        return pc.invert(self.children[0].eval(table))
+
+    def sql(self) -> str:
+        return f"(NOT {self.children[0].sql()})"
+
+
+class Negate(Expr):
+    def __init__(self, child: Expr) -> None:
+        self.children = (child,)
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.children[0].dtype
+
+    def eval(self, table: pa.Table) -> Any:
+        return _checked("subtract_checked")(pa.scalar(0, self.dtype), self.children[0].eval(table))
+
+    def sql(self) -> str:
+        return f"(- {self.children[0].sql()})"
+
+
+class IsNull(Expr):
+    def __init__(self, child: Expr, negated: bool = False) -> None:
+        self.children = (child,)
+        self.negated = negated
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return pa.bool_()
+
+    @property
+    def nullable(self) -> bool:
+        return False
+
+    def eval(self, table: pa.Table) -> Any:
+        value = self.children[0].eval(table)
+        if isinstance(value, pa.Scalar):
+            return pa.scalar(value.is_valid if self.negated else not value.is_valid)
+        return pc.is_valid(value) if self.negated else pc.is_null(value)
+
+    def sql(self) -> str:
+        return f"({self.children[0].sql()} IS {'NOT ' if self.negated else ''}NULL)"
+
+
+class In(Expr):
+    def __init__(self, child: Expr, values: Sequence[Expr]) -> None:
+        self.children = (child, *values)
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return pa.bool_()
+
+    def eval(self, table: pa.Table) -> Any:
+        value = self.children[0].eval(table)
+        n = table.num_rows
+        value = as_array(value, n)
+        result: Any = None
+        for option in self.children[1:]:
+            common = common_type(self.children[0].dtype, option.dtype)
+            eq = pc.equal(_coerce(value, self.children[0].dtype, common), _coerce(option.eval(table), option.dtype, common))
+            result = eq if result is None else pc.or_kleene(result, eq)
+        return result if result is not None else as_array(pa.scalar(False), n)
+
+    def sql(self) -> str:
+        return f"({self.children[0].sql()} IN ({', '.join(c.sql() for c in self.children[1:])}))"
+
+
+class CaseWhen(Expr):
+    """``CASE WHEN c1 THEN v1 ... ELSE e END``: children are c1, v1, c2, v2, ..., [else]."""
+
+    def __init__(self, branches: Sequence[tuple[Expr, Expr]], otherwise: Expr | None = None) -> None:
+        kids: list[Expr] = [e for pair in branches for e in pair]
+        if otherwise is not None:
+            kids.append(otherwise)
+        self.children = tuple(kids)
+        self.has_else = otherwise is not None
+
+    @property
+    def branches(self) -> list[tuple[Expr, Expr]]:
+        n = len(self.children) - (1 if self.has_else else 0)
+        return [(self.children[i], self.children[i + 1]) for i in range(0, n, 2)]
+
+    @property
+    def otherwise(self) -> Expr | None:
+        return self.children[-1] if self.has_else else None
+
+    @property
+    def dtype(self) -> pa.DataType:
+        values = [v for _, v in self.branches] + ([self.otherwise] if self.otherwise is not None else [])
+        t: pa.DataType = pa.null()
+        for v in values:
+            t = common_type(t, v.dtype, f"\"{self.sql()}\"")
+        return t
+
+    def eval(self, table: pa.Table) -> Any:
+        n = table.num_rows
+        out_type = self.dtype
+        if pa.types.is_null(out_type):
+            return pa.nulls(n)
+        conds = [as_array(pc.fill_null(c.eval(table), False), n) for c, _ in self.branches]
+        values = [as_array(_coerce(v.eval(table), v.dtype, out_type), n) for _, v in self.branches]
+        other = self.otherwise
+        default = as_array(_coerce(other.eval(table), other.dtype, out_type), n) if other is not None \
+            else pa.nulls(n, out_type)
+        result = default
+        for cond, value in reversed(list(zip(conds, values))):
+            result = pc.if_else(cond, value, result)
+        return result
+
+    def sql(self) -> str:
+        parts = " ".join(f"WHEN {c.sql()} THEN {v.sql()}" for c, v in self.branches)
+        tail = f" ELSE {self.otherwise.sql()}" if self.otherwise is not None else ""
+        return f"CASE {parts}{tail} END"
+
+
+class SortOrder(Expr):
+    def __init__(self, child: Expr, ascending: bool = True, nulls_first: bool | None = None) -> None:
+        self.children = (child,)
+        self.ascending = ascending
+        self.nulls_first = ascending if nulls_first is None else nulls_first
+
+    @property
+    def child(self) -> Expr:
+        return self.children[0]
+
+    @property
+    def dtype(self) -> pa.DataType:
+        return self.child.dtype
+
+    def eval(self, table: pa.Table) -> Any:
+        return self.child.eval(table)
+
+    def sql(self) -> str:
+        direction = "ASC" if self.ascending else "DESC"
+        nulls = "NULLS FIRST" if self.nulls_first else "NULLS LAST"
+        return f"{self.child.sql()} {direction} {nulls}"
+
+
+def strip_alias(e: Expr) -> Expr:
+    while isinstance(e, Alias):
+        e = e.child
+    return e
+
+
+def output_name(e: Expr) -> str:
+    """The name Spark gives an output column computed by *e*."""
+    if isinstance(e, Alias):
+        return e.name
+    if isinstance(e, AttributeRef):
+        return e.attr.name
+    return e.sql()

@@ -1,0 +1,381 @@
+"""``sparkctl.sql.functions``: PySpark's built-in functions (``import ... functions as F``).
+
+Each returns a :class:`Column` over an expression node (``builtins.py``); a function
+sparkctl does not have is not defined here, so its use fails at once with an
+AttributeError naming it, never later with a wrong result.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sparkctl.sql.builtins import AggregateFunc, Func
+from sparkctl.sql.column import Column, col_expr, to_expr
+from sparkctl.sql.expressions import CaseWhen, Literal, SortOrder
+
+
+def _c(value: Any) -> Any:
+    """A column argument: a Column, or a column name."""
+    if isinstance(value, Column):
+        return value._expr
+    if isinstance(value, str):
+        return col_expr(value)
+    return to_expr(value)
+
+
+def col(col: str) -> Column:
+    return Column(col_expr(col))
+
+
+column = col
+
+
+def lit(col: Any) -> Column:
+    if isinstance(col, Column):
+        return col
+    if isinstance(col, (list, tuple)):
+        raise NotImplementedError("sparkctl does not support array literals in lit() yet")
+    return Column(Literal(col))
+
+
+def expr(str: str) -> Column:  # noqa: A002 - PySpark's parameter name
+    from sparkctl.sql.sql_parser import expression_to_column
+    import sparkctl.sql.functions as F
+    return expression_to_column(str, F)
+
+
+def when(condition: Column, value: Any) -> Column:
+    return Column(CaseWhen([(to_expr(condition), to_expr(value))]))
+
+
+def broadcast(df: Any) -> Any:
+    """A hint that *df* is small; sparkctl decides the join strategy itself."""
+    return df
+
+
+def asc(col: Any) -> Column:
+    return Column(SortOrder(_c(col), True, True))
+
+
+def desc(col: Any) -> Column:
+    return Column(SortOrder(_c(col), False, False))
+
+
+def asc_nulls_last(col: Any) -> Column:
+    return Column(SortOrder(_c(col), True, False))
+
+
+def desc_nulls_first(col: Any) -> Column:
+    return Column(SortOrder(_c(col), False, True))
+
+
+def isnull(col: Any) -> Column:
+    return Column(_c(col)).isNull()
+
+
+def isnotnull(col: Any) -> Column:
+    return Column(_c(col)).isNotNull()
+
+
+# ---------------------------------------------------------------------------- aggregates
+def _agg(name: str, col: Any, distinct: bool = False) -> Column:
+    return Column(AggregateFunc(name, _c(col), distinct))
+
+
+def count(col: Any) -> Column:
+    if isinstance(col, str) and col == "*":
+        return Column(AggregateFunc("count", None))
+    return _agg("count", col)
+
+
+def sum(col: Any) -> Column:  # noqa: A001
+    return _agg("sum", col)
+
+
+def avg(col: Any) -> Column:
+    return _agg("avg", col)
+
+
+mean = avg
+
+
+def min(col: Any) -> Column:  # noqa: A001
+    return _agg("min", col)
+
+
+def max(col: Any) -> Column:  # noqa: A001
+    return _agg("max", col)
+
+
+def count_distinct(col: Any, *cols: Any) -> Column:
+    if cols:
+        raise NotImplementedError("sparkctl counts DISTINCT of one column")
+    return _agg("count", col, distinct=True)
+
+
+countDistinct = count_distinct
+
+
+def approx_count_distinct(col: Any, rsd: float | None = None) -> Column:
+    """Counted exactly, which is within any relative error."""
+    return _agg("approx_count_distinct", col)
+
+
+approxCountDistinct = approx_count_distinct
+
+
+def first(col: Any, ignorenulls: bool = False) -> Column:
+    return Column(AggregateFunc("first", _c(col), ignore_nulls=ignorenulls))
+
+
+def last(col: Any, ignorenulls: bool = False) -> Column:
+    return Column(AggregateFunc("last", _c(col), ignore_nulls=ignorenulls))
+
+
+def collect_list(col: Any) -> Column:
+    return _agg("collect_list", col)
+
+
+def collect_set(col: Any) -> Column:
+    return _agg("collect_set", col)
+
+
+def stddev(col: Any) -> Column:
+    return _agg("stddev", col)
+
+
+def stddev_samp(col: Any) -> Column:
+    return _agg("stddev_samp", col)
+
+
+def stddev_pop(col: Any) -> Column:
+    return _agg("stddev_pop", col)
+
+
+def variance(col: Any) -> Column:
+    return _agg("variance", col)
+
+
+def var_samp(col: Any) -> Column:
+    return _agg("var_samp", col)
+
+
+def var_pop(col: Any) -> Column:
+    return _agg("var_pop", col)
+
+
+def any_value(col: Any) -> Column:
+    return _agg("any_value", col)
+
+
+def bool_and(col: Any) -> Column:
+    return _agg("bool_and", col)
+
+
+def bool_or(col: Any) -> Column:
+    return _agg("bool_or", col)
+
+
+every = bool_and
+some = bool_or
+
+
+# ---------------------------------------------------------------------------- scalar
+def _f(name: str, *args: Any) -> Column:
+    return Column(Func(name, [_c(a) for a in args]))
+
+
+def _lit_args(name: str, first: Any, *rest: Any) -> Column:
+    return Column(Func(name, [_c(first), *(to_expr(r) for r in rest)]))
+
+
+def upper(col: Any) -> Column:
+    return _f("upper", col)
+
+
+def lower(col: Any) -> Column:
+    return _f("lower", col)
+
+
+def length(col: Any) -> Column:
+    return _f("length", col)
+
+
+def trim(col: Any) -> Column:
+    return _f("trim", col)
+
+
+def ltrim(col: Any) -> Column:
+    return _f("ltrim", col)
+
+
+def rtrim(col: Any) -> Column:
+    return _f("rtrim", col)
+
+
+def reverse(col: Any) -> Column:
+    return _f("reverse", col)
+
+
+def initcap(col: Any) -> Column:
+    return _f("initcap", col)
+
+
+def substring(str: Any, pos: int, len: int) -> Column:  # noqa: A002
+    return _lit_args("substring", str, pos, len)
+
+
+def concat(*cols: Any) -> Column:
+    return _f("concat", *cols)
+
+
+def concat_ws(sep: str, *cols: Any) -> Column:
+    return Column(Func("concat_ws", [Literal(sep), *(_c(c) for c in cols)]))
+
+
+def lpad(col: Any, len: int, pad: str) -> Column:  # noqa: A002
+    return _lit_args("lpad", col, len, pad)
+
+
+def rpad(col: Any, len: int, pad: str) -> Column:  # noqa: A002
+    return _lit_args("rpad", col, len, pad)
+
+
+def instr(str: Any, substr: str) -> Column:  # noqa: A002
+    return _lit_args("instr", str, substr)
+
+
+def split(str: Any, pattern: str, limit: int = -1) -> Column:  # noqa: A002
+    return _lit_args("split", str, pattern, limit)
+
+
+def regexp_replace(string: Any, pattern: str, replacement: str) -> Column:
+    return _lit_args("regexp_replace", string, pattern, replacement)
+
+
+def coalesce(*cols: Any) -> Column:
+    return _f("coalesce", *cols)
+
+
+def nvl(col1: Any, col2: Any) -> Column:
+    return _f("nvl", col1, col2)
+
+
+def ifnull(col1: Any, col2: Any) -> Column:
+    return _f("ifnull", col1, col2)
+
+
+def greatest(*cols: Any) -> Column:
+    return _f("greatest", *cols)
+
+
+def least(*cols: Any) -> Column:
+    return _f("least", *cols)
+
+
+def abs(col: Any) -> Column:  # noqa: A001
+    return _f("abs", col)
+
+
+def sqrt(col: Any) -> Column:
+    return _f("sqrt", col)
+
+
+def exp(col: Any) -> Column:
+    return _f("exp", col)
+
+
+def log(arg1: Any, arg2: Any = None) -> Column:
+    if arg2 is None:
+        return _f("ln", arg1)
+    return Column(Func("log", [to_expr(arg1), _c(arg2)]))
+
+
+def ln(col: Any) -> Column:
+    return _f("ln", col)
+
+
+def log10(col: Any) -> Column:
+    return _f("log10", col)
+
+
+def log2(col: Any) -> Column:
+    return _f("log2", col)
+
+
+def pow(col1: Any, col2: Any) -> Column:  # noqa: A001
+    return Column(Func("pow", [_c(col1), _c(col2) if not isinstance(col2, (int, float)) else to_expr(col2)]))
+
+
+power = pow
+
+
+def signum(col: Any) -> Column:
+    return _f("signum", col)
+
+
+def floor(col: Any) -> Column:
+    return _f("floor", col)
+
+
+def ceil(col: Any) -> Column:
+    return _f("ceil", col)
+
+
+def round(col: Any, scale: int = 0) -> Column:  # noqa: A001
+    return _lit_args("round", col, scale)
+
+
+def isnan(col: Any) -> Column:
+    return _f("isnan", col)
+
+
+def nanvl(col1: Any, col2: Any) -> Column:
+    return _f("nanvl", col1, col2)
+
+
+def year(col: Any) -> Column:
+    return _f("year", col)
+
+
+def month(col: Any) -> Column:
+    return _f("month", col)
+
+
+def dayofmonth(col: Any) -> Column:
+    return _f("dayofmonth", col)
+
+
+def hour(col: Any) -> Column:
+    return _f("hour", col)
+
+
+def minute(col: Any) -> Column:
+    return _f("minute", col)
+
+
+def second(col: Any) -> Column:
+    return _f("second", col)
+
+
+def quarter(col: Any) -> Column:
+    return _f("quarter", col)
+
+
+def dayofyear(col: Any) -> Column:
+    return _f("dayofyear", col)
+
+
+def to_date(col: Any, format: str | None = None) -> Column:  # noqa: A002
+    return _lit_args("to_date", col, format) if format else _f("to_date", col)
+
+
+def date_add(start: Any, days: Any) -> Column:
+    return Column(Func("date_add", [_c(start), to_expr(days) if isinstance(days, int) else _c(days)]))
+
+
+def date_sub(start: Any, days: Any) -> Column:
+    return Column(Func("date_sub", [_c(start), to_expr(days) if isinstance(days, int) else _c(days)]))
+
+
+def datediff(end: Any, start: Any) -> Column:
+    return _f("datediff", end, start)

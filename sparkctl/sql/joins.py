@@ -1,0 +1,163 @@
+"""Joins as Spark's shuffled hash join: both sides exchanged by their keys into the same
+partitions, then joined per partition with pyarrow's hash join.
+
+Every join type runs through one path: the inner join of the keys gives the matching
+(left row, right row) pairs, a residual (non-equality) condition filters them, and outer,
+semi and anti joins add or keep rows by which ones found a partner, so a condition that
+is not an equality still means what it means in SQL. NULL keys never match. A cross join
+(no keys) broadcasts its right side to every partition of the left.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkctl.sql import plan as lp
+from sparkctl.sql.expressions import Attribute, _coerce, as_array, common_type
+
+_LEFT, _RIGHT = "__left_row", "__right_row"
+
+
+def join_rdd(planner: Any, plan: lp.Join) -> Any:
+    left_plan, right_plan = plan.children
+    left, right = planner.execute(left_plan), planner.execute(right_plan)
+    if plan.how == "cross" or not plan.keys:
+        right_table = _collect(right, right_plan.output)
+        shared = planner.sc.broadcast(right_table)
+        return left.mapPartitions(partial(_join_broadcast, shared=shared, plan=plan))
+    key_types = [common_type(la.dtype, ra.dtype) for la, ra in plan.keys]
+    n = planner.shuffle_partitions
+    lkeys = [f"__jk{i}" for i in range(len(plan.keys))]
+
+    def tag(side: str, keys: list[Attribute]) -> Any:
+        def run(tables: Iterator[pa.Table]) -> Iterator[tuple[str, pa.Table]]:
+            for t in tables:
+                for name, attr, typ in zip(lkeys, keys, key_types):
+                    t = t.append_column(name, _coerce(t.column(attr.column), attr.dtype, typ))
+                yield side, t
+        return run
+
+    from sparkctl.sql.exchange import partition_ids, split_by
+
+    def cut(pairs: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
+        for side, t in pairs:
+            for p, part in split_by(t, partition_ids(t, lkeys, n), n):
+                yield p, (side, part)
+
+    tagged = planner.sc.union([left.mapPartitions(tag("L", [la for la, _ in plan.keys])),
+                               right.mapPartitions(tag("R", [ra for _, ra in plan.keys]))])
+    shuffled = tagged.mapPartitions(cut).partitionBy(n, _identity)
+    return shuffled.mapPartitions(partial(_join_partition, plan=plan, key_cols=lkeys))
+
+
+def _identity(k: int) -> int:
+    return k
+
+
+def _collect(rdd: Any, attrs: list[Attribute]) -> pa.Table:
+    from sparkctl.sql.execution import concat
+    return concat(rdd.collect(), attrs)
+
+
+def _join_partition(items: Iterator[tuple[int, tuple[str, pa.Table]]], plan: lp.Join,
+                    key_cols: list[str]) -> Iterator[pa.Table]:
+    from sparkctl.sql.execution import concat
+    lefts, rights = [], []
+    for _, (side, t) in items:
+        (lefts if side == "L" else rights).append(t)
+    left_plan, right_plan = plan.children
+    left = _with_keys(concat(lefts, left_plan.output), left_plan.output, key_cols)
+    right = _with_keys(concat(rights, right_plan.output), right_plan.output, key_cols)
+    out = join_tables(left, right, plan, key_cols)
+    if out.num_rows:
+        yield out
+
+
+def _with_keys(table: pa.Table, attrs: list[Attribute], key_cols: list[str]) -> pa.Table:
+    if all(k in table.column_names for k in key_cols):
+        return table
+    return table  # an empty side: the key columns are added by join_tables
+
+
+def _join_broadcast(tables: Iterator[pa.Table], shared: Any, plan: lp.Join) -> Iterator[pa.Table]:
+    right = shared.value
+    for left in tables:
+        out = join_tables(left, right, plan, [])
+        if out.num_rows:
+            yield out
+
+
+def join_tables(left: pa.Table, right: pa.Table, plan: lp.Join, key_cols: list[str]) -> pa.Table:
+    """The join of one partition's left and right rows, in the plan's output columns."""
+    ln, rn = left.num_rows, right.num_rows
+    li = left.append_column(_LEFT, pa.array(np.arange(ln, dtype=np.int64)))
+    ri = right.append_column(_RIGHT, pa.array(np.arange(rn, dtype=np.int64)))
+    if key_cols and ln and rn and all(k in li.column_names and k in ri.column_names for k in key_cols):
+        lk = li.select(key_cols + [_LEFT])
+        rk = ri.select(key_cols + [_RIGHT])
+        pairs = lk.join(rk, key_cols, join_type="inner", use_threads=False, coalesce_keys=True)
+        lidx = pairs.column(_LEFT).to_numpy()
+        ridx = pairs.column(_RIGHT).to_numpy()
+    elif not key_cols and ln and rn:
+        lidx = np.repeat(np.arange(ln, dtype=np.int64), rn)
+        ridx = np.tile(np.arange(rn, dtype=np.int64), ln)
+    else:
+        lidx = ridx = np.zeros(0, dtype=np.int64)
+    left_data = left.drop_columns([c for c in key_cols if c in left.column_names])
+    right_data = right.drop_columns([c for c in key_cols if c in right.column_names])
+    if plan.residual is not None and len(lidx):
+        both = _combine(left_data.take(pa.array(lidx)), right_data.take(pa.array(ridx)))
+        keep = pc.fill_null(as_array(plan.residual.eval(both), both.num_rows), False).to_numpy(zero_copy_only=False)
+        lidx, ridx = lidx[keep], ridx[keep]
+    how = plan.how
+    if how == "semi":
+        return left_data.take(pa.array(np.unique(lidx)))
+    if how == "anti":
+        mask = np.ones(ln, dtype=bool)
+        mask[lidx] = False
+        return left_data.filter(pa.array(mask))
+    pieces = [(lidx, ridx)]
+    if how in ("left", "full"):
+        unmatched = np.setdiff1d(np.arange(ln, dtype=np.int64), lidx)
+        pieces.append((unmatched, np.full(len(unmatched), -1, dtype=np.int64)))
+    if how in ("right", "full"):
+        unmatched = np.setdiff1d(np.arange(rn, dtype=np.int64), ridx)
+        pieces.append((np.full(len(unmatched), -1, dtype=np.int64), unmatched))
+    all_l = np.concatenate([p[0] for p in pieces])
+    all_r = np.concatenate([p[1] for p in pieces])
+    joined = _combine(_take_or_null(left_data, all_l), _take_or_null(right_data, all_r))
+    return _output(joined, plan)
+
+
+def _take_or_null(table: pa.Table, idx: np.ndarray) -> pa.Table:
+    """Rows at *idx*; -1 gives a row of NULLs."""
+    missing = idx < 0
+    if not missing.any():
+        return table.take(pa.array(idx))
+    indices = pa.array(np.where(missing, 0, idx), mask=missing)
+    return table.take(indices)
+
+
+def _combine(left: pa.Table, right: pa.Table) -> pa.Table:
+    columns = {name: left.column(name) for name in left.column_names}
+    columns.update({name: right.column(name) for name in right.column_names})
+    return pa.table(columns)
+
+
+def _output(joined: pa.Table, plan: lp.Join) -> pa.Table:
+    cols = {}
+    for a in plan.output:
+        if a.column in joined.column_names:
+            value = joined.column(a.column)
+        else:  # a FULL OUTER USING key: the left key, else the right one
+            la, ra = next((la, ra) for la, ra in plan.keys if plan.full_key_id(la) == a.id)
+            value = pc.coalesce(_coerce(joined.column(la.column), la.dtype, a.dtype),
+                                _coerce(joined.column(ra.column), ra.dtype, a.dtype))
+        if value.type != a.dtype:
+            value = _coerce(value, value.type, a.dtype)
+        cols[a.column] = value
+    return pa.table(cols)
