@@ -35,13 +35,16 @@ _LAZY = {
     "dataframe": ("sparkctl.sql.dataframe", None),
     "readwriter": ("sparkctl.sql.readwriter", None),
     "group": ("sparkctl.sql.dataframe", None),
+    "Window": ("sparkctl.sql.window", "Window"),
+    "WindowSpec": ("sparkctl.sql.window", "WindowSpec"),
+    "window": ("sparkctl.sql.window", None),
 }
 
 # pyspark.sql's names sparkctl does not have yet
 _NOT_YET = frozenset({
     "SQLContext", "HiveContext", "UDFRegistration", "UDTFRegistration", "Observation",
-    "DataFrameStatFunctions", "Window", "WindowSpec", "DataFrameWriterV2", "PandasCogroupedOps", "VariantVal",
-    "window", "streaming", "avro", "pandas", "udf", "udtf", "catalog", "observation", "datasource", "DataSource",
+    "DataFrameStatFunctions", "DataFrameWriterV2", "PandasCogroupedOps", "VariantVal",
+    "streaming", "avro", "pandas", "udf", "udtf", "catalog", "observation", "datasource", "DataSource",
     "DataSourceReader", "DataSourceStreamReader", "DataSourceWriter", "DataSourceRegistration", "InputPartition",
     "WriterCommitMessage", "MergeIntoWriter", "TableValuedFunction",
 })

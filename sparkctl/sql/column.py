@@ -215,7 +215,8 @@ class Column:
         return Column(Func("substring", [self._expr, to_expr(startPos), to_expr(length)]))
 
     def over(self, window: Any) -> "Column":
-        raise NotImplementedError("window functions are not supported by sparkctl yet")
+        from sparkctl.sql.window import WindowExpr
+        return Column(WindowExpr(self._expr, window))
 
     def __getitem__(self, key: Any) -> "Column":
         raise NotImplementedError("sparkctl does not support column[...] element access yet")

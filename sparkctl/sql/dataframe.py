@@ -165,7 +165,14 @@ class DataFrame:
             raise AttributeError(f"'DataFrame' object has no attribute '{name}'") from None
 
     def select(self, *cols: Any) -> "DataFrame":
-        return self._with(lp.Project(self._plan, [_expr_of(c) for c in _flatten(cols)]))
+        return self._project([_expr_of(c) for c in _flatten(cols)])
+
+    def _project(self, exprs: list[Expr]) -> "DataFrame":
+        from sparkctl.sql.window import contains_window, plan_windows
+        if any(contains_window(e) for e in exprs):
+            child, exprs = plan_windows(self._plan, exprs)
+            return self._with(lp.Project(child, exprs))
+        return self._with(lp.Project(self._plan, exprs))
 
     def selectExpr(self, *expr: str) -> "DataFrame":
         from sparkctl.sql import functions as F
@@ -195,7 +202,7 @@ class DataFrame:
             else:
                 exprs.append(AttributeRef(a))
         exprs += [Alias(c._expr, k) for k, c in colsMap.items() if k not in replaced]
-        return self._with(lp.Project(self._plan, exprs))
+        return self._project(exprs)
 
     def withColumnRenamed(self, existing: str, new: str) -> "DataFrame":
         return self.withColumnsRenamed({existing: new})

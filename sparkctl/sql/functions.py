@@ -379,3 +379,35 @@ def date_sub(start: Any, days: Any) -> Column:
 
 def datediff(end: Any, start: Any) -> Column:
     return _f("datediff", end, start)
+
+
+# ---------------------------------------------------------------------------- window
+def _window(name: str, *args: Any) -> Column:
+    from sparkctl.sql.window import WindowFunction
+    return Column(WindowFunction(name, list(args)))
+
+
+def row_number() -> Column:
+    return _window("row_number")
+
+
+def rank() -> Column:
+    return _window("rank")
+
+
+def dense_rank() -> Column:
+    return _window("dense_rank")
+
+
+def percent_rank() -> Column:
+    return _window("percent_rank")
+
+
+def lag(col: Any, offset: int = 1, default: Any = None) -> Column:
+    args = [_c(col), Literal(offset)] + ([to_expr(default)] if default is not None else [])
+    return _window("lag", *args)
+
+
+def lead(col: Any, offset: int = 1, default: Any = None) -> Column:
+    args = [_c(col), Literal(offset)] + ([to_expr(default)] if default is not None else [])
+    return _window("lead", *args)
