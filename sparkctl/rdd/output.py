@@ -25,7 +25,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from sparkctl import serializers
-from sparkctl.fs import LOCAL, filesystem_for
+from sparkctl.fs import LOCAL, FileSystem, filesystem_for
 from sparkctl.rdd.codecs import output_codec
 from sparkctl.executor import task_metrics
 
@@ -35,22 +35,27 @@ if TYPE_CHECKING:
 
 
 class Output:
-    """Where a save writes: the directory's filesystem and path."""
+    """Where a save writes: the directory's filesystem and path. ``mode`` is the DataFrame
+    writer's: ``error`` (an existing directory is refused), ``overwrite`` (it is deleted
+    first), ``append`` (new parts join it)."""
 
-    def __init__(self, rdd: "RDD", url: str) -> None:
-        self.fs = filesystem_for(url, rdd.ctx._conf)
+    def __init__(self, ctx: Any, url: str, mode: str = "error") -> None:
+        self.fs = filesystem_for(url, ctx._conf)
         path = self.fs.strip(url)
         self.path = os.path.abspath(path) if self.fs is LOCAL else path
         self.temporary = posixpath.join(self.path, "_temporary")
-        if self.fs.exists(self.path) and rdd.ctx._conf.get_bool("spark.hadoop.validateOutputSpecs", True):
-            raise FileExistsError(f"Output directory {self.fs.url(self.path)} already exists")
+        if self.fs.exists(self.path):
+            if mode == "overwrite":
+                self.fs.rm(self.path, recursive=True)
+            elif mode == "error" and ctx._conf.get_bool("spark.hadoop.validateOutputSpecs", True):
+                raise FileExistsError(f"Output directory {self.fs.url(self.path)} already exists")
         self.fs.makedirs(self.temporary if self.fs is LOCAL else self.path)
 
     def commit(self, attempts: list[Any]) -> None:
         """The job's commit, on the driver: on an object store, each partition's winning
-        attempt is copied to its final name (server-side), once; then the attempts go, and
-        ``_SUCCESS`` is written last."""
-        chosen = [a for a in attempts if a is not None]
+        attempt's files are copied to their final names (server-side), once; then the
+        attempts go, and ``_SUCCESS`` is written last."""
+        chosen = [pair for a in attempts if a for pair in a]
         self.fs.copy([src for src, _ in chosen], [dst for _, dst in chosen])
         self.fs.rm(self.temporary, recursive=True)
         self.fs.write_bytes(posixpath.join(self.path, "_SUCCESS"), b"")
@@ -77,24 +82,20 @@ class _CountingWriter:
         self.raw.close()
 
 
-class _CommitWriter:
-    # write(records, file) -> how many records it wrote
-    def __init__(self, output: Output, suffix: str, write: Callable[[Iterator[Any], Any], int],
-                 compress: Callable[[Any], Any] | None = None) -> None:
-        self.fs, self.path, self.suffix, self.write, self.compress = output.fs, output.path, suffix, write, compress
+#: write_files(fs, attempt directory, partition, records) -> [(file name under the output, records, bytes)]
+WriteFiles = Callable[[FileSystem, str, int, Iterator[Any]], "list[tuple[str, int, int]]"]
 
-    def __call__(self, it: Iterator[Any]) -> tuple[str, str] | None:
-        from sparkctl.taskcontext import TaskContext
-        tc = TaskContext.get()
-        assert tc is not None
-        part = tc.partitionId()
+
+class _OneFile:
+    """The RDD savers' writer: one ``part-NNNNN`` file a partition, compressed if asked."""
+
+    def __init__(self, suffix: str, write: Callable[[Iterator[Any], Any], int],
+                 compress: Callable[[Any], Any] | None = None) -> None:
+        self.suffix, self.write, self.compress = suffix, write, compress
+
+    def __call__(self, fs: FileSystem, attempt_dir: str, part: int, it: Iterator[Any]) -> list[tuple[str, int, int]]:
         name = f"part-{part:05d}{self.suffix}"
-        attempt_dir = posixpath.join(self.path, "_temporary", "0", "_temporary",
-                                     f"attempt_{tc.stageId()}_{part}_{tc.taskAttemptId()}")
-        tmp = posixpath.join(attempt_dir, name)
-        if self.fs is LOCAL:
-            os.makedirs(attempt_dir, exist_ok=True)
-        raw = _CountingWriter(self.fs.open(tmp, "wb"))
+        raw = _CountingWriter(fs.open(posixpath.join(attempt_dir, name), "wb"))
         out: Any = self.compress(raw) if self.compress is not None else raw
         try:
             records = self.write(it, out)
@@ -102,16 +103,35 @@ class _CommitWriter:
             out.close()
             if out is not raw:
                 raw.close()
+        return [(name, records, raw.written)]
+
+
+class _CommitWriter:
+    def __init__(self, output: Output, write_files: WriteFiles) -> None:
+        self.fs, self.path, self.write_files = output.fs, output.path, write_files
+
+    def __call__(self, it: Iterator[Any]) -> list[tuple[str, str]] | None:
+        from sparkctl.taskcontext import TaskContext
+        tc = TaskContext.get()
+        assert tc is not None
+        part = tc.partitionId()
+        attempt_dir = posixpath.join(self.path, "_temporary", "0", "_temporary",
+                                     f"attempt_{tc.stageId()}_{part}_{tc.taskAttemptId()}")
+        if self.fs is LOCAL:
+            os.makedirs(attempt_dir, exist_ok=True)
+        written = self.write_files(self.fs, attempt_dir, part, it)
         metrics = task_metrics.current()
-        metrics.output_records_written += records
-        metrics.output_bytes_written += raw.written
-        final = posixpath.join(self.path, name)
+        for _, records, size in written:
+            metrics.output_records_written += records
+            metrics.output_bytes_written += size
+        pairs = [(posixpath.join(attempt_dir, name), posixpath.join(self.path, name)) for name, _, _ in written]
         if self.fs is not LOCAL:
-            return tmp, final  # the driver commits the first attempt to finish, once
-        if os.path.exists(final):  # another attempt of this partition committed first
-            shutil.rmtree(attempt_dir, ignore_errors=True)
-            return None
-        os.replace(tmp, final)
+            return pairs  # the driver commits the first attempt to finish, once
+        for tmp, final in pairs:
+            if os.path.exists(final):  # another attempt of this partition committed first
+                continue
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
         shutil.rmtree(attempt_dir, ignore_errors=True)
         return None
 
@@ -148,11 +168,10 @@ class _PickleWriter:
             written += len(batch)
 
 
-def save(rdd: "RDD", url: str, suffix: str, write: Callable[[Iterator[Any], Any], int],
-         compress: Callable[[Any], Any] | None = None) -> None:
-    output = Output(rdd, url)
+def save(rdd: "RDD", url: str, write_files: WriteFiles, mode: str = "error") -> None:
+    output = Output(rdd.ctx, url, mode)
     try:
-        attempts = rdd.ctx.run_job(rdd, _CommitWriter(output, suffix, write, compress))
+        attempts = rdd.ctx.run_job(rdd, _CommitWriter(output, write_files))
     except BaseException:
         output.abort()
         raise
@@ -161,8 +180,8 @@ def save(rdd: "RDD", url: str, suffix: str, write: Callable[[Iterator[Any], Any]
 
 def save_as_text_file(rdd: "RDD", path: str, codec: str | None) -> None:
     suffix, compress = output_codec(codec) if codec else ("", None)
-    save(rdd, path, suffix, _write_text, compress)
+    save(rdd, path, _OneFile(suffix, _write_text, compress))
 
 
 def save_as_pickle_file(rdd: "RDD", path: str, batch_size: int) -> None:
-    save(rdd, path, "", _PickleWriter(batch_size))
+    save(rdd, path, _OneFile("", _PickleWriter(batch_size)))
