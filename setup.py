@@ -37,11 +37,18 @@ setup(
             # shuffle and spill codecs (spark.io.compression.codec lz4 and zstd)
             "zstandard>=0.22",
             "lz4>=4.0",
+            # DataFrames and SQL (the sql extra), and pandas for toPandas/createDataFrame(pandas)
+            "pyarrow>=14",
+            "sqlglot>=25",
+            "pandas>=2.0",
             # the object-store tests run against a real S3-protocol server (moto's, on 127.0.0.1)
             "s3fs>=2023.1",
             "moto[server]>=5.0",
             "aiohttp>=3.8",
         ],
+        # DataFrames and SQL: Arrow tables and pyarrow's compute kernels execute them (measured
+        # faster than an embedded DuckDB per task); sqlglot parses spark.sql() in Spark's dialect
+        "sql": ["pyarrow>=14", "numpy>=1.26", "sqlglot>=25"],
         # object stores and other filesystems behind URLs, through fsspec's backends
         "s3": ["s3fs>=2023.1"],
         "gcs": ["gcsfs>=2023.1"],
