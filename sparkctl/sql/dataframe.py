@@ -75,7 +75,8 @@ class DataFrame:
     # ------------------------------------------------------------------ running
     def _rdd_of_tables(self) -> Any:
         from sparkctl.sql.execution import Planner
-        return Planner(self.sparkSession).execute(self._plan)
+        from sparkctl.sql.optimizer import optimize
+        return Planner(self.sparkSession).execute(optimize(self._plan))
 
     def _table(self) -> pa.Table:
         from sparkctl.sql.execution import concat
