@@ -4,9 +4,8 @@ The examples come from the installed pyspark wheel (``pyspark/examples/src/main/
 at test time each is copied with ``pyspark`` replaced by ``sparkctl`` in its import lines and
 run with ``sparkctl submit`` on small inputs. Their output is compared with what plain Python
 computes (the examples' own helper functions, called without Spark, give the reference).
-Examples that read their input with ``spark.read.text`` (DataFrames) must stop with the one
-clear DataFramesNotSupportedError; the same examples, with that one call rewritten to
-``spark.sparkContext.textFile``, must then print plain Python's results.
+Examples that read their input with ``spark.read.text(..).rdd`` (a DataFrame turned into an
+RDD of Rows) run unchanged too and must print plain Python's results.
 """
 from __future__ import annotations
 
@@ -45,20 +44,14 @@ if EXAMPLES is None:
     pytest.skip("Apache Spark's Python examples are not installed: pyspark (the `test` extra, pyspark==4.3.0) "
                 "ships them under pyspark/examples/src/main/python", allow_module_level=True)
 
-DATAFRAME_ERROR = "sparkctl.errors.DataFramesNotSupportedError: DataFrames are not supported yet: spark.read"
 _IMPORT = re.compile(r"^(\s*(?:from|import)\s+)pyspark\b", re.M)
-_READ_TEXT = re.compile(r"spark\.read\.text\(([^()]*)\)\.rdd\.map\(lambda r: r\[0\]\)")
 
 
-def port(name: str, dest: Path, read_with_text_file: bool = False) -> Path:
-    """The example *name* with ``pyspark`` replaced by ``sparkctl`` in its imports, and
-    optionally its ``spark.read.text(..)`` input rewritten to ``textFile``."""
+def port(name: str, dest: Path) -> Path:
+    """The example *name* with ``pyspark`` replaced by ``sparkctl`` in its imports, and nothing else."""
     text = (EXAMPLES / f"{name}.py").read_text()  # type: ignore[operator]
     ported, n = _IMPORT.subn(r"\1sparkctl", text)
     assert n >= 1, f"{name}.py imports nothing from pyspark"
-    if read_with_text_file:
-        ported, n = _READ_TEXT.subn(r"spark.sparkContext.textFile(\1)", ported)
-        assert n == 1, f"{name}.py no longer reads its input with spark.read.text(...).rdd.map(lambda r: r[0])"
     path = dest / f"{name}.py"
     path.write_text(ported)
     return path
@@ -189,43 +182,31 @@ DATAFRAME_EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(DATAFRAME_EXAMPLES))
-def test_dataframe_examples_stop_with_one_clear_error(tmp_path: Path, name: str) -> None:
+def _run_unchanged(name: str, tmp_path: Path) -> tuple[Path, list[str], str]:
+    """Run example *name*, only its imports changed (it reads with spark.read.text(..).rdd); its stdout."""
     script = port(name, tmp_path)
-    if "spark.read" not in script.read_text():
-        pytest.skip(f"{name}.py does not read with DataFrames in this pyspark")
-    r = submit(script, *DATAFRAME_EXAMPLES[name](tmp_path), cwd=tmp_path)
-    assert r.returncode == 1, r.stdout + r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(DATAFRAME_ERROR), r.stderr[-3000:]
-
-
-def _run_rewritten(name: str, tmp_path: Path) -> tuple[Path, list[str], str]:
-    """Run example *name* with its input read by textFile; its stdout."""
-    text = (EXAMPLES / f"{name}.py").read_text()  # type: ignore[operator]
-    script = port(name, tmp_path, read_with_text_file="spark.read.text" in text)
     args = DATAFRAME_EXAMPLES[name](tmp_path)
     result = submit(script, *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     return script, args, result.stdout
 
 
-def test_wordcount_rewritten_to_text_file(tmp_path: Path) -> None:
-    _, (path,), out = _run_rewritten("wordcount", tmp_path)
+def test_wordcount_runs_unchanged(tmp_path: Path) -> None:
+    _, (path,), out = _run_unchanged("wordcount", tmp_path)
     lines = out.splitlines()
     expected = Counter(w for line in Path(path).read_text().splitlines() for w in line.split(" "))
     assert Counter(lines) == Counter(f"{w}: {n}" for w, n in expected.items())
 
 
-def test_sort_rewritten_to_text_file(tmp_path: Path) -> None:
-    _, (path,), out = _run_rewritten("sort", tmp_path)
+def test_sort_runs_unchanged(tmp_path: Path) -> None:
+    _, (path,), out = _run_unchanged("sort", tmp_path)
     lines = out.splitlines()
     expected = sorted(int(x) for line in Path(path).read_text().splitlines() for x in line.split(" "))
     assert lines == [str(x) for x in expected]
 
 
-def test_pagerank_rewritten_to_text_file(tmp_path: Path) -> None:
-    script, (path, iterations), out = _run_rewritten("pagerank", tmp_path)
+def test_pagerank_runs_unchanged(tmp_path: Path) -> None:
+    script, (path, iterations), out = _run_unchanged("pagerank", tmp_path)
     lines = out.splitlines()
     parse = helpers(script)["parseNeighbors"]
     links: dict[str, set[str]] = {}
@@ -249,9 +230,9 @@ def test_pagerank_rewritten_to_text_file(tmp_path: Path) -> None:
         assert got[url] == pytest.approx(rank, rel=1e-9)
 
 
-def test_logistic_regression_rewritten_to_text_file(tmp_path: Path) -> None:
+def test_logistic_regression_runs_unchanged(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
-    script, (path, iterations), out = _run_rewritten("logistic_regression", tmp_path)
+    script, (path, iterations), out = _run_unchanged("logistic_regression", tmp_path)
     assert re.findall(r"^On iteration (\d+)$", out, re.M) == [str(i + 1) for i in range(int(iterations))]
 
     def vector(label: str) -> Any:  # numpy prints a long vector over several lines
@@ -268,9 +249,9 @@ def test_logistic_regression_rewritten_to_text_file(tmp_path: Path) -> None:
     np.testing.assert_allclose(vector("Final w"), w, rtol=1e-5, atol=1e-4)  # w printed to 8 digits
 
 
-def test_kmeans_rewritten_to_text_file(tmp_path: Path) -> None:
+def test_kmeans_runs_unchanged(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
-    _, (path, k, _dist), out = _run_rewritten("kmeans", tmp_path)
+    _, (path, k, _dist), out = _run_unchanged("kmeans", tmp_path)
     final = out[out.index("Final centers: "):]
     centres = sorted(tuple(float(v) for v in block.replace(",", " ").split())
                      for block in re.findall(r"array\(\[([^\]]*)\]\)", final))
@@ -326,7 +307,7 @@ def _ranks(out: str) -> dict[str, float]:
 @pytest.mark.timeout(300)
 def test_sparkctl_prints_what_pyspark_prints(tmp_path: Path) -> None:
     """The deterministic examples, unchanged under PySpark 4.3 and with only their imports
-    changed (and spark.read.text read by textFile) under sparkctl, print the same."""
+    changed under sparkctl, print the same."""
     import shutil
     if shutil.which("java") is None:
         pytest.skip("PySpark needs Java (Debian's openjdk-17-jre-headless; .ci/run installs it)")
@@ -339,8 +320,7 @@ def test_sparkctl_prints_what_pyspark_prints(tmp_path: Path) -> None:
     for name in names:
         work = tmp_path / name
         work.mkdir()
-        text = (EXAMPLES / f"{name}.py").read_text()  # type: ignore[operator]
-        script = port(name, work, read_with_text_file="spark.read.text" in text)
+        script = port(name, work)
         r = submit(script, *args[name], cwd=work, conf=(f"spark.default.parallelism={PARALLELISM}",))
         assert r.returncode == 0, r.stderr[-3000:]
         ours[name] = r.stdout

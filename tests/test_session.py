@@ -95,27 +95,25 @@ def test_builders_do_not_share_options() -> None:
         SparkSession.builder.remote("sc://localhost")
 
 
-def test_dataframe_entries_raise_one_clear_error(assert_no_child_processes) -> None:
-    with SparkSession.builder.master("local[1]").appName("no-dataframes").getOrCreate() as spark:
+def test_what_sparkctl_lacks_raises_one_clear_error(assert_no_child_processes) -> None:
+    from sparkctl.errors import AnalysisException
+    with SparkSession.builder.master("local[1]").appName("lacking").getOrCreate() as spark:
         calls = {
-            "spark.read": lambda: spark.read.text("x.txt"),
-            "spark.createDataFrame": lambda: spark.createDataFrame([(1, "a")], ["n", "s"]),
-            "spark.sql": lambda: spark.sql("SELECT 1"),
-            "spark.table": lambda: spark.table("t"),
-            "spark.range": lambda: spark.range(10),
-            "spark.catalog": lambda: spark.catalog.listTables(),
-            "spark.readStream": lambda: spark.readStream,
-            "spark.udf": lambda: spark.udf.register("f", len),
+            "Structured Streaming (spark.readStream)": lambda: spark.readStream,
+            "Python UDFs (spark.udf)": lambda: spark.udf.register("f", len),
+            "Python UDTFs (spark.udtf)": lambda: spark.udtf,
+            "table-valued functions (spark.tvf)": lambda: spark.tvf,
         }
         for feature, call in calls.items():
-            with pytest.raises(DataFramesNotSupportedError) as info:
+            with pytest.raises(NotSupportedError) as info:
                 call()
-            assert str(info.value).startswith(f"DataFrames are not supported yet: {feature}")
-            assert isinstance(info.value, NotImplementedError) and info.value.feature.startswith(feature)
+            assert str(info.value).startswith(feature) and isinstance(info.value, NotImplementedError)
+        with pytest.raises(AnalysisException, match="TABLE_OR_VIEW_NOT_FOUND"):
+            spark.table("no_such_view")
         # the RDD side still works after the errors
         assert spark.sparkContext.parallelize([1, 2, 3]).count() == 3
-    with pytest.raises(DataFramesNotSupportedError, match="DataFrames are not supported yet: sparkctl.sql.Row"):
-        from sparkctl.sql import Row  # noqa: F401
+    with pytest.raises(DataFramesNotSupportedError, match="not supported by sparkctl yet: sparkctl.sql.Observation"):
+        from sparkctl.sql import Observation  # noqa: F401
     with pytest.raises(ImportError):
         from sparkctl.sql import NoSuchName  # noqa: F401
     assert_no_child_processes(allow_shared=False)
