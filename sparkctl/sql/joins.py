@@ -22,13 +22,44 @@ from sparkctl.sql.expressions import Attribute, _coerce, as_array, common_type
 _LEFT, _RIGHT = "__left_row", "__right_row"
 
 
+#: Spark's spark.sql.autoBroadcastJoinThreshold default: a right side estimated smaller is broadcast
+BROADCAST_THRESHOLD = 10 * 1024 * 1024
+
+
+def estimated_size(plan: lp.Plan) -> float:
+    """An upper bound of a plan's output in bytes, where one is known (else infinity)."""
+    if isinstance(plan, lp.LocalRelation):
+        return float(plan.table.nbytes)
+    if isinstance(plan, lp.FileRelation):
+        total = float(sum(s.length for s in getattr(plan.scan, "splits", [])))
+        return total * len(plan.output) / max(1, len(getattr(plan.scan, "schema", plan.output) or plan.output)) * 3
+    if isinstance(plan, (lp.Filter, lp.Project, lp.SubqueryAlias, lp.Limit, lp.Sort)):
+        return estimated_size(plan.children[0])
+    return float("inf")
+
+
+def _broadcast_threshold(planner: Any) -> float:
+    value = planner.session.conf.get("spark.sql.autoBroadcastJoinThreshold", None)
+    if value is None:
+        return BROADCAST_THRESHOLD
+    from sparkctl.settings import Size
+    number = int(Size().parse(str(value))) if not str(value).lstrip("-").isdigit() else int(value)
+    return -1 if number < 0 else number
+
+
 def join_rdd(planner: Any, plan: lp.Join) -> Any:
     left_plan, right_plan = plan.children
     left, right = planner.execute(left_plan), planner.execute(right_plan)
-    if plan.how == "cross" or not plan.keys:
+    threshold = _broadcast_threshold(planner)
+    broadcastable = plan.how in ("inner", "left", "semi", "anti", "cross") or not plan.keys
+    if plan.how == "cross" or not plan.keys or (broadcastable and threshold >= 0
+                                                  and estimated_size(right_plan) <= threshold):
         right_table = _collect(right, right_plan.output)
+        key_cols = [f"__jk{i}" for i in range(len(plan.keys))]
+        if plan.keys:
+            right_table = _append_keys(right_table, [ra for _, ra in plan.keys], plan, key_cols)
         shared = planner.sc.broadcast(right_table)
-        return left.mapPartitions(partial(_join_broadcast, shared=shared, plan=plan))
+        return left.mapPartitions(partial(_join_broadcast, shared=shared, plan=plan, key_cols=key_cols))
     key_types = [common_type(la.dtype, ra.dtype) for la, ra in plan.keys]
     n = planner.shuffle_partitions
     lkeys = [f"__jk{i}" for i in range(len(plan.keys))]
@@ -83,10 +114,20 @@ def _with_keys(table: pa.Table, attrs: list[Attribute], key_cols: list[str]) -> 
     return table  # an empty side: the key columns are added by join_tables
 
 
-def _join_broadcast(tables: Iterator[pa.Table], shared: Any, plan: lp.Join) -> Iterator[pa.Table]:
+def _append_keys(table: pa.Table, attrs: list[Attribute], plan: lp.Join, key_cols: list[str]) -> pa.Table:
+    """The join key columns, cast to the type both sides compare in."""
+    for name, attr, (la, ra) in zip(key_cols, attrs, plan.keys):
+        table = table.append_column(name, _coerce(table.column(attr.column), attr.dtype,
+                                                  common_type(la.dtype, ra.dtype)))
+    return table
+
+
+def _join_broadcast(tables: Iterator[pa.Table], shared: Any, plan: lp.Join, key_cols: list[str]) -> Iterator[pa.Table]:
     right = shared.value
     for left in tables:
-        out = join_tables(left, right, plan, [])
+        if key_cols:
+            left = _append_keys(left, [la for la, _ in plan.keys], plan, key_cols)
+        out = join_tables(left, right, plan, key_cols)
         if out.num_rows:
             yield out
 
