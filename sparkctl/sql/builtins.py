@@ -206,6 +206,18 @@ def _instr(args: list[Any], n: int) -> Any:
     return pc.add(pc.find_substring(args[0], pattern=args[1].as_py()), 1)
 
 
+def _array_contains(arrays: Any, value: Any) -> Any:
+    flat = pc.list_flatten(arrays)
+    parents = pc.list_parent_indices(arrays)
+    hits = pc.equal(flat, value)
+    found = pa.table({"p": parents, "h": hits}).group_by("p").aggregate([("h", "any")])
+    result = [False] * len(arrays)
+    for p, h in zip(found.column("p").to_pylist(), found.column("h_any").to_pylist()):
+        result[p] = bool(h)
+    nulls = pc.is_null(arrays).to_pylist()
+    return pa.array([None if nul else r for r, nul in zip(result, nulls)], pa.bool_())
+
+
 def _sign_type(types: list[pa.DataType]) -> pa.DataType:
     return pa.float64()
 
@@ -268,6 +280,9 @@ SCALARS: dict[str, ScalarSpec] = {
     "endswith": ScalarSpec(_bool, lambda a, n: pc.ends_with(a[0], pattern=a[1].as_py()), 2, 2),
     "contains": ScalarSpec(_bool, lambda a, n: pc.match_substring(a[0], pattern=a[1].as_py()), 2, 2),
     "like": ScalarSpec(_bool, lambda a, n: pc.match_like(a[0], pattern=a[1].as_py()), 2, 2),
+    # Spark's size() of a NULL array is -1 (spark.sql.legacy.sizeOfNull is false under ANSI: NULL)
+    "size": ScalarSpec(_int, lambda a, n: pc.cast(pc.list_value_length(a[0]), pa.int32())),
+    "array_contains": ScalarSpec(_bool, lambda a, n: _array_contains(a[0], a[1]), 2, 2),
     "rlike": ScalarSpec(_bool, lambda a, n: pc.match_substring_regex(a[0], pattern=a[1].as_py()), 2, 2),
 }
 #: functions whose later arguments must be literals (a pattern, a position)

@@ -169,7 +169,11 @@ class DataFrame:
         return self._project([_expr_of(c) for c in _flatten(cols)])
 
     def _project(self, exprs: list[Expr]) -> "DataFrame":
+        from sparkctl.sql.generate import contains_generator, plan_generator
         from sparkctl.sql.window import contains_window, plan_windows
+        if any(contains_generator(e) for e in exprs):
+            child, exprs = plan_generator(self._plan, exprs)
+            return DataFrame(child, self.sparkSession)._project(exprs)
         if any(contains_window(e) for e in exprs):
             child, exprs = plan_windows(self._plan, exprs)
             return self._with(lp.Project(child, exprs))

@@ -220,6 +220,10 @@ class Planner:
         from sparkctl.sql.aggregation import aggregate_rdd
         return aggregate_rdd(self, plan)
 
+    def _Generate(self, plan: Any) -> Any:
+        from sparkctl.sql.generate import generate_rdd
+        return generate_rdd(self, plan)
+
     def _WindowPlan(self, plan: Any) -> Any:
         from sparkctl.sql.window import window_rdd
         return window_rdd(self, plan)

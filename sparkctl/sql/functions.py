@@ -411,3 +411,22 @@ def lag(col: Any, offset: int = 1, default: Any = None) -> Column:
 def lead(col: Any, offset: int = 1, default: Any = None) -> Column:
     args = [_c(col), Literal(offset)] + ([to_expr(default)] if default is not None else [])
     return _window("lead", *args)
+
+
+# ---------------------------------------------------------------------------- arrays
+def explode(col: Any) -> Column:
+    from sparkctl.sql.generate import Explode
+    return Column(Explode(_c(col)))
+
+
+def explode_outer(col: Any) -> Column:
+    from sparkctl.sql.generate import Explode
+    return Column(Explode(_c(col), outer=True))
+
+
+def size(col: Any) -> Column:
+    return _f("size", col)
+
+
+def array_contains(col: Any, value: Any) -> Column:
+    return Column(Func("array_contains", [_c(col), to_expr(value)]))
