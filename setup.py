@@ -45,6 +45,7 @@ setup(
             "s3fs>=2023.1",
             "moto[server]>=5.0",
             "aiohttp>=3.8",
+            "duckdb>=1.0",  # the reference for the TPC-H answers (tests/test_tpch.py, bench/tpch)
         ],
         # DataFrames and SQL: Arrow tables and pyarrow's compute kernels execute them (measured
         # faster than an embedded DuckDB per task); sqlglot parses spark.sql() in Spark's dialect

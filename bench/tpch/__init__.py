@@ -1,0 +1,1 @@
+"""TPC-H on sparkctl DataFrames: data generator, queries, DuckDB reference, benchmark."""
