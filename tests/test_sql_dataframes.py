@@ -334,7 +334,7 @@ def test_analysis_errors_name_the_column(ours: Any) -> None:
     assert "`nmae`" in str(e.value) and "`name`" in str(e.value)
     assert e.value.getErrorClass() == "UNRESOLVED_COLUMN.WITH_SUGGESTION"
     with pytest.raises(AnalysisException, match="MISSING_AGGREGATION"):
-        people(ours).groupBy("city").agg(F.sum("age")).select("city").groupBy("city").agg(F.col("city"))
+        people(ours).groupBy("city").agg(F.sum("salary"), F.col("age"))
     with pytest.raises(AttributeError):
         F.no_such_function  # noqa: B018
     from sparkctl.errors import ArithmeticException
@@ -356,7 +356,22 @@ def theirs() -> Any:
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "4").getOrCreate())
     yield spark
+    stop_pyspark(spark)
+
+
+def stop_pyspark(spark: Any) -> None:
+    """Stop PySpark and its JVM (spark.stop() leaves the gateway process running)."""
+    from pyspark import SparkContext
     spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        proc = getattr(gateway, "proc", None)
+        gateway.shutdown()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 @pytest.mark.slow

@@ -25,6 +25,9 @@ _MERGEABLE = {
     "bool_or": [("any", "any")], "some": [("any", "any")], "any": [("any", "any")],
     "any_value": [("first", "first")],
 }
+#: the one-phase kernel of a mergeable aggregate, when another aggregate of the query forces one phase
+_SINGLE = {"sum": "sum", "count": "count", "min": "min", "max": "max", "avg": "mean", "bool_and": "all",
+           "every": "all", "bool_or": "any", "some": "any", "any": "any", "any_value": "first"}
 _ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "count_distinct", "collect_list": "list",
               "collect_set": "distinct", "first": "first", "last": "last", "stddev": "stddev", "stddev_samp": "stddev",
               "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
@@ -198,7 +201,7 @@ def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpe
     else:
         for s in specs:
             kernel = "count_distinct" if s.call.distinct and s.name == "count" else \
-                (_ONE_PHASE.get(s.name) or _MERGEABLE[s.name][0][0])
+                (_ONE_PHASE.get(s.name) or _SINGLE[s.name])
             if s.name in ("stddev_pop", "var_pop"):
                 kernel = "pop_" + kernel
             aggs.append((s.input, kernel, f"{s.input}_m0"))

@@ -297,7 +297,11 @@ _SQL_FORMS: dict[str, Callable[[list[str]], str]] = {
     "like": lambda a: f"{a[0]} LIKE {a[1]}",
     "rlike": lambda a: f"RLIKE({a[0]}, {a[1]})",
     "char_length": lambda a: f"char_length({a[0]})",
+    "regexp_replace": lambda a: f"regexp_replace({', '.join(a)}, 1)",
 }
+#: functions Spark prints in capitals
+_UPPER = {"sqrt": "SQRT", "exp": "EXP", "log10": "LOG10", "log2": "LOG2", "pow": "POWER", "power": "POWER",
+          "signum": "SIGNUM", "floor": "FLOOR", "ceil": "CEIL", "log": "LOG"}
 
 
 class Func(Expr):
@@ -351,7 +355,7 @@ class Func(Expr):
     def sql(self) -> str:
         args = [c.sql() for c in self.children]
         form = _SQL_FORMS.get(self.name)
-        return form(args) if form else f"{self.name}({', '.join(args)})"
+        return form(args) if form else f"{_UPPER.get(self.name, self.name)}({', '.join(args)})"
 
 
 # ---------------------------------------------------------------------------- aggregates
@@ -431,6 +435,4 @@ class AggregateFunc(Expr):
         if self.name == "count" and self.child is None:
             arg = "1"
         name = {"stddev_samp": "stddev_samp", "any": "any"}.get(self.name, self.name)
-        if self.ignore_nulls and self.name in ("first", "last"):
-            return f"{name}({arg}) ignore nulls"
         return f"{name}({'DISTINCT ' if self.distinct else ''}{arg})"

@@ -397,10 +397,6 @@ class GroupedData:
         else:
             cols = list(exprs)
         aggs = [c._expr for c in cols]
-        for a in aggs:
-            if not a.contains_aggregate():
-                raise AnalysisException(f"[MISSING_GROUP_BY] the expression {a.sql()} in agg() is not an aggregate",
-                                        error_class="MISSING_GROUP_BY")
         outputs = [g for g in self._groups if not isinstance(g, Star)] + aggs
         return self._df._with(lp.Aggregate(self._df._plan, self._groups, outputs))
 

@@ -253,8 +253,6 @@ class Literal(Expr):
             return f"DATE '{v.isoformat()}'"
         if isinstance(v, (bytes, bytearray)):
             return "X'" + bytes(v).hex().upper() + "'"
-        if isinstance(v, int) and self._dtype == pa.int64() and -2**31 <= v < 2**31:
-            return f"{v}L"
         return str(v)
 
 
@@ -599,7 +597,7 @@ class Negate(Expr):
         return _checked("subtract_checked")(pa.scalar(0, self.dtype), self.children[0].eval(table))
 
     def sql(self) -> str:
-        return f"(- {self.children[0].sql()})"
+        return f"negative({self.children[0].sql()})"
 
 
 class IsNull(Expr):
@@ -731,4 +729,6 @@ def output_name(e: Expr) -> str:
         return e.name
     if isinstance(e, AttributeRef):
         return e.attr.name
+    if isinstance(e, Cast) and isinstance(e.children[0], (AttributeRef, UnresolvedColumn)):
+        return output_name(e.children[0]) if isinstance(e.children[0], AttributeRef) else e.children[0].name
     return e.sql()

@@ -109,7 +109,10 @@ class WindowFunction(Expr):
                                 f"OVER clause.", error_class="WINDOW_FUNCTION_WITHOUT_OVER_CLAUSE")
 
     def sql(self) -> str:
-        return f"{self.name}({', '.join(c.sql() for c in self.children)})"
+        args = [c.sql() for c in self.children]
+        if self.name in OFFSET and len(args) == 2:
+            args.append("NULL")
+        return f"{self.name}({', '.join(args)})"
 
 
 class WindowExpr(Expr):
@@ -156,8 +159,11 @@ class WindowExpr(Expr):
             frame = (" RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" if self.orders
                      else " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING")
             if isinstance(self.function, WindowFunction):
-                frame = " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" if self.function.name not in OFFSET \
-                    else ""
+                frame = " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+                if self.function.name in OFFSET:
+                    offset = self.function.children[1].sql() if len(self.function.children) > 1 else "1"
+                    offset = f"-{offset}" if self.function.name == "lag" else offset
+                    frame = f" ROWS BETWEEN {offset} FOLLOWING AND {offset} FOLLOWING"
         return f"{self.function.sql()} OVER ({spec.sql()}{frame})"
 
 
