@@ -1,21 +1,18 @@
 """SparkSession: PySpark's entry point, over one SparkContext.
 
-A PySpark program starts with ``SparkSession.builder...getOrCreate()`` and reaches its RDDs
-through ``spark.sparkContext``; with ``pyspark`` replaced by ``sparkctl`` in its imports it
-runs here unchanged, as far as it uses RDDs:
+A PySpark program starts with ``SparkSession.builder...getOrCreate()``; with ``pyspark``
+replaced by ``sparkctl`` in its imports it runs here unchanged:
 
 ```
  SparkSession.builder.master(..).appName(..).config(k, v).getOrCreate()
         │ options ──▶ SparkConf ──▶ SparkContext.getOrCreate (reused when one runs)
         ▼
  SparkSession ── .sparkContext, .conf (RuntimeConfig), .version, .stop(), with ...:
-              └─ .read, .createDataFrame, .sql, .table, .range ... ──▶ DataFramesNotSupportedError
+              └─ .read, .createDataFrame, .range, .sql, .table, .catalog ──▶ DataFrames
 ```
 
-DataFrames and SQL are not here yet; every entry to them raises one
-:class:`~sparkctl.errors.DataFramesNotSupportedError` that names the call, so a program
-stops at the first line that needs them instead of running on with something that only
-looks like it works.
+What sparkctl does not have (streaming, Python UDFs, table-valued functions) raises one
+:class:`~sparkctl.errors.NotSupportedError` that names it.
 """
 from __future__ import annotations
 
