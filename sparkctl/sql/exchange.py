@@ -75,6 +75,10 @@ def column_hash(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     elif pa.types.is_null(t):
         h = np.zeros(len(arr), dtype=np.uint64)
     elif pa.types.is_integer(t) or pa.types.is_date(t) or pa.types.is_timestamp(t):
+        if pa.types.is_date32(t):
+            arr = pc.cast(arr, pa.int32())  # days; pyarrow casts a date to int32 only
+        elif pa.types.is_date64(t) or pa.types.is_timestamp(t):
+            arr = arr.view(pa.int64())
         h = pc.cast(arr.fill_null(0) if arr.null_count else arr, pa.int64()).to_numpy(zero_copy_only=False) \
             .astype(np.int64).view(np.uint64).copy()
     else:  # nested: by their text
