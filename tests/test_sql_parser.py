@@ -143,6 +143,7 @@ QUERIES = [
     "SELECT grp, max(x), min(x) FROM t WHERE x IS NOT NULL GROUP BY grp HAVING min(x) < 2 ORDER BY grp",
     "SELECT u.label, t.name FROM u LEFT JOIN t ON u.id = t.id AND t.flag WHERE u.w IS NOT NULL",
     "SELECT CAST(d AS TIMESTAMP), CAST(ts AS DATE), d = DATE '2020-01-01' FROM t",
+    "SELECT TIMESTAMP '2020-01-05 10:30:00', TIMESTAMP '2020-01-05', ts > TIMESTAMP '2020-01-04 12:00:00' FROM t",
     "SELECT max(d), min(ts), sum(price) * 2 FROM t",
     "SELECT grp AS g, count(*) FROM t GROUP BY grp HAVING g IS NOT NULL",
     "SELECT id FROM t WHERE (id > 1 AND id < 6) OR NOT (grp = 'a')",
@@ -345,6 +346,21 @@ def test_expression_to_column_matches_selectExpr(spark: Any) -> None:
         assert actual.columns == expected.columns, text
         assert sorted(map(tuple, actual.collect()), key=_sort_key) == \
             sorted(map(tuple, expected.collect()), key=_sort_key), text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query, args", [
+    ("SELECT id, name FROM t WHERE id > :low AND grp = :g", {"low": 1, "g": "a"}),
+    ("SELECT id FROM t WHERE id BETWEEN ? AND ? ORDER BY id", [2, 5]),
+    ("SELECT :d AS day, id FROM t WHERE d < :d", {"d": dt.date(2020, 1, 4)}),
+])
+def test_parameters_match_spark_sql_args(spark: Any, query: str, args: Any) -> None:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    expected = spark.sql(query, args=args)
+    actual = sql_to_dataframe(query, spark.table, F, Window, args=args)
+    assert _fields(actual.schema) == _fields(expected.schema)
+    assert sorted(map(tuple, actual.collect()), key=_sort_key) == sorted(map(tuple, expected.collect()), key=_sort_key)
 
 
 @pytest.mark.slow

@@ -681,7 +681,8 @@ class _Translator:
 
     def x_placeholder(self, node: exp.Placeholder, scope: _Scope) -> Any:
         """:name takes args[name]; ? takes the next of a list of args (as spark.sql's args)."""
-        name = node.name
+        raw = node.this
+        name = raw.name if isinstance(raw, exp.Expr) else (raw or "")
         if not name:
             if not isinstance(self.args, (list, tuple)) or self._positional >= len(self.args):
                 raise self.fail(node, "a ? parameter without a value in a list of args")
@@ -773,10 +774,19 @@ class _Translator:
         target = to.sql(dialect=DIALECT)
         inner = node.this
         if type(node) is exp.Cast and isinstance(inner, exp.Literal) and inner.is_string:
-            # DATE '2020-01-01' / TIMESTAMP '...' typed literals
+            # DATE '2020-01-01' / TIMESTAMP '2020-01-01 10:00:00' typed literals (session time zone: UTC)
             kind = to.this
-            if kind == exp.DataType.Type.DATE:
-                return self.F.lit(_dt.date.fromisoformat(inner.this.strip()))
+            try:
+                if kind == exp.DataType.Type.DATE:
+                    return self.F.lit(_dt.date.fromisoformat(inner.this.strip()))
+                if kind in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
+                            exp.DataType.Type.TIMESTAMPLTZ):
+                    value = _dt.datetime.fromisoformat(inner.this.strip())
+                    if value.tzinfo is None:
+                        value = value.replace(tzinfo=_dt.timezone.utc)
+                    return self.F.lit(value)
+            except ValueError:
+                pass  # a form Python does not read: Spark's own cast reads it (or says why not)
         column = self.column(inner, scope)
         if node.args.get("safe"):
             return column.try_cast(target)
