@@ -312,6 +312,33 @@ def test_parquet_write_codecs(tmp_path: Path) -> None:
         assert meta.compression.lower() == {"none": "uncompressed"}.get(codec, codec)
 
 
+def test_parquet_merge_schema(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"a": [1], "b": ["x"]}), tmp_path / "1.parquet")
+    pq.write_table(pa.table({"a": [2], "c": [2.5]}), tmp_path / "2.parquet")
+    schema, rows, _ = read("parquet", tmp_path)
+    assert schema.names == ["a", "b"] and rows == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
+    schema, rows, _ = read("parquet", tmp_path, mergeSchema=True)
+    assert schema.names == ["a", "b", "c"]
+    assert rows == [{"a": 1, "b": "x", "c": None}, {"a": 2, "b": None, "c": 2.5}]
+
+
+def test_discover_partitions(tmp_path: Path) -> None:
+    dirs = ["y=2024/d=2024-01-02/s=a%20b", "y=99999999999/d=__HIVE_DEFAULT_PARTITION__/s=1",
+            "y=7/d=2024-02-01/s=x"]
+    files = []
+    for d in dirs:
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "part-0.csv").write_text("1\n")
+        files.append(str(tmp_path / d / "part-0.csv"))
+    schema, values = ds.discover_partitions(LOCAL, str(tmp_path), LOCAL.expand(",".join(
+        str(tmp_path / d) for d in dirs)))
+    assert schema == pa.schema([("y", pa.int64()), ("d", pa.date32()), ("s", pa.string())])
+    assert values == [(2024, datetime.date(2024, 1, 2), "a b"), (99999999999, None, "1"),
+                      (7, datetime.date(2024, 2, 1), "x")]
+    with pytest.raises(ValueError, match="CONFLICTING_PARTITION_COLUMN_NAMES"):
+        ds.discover_partitions(LOCAL, str(tmp_path), [files[0], str(tmp_path / "y=1" / "f.csv")])
+
+
 # ---------------------------------------------------------------------------------- errors, fs
 def test_unsupported_options_name_option_value_and_format(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("a\n")
@@ -485,6 +512,21 @@ def test_parquet_and_text_written_by_spark(spark: Any, tmp_path: Path) -> None:
                                                                                  compression="gzip")
     assert glob.glob(str(tmp_path / "tz" / "*.txt.gz"))
     same_as_spark(spark, "text", tmp_path / "tz")
+
+
+@pytest.mark.slow
+def test_partition_discovery_as_spark(spark: Any, tmp_path: Path) -> None:
+    rows = [(1, 2024, "2024-01-02", "a b", 1.5), (2, 7, "2024-02-01", None, 2.0), (3, 7, None, "x/y", -1.0)]
+    spark.createDataFrame(rows, "v int, y int, d string, s string, f double").selectExpr(
+        "v", "y", "cast(d as date) as d", "s", "f").write.partitionBy("y", "d", "s", "f").parquet(str(tmp_path / "t"))
+    df = spark.read.parquet(str(tmp_path / "t"))
+    files = ds._list_files([str(tmp_path / "t" / "*" / "*" / "*" / "*")], None)
+    schema, values = ds.discover_partitions(LOCAL, str(tmp_path / "t"), [st for _, st in files])
+    theirs = [f for f in df.schema.fields if f.name != "v"]
+    assert schema == pa.schema([pa.field(f.name, arrow_type(f.dataType)) for f in theirs])
+    data = [pq.read_table(st.path).column("v").to_pylist()[0] for _, st in files]
+    ours = sorted([(v, *vals) for v, vals in zip(data, values)], key=repr)
+    assert ours == sorted([tuple(r) for r in df.select("v", "y", "d", "s", "f").collect()], key=repr)
 
 
 def _ours_to(tmp_path: Path, name: str, fmt: str, table: Any, **options: Any) -> Path:

@@ -29,6 +29,7 @@ import datetime
 import decimal
 import io
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterator
@@ -1089,11 +1090,6 @@ def _spark_type(typ: pa.DataType, int96: bool = False) -> pa.DataType:
     return typ
 
 
-def _parquet_file(split: ReadSplit) -> Any:
-    import pyarrow.parquet as pq
-    return pq.ParquetFile(split.fs.open(split.path, "rb"))
-
-
 def _parquet_schema(pf: Any) -> pa.Schema:
     arrow = pf.schema_arrow
     int96 = {pf.schema.column(i).path.split(".")[0] for i in range(len(pf.schema))
@@ -1102,17 +1098,23 @@ def _parquet_schema(pf: Any) -> pa.Schema:
 
 
 def _plan_parquet(files: list, options: dict[str, str], schema: pa.Schema | None, n: int) -> ScanPlan:
-    _flag(options, "mergeSchema", "parquet")
+    merge = _flag(options, "mergeSchema", "parquet")
     files = [(fs, st) for fs, st in files if st.size > 0]
     if schema is None:
         if not files:
             raise ValueError("[UNABLE_TO_INFER_SCHEMA] Unable to infer schema for Parquet. It must be specified "
                              "manually.")
-        pf = _parquet_file(ReadSplit(files[0][0], files[0][1].path, 0, files[0][1].size))
-        try:
-            schema = _parquet_schema(pf)
-        finally:
-            pf.reader.close() if hasattr(pf, "reader") else None
+        # Spark takes one file's footer; with mergeSchema, every file's fields in the order first seen
+        fields: dict[str, pa.Field] = {}
+        for fs, st in files if merge else files[:1]:
+            with fs.open(st.path, "rb") as f:
+                import pyarrow.parquet as pq
+                for fld in _parquet_schema(pq.ParquetFile(f)):
+                    if fld.name in fields and fields[fld.name].type != fld.type:
+                        raise ValueError(f"[CANNOT_MERGE_SCHEMAS] parquet column {fld.name} is "
+                                         f"{fields[fld.name].type} in one file and {fld.type} in another")
+                    fields.setdefault(fld.name, fld)
+        schema = pa.schema(list(fields.values()))
     return ScanPlan("parquet", schema, _line_splits(files, n), options)
 
 
@@ -1176,9 +1178,52 @@ def _write_parquet(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fs: Fil
     return records, counted.count
 
 
+# ---------------------------------------------------------------------------------- partitions
+
+HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def discover_partitions(fs: FileSystem, root: str, files: list[Any]) -> tuple[pa.Schema, list[tuple]]:
+    """Hive-style ``k=v`` directories between *root* and each file: (the partition columns
+    with the types Spark infers for their values, each file's values). A value is
+    URL-unquoted; ``__HIVE_DEFAULT_PARTITION__`` is null; a column is int if every value
+    fits, else bigint, double, date, timestamp, and string otherwise."""
+    import urllib.parse
+    base = fs.strip(root).rstrip("/")
+    found: list[list[tuple[str, str]]] = []
+    for item in files:
+        path = item.path if isinstance(item, FileStatus) else fs.strip(str(item))
+        rel = posixpath.relpath(posixpath.dirname(path), base)
+        parts = [] if rel in (".", "") else rel.split("/")
+        found.append([(k, urllib.parse.unquote(v)) for k, _, v in (p.partition("=") for p in parts if "=" in p)])
+    names = [k for k, _ in found[0]] if found else []
+    for kv in found:
+        if [k for k, _ in kv] != names:
+            raise ValueError(f"[CONFLICTING_PARTITION_COLUMN_NAMES] Conflicting partition column names detected: "
+                             f"{names} and {[k for k, _ in kv]} under {root}")
+    fields, columns = [], []
+    for i, name in enumerate(names):
+        texts = pa.array([None if kv[i][1] == HIVE_DEFAULT_PARTITION else kv[i][1] for kv in found], pa.string())
+        typ = _infer_partition_type(texts)
+        fields.append(pa.field(name, typ))
+        columns.append(_from_strings(texts, typ)[0].to_pylist())
+    return pa.schema(fields), [tuple(col[j] for col in columns) for j in range(len(found))]
+
+
+def _infer_partition_type(texts: pa.Array) -> pa.DataType:
+    values = pc.drop_null(texts)
+    if len(values) == 0:
+        return pa.string()
+    for typ in (pa.int32(), pa.int64(), pa.float64(), pa.date32(), pa.timestamp("us", "UTC")):
+        if _all_parse(values, typ):
+            return typ
+    return pa.string()
+
+
 _PLANNERS: dict[str, Callable[..., ScanPlan]] = {"text": _plan_text, "csv": _plan_csv, "json": _plan_json,
                                                   "parquet": _plan_parquet}
 _READERS: dict[str, Callable[..., Iterator[pa.RecordBatch]]] = {"text": _read_text, "csv": _read_csv,
                                                                "json": _read_json, "parquet": _read_parquet}
 
-__all__ = ["ReadSplit", "ScanPlan", "plan_scan", "read_split", "write_partition", "file_extension", "FORMATS"]
+__all__ = ["ReadSplit", "ScanPlan", "plan_scan", "read_split", "write_partition", "file_extension",
+           "discover_partitions", "FORMATS"]
