@@ -200,6 +200,19 @@ def test_csv_write_reads_back_with_python_csv(tmp_path: Path) -> None:
     assert back[1]["i"] is None and back[0]["ts"] == datetime.datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
 
 
+def test_csv_write_quoting_round_trips_through_python_csv(tmp_path: Path) -> None:
+    rng = random.Random(6)
+    values = ["".join(rng.choice('ab,"\\\n #;') for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+    # Python's reader takes a backslash in an unquoted field as an escape, Spark's does not:
+    # keep backslashes to fields that are quoted (they hold a separator)
+    values = [v + ",z" if "\\" in v else v for v in values]
+    write("csv", pa.table({"s": values, "i": list(range(len(values)))}), tmp_path / "q.csv")
+    with open(tmp_path / "q.csv", newline="") as f:
+        got = list(csv.reader(f, doublequote=False, escapechar="\\"))
+    # Spark's writer trims leading and trailing blanks; a null and an empty string both read back as ''
+    assert got == [[v.strip(" \n"), str(i)] for i, v in enumerate(values)]
+
+
 def test_csv_doubles_round_trip_through_python_float(tmp_path: Path) -> None:
     rng = random.Random(5)
     values = [rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30) for _ in range(5000)] + \
@@ -564,9 +577,9 @@ def test_files_written_by_sparkctl_read_by_spark(spark: Any, tmp_path: Path) -> 
                      key=repr)
         assert got == expected
     flat = table.drop_columns(["arr", "st"])
-    # an empty string is written quoted, and Spark reads a quoted empty field as null
-    flat_expected = sorted((plain({k: v if v != "" else None for k, v in r.items()}) for r in flat.to_pylist()),
-                           key=repr)
+    # strings are written trimmed, an empty one quoted, and Spark reads a quoted empty field as null
+    flat_expected = sorted((plain({k: (v.strip() or None) if isinstance(v, str) else v for k, v in r.items()})
+                            for r in flat.to_pylist()), key=repr)
     flat_ddl = ddl.rsplit(", arr", 1)[0]
     for codec in ("none", "gzip"):
         path = _ours_to(tmp_path, f"csv-{codec}", "csv", flat, header=True, compression=codec)
@@ -578,6 +591,13 @@ def test_files_written_by_sparkctl_read_by_spark(spark: Any, tmp_path: Path) -> 
     write("csv", pa.table({"d": doubles}), tmp_path / "od.csv")
     spark_text = Path(glob.glob(str(tmp_path / "sd" / "part-*.csv"))[0]).read_text()
     assert (tmp_path / "od.csv").read_text() == spark_text
+    tricky = ["plain", "tail ", " lead", "a\\b", 'a\\"b', 'q"x', "", None, "a,b", "x\ny", "\t", "é", "#c", "a #b",
+              "x,a\\b", "\\\""]
+    frame = pa.table({"s": tricky, "i": pa.array(range(len(tricky)), pa.int32())})
+    spark.createDataFrame(frame.to_pylist(), "s string, i int").coalesce(1).write.csv(str(tmp_path / "sq"),
+                                                                                      header=True)
+    write("csv", frame, tmp_path / "oq.csv", header=True)
+    assert (tmp_path / "oq.csv").read_text() == Path(glob.glob(str(tmp_path / "sq" / "part-*.csv"))[0]).read_text()
     texts = pa.table({"value": ["a", None, "b c", "é"]})
     path = _ours_to(tmp_path, "text", "text", texts, compression="gzip")
     assert sorted(r.value for r in spark.read.text(str(path)).collect()) == sorted(["a", "", "b c", "é"])

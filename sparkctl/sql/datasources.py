@@ -616,14 +616,27 @@ def _all_parse(values: pa.Array, typ: pa.DataType) -> bool:
     return bad is None or not pc.any(bad).as_py()
 
 
-def _csv_quote(col: Any, o: _CsvOptions) -> Any:
-    """Spark's csv field text: quoted when it holds the separator, a quote, a line break or
-    nothing at all; a quote inside is escaped; a null is an empty field."""
+_BLANKS = "".join(chr(i) for i in range(33))  # what the csv writer trims: characters up to the space
+
+
+def _csv_quote(col: Any, o: _CsvOptions, options: dict[str, str] | None = None) -> Any:
+    """Spark's csv field text: leading and trailing blanks trimmed (Spark's writer default);
+    quoted when it holds the separator, a quote or a line break, starts with ``#`` (the
+    comment character), or is empty; inside quotes the escape character and the quote are
+    escaped; a null is an empty field."""
+    options = options or {}
+    if _flag(options, "ignoreLeadingWhiteSpace", "csv", True):
+        col = pc.utf8_ltrim(col, _BLANKS)
+    if _flag(options, "ignoreTrailingWhiteSpace", "csv", True):
+        col = pc.utf8_rtrim(col, _BLANKS)
     quote = o.quote or '"'
     escape = o.escape or "\\"
+    comment = o.comment or "#"
     special = "[" + re.escape(o.sep + quote + "\r\n") + "]"
-    needs = pc.or_(_matches(col, special), pc.fill_null(pc.equal(col, ""), False))
-    escaped = pc.replace_substring(col, quote, escape + quote)
+    needs = pc.or_(pc.or_(_matches(col, special), pc.fill_null(pc.equal(col, ""), False)),
+                   pc.fill_null(pc.starts_with(col, comment), False))
+    escaped = col if escape == quote else pc.replace_substring(col, escape, escape + escape)
+    escaped = pc.replace_substring(escaped, quote, escape + quote)
     quoted = pc.binary_join_element_wise(quote, escaped, quote, "")
     return pc.fill_null(pc.if_else(needs, quoted, col), "")
 
@@ -636,7 +649,7 @@ def _csv_header(schema: pa.Schema, options: dict[str, str]) -> bytes:
 
 def _csv_lines(batch: pa.RecordBatch, options: dict[str, str]) -> bytes:
     o = _CsvOptions.of(options)
-    cols = [_csv_quote(_to_text(batch.column(i), True), o) for i in range(batch.num_columns)]
+    cols = [_csv_quote(_to_text(batch.column(i), True), o, options) for i in range(batch.num_columns)]
     if not cols:
         return b"\n" * batch.num_rows
     joined = pc.binary_join_element_wise(*cols, o.sep) if len(cols) > 1 else cols[0]
