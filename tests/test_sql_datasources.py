@@ -365,6 +365,8 @@ def test_unsupported_options_name_option_value_and_format(tmp_path: Path) -> Non
         ds.file_extension("parquet", {"compression": "bzip2"})
     with pytest.raises(ValueError, match="orc"):
         ds.file_extension("orc", {})
+    with pytest.raises(ValueError, match=r"csv.*dateFormat.*'dd/MM/yyyy'"):
+        read("csv", tmp_path / "x.csv", dateFormat="dd/MM/yyyy")
     with pytest.raises(ValueError, match=r"csv.*header.*'yes'"):
         read("csv", tmp_path / "x.csv", header="yes")
 

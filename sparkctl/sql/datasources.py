@@ -123,6 +123,20 @@ def _char(options: dict[str, str], key: str, fmt: str, default: str | None, *ali
     return value
 
 
+_ISO_FORMATS = {"dateFormat": ("yyyy-MM-dd",),
+                "timestampFormat": ("yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX]", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+                                    "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss")}
+
+
+def _check_formats(options: dict[str, str], fmt: str) -> None:
+    """Dates and timestamps are read and written in ISO form only: other patterns are refused."""
+    for key, allowed in _ISO_FORMATS.items():
+        value = _opt(options, key)
+        if value is not None and value not in allowed:
+            raise _bad_option(fmt, key, value, f"sparkctl reads and writes ISO dates and timestamps only "
+                                               f"({', '.join(allowed)})")
+
+
 def _line_sep(options: dict[str, str], fmt: str) -> str | None:
     """The ``lineSep`` option, None when unset (then \\n, \\r\\n and \\r all end a line)."""
     sep = _opt(options, "lineSep")
@@ -165,6 +179,7 @@ def plan_scan(fmt: str, urls: list[str], options: dict[str, str], schema: pa.Sch
     fmt = _check_format(fmt)
     options = dict(options)
     _check_encoding(options, fmt)
+    _check_formats(options, fmt)
     files = _list_files(list(urls), conf)
     return _PLANNERS[fmt](files, options, schema, max(1, min_partitions))
 
@@ -185,6 +200,7 @@ def write_partition(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: s
     """Write one partition's rows to the file *path*: (records, bytes) written."""
     fmt = _check_format(fmt)
     _check_encoding(options, fmt)
+    _check_formats(options, fmt)
     if fmt == "parquet":
         return _write_parquet(batches, schema, fs, path, options)
     encode = {"text": _text_lines, "csv": _csv_lines, "json": _json_lines}[fmt]
