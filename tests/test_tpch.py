@@ -30,10 +30,7 @@ REL = 1e-6
 
 #: query -> (what sparkctl lacks, text of the error it raises meanwhile); such a query's
 #: test is an expected failure while the error is that one, and passes once it is fixed
-KNOWN_GAPS: dict[int, tuple[str, str]] = {
-    3: ("a hash exchange on a DATE column (groupBy o_orderdate): sparkctl.sql.exchange.column_hash casts "
-        "date32 straight to int64, a cast pyarrow does not have", "Unsupported cast from date32"),
-}
+KNOWN_GAPS: dict[int, tuple[str, str]] = {}
 
 
 @pytest.fixture(scope="module")

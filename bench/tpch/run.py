@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import traceback
+from functools import partial
 from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=RESULTS, help="JSON results file")
     args = ap.parse_args(argv)
     queries = [int(q) for q in args.queries.split(",")]
+    load_before = os.getloadavg()
 
     data = args.data or datagen.default_dir(args.sf)
     if not datagen.complete(data):
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         n = r["query"]
         r["duckdb"] = (Outcome() if args.no_duckdb else
-                       measure(lambda n=n: reference(con, n, data), None, n in ORDERED, args.repeat)).as_json()
+                       measure(partial(reference, con, n, data), None, n in ORDERED, args.repeat)).as_json()
     con.close()
 
     from sparkctl.sql import functions as F
@@ -208,13 +210,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table(rows))
+    load_after = os.getloadavg()
+    busy = max(load_before[0], load_after[0]) > slots(args.master) + 1
+    print(f"\nload average (1 min) {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end, on "
+          f"{os.cpu_count()} CPUs" + (": other work shared the machine, the timings are noisy" if busy else ""))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump({"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    "commit": _git_commit(), "scale_factor": args.sf, "data": data, "master": args.master,
                    "repeat": args.repeat, "machine": {"python": platform.python_version(),
                                                       "cpus": os.cpu_count(), "platform": platform.platform(),
-                                                      "load_average": os.getloadavg()},
+                                                      "load_average_before": load_before,
+                                                      "load_average_after": load_after},
                    "queries": rows}, f, indent=2, default=str)
     print(f"\nresults in {args.out}")
     return 0 if all(r["sparkctl"]["error"] is None for r in rows) else 1
