@@ -603,3 +603,25 @@ def test_files_written_by_sparkctl_read_by_spark(spark: Any, tmp_path: Path) -> 
     texts = pa.table({"value": ["a", None, "b c", "é"]})
     path = _ours_to(tmp_path, "text", "text", texts, compression="gzip")
     assert sorted(r.value for r in spark.read.text(str(path)).collect()) == sorted(["a", "", "b c", "é"])
+
+
+def test_partitioned_output_reads_back_with_its_partition_columns(tmp_path: Path) -> None:
+    """df.write.partitionBy(...) writes k=v directories; spark.read finds them and gives the
+    partition columns last, typed as Spark infers them (against the rows written)."""
+    from sparkctl.sql import SparkSession, functions as F
+    rows = [("a", 2020, 1.0), ("b", 2021, 2.0), ("c", 2020, None), ("d", None, 4.0)]
+    spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        df = spark.createDataFrame(rows, ["k", "year", "v"])
+        for fmt in ("parquet", "json", "csv"):
+            out = str(tmp_path / fmt)
+            df.write.partitionBy("year").format(fmt).option("header", True).save(out)
+            assert sorted(p.name for p in (tmp_path / fmt).iterdir()) == \
+                ["_SUCCESS", "year=2020", "year=2021", "year=__HIVE_DEFAULT_PARTITION__"]
+            back = spark.read.format(fmt).option("header", True).option("inferSchema", True).load(out)
+            assert back.columns == ["k", "v", "year"]
+            assert dict(back.dtypes)["year"] == "int"
+            assert sorted(tuple(r) for r in back.collect()) == sorted((k, v, y) for k, y, v in rows)
+            assert sorted(r[0] for r in back.filter(F.col("year") == 2020).select("k").collect()) == ["a", "c"]
+    finally:
+        spark.stop()

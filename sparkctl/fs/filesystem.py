@@ -96,6 +96,10 @@ class FileSystem:
     def glob(self, pattern: str) -> list[str]:
         raise NotImplementedError
 
+    def find(self, path: str) -> list[FileStatus]:
+        """Every file under directory *path*, at any depth, sorted by path."""
+        raise NotImplementedError
+
     def makedirs(self, path: str) -> None:
         raise NotImplementedError
 
@@ -180,6 +184,14 @@ class LocalFileSystem(FileSystem):
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(_glob.glob(pattern))
+
+    def find(self, path: str) -> list[FileStatus]:
+        out = []
+        for root, _, names in os.walk(path):
+            for name in names:
+                full = os.path.join(root, name)
+                out.append(FileStatus(full, os.path.getsize(full)))
+        return sorted(out, key=lambda f: f.path)
 
     def makedirs(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
@@ -288,6 +300,12 @@ class FsspecFileSystem(FileSystem):
     def glob(self, pattern: str) -> list[str]:
         with translated(self, pattern):
             return sorted(_name({"name": p}) for p in self.fs.glob(pattern))
+
+    def find(self, path: str) -> list[FileStatus]:
+        with translated(self, path):
+            found = self.fs.find(path, detail=True)
+        return sorted((FileStatus(_name(e), int(e.get("size") or 0)) for e in found.values()
+                       if e.get("type") == "file"), key=lambda f: f.path)
 
     def makedirs(self, path: str) -> None:
         with translated(self, path):

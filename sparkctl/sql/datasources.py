@@ -31,7 +31,7 @@ import io
 import json
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, Callable, Iterator
 
 import pyarrow as pa
@@ -180,19 +180,75 @@ def plan_scan(fmt: str, urls: list[str], options: dict[str, str], schema: pa.Sch
     options = dict(options)
     _check_encoding(options, fmt)
     _check_formats(options, fmt)
-    files = _list_files(list(urls), conf)
-    return _PLANNERS[fmt](files, options, schema, max(1, min_partitions))
+    files, partitions = _partitioned_files(list(urls), conf)
+    if partitions is None:
+        return _PLANNERS[fmt](files, options, schema, max(1, min_partitions))
+    part_schema, values_of = partitions
+    data_schema = None
+    if schema is not None:  # a given schema names the partition columns too
+        data_schema = pa.schema([f for f in schema if f.name not in part_schema.names])
+    plan = _PLANNERS[fmt](files, options, data_schema, max(1, min_partitions))
+    plan.splits = [replace(s, partition_values=values_of[s.path]) for s in plan.splits]
+    plan.schema = pa.schema(list(plan.schema) + [f for f in part_schema if f.name not in plan.schema.names])
+    plan.partition_schema = part_schema
+    return plan
+
+
+def _partitioned_files(urls: list[str], conf: Any) -> tuple[list[tuple[FileSystem, FileStatus]], Any]:
+    """The data files, and for Hive-style ``k=v`` directories (what ``partitionBy`` writes),
+    (the partition columns' schema, each file's values) as Spark discovers them; else None."""
+    if len(urls) != 1 or "," in urls[0] or _glob_magic(urls[0]):
+        return _list_files(urls, conf), None
+    fs = filesystem_for(urls[0], conf)
+    root = fs.strip(urls[0])
+    if not fs.isdir(root):
+        return _list_files(urls, conf), None
+    base = root.rstrip("/")
+    found = [st for st in fs.find(root)
+             if not any(part.startswith(("_", ".")) for part in posixpath.relpath(st.path, base).split("/"))]
+    if not any("=" in part for st in found for part in posixpath.relpath(posixpath.dirname(st.path), base).split("/")):
+        return _list_files(urls, conf), None
+    part_schema, values = discover_partitions(fs, root, found)
+    return [(fs, st) for st in found], (part_schema, {st.path: v for st, v in zip(found, values)})
+
+
+def _glob_magic(url: str) -> bool:
+    return any(c in url for c in "*?[")
 
 
 def read_split(plan: ScanPlan, split: ReadSplit, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of one split as record batches of *plan*'s schema (only *columns*, when given)."""
     names = columns if columns is not None else plan.columns
+    part_schema = getattr(plan, "partition_schema", None)
+    if part_schema is not None:
+        yield from _with_partition_values(plan, split, names, part_schema)
+        return
     for batch in _READERS[plan.format](plan, split, names):
         if batch.num_rows == 0:
             continue
         if names is not None and batch.schema.names != list(names):
             batch = pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=list(names))
         yield batch
+
+
+def _with_partition_values(plan: ScanPlan, split: ReadSplit, names: list[str] | None,
+                           part_schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A partitioned directory's rows: the file's columns, then its directories' values."""
+    wanted = list(names) if names is not None else plan.schema.names
+    data_cols = [n for n in wanted if n not in part_schema.names]
+    if not data_cols:  # only partition columns: the file still says how many rows
+        data_cols = [f.name for f in plan.schema if f.name not in part_schema.names][:1]
+    values = dict(zip(part_schema.names, split.partition_values))
+    for batch in _READERS[plan.format](plan, split, data_cols):
+        if batch.num_rows == 0:
+            continue
+        arrays = []
+        for n in wanted:
+            if n in values:
+                arrays.append(pa.array([values[n]] * batch.num_rows, part_schema.field(n).type))
+            else:
+                arrays.append(batch.column(batch.schema.get_field_index(n)))
+        yield pa.RecordBatch.from_arrays(arrays, names=wanted)
 
 
 def write_partition(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str, fs: FileSystem, path: str,
