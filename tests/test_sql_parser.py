@@ -40,6 +40,8 @@ QUERIES = [
     "SELECT CAST(id AS STRING), CAST(x AS INT), CAST(price AS DOUBLE), CAST(price AS STRING) FROM t",
     "SELECT coalesce(x, 0.0), nvl(name, 'none'), ifnull(grp, 'g') FROM t",
     "SELECT lower(name), length(name), substring(name, 1, 2), concat(name, grp), trim(name) FROM t",
+    "SELECT substr(name, 2), substr(name, 1, 3), ucase(name), char_length(grp), "
+    "stddev(x) OVER (PARTITION BY grp) FROM t",
     "SELECT round(x, 1), abs(n), sqrt(abs(x)), floor(x), ceil(x) FROM t",
     "SELECT CASE WHEN x > 2 THEN 'big' WHEN x > 1 THEN 'mid' ELSE 'small' END AS size FROM t",
     "SELECT CASE grp WHEN 'a' THEN 1 WHEN 'b' THEN 2 END FROM t",

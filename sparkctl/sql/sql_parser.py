@@ -18,6 +18,13 @@ name the query spells it with. After a GROUP BY the select list is rebuilt over 
 aggregated DataFrame's columns, which carry the aggregates' own names, so ``sum(x) * 2``
 is still named ``(sum(x) * 2)``.
 
+Where PySpark's Column API has no way to build Spark SQL's exact expression, the data is the
+same and only an unaliased column's name differs: a window frame ``1 PRECEDING`` (``-1 FOLLOWING``
+from ``rowsBetween``), ``date + INTERVAL ...`` (``date_add``/``add_months``), and functions the
+functions module only has under another name (``len`` -> ``length``, ``mean`` -> ``avg``).
+An uncorrelated scalar subquery is cross-joined as a one-row DataFrame: if it returns no row,
+the filter keeps no row (Spark compares with NULL, which also keeps none, except under IS NULL).
+
 Anything outside the supported subset raises :class:`SqlNotSupportedError` (a
 ``NotImplementedError``) naming the construct and where it is in the query; text sqlglot
 cannot parse raises :class:`SqlParseError` (a ``ValueError``).
@@ -894,7 +901,26 @@ class _Translator:
             spelled = self.text[meta["start"]:meta["end"] + 1]
             if spelled.replace("_", "").isalnum():
                 return spelled.lower()
-        return node.sql_name().lower()
+        return self.name_before_arguments(node) or node.sql_name().lower()
+
+    def name_before_arguments(self, node: exp.Func) -> str | None:
+        """For calls sqlglot did not locate (substr): the word before the '(' of the first argument."""
+        starts = [n.meta["start"] for n in node.walk() if n is not node and "start" in (n.meta or {})]
+        if not starts:
+            return None
+        i = min(starts) - 1
+        while i >= 0 and self.text[i].isspace():
+            i -= 1
+        if i < 0 or self.text[i] != "(":
+            return None
+        i -= 1
+        while i >= 0 and self.text[i].isspace():
+            i -= 1
+        end = i + 1
+        while i >= 0 and (self.text[i].isalnum() or self.text[i] == "_"):
+            i -= 1
+        word = self.text[i + 1:end]
+        return word.lower() if word and not word[0].isdigit() else None
 
     def function(self, node: exp.Func, scope: _Scope) -> Any:
         if isinstance(node, _IMPLIED_CONVERSIONS) and not node.meta and not node.args.get("format"):
@@ -924,10 +950,14 @@ class _Translator:
                 # sqlglot keeps formats in strftime notation; Spark's functions take Spark's patterns
                 spark_format = _SPARK_GENERATOR.format_time(node) or "''"
                 args = [exp.Literal.string(spark_format[1:-1]) if a is node.args["format"] else a for a in args]
-        name = _FUNCTION_ALIASES.get(name, name)
-        function = getattr(F, name, None)
-        if function is None or name.startswith("_") or not callable(function):
-            raise self.fail(node, f"function {name}()")
+        # the spelling first (its column name is Spark's), else sqlglot's canonical name (substr -> substring)
+        function = None
+        for candidate in (name, _FUNCTION_ALIASES.get(name), node.sql_name().lower()):
+            if candidate and not candidate.startswith("_") and callable(getattr(F, candidate, None)):
+                function = getattr(F, candidate)
+                break
+        if function is None:
+            raise self.fail(node, f"function {_FUNCTION_ALIASES.get(name, name)}()")
         return function(*self.arguments(function, args, scope, node))
 
     def arguments(self, function: Callable[..., Any], args: list[exp.Expr], scope: _Scope,
