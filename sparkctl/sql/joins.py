@@ -60,6 +60,12 @@ def join_rdd(planner: Any, plan: lp.Join) -> Any:
             right_table = _append_keys(right_table, [ra for _, ra in plan.keys], plan, key_cols)
         shared = planner.sc.broadcast(right_table)
         return left.mapPartitions(partial(_join_broadcast, shared=shared, plan=plan, key_cols=key_cols))
+    if plan.how == "inner" and threshold >= 0 and estimated_size(left_plan) <= threshold:
+        # the small side is on the left of an inner join: broadcast it instead, as Spark does
+        key_cols = [f"__jk{i}" for i in range(len(plan.keys))]
+        left_table = _append_keys(_collect(left, left_plan.output), [la for la, _ in plan.keys], plan, key_cols)
+        shared = planner.sc.broadcast(left_table)
+        return right.mapPartitions(partial(_join_broadcast_left, shared=shared, plan=plan, key_cols=key_cols))
     key_types = [common_type(la.dtype, ra.dtype) for la, ra in plan.keys]
     n = planner.shuffle_partitions
     lkeys = [f"__jk{i}" for i in range(len(plan.keys))]
@@ -112,6 +118,15 @@ def _with_keys(table: pa.Table, attrs: list[Attribute], key_cols: list[str]) -> 
     if all(k in table.column_names for k in key_cols):
         return table
     return table  # an empty side: the key columns are added by join_tables
+
+
+def _join_broadcast_left(tables: Iterator[pa.Table], shared: Any, plan: lp.Join,
+                         key_cols: list[str]) -> Iterator[pa.Table]:
+    small = shared.value
+    for right in tables:
+        out = join_tables(small, _append_keys(right, [ra for _, ra in plan.keys], plan, key_cols), plan, key_cols)
+        if out.num_rows:
+            yield out
 
 
 def _append_keys(table: pa.Table, attrs: list[Attribute], plan: lp.Join, key_cols: list[str]) -> pa.Table:
