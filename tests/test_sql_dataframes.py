@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import sys
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -240,6 +241,35 @@ def spark_range(spark, F, W):
     return spark.range(0, 20, 3, 4).select("id", (F.col("id") * 10).alias("x"))
 
 
+@case()
+def python_udfs(spark, F, W):
+    shout = F.udf(lambda s: None if s is None else s.upper() + "!", "string")
+    plus = F.pandas_udf(lambda a, b: a + b, "double")
+    return people(spark).select(shout("name").alias("loud"), plus(F.col("salary"), F.col("salary")).alias("twice"))
+
+
+@case()
+def map_in_pandas(spark, F, W):
+    def adults(batches):
+        for pdf in batches:
+            yield pdf[pdf["age"] > 30][["name", "age"]]
+    return people(spark).mapInPandas(adults, "name string, age long")
+
+
+@case()
+def set_operations(spark, F, W):
+    a = people(spark).select("city")
+    b = spark.createDataFrame([("NY",), ("XX",), (None,)], ["c"])
+    return a.intersect(b).union(a.subtract(b))
+
+
+@case()
+def self_join_with_aliases(spark, F, W):
+    p = people(spark)
+    return p.alias("a").join(p.alias("b"), F.col("a.age") == F.col("b.age")) \
+        .select(F.col("a.name").alias("x"), F.col("b.name").alias("y"))
+
+
 # ---------------------------------------------------------------------------- running the cases
 @pytest.fixture(scope="module")
 def ours() -> Any:
@@ -351,6 +381,7 @@ def theirs() -> Any:
         pytest.skip(why)
     pyspark_sql = pytest.importorskip("pyspark.sql")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # PySpark's Python workers need this venv's pyarrow
     spark = (pyspark_sql.SparkSession.builder.master("local[2]").appName("reference")
              .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
              .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")

@@ -376,13 +376,45 @@ class DataFrame:
     def dropna(self, how: str = "any", thresh: int | None = None, subset: Sequence[str] | None = None) -> "DataFrame":
         return self.na.drop(how, thresh, subset)
 
+    def mapInPandas(self, func: Any, schema: Any, barrier: bool = False) -> "DataFrame":
+        from sparkctl.sql.udf import MapInBatches
+        return self._with(MapInBatches(self._plan, func, schema, pandas=True))
+
+    def mapInArrow(self, func: Any, schema: Any, barrier: bool = False) -> "DataFrame":
+        from sparkctl.sql.udf import MapInBatches
+        return self._with(MapInBatches(self._plan, func, schema, pandas=False))
+
+    def _set_operation(self, other: "DataFrame", how: str, distinct: bool) -> "DataFrame":
+        if len(other.columns) != len(self.columns):
+            raise AnalysisException(f"[NUM_COLUMNS_MISMATCH] {how.upper()} can only be performed on inputs with the "
+                                    f"same number of columns, but the first input has {len(self.columns)} columns "
+                                    f"and the second input has {len(other.columns)} columns.",
+                                    error_class="NUM_COLUMNS_MISMATCH")
+        left = self.distinct() if distinct else self
+        right = other.toDF(*[f"__set{i}" for i in range(len(other.columns))])
+        cond = None
+        for a, b in zip(left._plan.output, right._plan.output):
+            part = Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))
+            cond = part if cond is None else cond & part
+        joined = left._with(lp.Join(left._plan, right._plan, "semi" if how == "intersect" else "anti", cond._expr))
+        return joined
+
+    def intersect(self, other: "DataFrame") -> "DataFrame":
+        return self._set_operation(other, "intersect", True)
+
+    def subtract(self, other: "DataFrame") -> "DataFrame":
+        return self._set_operation(other, "except", True)
+
     def __getstate__(self) -> Any:
         raise TypeError("a DataFrame cannot be used inside a task (it belongs to the driver)")
 
 
 def _fresh_ids(plan: lp.Plan) -> lp.Plan:
-    """The same columns under new ids (a self-join's right side, as Spark deduplicates it)."""
-    return lp.Project(plan, [Alias(AttributeRef(a), a.name) for a in plan.output])
+    """The same columns under new ids (a self-join's right side, as Spark deduplicates it),
+    still nameable by the side's alias."""
+    project = lp.Project(plan, [Alias(AttributeRef(a), a.name) for a in plan.output])
+    project._output = [new.with_qualifier(old.qualifier) for new, old in zip(project._output, plan.output)]
+    return project
 
 
 class GroupedData:

@@ -220,6 +220,10 @@ class Planner:
         from sparkctl.sql.aggregation import aggregate_rdd
         return aggregate_rdd(self, plan)
 
+    def _MapInBatches(self, plan: Any) -> Any:
+        from sparkctl.sql.udf import map_in_batches_rdd
+        return map_in_batches_rdd(self, plan)
+
     def _Generate(self, plan: Any) -> Any:
         from sparkctl.sql.generate import generate_rdd
         return generate_rdd(self, plan)

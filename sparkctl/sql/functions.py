@@ -430,3 +430,14 @@ def size(col: Any) -> Column:
 
 def array_contains(col: Any, value: Any) -> Column:
     return Column(Func("array_contains", [_c(col), to_expr(value)]))
+
+
+# ---------------------------------------------------------------------------- Python UDFs
+def udf(f: Any = None, returnType: Any = None, *, useArrow: bool | None = None) -> Any:
+    from sparkctl.sql.udf import udf as make
+    return make(f, returnType, useArrow=useArrow)
+
+
+def pandas_udf(f: Any = None, returnType: Any = None, functionType: Any = None) -> Any:
+    from sparkctl.sql.udf import pandas_udf as make
+    return make(f, returnType, functionType)

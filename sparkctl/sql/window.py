@@ -112,7 +112,8 @@ class WindowFunction(Expr):
         args = [c.sql() for c in self.children]
         if self.name in OFFSET and len(args) == 2:
             args.append("NULL")
-        return f"{self.name}({', '.join(args)})"
+        name = self.name.upper() if self.name in ("rank", "dense_rank", "percent_rank", "cume_dist") else self.name
+        return f"{name}({', '.join(args)})"
 
 
 class WindowExpr(Expr):
