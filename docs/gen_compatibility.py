@@ -40,6 +40,14 @@ CLASSES = [
     ("pyspark.broadcast", "sparkctl.broadcast", "Broadcast"),
     ("pyspark.accumulators", "sparkctl.accumulators", "Accumulator"),
     ("pyspark.sql", "sparkctl.sql", "SparkSession"),
+    ("pyspark.sql", "sparkctl.sql", "DataFrame"),
+    ("pyspark.sql", "sparkctl.sql", "Column"),
+    ("pyspark.sql", "sparkctl.sql", "GroupedData"),
+    ("pyspark.sql", "sparkctl.sql", "DataFrameReader"),
+    ("pyspark.sql", "sparkctl.sql", "DataFrameWriter"),
+    ("pyspark.sql", "sparkctl.sql", "Row"),
+    ("pyspark.sql.window", "sparkctl.sql.window", "Window"),
+    ("pyspark.sql.window", "sparkctl.sql.window", "WindowSpec"),
 ]
 
 #: Behaviour that differs although the name and its parameters are there.
@@ -48,12 +56,16 @@ DIFFERENCES = {
     ("SparkContext", "resources"): "always empty: no custom resource scheduling",
     ("SparkContext", "setInterruptOnCancel"): "only recorded: cancelled tasks are always stopped",
     ("SparkContext", "version"): "sparkctl's version",
-    ("SparkContext", "uiWebUrl"): "None: there is no driver UI yet",
     ("RDD", "countApproxDistinct"): "counts exactly",
     ("TaskContext", "resources"): "always empty: no custom resource scheduling",
     ("BarrierTaskContext", "resources"): "always empty: no custom resource scheduling",
     ("SparkSession", "version"): "sparkctl's version",
     ("SparkSession", "conf"): "changing a setting the SparkContext reads only at start raises ConfigError",
+    ("DataFrameReader", "csv"): "the options of docs: header, sep, inferSchema, nullValue, quote, escape, mode...; "
+                                "not every Spark option",
+    ("DataFrame", "explain"): "prints the analysed logical plan",
+    ("DataFrame", "repartition"): "without columns, round-robin; with columns, hashed (another hash than Spark's)",
+    ("SparkSession", "sql"): "SELECT queries over temporary views; no DDL or DML",
 }
 
 NOT_SUPPORTED_MARKERS = ("NotSupportedError(", "raise NotImplementedError")
