@@ -472,3 +472,34 @@ def event_log_files(log_dir: Path) -> list[Path]:
 def read_events(path: Path) -> list[dict[str, Any]]:
     """The JSON events of an uncompressed single-file event log."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- PySpark in this process
+def pyspark_session(app: str, master: str = "local[2]", conf: Mapping[str, str] | None = None) -> Any:
+    """A PySpark SparkSession in this test process, everything on 127.0.0.1, UTC, no UI;
+    its Python workers run this interpreter (which has pyarrow). Stop it with stop_pyspark."""
+    import pyspark.sql
+    os.environ["SPARK_LOCAL_IP"] = LOOPBACK
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    builder = (pyspark.sql.SparkSession.builder.master(master).appName(app)
+               .config("spark.driver.bindAddress", LOOPBACK).config("spark.driver.host", LOOPBACK)
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def stop_pyspark(session: Any) -> None:
+    """Stop the session and its JVM: ``stop()`` alone leaves PySpark's gateway process running."""
+    from pyspark import SparkContext
+    session.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    if process is not None:
+        process.terminate()
+        process.wait(30)
+    SparkContext._gateway = None
+    SparkContext._jvm = None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
-import sys
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -375,34 +373,13 @@ def test_analysis_errors_name_the_column(ours: Any) -> None:
 # ---------------------------------------------------------------------------- against PySpark itself
 @pytest.fixture(scope="module")
 def theirs() -> Any:
-    from tests.spark_reference import reference_missing
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
     why = reference_missing()
     if why:
         pytest.skip(why)
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # PySpark's Python workers need this venv's pyarrow
-    spark = (pyspark_sql.SparkSession.builder.master("local[2]").appName("reference")
-             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-             .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    spark = pyspark_session("reference", conf={"spark.sql.shuffle.partitions": "4"})
     yield spark
     stop_pyspark(spark)
-
-
-def stop_pyspark(spark: Any) -> None:
-    """Stop PySpark and its JVM (spark.stop() leaves the gateway process running)."""
-    from pyspark import SparkContext
-    spark.stop()
-    gateway = SparkContext._gateway
-    if gateway is not None:
-        proc = getattr(gateway, "proc", None)
-        gateway.shutdown()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        SparkContext._gateway = None
-        SparkContext._jvm = None
 
 
 @pytest.mark.slow

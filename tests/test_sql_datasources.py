@@ -12,7 +12,6 @@ import datetime
 import decimal
 import glob
 import gzip
-import io
 import json
 import os
 import random
@@ -389,27 +388,13 @@ def test_memory_filesystem_planning() -> None:
 # ---------------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def spark() -> Any:
-    from tests.spark_reference import reference_missing
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
     why = reference_missing()
     if why:
         pytest.skip(why)
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    session = (pyspark_sql.SparkSession.builder.master("local[2]").appName("datasources")
-               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    session = pyspark_session("datasources")
     yield session
-    from pyspark import SparkContext
-    session.stop()
-    gateway = SparkContext._gateway
-    if gateway is not None:
-        proc = getattr(gateway, "proc", None)
-        gateway.shutdown()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        SparkContext._gateway = None
-        SparkContext._jvm = None
+    stop_pyspark(session)
 
 
 def arrow_type(t: Any) -> Any:

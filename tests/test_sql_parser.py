@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-import os
 import random
 import types
 from typing import Any, Iterator
@@ -201,34 +200,16 @@ TPCH = {
 # ----------------------------------------------------------------------------- PySpark reference
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    session = (SparkSession.builder.master("local[2]").appName("sql-parser-reference")
-               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
+    why = reference_missing()
+    if why:
+        pytest.skip(why)
+    session = pyspark_session("sql-parser-reference", conf={"spark.sql.shuffle.partitions": "2"})
     try:
         _register_views(session)
         yield session
     finally:
-        _stop_with_jvm(session)
-
-
-def _stop_with_jvm(session: Any) -> None:
-    """Stop the session and the JVM PySpark started for it (it would outlive the module)."""
-    from pyspark import SparkContext
-    gateway = SparkContext._gateway
-    session.stop()
-    if gateway is None:
-        return
-    gateway.shutdown()
-    process = getattr(gateway, "proc", None)
-    if process is not None:
-        process.terminate()
-        process.wait(timeout=60)
-    SparkContext._gateway = None
-    SparkContext._jvm = None
+        stop_pyspark(session)
 
 
 def _register_views(spark: Any) -> None:

@@ -131,34 +131,14 @@ VARIANTS = [(20, True, False), (20, False, False), (5, 3, False), (3, 10, False)
 
 @pytest.fixture(scope="module")
 def spark() -> Any:
-    from tests.spark_reference import reference_missing
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
     why = reference_missing()
     if why:
         pytest.skip(why)
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     os.environ["TZ"] = "UTC"
-    session = (pyspark_sql.SparkSession.builder.master("local[1]").appName("show-reference")
-               .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    session = pyspark_session("show-reference", master="local[1]")
     yield session
     stop_pyspark(session)
-
-
-def stop_pyspark(session: Any) -> None:
-    """Stop the session and its JVM: ``stop()`` alone leaves PySpark's gateway running."""
-    from pyspark import SparkContext
-    session.stop()
-    gateway = SparkContext._gateway
-    if gateway is None:
-        return
-    process = getattr(gateway, "proc", None)
-    gateway.shutdown()
-    if process is not None:
-        process.terminate()
-        process.wait(30)
-    SparkContext._gateway = None
-    SparkContext._jvm = None
 
 
 def _ours(schema: Any) -> T.StructType:

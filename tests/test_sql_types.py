@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import os
 import pickle
 from functools import reduce
 from typing import Any
@@ -109,20 +108,15 @@ def test_ddl_known_types() -> None:
 @pytest.mark.slow
 def test_ddl_as_pyspark() -> None:
     """PySpark parses DDL in the JVM: every string gives the same type there and here."""
-    from tests.spark_reference import reference_missing
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
     why = reference_missing()
     if why:
         pytest.skip(why)
-    from pyspark.sql import SparkSession
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    spark = (SparkSession.builder.master("local[1]").appName("ddl-reference")
-             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-             .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    spark = pyspark_session("ddl-reference", master="local[1]")
     try:
         for text in DDL:
             assert T._parse_datatype_string(text).json() == PT._parse_datatype_string(text).json(), text
     finally:
-        from tests.test_sql_show import stop_pyspark
         stop_pyspark(spark)
 
 

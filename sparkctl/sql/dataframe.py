@@ -13,9 +13,8 @@ import pyarrow as pa
 from sparkctl.errors import AnalysisException
 from sparkctl.sql import plan as lp
 from sparkctl.sql.builtins import AggregateFunc
-from sparkctl.sql.column import Column, col_expr, to_expr
-from sparkctl.sql.expressions import (Alias, AttributeRef, Expr, Literal, SortOrder, Star, UnresolvedColumn,
-                                      strip_alias)
+from sparkctl.sql.column import Column, col_expr
+from sparkctl.sql.expressions import Alias, AttributeRef, Expr, Literal, SortOrder, Star, strip_alias
 
 if TYPE_CHECKING:
     from sparkctl.sql.session import SparkSession

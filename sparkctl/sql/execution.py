@@ -20,12 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkctl.errors import AnalysisException, NotSupportedError
+from sparkctl.errors import NotSupportedError
 from sparkctl.sql import plan as lp
-from sparkctl.sql.builtins import AggregateFunc
 from sparkctl.sql.exchange import hash_split
-from sparkctl.sql.expressions import (Alias, Attribute, AttributeRef, Expr, _coerce, as_array, common_type,
-                                      strip_alias)
+from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, _coerce, as_array
 
 
 def empty_table(attrs: list[Attribute]) -> pa.Table:

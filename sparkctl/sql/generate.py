@@ -4,7 +4,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 

@@ -39,6 +39,18 @@ class Plan:
         return "\n".join(lines)
 
 
+class UnaryPlan(Plan):
+    """A node over one child; its output is the child's unless it says otherwise."""
+
+    @property
+    def child(self) -> Plan:
+        return self.children[0]
+
+    @property
+    def output(self) -> list[Attribute]:
+        return self.child.output
+
+
 # ---------------------------------------------------------------------------- leaves
 class LocalRelation(Plan):
     """Rows given by the driver (createDataFrame): an Arrow table with the attributes' columns."""
@@ -121,22 +133,18 @@ def attribute_of(expr: Expr) -> Attribute:
     return Attribute(expr.name, expr.dtype, expr.nullable, expr.attr_id)
 
 
-class Project(Plan):
+class Project(UnaryPlan):
     def __init__(self, child: Plan, exprs: Sequence[Expr]) -> None:
         self.children = (child,)
         scope = child.scope()
         resolved = [named(e.resolve(scope)) for e in expand_stars(exprs, scope)]
         for e in resolved:
             if e.contains_aggregate():
-                raise AnalysisException(f"[MISSING_GROUP_BY] The query does not include a GROUP BY clause. Add GROUP "
-                                        f"BY or turn it into the window functions using OVER clauses.",
+                raise AnalysisException("[MISSING_GROUP_BY] The query does not include a GROUP BY clause. Add GROUP "
+                                        "BY or turn it into the window functions using OVER clauses.",
                                         error_class="MISSING_GROUP_BY")
         self.exprs = resolved
         self._output = [attribute_of(e) for e in resolved]
-
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
 
     @property
     def output(self) -> list[Attribute]:
@@ -146,7 +154,7 @@ class Project(Plan):
         return f"Project [{', '.join(e.sql() for e in self.exprs)}]"
 
 
-class Filter(Plan):
+class Filter(UnaryPlan):
     def __init__(self, child: Plan, condition: Expr, resolved: bool = False) -> None:
         self.children = (child,)
         cond = condition if resolved else condition.resolve(child.scope())
@@ -159,19 +167,11 @@ class Filter(Plan):
                                     "(filter after groupBy().agg()).", error_class="INVALID_WHERE_CONDITION")
         self.condition = cond
 
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
-
-    @property
-    def output(self) -> list[Attribute]:
-        return self.child.output
-
     def node_string(self) -> str:
         return f"Filter {self.condition.sql()}"
 
 
-class Aggregate(Plan):
+class Aggregate(UnaryPlan):
     """GROUP BY ``groups``, computing ``aggs`` (named expressions over the groups and aggregate calls)."""
 
     def __init__(self, child: Plan, groups: Sequence[Expr], aggs: Sequence[Expr]) -> None:
@@ -185,10 +185,6 @@ class Aggregate(Plan):
             _check_grouped(strip_alias(a), group_sqls, group_ids)
         self.aggs = resolved
         self._output = [attribute_of(a) for a in resolved]
-
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
 
     @property
     def output(self) -> list[Attribute]:
@@ -343,7 +339,7 @@ def _equi_pair(e: Expr, left_ids: set[int], right_ids: set[int]) -> tuple[Attrib
     return None
 
 
-class Sort(Plan):
+class Sort(UnaryPlan):
     def __init__(self, child: Plan, orders: Sequence[Expr]) -> None:
         self.children = (child,)
         scope = child.scope()
@@ -354,19 +350,11 @@ class Sort(Plan):
             out.append(o.resolve(scope))
         self.orders: list[SortOrder] = out  # type: ignore[assignment]
 
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
-
-    @property
-    def output(self) -> list[Attribute]:
-        return self.child.output
-
     def node_string(self) -> str:
         return f"Sort [{', '.join(o.sql() for o in self.orders)}], true"
 
 
-class Limit(Plan):
+class Limit(UnaryPlan):
     def __init__(self, child: Plan, n: int, offset: int = 0) -> None:
         if n < 0:
             raise AnalysisException(f"[INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE] The limit like expression \"{n}\" is "
@@ -375,14 +363,6 @@ class Limit(Plan):
         self.children = (child,)
         self.n = n
         self.offset = offset
-
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
-
-    @property
-    def output(self) -> list[Attribute]:
-        return self.child.output
 
     def node_string(self) -> str:
         return f"GlobalLimit {self.n}"
@@ -417,7 +397,7 @@ class Union(Plan):
         return "Union"
 
 
-class Repartition(Plan):
+class Repartition(UnaryPlan):
     """``repartition(n[, cols])`` (a shuffle) or ``coalesce(n)`` (narrow: partitions merged)."""
 
     def __init__(self, child: Plan, n: int, exprs: Sequence[Expr] = (), shuffle: bool = True) -> None:
@@ -428,29 +408,17 @@ class Repartition(Plan):
         self.exprs = [e.resolve(child.scope()) for e in exprs]
         self.shuffle = shuffle
 
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
-
-    @property
-    def output(self) -> list[Attribute]:
-        return self.child.output
-
     def node_string(self) -> str:
         return f"Repartition {self.n}, {str(self.shuffle).lower()}"
 
 
-class SubqueryAlias(Plan):
+class SubqueryAlias(UnaryPlan):
     """``df.alias("t")``: the same attributes, nameable as ``t.col``."""
 
     def __init__(self, child: Plan, alias: str) -> None:
         self.children = (child,)
         self.alias = alias
         self._output = [a.with_qualifier(alias) for a in child.output]
-
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
 
     @property
     def output(self) -> list[Attribute]:
@@ -460,21 +428,13 @@ class SubqueryAlias(Plan):
         return f"SubqueryAlias {self.alias}"
 
 
-class CachedPlan(Plan):
+class CachedPlan(UnaryPlan):
     """A plan whose result is cached (df.cache()): its RDD of tables is persisted."""
 
     def __init__(self, child: Plan, storage_level: Any) -> None:
         self.children = (child,)
         self.storage_level = storage_level
         self.rdd: Any = None
-
-    @property
-    def child(self) -> Plan:
-        return self.children[0]
-
-    @property
-    def output(self) -> list[Attribute]:
-        return self.child.output
 
     def node_string(self) -> str:
         return "InMemoryRelation"

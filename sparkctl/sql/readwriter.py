@@ -3,7 +3,6 @@ file data sources (``datasources.py``), any URL, committed as RDD output is."""
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa

@@ -19,8 +19,7 @@ import pyarrow.compute as pc
 from sparkctl.errors import AnalysisException, NotSupportedError
 from sparkctl.sql import plan as lp
 from sparkctl.sql.builtins import AggregateFunc
-from sparkctl.sql.expressions import (Alias, Attribute, AttributeRef, Expr, Literal, Scope, SortOrder, _coerce,
-                                      as_array, strip_alias)
+from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, SortOrder, _coerce, as_array
 
 UNBOUNDED_PRECEDING = -(1 << 63)
 UNBOUNDED_FOLLOWING = (1 << 63) - 1
