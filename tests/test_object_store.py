@@ -301,6 +301,7 @@ def _lines(parts: list[bytes]) -> list[str]:
     return sorted(line for p in parts for line in p.decode().splitlines())
 
 
+@pytest.mark.slow
 def test_samples_read_and_write_the_store_on_a_two_worker_cluster(tmp_path: Path, server: S3Server) -> None:
     """The issue's check: the word count and join samples, input and output on the S3 server,
     on a two-worker cluster, give what they give with local files; a module added from the
@@ -378,6 +379,7 @@ KILLING_WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_killed_executors_mid_write_leave_one_copy_of_each_part(tmp_path: Path, server: S3Server) -> None:
     (tmp_path / "cluster").mkdir()
     cluster = CliCluster(tmp_path / "cluster")

@@ -249,6 +249,7 @@ def _spill_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.startswith("spill-"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spill_codec", ["lz4", "zstd", None], indirect=True)
 def test_aggregation_spills_are_compressed(tmp_path: Path, spill_codec: str | None) -> None:
     data = _pairs(20_000, seed=11)
@@ -274,6 +275,7 @@ def test_aggregation_spills_are_compressed(tmp_path: Path, spill_codec: str | No
     assert _spill_files(tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spill_codec", ["lz4", "zstd", None], indirect=True)
 def test_sort_spills_are_compressed(tmp_path: Path, spill_codec: str | None) -> None:
     data = [(f"k{(i * 7919) % 5000:05d}", "payload " * 4) for i in range(20_000)]
