@@ -227,7 +227,8 @@ class SparkSession:
 
     @property
     def udf(self) -> NoReturn:
-        raise NotSupportedError("Python UDFs (spark.udf) are not supported by sparkctl yet")
+        raise NotSupportedError("registering Python UDFs for SQL (spark.udf) is not supported by sparkctl yet; "
+                                "F.udf and F.pandas_udf work on DataFrames")
 
     @property
     def udtf(self) -> NoReturn:
