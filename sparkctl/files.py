@@ -116,6 +116,7 @@ class AddedFiles:
         from sparkctl.util.cleanup import make_owned_dir
         from sparkctl.util.fsutil import private_makedirs
         self.conf = conf  # the settings a URL's filesystem is read with (credentials)
+        self._downloads = 0  # files fetched from URLs, each into its own staging directory
         self.directory = make_owned_dir(f"sparkctl-{app_id}-files-", base)
         self.root = private_makedirs(os.path.join(self.directory, "userFiles"))
         self.staging = private_makedirs(os.path.join(self.directory, "staging"))
@@ -206,7 +207,7 @@ class AddedFiles:
         if not fs.exists(source):
             raise FileNotFoundError(f"File {path} does not exist")
         with self._lock:
-            self._downloads = getattr(self, "_downloads", 0) + 1
+            self._downloads += 1
             where = os.path.join(self.staging, f"download-{self._downloads}")
         os.mkdir(where, 0o700)
         local = os.path.join(where, posixpath.basename(source.rstrip("/")) or "file")

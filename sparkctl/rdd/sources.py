@@ -15,14 +15,13 @@ splits add up to its size) and the lines it yields.
 """
 from __future__ import annotations
 
-import importlib.util
 import posixpath
 from functools import partial
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from sparkctl import serializers
-from sparkctl.fs import LOCAL, FileStatus, FileSystem, filesystem_for
+from sparkctl.fs import LOCAL, FileStatus, FileSystem, filesystem, filesystem_for
 from sparkctl.rdd.codecs import decompressing, is_compressed
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import Partition
@@ -31,7 +30,8 @@ from sparkctl.rdd.rdd import RDD
 if TYPE_CHECKING:
     from sparkctl.taskcontext import TaskContext
 
-LOCAL_BLOCK_SIZE = 32 * 1024 * 1024  # Hadoop's fs.local.block.size, so split counts match Spark's
+# Hadoop's fs.local.block.size, so split counts match Spark's (a name of this module, as tests change it)
+LOCAL_BLOCK_SIZE = filesystem.LOCAL_BLOCK_SIZE
 READ_CHUNK = 4 * 1024 * 1024
 
 
@@ -85,24 +85,23 @@ class ParallelCollectionRDD(RDD):
         return iter(split.data)
 
 
-def input_files(ctx: Any, path: str) -> list[tuple[FileSystem, FileStatus]]:
+def list_inputs(path: str, conf: Any) -> list[tuple[FileSystem, FileStatus]]:
     """Comma-separated URLs, directories and globs, as the data files they name, each with
-    its filesystem (read with the context's settings: credentials, endpoints)."""
-    conf = getattr(ctx, "_conf", None)
+    its filesystem (read with *conf*'s settings: credentials, endpoints)."""
     found: list[tuple[FileSystem, FileStatus]] = []
     for part in path.split(","):
         part = part.strip()
         if part:
             fs = filesystem_for(part, conf)
             found += [(fs, status) for status in fs.expand(part)]
-    if not found and not path.strip():
-        raise FileNotFoundError(f"Input path does not exist: {path!r}")
     return found
 
 
-def path_list(path: str) -> list[str]:
-    """Local paths only: the data files of comma-separated paths, directories and globs."""
-    return [status.path for _, status in input_files(None, path)]
+def input_files(ctx: Any, path: str) -> list[tuple[FileSystem, FileStatus]]:
+    """list_inputs with the context's settings; an empty path is a missing input."""
+    if not path.strip():
+        raise FileNotFoundError(f"Input path does not exist: {path!r}")
+    return list_inputs(path, getattr(ctx, "_conf", None))
 
 
 class FileSplit(Partition):
@@ -148,10 +147,7 @@ def file_splits(files: list[tuple[FileSystem, FileStatus]], min_partitions: int,
 
 def splittable(path: str) -> bool:
     """A compressed file Hadoop splits anyway: bzip2, at its blocks."""
-    return path.endswith(".bz2") and _BZIP2_SPLITS
-
-
-_BZIP2_SPLITS = importlib.util.find_spec("sparkctl.rdd.bzip2_split") is not None
+    return path.endswith(".bz2")
 
 
 def _read_range(fs: FileSystem, path: str, start: int, length: int) -> Iterator[bytes]:

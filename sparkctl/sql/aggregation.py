@@ -105,10 +105,8 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     if not groups:
         merged = _ensure_one_row(planner, merged, specs)
     # the query's own output expressions, over (group columns, results)
-    mapping = {s.call.sql(): Attribute(s.result_attr.name, s.call.dtype, s.call.nullable, _result_id(s))
-               for s in specs}
-    by_sql = {g.sql(): Attribute(f"__g{i}", g.dtype, g.nullable, _group_id(i, group_attrs)) for i, g in
-              enumerate(groups)}
+    mapping = {s.call.sql(): s.result_attr for s in specs}
+    by_sql = {g.sql(): group_attrs[i] for i, g in enumerate(groups)}
     outputs = [_replace(strip_alias(a), mapping, by_sql) for a in plan.aggs]
     rename = {**{s.input + "_result": mapping[s.call.sql()].column for s in specs},
               **{group_cols[i]: by_sql[g.sql()].column for i, g in enumerate(groups)}}
@@ -119,14 +117,6 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
             yield project_table(t, outputs, plan.output)
     return merged.mapPartitions(finish)
-
-
-def _result_id(spec: AggSpec) -> int:
-    return spec.result_attr.id
-
-
-def _group_id(i: int, group_attrs: list[Attribute]) -> int:
-    return group_attrs[i].id
 
 
 def _partial(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec]) -> Iterator[pa.Table]:

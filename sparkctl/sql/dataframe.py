@@ -276,8 +276,7 @@ class DataFrame:
             right = _fresh_ids(right)
         how = how or "inner"
         if on is None:
-            return self._with(lp.Join(self._plan, right, how if how != "inner" else "cross"
-                                      if how == "inner" and False else how, None))
+            return self._with(lp.Join(self._plan, right, how))  # no condition: every pair
         if isinstance(on, str):
             on = [on]
         if isinstance(on, (list, tuple)) and on and all(isinstance(x, str) for x in on):

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from sparkctl.fs import FileStatus, FileSystem, filesystem_for
 from sparkctl.rdd.codecs import decompressing, is_compressed, output_codec
-from sparkctl.rdd.sources import _read_range, _split_lines, file_splits
+from sparkctl.rdd.sources import _read_range, _split_lines, file_splits, list_inputs
 
 FORMATS = ("text", "csv", "json", "parquet")
 #: the most input bytes schema inference reads (Spark reads all of it)
@@ -155,14 +155,7 @@ def _check_format(fmt: str) -> str:
 # ---------------------------------------------------------------------------------- planning
 
 def _list_files(urls: list[str], conf: Any) -> list[tuple[FileSystem, FileStatus]]:
-    found: list[tuple[FileSystem, FileStatus]] = []
-    for url in urls:
-        for part in url.split(","):
-            part = part.strip()
-            if part:
-                fs = filesystem_for(part, conf)
-                found += [(fs, st) for st in fs.expand(part)]
-    return found
+    return [found for url in urls for found in list_inputs(url, conf)]
 
 
 def _whole_files(files: list[tuple[FileSystem, FileStatus]]) -> list[ReadSplit]:

@@ -31,8 +31,9 @@ def estimated_size(plan: lp.Plan) -> float:
     if isinstance(plan, lp.LocalRelation):
         return float(plan.table.nbytes)
     if isinstance(plan, lp.FileRelation):
-        total = float(sum(s.length for s in getattr(plan.scan, "splits", [])))
-        return total * len(plan.output) / max(1, len(getattr(plan.scan, "schema", plan.output) or plan.output)) * 3
+        # the bytes of the columns read, times 3 for files that grow in memory (compressed, columnar)
+        on_disk = float(sum(s.length for s in plan.scan.splits))
+        return on_disk * len(plan.output) / max(1, len(plan.scan.schema)) * 3
     if isinstance(plan, (lp.Filter, lp.Project, lp.SubqueryAlias, lp.Limit, lp.Sort)):
         return estimated_size(plan.children[0])
     return float("inf")
@@ -107,17 +108,10 @@ def _join_partition(items: Iterator[tuple[int, tuple[str, pa.Table]]], plan: lp.
     for _, (side, t) in items:
         (lefts if side == "L" else rights).append(t)
     left_plan, right_plan = plan.children
-    left = _with_keys(concat(lefts, left_plan.output), left_plan.output, key_cols)
-    right = _with_keys(concat(rights, right_plan.output), right_plan.output, key_cols)
-    out = join_tables(left, right, plan, key_cols)
+    # an empty side has no key columns: join_tables then finds no pairs
+    out = join_tables(concat(lefts, left_plan.output), concat(rights, right_plan.output), plan, key_cols)
     if out.num_rows:
         yield out
-
-
-def _with_keys(table: pa.Table, attrs: list[Attribute], key_cols: list[str]) -> pa.Table:
-    if all(k in table.column_names for k in key_cols):
-        return table
-    return table  # an empty side: the key columns are added by join_tables
 
 
 def _join_broadcast_left(tables: Iterator[pa.Table], shared: Any, plan: lp.Join,
