@@ -1,0 +1,197 @@
+"""The task scheduler's cost per event as the cluster and the stage grow, with no sockets.
+
+    python bench/scale_tasks.py                       # 10, 100, 1,000 executors x 1k, 10k, 100k tasks
+    python bench/scale_tasks.py --executors 10,1000 --tasks 100000 --json out.json
+
+It drives the real ``TaskScheduler`` and ``TaskSetManager`` (the driver's state machines)
+the way the runtime does, and times each event the runtime feeds them:
+
+* ``stage``: ``submit`` of one task set, then ``task_succeeded`` for every task, oldest
+  running first, each completion launching the next task on the freed slot: the whole
+  stage's scheduling cost divided by its tasks (the per-task cost);
+* ``task_succeeded``: the same loop's completions alone, with every slot busy;
+* ``task_failed``: a running task fails (counted) while every slot is busy and tasks are
+  pending: the retry is queued and the freed slot runs another task;
+* ``executor_lost``: a busy executor is lost (its task counts a failure and is requeued);
+  the replacement's ``executor_added`` is not timed;
+* ``check_speculation``: the periodic check once 75% of the tasks succeeded, every slot
+  busy and no straggler among them (the usual case);
+* ``tsm_mb``: the memory a fresh ``TaskSetManager`` of that many tasks holds (tracemalloc).
+
+Executors have one core each (``CORES``), so 1,000 executors are 1,000 task slots and as
+many running attempts. Every task takes one time unit of the scheduler's clock.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+import tracemalloc
+from collections import deque
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sparkctl.scheduler.task_scheduler import Launch, TaskScheduler, TaskSetManager  # noqa: E402
+
+CORES = 1  # per executor
+EXECUTORS = [10, 100, 1_000]
+TASKS = [1_000, 10_000, 100_000]
+SAMPLES = 200  # events timed for failure, loss and speculation
+
+
+def _cluster(executors: int) -> TaskScheduler:
+    ts = TaskScheduler(max_failures=4)
+    for e in range(executors):
+        ts.executor_added(f"exec-{e}", f"host-{e // 4}", CORES)
+    return ts
+
+
+def _launched(actions: list[Any], running: deque[int]) -> None:
+    for a in actions:
+        if isinstance(a, Launch):
+            running.append(a.attempt.task_id)
+
+
+def _run_stage(ts: TaskScheduler, tasks: int, stop_after: int | None = None) -> tuple[float, float, int, deque[int], float]:
+    """Submit a stage and complete its tasks oldest first until ``stop_after`` succeeded.
+    Returns (submit seconds, completion seconds, completions, running task ids, clock)."""
+    executors = len(ts.executors)
+    slots = executors * CORES
+    tsm = TaskSetManager(0, 0, 0, list(range(tasks)))
+    running: deque[int] = deque()
+    t0 = time.perf_counter()
+    actions = ts.submit(tsm, now=0.0)
+    submit_s = time.perf_counter() - t0
+    _launched(actions, running)
+    now = 0.0
+    step = 1.0 / slots  # each task runs one time unit
+    done = 0
+    limit = tasks if stop_after is None else stop_after
+    succeeded = ts.task_succeeded
+    t0 = time.perf_counter()
+    while running and done < limit:
+        now += step
+        actions = succeeded(running.popleft(), None, None, None, now)
+        for a in actions:
+            if type(a) is Launch:
+                running.append(a.attempt.task_id)
+        done += 1
+    complete_s = time.perf_counter() - t0
+    return submit_s, complete_s, done, running, now
+
+
+def _per_event(n: int, event: Callable[[int], Any]) -> float:
+    """Mean µs of ``event(k)`` for k in range(n)."""
+    t0 = time.perf_counter()
+    for k in range(n):
+        event(k)
+    return (time.perf_counter() - t0) / max(n, 1) * 1e6
+
+
+def measure(executors: int, tasks: int) -> dict[str, Any]:
+    gc.collect()
+    row: dict[str, Any] = {"executors": executors, "cores_per_executor": CORES, "tasks": tasks}
+
+    ts = _cluster(executors)
+    submit_s, complete_s, done, _, _ = _run_stage(ts, tasks)
+    assert done == tasks and ts.running_tasks() == 0, "the stage did not finish"
+    row["stage_us_per_task"] = (submit_s + complete_s) / tasks * 1e6
+    row["task_succeeded_us"] = complete_s / done * 1e6
+
+    # failures and losses with the stage a third done: every slot busy, tasks pending
+    ts = _cluster(executors)
+    _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks // 3)
+    n = min(SAMPLES, len(running), tasks // 3)
+    victims = [running.popleft() for _ in range(n)]
+    err = RuntimeError("task failed")
+    row["task_failed_us"] = _per_event(n, lambda k: ts.task_failed(victims[k], err, "RuntimeError", now=now))
+
+    ts = _cluster(executors)
+    _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks // 3)
+    n = min(SAMPLES, executors)
+    lost = [f"exec-{e}" for e in range(n)]
+    spent = 0.0
+    for k in range(n):
+        t0 = time.perf_counter()
+        ts.executor_lost(lost[k], "connection closed", now)
+        spent += time.perf_counter() - t0
+        ts.executor_added(f"{lost[k]}-again", f"host-{k // 4}", CORES, now)
+    row["executor_lost_us"] = spent / n * 1e6
+
+    ts = _cluster(executors)
+    _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks * 3 // 4)
+    n = min(SAMPLES, 50)
+    row["check_speculation_us"] = _per_event(n, lambda k: ts.check_speculation(now, 0.75, 1.5))
+    return row
+
+
+def tsm_memory_mb(tasks: int) -> float:
+    """MB held by a fresh TaskSetManager of ``tasks`` tasks."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        partitions = list(range(tasks))
+        base = tracemalloc.get_traced_memory()[0]
+        tsm = TaskSetManager(0, 0, 0, partitions)
+        after = tracemalloc.get_traced_memory()[0]
+        del tsm
+    finally:
+        tracemalloc.stop()
+    return (after - base) / 1e6
+
+
+def run(executors: list[int], tasks: list[int]) -> list[dict[str, Any]]:
+    """One row per (executors, tasks) pair, µs per event; ``tsm_mb`` per task count."""
+    memory = {t: tsm_memory_mb(t) for t in tasks}
+    rows = []
+    for t in tasks:
+        for e in executors:
+            row = measure(e, t)
+            row["tsm_mb"] = memory[t]
+            rows.append(row)
+    return rows
+
+
+COLUMNS = [("executors", "executors", "{:,}"), ("tasks", "tasks", "{:,}"),
+           ("stage_us_per_task", "stage µs/task", "{:.2f}"), ("task_succeeded_us", "succeeded µs", "{:.2f}"),
+           ("task_failed_us", "failed µs", "{:.2f}"), ("executor_lost_us", "exec lost µs", "{:.2f}"),
+           ("check_speculation_us", "speculation µs", "{:.2f}"), ("tsm_mb", "TSM MB", "{:.2f}")]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = [title for _, title, _ in COLUMNS]
+    body = [[fmt.format(r[key]) for key, _, fmt in COLUMNS] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--executors", default=",".join(map(str, EXECUTORS)), help="comma-separated executor counts")
+    p.add_argument("--tasks", default=",".join(map(str, TASKS)), help="comma-separated task counts")
+    p.add_argument("--json", help="also write the rows to this file")
+    args = p.parse_args(argv)
+    rows = run([int(x) for x in args.executors.split(",")], [int(x) for x in args.tasks.split(",")])
+    print(f"TaskScheduler, {CORES}-core executors, µs per event")
+    print(format_table(rows))
+    by = {(r["executors"], r["tasks"]): r for r in rows}
+    for t in sorted({r["tasks"] for r in rows}):
+        es = sorted(e for e, tt in by if tt == t)
+        if len(es) > 1:
+            lo, hi = by[(es[0], t)], by[(es[-1], t)]
+            print(f"{t:,} tasks: per-task cost at {es[-1]:,} executors is "
+                  f"{hi['stage_us_per_task'] / lo['stage_us_per_task']:.2f} x that at {es[0]:,}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
