@@ -45,6 +45,7 @@ from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBl
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
+from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
 from sparkctl.storage import compression
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import read_local_block
@@ -123,6 +124,10 @@ class Executor:
         self.slots: list[Slot] = []
         self.lock = threading.Lock()
         self.stage_bins: dict[tuple[int, int], m.StageBinary] = {}
+        # each stage pickled once for all the slots, not once per slot
+        self.stage_frames: dict[tuple[int, int], bytes] = {}
+        # shuffle statuses fetched from the driver once per shuffle and epoch, for every slot
+        self.map_outputs = MapOutputTrackerWorker(self._ask_map_statuses, settings.network_timeout)
         self.broadcasts: dict[int, bytes] = {}
         self.driver: Connection | None = None
         self.server: Server | None = None
@@ -182,9 +187,38 @@ class Executor:
                 slot.send(self.blocks.get(msg[1]))  # type: ignore[arg-type]
             elif kind == "put_block":
                 self.blocks.put(msg[1], msg[2], msg[3])
+            elif kind == "map_statuses":  # a reduce task's first read of a shuffle in this slot
+                self._map_statuses_to_slot(slot, msg[1], msg[2])
             elif kind == "barrier":  # a barrier task's sync: the driver's coordinator answers
                 _, task_id, epoch, sync_kind, message = msg
                 self._to_driver(m.BarrierRequest(self.s.executor_id, task_id, epoch, sync_kind, message))
+
+    def _map_statuses_to_slot(self, slot: Slot, shuffle_id: int, epoch: int) -> None:
+        """The encoded statuses of a shuffle, from this executor's cache or else the driver
+        (this slot's reader waits; the driver's answer comes in on the driver's reader)."""
+        try:
+            data, error = self.map_outputs.get(shuffle_id, epoch), ""
+        except MetadataFetchFailedError as e:
+            data, error = None, str(e)
+        try:
+            slot.send(("map_statuses", shuffle_id, data, error))
+        except OSError:
+            pass  # the slot died: its task fails as such
+
+    def _ask_map_statuses(self, shuffle_id: int) -> None:
+        if self.driver is None:
+            raise ProtocolError("not connected to the driver")
+        self.driver.send(m.GetMapOutputStatuses(shuffle_id))
+
+    def _map_statuses_from_driver(self, msg: m.MapOutputStatuses) -> None:
+        data = msg.data
+        if msg.broadcast_id is not None:  # large: sent as a broadcast just before this answer
+            with self.lock:
+                data = self.broadcasts.get(msg.broadcast_id)
+        error = msg.error if data is None else ""
+        if data is None and not error:
+            error = f"the driver named broadcast {msg.broadcast_id}, which this executor does not hold"
+        self.map_outputs.deliver(msg.shuffle_id, msg.epoch, data, bool(msg.complete), error)
 
     def _indirect(self, task_id: int, state: str, update: bytes) -> bytes:
         """Keep a StatusUpdate too large for one frame as a block; what goes to the driver
@@ -279,7 +313,7 @@ class Executor:
                     slot.task_id = desc.task_id
                     send_info = None
                     if desc.stage_key not in slot.stage_keys:
-                        send_info = info
+                        send_info = self.stage_frames[desc.stage_key]
                         slot.stage_keys.add(desc.stage_key)
                         if len(slot.stage_keys) > 32:
                             slot.stage_keys = {desc.stage_key}
@@ -339,11 +373,17 @@ class Executor:
         if isinstance(msg, m.LaunchTask):
             self._launch(msg.task)
         elif isinstance(msg, m.StageBinary):
+            frame = pickle.dumps(msg, serializers.PROTOCOL)  # once, whatever the number of slots
+            self.map_outputs.update_epoch(msg.map_output_epoch)
             with self.lock:
                 self.stage_bins[msg.key] = msg
+                self.stage_frames[msg.key] = frame
                 if len(self.stage_bins) > 256:
                     for k in sorted(self.stage_bins)[:128]:
                         del self.stage_bins[k]
+                        self.stage_frames.pop(k, None)
+        elif isinstance(msg, m.MapOutputStatuses):
+            self._map_statuses_from_driver(msg)
         elif isinstance(msg, m.PutBroadcast):
             with self.lock:
                 self.broadcasts[msg.bid] = msg.data
@@ -359,6 +399,7 @@ class Executor:
         elif isinstance(msg, m.RemoveRdd):
             self.blocks.remove_rdd(msg.rdd_id)
         elif isinstance(msg, m.RemoveShuffle):
+            self.map_outputs.remove_shuffle(msg.shuffle_id)
             self._remove_shuffle(msg.shuffle_id)
         elif isinstance(msg, m.RemoveBlock):
             self.blocks.remove(msg.block_id)
@@ -541,7 +582,10 @@ class Executor:
 # field -> required type, for the driver messages an executor acts on
 _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.LaunchTask: {"task": m.TaskDescription},
-    m.StageBinary: {"key": tuple, "binary": (bytes, bytearray), "shuffle_statuses": dict, "broadcast_ids": tuple},
+    m.StageBinary: {"key": tuple, "binary": (bytes, bytearray), "shuffle_ids": tuple, "broadcast_ids": tuple,
+                    "map_output_epoch": int},
+    m.MapOutputStatuses: {"shuffle_id": int, "epoch": int, "data": (bytes, bytearray, type(None)),
+                          "broadcast_id": (int, type(None))},
     m.PutBroadcast: {"bid": int, "data": (bytes, bytearray)},
     m.RemoveBroadcast: {"bid": int},
     m.KillTask: {"task_id": int},

@@ -5,14 +5,19 @@ costs a message, not a process start. A slot talks only to its executor over a p
 socket pair:
 
 ```
- executor ── ("task", TaskDescription, StageBinary|None, broadcasts, removed) ──▶ slot
+ executor ── ("task", TaskDescription, pickled StageBinary|None, broadcasts, removed) ──▶ slot
  executor ◀── ("get_block", id) / ("put_block", id, bytes, level) ───────────── slot  (during a task)
+ executor ◀── ("map_statuses", shuffle_id, epoch) ───────────────────────────── slot  (a shuffle's first read)
+ executor ── ("map_statuses", shuffle_id, encoded statuses|None, error) ───────▶ slot
  executor ◀── ("barrier", task_id, epoch, kind, message) ─────────────────────── slot  (a barrier task's sync)
  executor ── ("barrier_reply", task_id, epoch, messages, error) ──────────────▶ slot
  executor ◀── ("done", task_id, state, pickled StatusUpdate) ───────────────── slot
 ```
-The stage binary (the closure) arrives once per slot and stage attempt and is unpickled
-once; broadcasts arrive once per slot.
+The stage binary (the closure) arrives once per slot and stage attempt, pickled once by
+the executor for all its slots, and is unpickled once; broadcasts arrive once per slot. A
+shuffle's map statuses are asked of the executor (which asks the driver once for all its
+slots) at the first read of the shuffle, and kept decoded until a stage of a newer map
+output epoch says outputs were lost since.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import cloudpickle
@@ -40,6 +46,7 @@ from sparkctl.executor import python_memory, task_metrics
 from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
 from sparkctl.rpc import Connection, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
+from sparkctl.scheduler.map_output_tracker import MetadataFetchFailedError, decode_statuses
 from sparkctl.storage import sizing
 from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
 from sparkctl.taskcontext import BarrierTaskContext, TaskContext
@@ -65,6 +72,8 @@ class SlotEnvironment:
         self.secret = secret
         self._peers: dict[tuple[str, int], Connection] = {}
         self.task_cpus = 1  # spark.task.cpus, set by the executor (TaskContext.cpus())
+        # shuffle id -> (map output epoch, decoded statuses), for the tasks of later stages
+        self._statuses: OrderedDict[int, tuple[int, list[MapStatus | None]]] = OrderedDict()
 
     # ---- requests to the executor process
     def _request(self, msg: tuple[Any, ...]) -> Any:
@@ -95,6 +104,34 @@ class SlotEnvironment:
         return iter(records)
 
     # ---- shuffle
+    def map_statuses(self, shuffle_id: int, epoch: int) -> list[MapStatus | None]:
+        """The statuses of ``shuffle_id`` as of map output ``epoch`` or later: kept from an
+        earlier task, else asked of the executor and decoded once."""
+        cached = self._statuses.get(shuffle_id)
+        if cached is not None and cached[0] >= epoch:
+            self._statuses.move_to_end(shuffle_id)
+            return cached[1]
+        send_frame(self.sock, pickle.dumps(("map_statuses", shuffle_id, epoch), serializers.PROTOCOL))
+        while True:
+            reply = pickle.loads(recv_frame(self.sock, _MAX_FRAME))
+            if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "map_statuses" and reply[1] == shuffle_id:
+                break
+            if reply == ("stop",):
+                os._exit(0)  # the executor is stopping: no answer will come
+            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
+                for p in reversed(reply[1]):  # the import path grew meanwhile
+                    if p not in sys.path:
+                        sys.path.insert(0, p)
+        _, _, data, error = reply
+        if data is None:
+            raise MetadataFetchFailedError(error)
+        statuses = decode_statuses(data)
+        if None not in statuses:  # one still missing may be registered by the next request
+            self._statuses[shuffle_id] = (epoch, statuses)
+            while len(self._statuses) > 16:
+                self._statuses.popitem(last=False)
+        return statuses
+
     def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None]) -> Iterator[Any]:
         return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.fetch_remote)
 
@@ -150,6 +187,27 @@ class SlotEnvironment:
         finally:
             conn.close()
         return reply.data if isinstance(reply, BlockData) else None
+
+
+class _ShuffleStatuses(Mapping[int, list[MapStatus | None]]):
+    """A task's view of the statuses of the shuffles its stage reads: fetched at the first
+    read of each (TaskContext.shuffle_statuses), so a task that reads none asks nothing."""
+
+    __slots__ = ("env", "shuffle_ids", "epoch")
+
+    def __init__(self, env: SlotEnvironment, shuffle_ids: tuple[int, ...], epoch: int) -> None:
+        self.env, self.shuffle_ids, self.epoch = env, shuffle_ids, epoch
+
+    def __getitem__(self, shuffle_id: int) -> list[MapStatus | None]:
+        if shuffle_id not in self.shuffle_ids:
+            raise KeyError(shuffle_id)
+        return self.env.map_statuses(shuffle_id, self.epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shuffle_ids)
+
+    def __len__(self) -> int:
+        return len(self.shuffle_ids)
 
 
 class _Stage:
@@ -274,9 +332,10 @@ def _message_within(sock: socket.socket, timeout: float) -> bool:
         return True  # a closed socket: the next read says so
 
 
-def _load_stage(key: tuple[int, int], info: m.StageBinary | None,
+def _load_stage(key: tuple[int, int], frame: bytes | None,
                 stages: "OrderedDict[tuple[int, int], _Stage]") -> _Stage:
-    if info is not None:
+    if frame is not None:
+        info: m.StageBinary = pickle.loads(frame)
         try:
             with accumulators.collect_accumulators() as found:
                 rdd, func = pickle.loads(info.binary)
@@ -335,7 +394,7 @@ class _PickledValue:
         return pickle.loads, (self.data,)
 
 
-def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
+def _run_task(desc: m.TaskDescription, info: bytes | None,
               stages: "OrderedDict[tuple[int, int], _Stage]", env: SlotEnvironment,
               metrics: task_metrics.TaskMetrics) -> tuple[str, m.TaskOutcome]:
     start = time.perf_counter()
@@ -353,8 +412,10 @@ def _run_task(desc: m.TaskDescription, info: m.StageBinary | None,
         wall, cpu = _phase_done(metrics, wall, cpu, False)
         running = True
         context_class = BarrierTaskContext if stage.info.barrier else TaskContext
+        shuffle_ids = stage.info.shuffle_ids
         tc = context_class(desc.stage_key[0], desc.stage_key[1], desc.partition, desc.attempt, desc.task_id, env,
-                           desc.properties, stage.info.shuffle_statuses)
+                           desc.properties,
+                           _ShuffleStatuses(env, shuffle_ids, stage.info.map_output_epoch) if shuffle_ids else None)
         tc.block_locations = desc.block_locations or {}
         TaskContext._current = tc
         if stage.info.profile_aid is not None:  # spark.python.profile

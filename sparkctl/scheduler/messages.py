@@ -5,6 +5,8 @@
  executor ◀─ RegisteredExecutor ─ driver
  executor ◀─ StageBinary / PutBroadcast (once per executor) ─ driver
  executor ◀─ LaunchTask ───────── driver      (streamed as slots free up)
+ executor ── GetMapOutputStatuses ──▶ driver  (once per shuffle and epoch, see scheduler/map_output_tracker.py)
+ executor ◀─ [PutBroadcast] MapOutputStatuses ─ driver  (compressed; a broadcast when large)
  executor ── StatusUpdate ───────▶ driver     (result, failure or fetch failure)
  driver ══ FetchBlockChunk ══▶ executor's block server   (an indirect result, in chunks)
  executor ◀─ RemoveBlock ──────── driver      (once the driver has the result, or refused it)
@@ -53,12 +55,38 @@ class StageBinary:
 
     key: tuple[int, int]  # (stage id, stage attempt)
     binary: bytes  # cloudpickled (rdd, result func) or (rdd, shuffle dependency)
-    shuffle_statuses: dict[int, list[Any]]  # parent shuffle id -> MapStatus per map partition
+    # the shuffles this stage reads: their map statuses are asked for (GetMapOutputStatuses),
+    # never carried here, where they would cost maps x reducers bytes per executor
+    shuffle_ids: tuple[int, ...]
     broadcast_ids: tuple[int, ...]
     is_shuffle_map: bool
     barrier: bool = False  # a barrier stage: its tasks get a BarrierTaskContext
     # spark.python.profile: the accumulator the tasks' cProfile stats are added to (None: off)
     profile_aid: int | None = None
+    # the driver's map output epoch when the stage was submitted: statuses an executor
+    # fetched at an older epoch may name lost outputs, and are fetched again
+    map_output_epoch: int = 0
+
+
+@dataclass(slots=True)
+class GetMapOutputStatuses:
+    """An executor asks for one shuffle's map statuses (Spark's GetMapOutputStatuses)."""
+
+    shuffle_id: int
+
+
+@dataclass(slots=True)
+class MapOutputStatuses:
+    """The answer: the statuses encoded by ``map_output_tracker.encode_statuses``, inline,
+    or (when large) held in broadcast ``broadcast_id``, which the driver sent first unless
+    the executor already had it."""
+
+    shuffle_id: int
+    epoch: int  # the driver's map output epoch when it answered
+    data: bytes | None
+    broadcast_id: int | None = None
+    complete: bool = True  # every map output is registered
+    error: str = ""
 
 
 @dataclass(slots=True)

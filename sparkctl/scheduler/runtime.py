@@ -100,6 +100,8 @@ class DriverRuntime:
         self.network_timeout = network_timeout
         self._stop_event = threading.Event()
         self.dag = DAGScheduler()
+        # the DAG scheduler's map output bookkeeping; also answers executors' status requests
+        self.map_outputs = self.dag.tracker
         self.tasks = TaskScheduler(max_failures)
         # jobs and stages as sc.statusTracker() reports them (sparkctl/status.py), fed under the lock
         self.status = AppStatusStore(self.lock)
@@ -313,6 +315,39 @@ class DriverRuntime:
         live = {(t.stage_id, t.stage_attempt) for t in self.tasks.task_sets}
         for key in [k for k in self.payloads if k not in live]:
             del self.payloads[key]
+        self._drop_retired_statuses()
+
+    # ----------------------------------------------------------------- map output statuses
+    def _serve_map_statuses(self, h: ExecutorHandle, msg: m.GetMapOutputStatuses) -> None:
+        """Answer an executor's request for a shuffle's statuses: encoded once per change of
+        the shuffle (sparkctl/scheduler/map_output_tracker.py); large ones go as a broadcast
+        the executor keeps, sent ahead of the answer unless it has it already."""
+        sid = msg.shuffle_id
+        if not isinstance(sid, int) or isinstance(sid, bool):
+            log.warning("executor %s asked for the statuses of shuffle %r", h.executor_id, sid)
+            return
+        with self.lock:
+            self._drop_retired_statuses()
+            served = self.map_outputs.serve(sid, h.broadcasts.__contains__)
+            if served.broadcast_id is None:
+                reply = m.MapOutputStatuses(sid, served.epoch, served.data, None, served.complete)
+            else:
+                if served.broadcast_id not in h.broadcasts:
+                    # under the lock, so a RemoveBroadcast of it (once retired) cannot overtake it
+                    self._send(h, m.PutBroadcast(served.broadcast_id, served.data))
+                    h.broadcasts.add(served.broadcast_id)
+                reply = m.MapOutputStatuses(sid, served.epoch, None, served.broadcast_id, served.complete)
+        # an inline answer goes off the lock; this reader thread alone answers this
+        # executor's requests, so it follows the broadcast it names
+        self._send(h, reply)
+
+    def _drop_retired_statuses(self) -> None:
+        """Executors drop broadcasts of statuses that have changed since. Under the lock."""
+        for bid in self.map_outputs.retired_broadcasts():
+            for other in self.executors.values():
+                if bid in other.broadcasts:
+                    other.broadcasts.discard(bid)
+                    self._send(other, m.RemoveBroadcast(bid))
 
     def _submit_task_set(self, action: SubmitTaskSet) -> list[Any]:
         stage = action.stage
@@ -346,13 +381,11 @@ class DriverRuntime:
             obj = (stage.rdd, stage.func)
             is_map = False
         binary, bids = serializers.dumps_closure(obj)
-        statuses = {}
-        for parent in stage.parents:
-            if isinstance(parent, ShuffleMapStage):
-                statuses[parent.dep.shuffle_id] = self.dag.tracker.statuses(parent.dep.shuffle_id)
+        shuffle_ids = tuple(p.dep.shuffle_id for p in stage.parents if isinstance(p, ShuffleMapStage))
         all_parts = stage.rdd.partitions
         splits = {p: cloudpickle.dumps(all_parts[p], protocol=serializers.PROTOCOL) for p in partitions}
-        msg = m.StageBinary((stage.id, attempt), binary, statuses, tuple(sorted(bids)), is_map)
+        msg = m.StageBinary((stage.id, attempt), binary, shuffle_ids, tuple(sorted(bids)), is_map,
+                            map_output_epoch=self.map_outputs.epoch)
         if self.profile_accumulator is not None:
             msg.profile_aid = self.profile_accumulator(stage.rdd._id)
         return StagePayload(msg, splits, tuple(sorted(bids)), cached_rdds=_cached_in_stage(stage.rdd))
@@ -462,6 +495,8 @@ class DriverRuntime:
                 elif isinstance(msg, m.ExecutorHeartbeat):
                     h.last_heartbeat = time.monotonic()
                     self._send(h, m.HeartbeatResponse())
+                elif isinstance(msg, m.GetMapOutputStatuses):
+                    self._serve_map_statuses(h, msg)
                 elif isinstance(msg, m.BarrierRequest):
                     on_barrier_request(self, h, msg)
                 else:

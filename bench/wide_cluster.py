@@ -1,0 +1,67 @@
+"""A distinct() across many one-core workers on this machine: what map output statuses cost.
+
+    python bench/wide_cluster.py [--workers 20,100] [--records 200000] [--memory 256]
+
+For each worker count W it starts ``local-cluster[W,1,M]`` (a private master and W
+workers, worker i on 127.0.0.(2+i), so every shuffle block crosses TCP), waits for the W
+executors, runs one small job to warm them, then times
+``parallelize(range(records), W).distinct().count()``: W map tasks and W reducers, each
+reducer needing every map task's status. It prints, per W, the seconds the job took and
+the bytes of map output statuses the driver served (the driver's
+``MapOutputTrackerMaster.bytes_served``: each executor's one fetch per shuffle and epoch,
+compressed, whether it went in the reply or as a broadcast).
+
+Target (issue 14): at most one compressed copy of the statuses per executor, and W=100
+within 3 x the W=20 time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from sparkctl import SparkConf, SparkContext  # noqa: E402
+
+
+def run(workers: int, records: int, memory_mib: int) -> tuple[float, int, int]:
+    """(seconds of the distinct job, status bytes served for it, executors that fetched)."""
+    conf = (SparkConf().setMaster(f"local-cluster[{workers},1,{memory_mib}]").setAppName(f"wide-{workers}")
+            .set("spark.ui.enabled", "false"))
+    sc = SparkContext(conf=conf)
+    try:
+        rt = sc._runtime
+        assert rt is not None
+        if len(rt.executors) < workers:
+            raise SystemExit(f"only {len(rt.executors)} of {workers} executors registered")
+        sc.parallelize(range(workers), workers).map(lambda x: x).count()  # every executor warm
+        tracker = rt.map_outputs
+        served, fetches = tracker.bytes_served, tracker.requests_served
+        started = time.perf_counter()
+        n = sc.parallelize(range(records), workers).distinct().count()
+        seconds = time.perf_counter() - started
+        if n != records:
+            raise SystemExit(f"distinct() counted {n}, expected {records}")
+        return seconds, tracker.bytes_served - served, tracker.requests_served - fetches
+    finally:
+        sc.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", default="20,100", help="comma-separated worker counts (default 20,100)")
+    ap.add_argument("--records", type=int, default=200_000, help="distinct integers (default 200,000)")
+    ap.add_argument("--memory", type=int, default=256, help="MiB per worker and executor (default 256)")
+    args = ap.parse_args(argv)
+    print(f"{'workers':>8} {'seconds':>9} {'status bytes':>13} {'fetches':>8} {'bytes/executor':>15}")
+    for w in (int(x) for x in args.workers.split(",")):
+        seconds, status_bytes, fetches = run(w, args.records, args.memory)
+        print(f"{w:>8} {seconds:>9.3f} {status_bytes:>13,} {fetches:>8} {status_bytes // max(1, w):>15,}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
