@@ -164,7 +164,8 @@ def _stage_completed(stage: Any, attempt: int, num_tasks: int, submitted: int, c
 
 
 def _failure_reason(tsm: Any) -> str:
-    for reasons in tsm.reasons:
-        if reasons:
-            return str(reasons[-1])
+    reasons = tsm.reasons  # task index -> its failed attempts' reasons, for the tasks that failed
+    for i in sorted(reasons):
+        if reasons[i]:
+            return str(reasons[i][-1])
     return "Stage cancelled"

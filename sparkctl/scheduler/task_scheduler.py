@@ -15,26 +15,24 @@ tasks start together or not at all (it waits until the cluster's free slots can 
 of them, and fails at once if the cluster's slots never can); a failed task fails the
 whole attempt: the others are killed and the DAG scheduler reruns the stage
 (``BarrierTaskSetFailed``). It is never speculated.
+
+Every event costs O(1) or O(log n) in the size of the cluster and of the stage, whatever
+their size (see ``bench/scale_tasks.py``): an executor's running attempts are indexed by
+executor, a task set's by task (``task_set_manager``); the executors with a free slot are
+kept in an index, so an event that frees or needs slots offers only where there is room;
+speculation reads a running median (``speculation``).
 """
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any
 
 from sparkctl.errors import BarrierStageError, ExecutorLostError, TaskFailedError
+from sparkctl.scheduler.task_set_manager import HOST, PENDING, RUNNING, SUCCEEDED, TaskAttempt, TaskSetManager
 
-PENDING, RUNNING, SUCCEEDED = 0, 1, 2
-
-
-@dataclass
-class TaskAttempt:
-    task_id: int
-    tsm: "TaskSetManager"
-    index: int
-    executor_id: str
-    attempt: int
-    start: float
+__all__ = ["HOST", "BarrierTaskSetFailed", "ExecutorSlots", "KillTask", "Launch", "TaskAttempt", "TaskEnded",
+           "TaskScheduler", "TaskSetAborted", "TaskSetManager"]
 
 
 @dataclass
@@ -82,132 +80,91 @@ class BarrierTaskSetFailed:
     reason: str
 
 
-#: a preferred location that names a host rather than an executor
-HOST = "host:"
-
-
-class TaskSetManager:
-    """One stage attempt's tasks: which are pending, running, done, and how often failed."""
-
-    def __init__(self, stage_id: int, stage_attempt: int, job_id: int, partitions: list[int],
-                 preferred: dict[int, set[str]] | None = None, max_failures: int = 4,
-                 payload: Any = None, barrier: bool = False) -> None:
-        self.stage_id = stage_id
-        self.stage_attempt = stage_attempt
-        self.job_id = job_id
-        self.partitions = partitions
-        self.payload = payload  # the runtime's serialized stage data; opaque here
-        self.barrier = barrier  # all tasks start together; one failure ends the attempt
-        self.max_failures = max_failures
-        n = len(partitions)
-        self.state = [PENDING] * n
-        self.failures = [0] * n
-        self.attempts = [0] * n
-        self.failed_on: list[set[str]] = [set() for _ in range(n)]
-        self.reasons: list[list[str]] = [[] for _ in range(n)]
-        self.pending: deque[int] = deque(range(n))
-        self.by_executor: dict[str, list[int]] = {}
-        # partition -> where its data is (task locality): executor ids holding it cached, or
-        # "host:H" for a host holding its input file's bytes (HDFS blocks)
-        self.preferred = preferred or {}
-        self.by_host: dict[str, list[int]] = {}
-        for i, p in enumerate(partitions):
-            for where in (preferred or {}).get(p, ()):
-                if where.startswith(HOST):
-                    self.by_host.setdefault(where[len(HOST):], []).append(i)
-                else:
-                    self.by_executor.setdefault(where, []).append(i)
-        for lst in (*self.by_executor.values(), *self.by_host.values()):
-            lst.reverse()  # pop() from the end takes them in partition order
-        self.running: dict[int, TaskAttempt] = {}
-        self.num_succeeded = 0
-        self.zombie = False  # no more launches (aborted, cancelled or superseded)
-        self.durations: list[float] = []  # of successful tasks, for speculation
-        self.speculatable: set[int] = set()  # stragglers waiting for a second copy
-
-    @property
-    def sort_key(self) -> tuple[int, int]:
-        return (self.job_id, self.stage_id)
-
-    def is_done(self) -> bool:
-        return self.num_succeeded == len(self.partitions)
-
-    def next_index(self, executor_id: str, num_executors: int, host: str = "") -> int | None:
-        if self.zombie:
-            return None
-        for local in (self.by_executor.get(executor_id), self.by_host.get(host)):
-            while local:
-                i = local.pop()
-                if self.state[i] == PENDING:
-                    return i
-        pending = self.pending
-        for _ in range(len(pending)):
-            i = pending.popleft()
-            if self.state[i] != PENDING:
-                continue
-            if executor_id in self.failed_on[i] and len(self.failed_on[i]) < num_executors:
-                pending.append(i)  # it failed here: leave it for another executor
-                continue
-            return i
-        return self._speculative_index(executor_id)
-
-    def _speculative_index(self, executor_id: str) -> int | None:
-        for i in sorted(self.speculatable):
-            if self.state[i] != RUNNING:
-                self.speculatable.discard(i)
-                continue
-            if all(a.executor_id != executor_id for a in self.running.values() if a.index == i):
-                self.speculatable.discard(i)
-                return i  # a copy on another executor: the first to finish wins
-        return None
-
-    def find_stragglers(self, now: float, quantile: float, multiplier: float, min_time: float = 0.1) -> bool:
-        """Mark running tasks much slower than the median of finished ones (Spark's rule:
-        once ``quantile`` of the tasks finished, a task running longer than ``multiplier``
-        x their median is speculated). True if any task was newly marked."""
-        n = len(self.partitions)
-        if self.barrier or self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n)) or not self.durations:
-            return False
-        median = sorted(self.durations)[len(self.durations) // 2]
-        threshold = max(multiplier * median, min_time)
-        copies: dict[int, int] = {}
-        for a in self.running.values():
-            copies[a.index] = copies.get(a.index, 0) + 1
-        marked = False
-        for a in self.running.values():
-            if (self.state[a.index] == RUNNING and copies[a.index] == 1 and a.index not in self.speculatable
-                    and now - a.start > threshold):
-                self.speculatable.add(a.index)
-                marked = True
-        return marked
-
-
-@dataclass
+@dataclass(eq=False)
 class ExecutorSlots:
     executor_id: str
     host: str
     cores: int
     free: int
     running: set[int] = field(default_factory=set)
+    seq: int = 0  # registration order: offers go to executors in this order
 
 
 class TaskScheduler:
     def __init__(self, max_failures: int = 4, cpus_per_task: int = 1) -> None:
         self.max_failures = max_failures
+        self.executors: dict[str, ExecutorSlots] = {}
+        # the executors with room for a task, by registration order (sorted ExecutorSlots.seq)
+        self._free: list[int] = []
+        self._by_seq: dict[int, str] = {}
+        self.free_cores_by_host: dict[str, int] = {}  # host -> free cores of its executors
+        self._seq = 0
         # spark.task.cpus: a task takes this many of an executor's cores (ExecutorSlots.free
         # counts cores), so an executor of 4 cores runs 2 tasks at once with 2 cpus a task
         self.cpus_per_task = cpus_per_task
         # cores the cluster is meant to have (e.g. local[4]: 4), when the backend knows it;
         # with the registered executors' cores it bounds the barrier stages that can run
         self.expected_cores = 0
-        self.executors: dict[str, ExecutorSlots] = {}
         self.task_sets: list[TaskSetManager] = []
         self.attempts: dict[int, TaskAttempt] = {}
         self.next_task_id = 0
 
+    @property
+    def cpus_per_task(self) -> int:
+        return self._cpus
+
+    @cpus_per_task.setter
+    def cpus_per_task(self, cpus: int) -> None:
+        self._cpus = cpus
+        self._free = sorted(e.seq for e in self.executors.values() if e.free >= cpus)
+
+    # ------------------------------------------------------------- free slots
+    def _take(self, slots: ExecutorSlots) -> None:
+        c = self._cpus
+        slots.free -= c
+        self.free_cores_by_host[slots.host] -= c
+        if slots.free < c:  # it had room (offers go only there): now it has none
+            self._unlist(slots.seq)
+
+    def _give(self, slots: ExecutorSlots) -> None:
+        c = self._cpus
+        slots.free += c
+        self.free_cores_by_host[slots.host] += c
+        if slots.free - c < c <= slots.free:
+            insort(self._free, slots.seq)
+
+    def _unlist(self, seq: int) -> None:
+        free = self._free
+        k = bisect_left(free, seq)
+        if k < len(free) and free[k] == seq:
+            del free[k]
+
+    def free_slots(self) -> int:
+        """Tasks the executors could start now."""
+        c = self._cpus
+        by_seq, executors = self._by_seq, self.executors
+        return sum(executors[by_seq[s]].free // c for s in self._free)
+
+    def executors_with_free_slots(self) -> list[str]:
+        """In registration order, the order offers go in."""
+        by_seq = self._by_seq
+        return [by_seq[s] for s in self._free]
+
     # ------------------------------------------------------------- executors
     def executor_added(self, executor_id: str, host: str, cores: int, now: float = 0.0) -> list[Any]:
-        self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores)
+        old = self.executors.get(executor_id)
+        if old is not None:  # registered again: its old slots are gone, its place in the order stays
+            self._unlist(old.seq)
+            self.free_cores_by_host[old.host] -= old.free
+            seq = old.seq
+        else:
+            self._seq += 1
+            seq = self._seq
+            self._by_seq[seq] = executor_id
+        self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores, seq=seq)
+        self.free_cores_by_host[host] = self.free_cores_by_host.get(host, 0) + cores
+        if cores >= self._cpus:
+            insort(self._free, seq)
         return self._offer(executor_id, now)
 
     def executor_lost(self, executor_id: str, reason: str, now: float = 0.0, *,
@@ -225,13 +182,16 @@ class TaskScheduler:
         slots = self.executors.pop(executor_id, None)
         if slots is None:
             return []
+        self._unlist(slots.seq)
+        del self._by_seq[slots.seq]
+        self.free_cores_by_host[slots.host] -= slots.free
         actions: list[Any] = []
         for tid in sorted(slots.running):
             att = self.attempts.pop(tid, None)
             if att is None:
                 continue
             tsm = att.tsm
-            tsm.running.pop(tid, None)
+            tsm.remove_running(att)
             if tsm.state[att.index] != RUNNING or tsm.zombie:
                 continue
             why = f"executor {executor_id} lost: {reason}"
@@ -244,23 +204,17 @@ class TaskScheduler:
                     f"executor {executor_id} was lost while running task {tsm.partitions[att.index]} of stage "
                     f"{tsm.stage_id}.{tsm.stage_attempt} (attempt {att.attempt}): {reason}")
                 actions += self._count_failure(att, error, why)
-            elif not self._other_copy_running(tsm, att.index):
+            elif not tsm.other_copy_running(att.index):
                 tsm.state[att.index] = PENDING
                 tsm.pending.appendleft(att.index)
-                tsm.reasons[att.index].append(f"attempt {att.attempt} (not counted): {why}")
+                tsm.add_reason(att.index, f"attempt {att.attempt} (not counted): {why}")
         self._drop_finished_sets()
-        for eid in list(self.executors):
-            actions += self._offer(eid, now)
-        return actions
-
-    @staticmethod
-    def _other_copy_running(tsm: TaskSetManager, index: int) -> bool:
-        return any(a.index == index for a in tsm.running.values())
+        return actions + self._offer_free(now)
 
     # ------------------------------------------------------------- task sets
     def submit(self, tsm: TaskSetManager, now: float = 0.0) -> list[Any]:
         if tsm.barrier:
-            c = self.cpus_per_task
+            c = self._cpus
             capacity = max(self.expected_cores // c, sum(e.cores // c for e in self.executors.values()))
             if 0 < capacity < len(tsm.partitions):
                 tsm.zombie = True
@@ -270,10 +224,7 @@ class TaskScheduler:
                     f"{capacity} partitions (e.g. with repartition or coalesce before .barrier()) or add cores"))]
         self.task_sets.append(tsm)
         self.task_sets.sort(key=lambda t: t.sort_key)
-        actions: list[Any] = []
-        for eid in list(self.executors):
-            actions += self._offer(eid, now)
-        return actions
+        return self._offer_free(now)
 
     def cancel(self, stage_id: int, stage_attempt: int, reason: str) -> list[Any]:
         actions: list[Any] = []
@@ -286,16 +237,34 @@ class TaskScheduler:
         return actions
 
     def _drop_finished_sets(self) -> None:
-        self.task_sets = [t for t in self.task_sets if not ((t.zombie or t.is_done()) and not t.running)]
+        sets = self.task_sets
+        for t in sets:
+            if (t.zombie or t.is_done()) and not t.running:
+                self.task_sets = [t for t in sets if not ((t.zombie or t.is_done()) and not t.running)]
+                return
 
     # ------------------------------------------------------------- offers
+    def _offer_free(self, now: float) -> list[Any]:
+        """Offer every executor with a free slot, in registration order; none when no task
+        set has anything to launch."""
+        if not self._free:
+            return []
+        actions: list[Any] = []
+        sets = self.task_sets
+        for eid in self.executors_with_free_slots():
+            if not any(t.has_work() for t in sets):
+                break
+            actions += self._offer(eid, now)
+        return actions
+
     def _offer(self, executor_id: str, now: float) -> list[Any]:
         slots = self.executors.get(executor_id)
         if slots is None:
             return []
         actions: list[Any] = []
         n_exec = len(self.executors)
-        while slots.free >= self.cpus_per_task:
+        c = self._cpus
+        while slots.free >= c:
             launched = False
             for tsm in self.task_sets:
                 if tsm.barrier:
@@ -321,8 +290,8 @@ class TaskScheduler:
         input if one has a free slot, else to the executor with the most free slots, which
         spreads the tasks over the cluster."""
         n = len(tsm.partitions)
-        c = self.cpus_per_task
-        if tsm.zombie or tsm.running or tsm.num_succeeded or sum(e.free // c for e in self.executors.values()) < n:
+        c = self._cpus
+        if tsm.zombie or tsm.running or tsm.num_succeeded or self.free_slots() < n:
             return []
         preferred: dict[int, list[str]] = {}
         for eid, indices in tsm.by_executor.items():
@@ -333,7 +302,8 @@ class TaskScheduler:
             slots = next((self.executors[e] for e in preferred.get(i, ())
                           if e in self.executors and self.executors[e].free >= c), None)
             if slots is None:
-                slots = max(self.executors.values(), key=lambda e: e.free)
+                # the first, in registration order, of those with the most free cores
+                slots = max((self.executors[e] for e in self.executors_with_free_slots()), key=lambda e: e.free)
             actions.append(Launch(self._start(tsm, i, slots, now)))
         tsm.pending.clear()
         tsm.by_executor.clear()
@@ -344,7 +314,7 @@ class TaskScheduler:
         """One task of a barrier attempt failed: kill the others and end the attempt."""
         tsm = att.tsm
         tsm.zombie = True
-        tsm.reasons[att.index].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
+        tsm.add_reason(att.index, f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
         actions: list[Any] = [KillTask(other.executor_id, other.task_id,
                                        f"task {tsm.partitions[att.index]} of the barrier stage failed")
                               for other in tsm.running.values()]
@@ -358,20 +328,20 @@ class TaskScheduler:
         att = TaskAttempt(tid, tsm, index, slots.executor_id, tsm.attempts[index], now)
         tsm.attempts[index] += 1
         tsm.state[index] = RUNNING
-        tsm.running[tid] = att
+        tsm.add_running(att)
         self.attempts[tid] = att
-        slots.free -= self.cpus_per_task
         slots.running.add(tid)
+        self._take(slots)
         return att
 
     # ------------------------------------------------------------- status updates
     def _release(self, att: TaskAttempt) -> None:
         self.attempts.pop(att.task_id, None)
-        att.tsm.running.pop(att.task_id, None)
+        att.tsm.remove_running(att)
         slots = self.executors.get(att.executor_id)
         if slots is not None and att.task_id in slots.running:
             slots.running.discard(att.task_id)
-            slots.free += self.cpus_per_task
+            self._give(slots)
 
     def task_succeeded(self, task_id: int, value: Any, accum_updates: dict[int, Any] | None,
                        blocks_added: list[str] | None, now: float = 0.0) -> list[Any]:
@@ -382,13 +352,9 @@ class TaskScheduler:
         tsm = att.tsm
         actions: list[Any] = []
         if tsm.state[att.index] != SUCCEEDED:
-            tsm.state[att.index] = SUCCEEDED
-            tsm.num_succeeded += 1
-            tsm.durations.append(now - att.start)
-            tsm.speculatable.discard(att.index)
-            for other in list(tsm.running.values()):  # a speculative copy lost the race
-                if other.index == att.index:
-                    actions.append(KillTask(other.executor_id, other.task_id, "another attempt succeeded"))
+            tsm.task_finished(att.index, now - att.start)
+            for other in list(tsm.running_copies(att.index)):  # a speculative copy lost the race
+                actions.append(KillTask(other.executor_id, other.task_id, "another attempt succeeded"))
             actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[att.index], True, value,
                                      None, accum_updates, blocks_added, att.executor_id))
         self._drop_finished_sets()
@@ -410,15 +376,13 @@ class TaskScheduler:
         elif tsm.barrier and not tsm.zombie and tsm.state[i] != SUCCEEDED:
             actions += self._barrier_failed(att, error, reason)
         elif killed or tsm.zombie or tsm.state[i] == SUCCEEDED:
-            if tsm.state[i] == RUNNING and not self._other_copy_running(tsm, i) and not tsm.zombie:
+            if tsm.state[i] == RUNNING and not tsm.other_copy_running(i) and not tsm.zombie:
                 tsm.state[i] = PENDING
                 tsm.pending.appendleft(i)
         else:
             actions += self._count_failure(att, error, reason)
         self._drop_finished_sets()
-        for eid in list(self.executors):
-            actions += self._offer(eid, now)
-        return actions
+        return actions + self._offer_free(now)
 
     def release(self, task_id: int, now: float = 0.0) -> list[Any]:
         """Forget an attempt whose outcome is thrown away (its job was failed because of
@@ -434,16 +398,14 @@ class TaskScheduler:
         """One more failure of the attempt's task: run it again, or give up on its task set."""
         tsm = att.tsm
         i = att.index
-        tsm.failures[i] += 1
-        tsm.failed_on[i].add(att.executor_id)
-        tsm.reasons[i].append(f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
+        tsm.record_failure(i, att.executor_id, f"attempt {att.attempt} on executor {att.executor_id}: {reason}")
         if tsm.failures[i] >= tsm.max_failures:
             tsm.zombie = True
             actions: list[Any] = [KillTask(other.executor_id, other.task_id, "stage aborted")
                                   for other in tsm.running.values()]
             actions.append(TaskSetAborted(tsm.stage_id, tsm.stage_attempt, self._abort_error(tsm, i, error)))
             return actions
-        if not self._other_copy_running(tsm, i):
+        if not tsm.other_copy_running(i):
             tsm.state[i] = PENDING
             tsm.pending.append(i)
         return []
@@ -451,7 +413,7 @@ class TaskScheduler:
     def _abort_error(self, tsm: TaskSetManager, index: int, error: BaseException) -> BaseException:
         summary = (f"Job aborted: task {tsm.partitions[index]} in stage {tsm.stage_id}.{tsm.stage_attempt} "
                    f"failed {tsm.failures[index]} times (spark.task.maxFailures={tsm.max_failures}); attempts:\n  "
-                   + "\n  ".join(tsm.reasons[index]))
+                   + "\n  ".join(tsm.reasons_of(index)))
         if isinstance(error, BaseException) and hasattr(error, "add_note"):
             try:
                 error.add_note(summary)
@@ -466,10 +428,7 @@ class TaskScheduler:
             t.find_stragglers(now, quantile, multiplier)
         if not any(t.speculatable for t in self.task_sets):
             return []
-        actions: list[Any] = []
-        for eid in list(self.executors):
-            actions += self._offer(eid, now)
-        return actions
+        return self._offer_free(now)
 
     # ------------------------------------------------------------- queries
     def running_tasks(self) -> int:

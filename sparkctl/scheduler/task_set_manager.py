@@ -1,0 +1,227 @@
+"""One stage attempt's tasks inside the task scheduler: which are pending, running, done,
+and how often each failed; which task an offered slot should run next.
+
+The state is sized for stages of 100,000 tasks and more:
+
+* per task, only flat arrays (state, failure and attempt counts); what only some tasks
+  need (the executors a task failed on, the reasons of its failed attempts) lives in dicts
+  filled when a task first fails;
+* running attempts are indexed by task id (``running``, in launch order) and by task
+  index (``copies``), so finishing an attempt never scans the others;
+* speculation keeps the median of finished durations as tasks finish
+  (``speculation.RunningQuantile``) and, since attempts are launched in clock order,
+  looks at the oldest running attempts only, stopping at the first one that is not
+  slow enough.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sparkctl.scheduler.speculation import RunningQuantile
+
+PENDING, RUNNING, SUCCEEDED = 0, 1, 2
+
+#: a preferred location that names a host rather than an executor
+HOST = "host:"
+
+
+@dataclass(slots=True, eq=False)
+class TaskAttempt:
+    task_id: int
+    tsm: "TaskSetManager"
+    index: int
+    executor_id: str
+    attempt: int
+    start: float
+
+
+class TaskSetManager:
+    """One stage attempt's tasks: which are pending, running, done, and how often failed."""
+
+    def __init__(self, stage_id: int, stage_attempt: int, job_id: int, partitions: list[int],
+                 preferred: dict[int, set[str]] | None = None, max_failures: int = 4,
+                 payload: Any = None, barrier: bool = False) -> None:
+        self.stage_id = stage_id
+        self.stage_attempt = stage_attempt
+        self.job_id = job_id
+        self.partitions = partitions
+        self.payload = payload  # the runtime's serialized stage data; opaque here
+        self.barrier = barrier  # all tasks start together; one failure ends the attempt
+        self.max_failures = max_failures
+        n = len(partitions)
+        self.state = bytearray(n)  # PENDING, RUNNING or SUCCEEDED per task index
+        self.failures = [0] * n
+        self.attempts = [0] * n
+        # only for tasks that failed: the executors they failed on, each attempt's reason
+        self.failed_on: dict[int, set[str]] = {}
+        self.reasons: dict[int, list[str]] = {}
+        self.pending: deque[int] = deque(range(n))  # may hold indices no longer pending
+        self.by_executor: dict[str, list[int]] = {}
+        # partition -> where its data is (task locality): executor ids holding it cached, or
+        # "host:H" for a host holding its input file's bytes (HDFS blocks)
+        self.preferred = preferred or {}
+        self.by_host: dict[str, list[int]] = {}
+        if preferred:
+            for i, p in enumerate(partitions):
+                for where in preferred.get(p, ()):
+                    if where.startswith(HOST):
+                        self.by_host.setdefault(where[len(HOST):], []).append(i)
+                    else:
+                        self.by_executor.setdefault(where, []).append(i)
+            for lst in (*self.by_executor.values(), *self.by_host.values()):
+                lst.reverse()  # pop() from the end takes them in partition order
+        self.running: dict[int, TaskAttempt] = {}  # task id -> attempt, in launch order
+        self.copies: dict[int, list[TaskAttempt]] = {}  # task index -> its running attempts
+        self.num_succeeded = 0
+        self.zombie = False  # no more launches (aborted, cancelled or superseded)
+        self.durations = RunningQuantile(0.5)  # of successful tasks, for speculation
+        self.speculatable: set[int] = set()  # stragglers waiting for a second copy
+        self._speculatable_order: list[int] = []  # heap of the same, lowest index first; may hold stale ones
+        self._last_start = float("-inf")
+        self._started_in_order = True  # launches came with a clock that never went back
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return (self.job_id, self.stage_id)
+
+    def is_done(self) -> bool:
+        return self.num_succeeded == len(self.partitions)
+
+    def has_work(self) -> bool:
+        """Whether an offer could launch something: false means surely not (a pending
+        queue may still hold indices that were launched since)."""
+        return not self.zombie and bool(self.pending or self.speculatable)
+
+    # ------------------------------------------------------------- running attempts
+    def add_running(self, att: TaskAttempt) -> None:
+        self.running[att.task_id] = att
+        same = self.copies.get(att.index)
+        if same is None:
+            self.copies[att.index] = [att]
+        else:
+            same.append(att)
+        if att.start < self._last_start:
+            self._started_in_order = False
+        else:
+            self._last_start = att.start
+
+    def remove_running(self, att: TaskAttempt) -> bool:
+        """Forget a running attempt; False if it was not running."""
+        if self.running.pop(att.task_id, None) is None:
+            return False
+        same = self.copies[att.index]
+        if len(same) == 1:
+            del self.copies[att.index]
+        else:
+            same.remove(att)
+        return True
+
+    def other_copy_running(self, index: int) -> bool:
+        return index in self.copies
+
+    def running_copies(self, index: int) -> Iterable[TaskAttempt]:
+        return self.copies.get(index, ())
+
+    # ------------------------------------------------------------- failures
+    def record_failure(self, index: int, executor_id: str, reason: str) -> None:
+        self.failures[index] += 1
+        failed_on = self.failed_on.get(index)
+        if failed_on is None:
+            self.failed_on[index] = {executor_id}
+        else:
+            failed_on.add(executor_id)
+        self.add_reason(index, reason)
+
+    def add_reason(self, index: int, reason: str) -> None:
+        reasons = self.reasons.get(index)
+        if reasons is None:
+            self.reasons[index] = [reason]
+        else:
+            reasons.append(reason)
+
+    def reasons_of(self, index: int) -> list[str]:
+        return self.reasons.get(index, [])
+
+    # ------------------------------------------------------------- offers
+    def next_index(self, executor_id: str, num_executors: int, host: str = "") -> int | None:
+        if self.zombie:
+            return None
+        state = self.state
+        if self.by_executor or self.by_host:
+            for local in (self.by_executor.get(executor_id), self.by_host.get(host)):
+                while local:
+                    i = local.pop()
+                    if state[i] == PENDING:
+                        return i
+        pending = self.pending
+        failed_on = self.failed_on
+        for _ in range(len(pending)):
+            i = pending.popleft()
+            if state[i] != PENDING:
+                continue
+            if failed_on:
+                where = failed_on.get(i)
+                if where is not None and executor_id in where and len(where) < num_executors:
+                    pending.append(i)  # it failed here: leave it for another executor
+                    continue
+            return i
+        if self.speculatable:
+            return self._speculative_index(executor_id)
+        return None
+
+    def _speculative_index(self, executor_id: str) -> int | None:
+        """The lowest straggler with no copy on this executor (a copy elsewhere: the first
+        to finish wins)."""
+        order = self._speculatable_order
+        skipped: list[int] = []
+        found = None
+        while order:
+            i = heapq.heappop(order)
+            if i not in self.speculatable:
+                continue  # already given a copy, or finished
+            if self.state[i] != RUNNING:
+                self.speculatable.discard(i)
+                continue
+            if all(a.executor_id != executor_id for a in self.copies.get(i, ())):
+                self.speculatable.discard(i)
+                found = i
+                break
+            skipped.append(i)
+        for i in skipped:
+            heapq.heappush(order, i)
+        return found
+
+    # ------------------------------------------------------------- speculation
+    def task_finished(self, index: int, duration: float) -> None:
+        """A task's first successful attempt."""
+        self.state[index] = SUCCEEDED
+        self.num_succeeded += 1
+        self.durations.add(duration)
+        self.speculatable.discard(index)
+
+    def find_stragglers(self, now: float, quantile: float, multiplier: float, min_time: float = 0.1) -> bool:
+        """Mark running tasks much slower than the median of finished ones (Spark's rule:
+        once ``quantile`` of the tasks finished, a task running longer than ``multiplier``
+        x their median is speculated). True if any task was newly marked."""
+        n = len(self.partitions)
+        if (self.barrier or self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n))
+                or not len(self.durations)):
+            return False
+        threshold = max(multiplier * self.durations.value(), min_time)
+        ordered = self._started_in_order
+        state, copies, speculatable = self.state, self.copies, self.speculatable
+        marked = False
+        for a in self.running.values():
+            if now - a.start <= threshold:
+                if ordered:
+                    break  # every later attempt started later still
+                continue
+            i = a.index
+            if state[i] == RUNNING and len(copies[i]) == 1 and i not in speculatable:
+                speculatable.add(i)
+                heapq.heappush(self._speculatable_order, i)
+                marked = True
+        return marked
