@@ -79,11 +79,16 @@ def _free_port(addresses: list[str]) -> int:
 class SSHServer:
     """sshd in the foreground on *addresses*; :meth:`start` and :meth:`stop` it."""
 
-    def __init__(self, base: Path, addresses: tuple[str, ...] = ("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> None:
+    def __init__(self, base: Path, addresses: tuple[str, ...] = ("127.0.0.1", "127.0.0.2", "127.0.0.3"),
+                 port: int = 0, launcher: tuple[str, ...] = ()) -> None:
+        """*port* 0 picks a free one; *launcher* prefixes sshd's command line (e.g.
+        ``ip netns exec NS`` to run it in a network namespace, where *port* may be 22)."""
         self.base = base.resolve()  # sshd wants absolute paths
         self.base.mkdir(parents=True, exist_ok=True)
         self.addresses = list(addresses)
-        self.port = 0
+        self.fixed_port = port
+        self.launcher = list(launcher)
+        self.port = port
         self.host_key = self.base / "ssh_host_ed25519_key"
         self.host_public = make_key(self.host_key)
         self.client_key = self.base / "id_ed25519"
@@ -121,11 +126,11 @@ class SSHServer:
         """Start sshd and wait until every address accepts connections."""
         last_error = ""
         for _attempt in range(3):  # another process may grab the port between check and bind
-            self.port = _free_port(self.addresses)
+            self.port = self.fixed_port or _free_port(self.addresses)
             self._write_config()
             with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=log)
+                self.proc = subprocess.Popen([*self.launcher, SSHD, "-D", "-e", "-f", str(self.config)],
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             deadline = time.monotonic() + timeout
             pending = list(self.addresses)
             while pending and self.proc.poll() is None and time.monotonic() < deadline:

@@ -1,0 +1,282 @@
+"""A standalone cluster on real separate hosts: network namespaces (:mod:`tests.netns`).
+
+Four namespaces on a private bridge, each with its own address, its own sshd on port 22
+and its own worker on port 7078; the master and the drivers run in the root namespace at
+the bridge's address. ``sparkctl cluster start`` brings the workers up over SSH. The tests
+run the sample jobs across the four hosts against plain Python, then cut one worker's
+link (``ip link set ... down``) while a job reads a shuffle: the master's heartbeat
+timeout declares the worker dead, the driver loses its executor and the map outputs on
+it, the reducers' fetches from it fail, the lost work is recomputed elsewhere and the
+result is exact; with the link back, the worker re-registers with the master (which
+closed its connection) and gets an executor of the running application again.
+
+Each test makes its own namespaces and removes them, with every process in them, even
+when it fails (fixture finalizers); each also checks that ``ip netns list`` and
+``ip link`` no longer show anything it made. Needs root and iproute2 (else skipped).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import operator
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netns import ROOT, NamespaceCluster, NamespaceHost, NamespaceNetwork, netns_missing_reason
+
+pytestmark = pytest.mark.slow
+
+HOSTS = 4
+WORKER_TIMEOUT = 3.0  # spark.worker.timeout, seconds: the master's heartbeat timeout
+SAMPLES = ROOT / "sample_jobs"
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def network() -> Iterator[NamespaceNetwork]:
+    reason = netns_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    net = NamespaceNetwork(HOSTS)
+    try:
+        yield net.create()
+    finally:
+        net.destroy()  # again after the test's own check, or instead of it if the test failed
+    assert net.leftovers() == []
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, network: NamespaceNetwork, monkeypatch: pytest.MonkeyPatch) -> Iterator[NamespaceCluster]:
+    for key in ("SPARKCTL_SECRET", "SPARKCTL_MASTER", "SSH_AUTH_SOCK"):
+        monkeypatch.delenv(key, raising=False)
+    c = NamespaceCluster(tmp_path, network, {"spark.worker.timeout": f"{WORKER_TIMEOUT:g}s"})
+    try:
+        c.start_sshd()
+        yield c
+    finally:
+        left = c.shutdown()
+        assert not left, f"processes left behind: {left}"
+
+
+def finish(cluster: NamespaceCluster, network: NamespaceNetwork) -> None:
+    """Stop the cluster and remove the network; nothing of either may remain."""
+    r = cluster.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    for h in network.hosts:
+        assert re.search(rf"^{re.escape(h.address)}\s+stopped\s", r.stdout, re.M), r.stdout
+    assert f"stopped master on {network.bridge_address}" in r.stdout
+    assert cluster.shutdown() == []  # master, workers, executors, sshd: all gone
+    assert all(h.pids() == [] for h in network.hosts)
+    network.destroy()
+    assert network.leftovers() == []
+
+
+def start(cluster: NamespaceCluster, network: NamespaceNetwork) -> dict[str, str]:
+    """``sparkctl cluster start``; the worker id of each host."""
+    r = cluster.start()
+    assert r.returncode == 0, r.stdout + r.stderr + cluster.log_text()
+    assert f"master started at {cluster.url}" in r.stdout
+    ids = {}
+    for h in network.hosts:
+        m = re.search(rf"^{re.escape(h.address)}\s+started\s+(\S+)\s+registered with {re.escape(cluster.url)}",
+                      r.stdout, re.M)
+        assert m, r.stdout
+        ids[h.address] = m.group(1)
+    workers = master_state(cluster)["workers"]
+    assert sorted((w["host"], w["id"], w["state"]) for w in workers) == \
+        sorted((a, i, "ALIVE") for a, i in ids.items())
+    return ids
+
+
+def master_state(cluster: NamespaceCluster) -> dict[str, Any]:
+    from sparkctl.deploy.commands import fetch_master_state
+
+    return fetch_master_state(cluster.url, (cluster.conf / "secret").read_bytes().strip(), timeout=5.0)
+
+
+def executor_hosts(cluster: NamespaceCluster, network: NamespaceNetwork) -> set[str]:
+    """The hosts on which some executor ran: each worker makes WORK_DIR/APP/EXECUTOR there."""
+    return {h.address for h in network.hosts
+            if any(d.is_dir() for d in (cluster.host_dir(h) / "work").glob("app-*/*"))}
+
+
+def submit(cluster: NamespaceCluster, *args: str) -> str:
+    job = cluster.sparkctl("submit", "--total-executor-cores", str(HOSTS), "--executor-cores", "1",
+                           "--executor-memory", "512m", *args, timeout=120)
+    assert job.returncode == 0, job.stdout + job.stderr + cluster.log_text()
+    return job.stdout
+
+
+# ---------------------------------------------------------------- sample jobs
+
+
+def join_expected(n_customers: int, n_orders: int) -> list[str]:
+    """sample_jobs/join.py's report, computed in plain Python from the same generators."""
+    spec = importlib.util.spec_from_file_location("sample_join", SAMPLES / "join.py")
+    assert spec is not None and spec.loader is not None
+    join = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(join)
+    customers = dict(join.customer(c) for c in range(n_customers))
+    orders = [join.order(o, n_customers) for o in range(n_orders)]
+    joined = [(cid, cents) for cid, cents in orders if cid in customers]
+    spend: Counter[tuple[int, str]] = Counter()
+    cities: dict[str, list[int]] = {}
+    for cid, cents in joined:
+        spend[(cid, customers[cid][0])] += cents
+        city = cities.setdefault(customers[cid][1], [0, 0])
+        city[0] += cents
+        city[1] += 1
+    ordered = {cid for cid, _ in orders}
+    lines = [f"{n_customers} customers, {n_orders} orders, {len(joined)} joined records",
+             f"{len(spend)} customers ordered; {sum(1 for c in customers if c not in ordered)} never did",
+             "Top 5 customers by spend:"]
+    for (cid, name), cents in sorted(spend.items(), key=lambda kv: (-kv[1], kv[0]))[:5]:
+        lines.append(f"  {name} (id {cid}): {cents / 100:,.2f}")
+    lines.append("Orders and revenue by city:")
+    for city, (cents, count) in sorted(cities.items()):
+        lines.append(f"  {city:<12} {count:>6} orders {cents / 100:>12,.2f}")
+    return lines
+
+
+@pytest.mark.timeout(150)
+def test_sample_jobs_run_across_four_namespace_hosts(cluster: NamespaceCluster, network: NamespaceNetwork,
+                                                     tmp_path: Path) -> None:
+    start(cluster, network)
+
+    words = SAMPLES / "data" / "words.txt"
+    out = tmp_path / "counts"
+    stdout = submit(cluster, str(SAMPLES / "wordcount.py"), str(words), str(out))
+    word = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+    expected = Counter(w for line in words.read_text().splitlines() for w in word.findall(line.lower()))
+    saved: dict[str, int] = {}
+    for part in sorted(out.glob("part-*")):
+        for line in part.read_text().splitlines():
+            w, _, n = line.rpartition("\t")
+            saved[w] = int(n)
+    assert (out / "_SUCCESS").exists()
+    assert saved == dict(expected)
+    assert f"{sum(expected.values())} words, {len(expected)} distinct" in stdout
+    assert executor_hosts(cluster, network) == {h.address for h in network.hosts}
+
+    stdout = submit(cluster, str(SAMPLES / "join.py"), "3000", "30000")
+    assert stdout.splitlines()[:len(join_expected(3000, 30000))] == join_expected(3000, 30000)
+
+    finish(cluster, network)
+
+
+# ---------------------------------------------------------------- a partitioned worker
+
+
+class _DriverLog(logging.Handler):
+    """The driver's warnings (lost executors, failed tasks), kept for the assertions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _wait(what: str, condition: Any, timeout: float, interval: float = 0.05) -> float:
+    """Poll *condition* until true; the time it took."""
+    t0 = time.monotonic()
+    while not condition():
+        assert time.monotonic() - t0 < timeout, f"{what}: not within {timeout:g} s"
+        time.sleep(interval)
+    return time.monotonic() - t0
+
+
+def _worker(cluster: NamespaceCluster, host: NamespaceHost) -> dict[str, Any]:
+    return next((w for w in master_state(cluster)["workers"] if w["host"] == host.address), {})
+
+
+@pytest.mark.timeout(150)
+def test_a_partitioned_worker_is_lost_the_job_stays_exact_and_it_comes_back(
+        cluster: NamespaceCluster, network: NamespaceNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = start(cluster, network)
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)  # the driver, here, reads the cluster's conf dir and secret
+    from sparkctl import SparkConf, SparkContext
+
+    # Defined here, so they travel by value: the executors need not import this module.
+    def slow(i: int) -> tuple[str, int]:
+        time.sleep(2.0)
+        return ("slow", i)
+
+    def host_of(i: int) -> str:
+        from sparkctl import TaskContext
+
+        time.sleep(0.3)
+        return str(TaskContext.get().env.host)  # type: ignore[union-attr]
+
+    victim = network.hosts[0]
+    driver_log = _DriverLog()
+    logging.getLogger("sparkctl.driver").addHandler(driver_log)
+    conf = (SparkConf().setMaster(cluster.url).setAppName("partition")
+            .set("spark.driver.host", network.bridge_address).set("spark.cores.max", str(HOSTS))
+            .set("spark.executor.cores", "1").set("spark.executor.memory", "512m").set("spark.ui.enabled", "false"))
+    sc = SparkContext(conf=conf)
+    try:
+        _wait("four executors", lambda: sc.defaultParallelism == HOSTS, 60)
+        # One stage: four slow partitions first (one per executor), then eight that read a
+        # shuffle whose map outputs lie on every host. The link is cut while the slow ones
+        # run, so the reducers then try to fetch from the partitioned host.
+        pairs = sc.parallelize(range(40_000), 8).map(lambda x: (x % 1000, x))
+        job = sc.parallelize(range(HOSTS), HOSTS).map(slow).union(pairs.reduceByKey(operator.add, 8))
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["value"] = job.collect()
+            except BaseException as e:  # reported by the assertion below
+                result["error"] = e
+
+        runner = threading.Thread(target=run, name="partitioned-job")
+        runner.start()
+        tracker = sc.statusTracker()
+
+        def slow_tasks_running() -> bool:
+            infos = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+            return any(i is not None and i.numTasks == HOSTS + 8 and i.numActiveTasks >= HOSTS for i in infos)
+
+        _wait("the slow tasks to run", slow_tasks_running, 60, 0.02)
+        victim.cut()
+        cut_at = time.monotonic()
+        _wait("the master to declare the cut worker DEAD", lambda: _worker(cluster, victim).get("state") == "DEAD",
+              WORKER_TIMEOUT + 10, 0.1)
+        dead_after = time.monotonic() - cut_at
+        assert dead_after >= WORKER_TIMEOUT * 0.9, dead_after  # the heartbeat timeout, not something sooner
+        runner.join(90)
+        assert not runner.is_alive(), "the job did not finish within 90 s of the cut"
+        assert "error" not in result, result.get("error")
+        expected: Counter[int] = Counter()
+        for x in range(40_000):
+            expected[x % 1000] += x
+        assert sorted(result["value"], key=repr) == sorted([("slow", i) for i in range(HOSTS)] + list(expected.items()),
+                                                           key=repr)
+        assert any(line.startswith("Lost executor") and victim.address in line for line in driver_log.lines), \
+            driver_log.lines
+        assert any("fetch_failed" in line for line in driver_log.lines), driver_log.lines
+
+        # The link back: the worker finds the connection the master closed, registers again
+        # (same id) and the application, still wanting four cores, gets an executor there.
+        victim.heal()
+        _wait("the worker to re-register", lambda: _worker(cluster, victim).get("state") == "ALIVE", 60, 0.2)
+        assert _worker(cluster, victim)["id"] == ids[victim.address]
+        _wait("an executor on the healed worker", lambda: sc.defaultParallelism == HOSTS, 60)
+        hosts = sc.parallelize(range(16), 16).map(host_of).collect()
+        assert set(hosts) == {h.address for h in network.hosts}
+    finally:
+        logging.getLogger("sparkctl.driver").removeHandler(driver_log)
+        sc.stop()
+    finish(cluster, network)
