@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import logging
 import os
 import queue
@@ -47,6 +46,7 @@ from typing import Any
 from sparkctl.conf import SparkConf, conf_dir, load_defaults_file
 from sparkctl.deploy.master_state import (
     DEFAULT_MAX_EXECUTOR_RETRIES,
+    finish_json,
     Action,
     BindDriver,
     BindWorker,
@@ -81,8 +81,8 @@ from sparkctl.deploy.webui import (
     start_status_server,
 )
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
+from sparkctl.deploy.recovery import LEGACY_SNAPSHOT_FILE, Journal
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
-from sparkctl.util.fsutil import private_makedirs, write_private_atomic
 
 __all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
 
@@ -92,8 +92,8 @@ DEFAULT_PORT = 7077
 DEFAULT_WEBUI_PORT = 8080
 #: How long a fresh connection may stay silent before its first message decides its role.
 FIRST_MESSAGE_TIMEOUT = 30.0
-#: File in --recovery-dir holding the latest state snapshot (JSON).
-SNAPSHOT_FILE = "master-state.json"
+#: The whole-state file older masters kept in --recovery-dir (read once, then replaced by a journal).
+SNAPSHOT_FILE = LEGACY_SNAPSHOT_FILE
 #: First messages of a client connection (status, submission, driver control).
 # UnregisterApplication also comes as a one-off request: from a driver that ends while its
 # connection to a restarted master is still being re-established.
@@ -225,7 +225,8 @@ class MasterDaemon:
         # The timer sleeps until _timer_target (a due relaunch) at the latest; an earlier one wakes it.
         self._timer_wake = threading.Event()
         self._timer_target: float | None = None
-        self._last_snapshot = ""
+        self._journal: Journal | None = None
+        self._compaction: threading.Thread | None = None
         self.master_url = ""
         self.webui_url = ""
 
@@ -275,6 +276,13 @@ class MasterDaemon:
             self._server.stop()
         if self._timer is not None:
             self._timer.join(5.0)
+        with self._lock:
+            compaction = self._compaction
+        if compaction is not None:
+            compaction.join(30.0)
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
         log.info("Master stopped")
 
     def _web_kill(self, kind: str, ident: str) -> str:
@@ -290,8 +298,10 @@ class MasterDaemon:
         return f"kill requested for {kind} {ident}"
 
     def state_json(self) -> dict[str, Any]:
+        # Only a copy is made under the lock; the document is built after releasing it.
         with self._lock:
-            return self._state.to_json(self._clock(), self.master_url)
+            parts = self._state.json_parts(self._clock(), self.master_url)
+        return finish_json(parts)
 
     def _tick(self) -> None:
         # A quarter of the timeout: a worker is declared DEAD at most 1.25 timeouts after
@@ -363,33 +373,53 @@ class MasterDaemon:
             outbox.put(msg)
 
     # ------------------------------------------------------------- recovery
-    def _snapshot_path(self) -> str | None:
-        return os.path.join(self.recovery_dir, SNAPSHOT_FILE) if self.recovery_dir else None
-
     def _recover(self) -> None:
-        path = self._snapshot_path()
-        if path is None or not os.path.exists(path):
+        """Restore what the recovery directory holds, then journal from the restored state on."""
+        if self.recovery_dir is None:
             return
+        journal = Journal(self.recovery_dir)
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            self._carry_out(self._state.restore(data, self._clock()), None)
+            data = journal.load()
+            if data is not None:
+                self._carry_out(self._state.restore(data, self._clock()), None)
         except (OSError, ValueError, KeyError, TypeError) as e:
-            log.error("Cannot recover from %s (%s); starting with an empty state", path, e)
+            log.error("Cannot recover from %s (%s); starting with an empty state", self.recovery_dir, e)
+        self._open_journal(journal)
+
+    def _open_journal(self, journal: Journal) -> None:
+        try:
+            self._state.track_changes = True
+            self._state.take_changes()  # the snapshot below holds them
+            journal.start(self._state.snapshot())
+            self._journal = journal
+        except OSError as e:
+            log.error("Cannot write the recovery journal in %s: %s", self.recovery_dir, e)
 
     def _persist(self) -> None:
-        path = self._snapshot_path()
-        if path is None or self._stopping.is_set():
+        """Append what the last event changed to the journal; called with the lock held."""
+        if self.recovery_dir is None or self._stopping.is_set():
+            return
+        if self._journal is None:
+            self._open_journal(Journal(self.recovery_dir))
             return
         try:
-            text = json.dumps(self._state.snapshot(), sort_keys=True, default=str)
-            if text == self._last_snapshot:
-                return
-            private_makedirs(os.path.dirname(path))
-            write_private_atomic(path, text.encode("utf-8"))  # a crash leaves the old snapshot or the new one
-            self._last_snapshot = text
+            self._journal.append(self._state.take_changes())
+            if self._journal.wants_compaction() and self._compaction is None:
+                through = self._journal.rotate()
+                self._compaction = threading.Thread(target=self._compact, args=(self._journal, through),
+                                                    name="master-journal-compaction", daemon=True)
+                self._compaction.start()
         except (OSError, TypeError, ValueError) as e:
-            log.error("Cannot write the recovery snapshot %s: %s", path, e)
+            log.error("Cannot append to the recovery journal in %s: %s", self.recovery_dir, e)
+
+    def _compact(self, journal: Journal, through: int) -> None:
+        try:
+            journal.compact(through)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.error("Cannot compact the recovery journal in %s: %s", self.recovery_dir, e)
+        finally:
+            with self._lock:
+                self._compaction = None
 
     # ------------------------------------------------------------- connections
     def _on_connection(self, conn: Connection) -> None:
@@ -505,7 +535,7 @@ class MasterDaemon:
                 now = self._clock()
                 if isinstance(msg, RequestKillApplication):
                     self._carry_out(self._state.kill_application(msg.app_id, now), None)
-                    outbox.put(MasterState(self._state.to_json(now, self.master_url)))
+                    outbox.put(MasterState(finish_json(self._state.json_parts(now, self.master_url))))
                 elif isinstance(msg, RequestSubmitDriver):
                     self._carry_out(self._state.submit_driver(msg.desc, now), outbox)
                 elif isinstance(msg, RequestKillDriver):

@@ -35,12 +35,11 @@ driver that cannot start does not spin.
 """
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence, Union
+from dataclasses import replace
+from typing import Any
 
 from sparkctl.deploy.messages import (
     ALIVE,
@@ -54,7 +53,6 @@ from sparkctl.deploy.messages import (
     FINAL_DRIVER_STATES,
     FINISHED,
     KILLED,
-    LAUNCHING,
     LOST,
     RUNNING,
     SUBMITTED,
@@ -83,6 +81,30 @@ from sparkctl.deploy.messages import (
     SubmitDriverResponse,
     WorkerRemoved,
 )
+from sparkctl.deploy.master_info import (
+    Action,
+    ApplicationInfo,
+    BindDriver,
+    BindWorker,
+    DisconnectWorker,
+    DriverChanged,
+    DriverInfo,
+    ExecutorInfo,
+    Log,
+    Reply,
+    SendToDriver,
+    SendToWorker,
+    WorkerInfo,
+)
+from sparkctl.deploy.recovery import (
+    SNAPSHOT_VERSION,
+    app_record,
+    driver_from_record,
+    driver_record,
+    executor_record,
+    worker_record,
+)
+from sparkctl.deploy.worker_index import WorkerIndex, plan_executors
 
 __all__ = [
     "SendToWorker",
@@ -109,6 +131,7 @@ __all__ = [
     "valid_file_name",
     "DEAD_WORKER_PERSISTENCE",
     "SNAPSHOT_VERSION",
+    "finish_json",
 ]
 
 #: Spark's spark.deploy.maxExecutorRetries: consecutive executor failures before an app is failed.
@@ -129,12 +152,8 @@ EXECUTOR_STABLE_RUN = 30.0
 SUPERVISE_MAX_DELAY = 60.0
 #: Spark's spark.dead.worker.persistence: a DEAD worker stays listed for (this + 1) timeouts.
 DEAD_WORKER_PERSISTENCE = 15
-SNAPSHOT_VERSION = 1
 
-_ACTIVE_APP_STATES = (WAITING, RUNNING, UNKNOWN)
 _FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
-# A cap standing in for "all the cores there are" when an app sets no spark.cores.max.
-_UNLIMITED = 1 << 62
 # The files of a driver become files in the worker's work dir: one plain, visible name each.
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _PY_FILE_SUFFIXES = (".py", ".zip", ".egg")
@@ -156,72 +175,6 @@ def supervise_delay(quick_failures: int) -> float:
     return min(2.0 ** (quick_failures - 2), SUPERVISE_MAX_DELAY)
 
 
-# ----------------------------------------------------------------- actions out
-@dataclass(frozen=True)
-class SendToWorker:
-    """Send *msg* on worker *worker_id*'s connection."""
-
-    worker_id: str
-    msg: Any
-
-
-@dataclass(frozen=True)
-class SendToDriver:
-    """Send *msg* on the connection of application *app_id*'s driver."""
-
-    app_id: str
-    msg: Any
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Send *msg* on the connection the current event arrived on."""
-
-    msg: Any
-
-
-@dataclass(frozen=True)
-class BindWorker:
-    """The connection the current event arrived on now belongs to worker *worker_id*.
-
-    Emitted after any :class:`DisconnectWorker` of an entry it replaces (which may have
-    the same id), so the daemon drops the old connection before it binds the new one.
-    """
-
-    worker_id: str
-
-
-@dataclass(frozen=True)
-class BindDriver:
-    """The connection the current event arrived on now belongs to application *app_id*'s driver."""
-
-    app_id: str
-
-
-@dataclass(frozen=True)
-class DisconnectWorker:
-    """Close worker *worker_id*'s connection (after what was queued on it): the master
-    declared it DEAD or replaced it; a live worker then re-registers."""
-
-    worker_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class DriverChanged:
-    """Driver *driver_id* changed state: send its status to whoever follows it."""
-
-    driver_id: str
-
-
-@dataclass(frozen=True)
-class Log:
-    level: int  # a logging level: logging.INFO, logging.WARNING...
-    text: str
-
-
-Action = Union[SendToWorker, SendToDriver, Reply, BindWorker, BindDriver, DisconnectWorker, DriverChanged, Log]
-
 
 def _info(text: str) -> Log:
     return Log(logging.INFO, text)
@@ -229,163 +182,6 @@ def _info(text: str) -> Log:
 
 def _warn(text: str) -> Log:
     return Log(logging.WARNING, text)
-
-
-# ----------------------------------------------------------------- records
-@dataclass(eq=False)
-class ExecutorInfo:
-    """One executor granted to an application on a worker."""
-
-    app_id: str
-    executor_id: str
-    worker_id: str
-    cores: int
-    memory: int  # MiB
-    state: str = LAUNCHING
-    running_since: float | None = None  # when it reported RUNNING (0.0: adopted, long running)
-    # Set while no registered application claims this executor: a worker re-registered
-    # with a restarted master listing it before its driver re-registered.
-    orphan_since: float | None = None
-
-    @property
-    def full_id(self) -> str:
-        return f"{self.app_id}/{self.executor_id}"
-
-
-@dataclass(eq=False)
-class WorkerInfo:
-    id: str
-    host: str
-    port: int
-    cores: int
-    memory: int  # MiB
-    webui_port: int = 0
-    state: str = ALIVE
-    last_heartbeat: float = 0.0  # seconds since the epoch
-    executors: dict[tuple[str, str], ExecutorInfo] = field(default_factory=dict)  # (app id, executor id)
-    drivers: dict[str, DriverInfo] = field(default_factory=dict)  # placed here: SUBMITTED or RUNNING
-
-    @property
-    def cores_used(self) -> int:
-        return sum(e.cores for e in self.executors.values()) + sum(d.desc.cores for d in self.drivers.values())
-
-    @property
-    def memory_used(self) -> int:
-        return sum(e.memory for e in self.executors.values()) + sum(d.desc.memory for d in self.drivers.values())
-
-    @property
-    def cores_free(self) -> int:
-        return self.cores - self.cores_used
-
-    @property
-    def memory_free(self) -> int:
-        return self.memory - self.memory_used
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def webui_address(self) -> str:
-        return f"http://{self.host}:{self.webui_port}"
-
-
-@dataclass(eq=False)
-class ApplicationInfo:
-    id: str
-    desc: ApplicationDescription
-    submit_time: float  # registration time, seconds since the epoch; also Spark's "starttime"
-    state: str = WAITING
-    end_time: float | None = None
-    executors: dict[str, ExecutorInfo] = field(default_factory=dict)
-    next_executor_id: int = 0
-    # Executor failures since one last reached RUNNING (Spark's retry count).
-    failed_executors: int = 0
-    last_failure: str = ""  # "executor 3 on host-a exited with code 1: ..."
-    last_log_tail: str = ""
-    # Set for an application restored from a snapshot until its driver re-registers.
-    awaiting_driver_since: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.state in _ACTIVE_APP_STATES
-
-    @property
-    def cores_granted(self) -> int:
-        return sum(e.cores for e in self.executors.values())
-
-    @property
-    def cores_left(self) -> int:
-        wanted = self.desc.cores_max if self.desc.cores_max is not None else _UNLIMITED
-        return max(wanted - self.cores_granted, 0)
-
-
-@dataclass(eq=False)
-class DriverInfo:
-    """One driver submitted in cluster deploy mode, over all its launches."""
-
-    id: str
-    desc: DriverDescription
-    submit_time: float  # seconds since the epoch; also Spark's "starttime"
-    state: str = WAITING
-    worker_id: str = ""  # the worker that runs it, or ran it last ("" before its first launch)
-    start_time: float | None = None  # of its latest launch
-    end_time: float | None = None
-    exit_code: int | None = None
-    message: str = ""  # why it ended, or why it waits again
-    log_tail: str = ""
-    launches: int = 0
-    # Supervised failures in a row that came soon after their launch (see supervise_delay).
-    quick_failures: int = 0
-    not_before: float | None = None  # a delayed supervised relaunch waits until then
-    kill_requested: bool = False
-
-    @property
-    def active(self) -> bool:
-        return self.state not in FINAL_DRIVER_STATES
-
-
-# ----------------------------------------------------------------- allocation
-def plan_executors(
-    cores_wanted: int,
-    executor_cores: int | None,
-    executor_memory: int,
-    free: Sequence[tuple[int, int]],
-    spread_out: bool,
-) -> list[tuple[int, int]]:
-    """Decide how many cores and executors one application gets on each usable worker.
-
-    *free* lists ``(free cores, free MiB)`` of the candidate workers; the result has one
-    ``(cores, executors)`` pair per entry. Cores are handed out in units of
-    *executor_cores* (1 when None); with ``executor_cores=None`` a worker gets at most one
-    executor, which grows by a core per unit. With *spread_out* each pass gives every
-    worker at most one unit (round robin); without it a worker is filled before the next.
-    """
-    unit = executor_cores or 1
-    one_per_worker = executor_cores is None
-    n = len(free)
-    cores = [0] * n
-    execs = [0] * n
-    left = min(cores_wanted, sum(c for c, _ in free))
-
-    def can_launch(i: int) -> bool:
-        if left < unit or free[i][0] - cores[i] < unit:
-            return False
-        if one_per_worker and execs[i] > 0:
-            return True  # another unit only grows the worker's one executor: no memory needed
-        return free[i][1] - (execs[i] + 1) * executor_memory >= 0
-
-    candidates = [i for i in range(n) if can_launch(i)]
-    while candidates:
-        for i in candidates:
-            while can_launch(i):
-                left -= unit
-                cores[i] += unit
-                execs[i] = 1 if one_per_worker else execs[i] + 1
-                if spread_out:
-                    break  # one unit per worker per pass
-        candidates = [i for i in candidates if can_launch(i)]
-    return list(zip(cores, execs))
 
 
 def _format_date(t: float) -> str:
@@ -399,6 +195,7 @@ def _ms(t: float) -> int:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
 
 
 # ----------------------------------------------------------------- the machine
@@ -433,6 +230,47 @@ class MasterStateMachine:
         self.drivers: dict[str, DriverInfo] = {}  # submission order = FIFO order
         self.completed_drivers: list[str] = []  # ids of ended drivers still listed, oldest first
         self.next_driver_number = 0
+        self._index = WorkerIndex()  # ALIVE workers with free cores
+        self._by_address: dict[tuple[str, int], str] = {}  # (host, port) -> worker id
+        self._next_seq = 0
+        # Executors that workers run for applications not registered (yet), by app id.
+        self._orphans: dict[str, dict[tuple[str, tuple[str, str]], None]] = {}
+        # What changed since take_changes(), when recording for recovery: (kind, key...) -> new entry.
+        self.track_changes = False
+        self._changed: dict[tuple[str, ...], bool] = {}
+        self._meta_key: tuple[Any, ...] = ()
+
+    # ------------------------------------------------------------- bookkeeping
+    def _mark(self, *key: str, new: bool = False) -> None:
+        """Note that the record *key* ("worker", id | "app", id | "exec", app id, executor id |
+        "driver", id) changed, appeared (*new*) or went; :meth:`take_changes` says how."""
+        if self.track_changes:
+            self._changed[key] = self._changed.get(key, False) or new
+
+    def _add_worker(self, worker: WorkerInfo) -> None:
+        worker.seq = self._next_seq
+        self._next_seq += 1
+        worker.index = self._index
+        self.workers[worker.id] = worker
+        self._by_address[(worker.host, worker.port)] = worker.id
+        self._index.update(worker)
+        self._mark("worker", worker.id, new=True)
+
+    def _forget_worker(self, worker: WorkerInfo) -> None:
+        del self.workers[worker.id]
+        if self._by_address.get((worker.host, worker.port)) == worker.id:
+            del self._by_address[(worker.host, worker.port)]
+        self._index.discard(worker)
+        worker.index = None
+        self._mark("worker", worker.id)
+
+    def _grant(self, app: ApplicationInfo, ex: ExecutorInfo) -> None:
+        self._mark("exec", app.id, ex.executor_id, new=ex.executor_id not in app.executors)
+        app.add_executor(ex)
+
+    def _ungrant(self, app: ApplicationInfo, executor_id: str) -> None:
+        app.pop_executor(executor_id)
+        self._mark("exec", app.id, executor_id)
 
     # ------------------------------------------------------------- queries
     @property
@@ -470,20 +308,21 @@ class MasterStateMachine:
         listed_drivers = {d: (c, m) for d, c, m in msg.drivers}
         kept: dict[tuple[str, str], ExecutorInfo] = {}
         kept_drivers: set[str] = set()
-        for old in [w for w in self.workers.values()
-                    if w.id == msg.worker_id or (w.host, w.port) == (msg.host, msg.port)]:
+        olds = {w.id: w for w in (self.workers.get(msg.worker_id),
+                                  self.workers.get(self._by_address.get((msg.host, msg.port), ""))) if w is not None}
+        for old in sorted(olds.values(), key=lambda w: w.seq):
             for key in [k for k in old.executors if k in listed]:
-                kept[key] = old.executors.pop(key)
+                kept[key] = old.pop_executor(key)  # type: ignore[assignment]
             for driver_id in [d for d in old.drivers if d in listed_drivers]:
-                del old.drivers[driver_id]  # still running there: not lost with the old entry
+                old.pop_driver(driver_id)  # still running there: not lost with the old entry
                 kept_drivers.add(driver_id)
             if old.state == ALIVE:
                 actions += self._remove_worker(old, f"replaced by a new registration from {msg.host}:{msg.port}",
                                                now, announce=bool(old.executors))
-            del self.workers[old.id]
+            self._forget_worker(old)
         worker = WorkerInfo(msg.worker_id, msg.host, msg.port, msg.cores, msg.memory, msg.webui_port,
                             ALIVE, now)
-        self.workers[worker.id] = worker
+        self._add_worker(worker)
         actions += [BindWorker(worker.id),
                     Reply(RegisteredWorker(self.master_url, self.webui_url, self.heartbeat_interval))]
         for key, (cores, memory) in listed.items():
@@ -513,9 +352,10 @@ class MasterStateMachine:
         if app is not None and not app.active:
             return [_info(f"Worker {worker.id} still runs executor {ex.full_id} of finished application {app_id}; "
                           "killing it"), SendToWorker(worker.id, KillExecutor(app_id, executor_id))]
-        worker.executors[key] = ex
+        worker.add_executor(ex)
         if app is None:
-            ex.orphan_since = now  # its driver may re-register soon; else reaped after a timeout
+            ex.orphan_since = now
+            self._orphans.setdefault(app_id, {})[(worker.id, key)] = None  # its driver may re-register soon; else reaped after a timeout
             return [_info(f"Worker {worker.id} runs executor {ex.full_id} of an application this master does not "
                           "know (yet); keeping it for its driver to re-register")]
         self._attach(app, ex)
@@ -529,8 +369,8 @@ class MasterStateMachine:
             # executor is where a worker now says it is, and must not be counted twice.
             holder = self.workers.get(stale.worker_id)
             if holder is not None:
-                holder.executors.pop((app.id, stale.executor_id), None)
-        app.executors[ex.executor_id] = ex
+                holder.pop_executor((app.id, stale.executor_id))
+        self._grant(app, ex)
         if ex.executor_id.isdigit():
             app.next_executor_id = max(app.next_executor_id, int(ex.executor_id) + 1)
         self._refresh_app_state(app)
@@ -568,15 +408,14 @@ class MasterStateMachine:
             elif worker.state == DEAD and silent > forget_after:
                 actions.append(_info(f"Forgetting worker {worker.id} ({worker.address}), silent for more than "
                                      f"{forget_after:g} s"))
-                del self.workers[worker.id]
-        for worker in self.alive_workers():
-            for key, ex in list(worker.executors.items()):
-                if ex.orphan_since is not None and now - ex.orphan_since > timeout:
-                    del worker.executors[key]
-                    actions += [_info(f"No driver claimed executor {ex.full_id} on worker {worker.id} within "
-                                      f"{timeout:g} s; killing it"),
-                                SendToWorker(worker.id, KillExecutor(ex.app_id, ex.executor_id))]
-                    changed = True
+                self._forget_worker(worker)
+        for worker, key, ex in self._orphans_of(list(self._orphans)):
+            if now - ex.orphan_since > timeout:  # type: ignore[operator]
+                worker.pop_executor(key)
+                actions += [_info(f"No driver claimed executor {ex.full_id} on worker {worker.id} within "
+                                  f"{timeout:g} s; killing it"),
+                            SendToWorker(worker.id, KillExecutor(ex.app_id, ex.executor_id))]
+                changed = True
         for app in self.active_apps():
             if app.awaiting_driver_since is not None and now - app.awaiting_driver_since > timeout:
                 actions.append(_info(f"The driver of application {app.id} did not re-register within {timeout:g} s "
@@ -590,24 +429,43 @@ class MasterStateMachine:
             actions += self.schedule(now)
         return actions
 
+    def _orphans_of(self, app_ids: list[str]) -> list[tuple[WorkerInfo, tuple[str, str], ExecutorInfo]]:
+        """The unclaimed executors of *app_ids* that ALIVE workers still run, in the workers'
+        registration order; entries no longer unclaimed are dropped on the way."""
+        found = []
+        for app_id in app_ids:
+            entries = self._orphans.get(app_id, {})
+            for worker_id, key in list(entries):
+                worker = self.workers.get(worker_id)
+                ex = worker.executors.get(key) if worker is not None and worker.state == ALIVE else None
+                if worker is None or ex is None or ex.orphan_since is None:
+                    del entries[(worker_id, key)]
+                else:
+                    found.append((worker, key, ex))
+            if not entries:
+                self._orphans.pop(app_id, None)
+        found.sort(key=lambda f: f[0].seq)
+        return found
+
     def _remove_worker(self, worker: WorkerInfo, reason: str, now: float, announce: bool = True) -> list[Action]:
         """Mark *worker* DEAD, take its executors from their apps and end (or requeue) its
         drivers; the caller reschedules."""
         actions: list[Action] = [_info(f"Removing worker {worker.id} on {worker.address}: {reason}")]
-        worker.state = DEAD
+        worker.set_state(DEAD)
+        self._mark("worker", worker.id)
         for driver in list(worker.drivers.values()):
             actions += self._driver_lost(driver, f"its worker {worker.id} was lost: {reason}", now)
-        worker.drivers.clear()
+        worker.clear_drivers()
         for ex in list(worker.executors.values()):
             app = self.apps.get(ex.app_id)
             if app is None or not app.active or app.executors.get(ex.executor_id) is not ex:
                 continue
-            del app.executors[ex.executor_id]
+            self._ungrant(app, ex.executor_id)
             self._refresh_app_state(app)
             actions += [_info(f"Telling application {app.id} that executor {ex.executor_id} is lost with its worker"),
                         SendToDriver(app.id, ExecutorUpdated(ex.executor_id, LOST, f"worker {worker.id} lost: {reason}",
                                                              None, worker_lost=True))]
-        worker.executors.clear()
+        worker.clear_executors()
         if announce:
             # Every driver hears of it (not only those with executors there): it forgets the
             # shuffle outputs it had located on that host.
@@ -633,21 +491,24 @@ class MasterStateMachine:
             # A driver reconnecting (e.g. to a restarted master) keeps its application.
             app.desc = desc
             app.awaiting_driver_since = None
+            self._mark("app", app.id)
             self._refresh_app_state(app)
             actions: list[Action] = [_info(f"Application {app.id} ({desc.name}) re-registered from "
                                            f"{desc.driver_host}:{desc.driver_port}")]
         else:
             app_id = msg.app_id if msg.app_id else self._new_app_id(now)
             app = ApplicationInfo(app_id, desc, now)
+            if msg.app_id:
+                app.hosts = None  # a driver back after a master restart: where it ran is not known
             self.apps[app_id] = app
+            self._mark("app", app_id, new=True)
             actions = [_info(f"Registered application {desc.name} with id {app_id} (driver at "
                              f"{desc.driver_host}:{desc.driver_port})"),
                        _info(f"Application {app_id} requests {self._describe_request(desc)}")]
-        for worker in self.alive_workers():
-            for ex in worker.executors.values():
-                if ex.app_id == app.id and ex.orphan_since is not None:
-                    self._attach(app, ex)
-                    actions.append(_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})"))
+        for worker, _, ex in self._orphans_of([app.id]):
+            self._attach(app, ex)
+            actions.append(_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})"))
+        self._orphans.pop(app.id, None)
         actions += [BindDriver(app.id), Reply(RegisteredApplication(app.id, self.master_url))]
         return actions + self.schedule(now)
 
@@ -698,19 +559,29 @@ class MasterStateMachine:
         actions: list[Action] = [_info(f"Removing application {app.id} ({app.desc.name}): {state}")]
         for ex in app.executors.values():
             worker = self.workers.get(ex.worker_id)
-            if worker is not None and worker.executors.pop((app.id, ex.executor_id), None) is not None:
+            if worker is not None and worker.pop_executor((app.id, ex.executor_id)) is not None:
                 actions.append(SendToWorker(worker.id, KillExecutor(app.id, ex.executor_id)))
-        app.executors.clear()
+            self._mark("exec", app.id, ex.executor_id)
+        app.clear_executors()
         app.state = state
         app.end_time = now
         app.awaiting_driver_since = None
+        self._mark("app", app.id)
         if tell_driver:
             actions.append(SendToDriver(app.id, ApplicationRemoved(message or state)))
         # Every worker cleans up what it keeps for the app (work dirs), executors or not.
-        actions += [SendToWorker(w.id, ApplicationFinished(app.id)) for w in self.alive_workers()]
+        # Only those that ran an executor of it have any, unless that is not known.
+        if app.hosts is None:
+            hosts = self.alive_workers()
+        else:
+            hosts = sorted((w for w in map(self.workers.get, app.hosts) if w is not None and w.state == ALIVE),
+                           key=lambda w: w.seq)
+        actions += [SendToWorker(w.id, ApplicationFinished(app.id)) for w in hosts]
         self.completed.append(app.id)
         while len(self.completed) > self.retained_applications:
-            self.apps.pop(self.completed.pop(0), None)
+            gone = self.completed.pop(0)
+            self.apps.pop(gone, None)
+            self._mark("app", gone)
         return actions + (self.schedule(now) if reschedule else [])
 
     # ------------------------------------------------------------- executors
@@ -729,11 +600,12 @@ class MasterStateMachine:
             if msg.state == EXEC_RUNNING and ex.state != EXEC_RUNNING:
                 ex.running_since = now
             ex.state = msg.state
+            self._mark("exec", msg.app_id, msg.executor_id)
             if app is None:
                 return []
             return [SendToDriver(app.id, ExecutorUpdated(msg.executor_id, msg.state, msg.message, msg.exit_code,
                                                          log_tail=msg.log_tail))]
-        del worker.executors[key]
+        worker.pop_executor(key)
         ex.state = msg.state
         how = self._describe_exit(msg)
         clean = msg.state == EXEC_KILLED or (msg.state == EXITED and msg.exit_code == 0)
@@ -741,7 +613,7 @@ class MasterStateMachine:
                                      f"Executor {ex.full_id} on worker {worker.id} ({worker.address}) {how}")]
         if app is None:
             return actions + self.schedule(now)  # an orphan ended: only its resources matter
-        del app.executors[msg.executor_id]
+        self._ungrant(app, msg.executor_id)
         self._refresh_app_state(app)
         actions.append(SendToDriver(app.id, ExecutorUpdated(msg.executor_id, msg.state, msg.message, msg.exit_code,
                                                             log_tail=msg.log_tail)))
@@ -753,6 +625,7 @@ class MasterStateMachine:
             app.failed_executors = 1 if ran_stably else app.failed_executors + 1
             app.last_failure = f"executor {ex.full_id} on {worker.host} {how}"
             app.last_log_tail = msg.log_tail
+            self._mark("app", app.id)
             if (self._out_of_retries(app) and app.failed_executors == max(self.max_executor_retries, 1)
                     and any(e.state == EXEC_RUNNING for e in app.executors.values())):
                 # (Without a running executor, schedule() fails the app right below.)
@@ -796,6 +669,7 @@ class MasterStateMachine:
                     Reply(SubmitDriverResponse(False, None, problem))]
         driver = DriverInfo(self._new_driver_id(now), desc, now)
         self.drivers[driver.id] = driver
+        self._mark("driver", driver.id, new=True)
         how = f"{_plural(desc.cores, 'core')}, {desc.memory} MiB" + (", supervised" if desc.supervise else "")
         actions: list[Action] = [_info(f"Accepted driver {driver.id} ({desc.app_file.name}; {how})"),
                                  Reply(SubmitDriverResponse(True, driver.id, f"driver {driver.id} submitted")),
@@ -840,6 +714,7 @@ class MasterStateMachine:
             return [Reply(KillDriverResponse(driver_id, True, f"driver {driver_id} killed before it was launched"))] + \
                 self._end_driver(driver, KILLED, now, "killed on request before it was launched")
         driver.kill_requested = True
+        self._mark("driver", driver.id)
         return [_info(f"Killing driver {driver_id} on worker {driver.worker_id} on request"),
                 SendToWorker(driver.worker_id, KillDriver(driver_id)),
                 Reply(KillDriverResponse(driver_id, True,
@@ -857,11 +732,12 @@ class MasterStateMachine:
                               "killing that copy"), SendToWorker(worker_id, KillDriver(msg.driver_id))]
             return [Log(logging.DEBUG, f"State {msg.state} of driver {msg.driver_id} from worker {worker_id}, "
                                        "where it is not placed; ignored")]
+        self._mark("driver", driver.id)
         if msg.state not in FINAL_DRIVER_STATES:
             driver.state = RUNNING
             return [_info(f"Driver {driver.id} is RUNNING on worker {worker.id} ({msg.message or worker.address})"),
                     DriverChanged(driver.id)]
-        del worker.drivers[driver.id]
+        worker.pop_driver(driver.id)
         driver.exit_code = msg.exit_code
         driver.log_tail = msg.log_tail
         how = msg.message or msg.state.lower()
@@ -887,6 +763,7 @@ class MasterStateMachine:
         return self._end_driver(driver, ERROR, now, why)
 
     def _relaunch_driver(self, driver: DriverInfo, why: str, now: float, delay: float) -> list[Action]:
+        self._mark("driver", driver.id)
         driver.state = WAITING
         driver.not_before = now + delay if delay > 0 else None
         when = f" in {delay:g} s" if delay > 0 else ""
@@ -895,6 +772,7 @@ class MasterStateMachine:
                 DriverChanged(driver.id)]
 
     def _end_driver(self, driver: DriverInfo, state: str, now: float, message: str) -> list[Action]:
+        self._mark("driver", driver.id)
         driver.state = state
         driver.end_time = now
         driver.message = message
@@ -907,7 +785,9 @@ class MasterStateMachine:
                               archives=[DriverFile(f.name, b"") for f in desc.archives])
         self.completed_drivers.append(driver.id)
         while len(self.completed_drivers) > self.retained_drivers:
-            self.drivers.pop(self.completed_drivers.pop(0), None)
+            gone = self.completed_drivers.pop(0)
+            self.drivers.pop(gone, None)
+            self._mark("driver", gone)
         level = logging.INFO if state in (FINISHED, KILLED) else logging.WARNING
         return [Log(level, f"Driver {driver.id} {state}: {message}"), DriverChanged(driver.id)]
 
@@ -922,6 +802,7 @@ class MasterStateMachine:
             driver = DriverInfo(driver_id, desc, now, RUNNING, worker.id, start_time=now, launches=1,
                                 message="found running on a worker after a master restart")
             self.drivers[driver_id] = driver
+            self._mark("driver", driver_id, new=True)
         elif not (kept or driver.state == WAITING):
             # Ended, or relaunched elsewhere, while this worker was out of touch.
             return [_info(f"Worker {worker.id} still runs driver {driver_id}, which is {driver.state}"
@@ -934,7 +815,8 @@ class MasterStateMachine:
         # Listed means launched, even if the RUNNING report was lost with the connection.
         driver.state = RUNNING
         driver.worker_id = worker.id
-        worker.drivers[driver_id] = driver
+        worker.add_driver(driver)
+        self._mark("driver", driver_id)
         return [_info(f"Re-adopted driver {driver_id} on worker {worker.id} ({worker.address})"),
                 DriverChanged(driver_id)]
 
@@ -973,13 +855,15 @@ class MasterStateMachine:
         for driver in list(self.drivers.values()):
             if driver.state != WAITING or (driver.not_before is not None and driver.not_before > now):
                 continue
-            fits = [w for w in self.alive_workers()
-                    if w.cores_free >= driver.desc.cores and w.memory_free >= driver.desc.memory]
-            if fits:
-                actions += self._launch_driver(driver, max(fits, key=lambda w: w.cores_free), now)
+            # The most free cores among the workers it fits on, the earliest registered on a tie.
+            fit = next((w for w in self._index.with_room(driver.desc.cores)
+                        if w.memory_free >= driver.desc.memory), None)
+            if fit is not None:
+                actions += self._launch_driver(driver, fit, now)
         return actions
 
     def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo, now: float) -> list[Action]:
+        self._mark("driver", driver.id)
         driver.state = SUBMITTED
         driver.worker_id = worker.id
         driver.start_time = now
@@ -990,7 +874,7 @@ class MasterStateMachine:
         # What became of the previous launch stays visible to --status and --wait.
         previous = driver.message.split("; relaunching")[0]
         driver.message = f"launch {driver.launches}; the previous one: {previous}" if driver.launches > 1 else ""
-        worker.drivers[driver.id] = driver
+        worker.add_driver(driver)
         again = f" (launch {driver.launches})" if driver.launches > 1 else ""
         return [_info(f"Launching driver {driver.id} on worker {worker.id} ({worker.address}) with "
                       f"{_plural(driver.desc.cores, 'core')}, {driver.desc.memory} MiB RAM{again}"),
@@ -1007,23 +891,40 @@ class MasterStateMachine:
         use any executor.
         """
         actions: list[Action] = self._schedule_drivers(now)
+        # (cores, MiB) per executor that no ALIVE worker has room for in this pass: an app
+        # that needs as much or more is not offered anything either. Launches only take
+        # room, so this holds until an app's removal frees some.
+        no_room: list[tuple[int, int]] = []
         for app in self.active_apps():
-            if self._out_of_retries(app):
+            if app.failed_executors and self._out_of_retries(app):
                 if not any(e.state == EXEC_RUNNING for e in app.executors.values()):
                     text = self._failure_message(app)
                     actions.append(Log(logging.ERROR, text))
                     # Its freed cores go to the applications after it in this same pass.
                     actions += self._remove_app(app, FAILED, now, message=text, reschedule=False)
-                continue
-            if app.cores_left <= 0 or app.awaiting_driver_since is not None:
+                    no_room.clear()
                 continue
             desc = app.desc
             unit = desc.executor_cores or 1
-            usable = [w for w in self.alive_workers()
-                      if w.memory_free >= desc.executor_memory and w.cores_free >= unit
-                      and not (desc.executor_cores is None and any(k[0] == app.id for k in w.executors))]
-            # Most free cores first (stable: registration order breaks ties).
-            usable.sort(key=lambda w: -w.cores_free)
+            if unit > self._index.most_free() or app.awaiting_driver_since is not None or app.cores_left <= 0:
+                continue
+            if any(unit >= c and desc.executor_memory >= mem for c, mem in no_room):
+                continue
+            one_per_worker = desc.executor_cores is None
+            excluded = False
+            usable = []
+            # Most free cores first, registration order breaking ties (Spark's stable sort).
+            for w in self._index.with_room(unit):
+                if w.memory_free < desc.executor_memory:
+                    continue
+                if one_per_worker and app.id in w.app_executors:
+                    excluded = True
+                    continue
+                usable.append(w)
+            if not usable:
+                if not excluded:
+                    no_room.append((unit, desc.executor_memory))
+                continue
             plan = plan_executors(app.cores_left, desc.executor_cores, desc.executor_memory,
                                   [(w.cores_free, w.memory_free) for w in usable], self.spread_out)
             for worker, (cores, count) in zip(usable, plan):
@@ -1038,8 +939,8 @@ class MasterStateMachine:
         desc = app.desc
         ex = ExecutorInfo(app.id, str(app.next_executor_id), worker.id, cores, desc.executor_memory)
         app.next_executor_id += 1
-        app.executors[ex.executor_id] = ex
-        worker.executors[(app.id, ex.executor_id)] = ex
+        self._grant(app, ex)
+        worker.add_executor(ex)
         self._refresh_app_state(app)
         return [
             _info(f"Launching executor {ex.full_id} on worker {worker.id} ({worker.address}) with "
@@ -1050,17 +951,35 @@ class MasterStateMachine:
             SendToDriver(app.id, ExecutorAdded(ex.executor_id, worker.id, worker.host, cores, desc.executor_memory)),
         ]
 
-    @staticmethod
-    def _refresh_app_state(app: ApplicationInfo) -> None:
+    def _refresh_app_state(self, app: ApplicationInfo) -> None:
         # Unlike Spark, which leaves an app RUNNING forever once it got an executor, an app
         # holding no executor shows WAITING: that is what a user looking at it wants to know.
         # One restored by a recovering master is UNKNOWN until its driver re-registers.
         if app.active:
             app.state = UNKNOWN if app.awaiting_driver_since is not None else RUNNING if app.executors else WAITING
+        self._mark("app", app.id)
 
     # ------------------------------------------------------------- explanations
-    def waiting_reason(self, app_id: str) -> str:
-        """Why *app_id* has no running executor, in a sentence or two; "" once one runs."""
+    def _room(self) -> _Room:
+        """The ALIVE workers' extremes, in one pass (for explanations)."""
+        room = _Room()
+        for w in self.workers.values():
+            if w.state != ALIVE:
+                continue
+            room.alive += 1
+            room.biggest_cores = max(room.biggest_cores, w.cores)
+            room.biggest_memory = max(room.biggest_memory, w.memory)
+            if room.most_cores is None or w.cores_free > room.most_cores.cores_free:
+                room.most_cores = w
+            if room.most_memory is None or w.memory_free > room.most_memory.memory_free:
+                room.most_memory = w
+        return room
+
+    def waiting_reason(self, app_id: str, room: _Room | None = None) -> str:
+        """Why *app_id* has no running executor, in a sentence or two; "" once one runs.
+
+        *room* (from :meth:`_room`) saves a walk over the workers when explaining many apps.
+        """
         app = self.apps.get(app_id)
         if app is None:
             return f"no application {app_id} is registered with this master"
@@ -1086,60 +1005,56 @@ class MasterStateMachine:
             where = sorted({e.worker_id for e in app.executors.values()})
             return (f"{_plural(len(app.executors), 'executor')} launched on worker(s) {', '.join(where)} "
                     "and not running yet")
-        alive = self.alive_workers()
-        if not alive:
+        room = room if room is not None else self._room()
+        if room.most_cores is None or room.most_memory is None:
             if self.workers:
                 return f"no worker is alive ({_plural(len(self.workers), 'worker')} registered, all DEAD)"
             return "no worker has registered with the master"
         need = f"needs {_plural(unit, 'core')} and {desc.executor_memory} MiB per executor"
-        biggest_cores = max(w.cores for w in alive)
-        biggest_memory = max(w.memory for w in alive)
-        if unit > biggest_cores or desc.executor_memory > biggest_memory:
-            return (f"it {need}, but no worker is that large (the largest has {_plural(biggest_cores, 'core')}, "
-                    f"the largest {biggest_memory} MiB)")
-        most_cores = max(alive, key=lambda w: w.cores_free)
-        most_memory = max(alive, key=lambda w: w.memory_free)
+        if unit > room.biggest_cores or desc.executor_memory > room.biggest_memory:
+            return (f"it {need}, but no worker is that large (the largest has {_plural(room.biggest_cores, 'core')}, "
+                    f"the largest {room.biggest_memory} MiB)")
+        most_cores, most_memory = room.most_cores, room.most_memory
         return (f"it {need}; largest free: {_plural(most_cores.cores_free, 'core')} (worker {most_cores.id}), "
                 f"{most_memory.memory_free} MiB (worker {most_memory.id}); other applications hold the rest")
 
     # ------------------------------------------------------------- JSON
     def to_json(self, now: float, url: str | None = None) -> dict[str, Any]:
         """The master's status with Spark's field names (memory in MiB, times in ms since the epoch)."""
-        alive = self.alive_workers()
+        return finish_json(self.json_parts(now, url))
+
+    def json_parts(self, now: float, url: str | None = None) -> dict[str, Any]:
+        """What :meth:`to_json` needs from the live state, copied: the workers as plain tuples.
+
+        The daemon takes this under its lock and makes the document (:func:`finish_json`)
+        after releasing it, so a status request costs the scheduler only this copy.
+        """
+        room: list[_Room] = []
+
+        def app_json(a: ApplicationInfo) -> dict[str, Any]:
+            if a.active and not room:
+                room.append(self._room())
+            return self._app_json(a, now, room[0] if room else None)
+
+        alive = [w for w in self.workers.values() if w.state == ALIVE]
         return {
             "url": url if url is not None else self.master_url,
-            "workers": [self._worker_json(w) for w in self.workers.values()],
+            "workers": [(w.id, w.host, w.port, w.webui_port, w.cores, w.cores_used, w.memory, w.memory_used,
+                         w.state, w.last_heartbeat) for w in self.workers.values()],
             "aliveworkers": len(alive),
             "cores": sum(w.cores for w in alive),
             "coresused": sum(w.cores_used for w in alive),
             "memory": sum(w.memory for w in alive),
             "memoryused": sum(w.memory_used for w in alive),
-            "activeapps": [self._app_json(a, now) for a in self.active_apps()],
-            "completedapps": [self._app_json(self.apps[i], now) for i in self.completed if i in self.apps],
+            "activeapps": [app_json(a) for a in self.active_apps()],
+            "completedapps": [app_json(self.apps[i]) for i in self.completed if i in self.apps],
             "activedrivers": [self._driver_json(d, now) for d in self.drivers.values() if d.active],
             "completeddrivers": [self._driver_json(self.drivers[i], now) for i in self.completed_drivers
                                  if i in self.drivers],
             "status": "ALIVE",
         }
 
-    @staticmethod
-    def _worker_json(w: WorkerInfo) -> dict[str, Any]:
-        return {
-            "id": w.id,
-            "host": w.host,
-            "port": w.port,
-            "webuiaddress": w.webui_address,
-            "cores": w.cores,
-            "coresused": w.cores_used,
-            "coresfree": w.cores_free,
-            "memory": w.memory,
-            "memoryused": w.memory_used,
-            "memoryfree": w.memory_free,
-            "state": w.state,
-            "lastheartbeat": _ms(w.last_heartbeat),
-        }
-
-    def _app_json(self, a: ApplicationInfo, now: float) -> dict[str, Any]:
+    def _app_json(self, a: ApplicationInfo, now: float, room: _Room | None = None) -> dict[str, Any]:
         end = a.end_time if a.end_time is not None else now
         return {
             "id": a.id,
@@ -1153,7 +1068,7 @@ class MasterStateMachine:
             "state": a.state,
             # Not in Spark 4's document: why an active app has no running executor ("" once
             # one runs), and its driver's UI (the name Spark 1's master used for it).
-            "waitingreason": self.waiting_reason(a.id) if a.active else "",
+            "waitingreason": self.waiting_reason(a.id, room) if a.active else "",
             "appuiurl": a.desc.app_ui_url,
         }
 
@@ -1187,25 +1102,52 @@ class MasterStateMachine:
         return {
             "version": SNAPSHOT_VERSION,
             "next_app_number": self.next_app_number,
-            "workers": [
-                {"id": w.id, "host": w.host, "port": w.port, "cores": w.cores, "memory": w.memory,
-                 "webui_port": w.webui_port, "state": w.state}
-                for w in self.workers.values()
-            ],
-            "apps": [
-                {"id": a.id, "desc": asdict(a.desc), "submit_time": a.submit_time, "state": a.state,
-                 "end_time": a.end_time, "next_executor_id": a.next_executor_id,
-                 "failed_executors": a.failed_executors, "last_failure": a.last_failure,
-                 "last_log_tail": a.last_log_tail,
-                 "executors": [{"executor_id": e.executor_id, "worker_id": e.worker_id, "cores": e.cores,
-                                "memory": e.memory, "state": e.state} for e in a.executors.values()]}
-                for a in self.apps.values()
-            ],
+            "workers": [worker_record(w) for w in self.workers.values()],
+            "apps": [dict(app_record(a), executors=[executor_record(e) for e in a.executors.values()])
+                     for a in self.apps.values()],
             "completed": list(self.completed),
             "next_driver_number": self.next_driver_number,
-            "drivers": [_driver_snapshot(d) for d in self.drivers.values()],
+            "drivers": [driver_record(d) for d in self.drivers.values()],
             "completed_drivers": list(self.completed_drivers),
         }
+
+    def take_changes(self) -> list[dict[str, Any]]:
+        """The journal records of what changed since the last call (needs :attr:`track_changes`).
+
+        Replayed in order onto the :meth:`snapshot` taken before them
+        (:class:`~sparkctl.deploy.recovery.ReplayState`), they give the snapshot of now.
+        Costs what changed, never the whole state: a heartbeat changes nothing.
+        """
+        records: list[dict[str, Any]] = []
+        changed, self._changed = self._changed, {}
+        for kind in ("worker", "app", "exec", "driver"):
+            for key, new in changed.items():
+                if key[0] != kind:
+                    continue
+                if kind == "exec":
+                    app = self.apps.get(key[1])
+                    ex = app.executors.get(key[2]) if app is not None else None
+                    records.append({"t": "exec", "app": key[1], "new": new, "v": executor_record(ex)} if ex else
+                                   {"t": "-exec", "app": key[1], "id": key[2]})
+                    continue
+                table: dict[str, Any] = {"worker": self.workers, "app": self.apps, "driver": self.drivers}[kind]
+                entry = table.get(key[1])
+                if entry is None:
+                    records.append({"t": "-" + kind, "id": key[1]})
+                else:
+                    make = {"worker": worker_record, "app": app_record, "driver": driver_record}[kind]
+                    records.append({"t": kind, "new": new, "v": make(entry)})
+        # The id counters and the completed lists (which only grow at the end and shrink at the front).
+        meta_key = (self.next_app_number, self.next_driver_number, len(self.completed), self.completed[:1],
+                    self.completed[-1:], len(self.completed_drivers), self.completed_drivers[:1],
+                    self.completed_drivers[-1:])
+        if meta_key != self._meta_key:
+            self._meta_key = meta_key
+            records.append({"t": "meta", "v": {"next_app_number": self.next_app_number,
+                                               "next_driver_number": self.next_driver_number,
+                                               "completed": list(self.completed),
+                                               "completed_drivers": list(self.completed_drivers)}})
+        return records
 
     def restore(self, data: dict[str, Any], now: float) -> list[Action]:
         """Replace the state with a :meth:`snapshot` taken earlier (by a master that then stopped).
@@ -1219,16 +1161,19 @@ class MasterStateMachine:
             raise ValueError(f"unsupported master snapshot version {data.get('version')!r}")
         self.workers = {}
         self.apps = {}
+        self._index = WorkerIndex()
+        self._by_address = {}
+        self._orphans = {}
         for wd in data["workers"]:
-            w = WorkerInfo(wd["id"], wd["host"], int(wd["port"]), int(wd["cores"]), int(wd["memory"]),
-                           int(wd.get("webui_port", 0)), wd["state"], now)
-            self.workers[w.id] = w
+            self._add_worker(WorkerInfo(wd["id"], wd["host"], int(wd["port"]), int(wd["cores"]), int(wd["memory"]),
+                                        int(wd.get("webui_port", 0)), wd["state"], now))
         for ad in data["apps"]:
             desc = ApplicationDescription(**ad["desc"])
             app = ApplicationInfo(ad["id"], desc, float(ad["submit_time"]), ad["state"], ad.get("end_time"),
                                   next_executor_id=int(ad.get("next_executor_id", 0)),
                                   failed_executors=int(ad.get("failed_executors", 0)),
                                   last_failure=ad.get("last_failure", ""), last_log_tail=ad.get("last_log_tail", ""))
+            app.hosts = None  # where it ran before the restart is not known
             self.apps[app.id] = app
             if not app.active:
                 continue
@@ -1240,14 +1185,17 @@ class MasterStateMachine:
                 ex = ExecutorInfo(app.id, ed["executor_id"], worker.id, int(ed["cores"]), int(ed["memory"]),
                                   ed.get("state", EXEC_RUNNING))
                 ex.running_since = 0.0 if ex.state == EXEC_RUNNING else None
-                app.executors[ex.executor_id] = ex
-                worker.executors[(app.id, ex.executor_id)] = ex
+                app.add_executor(ex)
+                worker.add_executor(ex)
             self._refresh_app_state(app)
         self.completed = [i for i in data.get("completed", []) if i in self.apps]
         self.next_app_number = int(data.get("next_app_number", 0))
         actions = self._restore_drivers(data, now)
         active_drivers = sum(1 for d in self.drivers.values() if d.active)
         drivers = f" and {_plural(active_drivers, 'active driver')}" if active_drivers else ""
+        # The journal starts again from this state's snapshot, not from these changes.
+        self._changed = {}
+        self._meta_key = ()
         return [_info(f"Recovered {_plural(len(self.workers), 'worker')} and "
                       f"{_plural(len(self.active_apps()), 'active application')}{drivers} from a snapshot")] + actions
 
@@ -1256,7 +1204,7 @@ class MasterStateMachine:
         self.drivers = {}
         actions: list[Action] = []
         for dd in data.get("drivers", []):
-            driver = _driver_from_snapshot(dd)
+            driver = driver_from_record(dd)
             self.drivers[driver.id] = driver
         self.completed_drivers = [i for i in data.get("completed_drivers", []) if i in self.drivers]
         self.next_driver_number = int(data.get("next_driver_number", 0))
@@ -1266,45 +1214,31 @@ class MasterStateMachine:
             worker = self.workers.get(driver.worker_id)
             if worker is not None and worker.state == ALIVE:
                 # It stays placed; the worker's re-registration says whether it still runs.
-                worker.drivers[driver.id] = driver
+                worker.add_driver(driver)
             else:
                 actions += self._driver_lost(driver, f"its worker {driver.worker_id} was gone when the master "
                                                      "recovered", now)
         return actions
 
 
-# ----------------------------------------------------------------- driver snapshots
-def _file_json(f: DriverFile) -> dict[str, str]:
-    return {"name": f.name, "data": base64.b64encode(f.data).decode("ascii")}
+class _Room:
+    """The ALIVE workers' extremes: the largest, and the ones with the most room free."""
+
+    def __init__(self) -> None:
+        self.alive = 0
+        self.biggest_cores = 0
+        self.biggest_memory = 0
+        self.most_cores: WorkerInfo | None = None
+        self.most_memory: WorkerInfo | None = None
 
 
-def _file_from_json(d: dict[str, str]) -> DriverFile:
-    return DriverFile(d["name"], base64.b64decode(d["data"]))
-
-
-def _driver_snapshot(d: DriverInfo) -> dict[str, Any]:
-    desc = d.desc
-    return {
-        "id": d.id, "submit_time": d.submit_time, "state": d.state, "worker_id": d.worker_id,
-        "start_time": d.start_time, "end_time": d.end_time, "exit_code": d.exit_code, "message": d.message,
-        "log_tail": d.log_tail, "launches": d.launches, "quick_failures": d.quick_failures,
-        "not_before": d.not_before, "kill_requested": d.kill_requested,
-        "desc": {"app_file": _file_json(desc.app_file), "app_args": list(desc.app_args),
-                 "py_files": [_file_json(f) for f in desc.py_files], "settings": dict(desc.settings),
-                 "cores": desc.cores, "memory": desc.memory, "supervise": desc.supervise, "user": desc.user,
-                 "files": [_file_json(f) for f in desc.files], "archives": [_file_json(f) for f in desc.archives],
-                 "archive_aliases": list(desc.archive_aliases)},
-    }
-
-
-def _driver_from_snapshot(dd: dict[str, Any]) -> DriverInfo:
-    sd = dd["desc"]
-    desc = DriverDescription(_file_from_json(sd["app_file"]), list(sd["app_args"]),
-                             [_file_from_json(f) for f in sd["py_files"]], dict(sd["settings"]), int(sd["cores"]),
-                             int(sd["memory"]), bool(sd["supervise"]), sd.get("user", ""),
-                             [_file_from_json(f) for f in sd.get("files", [])],
-                             [_file_from_json(f) for f in sd.get("archives", [])], list(sd.get("archive_aliases", [])))
-    return DriverInfo(dd["id"], desc, float(dd["submit_time"]), dd["state"], dd.get("worker_id", ""),
-                      dd.get("start_time"), dd.get("end_time"), dd.get("exit_code"), dd.get("message", ""),
-                      dd.get("log_tail", ""), int(dd.get("launches", 0)), int(dd.get("quick_failures", 0)),
-                      dd.get("not_before"), bool(dd.get("kill_requested", False)))
+def finish_json(parts: dict[str, Any]) -> dict[str, Any]:
+    """The status document from :meth:`MasterStateMachine.json_parts` (no live state read)."""
+    doc = dict(parts)
+    doc["workers"] = [
+        {"id": wid, "host": host, "port": port, "webuiaddress": f"http://{host}:{webui_port}", "cores": cores,
+         "coresused": cores_used, "coresfree": cores - cores_used, "memory": memory, "memoryused": memory_used,
+         "memoryfree": memory - memory_used, "state": state, "lastheartbeat": _ms(heartbeat)}
+        for wid, host, port, webui_port, cores, cores_used, memory, memory_used, state, heartbeat in parts["workers"]
+    ]
+    return doc

@@ -1,0 +1,228 @@
+"""The standalone master's cost per event as the cluster grows, with no sockets.
+
+    python bench/scale_master.py                          # 1,000 and 5,000 workers, 100 applications
+    python bench/scale_master.py --workers 5000 --apps 100 --json out.json
+
+It drives the real master: :class:`~sparkctl.deploy.master.MasterDaemon` built but not
+started (no socket is opened), its state machine fed events directly, and every event's
+actions carried out by the daemon's own ``_carry_out`` (messages queued nowhere, since no
+peer is connected; with a recovery directory, the state persisted as the daemon does).
+
+The cluster: *workers* workers of ``WORKER_CORES`` cores and ``WORKER_MEMORY`` MiB; a first
+application that wants every core (one executor per worker), which holds the whole
+cluster, then *apps* - 1 applications that wait for cores. Each event is timed in turn:
+
+* ``register_worker``: a new worker joins (the first application takes its cores);
+* ``heartbeat``: a worker's heartbeat;
+* ``executor_exit``: an executor of the first application exits, and the schedule it
+  triggers gives the freed cores back (the first application is first in line);
+* ``app_register``: one more application registers and waits;
+* ``app_finish``: such a waiting application unregisters;
+* ``worker_lost``: a worker's connection closes (its executor is lost, every driver told).
+
+Each is timed over ``SAMPLES`` events, or as many as fit in ``BUDGET`` seconds (at least
+``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sparkctl.deploy import messages as m  # noqa: E402
+from sparkctl.deploy.master import MasterDaemon  # noqa: E402
+
+WORKERS = [1_000, 5_000]
+APPS = 100
+WORKER_CORES = 4
+WORKER_MEMORY = 8192  # MiB
+EXECUTOR_MEMORY = 1024  # MiB
+SAMPLES = 200
+MIN_SAMPLES = 3
+BUDGET = 5.0  # seconds per event kind at most
+T0 = 1_700_000_000.0
+EVENTS = ["register_worker", "heartbeat", "executor_exit", "app_register", "app_finish", "worker_lost"]
+
+
+def _worker(i: int) -> m.RegisterWorker:
+    return m.RegisterWorker(f"worker-{i}", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 7078, WORKER_CORES,
+                            WORKER_MEMORY, webui_port=8081)
+
+
+def _app(name: str) -> m.RegisterApplication:
+    return m.RegisterApplication(m.ApplicationDescription(name, "127.0.0.1", 40000, None, None, EXECUTOR_MEMORY))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def _build(workers: int, apps: int) -> tuple[MasterDaemon, _Clock, str]:
+    clock = _Clock()
+    daemon = MasterDaemon("127.0.0.1", 0, 0, b"bench-secret", clock=clock)
+    state = daemon._state
+    for i in range(workers):
+        daemon._carry_out(state.register_worker(_worker(i), clock()), None)
+    first = ""
+    for j in range(apps):
+        actions = state.register_application(_app(f"app-{j}"), clock())
+        daemon._carry_out(actions, None)
+        if j == 0:
+            first = next(a.msg.app_id for a in actions if isinstance(getattr(a, "msg", None), m.RegisteredApplication))
+    return daemon, clock, first
+
+
+def _time(events: Callable[[int], Callable[[], None]]) -> tuple[float, float, int]:
+    """Mean and largest µs of up to SAMPLES calls; *events(k)* prepares (untimed) the k-th."""
+    times: list[float] = []
+    spent = 0.0
+    for k in range(SAMPLES):
+        event = events(k)
+        if event is None:
+            break
+        t = time.perf_counter()
+        event()
+        took = time.perf_counter() - t
+        times.append(took)
+        spent += took
+        if spent > BUDGET and len(times) >= MIN_SAMPLES:
+            break
+    if not times:
+        return 0.0, 0.0, 0
+    return sum(times) / len(times) * 1e6, max(times) * 1e6, len(times)
+
+
+def _measure(workers: int, apps: int, recovery: bool) -> list[dict[str, Any]]:
+    daemon, clock, first = _build(workers, apps)
+    state = daemon._state
+    rng = random.Random(42)
+    tmp = tempfile.mkdtemp(prefix="scale-master-") if recovery else None
+    if tmp is not None:
+        daemon.recovery_dir = os.path.join(tmp, "recovery")
+        daemon._persist()  # the first write of the whole state is set-up, not an event
+    results: list[dict[str, Any]] = []
+
+    def record(event: str, figures: tuple[float, float, int]) -> None:
+        mean, largest, n = figures
+        results.append({"workers": workers, "apps": apps, "recovery": recovery, "event": event,
+                        "us_per_event": round(mean, 1), "max_us": round(largest, 1), "samples": n})
+
+    def carry(actions: list[Any]) -> None:
+        daemon._carry_out(actions, None)
+
+    next_worker = [workers]
+
+    def register(k: int) -> Callable[[], None]:
+        i = next_worker[0]
+        next_worker[0] += 1
+        return lambda: carry(state.register_worker(_worker(i), clock()))
+
+    def heartbeat(k: int) -> Callable[[], None]:
+        wid = f"worker-{rng.randrange(workers)}"
+        return lambda: carry(state.worker_heartbeat(wid, clock()))
+
+    def executor_exit(k: int) -> Callable[[], None] | None:
+        app = state.apps[first]
+        if not app.executors:
+            return None
+        ex = rng.choice(list(app.executors.values()))
+        msg = m.ExecutorStateChanged(first, ex.executor_id, m.EXITED, "done", 0)
+        return lambda: carry(state.executor_state_changed(ex.worker_id, msg, clock()))
+
+    registered: list[str] = []
+
+    def app_register(k: int) -> Callable[[], None]:
+        def event() -> None:
+            actions = state.register_application(_app(f"extra-{k}"), clock())
+            carry(actions)
+            registered.extend(a.msg.app_id for a in actions
+                              if isinstance(getattr(a, "msg", None), m.RegisteredApplication))
+        return event
+
+    def app_finish(k: int) -> Callable[[], None] | None:
+        if not registered:
+            return None
+        app_id = registered.pop()
+        return lambda: carry(state.unregister_application(app_id, m.FINISHED, clock()))
+
+    alive = [w for w in state.workers if w.startswith("worker-")]
+    rng.shuffle(alive)
+
+    def worker_lost(k: int) -> Callable[[], None] | None:
+        if not alive:
+            return None
+        wid = alive.pop()
+        return lambda: carry(state.worker_disconnected(wid, clock()))
+
+    gc.collect()
+    try:
+        for name, events in (("register_worker", register), ("heartbeat", heartbeat),
+                             ("executor_exit", executor_exit), ("app_register", app_register),
+                             ("app_finish", app_finish), ("worker_lost", worker_lost)):
+            record(name, _time(events))
+        with daemon._lock:
+            compaction = daemon._compaction
+        if compaction is not None:
+            compaction.join()
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def run(workers: list[int], apps: int) -> list[dict[str, Any]]:
+    """µs per master event for each cluster size in *workers*, with *apps* applications,
+    without and with a recovery directory."""
+    logging.getLogger("sparkctl").setLevel(logging.ERROR)
+    results: list[dict[str, Any]] = []
+    for n in workers:
+        for recovery in (False, True):
+            results += _measure(n, apps, recovery)
+    return results
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    keys = sorted({(r["workers"], r["recovery"]) for r in results})
+    lines = [f"{'workers':>8} {'recovery':>8} " + " ".join(f"{e:>16}" for e in EVENTS)]
+    for n, recovery in keys:
+        cells = {r["event"]: r for r in results if (r["workers"], r["recovery"]) == (n, recovery)}
+        lines.append(f"{n:>8} {'yes' if recovery else 'no':>8} " +
+                     " ".join(f"{cells[e]['us_per_event']:>16,.1f}" if e in cells else f"{'':>16}" for e in EVENTS))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", default=",".join(map(str, WORKERS)), help="comma-separated cluster sizes")
+    p.add_argument("--apps", type=int, default=APPS, help="applications (the first holds the cluster)")
+    p.add_argument("--json", default=None, help="also write the figures here")
+    args = p.parse_args(argv)
+    results = run([int(x) for x in args.workers.split(",")], args.apps)
+    print("µs per event (mean)")
+    print(_table(results))
+    print("\nlargest µs per event")
+    keyed = [dict(r, us_per_event=r["max_us"]) for r in results]
+    print(_table(keyed))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
