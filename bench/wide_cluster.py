@@ -35,7 +35,7 @@ def run(workers: int, records: int, memory_mib: int) -> tuple[float, int, int]:
     try:
         rt = sc._runtime
         assert rt is not None
-        if len(rt.executors) < workers:
+        if not rt.wait_for_executors(workers, 300):
             raise SystemExit(f"only {len(rt.executors)} of {workers} executors registered")
         sc.parallelize(range(workers), workers).map(lambda x: x).count()  # every executor warm
         tracker = rt.map_outputs
