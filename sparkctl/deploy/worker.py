@@ -40,15 +40,12 @@ elsewhere), rather than reading "KILLED" as a request it made.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -64,7 +61,9 @@ from sparkctl.deploy.log_page import LOG_URLS_ENV, executor_log_urls
 from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
 from sparkctl.rpc import Connection, Dispatcher, Server, connect, load_secret, serve_forever_reader
-from sparkctl.scheduler.backend import spawn_executor, stop_process
+from sparkctl.deploy.executor_runner import (SAFE_ID, ExecutorLauncher, ExecutorRunner, executor_settings,
+                                              how_it_ended)
+from sparkctl.scheduler.backend import stop_process
 from sparkctl.util.fsutil import private_makedirs
 
 if TYPE_CHECKING:
@@ -90,8 +89,6 @@ REPORT_WAIT = 10.0
 
 _FINAL_STATES = (dm.EXITED, dm.EXEC_FAILED, dm.EXEC_KILLED, dm.LOST)
 _StateReport = dm.ExecutorStateChanged | dm.DriverStateChanged
-# app and executor ids become directory names: keep them to one safe path component
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def default_cores() -> int:
@@ -149,41 +146,6 @@ class WorkerConfig:
         return f"spark://{self.master_host}:{self.master_port}"
 
 
-@dataclass
-class ExecutorRunner:
-    """One executor process this worker started, and what became of it."""
-
-    app_id: str
-    executor_id: str
-    app_name: str
-    cores: int
-    memory: int  # MiB
-    directory: str
-    proc: subprocess.Popen[bytes]
-    started: float = field(default_factory=time.time)
-    state: str = dm.EXEC_RUNNING
-    kill_reason: str | None = None  # set once we decided to stop it
-    finished: float | None = None
-    exit_code: int | None = None
-    watcher: threading.Thread | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.app_id, self.executor_id)
-
-    @property
-    def stderr_path(self) -> str:
-        return os.path.join(self.directory, "stderr")
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.executor_id, "appid": self.app_id, "appname": self.app_name, "cores": self.cores,
-            "memory": self.memory, "pid": self.proc.pid, "state": self.state, "workdir": self.directory,
-            "starttime": int(self.started * 1000),
-            "finishtime": int(self.finished * 1000) if self.finished else None, "exitcode": self.exit_code,
-        }
-
-
 class Worker:
     """The worker's state and threads; ``start()``, then ``wait()``, then ``stop()``.
 
@@ -215,6 +177,7 @@ class Worker:
         self._stopping = threading.Event()
         self._registered_once = False
         self._server: Server | None = None
+        self._launcher: ExecutorLauncher | None = None
         self._webui: StatusServer | None = None
         self._commands = Dispatcher({
             dm.LaunchExecutor: self._on_launch_executor,
@@ -234,6 +197,8 @@ class Worker:
         self.config.port = port  # the real one when asked for 0
         self.worker_id = make_worker_id(self.config.host, port)
         private_makedirs(self.config.work_dir)
+        # its fork server imports the executor while the worker registers
+        self._launcher = ExecutorLauncher(self.secret)
         log.info("Worker %s listening on %s:%d with %d cores, %d MiB; work dir %s", self.worker_id,
                  self.config.host, port, self.config.cores, self.config.memory, self.config.work_dir)
         self._start_webui()
@@ -282,6 +247,8 @@ class Worker:
         for driver in drivers:
             if driver.watcher is not None:
                 driver.watcher.join(REPORT_WAIT)  # and their secrets are removed
+        if self._launcher is not None:
+            self._launcher.stop()
         with self._lock:
             conn, self._master = self._master, None
         if conn is not None:
@@ -432,7 +399,7 @@ class Worker:
 
     def _launch_executor(self, msg: dm.LaunchExecutor) -> None:
         key = (msg.app_id, msg.executor_id)
-        if not (_SAFE_ID.fullmatch(msg.app_id) and _SAFE_ID.fullmatch(msg.executor_id)):
+        if not (SAFE_ID.fullmatch(msg.app_id) and SAFE_ID.fullmatch(msg.executor_id)):
             self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
                                                          "application and executor ids must be plain names"))
             return
@@ -451,11 +418,9 @@ class Worker:
         directory = os.path.join(self.config.work_dir, msg.app_id, msg.executor_id)
         try:
             private_makedirs(directory)
-            with open(os.path.join(directory, "stdout"), "ab") as out, \
-                    open(os.path.join(directory, "stderr"), "ab") as err:
-                proc = spawn_executor(self._executor_settings(msg, directory), self.secret, "INFO",
-                                      stdout=out, stderr=err, cwd=directory,
-                                      extra_env=self._executor_env(msg.app_id, msg.executor_id))
+            settings = executor_settings(msg, directory, self.config.host, self.worker_id)
+            assert self._launcher is not None  # made by start(), before the master link
+            proc = self._launcher.launch(settings, directory, self._executor_env(msg.app_id, msg.executor_id))
         except (OSError, ValueError) as e:
             log.error("Could not start executor %s of %s: %s", msg.executor_id, msg.app_id, e)
             self._send_to_master(dm.ExecutorStateChanged(msg.app_id, msg.executor_id, dm.EXEC_FAILED,
@@ -473,24 +438,6 @@ class Worker:
         runner.watcher = threading.Thread(target=self._watch, args=(runner,), daemon=True,
                                           name=f"executor-{msg.app_id}-{msg.executor_id}")
         runner.watcher.start()
-
-    def _executor_settings(self, msg: dm.LaunchExecutor, directory: str) -> dict[str, Any]:
-        from sparkctl.executor.executor import ExecutorSettings
-
-        known = {f.name for f in dataclasses.fields(ExecutorSettings)}
-        unknown = sorted(set(msg.settings) - known)
-        if unknown:
-            # The executor would refuse them; one ignored knob beats an executor that never starts.
-            log.warning("Ignoring unknown executor settings for %s/%s: %s", msg.app_id, msg.executor_id,
-                        ", ".join(unknown))
-        settings = {k: v for k, v in msg.settings.items() if k in known}
-        # Identity and resources are the worker's to set, whatever the settings say.
-        settings.update(
-            executor_id=msg.executor_id, driver_host=msg.driver_host, driver_port=msg.driver_port,
-            cores=msg.cores, host=self.config.host, local_dir=os.path.join(directory, "local"),
-            memory=msg.memory * (1 << 20), app_id=msg.app_id, worker_id=self.worker_id,
-        )
-        return settings
 
     def _on_kill_executor(self, msg: dm.KillExecutor) -> None:
         with self._lock:
@@ -556,7 +503,7 @@ class Worker:
             else:
                 runner.state = dm.EXITED if code == 0 else dm.EXEC_FAILED
             self._finished.append(runner)
-        how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        how = how_it_ended(code)
         tail = ""
         if killed is not None:
             message = f"{killed}; it {how}"
@@ -576,7 +523,7 @@ class Worker:
 
     def _launch_driver(self, msg: dm.LaunchDriver) -> None:
         driver_id = msg.driver_id
-        if not (driver_id.startswith("driver-") and _SAFE_ID.fullmatch(driver_id)):
+        if not (driver_id.startswith("driver-") and SAFE_ID.fullmatch(driver_id)):
             self._send_to_master(dm.DriverStateChanged(driver_id, dm.ERROR, None, "driver ids must be plain names"))
             return
         with self._lock:
@@ -641,7 +588,7 @@ class Worker:
             else:
                 runner.state = dm.FINISHED if code == 0 else dm.FAILED
             self._finished_drivers.append(runner)
-        how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        how = how_it_ended(code)
         message = f"{killed}; it {how}" if killed is not None else f"driver process {how}"
         tail = tail_lines(runner.stderr_path, LOG_TAIL_LINES) if runner.state == dm.FAILED else ""
         (log.info if runner.state != dm.FAILED else log.warning)("Driver %s (pid %d) %s", runner.driver_id,
@@ -793,13 +740,6 @@ def cleanup_settings(values: dict[str, str]) -> tuple[bool, float, float]:
     conf = SparkConf.from_values(values)
     return (conf.get_bool("spark.worker.cleanup.enabled", True), conf.get_duration("spark.worker.cleanup.interval"),
             conf.get_duration("spark.worker.cleanup.appDataTtl"))
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
 
 
 # ---------------------------------------------------------------- entry point

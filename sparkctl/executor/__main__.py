@@ -1,7 +1,9 @@
 """``python -m sparkctl.executor``: the executor process, started by a driver or a worker.
 
 Its settings and the cluster secret arrive as one JSON line on stdin (never on the
-command line, where other users could read them)."""
+command line, where other users could read them). A worker's fork server
+(:mod:`sparkctl.deploy.fork_server`) imports this once and calls :func:`run` in each
+executor it forks, with the settings the worker sent."""
 from __future__ import annotations
 
 import json
@@ -9,17 +11,14 @@ import logging
 import logging.handlers
 import os
 import sys
+from typing import Any
 
-from sparkctl.executor.executor import Executor, ExecutorSettings
 
+def run(cfg: dict[str, Any]) -> int:
+    """Run an executor with *cfg* (its settings, plus ``secret`` and ``log_level``) until its driver lets go."""
+    from sparkctl.executor.executor import Executor, ExecutorSettings
 
-def main() -> int:
-    line = sys.stdin.readline()
-    if not line:
-        print("sparkctl executor: expected its settings as a JSON line on stdin", file=sys.stderr)
-        return 2
     os.umask(0o077)  # shuffle files, spills and cached blocks are for this user only
-    cfg = json.loads(line)
     secret = cfg.pop("secret").encode()
     level = cfg.pop("log_level", "WARNING")
     # Task lines are logged at INFO on every task: buffer them (flushed on a warning, when
@@ -38,6 +37,14 @@ def main() -> int:
         os.environ["PYTHONPATH"] = os.pathsep.join(settings.extra_paths + [os.environ.get("PYTHONPATH", "")])
     Executor(settings, secret).run()
     return 0
+
+
+def main() -> int:
+    line = sys.stdin.readline()
+    if not line:
+        print("sparkctl executor: expected its settings as a JSON line on stdin", file=sys.stderr)
+        return 2
+    return run(json.loads(line))
 
 
 if __name__ == "__main__":

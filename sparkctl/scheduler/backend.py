@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sparkctl.errors import SparkctlError
 from sparkctl.storage import compression
@@ -57,8 +57,33 @@ class SchedulerBackend(ABC):
         return ""
 
 
+class ExecutorProcess(Protocol):
+    """What starting an executor gives: a ``subprocess.Popen``, or a worker's
+    ``ForkedProcess`` (:mod:`sparkctl.deploy.fork_server`), which acts as one."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
 def package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def executor_environment(settings: dict[str, Any], extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """An executor's environment: ours, *extra_env*, sparkctl and the app's paths first on
+    PYTHONPATH, and never the cluster secret (the executor gets it with its settings)."""
+    env = dict(os.environ, **(extra_env or {}))
+    root = package_root()
+    env["PYTHONPATH"] = os.pathsep.join([root] + settings.get("extra_paths", []) +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.pop("SPARKCTL_SECRET", None)
+    return env
 
 
 def spawn_executor(settings: dict[str, Any], secret: bytes, log_level: str, stdout: Any = None,
@@ -66,11 +91,7 @@ def spawn_executor(settings: dict[str, Any], secret: bytes, log_level: str, stdo
                    extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``python -m sparkctl.executor``; settings and secret go through its stdin,
     *extra_env* (e.g. a worker's log URLs for it) into its environment."""
-    env = dict(os.environ, **(extra_env or {}))
-    root = package_root()
-    env["PYTHONPATH"] = os.pathsep.join([root] + settings.get("extra_paths", []) +
-                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.pop("SPARKCTL_SECRET", None)
+    env = executor_environment(settings, extra_env)
     # -P: never import a `sparkctl` lying in the working directory instead of ours
     proc = subprocess.Popen([sys.executable, "-P", "-m", "sparkctl.executor"], stdin=subprocess.PIPE, stdout=stdout,
                             stderr=stderr, env=env, cwd=cwd, start_new_session=True)
@@ -81,7 +102,7 @@ def spawn_executor(settings: dict[str, Any], secret: bytes, log_level: str, stdo
     return proc
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+def stop_process(proc: ExecutorProcess, grace: float = 5.0) -> None:
     """Wait for a process asked to stop; SIGTERM, then SIGKILL, if it does not."""
     for sig, wait in ((None, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         if sig is not None:

@@ -1,0 +1,137 @@
+"""The worker's executors: how one is started, and what the worker remembers of it.
+
+```
+ master ── LaunchExecutor ──▶ worker ── ExecutorLauncher.launch() ──▶ fork server ── fork ──▶ executor
+                                │        (python -m sparkctl.executor, if the fork server cannot)
+                                ▼
+                         ExecutorRunner: ids, resources, WORK_DIR/APP_ID/EXECUTOR_ID/{stdout,stderr,local},
+                         the process (a Popen or a ForkedProcess), its state and exit code
+```
+
+The launcher forks executors from the worker's fork server (:mod:`sparkctl.deploy.fork_server`),
+a few milliseconds each, and only starts a new interpreter (about 0.2 s of CPU) when the
+fork server cannot answer. A launch returns once the process exists: it never waits for
+the executor to register with its driver, so the master's many LaunchExecutor messages
+become executors that start side by side.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkctl.deploy import messages as dm
+from sparkctl.deploy.fork_server import ForkServer, ForkServerError
+from sparkctl.scheduler.backend import ExecutorProcess, executor_environment, spawn_executor
+
+log = logging.getLogger("sparkctl.worker")
+
+# app and executor ids become directory names: keep them to one safe path component
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass
+class ExecutorRunner:
+    """One executor process this worker started, and what became of it."""
+
+    app_id: str
+    executor_id: str
+    app_name: str
+    cores: int
+    memory: int  # MiB
+    directory: str
+    proc: ExecutorProcess
+    started: float = field(default_factory=time.time)
+    state: str = dm.EXEC_RUNNING
+    kill_reason: str | None = None  # set once we decided to stop it
+    finished: float | None = None
+    exit_code: int | None = None
+    watcher: threading.Thread | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.app_id, self.executor_id)
+
+    @property
+    def stderr_path(self) -> str:
+        return os.path.join(self.directory, "stderr")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.executor_id, "appid": self.app_id, "appname": self.app_name, "cores": self.cores,
+            "memory": self.memory, "pid": self.proc.pid, "state": self.state, "workdir": self.directory,
+            "starttime": int(self.started * 1000),
+            "finishtime": int(self.finished * 1000) if self.finished else None, "exitcode": self.exit_code,
+        }
+
+
+def executor_settings(msg: dm.LaunchExecutor, directory: str, host: str, worker_id: str) -> dict[str, Any]:
+    """The settings an executor of *msg* starts with: the driver's, less the ones this
+    sparkctl does not know (with a warning), and the worker's identity and resources."""
+    from sparkctl.executor.executor import ExecutorSettings
+
+    known = {f.name for f in dataclasses.fields(ExecutorSettings)}
+    unknown = sorted(set(msg.settings) - known)
+    if unknown:
+        # The executor would refuse them; one ignored knob beats an executor that never starts.
+        log.warning("Ignoring unknown executor settings for %s/%s: %s", msg.app_id, msg.executor_id,
+                    ", ".join(unknown))
+    settings = {k: v for k, v in msg.settings.items() if k in known}
+    # Identity and resources are the worker's to set, whatever the settings say.
+    settings.update(
+        executor_id=msg.executor_id, driver_host=msg.driver_host, driver_port=msg.driver_port,
+        cores=msg.cores, host=host, local_dir=os.path.join(directory, "local"),
+        memory=msg.memory * (1 << 20), app_id=msg.app_id, worker_id=worker_id,
+    )
+    return settings
+
+
+class ExecutorLauncher:
+    """Starts executor processes: forked by the fork server, else ``python -m sparkctl.executor``."""
+
+    def __init__(self, secret: bytes, log_level: str = "INFO", use_fork_server: bool = True) -> None:
+        self.secret = secret
+        self.log_level = log_level
+        self.fork_server: ForkServer | None = None
+        if use_fork_server:
+            try:
+                self.fork_server = ForkServer().start()  # warms up while the worker registers
+            except OSError as e:
+                log.warning("No executor fork server (%s): executors start as new interpreters", e)
+
+    def launch(self, settings: dict[str, Any], directory: str, extra_env: dict[str, str]) -> ExecutorProcess:
+        """Start an executor with cwd *directory* and its stdout and stderr files there."""
+        stdout, stderr = os.path.join(directory, "stdout"), os.path.join(directory, "stderr")
+        if self.fork_server is not None:
+            cfg = {**settings, "secret": self.secret.decode(), "log_level": self.log_level}
+            try:
+                return self.fork_server.launch(cfg, executor_environment(settings, extra_env), directory,
+                                               stdout, stderr)
+            except ForkServerError as e:
+                log.warning("The fork server could not start executor %s (%s); starting a new interpreter",
+                            settings.get("executor_id"), e)
+        with open(stdout, "ab") as out, open(stderr, "ab") as err:
+            return spawn_executor(settings, self.secret, self.log_level, stdout=out, stderr=err, cwd=directory,
+                                  extra_env=extra_env)
+
+    def stop(self) -> None:
+        if self.fork_server is not None:
+            self.fork_server.stop()
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def how_it_ended(code: int) -> str:
+    """``exited with code N`` or ``was killed by signal SIGX``, from a Popen-style return code."""
+    return f"was killed by signal {signal_name(-code)}" if code < 0 else f"exited with code {code}"
