@@ -169,12 +169,19 @@ def _signal(pids: set[int], sig: signal.Signals) -> None:
             pass
 
 
+# sh -c SCRIPT hide DIR... -- COMMAND...: an empty tmpfs over each DIR, then COMMAND.
+_HIDE_THEN_EXEC = ('while [ "$1" != -- ]; do mount -t tmpfs -o size=64k,mode=0700 sparkctl-hidden "$1" || exit 1; '
+                   'shift; done; shift; exec "$@"')
+
+
 class NamespaceCluster:
     """An sshd on every namespace host, this machine's conf dirs, and ``sparkctl`` to run
     against them: :meth:`start` brings the cluster up with ``sparkctl cluster start``.
 
-    Each host gets its own conf, pid, log and work dirs, as separate machines would have;
-    they share this machine's filesystem only because the namespaces do.
+    Each host gets its own conf, pid, log and work dirs, as separate machines would have,
+    and sees neither the others' nor :attr:`driver_dir`, the driver's own disk. The rest
+    of the filesystem (Python, sparkctl, the test's other files) stands for software
+    installed on every host and for shared storage.
     """
 
     def __init__(self, base: Path, network: NamespaceNetwork, settings: dict[str, str] | None = None) -> None:
@@ -185,9 +192,18 @@ class NamespaceCluster:
         self.conf.mkdir(parents=True)
         self.client_key = base / "id_ed25519"
         client_public = make_key(self.client_key)
+        self.driver_dir = base / "driver"
+        self.driver_dir.mkdir()
+        for h in self.hosts:
+            self.host_dir(h).mkdir(parents=True)
         self.sshd: list[SSHServer] = []
         for h in self.hosts:
-            server = SSHServer(base / "ssh" / h.address, (h.address,), port=22, launcher=tuple(h.command()))
+            # What this machine keeps to itself (the driver's dir, the other hosts' dirs) is
+            # hidden from the host's sshd and everything it starts: `ip netns exec` gives
+            # it a mount namespace of its own, and an empty tmpfs goes over each of them.
+            hidden = [self.driver_dir, *(self.host_dir(o) for o in self.hosts if o is not h)]
+            launcher = h.command("sh", "-c", _HIDE_THEN_EXEC, "hide", *map(str, hidden), "--")
+            server = SSHServer(base / "ssh" / h.address, (h.address,), port=22, launcher=tuple(launcher))
             server.authorized_keys.write_text(client_public + "\n")  # one key logs in everywhere
             self.sshd.append(server)
         self.known_hosts = base / "known_hosts"

@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import operator
 import re
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -170,7 +171,75 @@ def test_sample_jobs_run_across_four_namespace_hosts(cluster: NamespaceCluster, 
     stdout = submit(cluster, str(SAMPLES / "join.py"), "3000", "30000")
     assert stdout.splitlines()[:len(join_expected(3000, 30000))] == join_expected(3000, 30000)
 
+    # The driver's own files reach the hosts, which cannot see its disk, through sparkctl.
+    (cluster.driver_dir / "helper.py").write_text("FACTOR = 7\n\ndef scale(x, f):\n    return x * f + 1\n")
+    (cluster.driver_dir / "table.txt").write_text("3 5 11 13\n")
+    app = cluster.driver_dir / "files_app.py"
+    app.write_text(textwrap.dedent(FILES_APP))
+    stdout = submit(cluster, "--py-files", str(cluster.driver_dir / "helper.py"), str(app), str(cluster.driver_dir))
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("ROW ")]
+    assert [int(r[2]) for r in rows] == [[3, 5, 11, 13][i % 4] * 7 + 1 for i in range(40)], stdout
+    assert {r[1] for r in rows} == {h.address for h in network.hosts}
+    assert {r[3] for r in rows} == {"-"}  # the driver's dir, as the executors saw it: empty
+
+    # Cluster mode: the master runs the driver on one of the hosts, which cannot see the
+    # app's file on this machine either; its executors take the other three.
+    app = cluster.driver_dir / "cluster_app.py"
+    app.write_text(textwrap.dedent(CLUSTER_APP))
+    r = cluster.sparkctl("submit", "--deploy-mode", "cluster", "--wait", "--total-executor-cores", str(HOSTS - 1),
+                         "--executor-cores", "1", "--executor-memory", "512m", str(app), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + cluster.log_text()
+    driver = re.search(r"\b(driver-\S+) FINISHED \(exit code 0\)", r.stdout + r.stderr)
+    assert driver, r.stdout + r.stderr
+    logs = cluster.sparkctl("logs", driver.group(1))
+    assert logs.returncode == 0, logs.stderr
+    report = dict(line.split(" ", 1) for line in logs.stdout.splitlines() if line.startswith(("DRIVER", "SUMS", "HOSTS")))
+    expected_sums: Counter[int] = Counter()
+    for x in range(10_000):
+        expected_sums[x % 13] += x
+    assert report["SUMS"] == repr(sorted(expected_sums.items()))
+    others = {h.address for h in network.hosts} - {report["DRIVER"]}
+    assert len(others) == HOSTS - 1  # the driver ran on one of the hosts
+    assert set(report["HOSTS"].split(",")) <= others
+
     finish(cluster, network)
+
+
+# Run by a worker in cluster mode: where its driver and executors are, and a shuffle's result.
+CLUSTER_APP = """
+    from sparkctl import SparkContext, TaskContext
+
+    sc = SparkContext.getOrCreate()
+    print("DRIVER", sc.getConf().get("spark.driver.host"))
+    pairs = sc.parallelize(range(10_000), 6).map(lambda x: (x % 13, x))
+    print("SUMS", sorted(pairs.reduceByKey(lambda a, b: a + b).collect()))
+    print("HOSTS", ",".join(sorted(set(sc.parallelize(range(12), 6).map(lambda i: TaskContext.get().env.host).collect()))))
+    sc.stop()
+"""
+
+# --py-files helper.py, sc.addFile(table.txt) and a broadcast, used on every host.
+FILES_APP = """
+    import os
+    import sys
+
+    import helper
+    from sparkctl import SparkContext, SparkFiles, TaskContext
+
+    driver_dir = sys.argv[1]
+    sc = SparkContext.getOrCreate()
+    sc.addFile(os.path.join(driver_dir, "table.txt"))
+    factor = sc.broadcast(helper.FACTOR)
+
+    def probe(i):
+        with open(SparkFiles.get("table.txt")) as f:
+            table = [int(x) for x in f.read().split()]
+        seen = ",".join(sorted(os.listdir(driver_dir))) or "-"
+        return TaskContext.get().env.host, helper.scale(table[i % len(table)], factor.value), seen
+
+    for host, value, seen in sc.parallelize(range(40), 8).map(probe).collect():
+        print("ROW", host, value, seen)
+    sc.stop()
+"""
 
 
 # ---------------------------------------------------------------- a partitioned worker
