@@ -10,18 +10,23 @@ the way the runtime does, and times each event the runtime feeds them:
   running first, each completion launching the next task on the freed slot: the whole
   stage's scheduling cost divided by its tasks (the per-task cost);
 * ``task_succeeded``: the same loop's completions alone, with every slot busy;
-* ``task_failed``: a running task fails (counted) while every slot is busy and tasks are
-  pending: the retry is queued and the freed slot runs another task;
-* ``executor_lost``: a busy executor is lost (its task counts a failure and is requeued);
-  the replacement's ``executor_added`` is not timed;
+* ``task_failed``: the oldest running task fails (counted) while every slot is busy and
+  tasks are pending: the retry is queued and the freed slot runs another task;
+* ``executor_lost``: the executor running the oldest task is lost (its task counts a
+  failure and is requeued); the replacement's ``executor_added`` is not timed;
 * ``check_speculation``: the periodic check once 75% of the tasks succeeded, every slot
-  busy and no straggler among them (the usual case);
+  busy and no straggler among them (the usual case); ``first_check_speculation`` is the
+  first check of the stage alone, which also takes in the durations of every task that
+  finished before it;
 * ``tsm_mb``: the memory a fresh ``TaskSetManager`` of that many tasks holds (tracemalloc).
 
 Executors have one core each (``CORES``), so 1,000 executors are 1,000 task slots and as
-many running attempts. Every task takes one time unit of the scheduler's clock. Times are
+many running attempts. A task takes one unit of the scheduler's clock on average (the
+clock moves a random step at each completion, oldest task first). Times are
 this process's CPU time (``time.process_time``), so that other load on the machine does
-not count; on an idle machine they equal the wall time.
+not count; on an idle machine they equal the wall time. The cyclic garbage collector is
+off while events are timed: a full collection over a 100k-task stage's objects takes
+milliseconds and would land on whichever event happened to allocate last.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import sys
 import time
 import tracemalloc
@@ -68,18 +74,20 @@ def _run_stage(ts: TaskScheduler, tasks: int, stop_after: int | None = None) -> 
     slots = executors * CORES
     tsm = TaskSetManager(0, 0, 0, list(range(tasks)))
     running: deque[int] = deque()
+    limit = tasks if stop_after is None else stop_after
     t0 = clock()
     actions = ts.submit(tsm, now=0.0)
     submit_s = clock() - t0
     _launched(actions, running)
     now = 0.0
-    step = 1.0 / slots  # each task runs one time unit
+    # a task runs one time unit on average; steps of random length make the durations differ
+    rnd = random.Random(tasks)
+    steps = [rnd.random() * 2.0 / slots for _ in range(limit)]
     done = 0
-    limit = tasks if stop_after is None else stop_after
     succeeded = ts.task_succeeded
     t0 = clock()
     while running and done < limit:
-        now += step
+        now += steps[done]
         actions = succeeded(running.popleft(), None, None, None, now)
         for a in actions:
             if type(a) is Launch:
@@ -99,6 +107,14 @@ def _per_event(n: int, event: Callable[[int], Any]) -> float:
 
 def measure(executors: int, tasks: int) -> dict[str, Any]:
     gc.collect()
+    gc.disable()
+    try:
+        return _measure(executors, tasks)
+    finally:
+        gc.enable()
+
+
+def _measure(executors: int, tasks: int) -> dict[str, Any]:
     row: dict[str, Any] = {"executors": executors, "cores_per_executor": CORES, "tasks": tasks}
 
     ts = _cluster(executors)
@@ -108,29 +124,33 @@ def measure(executors: int, tasks: int) -> dict[str, Any]:
     row["task_succeeded_us"] = complete_s / done * 1e6
 
     # failures and losses with the stage a third done: every slot busy, tasks pending
+    # the oldest running attempt fails, SAMPLES times
     ts = _cluster(executors)
     _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks // 3)
-    n = min(SAMPLES, len(running), tasks // 3)
-    victims = [running.popleft() for _ in range(n)]
     err = RuntimeError("task failed")
-    row["task_failed_us"] = _per_event(n, lambda k: ts.task_failed(victims[k], err, "RuntimeError", now=now))
+    attempts = ts.attempts
+    row["task_failed_us"] = _per_event(
+        SAMPLES, lambda k: ts.task_failed(next(iter(attempts)), err, "RuntimeError", now=now))
 
+    # the executor running the oldest attempt is lost, SAMPLES times; a new one replaces it
     ts = _cluster(executors)
     _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks // 3)
-    n = min(SAMPLES, executors)
-    lost = [f"exec-{e}" for e in range(n)]
     spent = 0.0
-    for k in range(n):
+    for k in range(SAMPLES):
+        lost = ts.attempts[next(iter(ts.attempts))].executor_id
         t0 = clock()
-        ts.executor_lost(lost[k], "connection closed", now)
+        ts.executor_lost(lost, "connection closed", now)
         spent += clock() - t0
-        ts.executor_added(f"{lost[k]}-again", f"host-{k // 4}", CORES, now)
-    row["executor_lost_us"] = spent / n * 1e6
+        ts.executor_added(f"exec-again-{k}", f"host-{k // 4}", CORES, now)
+    row["executor_lost_us"] = spent / SAMPLES * 1e6
 
+    # speculation checks once 75% succeeded; the first check of a stage also takes in the
+    # durations of every task that finished before it (with spark.speculation.interval
+    # at 100 ms, those that finished in the last 100 ms)
     ts = _cluster(executors)
     _, _, _, running, now = _run_stage(ts, tasks, stop_after=tasks * 3 // 4)
-    n = min(SAMPLES, 50)
-    row["check_speculation_us"] = _per_event(n, lambda k: ts.check_speculation(now, 0.75, 1.5))
+    row["first_check_speculation_us"] = _per_event(1, lambda k: ts.check_speculation(now, 0.75, 1.5))
+    row["check_speculation_us"] = _per_event(50, lambda k: ts.check_speculation(now, 0.75, 1.5))
     return row
 
 
@@ -164,7 +184,8 @@ def run(executors: list[int], tasks: list[int]) -> list[dict[str, Any]]:
 COLUMNS = [("executors", "executors", "{:,}"), ("tasks", "tasks", "{:,}"),
            ("stage_us_per_task", "stage µs/task", "{:.2f}"), ("task_succeeded_us", "succeeded µs", "{:.2f}"),
            ("task_failed_us", "failed µs", "{:.2f}"), ("executor_lost_us", "exec lost µs", "{:.2f}"),
-           ("check_speculation_us", "speculation µs", "{:.2f}"), ("tsm_mb", "TSM MB", "{:.2f}")]
+           ("check_speculation_us", "speculation µs", "{:.2f}"),
+           ("first_check_speculation_us", "1st speculation µs", "{:.0f}"), ("tsm_mb", "TSM MB", "{:.2f}")]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

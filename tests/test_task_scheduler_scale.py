@@ -66,6 +66,23 @@ def test_running_quantile_equals_sorted_reference(q: float) -> None:
         assert len(rq) == len(seen)
 
 
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.75])
+def test_running_quantile_takes_batches_as_one_at_a_time(q: float) -> None:
+    """extend: small batches go in one by one, large ones (more than it holds) by a sort."""
+    rnd = random.Random(int(q * 100))
+    rq = RunningQuantile(q)
+    seen: list[float] = []
+    for size in [1, 0, 5, 3, 40, 2, 100, 7, 400, 1, 1, 30]:
+        batch = [rnd.choice([rnd.random(), 0.25, 1.0]) for _ in range(size)]
+        rq.extend(batch)
+        seen += batch
+        assert rq.value() == sorted(seen)[int(q * len(seen))] and len(rq) == len(seen)
+        x = rnd.random() * 2
+        rq.add(x)
+        seen.append(x)
+        assert rq.value() == sorted(seen)[int(q * len(seen))]
+
+
 def test_running_median_is_the_upper_median_spark_uses() -> None:
     rq = RunningQuantile()
     for x in [5.0, 1.0, 3.0, 2.0]:

@@ -43,11 +43,24 @@ class RunningQuantile:
             heapq.heappush(high, x)
         else:
             heapq.heappush(low, -x)
+        # the split point moved by at most one, and x went to one side: one move at most
         k = int(self.q * (len(low) + len(high)))
-        while len(low) > k:
+        if len(low) > k:
             heapq.heappush(high, -heapq.heappop(low))
-        while len(low) < k:
+        elif len(low) < k:
             heapq.heappush(low, -heapq.heappop(high))
+
+    def extend(self, values: list[float]) -> None:
+        """Add many: one at a time, or, when they outnumber the values held, by sorting
+        everything once (C speed)."""
+        if len(values) <= len(self):
+            for x in values:
+                self.add(x)
+            return
+        every = sorted([-x for x in self._low] + self._high + values)
+        k = int(self.q * len(every))
+        self._low = [-x for x in reversed(every[:k])]  # descending when negated: ascending, a heap
+        self._high = every[k:]  # sorted: a heap
 
     def value(self) -> float:
         """The quantile; ``IndexError`` when nothing was added."""

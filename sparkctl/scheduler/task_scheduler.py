@@ -119,20 +119,6 @@ class TaskScheduler:
         self._free = sorted(e.seq for e in self.executors.values() if e.free >= cpus)
 
     # ------------------------------------------------------------- free slots
-    def _take(self, slots: ExecutorSlots) -> None:
-        c = self._cpus
-        slots.free -= c
-        self.free_cores_by_host[slots.host] -= c
-        if slots.free < c:  # it had room (offers go only there): now it has none
-            self._unlist(slots.seq)
-
-    def _give(self, slots: ExecutorSlots) -> None:
-        c = self._cpus
-        slots.free += c
-        self.free_cores_by_host[slots.host] += c
-        if slots.free - c < c <= slots.free:
-            insort(self._free, slots.seq)
-
     def _unlist(self, seq: int) -> None:
         free = self._free
         k = bisect_left(free, seq)
@@ -239,7 +225,7 @@ class TaskScheduler:
     def _drop_finished_sets(self) -> None:
         sets = self.task_sets
         for t in sets:
-            if (t.zombie or t.is_done()) and not t.running:
+            if not t.running and (t.zombie or t.is_done()):
                 self.task_sets = [t for t in sets if not ((t.zombie or t.is_done()) and not t.running)]
                 return
 
@@ -325,23 +311,35 @@ class TaskScheduler:
     def _start(self, tsm: TaskSetManager, index: int, slots: ExecutorSlots, now: float) -> TaskAttempt:
         tid = self.next_task_id
         self.next_task_id += 1
-        att = TaskAttempt(tid, tsm, index, slots.executor_id, tsm.attempts[index], now)
-        tsm.attempts[index] += 1
+        n = tsm.attempts[index]
+        att = TaskAttempt(tid, tsm, index, slots.executor_id, n, now)
+        tsm.attempts[index] = n + 1
         tsm.state[index] = RUNNING
         tsm.add_running(att)
         self.attempts[tid] = att
         slots.running.add(tid)
-        self._take(slots)
+        # the slot is taken
+        c = self._cpus
+        slots.free -= c
+        self.free_cores_by_host[slots.host] -= c
+        if slots.free < c:  # it had room (offers go only there): now it has none
+            self._unlist(slots.seq)
         return att
 
     # ------------------------------------------------------------- status updates
     def _release(self, att: TaskAttempt) -> None:
-        self.attempts.pop(att.task_id, None)
+        tid = att.task_id
+        self.attempts.pop(tid, None)
         att.tsm.remove_running(att)
         slots = self.executors.get(att.executor_id)
-        if slots is not None and att.task_id in slots.running:
-            slots.running.discard(att.task_id)
-            self._give(slots)
+        if slots is not None and tid in slots.running:
+            slots.running.discard(tid)
+            # the slot is free
+            c = self._cpus
+            slots.free += c
+            self.free_cores_by_host[slots.host] += c
+            if slots.free < 2 * c:  # it had no room: now it has
+                insort(self._free, slots.seq)
 
     def task_succeeded(self, task_id: int, value: Any, accum_updates: dict[int, Any] | None,
                        blocks_added: list[str] | None, now: float = 0.0) -> list[Any]:
@@ -353,8 +351,9 @@ class TaskScheduler:
         actions: list[Any] = []
         if tsm.state[att.index] != SUCCEEDED:
             tsm.task_finished(att.index, now - att.start)
-            for other in list(tsm.running_copies(att.index)):  # a speculative copy lost the race
-                actions.append(KillTask(other.executor_id, other.task_id, "another attempt succeeded"))
+            others = tsm.copies.get(att.index)
+            if others:  # a speculative copy lost the race
+                actions += [KillTask(o.executor_id, o.task_id, "another attempt succeeded") for o in others]
             actions.append(TaskEnded(tsm.stage_id, tsm.stage_attempt, tsm.partitions[att.index], True, value,
                                      None, accum_updates, blocks_added, att.executor_id))
         self._drop_finished_sets()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sparkctl.scheduler.speculation import RunningQuantile
 
@@ -77,7 +77,10 @@ class TaskSetManager:
         self.copies: dict[int, list[TaskAttempt]] = {}  # task index -> its running attempts
         self.num_succeeded = 0
         self.zombie = False  # no more launches (aborted, cancelled or superseded)
-        self.durations = RunningQuantile(0.5)  # of successful tasks, for speculation
+        # of successful tasks, for speculation: appended as tasks finish, taken into the
+        # running median by each speculation check (a stage never checked only appends)
+        self.durations: list[float] = []
+        self._median = RunningQuantile(0.5)
         self.speculatable: set[int] = set()  # stragglers waiting for a second copy
         self._speculatable_order: list[int] = []  # heap of the same, lowest index first; may hold stale ones
         self._last_start = float("-inf")
@@ -121,9 +124,6 @@ class TaskSetManager:
 
     def other_copy_running(self, index: int) -> bool:
         return index in self.copies
-
-    def running_copies(self, index: int) -> Iterable[TaskAttempt]:
-        return self.copies.get(index, ())
 
     # ------------------------------------------------------------- failures
     def record_failure(self, index: int, executor_id: str, reason: str) -> None:
@@ -199,18 +199,29 @@ class TaskSetManager:
         """A task's first successful attempt."""
         self.state[index] = SUCCEEDED
         self.num_succeeded += 1
-        self.durations.add(duration)
-        self.speculatable.discard(index)
+        self.durations.append(duration)
+        if self.speculatable:
+            self.speculatable.discard(index)
+
+    def median_duration(self) -> float:
+        """The median (upper, as Spark's) of the successful tasks' durations."""
+        if self.durations:
+            self._median.extend(self.durations)
+            self.durations.clear()
+        return self._median.value()
 
     def find_stragglers(self, now: float, quantile: float, multiplier: float, min_time: float = 0.1) -> bool:
         """Mark running tasks much slower than the median of finished ones (Spark's rule:
         once ``quantile`` of the tasks finished, a task running longer than ``multiplier``
         x their median is speculated). True if any task was newly marked."""
         n = len(self.partitions)
-        if (self.barrier or self.zombie or n < 2 or self.num_succeeded < max(1, int(quantile * n))
-                or not len(self.durations)):
+        if self.barrier or self.zombie or n < 2:
             return False
-        threshold = max(multiplier * self.durations.value(), min_time)
+        if self.num_succeeded < max(1, int(quantile * n)):
+            if len(self.durations) > 64:  # take them in now rather than all at once later
+                self.median_duration()
+            return False
+        threshold = max(multiplier * self.median_duration(), min_time)
         ordered = self._started_in_order
         state, copies, speculatable = self.state, self.copies, self.speculatable
         marked = False
