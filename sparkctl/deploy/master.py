@@ -381,7 +381,9 @@ class MasterDaemon:
         try:
             data = journal.load()
             if data is not None:
-                self._carry_out(self._state.restore(data, self._clock()), None)
+                actions = self._state.restore(data, self._clock())
+                self._journal = journal  # opened below: carrying out the restore writes nothing yet
+                self._carry_out(actions, None)
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.error("Cannot recover from %s (%s); starting with an empty state", self.recovery_dir, e)
         self._open_journal(journal)
@@ -399,7 +401,7 @@ class MasterDaemon:
         """Append what the last event changed to the journal; called with the lock held."""
         if self.recovery_dir is None or self._stopping.is_set():
             return
-        if self._journal is None:
+        if self._journal is None:  # recovery enabled after start-up (a benchmark does)
             self._open_journal(Journal(self.recovery_dir))
             return
         try:
