@@ -8,7 +8,8 @@ pickle is larger than the cost of a small record.
 A batch is framed as a 4-byte little-endian length and its payload: the pickle itself
 (which starts with the PROTO opcode, 0x80), or, in shuffle and spill files, the pickle
 compressed as one frame of a codec that names itself by its magic number
-(:mod:`sparkctl.storage.compression`). Readers tell the two apart by the first byte.
+(:mod:`sparkctl.storage.compression`). Readers tell the two apart by the first byte. A
+DataFrame shuffle's frames are Arrow IPC streams instead (first byte 0xFF).
 """
 from __future__ import annotations
 
@@ -90,11 +91,27 @@ def frame(pickled: bytes, codec: compression.Codec | None = None) -> bytes:
 _PROTO = pickle.PROTO[0]
 
 
+_ARROW_STREAM = 0xFF  # an Arrow IPC stream's continuation marker, 0xFFFFFFFF
+
+
 def loads_batch(payload: bytes | bytearray | memoryview) -> list[Any]:
-    """One batch from its payload, decompressing it first when a codec wrote it."""
+    """One batch from its payload, decompressing it first when a codec wrote it. An Arrow
+    IPC stream (a DataFrame shuffle's frame, see ``sparkctl.sql.arrow_serde``) is one
+    record: its Table, read without a copy, or ``(tag, Table)`` when its schema has a tag."""
     if payload and payload[0] != _PROTO:
+        if payload[0] == _ARROW_STREAM:
+            return [_arrow_record(payload)]
         payload = compression.decompress(bytes(payload))
     return pickle.loads(payload)  # type: ignore[no-any-return]
+
+
+def _arrow_record(payload: bytes | bytearray | memoryview) -> Any:
+    import pyarrow as pa
+    table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+    metadata = table.schema.metadata
+    if metadata and b"sparkctl.tag" in metadata:
+        return metadata[b"sparkctl.tag"].decode(), table.replace_schema_metadata(None)
+    return table
 
 
 def read_batches(f: IO[bytes], limit: int | None = None) -> Iterator[list[Any]]:

@@ -177,6 +177,9 @@ class ShuffleDependency(Dependency):
         self.partitioner = partitioner
         self.aggregator = aggregator
         self.map_side_combine = map_side_combine and aggregator is not None
+        # None: records pickled in batches; else an object whose writer(...) makes the map
+        # side's writer (a DataFrame exchange writes its tables as Arrow IPC streams)
+        self.serializer: Any = None
         self.creation_site = ""  # "reduceByKey at app.py:4": names its map stage (driver only)
 
     @property

@@ -95,11 +95,11 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     prepared = child.mapPartitions(inputs)
     if two_phase:
         partials = prepared.mapPartitions(partial(_partial, group_cols=group_cols, specs=specs))
-        shuffled = planner.exchange(partials, group_cols, n, [])
+        shuffled = planner.exchange(partials, group_cols, n, [], gather=False)
         merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
                                                 global_agg=not groups, phase="final"))
     else:
-        shuffled = planner.exchange(prepared, group_cols, n, [])
+        shuffled = planner.exchange(prepared, group_cols, n, [], gather=False)
         merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
                                                 global_agg=not groups, phase="single"))
     if not groups:
@@ -120,15 +120,27 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
 
 
 def _partial(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec]) -> Iterator[pa.Table]:
+    """The map side's partial aggregates: one table, or one per budget's worth of input (the
+    reduce side merges partials whatever their number)."""
     from sparkctl.sql.execution import concat
-    table = concat(list(tables), [])
-    if table.num_rows == 0:
-        return
+    from sparkctl.sql.spill import SpillContext
     aggs = []
     for s in specs:
         for i, (kernel, _) in enumerate(_MERGEABLE[s.name]):
             aggs.append((s.input, kernel, f"{s.input}_p{i}"))
-    yield _group(table, group_cols, aggs)
+    ctx = SpillContext()
+    held: list[pa.Table] = []
+    held_bytes = 0
+    for t in tables:
+        if t.num_rows:
+            held.append(t)
+            held_bytes += t.nbytes
+            ctx.note_held(held_bytes)
+            if held_bytes > ctx.budget:
+                yield _group(concat(held, []), group_cols, aggs)
+                held, held_bytes = [], 0
+    if held:
+        yield _group(concat(held, []), group_cols, aggs)
 
 
 def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
@@ -177,12 +189,41 @@ def _scalar(column: Any, kernel: str) -> Any:
 
 def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec], global_agg: bool,
            phase: str) -> Iterator[pa.Table]:
+    """The reduce side: every group's rows (or partials) aggregated. Past the task's memory
+    budget, partials are merged early and what remains is spilled by a hash of the group
+    keys, then aggregated a spill file at a time (``spill.grouped_in_budget``); a global
+    aggregate's rows are few (partials) or must be held together (one-phase aggregates)."""
     from sparkctl.sql.execution import concat
-    table = concat(list(tables), [])
-    if table.num_rows == 0 and not global_agg:
+    from sparkctl.sql.spill import grouped_in_budget
+    aggs = _merge_kernels(specs, phase)
+    if not group_cols:
+        table = concat(list(tables), [])
+        if table.num_rows:  # else _ensure_one_row supplies the empty aggregate's row
+            yield _results(_group_pop(table, group_cols, aggs), specs, phase)
         return
-    if table.num_rows == 0:
-        return  # _ensure_one_row supplies the empty aggregate's row
+
+    def run(held: list[pa.Table]) -> Iterator[pa.Table]:
+        table = concat(held, [])
+        if table.num_rows:
+            yield _results(_group_pop(table, group_cols, aggs), specs, phase)
+
+    combine = None
+    if phase == "final":
+        # partials merged into partials (same columns): what a spill keeps is one row a group
+        self_merge = [(f"{s.input}_p{i}", merge, f"{s.input}_p{i}")
+                      for s in specs for i, (_, merge) in enumerate(_MERGEABLE[s.name])]
+        combine = partial(_combine_partials, group_cols=group_cols, aggs=self_merge)
+    yield from grouped_in_budget(tables, group_cols, run, combine)
+
+
+def _combine_partials(held: list[pa.Table], group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
+    from sparkctl.sql.execution import concat
+    table = concat(held, [])
+    return _group(table, group_cols, aggs).select(table.column_names).cast(table.schema)
+
+
+def _merge_kernels(specs: list[AggSpec], phase: str) -> list[tuple[str, str, str]]:
+    """(input column, kernel, output column) of the reduce side's aggregation."""
     aggs = []
     if phase == "final":
         for s in specs:
@@ -195,8 +236,7 @@ def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpe
             if s.name in ("stddev_pop", "var_pop"):
                 kernel = "pop_" + kernel
             aggs.append((s.input, kernel, f"{s.input}_m0"))
-    grouped = _group_pop(table, group_cols, aggs)
-    yield _results(grouped, specs, phase)
+    return aggs
 
 
 def _group_pop(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:

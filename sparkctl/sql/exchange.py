@@ -6,10 +6,13 @@ by their 64-bit value, floats by their bits (``-0.0`` as ``0.0``, one NaN), stri
 binaries by a polynomial over their bytes (computed over the column's data buffer with
 cumulative sums, normalised by each value's start, so equal values hash alike wherever
 they sit), NULL as a constant. Columns are combined and mixed (splitmix64's finaliser).
+
+``shuffle`` is the exchange itself: the RDD shuffle, with the dependency's serializer set
+so map tasks write Arrow IPC streams (``arrow_serde``) and reduce tasks read back tables.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -89,9 +92,12 @@ def column_hash(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return h
 
 
-def partition_ids(table: pa.Table, keys: list[str], n: int) -> np.ndarray:
-    """Each row's reduce partition in [0, n)."""
-    h = np.full(table.num_rows, np.uint64(0x2545F4914F6CDD1D), dtype=np.uint64)
+def partition_ids(table: pa.Table, keys: list[str], n: int, seed: int = 0) -> np.ndarray:
+    """Each row's reduce partition in [0, n). Another *seed* gives an independent hash (a
+    spill cuts one exchange partition's rows again, see ``spill.py``)."""
+    start = _mix(np.array([(0x2545F4914F6CDD1D + seed * 0x9E3779B97F4A7C15) % 2**64], dtype=np.uint64))[0] \
+        if seed else np.uint64(0x2545F4914F6CDD1D)
+    h = np.full(table.num_rows, start, dtype=np.uint64)
     for k in keys:
         h = _mix(h * np.uint64(31) + column_hash(table.column(k)))
     return (h % np.uint64(n)).astype(np.int64)
@@ -116,3 +122,34 @@ def hash_split(tables: Iterator[pa.Table], keys: list[str], n: int) -> Iterator[
     for t in tables:
         if t.num_rows:
             yield from split_by(t, partition_ids(t, keys, n), n)
+
+
+def _identity(key: int) -> int:
+    return key
+
+
+def shuffle(pairs: Any, n: int) -> Any:
+    """The RDD shuffle of ``(partition, table)`` (or ``(partition, (tag, table))``) records
+    into *n* partitions, moved as Arrow IPC; a reduce task's records are the tables (or
+    ``(tag, table)``) without their partition."""
+    from sparkctl.rdd.dependencies import Partitioner
+    from sparkctl.rdd.shuffled import ShuffledRDD
+    from sparkctl.sql.arrow_serde import ARROW_SERIALIZER
+    rdd = ShuffledRDD(pairs, Partitioner(n, _identity))
+    rdd.dep.serializer = ARROW_SERIALIZER
+    return rdd
+
+
+def count_rows_read(tables: list[pa.Table]) -> None:
+    """The shuffle's reader counts a record per IPC stream; Spark counts rows."""
+    from sparkctl.executor import task_metrics
+    task_metrics.current().shuffle_records_read += sum(t.num_rows for t in tables) - len(tables)
+
+
+def counted(records: Iterator[Any]) -> Iterator[Any]:
+    """A reduce task's tables (or ``(tag, table)``) as they arrive, rows counted as read."""
+    from sparkctl.executor import task_metrics
+    metrics = task_metrics.current()
+    for r in records:
+        metrics.shuffle_records_read += (r[1] if isinstance(r, tuple) else r).num_rows - 1
+        yield r

@@ -4,8 +4,8 @@ Narrow operators (project, filter, scans, union, coalesce) become ``mapPartition
 tables, so a chain of them runs in one task, a whole table per call. Exchanges (aggregate,
 join, repartition, global sort and limit) go through the RDD shuffle: a map task cuts
 each table by a hash of the keys (``exchange.py``) and emits ``(partition, table)``; the
-shuffle moves the tables (pickled as Arrow buffers, compressed as any shuffle block) and
-the reduce task concatenates what it got. The stages are ordinary sparkctl stages: the
+shuffle moves the tables as Arrow IPC streams (``arrow_serde.py``, compressed by Arrow's
+IPC compression) and the reduce task concatenates what it got. The stages are ordinary sparkctl stages: the
 same DAG scheduler, executors, retries, UI and fault tolerance as RDD jobs.
 
 A table's columns are named after the attributes they hold (``_<id>``); names are a
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from sparkctl.errors import NotSupportedError
 from sparkctl.sql import plan as lp
-from sparkctl.sql.exchange import hash_split
+from sparkctl.sql.exchange import count_rows_read, counted, hash_split, shuffle
 from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, _coerce, as_array
 
 
@@ -63,11 +63,16 @@ def _filter(tables: Iterator[pa.Table], cond: Expr) -> Iterator[pa.Table]:
             yield out
 
 
-def _gather(pairs: Iterator[tuple[int, pa.Table]], attrs: list[Attribute]) -> Iterator[pa.Table]:
+def _gather(tables: Iterator[pa.Table], attrs: list[Attribute]) -> Iterator[pa.Table]:
     """The reduce side of an exchange: this partition's tables, as one."""
-    tables = [t for _, t in pairs]
-    if tables:
-        yield concat(tables, attrs)
+    got = list(tables)
+    count_rows_read(got)
+    if got:
+        yield concat(got, attrs)
+
+
+def _to_partition_zero(table: pa.Table) -> tuple[int, pa.Table]:
+    return 0, table
 
 
 class Planner:
@@ -92,14 +97,18 @@ class Planner:
             raise NotSupportedError(f"sparkctl cannot execute {type(plan).__name__} yet")
         return method(plan)
 
-    def exchange(self, rdd: Any, keys: list[str], n: int, attrs: list[Attribute]) -> Any:
-        """Hash-partition an RDD of tables by *keys* into *n* partitions (one partition: all rows)."""
+    def exchange(self, rdd: Any, keys: list[str], n: int, attrs: list[Attribute], gather: bool = True) -> Any:
+        """Hash-partition an RDD of tables by *keys* into *n* partitions (one partition: all
+        rows); each reduce partition is one table, or with ``gather=False`` the tables as they
+        arrive (for an operator that bounds its memory, see ``spill.py``)."""
         if keys and n > 1:
             pairs = rdd.mapPartitions(partial(hash_split, keys=keys, n=n))
         else:
-            pairs = rdd.map(lambda t: (0, t))
+            pairs = rdd.map(_to_partition_zero)
             n = 1 if not keys else n
-        return pairs.partitionBy(n, _identity).mapPartitions(partial(_gather, attrs=attrs))
+        if not gather:
+            return shuffle(pairs, n).mapPartitions(counted)
+        return shuffle(pairs, n).mapPartitions(partial(_gather, attrs=attrs))
 
     # ------------------------------------------------------------------ leaves
     def _LocalRelation(self, plan: lp.LocalRelation) -> Any:
@@ -185,16 +194,16 @@ class Planner:
                 ids = (np.arange(t.num_rows, dtype=np.int64) + offset) % n
                 offset += t.num_rows
                 yield from split_by(t, ids, n)
-        return child.mapPartitionsWithIndex(round_robin).partitionBy(n, _identity) \
-            .mapPartitions(partial(_gather, attrs=attrs))
+        return shuffle(child.mapPartitionsWithIndex(round_robin), n).mapPartitions(partial(_gather, attrs=attrs))
 
     # ------------------------------------------------------------------ sort and limit
     def _Sort(self, plan: lp.Sort) -> Any:
         child = self.execute(plan.child)
         attrs = plan.output
         orders = plan.orders
-        gathered = self.exchange(child, [], 1, attrs)
-        return gathered.map(partial(sort_table, orders=orders))
+        from sparkctl.sql.sort import sort_partition
+        gathered = self.exchange(child, [], 1, attrs, gather=False)
+        return gathered.mapPartitions(partial(sort_partition, orders=orders, attrs=attrs))
 
     def _Limit(self, plan: lp.Limit) -> Any:
         n = plan.n
@@ -234,10 +243,6 @@ class Planner:
     def _Join(self, plan: lp.Join) -> Any:
         from sparkctl.sql.joins import join_rdd
         return join_rdd(self, plan)
-
-
-def _identity(key: int) -> int:
-    return key
 
 
 def sort_table(table: pa.Table, orders: list[Any]) -> pa.Table:

@@ -1,5 +1,6 @@
 """Joins as Spark's shuffled hash join: both sides exchanged by their keys into the same
-partitions, then joined per partition with pyarrow's hash join.
+partitions, then joined per partition with pyarrow's hash join (a grace hash join through
+spill files when a partition passes the task's memory budget).
 
 Every join type runs through one path: the inner join of the keys gives the matching
 (left row, right row) pairs, a residual (non-equality) condition filters them, and outer,
@@ -79,7 +80,7 @@ def join_rdd(planner: Any, plan: lp.Join) -> Any:
                 yield side, t
         return run
 
-    from sparkctl.sql.exchange import partition_ids, split_by
+    from sparkctl.sql.exchange import partition_ids, shuffle, split_by
 
     def cut(pairs: Iterator[tuple[str, pa.Table]]) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
         for side, t in pairs:
@@ -88,12 +89,8 @@ def join_rdd(planner: Any, plan: lp.Join) -> Any:
 
     tagged = planner.sc.union([left.mapPartitions(tag("L", [la for la, _ in plan.keys])),
                                right.mapPartitions(tag("R", [ra for _, ra in plan.keys]))])
-    shuffled = tagged.mapPartitions(cut).partitionBy(n, _identity)
+    shuffled = shuffle(tagged.mapPartitions(cut), n)
     return shuffled.mapPartitions(partial(_join_partition, plan=plan, key_cols=lkeys))
-
-
-def _identity(k: int) -> int:
-    return k
 
 
 def _collect(rdd: Any, attrs: list[Attribute]) -> pa.Table:
@@ -101,17 +98,23 @@ def _collect(rdd: Any, attrs: list[Attribute]) -> pa.Table:
     return concat(rdd.collect(), attrs)
 
 
-def _join_partition(items: Iterator[tuple[int, tuple[str, pa.Table]]], plan: lp.Join,
+def _join_partition(items: Iterator[tuple[str, pa.Table]], plan: lp.Join,
                     key_cols: list[str]) -> Iterator[pa.Table]:
+    """One reduce partition of a shuffled join: both sides' rows joined in memory, or, past
+    the task's memory budget, as a grace hash join (both sides spilled by a second hash of
+    the keys, joined one pair of spill files at a time; see ``spill.paired_in_budget``).
+    Every key's rows of both sides meet in one pair, so outer, semi and anti joins hold."""
+    from sparkctl.sql.exchange import counted
     from sparkctl.sql.execution import concat
-    lefts, rights = [], []
-    for _, (side, t) in items:
-        (lefts if side == "L" else rights).append(t)
+    from sparkctl.sql.spill import paired_in_budget
     left_plan, right_plan = plan.children
-    # an empty side has no key columns: join_tables then finds no pairs
-    out = join_tables(concat(lefts, left_plan.output), concat(rights, right_plan.output), plan, key_cols)
-    if out.num_rows:
-        yield out
+
+    def run(lefts: list[pa.Table], rights: list[pa.Table]) -> Iterator[pa.Table]:
+        # an empty side has no key columns: join_tables then finds no pairs
+        out = join_tables(concat(lefts, left_plan.output), concat(rights, right_plan.output), plan, key_cols)
+        if out.num_rows:
+            yield out
+    yield from paired_in_budget(counted(items), key_cols, run)
 
 
 def _join_broadcast_left(tables: Iterator[pa.Table], shared: Any, plan: lp.Join,

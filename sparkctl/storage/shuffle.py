@@ -197,7 +197,8 @@ def _copy(src: Any, dst: Any, length: int, chunk: int = 1 << 20) -> None:
 def write_map_output(records: Iterator[Any], dep: ShuffleDependency, budget: int, local_dir: str,
                      paths: tuple[str, str], batch_size: int) -> tuple[int, ...]:
     """Run a shuffle map task's write side; returns the size of each reducer's slice."""
-    writer = PartitionedWriter(dep.num_partitions, dep.partitioner.partition_of(), budget, local_dir, batch_size)
+    make_writer = dep.serializer.writer if dep.serializer is not None else PartitionedWriter
+    writer = make_writer(dep.num_partitions, dep.partitioner.partition_of(), budget, local_dir, batch_size)
     if dep.map_side_combine:
         assert dep.aggregator is not None
         combiner = _MapSideCombiner(dep, writer, budget // 2, local_dir, batch_size)
