@@ -171,25 +171,144 @@ class FileSystemError(SparkctlError, OSError):
         return (FileSystemError, (str(self),))
 
 
-class SparkSqlError(SparkctlError):
-    """An error of DataFrame and SQL work that carries Spark's error class (``getErrorClass()``)."""
+class DataFrameQueryContext:
+    """Where a DataFrame expression was written: PySpark 4's ``DataFrameQueryContext``.
 
-    def __init__(self, message: str, error_class: str | None = None) -> None:
+    ``fragment`` is the API call that built it (``"__truediv__"``, ``"col"``, ``"cast"``),
+    ``callSite`` the user's ``file:line`` that called it: the first frame outside sparkctl
+    (and outside the standard library), captured when the Column or DataFrame was built,
+    so an error raised later in an executor still names the line that wrote the expression.
+    """
+
+    __slots__ = ("_fragment", "_file", "_line")
+
+    def __init__(self, fragment: str, file: str, line: int = 0) -> None:
+        self._fragment = fragment
+        self._file = file
+        self._line = line
+
+    def contextType(self) -> str:
+        return "DataFrame"
+
+    def fragment(self) -> str:
+        return self._fragment
+
+    def callSite(self) -> str:
+        return f"{self._file}:{self._line}" if self._line else self._file
+
+    def summary(self) -> str:
+        return f'== DataFrame ==\n"{self._fragment}" was called from\n{self.callSite()}\n'
+
+    def __reduce__(self):
+        return (DataFrameQueryContext, (self._fragment, self._file, self._line))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DataFrameQueryContext) and self.__reduce__() == other.__reduce__()
+
+    def __hash__(self) -> int:
+        return hash((self._fragment, self._file, self._line))
+
+    def __repr__(self) -> str:
+        return f"DataFrameQueryContext({self._fragment!r}, {self.callSite()!r})"
+
+
+_PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
+_STDLIB_DIR = __import__("sysconfig").get_paths()["stdlib"] + "/"
+_USER, _OURS, _OTHER = 0, 1, 2
+_kind_of: dict[str, int] = {}
+
+
+def _file_kind(filename: str) -> int:
+    import os
+    path = os.path.abspath(filename)
+    kind = _OURS if path.startswith(_PACKAGE_DIR) else \
+        _OTHER if path.startswith(_STDLIB_DIR) or filename.startswith("<") else _USER
+    _kind_of[filename] = kind
+    return kind
+
+
+def user_query_context(depth: int = 1) -> DataFrameQueryContext | None:
+    """The context of the code running now: the outermost sparkctl function on the stack and
+    the user's line that called it (None when no user code is on the stack, as in a task).
+    Called for every expression built, so it walks frames with as little work as it can."""
+    frame = _getframe(depth)
+    kinds = _kind_of
+    fragment = None
+    while frame is not None:
+        code = frame.f_code
+        kind = kinds.get(code.co_filename)
+        if kind is None:
+            kind = _file_kind(code.co_filename)
+        if kind == _USER:
+            return None if fragment is None else DataFrameQueryContext(fragment, code.co_filename, frame.f_lineno)
+        if kind == _OURS:
+            fragment = code.co_name
+        frame = frame.f_back
+    return None
+
+
+_getframe = __import__("sys")._getframe
+
+
+class SparkSqlError(SparkctlError):
+    """An error of DataFrame and SQL work that carries Spark's error class (``getErrorClass()``)
+    and, where known, the place in the user's code that wrote the failing expression
+    (``getQueryContext()``), shown at the end of the message as PySpark 4 shows it."""
+
+    def __init__(self, message: str, error_class: str | None = None,
+                 context: "list[DataFrameQueryContext] | None" = None) -> None:
         super().__init__(message)
+        self.message = message
         self.error_class = error_class
+        self.context: list[DataFrameQueryContext] = list(context or [])
 
     def getErrorClass(self) -> str | None:
         return self.error_class
 
     getCondition = getErrorClass
 
+    def getMessage(self) -> str:
+        return str(self)
+
+    def getQueryContext(self) -> list[DataFrameQueryContext]:
+        return list(self.context)
+
+    def with_context(self, context: DataFrameQueryContext | None) -> "SparkSqlError":
+        """This error naming *context* as where its expression was written (once)."""
+        if context is not None and not self.context:
+            self.context = [context]
+        return self
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        return self.message + "\n" + "".join(c.summary() for c in self.context)
+
     def __reduce__(self):
-        return (type(self), (str(self), self.error_class))
+        return (_sql_error, (type(self), self.message, self.error_class, self.context))
+
+
+def _sql_error(cls: type, message: str, error_class: str | None, context: list) -> "SparkSqlError":
+    err = cls.__new__(cls)
+    SparkSqlError.__init__(err, message, error_class, context)
+    return err
 
 
 class AnalysisException(SparkSqlError):
     """A DataFrame or SQL query that cannot be analysed: an unknown column (with Spark's
-    "did you mean"), mismatched types, an ambiguous name; PySpark's ``AnalysisException``."""
+    "did you mean"), mismatched types, an ambiguous name; PySpark's ``AnalysisException``.
+
+    Analysis runs at the DataFrame call that builds the plan, so the user's line is on the
+    stack when it is raised: that is its context unless the expression that failed to
+    resolve knows where it was written (``col("x")`` on an earlier line)."""
+
+    context_from_stack = False
+
+    def __init__(self, message: str, error_class: str | None = None,
+                 context: "list[DataFrameQueryContext] | None" = None) -> None:
+        here = user_query_context(2) if context is None else None
+        super().__init__(message, error_class, context if context is not None else ([here] if here else []))
+        self.context_from_stack = here is not None
 
 
 class ArithmeticException(SparkSqlError, ArithmeticError):
@@ -198,6 +317,58 @@ class ArithmeticException(SparkSqlError, ArithmeticError):
 
 
 SparkArithmeticError = ArithmeticException
+
+
+class PythonException(SparkSqlError):
+    """A Python UDF (``F.udf``, ``pandas_udf``) raised in an executor: PySpark's
+    ``PythonException``; the UDF's own exception is its ``__cause__``."""
+
+
+class IllegalArgumentException(SparkSqlError, ValueError):
+    """A value Spark's JVM side refuses (an unknown explain mode); PySpark's ``IllegalArgumentException``."""
+
+
+class PySparkValueError(SparkSqlError, ValueError):
+    """PySpark's client-side ``PySparkValueError`` (arguments that cannot go together)."""
+
+
+class PySparkTypeError(SparkSqlError, TypeError):
+    """PySpark's client-side ``PySparkTypeError`` (an argument of the wrong type)."""
+
+
+def attach_query_context(cls: type) -> None:
+    """Wrap *cls*'s own ``eval`` and ``resolve`` (an expression class) so that a SQL error
+    raised under them names where the expression was written (its ``origin``), and an
+    exception from a Python UDF comes out as a :class:`PythonException` naming it."""
+    import functools
+    evaluate = cls.__dict__.get("eval")
+    if evaluate is not None:
+        @functools.wraps(evaluate)
+        def eval_with_context(self, table):  # type: ignore[no-untyped-def]
+            try:
+                return evaluate(self, table)
+            except SparkSqlError as e:
+                raise e.with_context(self.origin)
+            except Exception as e:
+                if not getattr(cls, "user_code", False):
+                    raise
+                import traceback
+                text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                raise PythonException(f"An exception was thrown from the Python worker:\n{text}",
+                                      "PYTHON_EXCEPTION").with_context(self.origin) from e
+        cls.eval = eval_with_context
+    resolve = cls.__dict__.get("resolve")
+    if resolve is not None:
+        @functools.wraps(resolve)
+        def resolve_with_context(self, scope):  # type: ignore[no-untyped-def]
+            try:
+                return resolve(self, scope)
+            except AnalysisException as e:
+                if e.context_from_stack and self.origin is not None:
+                    e.context = [self.origin]
+                    e.context_from_stack = False
+                raise
+        cls.resolve = resolve_with_context
 
 
 class BarrierStageError(SparkctlError):

@@ -64,9 +64,8 @@ class DataFrame:
         print(tree_string(self.schema), end="")
 
     def explain(self, extended: Any = None, mode: str | None = None) -> None:
-        print("== Physical Plan ==")
-        print(self._plan.tree_string())
-        print()
+        from sparkctl.sql.explain import explain_mode, explain_string
+        print(explain_string(self._plan, self.sparkSession, explain_mode(extended, mode)))
 
     def __repr__(self) -> str:
         return "DataFrame[" + ", ".join(f"{n}: {t}" for n, t in self.dtypes) + "]"

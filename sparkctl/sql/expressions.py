@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkctl.errors import AnalysisException, SparkArithmeticError
+from sparkctl.errors import (AnalysisException, DataFrameQueryContext, SparkArithmeticError,
+                             attach_query_context, user_query_context)
 
 _ids = itertools.count(1)
 
@@ -59,10 +60,26 @@ class Attribute:
 
 # ---------------------------------------------------------------------------- base
 class Expr:
-    """An expression tree node. Subclasses keep their children in ``children``."""
+    """An expression tree node. Subclasses keep their children in ``children``.
+
+    ``origin`` is where the user's code built it (the API call and ``file:line``, PySpark
+    4's DataFrameQueryContext): an error raised resolving or evaluating it, on the driver or
+    in a task, names that place (``errors.attach_query_context`` wraps each subclass's
+    ``resolve`` and ``eval``)."""
 
     children: tuple["Expr", ...] = ()
     is_aggregate = False
+    origin: DataFrameQueryContext | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Expr":
+        self = object.__new__(cls)
+        if args or kwargs:  # built by the user's code (unpickling in a task passes nothing)
+            self.origin = user_query_context(2)
+        return self
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        attach_query_context(cls)
 
     def resolve(self, scope: "Scope") -> "Expr":
         return self.with_children([c.resolve(scope) for c in self.children])

@@ -1,15 +1,44 @@
-"""Rewrites of an analysed plan before it runs. Column pruning: every node asks its children
-only for the attributes it uses, so a file scan reads only the columns the query needs
-(Parquet reads fewer column chunks; CSV and JSON carry fewer columns through the stage)."""
+"""Rewrites of an analysed plan before it runs, as Catalyst's optimizer makes them.
+
+Each rule is a small function from a plan to an equal plan; a batch applies its rules over
+and over until the plan stops changing (a fixed point) or a cap is reached::
+
+    analysed plan ──▶ "Operator Optimization" (to a fixed point):
+                          fold constants, simplify booleans, propagate nulls,
+                          prune always-true/false filters, combine filters,
+                          collapse projects, push predicates down
+                  ──▶ column pruning (each node asks its children only for what it uses)
+                  ──▶ push into file scans (partition pruning, parquet row-group filters)
+                  ──▶ optimised plan
+
+A rewrite never changes a result: a predicate moves only where every row it would remove
+is a row the original plan removes too (never into the null-producing side of an outer
+join, never past a limit or a non-deterministic expression), and an expression is folded
+only when it has no column, is deterministic and evaluates without error (a division by
+zero stays in the plan and fails at run time, as it would have).
+"""
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Callable, Iterable
+
+import pyarrow as pa
 
 from sparkctl.sql import plan as lp
-from sparkctl.sql.expressions import Expr
+from sparkctl.sql.expressions import (Alias, AttributeRef, BinaryOp, CaseWhen, Cast, Expr, In, IsNull, Literal,
+                                      Negate, Not)
+from sparkctl.sql.scan import push_into_scans
+
+Rule = Callable[[lp.Plan], lp.Plan]
+
+#: functions whose value changes between calls: never folded, duplicated or moved
+NONDETERMINISTIC = frozenset({"rand", "randn", "random", "uuid", "shuffle", "monotonically_increasing_id",
+                              "spark_partition_id", "input_file_name"})
+#: expression classes the optimizer understands (anything else is left where it is)
+_FOLDABLE_CLASSES = (Literal, BinaryOp, Not, Negate, IsNull, In, CaseWhen, Cast, Alias)
 
 
+# ---------------------------------------------------------------------------- helpers
 def _refs(exprs: Iterable[Expr]) -> set[int]:
     out: set[int] = set()
     for e in exprs:
@@ -25,10 +54,347 @@ def _with_children(node: lp.Plan, children: list[lp.Plan]) -> lp.Plan:
     return new
 
 
+def transform_up(plan: lp.Plan, rule: Rule) -> lp.Plan:
+    """*rule* applied to every node, children first."""
+    new = _with_children(plan, [transform_up(c, rule) for c in plan.children])
+    return rule(new)
+
+
+def transform_expr(e: Expr, rule: Callable[[Expr], Expr]) -> Expr:
+    kids = [transform_expr(c, rule) for c in e.children]
+    if any(a is not b for a, b in zip(kids, e.children)):
+        e = e.with_children(kids)
+    return rule(e)
+
+
+def is_deterministic(e: Expr) -> bool:
+    from sparkctl.sql.builtins import Func
+    for node in e.walk():
+        if isinstance(node, Func):
+            if node.name in NONDETERMINISTIC:
+                return False
+        elif not isinstance(node, (AttributeRef,) + _FOLDABLE_CLASSES):
+            return False  # Python UDFs, window and generator expressions, aggregates
+    return True
+
+
+def conjuncts(e: Expr) -> list[Expr]:
+    if isinstance(e, BinaryOp) and e.op == "AND":
+        return conjuncts(e.children[0]) + conjuncts(e.children[1])
+    return [e]
+
+
+def and_all(parts: list[Expr]) -> Expr:
+    out = parts[0]
+    for p in parts[1:]:
+        out = _and(out, p)
+    return out
+
+
+def _and(a: Expr, b: Expr) -> Expr:
+    new = BinaryOp("AND", a, b)
+    new._type = pa.bool_()
+    return new
+
+
+def make_filter(child: lp.Plan, condition: Expr) -> lp.Filter:
+    return lp.Filter(child, condition, resolved=True)
+
+
+def substitute(e: Expr, mapping: dict[int, Expr]) -> Expr:
+    """*e* with each attribute in *mapping* replaced by its expression."""
+    def sub(node: Expr) -> Expr:
+        if isinstance(node, AttributeRef) and node.attr.id in mapping:
+            return mapping[node.attr.id]
+        return node
+    return transform_expr(e, sub)
+
+
+# ---------------------------------------------------------------------------- expression rules
+def _is_true(e: Expr) -> bool:
+    return isinstance(e, Literal) and e.value is True
+
+
+def _is_false(e: Expr) -> bool:
+    return isinstance(e, Literal) and e.value is False
+
+
+def _is_null(e: Expr) -> bool:
+    return isinstance(e, Literal) and e.value is None
+
+
+_ONE_ROW = pa.table({"__row": pa.array([0], pa.int8())})
+
+
+def _fold(e: Expr) -> Expr:
+    if isinstance(e, (Literal, Alias)) or not e.children:
+        return e
+    if e.references() or not is_deterministic(e) or e.contains_aggregate():
+        return e
+    try:
+        value = e.eval(_ONE_ROW)
+        if not isinstance(value, pa.Scalar):
+            value = value[0]
+        if value.type != e.dtype and not pa.types.is_null(value.type):
+            return e
+        return Literal(value.as_py(), e.dtype)
+    except Exception:  # an error (a division by zero under ANSI) is raised at run time, as unfolded
+        return e
+
+
+def _simplify(e: Expr) -> Expr:
+    """Boolean simplification and null propagation."""
+    if isinstance(e, BinaryOp):
+        a, b = e.children
+        if e.op == "AND":
+            if _is_true(a):
+                return b
+            if _is_true(b):
+                return a
+            if (_is_false(a) and is_deterministic(b)) or (_is_false(b) and is_deterministic(a)):
+                return Literal(False)
+        elif e.op == "OR":
+            if _is_false(a):
+                return b
+            if _is_false(b):
+                return a
+            if (_is_true(a) and is_deterministic(b)) or (_is_true(b) and is_deterministic(a)):
+                return Literal(True)
+        elif e.op != "<=>" and (_is_null(a) or _is_null(b)) and is_deterministic(e):
+            return Literal(None, e.dtype)  # arithmetic and comparisons with NULL are NULL
+    elif isinstance(e, Not):
+        inner = e.children[0]
+        if isinstance(inner, Not):
+            return inner.children[0]
+    elif isinstance(e, IsNull):
+        inner = e.children[0]
+        if isinstance(inner, AttributeRef) and not inner.attr.nullable:
+            return Literal(bool(e.negated))
+    return e
+
+
+def optimize_expr(e: Expr) -> Expr:
+    return transform_expr(transform_expr(e, _simplify), _fold)
+
+
+# ---------------------------------------------------------------------------- plan rules
+def fold_constants(plan: lp.Plan) -> lp.Plan:
+    """Literal-only expressions evaluated once; ``x AND true`` is ``x``; NULL propagated."""
+    if isinstance(plan, lp.Filter):
+        cond = optimize_expr(plan.condition)
+        if cond is plan.condition:
+            return plan
+        return make_filter(plan.child, cond)
+    if isinstance(plan, lp.Project):
+        exprs = [optimize_expr(e) for e in plan.exprs]
+        if all(a is b for a, b in zip(exprs, plan.exprs)):
+            return plan
+        new = copy.copy(plan)
+        new.exprs = exprs
+        return new
+    return plan
+
+
+def prune_filters(plan: lp.Plan) -> lp.Plan:
+    """A filter that is always true goes; one that is always false or NULL gives no rows."""
+    if isinstance(plan, lp.Filter):
+        if _is_true(plan.condition):
+            return plan.child
+        if _is_false(plan.condition) or _is_null(plan.condition):
+            from sparkctl.sql.execution import empty_table
+            return lp.LocalRelation(empty_table(plan.output), plan.output, 1)
+    return plan
+
+
+def combine_filters(plan: lp.Plan) -> lp.Plan:
+    if isinstance(plan, lp.Filter) and isinstance(plan.child, lp.Filter) \
+            and is_deterministic(plan.condition) and is_deterministic(plan.child.condition):
+        return make_filter(plan.child.child, _and(plan.child.condition, plan.condition))
+    return plan
+
+
+def collapse_projects(plan: lp.Plan) -> lp.Plan:
+    """``select(...)`` over ``select(...)``: one projection, the inner expressions substituted
+    (when each computed one is used at most once, so nothing is computed twice)."""
+    if not (isinstance(plan, lp.Project) and isinstance(plan.child, lp.Project)):
+        return plan
+    inner = plan.child
+    if not all(is_deterministic(e) for e in inner.exprs):
+        return plan
+    mapping: dict[int, Expr] = {}
+    for e in inner.exprs:
+        if isinstance(e, Alias):
+            mapping[e.attr_id] = e.child
+    uses: dict[int, int] = {}
+    for e in plan.exprs:
+        for node in e.walk():
+            if isinstance(node, AttributeRef) and node.attr.id in mapping:
+                uses[node.attr.id] = uses.get(node.attr.id, 0) + 1
+    if any(n > 1 and not isinstance(mapping[i], (AttributeRef, Literal)) for i, n in uses.items()):
+        return plan
+    exprs: list[Expr] = []
+    for e, attr in zip(plan.exprs, plan.output):
+        if isinstance(e, AttributeRef) and e.attr.id in mapping:
+            exprs.append(Alias(mapping[e.attr.id], attr.name, attr.id))
+        else:
+            exprs.append(substitute(e, mapping))
+    new = copy.copy(plan)
+    new.children = (inner.child,)
+    new.exprs = exprs
+    return new
+
+
+def _split_by_side(parts: list[Expr], left_ids: set[int], right_ids: set[int]) \
+        -> tuple[list[Expr], list[Expr], list[Expr]]:
+    left, right, stay = [], [], []
+    for p in parts:
+        refs = p.references()
+        if not is_deterministic(p):
+            stay.append(p)
+        elif refs <= left_ids:
+            left.append(p)
+        elif refs <= right_ids:
+            right.append(p)
+        else:
+            stay.append(p)
+    return left, right, stay
+
+
+def push_down_predicates(plan: lp.Plan) -> lp.Plan:
+    """A filter moves below Project, Join (to the side it names; never into an outer join's
+    null-producing side), Aggregate (predicates on grouping columns), Union, Sort,
+    Repartition and SubqueryAlias."""
+    if not isinstance(plan, lp.Filter):
+        return plan
+    child = plan.child
+    parts = conjuncts(plan.condition)
+
+    def rebuild(kept: list[Expr], new_child: lp.Plan) -> lp.Plan:
+        return make_filter(new_child, and_all(kept)) if kept else new_child
+
+    if isinstance(child, lp.Project):
+        mapping = {e.attr_id: e.child for e in child.exprs if isinstance(e, Alias)}
+        if not all(is_deterministic(e) for e in child.exprs):
+            return plan
+        down, stay = [], []
+        for p in parts:
+            if is_deterministic(p):
+                down.append(substitute(p, mapping))
+            else:
+                stay.append(p)
+        if not down:
+            return plan
+        return rebuild(stay, _with_children(child, [make_filter(child.child, and_all(down))]))
+
+    if isinstance(child, lp.Join):
+        left, right = child.children
+        left_ids, right_ids = {a.id for a in left.output}, {a.id for a in right.output}
+        to_left, to_right, stay = _split_by_side(parts, left_ids, right_ids)
+        how = child.how
+        if how in ("left", "semi", "anti"):
+            stay += to_right
+            to_right = []
+        elif how == "right":
+            stay += to_left
+            to_left = []
+        elif how == "full":
+            stay += to_left + to_right
+            to_left, to_right = [], []
+        if not to_left and not to_right:
+            return plan
+        new_left = make_filter(left, and_all(to_left)) if to_left else left
+        new_right = make_filter(right, and_all(to_right)) if to_right else right
+        return rebuild(stay, _with_children(child, [new_left, new_right]))
+
+    if isinstance(child, lp.Aggregate):
+        group_ids = {g.attr.id for g in child.groups if isinstance(g, AttributeRef)}
+        passthrough = {e.attr.id for e in child.aggs if isinstance(e, AttributeRef) and e.attr.id in group_ids}
+        down = [p for p in parts if is_deterministic(p) and p.references() and p.references() <= passthrough]
+        if not down:
+            return plan
+        stay = [p for p in parts if not any(p is d for d in down)]
+        return rebuild(stay, _with_children(child, [make_filter(child.child, and_all(down))]))
+
+    if isinstance(child, lp.Union):
+        if not all(is_deterministic(p) for p in parts):
+            return plan
+        first = child.children[0].output
+        new_children = []
+        for c in child.children:
+            mapping: dict[int, Expr] = {}
+            for out_attr, a, f in zip(child.output, c.output, first):
+                if a.dtype != out_attr.dtype or f.dtype != out_attr.dtype:
+                    if out_attr.id in plan.condition.references():
+                        return plan  # a widened column: its predicate stays above the union
+                mapping[out_attr.id] = AttributeRef(a)
+            new_children.append(make_filter(c, substitute(plan.condition, mapping)))
+        return _with_children(child, new_children)
+
+    if isinstance(child, (lp.Sort, lp.Repartition, lp.SubqueryAlias)) and is_deterministic(plan.condition):
+        if isinstance(child, lp.Repartition) and not child.shuffle:
+            return plan
+        return _with_children(child, [make_filter(child.child, plan.condition)])
+    return plan
+
+
+def infer_join_not_null(plan: lp.Plan) -> lp.Plan:
+    """A row whose equi-join key is NULL never matches: ``IsNotNull`` filters on the keys of
+    the sides whose unmatched rows the join drops (both sides of an inner or semi join, the
+    right of a left join or an anti join, the left of a right join), once per join, as
+    Spark's InferFiltersFromConstraints adds them; they are pushed into scans from there."""
+    if not isinstance(plan, lp.Join) or not plan.keys or getattr(plan, "_not_null_inferred", False):
+        return plan
+    sides = {"inner": (True, True), "semi": (True, True), "left": (False, True), "anti": (False, True),
+             "right": (True, False)}.get(plan.how)
+    new = copy.copy(plan)
+    new._not_null_inferred = True
+    if sides is None:
+        return new
+    children = list(plan.children)
+    for index, wanted in enumerate(sides):
+        if not wanted:
+            continue
+        attrs = [pair[index] for pair in plan.keys]
+        present = {(c.children[0].attr.id) for c in conjuncts(children[index].condition)
+                   if isinstance(c, IsNull) and c.negated and isinstance(c.children[0], AttributeRef)} \
+            if isinstance(children[index], lp.Filter) else set()
+        checks: list[Expr] = []
+        for a in attrs:
+            if a.nullable and a.id not in present and all(x.children[0].attr.id != a.id for x in checks):
+                checks.append(IsNull(AttributeRef(a), negated=True))
+        if checks:
+            children[index] = make_filter(children[index], and_all(checks))
+    new.children = tuple(children)
+    return new
+
+
+# ---------------------------------------------------------------------------- batches
+#: (name, rules, the most passes) as Catalyst's batches
+BATCHES: list[tuple[str, list[Rule], int]] = [
+    ("Infer Filters", [infer_join_not_null], 1),
+    ("Operator Optimization", [fold_constants, prune_filters, combine_filters, collapse_projects,
+                               push_down_predicates], 100),
+]
+
+
+def run_batch(plan: lp.Plan, rules: list[Rule], max_passes: int) -> lp.Plan:
+    for _ in range(max_passes):
+        before = plan
+        for rule in rules:
+            plan = transform_up(plan, rule)
+        if plan is before:
+            break
+    return plan
+
+
 def optimize(plan: lp.Plan) -> lp.Plan:
-    return prune(plan, None)
+    for _name, rules, passes in BATCHES:
+        plan = run_batch(plan, rules, passes)
+    plan = prune(plan, None)
+    return push_into_scans(plan)
 
 
+# ---------------------------------------------------------------------------- column pruning
 def prune(plan: lp.Plan, required: set[int] | None) -> lp.Plan:
     """*plan* computing at least the attributes *required* (None: all of them)."""
     from sparkctl.sql.window import WindowPlan

@@ -94,8 +94,13 @@ class RDDRelation(Plan):
 
 
 class FileRelation(Plan):
-    """Files read by a data source (spark.read); ``columns`` is what the scan returns
-    (projection pushdown), ``filters`` conditions pushed into it."""
+    """Files read by a data source (spark.read). The optimizer narrows it: its output to the
+    columns the query uses (projection pushdown), its splits to the partitions that pass
+    ``partition_filters``, and ``pushed_filters`` (``scan.PushedFilter``) go to the reader."""
+
+    partition_filters: tuple[Any, ...] | list[Any] = ()
+    pushed_filters: tuple[Any, ...] | list[Any] = ()
+    data_filters: tuple[Any, ...] | list[Any] = ()  # the conditions of the Filter above it (explain)
 
     def __init__(self, scan: Any, output: list[Attribute], fmt: str, paths: list[str]) -> None:
         self.scan = scan

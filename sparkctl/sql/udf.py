@@ -24,6 +24,8 @@ def _return_type(returnType: Any) -> pa.DataType:
 
 
 class PythonUDF(Expr):
+    user_code = True  # an exception it raises is the user's: a PythonException naming where it was applied
+
     def __init__(self, func: Callable[..., Any], name: str, args: list[Expr], dtype: pa.DataType,
                  vectorized: bool) -> None:
         self.func = func

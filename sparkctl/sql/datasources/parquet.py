@@ -80,12 +80,28 @@ def _row_groups(pf: Any, start: int, length: int) -> list[int]:
     return groups
 
 
+def _matching_row_groups(f: Any, groups: list[int], filters: list[Any]) -> list[int]:
+    """The row groups among *groups* whose statistics do not rule out every pushed filter
+    (``scan.PushedFilter``); all of them when the file cannot be checked."""
+    import pyarrow.dataset as pds
+    try:
+        condition = filters[0].to_arrow()
+        for flt in filters[1:]:
+            condition = condition & flt.to_arrow()
+        fragment = pds.ParquetFileFormat().make_fragment(f, row_groups=groups)
+        return [rg.id for rg in fragment.subset(filter=condition).row_groups]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError, TypeError):
+        return groups  # a column missing from this file, a type the statistics cannot compare
+
+
 def _read_parquet(plan: ScanPlan, split: ReadSplit, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     wanted = list(columns) if columns else plan.schema.names
     with split.fs.open(split.path, "rb") as f:
         import pyarrow.parquet as pq
         pf = pq.ParquetFile(f)
         groups = _row_groups(pf, split.start, split.length)
+        if groups and plan.filters:
+            groups = _matching_row_groups(f, groups, plan.filters)
         if not groups:
             return
         present = set(pf.schema_arrow.names)

@@ -1,0 +1,407 @@
+"""``df.explain()``: a DataFrame's plans printed as Spark prints them.
+
+    DataFrame plan ──▶ "== Parsed Logical Plan ==" / "== Analyzed Logical Plan =="
+                   ──▶ optimizer.optimize ──▶ "== Optimized Logical Plan =="
+                   ──▶ physical_plan       ──▶ "== Physical Plan =="
+
+sparkctl analyses a plan as it is built, so the parsed and the analysed plans are the same
+tree. The physical plan is what ``execution.Planner`` runs, described with Spark's operator
+names: a scan with its pushed and partition filters, ``Exchange hashpartitioning(...)``
+where a shuffle cuts a stage, ``HashAggregate`` partial and final, ``BroadcastHashJoin``
+(the build side under a ``BroadcastExchange``) or ``ShuffledHashJoin``, ``Sort`` after an
+``Exchange SinglePartition``. Attribute ids are sparkctl's, not Spark's. There is no
+whole-stage code generation, so ``codegen`` mode finds no subtree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from sparkctl.errors import IllegalArgumentException, PySparkTypeError, PySparkValueError
+from sparkctl.sql import plan as lp
+from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, IsNull, spark_type_name
+
+MODES = ("simple", "extended", "codegen", "cost", "formatted")
+
+
+# ---------------------------------------------------------------------------- arguments
+def explain_mode(extended: Any = None, mode: Any = None) -> str:
+    """The mode PySpark's ``explain(extended, mode)`` asks for, with PySpark's errors."""
+    if extended is not None and mode is not None:
+        raise PySparkValueError("[CANNOT_SET_TOGETHER] extended and mode should not be set together.",
+                                error_class="CANNOT_SET_TOGETHER")
+    if extended is not None and not isinstance(extended, (bool, str)):
+        raise PySparkTypeError(f"[NOT_BOOL_OR_STR] Argument `extended` should be a bool or str, got "
+                               f"{type(extended).__name__}.", error_class="NOT_BOOL_OR_STR")
+    if mode is not None and not isinstance(mode, str):
+        raise PySparkTypeError(f"[NOT_STR] Argument `mode` should be a str, got {type(mode).__name__}.",
+                               error_class="NOT_STR")
+    if extended is None and mode is None:
+        chosen = "simple"
+    elif isinstance(extended, bool):
+        chosen = "extended" if extended else "simple"
+    else:
+        chosen = extended if isinstance(extended, str) else mode
+    if chosen.lower() not in MODES:
+        raise IllegalArgumentException(f"Unknown explain mode: {chosen}. Accepted explain modes are 'simple', "
+                                       f"'extended', 'codegen', 'cost', 'formatted'.")
+    return chosen.lower()
+
+
+def explain_string(plan: lp.Plan, session: Any, mode: str) -> str:
+    """What ``explain`` prints for *plan* in *mode* (one of :data:`MODES`)."""
+    from sparkctl.sql.optimizer import optimize
+    optimized = optimize(plan)
+    physical = physical_plan(optimized, session)
+    if mode == "simple":
+        return "== Physical Plan ==\n" + physical.tree() + "\n"
+    if mode == "extended":
+        schema = ", ".join(f"{a.name}: {spark_type_name(a.dtype).lower()}" for a in plan.output)
+        return ("== Parsed Logical Plan ==\n" + logical_tree(plan) + "\n\n"
+                "== Analyzed Logical Plan ==\n" + schema + "\n" + logical_tree(plan) + "\n\n"
+                "== Optimized Logical Plan ==\n" + logical_tree(optimized) + "\n\n"
+                "== Physical Plan ==\n" + physical.tree() + "\n")
+    if mode == "cost":
+        return ("== Optimized Logical Plan ==\n" + logical_tree(optimized, with_stats=True) + "\n\n"
+                "== Physical Plan ==\n" + physical.tree() + "\n")
+    if mode == "codegen":
+        return "Found 0 WholeStageCodegen subtrees.\n"
+    return "== Physical Plan ==\n" + physical.formatted() + "\n"
+
+
+# ---------------------------------------------------------------------------- expressions
+class _Shown(Expr):
+    """A rendered sub-expression, so a parent's ``sql()`` can be reused with ids in it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def sql(self) -> str:
+        return self.text
+
+
+def attr_string(a: Attribute) -> str:
+    return f"{a.name}#{a.id}{'L' if pa.types.is_int64(a.dtype) else ''}"
+
+
+def expr_string(e: Expr) -> str:
+    """*e* as Spark shows it in a plan: attributes with their ids, aliases with ``AS``."""
+    if isinstance(e, AttributeRef):
+        return attr_string(e.attr)
+    if isinstance(e, Alias):
+        suffix = "L" if _is_int64(e) else ""
+        return f"{expr_string(e.child)} AS {e.name}#{e.attr_id}{suffix}"
+    if isinstance(e, IsNull):
+        return f"{'isnotnull' if e.negated else 'isnull'}({expr_string(e.children[0])})"
+    if not e.children:
+        return e.sql()
+    try:
+        return e.with_children([_Shown(expr_string(c)) for c in e.children]).sql()
+    except Exception:  # a node whose text needs its children's types: without ids
+        return e.sql()
+
+
+def _is_int64(e: Expr) -> bool:
+    try:
+        return pa.types.is_int64(e.dtype)
+    except Exception:
+        return False
+
+
+def _exprs(exprs: Any) -> str:
+    return "[" + ", ".join(expr_string(e) for e in exprs) + "]"
+
+
+def _attrs(attrs: list[Attribute]) -> str:
+    return "[" + ", ".join(attr_string(a) for a in attrs) + "]"
+
+
+# ---------------------------------------------------------------------------- logical plans
+def logical_node(p: lp.Plan) -> str:
+    from sparkctl.sql.window import WindowPlan
+    if isinstance(p, lp.Project):
+        return f"Project {_exprs(p.exprs)}"
+    if isinstance(p, lp.Filter):
+        return f"Filter {expr_string(p.condition)}"
+    if isinstance(p, lp.Aggregate):
+        return f"Aggregate {_exprs(p.groups)}, {_exprs(p.aggs)}"
+    if isinstance(p, lp.Sort):
+        return f"Sort {_exprs(p.orders)}, true"
+    if isinstance(p, lp.Join):
+        cond = " AND ".join(f"({attr_string(a)} = {attr_string(b)})" for a, b in p.keys)
+        if p.residual is not None:
+            cond = f"{cond} AND {expr_string(p.residual)}" if cond else expr_string(p.residual)
+        how = {"left": "LeftOuter", "right": "RightOuter", "full": "FullOuter", "semi": "LeftSemi",
+               "anti": "LeftAnti"}.get(p.how, p.how.capitalize())
+        return f"Join {how}{', ' + cond if cond else ''}"
+    if isinstance(p, lp.FileRelation):
+        return f"Relation [{','.join(attr_string(a) for a in p.output)}] {p.fmt}"
+    if isinstance(p, lp.LocalRelation):
+        return f"LocalRelation {_attrs(p.output)}" if p.table.num_rows else f"LocalRelation <empty>, {_attrs(p.output)}"
+    if isinstance(p, lp.RDDRelation):
+        return f"LogicalRDD {_attrs(p.output)}, false"
+    if isinstance(p, lp.Limit):
+        return f"GlobalLimit {p.n}"
+    if isinstance(p, lp.Repartition):
+        if p.exprs:
+            return f"RepartitionByExpression {_exprs(p.exprs)}, {p.n}"
+        return f"Repartition {p.n}, {str(p.shuffle).lower()}"
+    if isinstance(p, WindowPlan):
+        return f"Window {_exprs(p.exprs)}"
+    return p.node_string()
+
+
+def logical_tree(p: lp.Plan, with_stats: bool = False) -> str:
+    lines: list[str] = []
+
+    def visit(node: lp.Plan, prefix: str, child_prefix: str) -> None:
+        text = logical_node(node)
+        if with_stats:
+            text += f", Statistics(sizeInBytes={bytes_string(_size(node))})"
+        lines.append(prefix + text)
+        kids = node.children
+        for i, c in enumerate(kids):
+            last = i == len(kids) - 1
+            visit(c, child_prefix + ("+- " if last else ":- "), child_prefix + ("   " if last else ":  "))
+    visit(p, "", "")
+    return "\n".join(lines)
+
+
+def _size(p: lp.Plan) -> float:
+    from sparkctl.sql.joins import estimated_size
+    try:
+        return estimated_size(p)
+    except Exception:
+        return math.inf
+
+
+def bytes_string(n: float) -> str:
+    """Spark's ``Utils.bytesToString``: 9.2 KiB; an unknown size is Long.MaxValue, 8.0 EiB."""
+    if math.isinf(n) or n >= 2 ** 63:
+        n = 2 ** 63 - 1
+    for unit, size in (("EiB", 2 ** 60), ("PiB", 2 ** 50), ("TiB", 2 ** 40), ("GiB", 2 ** 30),
+                       ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= 2 * size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)}.0 B"
+
+
+# ---------------------------------------------------------------------------- physical plans
+@dataclass
+class PhysicalNode:
+    """One operator of the physical plan: Spark's name, its arguments, its inputs."""
+
+    name: str
+    args: str = ""
+    children: list["PhysicalNode"] = field(default_factory=list)
+    output: list[Attribute] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.name == "HashAggregate":
+            return self.name + self.args
+        return f"{self.name} {self.args}".rstrip()
+
+    def tree(self) -> str:
+        lines: list[str] = []
+
+        def visit(node: PhysicalNode, prefix: str, child_prefix: str) -> None:
+            lines.append(prefix + node.line())
+            for i, c in enumerate(node.children):
+                last = i == len(node.children) - 1
+                visit(c, child_prefix + ("+- " if last else ":- "), child_prefix + ("   " if last else ":  "))
+        visit(self, "", "")
+        return "\n".join(lines)
+
+    def formatted(self) -> str:
+        order: list[PhysicalNode] = []
+
+        def number(node: PhysicalNode) -> None:
+            for c in node.children:
+                number(c)
+            order.append(node)
+        number(self)
+        ids = {id(n): i + 1 for i, n in enumerate(order)}
+        lines: list[str] = []
+
+        def visit(node: PhysicalNode, prefix: str, child_prefix: str) -> None:
+            lines.append(f"{prefix}{node.name} ({ids[id(node)]})")
+            for i, c in enumerate(node.children):
+                last = i == len(node.children) - 1
+                visit(c, child_prefix + ("+- " if last else ":- "), child_prefix + ("   " if last else ":  "))
+        visit(self, "", "")
+        details = []
+        for node in order:
+            text = f"({ids[id(node)]}) {node.name}\n"
+            inputs = node.children[0].output if node.children else []
+            if node.children:
+                text += f"Input [{len(inputs)}]: {_attrs(inputs)}\n"
+            else:
+                text += f"Output [{len(node.output)}]: {_attrs(node.output)}\n"
+            if node.args:
+                text += f"Arguments: {node.args}\n"
+            details.append(text)
+        return "\n".join(lines) + "\n\n\n" + "\n".join(details)
+
+
+def physical_plan(p: lp.Plan, session: Any) -> PhysicalNode:
+    """The operators ``execution.Planner`` runs for the optimised plan *p*."""
+    from sparkctl.sql.execution import Planner
+    return _Physical(Planner(session)).visit(p)
+
+
+class _Physical:
+    def __init__(self, planner: Any) -> None:
+        self.planner = planner
+
+    @property
+    def partitions(self) -> int:
+        try:
+            return int(self.planner.shuffle_partitions)
+        except Exception:
+            return 1
+
+    def node(self, name: str, args: str, plan: lp.Plan, *children: PhysicalNode) -> PhysicalNode:
+        return PhysicalNode(name, args, list(children), list(plan.output))
+
+    def exchange(self, keys: list[str], child: PhysicalNode, n: int | None = None) -> PhysicalNode:
+        if keys:
+            args = f"hashpartitioning({', '.join(keys)}, {n or self.partitions}), ENSURE_REQUIREMENTS"
+        else:
+            args = "SinglePartition, ENSURE_REQUIREMENTS"
+        return PhysicalNode("Exchange", args, [child], child.output)
+
+    def visit(self, p: lp.Plan) -> PhysicalNode:
+        method = getattr(self, "_" + type(p).__name__, None)
+        if method is not None:
+            return method(p)
+        return self.node(p.node_string().split(" ")[0], "", p, *[self.visit(c) for c in p.children])
+
+    # leaves
+    def _FileRelation(self, p: lp.FileRelation) -> PhysicalNode:
+        scan = p.scan
+        data_filters = [expr_string(e) for e in _data_filters(p)]
+        partition_filters = [expr_string(e) for e in p.partition_filters]
+        pushed = [f.spark_string() for f in p.pushed_filters]
+        read_schema = ",".join(f"{a.name}:{spark_type_name(a.dtype).lower()}" for a in p.output)
+        location = f"InMemoryFileIndex({len(p.paths)} paths)[{', '.join(p.paths)}]"
+        files = len({s.path for s in scan.splits})
+        args = (f"[{','.join(attr_string(a) for a in p.output)}] Batched: true, "
+                f"DataFilters: [{', '.join(data_filters)}], Format: {p.fmt.capitalize()}, Location: {location}, "
+                f"PartitionFilters: [{', '.join(partition_filters)}], PushedFilters: [{', '.join(pushed)}], "
+                f"ReadSchema: struct<{read_schema}>, Files: {files}")
+        return PhysicalNode(f"FileScan {p.fmt}", args, [], list(p.output))
+
+    def _LocalRelation(self, p: lp.LocalRelation) -> PhysicalNode:
+        return self.node("LocalTableScan", _attrs(p.output) if p.table.num_rows else "<empty>, " + _attrs(p.output), p)
+
+    def _RDDRelation(self, p: lp.RDDRelation) -> PhysicalNode:
+        return PhysicalNode("Scan ExistingRDD" + _attrs(p.output).replace(", ", ","), "", [], list(p.output))
+
+    def _RangeRelation(self, p: lp.RangeRelation) -> PhysicalNode:
+        return self.node("Range", f"({p.start}, {p.end}, step={p.step}, splits={p.num_slices})", p)
+
+    # narrow
+    def _Project(self, p: lp.Project) -> PhysicalNode:
+        return self.node("Project", _exprs(p.exprs), p, self.visit(p.child))
+
+    def _Filter(self, p: lp.Filter) -> PhysicalNode:
+        return self.node("Filter", expr_string(p.condition), p, self.visit(p.child))
+
+    def _SubqueryAlias(self, p: lp.SubqueryAlias) -> PhysicalNode:
+        return self.visit(p.child)
+
+    def _CachedPlan(self, p: lp.CachedPlan) -> PhysicalNode:
+        return self.node("InMemoryTableScan", _attrs(p.output), p,
+                         self.node("InMemoryRelation", _attrs(p.output), p, self.visit(p.child)))
+
+    def _Union(self, p: lp.Union) -> PhysicalNode:
+        return self.node("Union", "", p, *[self.visit(c) for c in p.children])
+
+    def _Repartition(self, p: lp.Repartition) -> PhysicalNode:
+        child = self.visit(p.child)
+        if not p.shuffle:
+            return self.node("Coalesce", str(p.n), p, child)
+        if p.exprs:
+            return self.node("Exchange", f"hashpartitioning({', '.join(expr_string(e) for e in p.exprs)}, {p.n}), "
+                             f"REPARTITION_BY_NUM", p, child)
+        return self.node("Exchange", f"RoundRobinPartitioning({p.n}), REPARTITION_BY_NUM", p, child)
+
+    # sort and limit
+    def _Sort(self, p: lp.Sort) -> PhysicalNode:
+        return self.node("Sort", f"{_exprs(p.orders)}, true, 0", p, self.exchange([], self.visit(p.child)))
+
+    def _Limit(self, p: lp.Limit) -> PhysicalNode:
+        child = self.visit(p.child)
+        local = self.node("LocalLimit", str(p.n), p, child)
+        if isinstance(p.child, lp.Sort):
+            return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, local)
+        return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, self.exchange([], local))
+
+    # aggregate
+    def _Aggregate(self, p: lp.Aggregate) -> PhysicalNode:
+        from sparkctl.sql.aggregation import _MERGEABLE, _collect_calls
+        from sparkctl.sql.expressions import strip_alias
+        child = self.visit(p.child)
+        keys = [expr_string(strip_alias(g)) for g in p.groups]
+        calls = _collect_calls([strip_alias(a) for a in p.aggs])
+        functions = [expr_string(c) for c in calls]
+        final_args = f"keys=[{', '.join(keys)}], functions=[{', '.join(functions)}], output={_attrs(p.output)}"
+        n = self.partitions if p.groups else 1
+        two_phase = all(not getattr(c, "distinct", False) and c.name in _MERGEABLE for c in calls)
+        if two_phase:
+            partial_args = f"keys=[{', '.join(keys)}], functions=[{', '.join('partial_' + f for f in functions)}]"
+            partial = PhysicalNode("HashAggregate", f"({partial_args})", [child], child.output)
+            shuffled = self.exchange(keys, partial, n)
+        else:
+            shuffled = self.exchange(keys, child, n)
+        return self.node("HashAggregate", f"({final_args})", p, shuffled)
+
+    # join
+    def _Join(self, p: lp.Join) -> PhysicalNode:
+        from sparkctl.sql.joins import _broadcast_threshold, estimated_size
+        left_plan, right_plan = p.children
+        left, right = self.visit(left_plan), self.visit(right_plan)
+        threshold = _broadcast_threshold(self.planner)
+        how = {"left": "LeftOuter", "right": "RightOuter", "full": "FullOuter", "semi": "LeftSemi",
+               "anti": "LeftAnti"}.get(p.how, p.how.capitalize())
+        lkeys = "[" + ", ".join(attr_string(a) for a, _ in p.keys) + "]"
+        rkeys = "[" + ", ".join(attr_string(b) for _, b in p.keys) + "]"
+        residual = expr_string(p.residual) if p.residual is not None else None
+        broadcastable = p.how in ("inner", "left", "semi", "anti", "cross") or not p.keys
+        if p.how == "cross" or not p.keys:
+            tail = f", {residual}" if residual else ""
+            return self.node("BroadcastNestedLoopJoin", f"BuildRight, {how}{tail}", p, left,
+                             self._broadcast(right, "IdentityBroadcastMode"))
+        extra = f", {residual}" if residual else ""
+        if broadcastable and threshold >= 0 and estimated_size(right_plan) <= threshold:
+            return self.node("BroadcastHashJoin", f"{lkeys}, {rkeys}, {how}, BuildRight{extra}, false", p, left,
+                             self._broadcast(right, "HashedRelationBroadcastMode"))
+        if p.how == "inner" and threshold >= 0 and estimated_size(left_plan) <= threshold:
+            return self.node("BroadcastHashJoin", f"{lkeys}, {rkeys}, {how}, BuildLeft{extra}, false", p,
+                             self._broadcast(left, "HashedRelationBroadcastMode"), right)
+        n = self.partitions
+        return self.node("ShuffledHashJoin", f"{lkeys}, {rkeys}, {how}, BuildRight{extra}", p,
+                         self.exchange(lkeys[1:-1].split(", "), left, n),
+                         self.exchange(rkeys[1:-1].split(", "), right, n))
+
+    def _broadcast(self, child: PhysicalNode, mode: str) -> PhysicalNode:
+        return PhysicalNode("BroadcastExchange", mode, [child], child.output)
+
+    # others
+    def _WindowPlan(self, p: Any) -> PhysicalNode:
+        return self.node("Window", _exprs(p.exprs), p, self.visit(p.child))
+
+    def _MapInBatches(self, p: Any) -> PhysicalNode:
+        name = "MapInPandas" if getattr(p, "pandas", False) else "MapInArrow"
+        return self.node(name, _attrs(p.output), p, self.visit(p.child))
+
+    def _Generate(self, p: Any) -> PhysicalNode:
+        return self.node("Generate", expr_string(p.generator), p, self.visit(p.child))
+
+
+def _data_filters(p: lp.FileRelation) -> list[Expr]:
+    """Spark's DataFilters: the conditions of the Filter right above the scan."""
+    return list(p.data_filters)
