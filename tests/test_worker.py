@@ -3,7 +3,8 @@
 ```
  test ── FakeMaster (rpc Server) ◀── RegisterWorker / heartbeats / ExecutorStateChanged ── worker process
       ── LaunchExecutor / KillExecutor / ApplicationFinished ──────────────────────────▶     │ spawns
- test ── FakeDriver (rpc Server) ◀── RegisterExecutor ── executor process (python -m sparkctl.executor)
+ test ── FakeDriver (rpc Server) ◀── RegisterExecutor ── executor process (forked by the worker's
+                                                          fork server, see test_fork_server.py)
 ```
 
 Workers listen on 127.0.0.2 and 127.0.0.3, as if on other hosts. Every test gets its own

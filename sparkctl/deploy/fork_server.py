@@ -305,6 +305,9 @@ def serve(fd: int) -> int:
     signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select through the pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us by closing the socket
     _warm()
+    if threading.active_count() > 1:  # a fork copies only this thread: the children could deadlock
+        print(f"sparkctl fork server: an import started {threading.active_count() - 1} thread(s); "
+              "executors may hang", file=sys.stderr, flush=True)
     while True:
         try:
             ready, _, _ = select.select([sock, wake_r], [], [])
@@ -413,6 +416,8 @@ def _become_executor(settings: dict[str, Any], env: dict[str, str], cwd: str, ou
         _publish_environment(env)
         import random
         random.seed()
+        import sparkctl.executor.__main__ as entry
+        sys.argv = [entry.__file__]  # as `python -m sparkctl.executor` sets it
         from sparkctl.executor.__main__ import run
         code = run(dict(settings))
     except SystemExit as e:
