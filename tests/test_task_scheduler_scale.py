@@ -343,3 +343,32 @@ def test_a_clock_that_went_back_falls_back_to_checking_every_running_task() -> N
     # median of (1.0, 0.5, 0.5) is 0.5: at 2.0 tasks 2 (2.0 old) and 5 (1.5 old) are past 0.75, task 4 is not
     assert manager.find_stragglers(2.0, 0.5, 1.5)
     assert manager.speculatable == {2, 5}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_barrier_tasks_go_where_the_plain_rule_puts_them(seed: int) -> None:
+    """A barrier task goes to a preferred executor with room, else to the first executor,
+    in registration order, with the most free cores: the scheduler's heap places them as
+    that rule does when recomputed over every executor for each task."""
+    rnd = random.Random(seed)
+    ts = TaskScheduler()
+    for e in range(rnd.randint(3, 30)):
+        ts.executor_added(f"e{e}", f"h{e % 3}", rnd.choice([1, 2, 4, 8]))
+    cores = sum(s.cores for s in ts.executors.values())
+    busy = launches(ts.submit(TaskSetManager(0, 0, 0, list(range(rnd.randint(0, cores))))))  # all of them run
+    for a in busy[: len(busy) // 2]:
+        ts.task_succeeded(a.task_id, None, None, None)
+    free = {e: s.free for e, s in ts.executors.items()}
+    n = rnd.randint(1, sum(free.values()))
+    preferred = {p: {f"e{rnd.randrange(len(free))}"} for p in range(n) if rnd.random() < 0.3}
+    expected = []
+    for i in range(n):
+        where = next((e for e in sorted(preferred.get(i, ())) if free[e] >= 1), None)
+        if where is None:
+            where = max(free, key=lambda e: free[e])  # the first of the largest, in dict (registration) order
+        free[where] -= 1
+        expected.append(where)
+    barrier = TaskSetManager(1, 0, 1, list(range(n)), preferred=preferred, barrier=True)
+    started = launches(ts.submit(barrier))
+    assert sorted((a.index, a.executor_id) for a in started) == list(enumerate(expected))
+    check_indexes(ts)

@@ -24,6 +24,7 @@ speculation reads a running median (``speculation``).
 """
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,14 +284,25 @@ class TaskScheduler:
         for eid, indices in tsm.by_executor.items():
             for i in indices:
                 preferred.setdefault(i, []).append(eid)
+        executors = self.executors
+        # the executors with room, most free cores first, then by registration order; an entry
+        # whose executor's free cores changed since (a preferred task took one) is stale
+        roomiest = [(-executors[e].free, executors[e].seq, e) for e in self.executors_with_free_slots()]
+        heapq.heapify(roomiest)
         actions: list[Any] = []
         for i in range(n):
-            slots = next((self.executors[e] for e in preferred.get(i, ())
-                          if e in self.executors and self.executors[e].free >= c), None)
+            slots = next((executors[e] for e in preferred.get(i, ())
+                          if e in executors and executors[e].free >= c), None)
             if slots is None:
-                # the first, in registration order, of those with the most free cores
-                slots = max((self.executors[e] for e in self.executors_with_free_slots()), key=lambda e: e.free)
+                while True:
+                    free, _, e = roomiest[0]
+                    slots = executors[e]
+                    if -free == slots.free:
+                        break
+                    heapq.heapreplace(roomiest, (-slots.free, slots.seq, e))
             actions.append(Launch(self._start(tsm, i, slots, now)))
+            if roomiest and roomiest[0][2] == slots.executor_id:
+                heapq.heapreplace(roomiest, (-slots.free, slots.seq, slots.executor_id))
         tsm.pending.clear()
         tsm.by_executor.clear()
         tsm.by_host.clear()
