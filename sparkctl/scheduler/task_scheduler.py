@@ -99,6 +99,7 @@ class TaskScheduler:
         self._free: list[int] = []
         self._by_seq: dict[int, str] = {}
         self.free_cores_by_host: dict[str, int] = {}  # host -> free cores of its executors
+        self._executors_on_host: dict[str, int] = {}
         self._seq = 0
         # spark.task.cpus: a task takes this many of an executor's cores (ExecutorSlots.free
         # counts cores), so an executor of 4 cores runs 2 tasks at once with 2 cpus a task
@@ -142,7 +143,7 @@ class TaskScheduler:
         old = self.executors.get(executor_id)
         if old is not None:  # registered again: its old slots are gone, its place in the order stays
             self._unlist(old.seq)
-            self.free_cores_by_host[old.host] -= old.free
+            self._host_left(old)
             seq = old.seq
         else:
             self._seq += 1
@@ -150,9 +151,20 @@ class TaskScheduler:
             self._by_seq[seq] = executor_id
         self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores, seq=seq)
         self.free_cores_by_host[host] = self.free_cores_by_host.get(host, 0) + cores
+        self._executors_on_host[host] = self._executors_on_host.get(host, 0) + 1
         if cores >= self._cpus:
             insort(self._free, seq)
         return self._offer(executor_id, now)
+
+    def _host_left(self, slots: ExecutorSlots) -> None:
+        """An executor is gone from its host's counts."""
+        host = slots.host
+        left = self._executors_on_host[host] - 1
+        if left:
+            self._executors_on_host[host] = left
+            self.free_cores_by_host[host] -= slots.free
+        else:
+            del self._executors_on_host[host], self.free_cores_by_host[host]
 
     def executor_lost(self, executor_id: str, reason: str, now: float = 0.0, *,
                       caused_by_app: bool = True) -> list[Any]:
@@ -171,7 +183,7 @@ class TaskScheduler:
             return []
         self._unlist(slots.seq)
         del self._by_seq[slots.seq]
-        self.free_cores_by_host[slots.host] -= slots.free
+        self._host_left(slots)
         actions: list[Any] = []
         for tid in sorted(slots.running):
             att = self.attempts.pop(tid, None)
@@ -237,11 +249,11 @@ class TaskScheduler:
         if not self._free:
             return []
         actions: list[Any] = []
-        sets = self.task_sets
-        for eid in self.executors_with_free_slots():
+        sets, by_seq = self.task_sets, self._by_seq
+        for seq in list(self._free):
             if not any(t.has_work() for t in sets):
                 break
-            actions += self._offer(eid, now)
+            actions += self._offer(by_seq[seq], now)
         return actions
 
     def _offer(self, executor_id: str, now: float) -> list[Any]:
