@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from sparkctl.scheduler.speculation import RunningQuantile
 
@@ -36,6 +36,48 @@ class TaskAttempt:
     executor_id: str
     attempt: int
     start: float
+
+
+class PendingTasks:
+    """Task indices waiting for a slot, as a deque of them all would hold them, without an
+    entry per task: the ones put back in front, then the never-launched ones in index order
+    (a cursor over ``range(n)``), then the ones put back at the end."""
+
+    __slots__ = ("_front", "_next", "_end", "_back")
+
+    def __init__(self, n: int) -> None:
+        self._front: deque[int] = deque()
+        self._next = 0
+        self._end = n
+        self._back: deque[int] = deque()
+
+    def __len__(self) -> int:
+        return len(self._front) + self._end - self._next + len(self._back)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._front
+        yield from range(self._next, self._end)
+        yield from self._back
+
+    def popleft(self) -> int:
+        if self._front:
+            return self._front.popleft()
+        i = self._next
+        if i < self._end:
+            self._next = i + 1
+            return i
+        return self._back.popleft()  # IndexError when empty, as a deque's
+
+    def append(self, index: int) -> None:
+        self._back.append(index)
+
+    def appendleft(self, index: int) -> None:
+        self._front.appendleft(index)
+
+    def clear(self) -> None:
+        self._front.clear()
+        self._back.clear()
+        self._next = self._end
 
 
 class TaskSetManager:
@@ -58,7 +100,7 @@ class TaskSetManager:
         # only for tasks that failed: the executors they failed on, each attempt's reason
         self.failed_on: dict[int, set[str]] = {}
         self.reasons: dict[int, list[str]] = {}
-        self.pending: deque[int] = deque(range(n))  # may hold indices no longer pending
+        self.pending = PendingTasks(n)  # may hold indices no longer pending
         self.by_executor: dict[str, list[int]] = {}
         # partition -> where its data is (task locality): executor ids holding it cached, or
         # "host:H" for a host holding its input file's bytes (HDFS blocks)
