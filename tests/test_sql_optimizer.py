@@ -227,6 +227,24 @@ def test_nondeterministic_filter_stays_above_the_project(spark: Any, F: Any, dat
     opt = optimize(q._plan)
     assert isinstance(opt, lp.Filter)  # the UDF's column is not recomputed below
     assert ours(q) == [(1,), (2,), (3,)]
+    both = df.select("id", plus("id").alias("p")).filter((F.col("p") < 40) & (F.col("id") < 30))
+    opt = optimize(both._plan)
+    assert isinstance(opt, lp.Filter) and opt.condition.sql() == "(p < 40)"
+    rel = next(n for n in nodes(opt) if isinstance(n, lp.FileRelation))
+    assert [f.spark_string() for f in rel.pushed_filters] == ["IsNotNull(id)", "LessThan(id,30)"]
+    assert sorted(ours(both)) == [(i, i + 1) for i in range(30)]
+
+
+def test_a_cached_plan_is_never_rewritten(spark: Any, F: Any, data: Path) -> None:
+    cached = spark.read.parquet(str(data / "t.parquet")).select("id", "v").filter(F.col("id") < 50).cache()
+    node = next(n for n in nodes(cached._plan) if isinstance(n, lp.CachedPlan))
+    assert cached.count() == 50
+    derived = cached.filter(F.col("v") > 3)
+    assert any(n is node for n in nodes(optimize(derived._plan)))  # the node that holds the persisted RDD
+    first = node.rdd
+    assert first is not None and ours(derived) == duck(data, "SELECT id, v FROM t WHERE id < 50 AND v > 3")
+    assert node.rdd is first
+    cached.unpersist()
 
 
 def test_null_semantics_kept_under_pushdown(spark: Any, F: Any, data: Path) -> None:

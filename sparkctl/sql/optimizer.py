@@ -55,7 +55,10 @@ def _with_children(node: lp.Plan, children: list[lp.Plan]) -> lp.Plan:
 
 
 def transform_up(plan: lp.Plan, rule: Rule) -> lp.Plan:
-    """*rule* applied to every node, children first."""
+    """*rule* applied to every node, children first. A cached plan is a leaf: its node
+    holds the persisted RDD, so it is never copied (nor its inside rewritten)."""
+    if isinstance(plan, lp.CachedPlan):
+        return rule(plan)
     new = _with_children(plan, [transform_up(c, rule) for c in plan.children])
     return rule(new)
 
@@ -131,6 +134,8 @@ def _fold(e: Expr) -> Expr:
         return e
     if e.references() or not is_deterministic(e) or e.contains_aggregate():
         return e
+    if pa.types.is_nested(e.dtype):
+        return e  # a struct, list or map stays as built
     try:
         value = e.eval(_ONE_ROW)
         if not isinstance(value, pa.Scalar):
@@ -274,11 +279,11 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
 
     if isinstance(child, lp.Project):
         mapping = {e.attr_id: e.child for e in child.exprs if isinstance(e, Alias)}
-        if not all(is_deterministic(e) for e in child.exprs):
-            return plan
+        # a column computed by a UDF or a random function is not computed a second time below
+        kept_above = {e.attr_id for e in child.exprs if isinstance(e, Alias) and not is_deterministic(e.child)}
         down, stay = [], []
         for p in parts:
-            if is_deterministic(p):
+            if is_deterministic(p) and not (p.references() & kept_above):
                 down.append(substitute(p, mapping))
             else:
                 stay.append(p)
@@ -387,7 +392,20 @@ def run_batch(plan: lp.Plan, rules: list[Rule], max_passes: int) -> lp.Plan:
     return plan
 
 
+def _optimize_cached(plan: lp.Plan) -> None:
+    """The plan inside a cache is optimised once, in place (its node holds the persisted RDD,
+    so every query over it must find that same node)."""
+    if isinstance(plan, lp.CachedPlan):
+        if not getattr(plan, "_optimized", False):
+            plan.children = (optimize(plan.child),)
+            plan._optimized = True
+        return
+    for c in plan.children:
+        _optimize_cached(c)
+
+
 def optimize(plan: lp.Plan) -> lp.Plan:
+    _optimize_cached(plan)
     for _name, rules, passes in BATCHES:
         plan = run_batch(plan, rules, passes)
     plan = prune(plan, None)
@@ -398,6 +416,8 @@ def optimize(plan: lp.Plan) -> lp.Plan:
 def prune(plan: lp.Plan, required: set[int] | None) -> lp.Plan:
     """*plan* computing at least the attributes *required* (None: all of them)."""
     from sparkctl.sql.window import WindowPlan
+    if isinstance(plan, lp.CachedPlan):
+        return plan  # optimised once by itself (_optimize_cached)
     if isinstance(plan, lp.FileRelation):
         if required is None:
             return plan

@@ -161,6 +161,8 @@ def translate(e: Expr) -> list[PushedFilter]:
 
 def push_into_scans(plan: lp.Plan) -> lp.Plan:
     from sparkctl.sql.optimizer import _with_children, and_all, conjuncts, is_deterministic, make_filter
+    if isinstance(plan, lp.CachedPlan):
+        return plan  # its node holds the persisted RDD: never copied
     children = [push_into_scans(c) for c in plan.children]
     plan = _with_children(plan, children)
     if not (isinstance(plan, lp.Filter) and isinstance(plan.child, lp.FileRelation)):
