@@ -2,6 +2,7 @@
 
     python bench/scale_master.py                          # 1,000 and 5,000 workers, 100 applications
     python bench/scale_master.py --workers 5000 --apps 100 --json out.json
+    python bench/scale_master.py --loopback 5000          # real sockets: threads, memory, heartbeat latency
 
 It drives the real master: :class:`~sparkctl.deploy.master.MasterDaemon` built but not
 started (no socket is opened), its state machine fed events directly, and every event's
@@ -21,7 +22,15 @@ cluster, then *apps* - 1 applications that wait for cores. Each event is timed i
 * ``worker_lost``: a worker's connection closes (its executor is lost, every driver told).
 
 Each is timed over ``SAMPLES`` events, or as many as fit in ``BUDGET`` seconds (at least
-``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event.
+``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event. ``status_json``
+is the ``/json`` document (``json_lock``: the part built under the master's lock).
+
+``--loopback N`` measures the real daemon instead: a master in this process, and N workers
+simulated by ``CLIENT_PROCESSES`` client processes, each worker a real authenticated
+connection on 127.0.0.1 that registers and then sends heartbeats in rounds (every worker
+once per round, ``ROUND_INTERVAL`` apart). It reports the master's threads and resident
+memory before and after, how long registration took, and the heartbeats' latency, from
+the client's send to the master's state machine handling it (one clock: same host).
 """
 from __future__ import annotations
 
@@ -31,7 +40,9 @@ import json
 import logging
 import os
 import random
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +51,8 @@ from typing import Any, Callable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sparkctl.deploy import messages as m  # noqa: E402
-from sparkctl.deploy.master import MasterDaemon  # noqa: E402
+from sparkctl.deploy.master import MasterDaemon, MasterSettings  # noqa: E402
+from sparkctl.rpc import connect  # noqa: E402
 
 WORKERS = [1_000, 5_000]
 APPS = 100
@@ -51,7 +63,11 @@ SAMPLES = 200
 MIN_SAMPLES = 3
 BUDGET = 5.0  # seconds per event kind at most
 T0 = 1_700_000_000.0
-EVENTS = ["register_worker", "heartbeat", "executor_exit", "app_register", "app_finish", "worker_lost"]
+EVENTS = ["register_worker", "heartbeat", "executor_exit", "app_register", "app_finish", "worker_lost",
+          "status_json", "json_lock"]
+CLIENT_PROCESSES = 4
+ROUNDS = 5
+ROUND_INTERVAL = 2.0  # seconds; a real worker sends one every worker timeout / 4 (15 s by default)
 
 
 def _worker(i: int) -> m.RegisterWorker:
@@ -175,6 +191,8 @@ def _measure(workers: int, apps: int, recovery: bool) -> list[dict[str, Any]]:
                              ("executor_exit", executor_exit), ("app_register", app_register),
                              ("app_finish", app_finish), ("worker_lost", worker_lost)):
             record(name, _time(events))
+        record("status_json", _time(lambda k: daemon.state_json))
+        record("json_lock", _time(lambda k: lambda: state.json_parts(clock(), "spark://m:7077")))
         with daemon._lock:
             compaction = daemon._compaction
         if compaction is not None:
@@ -206,12 +224,172 @@ def _table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------- real sockets
+def _proc_status(pid: int | str = "self") -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Threads", "VmRSS"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _client(host: str, port: int, first: int, count: int, rounds: int, interval: float, out: str) -> None:
+    """One client process: *count* workers, each its own connection. Reads the secret from
+    stdin's first line, says REGISTERED, waits for GO, sends its rounds, writes the send
+    times to *out*, says DONE and holds its connections until stdin closes."""
+    _raise_fd_limit()
+    secret = sys.stdin.readline().strip().encode()
+    conns = []
+    for i in range(first, first + count):
+        conn = connect(host, port, secret, timeout=60, tls=None)
+        conn.send(m.RegisterWorker(f"worker-{i}", "127.0.0.1", 20000 + i, WORKER_CORES, WORKER_MEMORY))
+        conns.append(conn)
+    for conn in conns:
+        reply = conn.recv(timeout=120)
+        assert isinstance(reply, m.RegisteredWorker), reply
+    print("REGISTERED", flush=True)
+    assert sys.stdin.readline().strip() == "GO"
+    sends: list[list[float]] = []
+    for _ in range(rounds):
+        start = time.monotonic()
+        row = []
+        for i, conn in enumerate(conns):
+            row.append(time.time())
+            conn.send(m.WorkerHeartbeat(f"worker-{first + i}"))
+        sends.append(row)
+        time.sleep(max(start + interval - time.monotonic(), 0.0))
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(sends, f)
+    print("DONE", flush=True)
+    sys.stdin.read()
+    for conn in conns:
+        conn.close()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+
+
+def loopback(workers: int, processes: int = CLIENT_PROCESSES, rounds: int = ROUNDS,
+             interval: float = ROUND_INTERVAL) -> dict[str, Any]:
+    """The real master with *workers* simulated workers on loopback connections."""
+    _raise_fd_limit()
+    logging.getLogger("sparkctl").setLevel(logging.ERROR)
+    secret = b"bench-loopback-secret"
+    daemon = MasterDaemon("127.0.0.1", 0, 0, secret, MasterSettings(worker_timeout=3600.0)).start()
+    handled: dict[str, list[float]] = {}
+    state = daemon._state
+    heartbeat = state.worker_heartbeat
+
+    def timed_heartbeat(worker_id: str, now: float) -> list[Any]:
+        handled.setdefault(worker_id, []).append(time.time())
+        return heartbeat(worker_id, now)
+    state.worker_heartbeat = timed_heartbeat  # type: ignore[method-assign]
+    before = _proc_status()
+    tmp = tempfile.mkdtemp(prefix="scale-master-loopback-")
+    clients: list[subprocess.Popen[str]] = []
+    result: dict[str, Any] = {"workers": workers, "client_processes": processes,
+                              "threads_before": before["Threads"], "rss_mib_before": round(before["VmRSS"] / 1024, 1)}
+    try:
+        port = daemon._server.address[1] if daemon._server is not None else 0
+        t = time.monotonic()
+        share = -(-workers // processes)
+        for p in range(processes):
+            first, count = p * share, min(share, workers - p * share)
+            if count <= 0:
+                break
+            proc = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--client", "127.0.0.1", str(port), str(first), str(count),
+                 str(rounds), str(interval), os.path.join(tmp, f"sends-{p}.json")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert proc.stdin is not None
+            proc.stdin.write(secret.decode() + "\n")
+            proc.stdin.flush()
+            clients.append(proc)
+        for proc in clients:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "REGISTERED"
+        result["register_all_s"] = round(time.monotonic() - t, 2)
+        with daemon._lock:
+            result["registered"] = len(state.workers)
+        after = _proc_status()
+        result["threads_after"] = after["Threads"]
+        result["rss_mib_after"] = round(after["VmRSS"] / 1024, 1)
+        result["kib_per_worker"] = round((after["VmRSS"] - before["VmRSS"]) / workers, 1)
+        t = time.perf_counter()
+        daemon.state_json()
+        result["status_json_ms"] = round((time.perf_counter() - t) * 1000, 2)
+        cpu = time.process_time()
+        wall = time.monotonic()
+        for proc in clients:
+            assert proc.stdin is not None
+            proc.stdin.write("GO\n")
+            proc.stdin.flush()
+        for proc in clients:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "DONE"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(map(len, handled.values())) < workers * rounds:
+            time.sleep(0.05)
+        result["heartbeat_cpu_share"] = round((time.process_time() - cpu) / (time.monotonic() - wall), 3)
+        latencies = []
+        for p in range(len(clients)):
+            with open(os.path.join(tmp, f"sends-{p}.json"), encoding="utf-8") as f:
+                sends = json.load(f)
+            first = p * share
+            for r, row in enumerate(sends):
+                for i, sent in enumerate(row):
+                    times = handled.get(f"worker-{first + i}", [])
+                    if r < len(times):
+                        latencies.append((times[r] - sent) * 1000)
+        result["heartbeats_handled"] = len(latencies)
+        result["heartbeat_ms_p50"] = round(_percentile(latencies, 0.5), 2)
+        result["heartbeat_ms_p99"] = round(_percentile(latencies, 0.99), 2)
+        result["heartbeat_ms_max"] = round(max(latencies, default=0.0), 2)
+        result["heartbeats_per_s"] = round(workers / interval)
+    finally:
+        for proc in clients:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in clients:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        daemon.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--client":
+        host, port, first, count, rounds, interval, out = sys.argv[2:9]
+        _client(host, int(port), int(first), int(count), int(rounds), float(interval), out)
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", default=",".join(map(str, WORKERS)), help="comma-separated cluster sizes")
     p.add_argument("--apps", type=int, default=APPS, help="applications (the first holds the cluster)")
     p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--loopback", type=int, default=None, metavar="N",
+                   help="instead: the real master with N simulated workers on loopback connections")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="heartbeat rounds (--loopback)")
+    p.add_argument("--interval", type=float, default=ROUND_INTERVAL, help="seconds between rounds (--loopback)")
     args = p.parse_args(argv)
+    if args.loopback:
+        figures = loopback(args.loopback, rounds=args.rounds, interval=args.interval)
+        print(json.dumps(figures, indent=1))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(figures, f, indent=1)
+        return 0
     results = run([int(x) for x in args.workers.split(",")], args.apps)
     print("µs per event (mean)")
     print(_table(results))

@@ -471,3 +471,86 @@ def test_generic_status_page_for_other_daemons() -> None:
             assert err.value.code == 405
     finally:
         server.stop()
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+@pytest.mark.timeout(60)
+def test_connections_share_one_reader_thread(master: Master) -> None:
+    """300 workers on 300 connections: the master's threads do not grow with them (one
+    dispatcher reads them all); each is served, a replaced connection is dropped, and
+    every connection's close is noticed."""
+    idle = _threads(master.proc.pid)
+    conns = [register_worker(master, f"w{i}", port=41000 + i, heartbeats=False) for i in range(300)]
+    try:
+        for i, conn in enumerate(conns):
+            conn.send(m.WorkerHeartbeat(f"w{i}"))
+        assert _threads(master.proc.pid) <= idle + 10  # (a thread per connection: 600 more)
+        doc = master.state()
+        assert doc["aliveworkers"] == 300 and {w["id"] for w in doc["workers"]} == {f"w{i}" for i in range(300)}
+        # w0 registers again on a new connection: the old one is closed by the master
+        again = register_worker(master, "w0", port=41000, heartbeats=False)
+        with pytest.raises(ConnectionClosed):
+            conns[0].recv(timeout=5)
+        conns[0] = again
+        # more connections after that one closed (its descriptor may be reused) are served
+        extra = [register_worker(master, f"x{i}", port=42000 + i, heartbeats=False) for i in range(20)]
+        conns += extra
+        assert master.state()["aliveworkers"] == 320
+        for conn in conns[:100]:
+            conn.close()
+        wait_for(lambda: master.state()["aliveworkers"] == 220, what="closed connections to remove their workers")
+    finally:
+        for conn in conns:
+            conn.close()
+    wait_for(lambda: master.state()["aliveworkers"] == 0, what="every worker to be removed")
+    assert _threads(master.proc.pid) <= idle + 10
+
+
+@pytest.mark.timeout(30)
+def test_dispatcher_reads_in_order_and_outbox_threads_end_when_idle() -> None:
+    from sparkctl.deploy.dispatcher import Dispatcher, Outbox
+    from sparkctl.errors import ProtocolError
+
+    dispatcher = Dispatcher("test").start()
+    pairs = [socket.socketpair() for _ in range(3)]
+    conns = [(Connection(a), Connection(b)) for a, b in pairs]
+    got: dict[int, list[object]] = {i: [] for i in range(3)}
+    ended: dict[int, Exception | None] = {}
+
+    def handler(i: int) -> Callable[[object], None]:
+        def handle(msg: object) -> None:
+            if msg == "bad":
+                raise ProtocolError("a bad message")
+            got[i].append(msg)
+        return handle
+
+    def on_close(i: int) -> Callable[[Exception | None], None]:
+        return lambda err: ended.__setitem__(i, err)
+
+    try:
+        for i, (_, theirs) in enumerate(conns):
+            dispatcher.register(theirs, handler(i), on_close(i))
+        outboxes = [Outbox(ours, f"test-outbox-{i}") for i, (ours, _) in enumerate(conns)]
+        for n in range(500):
+            for outbox in outboxes:
+                outbox.put(n)
+        wait_for(lambda: all(len(got[i]) == 500 for i in range(3)), what="every message")
+        assert all(got[i] == list(range(500)) for i in range(3))  # in order, per connection
+        wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("test-outbox-")],
+                 what="the idle outboxes' threads to end")
+        outboxes[0].close()  # after what is queued: an EOF for the reader
+        outboxes[1].put("bad")  # the handler refuses it: that connection is dropped
+        wait_for(lambda: 0 in ended and 1 in ended, what="both ends")
+        assert ended[0] is None and isinstance(ended[1], ProtocolError) and conns[1][1].closed
+        assert 2 not in ended
+        outboxes[2].put("still served")
+        wait_for(lambda: got[2][-1:] == ["still served"], what="the third connection")
+    finally:
+        dispatcher.stop()
+        for ours, theirs in conns:
+            ours.close()
+            theirs.close()

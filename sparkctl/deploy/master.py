@@ -24,10 +24,12 @@ client that asks for a driver's status with ``follow`` also gets a new
 ``DriverStatusResponse`` whenever that driver changes, until it ends. A worker or driver
 is gone when its connection closes.
 
+Every connection is read by one dispatcher thread (:mod:`sparkctl.deploy.dispatcher`),
+not a thread each: 5,000 workers on loopback held 10,000 threads and 860 MB that way.
 Messages to workers and drivers are queued, under the lock, on a per-connection outbox
-drained by that connection's own sender thread: the order of messages to one peer is the
-order the state machine decided, and a peer that stops reading stalls only its own queue,
-never the lock.
+drained by a sender thread that runs only while the queue is not empty: the order of
+messages to one peer is the order the state machine decided, and a peer that stops
+reading stalls only its own queue, never the lock or the dispatcher.
 """
 from __future__ import annotations
 
@@ -35,7 +37,6 @@ import argparse
 import ipaddress
 import logging
 import os
-import queue
 import socket
 import sys
 import threading
@@ -80,9 +81,10 @@ from sparkctl.deploy.webui import (
     render_master_page,
     start_status_server,
 )
-from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, RpcTimeoutError
+from sparkctl.errors import ConfigError, ProtocolError, RpcTimeoutError
 from sparkctl.deploy.recovery import LEGACY_SNAPSHOT_FILE, Journal
-from sparkctl.rpc import Connection, Server, create_secret_file, load_secret, serve_forever_reader
+from sparkctl.deploy.dispatcher import Dispatcher, Outbox
+from sparkctl.rpc import Connection, Server, create_secret_file, load_secret
 
 __all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
 
@@ -118,40 +120,6 @@ def default_host() -> str:
 
 def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-class _Outbox:
-    """Messages for one peer, sent in order by a daemon thread of their own."""
-
-    _CLOSE = object()
-
-    def __init__(self, conn: Connection, name: str) -> None:
-        self.conn = conn
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def put(self, msg: Any) -> None:
-        self._queue.put(msg)
-
-    def close(self) -> None:
-        """Close the connection once what is queued has been sent."""
-        self._queue.put(self._CLOSE)
-
-    def _run(self) -> None:
-        while True:
-            msg = self._queue.get()
-            if msg is self._CLOSE:
-                self.conn.close()
-                return
-            try:
-                self.conn.send(msg)
-            except ConnectionClosed:
-                # Peer gone: its reader sees the close and reports it. Keep draining until
-                # the close marker, so this thread ends with the connection.
-                continue
-            except Exception:  # an unpicklable message is our bug: log it, keep the peer
-                log.exception("cannot send a %s to %s", type(msg).__name__, self.conn.peer)
 
 
 class MasterSettings:
@@ -213,15 +181,17 @@ class MasterDaemon:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: Server | None = None
+        # One thread reads every connection (see sparkctl.deploy.dispatcher).
+        self._dispatcher = Dispatcher("master")
         self._webui: StatusServer | None = None
         self._timer: threading.Thread | None = None
         self._state = MasterStateMachine(spread_out=self.settings.spread_out,
                                          worker_timeout=self.settings.worker_timeout,
                                          max_executor_retries=self.settings.max_executor_retries)
-        self._workers: dict[str, _Outbox] = {}
-        self._drivers: dict[str, _Outbox] = {}
+        self._workers: dict[str, Outbox] = {}
+        self._drivers: dict[str, Outbox] = {}
         # Clients following a driver (``submit --wait``): driver id -> their outboxes.
-        self._followers: dict[str, list[_Outbox]] = {}
+        self._followers: dict[str, list[Outbox]] = {}
         # The timer sleeps until _timer_target (a due relaunch) at the latest; an earlier one wakes it.
         self._timer_wake = threading.Event()
         self._timer_target: float | None = None
@@ -236,6 +206,7 @@ class MasterDaemon:
         # meantime waits for it instead of seeing a half-made state (or having its
         # registration wiped by the restore).
         with self._lock:
+            self._dispatcher.start()
             self._server = Server(self.host, self.port, self._secret, self._on_connection, name="master").start()
             try:
                 port = self._server.address[1]
@@ -253,6 +224,7 @@ class MasterDaemon:
                 self.webui_url = f"http://{_format_host(self.host)}:{self._webui.port}"
             except BaseException:
                 self._server.stop()
+                self._dispatcher.stop()
                 raise
             self._state.master_url = self.master_url
             self._state.webui_url = self.webui_url
@@ -274,6 +246,7 @@ class MasterDaemon:
             self._webui.stop()
         if self._server is not None:
             self._server.stop()
+        self._dispatcher.stop()
         if self._timer is not None:
             self._timer.join(5.0)
         with self._lock:
@@ -324,7 +297,7 @@ class MasterDaemon:
                 log.exception("worker timeout check failed")
 
     # ------------------------------------------------------------- actions
-    def _carry_out(self, actions: list[Action], reply_to: _Outbox | None) -> None:
+    def _carry_out(self, actions: list[Action], reply_to: Outbox | None) -> None:
         """Carry out the state machine's actions; called with the lock held (queueing never blocks)."""
         changed_drivers: dict[str, None] = {}
         for a in actions:
@@ -366,7 +339,7 @@ class MasterDaemon:
             del self._followers[driver_id]  # nothing more will happen to it
 
     @staticmethod
-    def _send(outbox: _Outbox | None, msg: Any, who: str) -> None:
+    def _send(outbox: Outbox | None, msg: Any, who: str) -> None:
         if outbox is None:
             log.debug("not sending a %s to %s: not connected", type(msg).__name__, who)
         else:
@@ -448,7 +421,7 @@ class MasterDaemon:
 
     def _serve_worker(self, conn: Connection, reg: RegisterWorker) -> None:
         worker_id = reg.worker_id
-        outbox = _Outbox(conn, f"master-to-worker-{worker_id}")
+        outbox = Outbox(conn, f"master-to-worker-{worker_id}")
         with self._lock:
             self._carry_out(self._state.register_worker(reg, self._clock()), outbox)
             registered = self._workers.get(worker_id) is outbox
@@ -484,10 +457,10 @@ class MasterDaemon:
                 log.info("Connection of worker %s (%s) closed%s", worker_id, conn.peer, f": {err}" if err else "")
                 self._carry_out(self._state.worker_disconnected(worker_id, self._clock()), None)
 
-        serve_forever_reader(conn, handle, closed)
+        self._dispatcher.register(conn, handle, closed)
 
     def _serve_driver(self, conn: Connection, reg: RegisterApplication) -> None:
-        outbox = _Outbox(conn, f"master-to-driver-{conn.peer}")
+        outbox = Outbox(conn, f"master-to-driver-{conn.peer}")
         try:
             with self._lock:
                 actions = self._state.register_application(reg, self._clock())
@@ -520,12 +493,12 @@ class MasterDaemon:
                 del self._drivers[app_id]
                 self._carry_out(self._state.driver_disconnected(app_id, self._clock()), None)
 
-        serve_forever_reader(conn, handle, closed)
+        self._dispatcher.register(conn, handle, closed)
 
     def _serve_client(self, conn: Connection, first: object) -> None:
         # Replies, and a follower's pushed driver updates, leave through one outbox: in
         # order, and a slow client only slows itself.
-        outbox = _Outbox(conn, f"master-to-client-{conn.peer}")
+        outbox = Outbox(conn, f"master-to-client-{conn.peer}")
 
         def handle(msg: object) -> None:
             if isinstance(msg, RequestMasterState):
@@ -568,7 +541,7 @@ class MasterDaemon:
             outbox.close()
             conn.close()
             return
-        serve_forever_reader(conn, handle, closed)
+        self._dispatcher.register(conn, handle, closed)
 
 
 # ----------------------------------------------------------------- command line
@@ -632,7 +605,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             log.warning("Cannot write to --ready-fd %s: %s", args.ready_fd, e)
         log.info("Master ready: %s", line.strip())
-        stop.wait()
+        # Woken now and then: a signal that another thread received runs its handler here.
+        while not stop.wait(1.0):
+            pass
     finally:
         daemon.stop()
     return 0

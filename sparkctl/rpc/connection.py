@@ -353,17 +353,18 @@ class Connection:
         if self._closed:
             raise ConnectionClosed(f"connection to {self._peer} is closed")
         remaining = deadline - time.monotonic()
-        if remaining > 0:
-            if _HAS_POLL:
-                if self._poller is None:
-                    self._poller = select.poll()
-                    self._poller.register(self._sock.fileno(), select.POLLIN)
-                # Round up: poll(0) for a 0.4 ms remainder would spin.
-                ready = self._poller.poll(int(remaining * 1000) + 1)
-            else:
-                ready = select.select([self._sock], [], [], remaining)[0]
-            if ready:
-                return  # readable, EOF or error: recv_into reports which
+        # A deadline already passed still gets one look without waiting, so recv(timeout=0)
+        # takes what has arrived (an event loop drains a readable connection that way).
+        if _HAS_POLL:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(self._sock.fileno(), select.POLLIN)
+            # Round up: poll(0) for a 0.4 ms remainder would spin.
+            ready = self._poller.poll(int(remaining * 1000) + 1 if remaining > 0 else 0)
+        else:
+            ready = select.select([self._sock], [], [], max(remaining, 0.0))[0]
+        if ready:
+            return  # readable, EOF or error: recv_into reports which
         raise RpcTimeoutError(f"no message from {self._peer} within the timeout")
 
     def _eof(self, partial: int) -> None:
