@@ -12,6 +12,7 @@ from every event, for the daemon to carry out.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SendToWorker", "SendToDriver", "Reply", "BindWorker", "BindDriver", "DisconnectWorker", "DriverChanged", "Log",
-    "Action", "ExecutorInfo", "WorkerInfo", "ApplicationInfo", "DriverInfo", "UNLIMITED",
+    "Action", "ExecutorInfo", "WorkerInfo", "ApplicationInfo", "DriverInfo", "UNLIMITED", "log_info", "log_warning",
+    "plural",
 ]
 
 _ACTIVE_APP_STATES = (WAITING, RUNNING, UNKNOWN)
@@ -303,3 +305,15 @@ class DriverInfo:
         return self.state not in FINAL_DRIVER_STATES
 
 
+
+
+def log_info(text: str) -> Log:
+    return Log(logging.INFO, text)
+
+
+def log_warning(text: str) -> Log:
+    return Log(logging.WARNING, text)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
