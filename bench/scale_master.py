@@ -22,8 +22,10 @@ cluster, then *apps* - 1 applications that wait for cores. Each event is timed i
 * ``worker_lost``: a worker's connection closes (its executor is lost, every driver told).
 
 Each is timed over ``SAMPLES`` events, or as many as fit in ``BUDGET`` seconds (at least
-``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event. ``status_json``
-is the ``/json`` document (``json_lock``: the part built under the master's lock).
+``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event. Not events but
+measured alongside: ``timeout_tick``, the periodic check for silent workers (every worker
+timeout / 4); ``status_json``, the ``/json`` document (``json_lock``: the part of it built
+under the master's lock).
 
 ``--loopback N`` measures the real daemon instead: a master in this process, and N workers
 simulated by ``CLIENT_PROCESSES`` client processes, each worker a real authenticated
@@ -64,7 +66,7 @@ MIN_SAMPLES = 3
 BUDGET = 5.0  # seconds per event kind at most
 T0 = 1_700_000_000.0
 EVENTS = ["register_worker", "heartbeat", "executor_exit", "app_register", "app_finish", "worker_lost",
-          "status_json", "json_lock"]
+          "timeout_tick", "status_json", "json_lock"]
 CLIENT_PROCESSES = 4
 ROUNDS = 5
 ROUND_INTERVAL = 2.0  # seconds; a real worker sends one every worker timeout / 4 (15 s by default)
@@ -191,6 +193,7 @@ def _measure(workers: int, apps: int, recovery: bool) -> list[dict[str, Any]]:
                              ("executor_exit", executor_exit), ("app_register", app_register),
                              ("app_finish", app_finish), ("worker_lost", worker_lost)):
             record(name, _time(events))
+        record("timeout_tick", _time(lambda k: lambda: carry(state.check_worker_timeouts(clock()))))
         record("status_json", _time(lambda k: daemon.state_json))
         record("json_lock", _time(lambda k: lambda: state.json_parts(clock(), "spark://m:7077")))
         with daemon._lock:

@@ -8,6 +8,7 @@ live state (workers as plain tuples), :func:`finish_json` builds the document fr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from sparkctl.deploy.master_info import (
@@ -48,18 +49,7 @@ class MasterStatusViews:
     # ------------------------------------------------------------- explanations
     def _room(self) -> _Room:
         """The ALIVE workers' extremes, in one pass (for explanations)."""
-        room = _Room()
-        for w in self.workers.values():
-            if w.state != ALIVE:
-                continue
-            room.alive += 1
-            room.biggest_cores = max(room.biggest_cores, w.cores)
-            room.biggest_memory = max(room.biggest_memory, w.memory)
-            if room.most_cores is None or w.cores_free > room.most_cores.cores_free:
-                room.most_cores = w
-            if room.most_memory is None or w.memory_free > room.most_memory.memory_free:
-                room.most_memory = w
-        return room
+        return _Room(_worker_rows(self.workers.values()))
 
     def waiting_reason(self, app_id: str, room: _Room | None = None) -> str:
         """Why *app_id* has no running executor, in a sentence or two; "" once one runs.
@@ -92,7 +82,7 @@ class MasterStatusViews:
             return (f"{_plural(len(app.executors), 'executor')} launched on worker(s) {', '.join(where)} "
                     "and not running yet")
         room = room if room is not None else self._room()
-        if room.most_cores is None or room.most_memory is None:
+        if not room.alive:
             if self.workers:
                 return f"no worker is alive ({_plural(len(self.workers), 'worker')} registered, all DEAD)"
             return "no worker has registered with the master"
@@ -100,9 +90,8 @@ class MasterStatusViews:
         if unit > room.biggest_cores or desc.executor_memory > room.biggest_memory:
             return (f"it {need}, but no worker is that large (the largest has {_plural(room.biggest_cores, 'core')}, "
                     f"the largest {room.biggest_memory} MiB)")
-        most_cores, most_memory = room.most_cores, room.most_memory
-        return (f"it {need}; largest free: {_plural(most_cores.cores_free, 'core')} (worker {most_cores.id}), "
-                f"{most_memory.memory_free} MiB (worker {most_memory.id}); other applications hold the rest")
+        return (f"it {need}; largest free: {_plural(room.most_cores_free, 'core')} (worker {room.most_cores_id}), "
+                f"{room.most_memory_free} MiB (worker {room.most_memory_id}); other applications hold the rest")
 
     # ------------------------------------------------------------- JSON
     def to_json(self, now: float, url: str | None = None) -> dict[str, Any]:
@@ -115,25 +104,18 @@ class MasterStatusViews:
         The daemon takes this under its lock and makes the document (:func:`finish_json`)
         after releasing it, so a status request costs the scheduler only this copy.
         """
-        room: list[_Room] = []
-
-        def app_json(a: ApplicationInfo) -> dict[str, Any]:
-            if a.active and not room:
-                room.append(self._room())
-            return self._app_json(a, now, room[0] if room else None)
-
-        alive = [w for w in self.workers.values() if w.state == ALIVE]
+        rows = _worker_rows(self.workers.values())
+        room = _Room(rows)
         return {
             "url": url if url is not None else self.master_url,
-            "workers": [(w.id, w.host, w.port, w.webui_port, w.cores, w.cores_used, w.memory, w.memory_used,
-                         w.state, w.last_heartbeat) for w in self.workers.values()],
-            "aliveworkers": len(alive),
-            "cores": sum(w.cores for w in alive),
-            "coresused": sum(w.cores_used for w in alive),
-            "memory": sum(w.memory for w in alive),
-            "memoryused": sum(w.memory_used for w in alive),
-            "activeapps": [app_json(a) for a in self.active_apps()],
-            "completedapps": [app_json(self.apps[i]) for i in self.completed if i in self.apps],
+            "workers": rows,
+            "aliveworkers": room.alive,
+            "cores": room.cores,
+            "coresused": room.cores_used,
+            "memory": room.memory,
+            "memoryused": room.memory_used,
+            "activeapps": [self._app_json(a, now, room) for a in self.active_apps()],
+            "completedapps": [self._app_json(self.apps[i], now, room) for i in self.completed if i in self.apps],
             "activedrivers": [self._driver_json(d, now) for d in self.drivers.values() if d.active],
             "completeddrivers": [self._driver_json(self.drivers[i], now) for i in self.completed_drivers
                                  if i in self.drivers],
@@ -179,15 +161,41 @@ class MasterStatusViews:
         }
 
 
-class _Room:
-    """The ALIVE workers' extremes: the largest, and the ones with the most room free."""
+def _worker_rows(workers: Iterable[WorkerInfo]) -> list[tuple[Any, ...]]:
+    """Each worker's status as a plain tuple (a copy, read after the lock is released)."""
+    return [(w.id, w.host, w.port, w.webui_port, w.cores, w.cores_used, w.memory, w.memory_used, w.state,
+             w.last_heartbeat) for w in workers]
 
-    def __init__(self) -> None:
-        self.alive = 0
-        self.biggest_cores = 0
-        self.biggest_memory = 0
-        self.most_cores: WorkerInfo | None = None
-        self.most_memory: WorkerInfo | None = None
+
+class _Room:
+    """The ALIVE workers' totals and extremes: the largest, and the ones with the most room free
+    (the first registered among equals), from :func:`_worker_rows`."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        alive = cores = cores_used = memory = memory_used = biggest_cores = biggest_memory = 0
+        most_cores_id = most_memory_id = ""
+        most_cores_free = most_memory_free = -1
+        for wid, _, _, _, c, cu, mem, mu, state, _ in rows:
+            if state != ALIVE:
+                continue
+            alive += 1
+            cores += c
+            cores_used += cu
+            memory += mem
+            memory_used += mu
+            if c > biggest_cores:
+                biggest_cores = c
+            if mem > biggest_memory:
+                biggest_memory = mem
+            if c - cu > most_cores_free:
+                most_cores_free, most_cores_id = c - cu, wid
+            if mem - mu > most_memory_free:
+                most_memory_free, most_memory_id = mem - mu, wid
+        self.alive, self.cores, self.cores_used, self.memory, self.memory_used = \
+            alive, cores, cores_used, memory, memory_used
+        self.biggest_cores, self.biggest_memory = biggest_cores, biggest_memory
+        self.most_cores_id, self.most_cores_free = most_cores_id, most_cores_free
+        self.most_memory_id, self.most_memory_free = most_memory_id, most_memory_free
 
 
 def finish_json(parts: dict[str, Any]) -> dict[str, Any]:
