@@ -199,6 +199,36 @@ def test_no_pushdown_into_the_null_producing_side_of_an_outer_join(spark: Any, F
                                     "WHERE k IS NULL OR id = 2")
 
 
+def test_cross_join_filter_becomes_an_equi_join(spark: Any, F: Any, data: Path) -> None:
+    t = spark.read.parquet(str(data / "t.parquet"))
+    u = spark.read.parquet(str(data / "u.parquet"))
+    q = t.crossJoin(u).filter((F.col("id") == F.col("k")) & (F.col("w") != "a") & (F.col("v") + F.col("k") > 5))
+    opt = optimize(q._plan)
+    join = next(n for n in nodes(opt) if isinstance(n, lp.Join))
+    assert join.how == "inner" and [(a.name, b.name) for a, b in join.keys] == [("id", "k")]
+    assert join.residual is not None and join.residual.sql() == "((v + k) > 5)"
+    assert not isinstance(opt, lp.Filter)
+    assert ours(q) == duck(data, "SELECT * FROM t, u WHERE t.id = u.k AND w != 'a' AND v + k > 5")
+
+
+def test_one_sided_on_conditions(spark: Any, F: Any, data: Path) -> None:
+    """A left join's ON condition on the right side filters the right side first; one on the
+    left side stays in the join (it decides matches, never drops a left row)."""
+    t = spark.read.parquet(str(data / "t.parquet")).filter(F.col("id") < 12)
+    u = spark.read.parquet(str(data / "u.parquet"))
+    q = t.join(u, (t.id == u.k) & (u.w != "c") & (t.v > 1), "left")
+    opt = optimize(q._plan)
+    join = next(n for n in nodes(opt) if isinstance(n, lp.Join))
+    assert join.residual is not None and join.residual.sql() == "(v > 1)"
+    assert isinstance(join.children[1], lp.Filter) and "(NOT (w = c))" in \
+        {c.sql() for c in conjuncts(join.children[1].condition)}
+    assert ours(q) == duck(data, "SELECT * FROM (SELECT * FROM t WHERE id < 12) t LEFT JOIN u "
+                                 "ON t.id = u.k AND u.w != 'c' AND t.v > 1")
+    anti = t.join(u, (t.id == u.k) & (u.w == "a"), "anti")
+    assert ours(anti) == duck(data, "SELECT * FROM t WHERE id < 12 AND NOT EXISTS "
+                                    "(SELECT 1 FROM u WHERE t.id = u.k AND u.w = 'a')")
+
+
 def test_aggregate_pushdown_only_on_grouping_columns(spark: Any, F: Any, data: Path) -> None:
     df = spark.read.parquet(str(data / "t.parquet"))
     q = df.groupBy("s").agg(F.count("*").alias("n"), F.sum("v").alias("total")) \

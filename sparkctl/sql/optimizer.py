@@ -254,7 +254,7 @@ def _split_by_side(parts: list[Expr], left_ids: set[int], right_ids: set[int]) \
     left, right, stay = [], [], []
     for p in parts:
         refs = p.references()
-        if not is_deterministic(p):
+        if not is_deterministic(p) or not refs:
             stay.append(p)
         elif refs <= left_ids:
             left.append(p)
@@ -305,11 +305,19 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
         elif how == "full":
             stay += to_left + to_right
             to_left, to_right = [], []
-        if not to_left and not to_right:
+        joined: lp.Plan = child
+        if how in ("inner", "cross"):
+            # a condition on both sides becomes the join's own (an equality of columns a key)
+            into_join = [p for p in stay if is_deterministic(p) and p.references()
+                         and p.references() <= left_ids | right_ids]
+            if into_join:
+                stay = [p for p in stay if not any(p is q for q in into_join)]
+                joined = _with_condition(child, into_join, left_ids, right_ids)
+        if not to_left and not to_right and joined is child:
             return plan
         new_left = make_filter(left, and_all(to_left)) if to_left else left
         new_right = make_filter(right, and_all(to_right)) if to_right else right
-        return rebuild(stay, _with_children(child, [new_left, new_right]))
+        return rebuild(stay, _with_children(joined, [new_left, new_right]))
 
     if isinstance(child, lp.Aggregate):
         group_ids = {g.attr.id for g in child.groups if isinstance(g, AttributeRef)}
@@ -340,6 +348,51 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
             return plan
         return _with_children(child, [make_filter(child.child, plan.condition)])
     return plan
+
+
+def _with_condition(join: lp.Join, parts: list[Expr], left_ids: set[int], right_ids: set[int]) -> lp.Join:
+    """*join* (inner or cross) also requiring *parts*: equalities of a left and a right column
+    of one type become keys, the rest the residual; a cross join becomes an inner one."""
+    new = copy.copy(join)
+    new.keys = list(join.keys)
+    residual = conjuncts(join.residual) if join.residual is not None else []
+    for p in parts:
+        pair = lp._equi_pair(p, left_ids, right_ids)
+        if pair is not None and pair[0].dtype == pair[1].dtype:
+            new.keys.append(pair)
+        else:
+            residual.append(p)
+    new.residual = and_all(residual) if residual else None
+    new.how = "inner"
+    new._not_null_inferred = False  # new keys: their IsNotNull is inferred again
+    return new
+
+
+#: for each join type, which side's rows a one-sided ON condition may filter beforehand
+_ON_PUSHABLE = {"inner": (True, True), "cross": (True, True), "semi": (True, True), "left": (False, True),
+                "anti": (False, True), "right": (True, False)}
+
+
+def push_join_condition(plan: lp.Plan) -> lp.Plan:
+    """A conjunct of a join's condition that names one side only filters that side before
+    the join, where that cannot turn a row into a NULL-extended one (``_ON_PUSHABLE``)."""
+    if not isinstance(plan, lp.Join) or plan.residual is None or plan.how not in _ON_PUSHABLE:
+        return plan
+    left, right = plan.children
+    left_ids, right_ids = {a.id for a in left.output}, {a.id for a in right.output}
+    to_left, to_right, stay = _split_by_side(conjuncts(plan.residual), left_ids, right_ids)
+    can_left, can_right = _ON_PUSHABLE[plan.how]
+    if not can_left:
+        stay, to_left = stay + to_left, []
+    if not can_right:
+        stay, to_right = stay + to_right, []
+    if not to_left and not to_right:
+        return plan
+    new = copy.copy(plan)
+    new.residual = and_all(stay) if stay else None
+    new.children = (make_filter(left, and_all(to_left)) if to_left else left,
+                    make_filter(right, and_all(to_right)) if to_right else right)
+    return new
 
 
 def infer_join_not_null(plan: lp.Plan) -> lp.Plan:
@@ -376,9 +429,8 @@ def infer_join_not_null(plan: lp.Plan) -> lp.Plan:
 # ---------------------------------------------------------------------------- batches
 #: (name, rules, the most passes) as Catalyst's batches
 BATCHES: list[tuple[str, list[Rule], int]] = [
-    ("Infer Filters", [infer_join_not_null], 1),
     ("Operator Optimization", [fold_constants, prune_filters, combine_filters, collapse_projects,
-                               push_down_predicates], 100),
+                               push_down_predicates, push_join_condition, infer_join_not_null], 100),
 ]
 
 
