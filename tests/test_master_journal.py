@@ -171,3 +171,76 @@ def test_restarted_daemon_gets_back_what_a_restore_of_its_last_state_gives(tmp_p
         second.stop()
     # the restart began a new history: one snapshot, one open segment
     assert sorted(p.name for p in Path(recovery).iterdir()) == ["journal-00000002.log", SNAPSHOT_FILE]
+
+
+@pytest.mark.timeout(30)
+def test_daemon_compacts_its_journal_off_the_lock_and_recovers_the_same(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkctl.deploy import recovery as recovery_module
+
+    monkeypatch.setattr(recovery_module, "MIN_COMPACT_BYTES", 512)  # compact after a few events
+    recovery = tmp_path / "recovery"
+    first = MasterDaemon("127.0.0.1", 0, 0, SECRET, recovery_dir=str(recovery)).start()
+    compactions = 0
+    try:
+        for i in range(60):
+            with first._lock:
+                state = first._state
+                first._carry_out(state.register_worker(
+                    m.RegisterWorker(f"w{i}", "127.0.0.1", 41000 + i, 2, 2048), T0 + i), None)
+                if i % 3 == 0:
+                    first._carry_out(state.register_application(m.RegisterApplication(
+                        m.ApplicationDescription(f"a{i}", "127.0.0.1", 45000, 1, 1, 256)), T0 + i), None)
+                if i % 7 == 6:
+                    first._carry_out(state.worker_disconnected(f"w{i - 3}", T0 + i), None)
+                running = first._compaction
+            if running is not None:
+                compactions += 1
+                running.join(10)
+        with first._lock:
+            last = _plain(first._state.snapshot())
+    finally:
+        first.stop()
+    assert compactions >= 2
+    names = sorted(p.name for p in recovery.iterdir())
+    assert SNAPSHOT_FILE in names and len(names) <= 3  # the snapshot, the open segment, maybe one closed one
+    assert Journal(str(recovery)).load() == last
+    expected = MasterStateMachine()
+    expected.restore(last, T0 + 500)
+    second = MasterDaemon("127.0.0.1", 0, 0, SECRET, recovery_dir=str(recovery), clock=lambda: T0 + 500).start()
+    try:
+        with second._lock:
+            assert second._state.snapshot() == expected.snapshot()
+    finally:
+        second.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_journal_that_cannot_be_written_is_started_again_from_the_whole_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sparkctl.deploy.master as master_module
+
+    recovery = tmp_path / "recovery"
+    daemon = MasterDaemon("127.0.0.1", 0, 0, SECRET, recovery_dir=str(recovery)).start()
+    try:
+        with daemon._lock:
+            state = daemon._state
+            daemon._carry_out(state.register_worker(m.RegisterWorker("w0", "127.0.0.1", 41000, 2, 2048), T0), None)
+            journal = daemon._journal
+            assert journal is not None
+
+            def full(records: Any) -> None:
+                raise OSError(28, "No space left on device")
+            monkeypatch.setattr(journal, "append", full)
+            daemon._carry_out(state.register_worker(m.RegisterWorker("w1", "127.0.0.1", 41001, 2, 2048), T0), None)
+            assert daemon._journal is None  # abandoned: it misses w1
+            monkeypatch.setattr(master_module, "JOURNAL_RETRY_INTERVAL", 0.0)
+            daemon._journal_retry_at = 0.0
+            daemon._carry_out(state.worker_heartbeat("w0", T0 + 1), None)  # any event: reopened, whole state
+            assert daemon._journal is not None
+            daemon._carry_out(state.register_worker(m.RegisterWorker("w2", "127.0.0.1", 41002, 2, 2048), T0), None)
+            last = _plain(state.snapshot())
+    finally:
+        daemon.stop()
+    assert [w["id"] for w in last["workers"]] == ["w0", "w1", "w2"]
+    assert Journal(str(recovery)).load() == last

@@ -94,6 +94,8 @@ DEFAULT_PORT = 7077
 DEFAULT_WEBUI_PORT = 8080
 #: How long a fresh connection may stay silent before its first message decides its role.
 FIRST_MESSAGE_TIMEOUT = 30.0
+#: Seconds before a recovery journal that could not be written is started again (from the whole state).
+JOURNAL_RETRY_INTERVAL = 30.0
 #: The whole-state file older masters kept in --recovery-dir (read once, then replaced by a journal).
 SNAPSHOT_FILE = LEGACY_SNAPSHOT_FILE
 #: First messages of a client connection (status, submission, driver control).
@@ -196,6 +198,7 @@ class MasterDaemon:
         self._timer_wake = threading.Event()
         self._timer_target: float | None = None
         self._journal: Journal | None = None
+        self._journal_retry_at = 0.0  # time.monotonic() before which a failed journal is not reopened
         self._compaction: threading.Thread | None = None
         self.master_url = ""
         self.webui_url = ""
@@ -362,20 +365,27 @@ class MasterDaemon:
         self._open_journal(journal)
 
     def _open_journal(self, journal: Journal) -> None:
+        """Start a history from the whole current state (at start-up, or after a failed write)."""
         try:
             self._state.track_changes = True
             self._state.take_changes()  # the snapshot below holds them
             journal.start(self._state.snapshot())
             self._journal = journal
         except OSError as e:
-            log.error("Cannot write the recovery journal in %s: %s", self.recovery_dir, e)
+            self._journal = None
+            self._journal_retry_at = time.monotonic() + JOURNAL_RETRY_INTERVAL
+            log.error("Cannot write the recovery journal in %s (trying again in %g s): %s", self.recovery_dir,
+                      JOURNAL_RETRY_INTERVAL, e)
 
     def _persist(self) -> None:
         """Append what the last event changed to the journal; called with the lock held."""
         if self.recovery_dir is None or self._stopping.is_set():
             return
-        if self._journal is None:  # recovery enabled after start-up (a benchmark does)
-            self._open_journal(Journal(self.recovery_dir))
+        if self._journal is None:
+            # Recovery enabled after start-up (a benchmark does), or a write failed: start over
+            # from the whole state, once no compaction still works on the old files.
+            if self._compaction is None and time.monotonic() >= self._journal_retry_at:
+                self._open_journal(Journal(self.recovery_dir))
             return
         try:
             self._journal.append(self._state.take_changes())
@@ -385,7 +395,13 @@ class MasterDaemon:
                                                     name="master-journal-compaction", daemon=True)
                 self._compaction.start()
         except (OSError, TypeError, ValueError) as e:
-            log.error("Cannot append to the recovery journal in %s: %s", self.recovery_dir, e)
+            # The journal now misses what this event changed: it is abandoned, and the next
+            # attempt writes the whole state again.
+            log.error("Cannot append to the recovery journal in %s (starting it again in %g s): %s",
+                      self.recovery_dir, JOURNAL_RETRY_INTERVAL, e)
+            self._journal.close()
+            self._journal = None
+            self._journal_retry_at = time.monotonic() + JOURNAL_RETRY_INTERVAL
 
     def _compact(self, journal: Journal, through: int) -> None:
         try:
