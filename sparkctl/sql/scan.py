@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import weakref
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pyarrow as pa
@@ -50,6 +51,10 @@ class FileScanRDD(RDD):
         self.attrs = attrs
         self._parts = [ScanPartition(i, s) for i, s in enumerate(scan.splits)] or [ScanPartition(0, None)]
         self.records_read = ctx.accumulator(0)
+        # every action builds new scans: the context forgets the counter with its RDD
+        registry = getattr(ctx, "_accumulators", None)
+        if isinstance(registry, dict):
+            weakref.finalize(self, registry.pop, self.records_read.aid, None)
 
     def _get_partitions(self) -> list[Partition]:
         return list(self._parts)
