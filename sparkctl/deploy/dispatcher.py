@@ -29,7 +29,7 @@ from typing import Any, Callable
 from sparkctl.errors import ConnectionClosed, ProtocolError, RpcTimeoutError
 from sparkctl.rpc import Connection
 
-__all__ = ["Dispatcher", "Outbox"]
+__all__ = ["Deferred", "Dispatcher", "Outbox"]
 
 log = logging.getLogger("sparkctl.rpc")
 
@@ -177,6 +177,13 @@ class Dispatcher:
                 log.exception("%s: close handler failed for %s", self.name, conn.peer)
 
 
+class Deferred:
+    """A message an :class:`Outbox` makes (``make()``) just before sending it, in its own thread."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
 class Outbox:
     """Messages for one peer, sent in order by a thread that exists only while some wait."""
 
@@ -212,7 +219,7 @@ class Outbox:
                 self.conn.close()
                 continue
             try:
-                self.conn.send(msg)
+                self.conn.send(msg.make() if isinstance(msg, Deferred) else msg)
             except ConnectionClosed:
                 continue  # peer gone: its reader sees the close and reports it
             except Exception:  # an unpicklable message is our bug: log it, keep the peer

@@ -83,7 +83,7 @@ from sparkctl.deploy.webui import (
 )
 from sparkctl.errors import ConfigError, ProtocolError, RpcTimeoutError
 from sparkctl.deploy.recovery import LEGACY_SNAPSHOT_FILE, Journal
-from sparkctl.deploy.dispatcher import Dispatcher, Outbox
+from sparkctl.deploy.dispatcher import Deferred, Dispatcher, Outbox
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret
 
 __all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
@@ -518,7 +518,11 @@ class MasterDaemon:
 
         def handle(msg: object) -> None:
             if isinstance(msg, RequestMasterState):
-                outbox.put(MasterState(self.state_json()))
+                # The copy is taken here, under the lock; the document is made by the
+                # client's sender thread, not by the dispatcher that reads every connection.
+                with self._lock:
+                    parts = self._state.json_parts(self._clock(), self.master_url)
+                outbox.put(Deferred(lambda: MasterState(finish_json(parts))))
                 return
             if not isinstance(msg, _CLIENT_REQUESTS):
                 raise ProtocolError(f"client sent an unexpected {type(msg).__name__}")
@@ -526,7 +530,8 @@ class MasterDaemon:
                 now = self._clock()
                 if isinstance(msg, RequestKillApplication):
                     self._carry_out(self._state.kill_application(msg.app_id, now), None)
-                    outbox.put(MasterState(finish_json(self._state.json_parts(now, self.master_url))))
+                    parts = self._state.json_parts(now, self.master_url)
+                    outbox.put(Deferred(lambda: MasterState(finish_json(parts))))
                 elif isinstance(msg, RequestSubmitDriver):
                     self._carry_out(self._state.submit_driver(msg.desc, now), outbox)
                 elif isinstance(msg, RequestKillDriver):
