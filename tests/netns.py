@@ -61,8 +61,18 @@ def netns_missing_reason() -> str | None:
     made = _ip("netns", "add", probe, check=False)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip() or made.returncode}"
-    _ip("netns", "del", probe, check=False)
+    try:
+        # What the cluster does in each: run a command there, with a tmpfs mounted over a dir.
+        ran = subprocess.run([IP, "netns", "exec", probe, "sh", "-c", _MOUNT_PROBE], capture_output=True, text=True,
+                             timeout=30)
+    finally:
+        _ip("netns", "del", probe, check=False)
+    if ran.returncode != 0:
+        return f"cannot run a command with a private mount in a network namespace: {ran.stderr.strip()}"
     return sshd_missing_reason()
+
+
+_MOUNT_PROBE = 'd=$(mktemp -d) && mount -t tmpfs -o size=64k probe "$d" && umount "$d" && rmdir "$d"'
 
 
 def _used_subnets() -> set[str]:

@@ -155,6 +155,9 @@ def test_a_network_that_fails_half_made_is_removed_with_its_processes(monkeypatc
             net.create()
         made = [h for h in net.hosts if h.netns.endswith(("-h1", "-h2"))]
         assert len(made) == 2 and net.leftovers()  # half made: two hosts and the bridge
+        for h in made:  # a route to the bridge's subnet only: no default route, no way out
+            routes = tests.netns._ip("-n", h.netns, "-4", "route", "show").stdout.splitlines()
+            assert [r.split()[0] for r in routes] == [h.address.rsplit(".", 1)[0] + ".0/24"], routes
         for h in made:  # something running in each, as a worker would be
             sleepers.append(subprocess.Popen(h.command("sleep", "600")))
         _wait("the sleepers to be in their namespaces", lambda: all(len(h.pids()) == 1 for h in made), 10)
