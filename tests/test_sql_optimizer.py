@@ -240,6 +240,28 @@ def test_aggregate_pushdown_only_on_grouping_columns(spark: Any, F: Any, data: P
     assert ours(q) == duck(data, "SELECT s, count(*), sum(v) FROM t GROUP BY s HAVING s != 's1' AND sum(v) > 100")
 
 
+def test_window_and_generate_pushdown(spark: Any, F: Any, data: Path) -> None:
+    from sparkctl.sql import Window
+    df = spark.read.parquet(str(data / "t.parquet"))
+    ranked = df.withColumn("r", F.row_number().over(Window.partitionBy("s").orderBy("id"))) \
+        .filter((F.col("s") == "s1") & (F.col("r") <= 3) & (F.col("id") > 50))
+    opt = optimize(ranked._plan)
+    scan_filter = next(n for n in nodes(opt) if isinstance(n, lp.Filter) and isinstance(n.child, lp.FileRelation))
+    # the partition key's predicate went below the window; the others (r, and id, which
+    # would change the row numbers) stayed above it
+    assert [c.sql() for c in conjuncts(scan_filter.condition)] == ["(s = s1)"]
+    assert ours(ranked.select("id", "r")) == duck(
+        data, "SELECT id, r FROM (SELECT *, row_number() OVER (PARTITION BY s ORDER BY id) AS r FROM t) "
+              "WHERE s = 's1' AND r <= 3 AND id > 50")
+    exploded = df.select("id", F.explode(F.array(F.col("v"), F.col("v") + 1)).alias("e")) \
+        .filter((F.col("id") < 5) & (F.col("e") > 2))
+    opt = optimize(exploded._plan)
+    rel = next(n for n in nodes(opt) if isinstance(n, lp.FileRelation))
+    assert [f.spark_string() for f in rel.pushed_filters] == ["IsNotNull(id)", "LessThan(id,5)"]
+    assert ours(exploded) == duck(data, "SELECT id, e FROM (SELECT id, unnest([v, v + 1]) AS e FROM t) "
+                                        "WHERE id < 5 AND e > 2")
+
+
 def test_union_pushdown(spark: Any, F: Any, data: Path) -> None:
     a = spark.read.parquet(str(data / "t.parquet")).select("id", "s")
     b = spark.read.parquet(str(data / "t.parquet")).select((F.col("id") + 1000).alias("id"), "s")

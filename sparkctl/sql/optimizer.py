@@ -267,8 +267,9 @@ def _split_by_side(parts: list[Expr], left_ids: set[int], right_ids: set[int]) \
 
 def push_down_predicates(plan: lp.Plan) -> lp.Plan:
     """A filter moves below Project, Join (to the side it names; never into an outer join's
-    null-producing side), Aggregate (predicates on grouping columns), Union, Sort,
-    Repartition and SubqueryAlias."""
+    null-producing side), Aggregate (predicates on grouping columns), Window (predicates on
+    the partition keys of every window), Generate (not on the generated column), Union,
+    Sort, Repartition and SubqueryAlias."""
     if not isinstance(plan, lp.Filter):
         return plan
     child = plan.child
@@ -342,6 +343,24 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
                 mapping[out_attr.id] = AttributeRef(a)
             new_children.append(make_filter(c, substitute(plan.condition, mapping)))
         return _with_children(child, new_children)
+
+    from sparkctl.sql.generate import Generate
+    from sparkctl.sql.window import WindowPlan
+    if isinstance(child, (WindowPlan, Generate)):
+        if isinstance(child, WindowPlan):
+            # a partition key's predicate keeps or drops whole window partitions
+            keys: set[int] | None = None
+            for e in child.exprs:
+                ids = {k.attr.id for k in e.child.partition if isinstance(k, AttributeRef)}
+                keys = ids if keys is None else keys & ids
+            allowed = keys or set()
+        else:
+            allowed = {a.id for a in child.children[0].output}  # not the generated column
+        down = [p for p in parts if is_deterministic(p) and p.references() and p.references() <= allowed]
+        if not down:
+            return plan
+        stay = [p for p in parts if not any(p is d for d in down)]
+        return rebuild(stay, _with_children(child, [make_filter(child.children[0], and_all(down))]))
 
     if isinstance(child, (lp.Sort, lp.Repartition, lp.SubqueryAlias)) and is_deterministic(plan.condition):
         if isinstance(child, lp.Repartition) and not child.shuffle:
