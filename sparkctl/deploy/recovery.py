@@ -9,15 +9,15 @@ recorded: they mean nothing to a master that starts later.
 Nothing is rewritten whole on an event. After each event the state machine lists what
 changed (:meth:`~sparkctl.deploy.master_state.MasterStateMachine.take_changes`): one
 record per worker, application, executor or driver put or removed, and the counters. The
-:class:`Journal` appends them, one JSON line each, to the current segment. From time to
+:class:`Journal` appends them, one JSON line per event, to the current segment. From time to
 time (when the segments outgrow the snapshot) the closed segments are folded into a new
 snapshot, off the master's lock: the fold reads the files only, never the live state.
 
 ```
  event ─▶ state machine ─take_changes()─▶ Journal.append ─▶ journal-00000007.log  (0600, append-only)
                                          Journal.rotate  ─▶ journal-00000008.log
-                       compact (a thread): snapshot.json + journal-...07.log ─▶ snapshot.json (through 7)
- start: snapshot.json + later segments, replayed in order ─▶ restore()
+          compact (a thread): master-snapshot.jsonl + journal-...07.log ─▶ master-snapshot.jsonl (through 7)
+ start: master-snapshot.jsonl + later segments, replayed in order ─▶ restore()
 ```
 
 A crash in the middle of a write leaves a torn last line: it is skipped with a warning,
@@ -33,7 +33,7 @@ import os
 import re
 import threading
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Iterator
 
 from sparkctl.deploy.master_info import ApplicationInfo, DriverInfo, ExecutorInfo, WorkerInfo
 from sparkctl.deploy.messages import DriverDescription, DriverFile
@@ -49,8 +49,9 @@ log = logging.getLogger("sparkctl.master")
 SNAPSHOT_VERSION = 1
 #: The whole-state snapshot an older master rewrote on every change; read if no journal exists.
 LEGACY_SNAPSHOT_FILE = "master-state.json"
-#: The compacted state, with the number of the last journal segment folded into it.
-SNAPSHOT_FILE = "master-snapshot.json"
+#: The compacted state: a header line (with the last journal segment folded into it), then
+#: one record per line, in the journal's own record format.
+SNAPSHOT_FILE = "master-snapshot.jsonl"
 _SEGMENT = re.compile(r"journal-(\d{8})\.log")
 #: Compact once the closed segments hold more than this many bytes and more than the snapshot.
 MIN_COMPACT_BYTES = 1 << 20
@@ -165,6 +166,18 @@ class ReplayState:
         else:
             raise ValueError(f"unknown journal record {kind!r}")
 
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Records that rebuild this state when applied to an empty one, in order."""
+        for w in self.workers.values():
+            yield {"t": "worker", "v": w}
+        for app_id, a in self.apps.items():
+            yield {"t": "app", "v": a}
+            for e in self.executors.get(app_id, {}).values():
+                yield {"t": "exec", "app": app_id, "v": e}
+        for d in self.drivers.values():
+            yield {"t": "driver", "v": d}
+        yield {"t": "meta", "v": self.meta}
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
@@ -207,15 +220,22 @@ class Journal:
             return []
         return sorted(int(m.group(1)) for m in map(_SEGMENT.fullmatch, names) if m)
 
-    def _load_snapshot(self) -> tuple[dict[str, Any] | None, int]:
+    def _load_snapshot(self) -> tuple[ReplayState | None, int]:
+        """The snapshot file: a header line, then one record per line (read a line at a time,
+        so a compaction in another thread never holds the interpreter for the whole file)."""
         path = os.path.join(self.directory, SNAPSHOT_FILE)
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+            with open(path, "rb") as f:
+                header = json.loads(f.readline())
+                if header.get("version") != SNAPSHOT_VERSION:
+                    raise ValueError(f"unsupported master snapshot version {header.get('version')!r} in {path}")
+                state = ReplayState()
+                for line in f:
+                    state.apply(json.loads(line))
         except FileNotFoundError:
             return None, 0
         self._snapshot_bytes = os.path.getsize(path)
-        return data["state"], int(data["through"])
+        return state, int(header["through"])
 
     def _replay_segment(self, state: ReplayState, n: int, last: bool) -> None:
         path = os.path.join(self.directory, _segment_name(n))
@@ -239,15 +259,15 @@ class Journal:
 
     def load(self) -> dict[str, Any] | None:
         """The recorded state as a snapshot (None if nothing was ever recorded here)."""
-        snapshot, through = self._load_snapshot()
+        loaded, through = self._load_snapshot()
         segments = [n for n in self._segments() if n > through]
-        if snapshot is None and not segments:
+        if loaded is None and not segments:
             legacy = os.path.join(self.directory, LEGACY_SNAPSHOT_FILE)
             if os.path.exists(legacy):
                 with open(legacy, encoding="utf-8") as f:
                     return json.load(f)
             return None
-        state = ReplayState(snapshot)
+        state = loaded or ReplayState()
         for i, n in enumerate(segments):
             self._replay_segment(state, n, i == len(segments) - 1)
         return state.snapshot()
@@ -266,15 +286,19 @@ class Journal:
         if has_history or not empty:  # a fresh directory and a fresh master: the empty journal says it all
             # Written before the older files go: a crash in between leaves a snapshot that
             # covers them, so they are skipped.
-            self._write_snapshot(snapshot, self._segment - 1)
+            self._write_snapshot(ReplayState(snapshot), self._segment - 1)
         for n in previous:
             self._remove(_segment_name(n))
         self._remove(LEGACY_SNAPSHOT_FILE)
         self._bytes_since_snapshot = 0
         self._open_segment()
 
-    def _write_snapshot(self, snapshot: dict[str, Any], through: int) -> None:
-        data = json.dumps({"through": through, "state": snapshot}, sort_keys=True, default=str).encode("utf-8")
+    def _write_snapshot(self, state: ReplayState, through: int) -> None:
+        # One small dumps per record, never one for the whole state: a C call that holds
+        # the interpreter's lock for 15 ms at 5,000 workers would stall the master's events.
+        lines = [json.dumps({"through": through, "version": SNAPSHOT_VERSION})]
+        lines += [json.dumps(r, sort_keys=True, default=str, separators=(",", ":")) for r in state.records()]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
         write_private_atomic(os.path.join(self.directory, SNAPSHOT_FILE), data)
         self._snapshot_bytes = len(data)
 
@@ -314,12 +338,12 @@ class Journal:
     def compact(self, through: int) -> None:
         """Fold the snapshot and segments up to *through* (closed ones) into a new snapshot."""
         with self._compact_lock:
-            snapshot, done = self._load_snapshot()
-            state = ReplayState(snapshot)
+            loaded, done = self._load_snapshot()
+            state = loaded or ReplayState()
             folded = [n for n in self._segments() if done < n <= through]
             for n in folded:
                 self._replay_segment(state, n, False)
-            self._write_snapshot(state.snapshot(), through)
+            self._write_snapshot(state, through)
             for n in folded:
                 self._remove(_segment_name(n))
 
