@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = f"  target < {TARGET_S:g} s  {'PASS' if median < TARGET_S else 'FAIL'}"
                 ok &= median < TARGET_S
             print(f"submit -> {n:4d} executors registered: median {median:.2f} s "
-                  f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} runs){verdict}")
+                  f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} runs: "
+                  f"{', '.join(f'{t:.2f}' for t in times)}; load average {os.getloadavg()[0]:.1f}){verdict}")
     finally:
         cluster.stop()
     return 0 if ok else 1
