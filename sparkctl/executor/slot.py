@@ -77,8 +77,24 @@ class SlotEnvironment:
 
     # ---- requests to the executor process
     def _request(self, msg: tuple[Any, ...]) -> Any:
+        """Ask the executor for a block; its answer is the block's bytes or None."""
         send_frame(self.sock, pickle.dumps(msg, serializers.PROTOCOL))
-        return pickle.loads(recv_frame(self.sock, _MAX_FRAME))
+        return self._reply(lambda r: not isinstance(r, tuple))
+
+    def _reply(self, wanted: Any) -> Any:
+        """The executor's next message that ``wanted`` accepts. An import path change is
+        applied on the way; anything else is an answer meant for an earlier task of this
+        slot, killed while it waited (a barrier reply, a shuffle's statuses), and skipped."""
+        while True:
+            reply = pickle.loads(recv_frame(self.sock, _MAX_FRAME))
+            if wanted(reply):
+                return reply
+            if reply == ("stop",):
+                os._exit(0)  # the executor is stopping: no answer will come
+            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
+                for p in reversed(reply[1]):  # the import path grew while this task waited
+                    if p not in sys.path:
+                        sys.path.insert(0, p)
 
     def get_or_compute(self, rdd: Any, split: Any, tc: TaskContext) -> Iterator[Any]:
         block_id = f"rdd_{rdd._id}_{split.index}"
@@ -112,17 +128,8 @@ class SlotEnvironment:
             self._statuses.move_to_end(shuffle_id)
             return cached[1]
         send_frame(self.sock, pickle.dumps(("map_statuses", shuffle_id, epoch), serializers.PROTOCOL))
-        while True:
-            reply = pickle.loads(recv_frame(self.sock, _MAX_FRAME))
-            if isinstance(reply, tuple) and len(reply) == 4 and reply[0] == "map_statuses" and reply[1] == shuffle_id:
-                break
-            if reply == ("stop",):
-                os._exit(0)  # the executor is stopping: no answer will come
-            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
-                for p in reversed(reply[1]):  # the import path grew meanwhile
-                    if p not in sys.path:
-                        sys.path.insert(0, p)
-        _, _, data, error = reply
+        _, _, data, error = self._reply(lambda r: isinstance(r, tuple) and len(r) == 4
+                                        and r[0] == "map_statuses" and r[1] == shuffle_id)
         if data is None:
             raise MetadataFetchFailedError(error)
         statuses = decode_statuses(data)
@@ -163,18 +170,8 @@ class SlotEnvironment:
         coordinator's timeout bounds it; a kill interrupts it). A reply meant for an earlier
         task of this slot (killed while it waited) is skipped."""
         send_frame(self.sock, pickle.dumps(("barrier", task_id, epoch, kind, message), serializers.PROTOCOL))
-        while True:
-            reply = pickle.loads(recv_frame(self.sock, _MAX_FRAME))
-            if (isinstance(reply, tuple) and len(reply) == 5 and reply[0] == "barrier_reply"
-                    and reply[1] == task_id and reply[2] == epoch):
-                break
-            if reply == ("stop",):
-                os._exit(0)  # the executor is stopping: no answer will come
-            if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
-                for p in reversed(reply[1]):  # the import path grew while this task waited
-                    if p not in sys.path:
-                        sys.path.insert(0, p)
-        _, _, _, messages, error = reply
+        _, _, _, messages, error = self._reply(lambda r: isinstance(r, tuple) and len(r) == 5
+                                               and r[0] == "barrier_reply" and r[1] == task_id and r[2] == epoch)
         if error is not None:
             raise BarrierStageError(error)
         return list(messages)
