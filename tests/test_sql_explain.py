@@ -36,6 +36,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pq.write_table(pa.table({"id": pa.array(range(1000), pa.int64()), "s": [f"s{i % 7}" for i in range(1000)]}),
                    root / "t.parquet", row_group_size=100)
     pq.write_table(pa.table({"k": pa.array([1, 2, 3], pa.int64()), "w": ["a", "b", "c"]}), root / "u.parquet")
+    for p in ("x", "y"):
+        (root / "part" / f"p={p}").mkdir(parents=True)
+        pq.write_table(pa.table({"id": pa.array(range(10), pa.int64())}), root / "part" / f"p={p}" / "part-0.parquet")
     return root
 
 
@@ -55,6 +58,7 @@ def queries(spark: Any, F: Any, data: Path) -> dict[str, Any]:
         "filter_project": t.filter(F.col("id") < 150).select("id", (F.col("id") * 2).alias("x")),
         "aggregate_sort": t.groupBy("s").agg(F.sum("id").alias("total")).orderBy("s"),
         "broadcast_join": t.join(u, t.id == u.k).filter(u.w == "a"),
+        "partition_filter": spark.read.parquet(str(data / "part")).filter(F.col("p") == "x").select("id"),
     }
 
 
@@ -122,6 +126,9 @@ def test_physical_operators_are_what_runs(spark: Any, data: Path, capsys: pytest
     scan = physical_section(explained(q["filter_project"], capsys))
     assert "PushedFilters: [IsNotNull(id), LessThan(id,150)]" in scan
     assert "ReadSchema: struct<id:bigint>" in scan
+    part = physical_section(explained(q["partition_filter"], capsys))
+    assert operators(part) == ["Project", "FileScan parquet"]
+    assert re.search(r"PartitionFilters: \[\(p#\d+ = x\)\], PushedFilters: \[\]", part), part
 
 
 def test_formatted_numbers_operators(spark: Any, data: Path, capsys: pytest.CaptureFixture) -> None:

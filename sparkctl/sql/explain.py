@@ -281,17 +281,15 @@ class _Physical:
 
     # leaves
     def _FileRelation(self, p: lp.FileRelation) -> PhysicalNode:
-        scan = p.scan
         data_filters = [expr_string(e) for e in _data_filters(p)]
         partition_filters = [expr_string(e) for e in p.partition_filters]
         pushed = [f.spark_string() for f in p.pushed_filters]
         read_schema = ",".join(f"{a.name}:{spark_type_name(a.dtype).lower()}" for a in p.output)
         location = f"InMemoryFileIndex({len(p.paths)} paths)[{', '.join(p.paths)}]"
-        files = len({s.path for s in scan.splits})
         args = (f"[{','.join(attr_string(a) for a in p.output)}] Batched: true, "
                 f"DataFilters: [{', '.join(data_filters)}], Format: {p.fmt.capitalize()}, Location: {location}, "
                 f"PartitionFilters: [{', '.join(partition_filters)}], PushedFilters: [{', '.join(pushed)}], "
-                f"ReadSchema: struct<{read_schema}>, Files: {files}")
+                f"ReadSchema: struct<{read_schema}>")
         return PhysicalNode(f"FileScan {p.fmt}", args, [], list(p.output))
 
     def _LocalRelation(self, p: lp.LocalRelation) -> PhysicalNode:
