@@ -205,3 +205,32 @@ def test_one_exit_at_5000_workers_reads_only_workers_with_room() -> None:
     assert [(x.app_id, x.cores) for x in launched] == [(first, 4)]
     assert len(offered) == 1  # one worker offered once, not 5,000 workers for each of 100 apps
     check_counters(sm)
+
+
+@pytest.mark.timeout(30)
+def test_receive_buffers_start_small_and_grow_for_what_arrives() -> None:
+    """An idle connection (a worker that only heartbeats) keeps a small receive buffer; frames
+    of every size, in bursts or split across receives, still arrive whole and in order."""
+    import socket
+    import threading
+
+    from sparkctl.rpc import Connection
+
+    a, b = socket.socketpair()
+    ours, theirs = Connection(a), Connection(b)
+    try:
+        ours.send(m.WorkerHeartbeat("w1"))
+        assert theirs.recv(timeout=5) == m.WorkerHeartbeat("w1")
+        assert theirs._buf is not None and len(theirs._buf) <= 4096
+        rng = random.Random(7)
+        sizes = [rng.choice([0, 1, 100, 4000, 4100, 9000, 65000, 70000, 200000]) for _ in range(300)]
+        sent = [("x" * n, i) for i, n in enumerate(sizes)] + [("burst", i) for i in range(2000)]
+        sender = threading.Thread(target=lambda: [ours.send(msg) for msg in sent])
+        sender.start()
+        got = [theirs.recv(timeout=10) for _ in sent]
+        sender.join(10)
+        assert got == sent
+        assert len(theirs._buf) <= 128 * 1024
+    finally:
+        ours.close()
+        theirs.close()

@@ -60,10 +60,14 @@ _dumps = pickle.dumps
 _loads = pickle.loads
 _PICKLE_PROTOCOL = 5
 
-#: Size of a connection's receive buffer.  Frames with a body below SMALL_FRAME are
-#: parsed out of it (one recv_into can bring in many small frames); it must hold one
+#: Largest size of a connection's receive buffer.  Frames with a body below SMALL_FRAME
+#: are parsed out of it (one recv_into can bring in many small frames); it must hold one
 #: whole such frame.  Larger bodies are received straight into their own bytearray.
 _RBUF_SIZE = 2 * SMALL_FRAME
+#: A connection's receive buffer starts this small and doubles, up to _RBUF_SIZE, when a
+#: frame does not fit or a receive fills it: a master's 5,000 mostly idle worker
+#: connections held 640 MB of buffers at the full size.
+_RBUF_START = 4096
 
 
 def _default_handshake_cap() -> int:
@@ -271,7 +275,7 @@ class Connection:
         if self._big is not None:
             return self._finish_big(deadline)
         if self._buf is None:
-            self._buf = bytearray(_RBUF_SIZE)
+            self._buf = bytearray(_RBUF_START)
             self._view = memoryview(self._buf)
         if self._end - self._start < HEADER_SIZE:
             self._fill(HEADER_SIZE, deadline)
@@ -313,20 +317,44 @@ class Connection:
         buf = self._buf
         assert buf is not None
         if self._start + need > len(buf):
-            # Not enough room after the unconsumed bytes: move them to the front.  The
-            # slice copy happens before the assignment, so the overlap is harmless.
             avail = self._end - self._start
-            buf[:avail] = buf[self._start : self._end]
+            if need > len(buf):
+                self._grow(need)
+                buf = self._buf
+            else:
+                # Not enough room after the unconsumed bytes: move them to the front.  The
+                # slice copy happens before the assignment, so the overlap is harmless.
+                buf[:avail] = buf[self._start : self._end]
             self._start, self._end = 0, avail
         view = self._view
         recv_into = self._sock.recv_into
         while self._end - self._start < need:
             if deadline is not None:
                 self._wait_readable(deadline)
+            room = len(buf) - self._end
             k = recv_into(view[self._end :])  # type: ignore[index]
             if k == 0:
                 self._eof(self._end - self._start)
             self._end += k
+            if k == room and len(buf) < _RBUF_SIZE:
+                # A busy stream filled the buffer: a bigger one takes more frames per recv.
+                avail = self._end - self._start
+                self._grow(2 * len(buf))
+                buf, view = self._buf, self._view
+                self._start, self._end = 0, avail
+
+    def _grow(self, need: int) -> None:
+        """Move the unconsumed bytes to the front of a buffer of at least *need* bytes."""
+        old = self._buf
+        assert old is not None
+        size = len(old)
+        while size < need:
+            size *= 2
+        new = bytearray(min(size, _RBUF_SIZE))
+        avail = self._end - self._start
+        new[:avail] = old[self._start : self._end]
+        self._buf = new
+        self._view = memoryview(new)
 
     def _finish_big(self, deadline: float | None) -> bytearray:
         big = self._big
