@@ -8,7 +8,8 @@ import pyarrow as pa
 
 from sparkctl.sql import plan as lp
 from sparkctl.sql.expressions import Alias, AttributeRef, BinaryOp, Expr, IsNull, Literal, Not
-from sparkctl.sql.optimizer.trees import _and, is_deterministic, make_filter, substitute, transform_expr
+from sparkctl.sql.optimizer.trees import (and_all, conjuncts, is_deterministic, make_filter, substitute,
+                                          transform_expr)
 
 
 # ---------------------------------------------------------------------------- expression rules
@@ -110,9 +111,15 @@ def prune_filters(plan: lp.Plan) -> lp.Plan:
 
 
 def combine_filters(plan: lp.Plan) -> lp.Plan:
+    """Two adjacent filters are one, each conjunct once (the same IsNotNull is often
+    inferred from two joins)."""
     if isinstance(plan, lp.Filter) and isinstance(plan.child, lp.Filter) \
             and is_deterministic(plan.condition) and is_deterministic(plan.child.condition):
-        return make_filter(plan.child.child, _and(plan.child.condition, plan.condition))
+        from sparkctl.sql.explain import expr_string  # attributes with their ids: a faithful key
+        parts: dict[str, Expr] = {}
+        for c in conjuncts(plan.child.condition) + conjuncts(plan.condition):
+            parts.setdefault(expr_string(c), c)
+        return make_filter(plan.child.child, and_all(list(parts.values())))
     return plan
 
 
