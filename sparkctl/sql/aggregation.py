@@ -268,7 +268,12 @@ def _results(grouped: pa.Table, specs: list[AggSpec], phase: str) -> pa.Table:
         if phase == "final" and s.name == "avg":
             total = pc.cast(out.column(f"{s.input}_m0"), pa.float64() if not pa.types.is_decimal(target) else target)
             count = out.column(f"{s.input}_m1")
-            value = pc.if_else(pc.equal(count, 0), pa.scalar(None, total.type), pc.divide(total, count))
+            if pa.types.is_decimal(target):  # exact in 256 bits, rounded half-up to the result's scale
+                wide = pc.divide(pc.cast(total, pa.decimal256(target.precision, target.scale)), count)
+                total = pc.cast(pc.round(wide, ndigits=target.scale, round_mode="half_up"), target)
+                value = pc.if_else(pc.equal(count, 0), pa.scalar(None, target), total)
+            else:
+                value = pc.if_else(pc.equal(count, 0), pa.scalar(None, total.type), pc.divide(total, count))
         elif phase == "final" and s.name == "count":
             value = pc.fill_null(out.column(f"{s.input}_m0"), 0)
         else:

@@ -299,9 +299,23 @@ _SQL_FORMS: dict[str, Callable[[list[str]], str]] = {
     "char_length": lambda a: f"char_length({a[0]})",
     "regexp_replace": lambda a: f"regexp_replace({', '.join(a)}, 1)",
 }
+#: functions whose result is NULL only where an argument is (Spark's NullIntolerant ones)
+NULL_INTOLERANT = {"upper", "ucase", "lower", "lcase", "length", "char_length", "trim", "ltrim", "rtrim", "reverse",
+                   "initcap", "substring", "substr", "concat", "lpad", "rpad", "instr", "abs", "pow", "power",
+                   "startswith", "endswith", "contains", "like", "rlike", "year", "month", "dayofmonth", "day",
+                   "hour", "minute", "second", "quarter", "dayofyear", "datediff", "date_add", "date_sub",
+                   "regexp_replace", "map_keys", "map_values", "last_day", "add_months", "dayofweek", "weekofyear",
+                   "date_format"}
+#: functions whose result is NULL only where every argument is
+NULL_IF_ALL = {"coalesce", "nvl", "ifnull", "greatest", "least"}
 #: functions Spark prints in capitals
 _UPPER = {"sqrt": "SQRT", "exp": "EXP", "log10": "LOG10", "log2": "LOG2", "pow": "POWER", "power": "POWER",
           "signum": "SIGNUM", "floor": "FLOOR", "ceil": "CEIL", "log": "LOG"}
+
+
+#: functions computed with a constant first argument as it is (the others get it as a column)
+_SCALAR_FIRST_ARG = {"coalesce", "nvl", "ifnull", "greatest", "least", "concat", "concat_ws", "datediff", "date_add",
+                     "date_sub", "pow", "power", "log"}
 
 
 class Func(Expr):
@@ -337,6 +351,16 @@ class Func(Expr):
     def dtype(self) -> pa.DataType:
         return self.spec.result([c.dtype for c in self.children])
 
+    @property
+    def nullable(self) -> bool:
+        if self.name in NULL_INTOLERANT:
+            return any(c.nullable for c in self.children)
+        if self.name in NULL_IF_ALL:
+            return all(c.nullable for c in self.children)
+        if self.name in ("isnan", "map", "array"):
+            return False
+        return True
+
     def eval(self, table: pa.Table) -> Any:
         n = table.num_rows
         args = [c.eval(table) for c in self.children]
@@ -346,9 +370,7 @@ class Func(Expr):
         first_array = next((i for i, a in enumerate(args) if not isinstance(a, pa.Scalar)), None)
         if first_array is None and self.children:
             args[0] = as_array(args[0], n)  # kernels want one column; a constant call is computed per row
-        elif first_array not in (None, 0) and self.name not in ("coalesce", "nvl", "ifnull", "greatest", "least",
-                                                                 "concat", "concat_ws", "datediff", "date_add",
-                                                                 "date_sub", "pow", "power", "log"):
+        elif first_array not in (None, 0) and self.name not in _SCALAR_FIRST_ARG:
             args[0] = as_array(args[0], n)
         return self.spec.compute(args, n)
 
@@ -356,6 +378,20 @@ class Func(Expr):
         args = [c.sql() for c in self.children]
         form = _SQL_FORMS.get(self.name)
         return form(args) if form else f"{_UPPER.get(self.name, self.name)}({', '.join(args)})"
+
+
+def _register_more() -> None:
+    """The date/time and complex-type built-ins live in their own modules."""
+    from sparkctl.sql.builtins_datetime import DATETIME_LITERAL_ARGS, DATETIME_SCALARS
+    from sparkctl.sql.builtins_complex import COMPLEX_LITERAL_ARGS, COMPLEX_SCALARS, COMPLEX_SQL_FORMS
+    for table, literal_args in ((DATETIME_SCALARS, DATETIME_LITERAL_ARGS), (COMPLEX_SCALARS, COMPLEX_LITERAL_ARGS)):
+        SCALARS.update(table)
+        LITERAL_ARGS.update(literal_args)
+        _SCALAR_FIRST_ARG.update(table)
+    _SQL_FORMS.update(COMPLEX_SQL_FORMS)
+
+
+_register_more()
 
 
 # ---------------------------------------------------------------------------- aggregates

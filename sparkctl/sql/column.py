@@ -218,8 +218,19 @@ class Column:
         from sparkctl.sql.window import WindowExpr
         return Column(WindowExpr(self._expr, window))
 
+    def getField(self, name: str) -> "Column":
+        from sparkctl.sql.builtins_complex import GetField
+        return Column(GetField(self._expr, name))
+
+    def getItem(self, key: Any) -> "Column":
+        from sparkctl.sql.builtins_complex import GetItem
+        return Column(_StructOrItem(self._expr, to_expr(key)) if isinstance(key, str) else GetItem(self._expr,
+                                                                                                   to_expr(key)))
+
     def __getitem__(self, key: Any) -> "Column":
-        raise NotImplementedError("sparkctl does not support column[...] element access yet")
+        if isinstance(key, slice):
+            raise NotImplementedError("sparkctl does not support column[start:stop] yet")
+        return self.getItem(key)
 
     def __getattr__(self, item: str) -> Any:
         if item.startswith("_"):
@@ -228,3 +239,21 @@ class Column:
 
     def __repr__(self) -> str:
         return f"Column<'{self._expr.sql()}'>"
+
+
+class _StructOrItem(Expr):
+    """``c["k"]``: a struct's field or a map's value, decided once the column's type is known."""
+
+    def __init__(self, child: Expr, key: Expr) -> None:
+        self.children = (child, key)
+
+    def resolve(self, scope: Any) -> Expr:
+        from sparkctl.sql.builtins_complex import GetField, GetItem
+        child = self.children[0].resolve(scope)
+        key = self.children[1]
+        if pa.types.is_struct(child.dtype) and isinstance(key, Literal):
+            return GetField(child, str(key.value)).resolve(scope)
+        return GetItem(child, key.resolve(scope))
+
+    def sql(self) -> str:
+        return f"{self.children[0].sql()}[{self.children[1].sql()}]"

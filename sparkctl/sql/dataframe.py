@@ -402,6 +402,38 @@ class DataFrame:
     def subtract(self, other: "DataFrame") -> "DataFrame":
         return self._set_operation(other, "except", True)
 
+    def exceptAll(self, other: "DataFrame") -> "DataFrame":
+        """The rows of this DataFrame not in *other*, as a multiset (duplicates kept)."""
+        return self._multiset_operation(other, "except")
+
+    def intersectAll(self, other: "DataFrame") -> "DataFrame":
+        """The rows in both DataFrames, each as many times as the lesser count."""
+        return self._multiset_operation(other, "intersect")
+
+    def _multiset_operation(self, other: "DataFrame", how: str) -> "DataFrame":
+        # as Spark rewrites them: count each distinct row on both sides (null-safe, by
+        # grouping), keep the difference or the lesser count, and replicate the row that often
+        from sparkctl.sql import functions as F
+        if len(other.columns) != len(self.columns):
+            raise AnalysisException(f"[NUM_COLUMNS_MISMATCH] {how.upper()} ALL can only be performed on inputs with "
+                                    f"the same number of columns, but the first input has {len(self.columns)} "
+                                    f"columns and the second input has {len(other.columns)} columns.",
+                                    error_class="NUM_COLUMNS_MISMATCH")
+        names = [f"__c{i}" for i in range(len(self.columns))]
+        left = self.toDF(*names).withColumns({"__l": F.lit(1), "__r": F.lit(0)})
+        right = other.toDF(*names).withColumns({"__l": F.lit(0), "__r": F.lit(1)})
+        counted = left.union(right).groupBy(*names).agg(F.sum("__l").alias("__nl"), F.sum("__r").alias("__nr"))
+        keep = F.col("__nl") - F.col("__nr") if how == "except" else F.least(F.col("__nl"), F.col("__nr"))
+        kept = counted.withColumn("__k", keep).filter(F.col("__k") > 0)
+        copies = kept.select(*names, F.explode(F.array_repeat(F.lit(0), F.col("__k"))).alias("__x"))
+        out = copies.select(*names).toDF(*self.columns)
+        plan = out._plan
+        nullable = [a.nullable and (how == "except" or b.nullable)
+                    for a, b in zip(self._plan.output, other._plan.output)]
+        plan._output = [a if a.nullable == nl else a.__class__(a.name, a.dtype, nl, a.id, a.qualifier)
+                        for a, nl in zip(plan.output, nullable)]
+        return out
+
     def __getstate__(self) -> Any:
         raise TypeError("a DataFrame cannot be used inside a task (it belongs to the driver)")
 

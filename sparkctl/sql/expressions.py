@@ -166,7 +166,33 @@ class UnresolvedColumn(Expr):
         if self.name == "*":
             raise AnalysisException("[INVALID_USAGE_OF_STAR_OR_REGEX] Invalid usage of '*' in expression.",
                                     error_class="INVALID_USAGE_OF_STAR_OR_REGEX")
-        return AttributeRef(scope.lookup(self.name, self.qualifier))
+        try:
+            return AttributeRef(scope.lookup(self.name, self.qualifier))
+        except AnalysisException:
+            nested = self._struct_field(scope)
+            if nested is None:
+                raise
+            return nested
+
+    def _struct_field(self, scope: Scope) -> Expr | None:
+        """``s.a`` (or ``t.s.a``) naming a field of the struct column ``s``."""
+        from sparkctl.sql.builtins_complex import GetField
+        parts = ([self.qualifier] if self.qualifier else []) + self.name.split(".")
+        for head in (1, 2):
+            if len(parts) <= head:
+                return None
+            try:
+                attr = scope.lookup(parts[head - 1], parts[0] if head == 2 else None)
+            except AnalysisException:
+                continue
+            if not pa.types.is_struct(attr.dtype):
+                return None
+            e: Expr = AttributeRef(attr)
+            for part in parts[head:]:
+                e = GetField(e, part).resolve(scope)
+            e.named_by_field = True  # type: ignore[attr-defined]
+            return e
+        return None
 
     def sql(self) -> str:
         return f"{self.qualifier}.{self.name}" if self.qualifier else self.name
@@ -455,6 +481,15 @@ class Cast(Expr):
     def dtype(self) -> pa.DataType:
         return self.to
 
+    @property
+    def nullable(self) -> bool:
+        source = self.children[0].dtype
+        safe = (pa.types.is_string(self.to) or source == self.to
+                or (pa.types.is_integer(source) and (pa.types.is_floating(self.to) or
+                                                     (pa.types.is_integer(self.to) and
+                                                      _INT_RANK.get(self.to, 0) >= _INT_RANK.get(source, 5)))))
+        return self.try_ or not safe or self.children[0].nullable
+
     def eval(self, table: pa.Table) -> Any:
         value = self.children[0].eval(table)
         if isinstance(value, pa.Scalar):
@@ -514,7 +549,9 @@ class BinaryOp(Expr):
             return pa.bool_()
         if op == "/":
             common = common_type(left, right, f"\"{self.sql()}\"")
-            return common if pa.types.is_decimal(common) else pa.float64()
+            if pa.types.is_decimal(common):
+                return decimal_result(op, _decimal_operand(self.children[0]), _decimal_operand(self.children[1]))
+            return pa.float64()
         if op in ("+", "-", "*", "%"):
             if not (is_numeric(left) or pa.types.is_null(left)) or not (is_numeric(right) or pa.types.is_null(right)):
                 if op in ("+", "-") and pa.types.is_date(left) and pa.types.is_integer(right):
@@ -524,12 +561,22 @@ class BinaryOp(Expr):
                                         f"(\"{spark_type_name(left)}\" and \"{spark_type_name(right)}\").",
                                         error_class="DATATYPE_MISMATCH.BINARY_OP_DIFF_TYPES")
             common = common_type(left, right)
+            if pa.types.is_decimal(common):
+                return decimal_result(op, _decimal_operand(self.children[0]), _decimal_operand(self.children[1]))
             return pa.int32() if pa.types.is_null(common) else common
         raise AnalysisException(f"unknown operator {op}")
 
     @property
     def dtype(self) -> pa.DataType:
         return getattr(self, "_type", None) or self._result_type()
+
+    @property
+    def nullable(self) -> bool:
+        if self.op in ("/", "%"):
+            return True  # x / 0 and x % 0 are NULL outside ANSI mode, so Spark keeps them nullable
+        if self.op == "<=>":
+            return False
+        return any(c.nullable for c in self.children)
 
     def eval(self, table: pa.Table) -> Any:
         op = self.op
@@ -552,6 +599,8 @@ class BinaryOp(Expr):
                 return pc.or_(both_null, pc.fill_null(pc.equal(a, b), False))
             return getattr(pc, _COMPARE[op])(a, b)
         result = self.dtype
+        if pa.types.is_decimal(result):
+            return _decimal_arith(op, a, b, self.children, result)
         a, b = _coerce(a, left_t, result if op != "/" else (result if pa.types.is_decimal(result) else pa.float64())), \
             _coerce(b, right_t, result if op != "/" else (result if pa.types.is_decimal(result) else pa.float64()))
         if op in _ARITH:
@@ -577,6 +626,84 @@ class BinaryOp(Expr):
         return f"({left} {self.op} {right})"
 
 
+_INT_DIGITS = {pa.int8(): 3, pa.int16(): 5, pa.int32(): 10, pa.int64(): 20}
+MAX_DECIMAL_PRECISION = 38
+
+
+def _decimal_operand(e: Expr) -> pa.DataType:
+    """The decimal type an operand of decimal arithmetic counts as: an integer literal by its
+    digits (``1 - price`` is DECIMAL(1,0) - price), an integer column by its type's width."""
+    t = e.dtype
+    if pa.types.is_decimal(t):
+        return t
+    if isinstance(e, Literal) and isinstance(e.value, int) and not isinstance(e.value, bool):
+        return pa.decimal128(max(1, len(str(abs(e.value)))), 0)
+    return pa.decimal128(_INT_DIGITS.get(t, 20), 0)
+
+
+def _adjust_precision(precision: int, scale: int) -> pa.DataType:
+    """Spark's DecimalType.adjustPrecisionScale: past 38 digits the integral part is kept
+    and the scale shrinks, to no fewer than 6 digits."""
+    if precision <= MAX_DECIMAL_PRECISION:
+        return pa.decimal128(precision, scale)
+    int_digits = precision - scale
+    scale = max(MAX_DECIMAL_PRECISION - int_digits, min(scale, 6))
+    return pa.decimal128(MAX_DECIMAL_PRECISION, scale)
+
+
+def decimal_result(op: str, a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """The type of decimal *a* op *b*, by Spark's DecimalPrecision rules."""
+    p1, s1, p2, s2 = a.precision, a.scale, b.precision, b.scale
+    if op in ("+", "-"):
+        scale = max(s1, s2)
+        return _adjust_precision(max(p1 - s1, p2 - s2) + scale + 1, scale)
+    if op == "*":
+        return _adjust_precision(p1 + p2 + 1, s1 + s2)
+    if op == "/":
+        scale = max(6, s1 + p2 + 1)
+        return _adjust_precision(p1 - s1 + s2 + scale, scale)
+    scale = max(s1, s2)  # %
+    return _adjust_precision(min(p1 - s1, p2 - s2) + scale, scale)
+
+
+def _decimal_arith(op: str, a: Any, b: Any, operands: Sequence[Expr], result: pa.DataType) -> Any:
+    """Decimal arithmetic computed exactly in 256-bit decimals, then rounded half-up to the
+    result's scale, as Spark does."""
+    wide = []
+    for value, e in zip((a, b), operands):
+        t = _decimal_operand(e)
+        to = pa.decimal256(t.precision, t.scale)
+        if isinstance(value, pa.Scalar):
+            v = value.as_py()
+            wide.append(pa.scalar(None if v is None else decimal.Decimal(v), to))
+        else:
+            wide.append(pc.cast(value, to))
+    x, y = wide
+    try:
+        if op in ("/", "%"):
+            zero = pc.equal(y, pa.scalar(0, y.type))
+            if pc.any(zero).as_py() if not isinstance(zero, pa.Scalar) else zero.as_py():
+                raise SparkArithmeticError(
+                    "[DIVIDE_BY_ZERO] Division by zero. Use `try_divide` to tolerate divisor being 0 and return NULL "
+                    "instead. If necessary set \"spark.sql.ansi.enabled\" to \"false\" to bypass this error. "
+                    "SQLSTATE: 22012", error_class="DIVIDE_BY_ZERO")
+            if op == "/":
+                # scale the dividend up so the quotient carries one digit past the result's scale
+                extra = result.scale + 1 + y.type.scale - x.type.scale
+                if extra > 0:
+                    x = pc.multiply(x, pa.scalar(10 ** extra, pa.decimal256(extra + 1, 0)))
+                exact = pc.divide(x, y)
+            else:
+                exact = pc.subtract(x, pc.multiply(pc.trunc(pc.divide(x, y)), y))
+        else:
+            exact = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op](x, y)
+        rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
+        return pc.cast(rounded, result)
+    except pa.ArrowInvalid as e:
+        raise SparkArithmeticError(f"[NUMERIC_VALUE_OUT_OF_RANGE] a decimal result does not fit "
+                                   f"{spark_type_name(result)}: {e}", error_class="NUMERIC_VALUE_OUT_OF_RANGE") from None
+
+
 def _coerce(value: Any, source: pa.DataType, to: pa.DataType) -> Any:
     if source == to or pa.types.is_null(to):
         return value
@@ -595,6 +722,10 @@ class Not(Expr):
     def dtype(self) -> pa.DataType:
         return pa.bool_()
 
+    @property
+    def nullable(self) -> bool:
+        return self.children[0].nullable
+
     def eval(self, table: pa.Table) -> Any:
         return pc.invert(self.children[0].eval(table))
 
@@ -609,6 +740,10 @@ class Negate(Expr):
     @property
     def dtype(self) -> pa.DataType:
         return self.children[0].dtype
+
+    @property
+    def nullable(self) -> bool:
+        return self.children[0].nullable
 
     def eval(self, table: pa.Table) -> Any:
         return _checked("subtract_checked")(pa.scalar(0, self.dtype), self.children[0].eval(table))
@@ -647,6 +782,10 @@ class In(Expr):
     @property
     def dtype(self) -> pa.DataType:
         return pa.bool_()
+
+    @property
+    def nullable(self) -> bool:
+        return any(c.nullable for c in self.children)
 
     def eval(self, table: pa.Table) -> Any:
         value = self.children[0].eval(table)
@@ -689,6 +828,10 @@ class CaseWhen(Expr):
         for v in values:
             t = common_type(t, v.dtype, f"\"{self.sql()}\"")
         return t
+
+    @property
+    def nullable(self) -> bool:
+        return not self.has_else or any(v.nullable for _, v in self.branches) or self.otherwise.nullable
 
     def eval(self, table: pa.Table) -> Any:
         n = table.num_rows
@@ -746,6 +889,8 @@ def output_name(e: Expr) -> str:
         return e.name
     if isinstance(e, AttributeRef):
         return e.attr.name
+    if getattr(e, "named_by_field", False):
+        return e.field  # type: ignore[attr-defined]
     if isinstance(e, Cast) and isinstance(e.children[0], (AttributeRef, UnresolvedColumn)):
         return output_name(e.children[0]) if isinstance(e.children[0], AttributeRef) else e.children[0].name
     return e.sql()

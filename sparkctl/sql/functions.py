@@ -106,6 +106,13 @@ def max(col: Any) -> Column:  # noqa: A001
     return _agg("max", col)
 
 
+def sum_distinct(col: Any) -> Column:
+    return _agg("sum", col, distinct=True)
+
+
+sumDistinct = sum_distinct
+
+
 def count_distinct(col: Any, *cols: Any) -> Column:
     if cols:
         raise NotImplementedError("sparkctl counts DISTINCT of one column")
@@ -222,6 +229,12 @@ def initcap(col: Any) -> Column:
 
 def substring(str: Any, pos: int, len: int) -> Column:  # noqa: A002
     return _lit_args("substring", str, pos, len)
+
+
+def substr(str: Any, pos: Any, len: Any = None) -> Column:  # noqa: A002
+    if len is None:
+        return Column(Func("substr", [_c(str), to_expr(pos)]))
+    return Column(Func("substr", [_c(str), to_expr(pos), to_expr(len)]))
 
 
 def concat(*cols: Any) -> Column:
@@ -403,6 +416,18 @@ def percent_rank() -> Column:
     return _window("percent_rank")
 
 
+def cume_dist() -> Column:
+    return _window("cume_dist")
+
+
+def ntile(n: int) -> Column:
+    return _window("ntile", Literal(n))
+
+
+def nth_value(col: Any, offset: int, ignoreNulls: bool | None = False) -> Column:
+    return _window("nth_value", _c(col), Literal(offset), Literal(bool(ignoreNulls)))
+
+
 def lag(col: Any, offset: int = 1, default: Any = None) -> Column:
     args = [_c(col), Literal(offset)] + ([to_expr(default)] if default is not None else [])
     return _window("lag", *args)
@@ -441,3 +466,13 @@ def udf(f: Any = None, returnType: Any = None, *, useArrow: bool | None = None) 
 def pandas_udf(f: Any = None, returnType: Any = None, functionType: Any = None) -> Any:
     from sparkctl.sql.udf import pandas_udf as make
     return make(f, returnType, functionType)
+
+
+# ---------------------------------------------------------------------------- more families
+from sparkctl.sql.functions_complex import (array, array_repeat, create_map, element_at, map_keys,  # noqa: E402,F401
+                                            map_values, struct)
+from sparkctl.sql.functions_datetime import (add_months, date_format, date_trunc, dayofweek,  # noqa: E402,F401
+                                             last_day, months_between, next_day, trunc, weekofyear)
+
+_REEXPORTED = (array, array_repeat, create_map, element_at, map_keys, map_values, struct, add_months, date_format,
+               date_trunc, dayofweek, last_day, months_between, next_day, trunc, weekofyear)

@@ -20,10 +20,9 @@ from sparkctl.errors import AnalysisException, NotSupportedError
 from sparkctl.sql import plan as lp
 from sparkctl.sql.builtins import AggregateFunc
 from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, SortOrder, _coerce, as_array
+from sparkctl.sql.window_frames import (CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING, Partitions,
+                                        aggregate_over_frame, frame_bounds, frame_sql, normal_bound, nth_value)
 
-UNBOUNDED_PRECEDING = -(1 << 63)
-UNBOUNDED_FOLLOWING = (1 << 63) - 1
-CURRENT_ROW = 0
 
 
 class WindowSpec:
@@ -40,10 +39,10 @@ class WindowSpec:
         return WindowSpec(self.partition, _exprs(cols), self.frame)
 
     def rowsBetween(self, start: int, end: int) -> "WindowSpec":
-        return WindowSpec(self.partition, self.order, ("rows", start, end))
+        return WindowSpec(self.partition, self.order, ("rows", normal_bound(start), normal_bound(end)))
 
     def rangeBetween(self, start: int, end: int) -> "WindowSpec":
-        return WindowSpec(self.partition, self.order, ("range", start, end))
+        return WindowSpec(self.partition, self.order, ("range", normal_bound(start), normal_bound(end)))
 
     def sql(self) -> str:
         parts = []
@@ -103,6 +102,10 @@ class WindowFunction(Expr):
             return pa.float64()
         return self.children[0].dtype
 
+    @property
+    def nullable(self) -> bool:
+        return self.name not in RANKING
+
     def eval(self, table: pa.Table) -> Any:
         raise AnalysisException(f"[WINDOW_FUNCTION_WITHOUT_OVER_CLAUSE] Window function \"{self.sql()}\" requires an "
                                 f"OVER clause.", error_class="WINDOW_FUNCTION_WITHOUT_OVER_CLAUSE")
@@ -111,7 +114,9 @@ class WindowFunction(Expr):
         args = [c.sql() for c in self.children]
         if self.name in OFFSET and len(args) == 2:
             args.append("NULL")
-        name = self.name.upper() if self.name in ("rank", "dense_rank", "percent_rank", "cume_dist") else self.name
+        if self.name == "nth_value":
+            args = args[:2]
+        name = self.name.upper() if self.name in ("rank", "dense_rank", "percent_rank") else self.name
         return f"{name}({', '.join(args)})"
 
 
@@ -146,6 +151,10 @@ class WindowExpr(Expr):
     def dtype(self) -> pa.DataType:
         return self.function.dtype
 
+    @property
+    def nullable(self) -> bool:
+        return self.function.nullable
+
     def eval(self, table: pa.Table) -> Any:
         raise AnalysisException("a window expression is computed by its Window plan")
 
@@ -155,7 +164,11 @@ class WindowExpr(Expr):
     def sql(self) -> str:
         spec = WindowSpec(self.partition, self.orders)
         frame = ""
-        if self.frame is None:
+        if self.frame is not None:
+            frame = " " + frame_sql(self.frame)
+        elif isinstance(self.function, WindowFunction) and self.function.name in ("cume_dist", "nth_value"):
+            frame = " RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+        else:
             frame = (" RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" if self.orders
                      else " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING")
             if isinstance(self.function, WindowFunction):
@@ -177,7 +190,7 @@ class WindowPlan(lp.Plan):
     def __init__(self, child: lp.Plan, exprs: list[Alias]) -> None:
         self.children = (child,)
         self.exprs = exprs
-        self._output = list(child.output) + [Attribute(e.name, e.dtype, True, e.attr_id) for e in exprs]
+        self._output = list(child.output) + [Attribute(e.name, e.dtype, e.nullable, e.attr_id) for e in exprs]
 
     @property
     def child(self) -> lp.Plan:
@@ -207,7 +220,7 @@ def plan_windows(child: lp.Plan, exprs: list[Expr]) -> tuple[lp.Plan, list[Expr]
     for key, node in found.items():
         alias = Alias(node, node.sql())
         by_spec.setdefault(node.spec_key(), []).append(alias)
-        replacement[id(node)] = Attribute(alias.name, alias.dtype, True, alias.attr_id)
+        replacement[id(node)] = Attribute(alias.name, alias.dtype, alias.nullable, alias.attr_id)
     plan = child
     for aliases in by_spec.values():
         plan = WindowPlan(plan, aliases)
@@ -335,70 +348,27 @@ def _function(w: WindowExpr, table: pa.Table, n: int, gid: np.ndarray, gstart: n
             if default is not None:
                 out = pc.if_else(pa.array(inside), out, _coerce(default.eval(table), default.dtype, values.type))
             return out
+        parts = Partitions(gid, gstart, peer_start)
+        if name == "cume_dist":
+            return pa.array((parts.peer_stop - parts.start) / (parts.end - parts.start))
+        if name == "ntile":
+            buckets = int(f.children[0].value)
+            size = parts.end - parts.start
+            q, r = size // buckets, size % buckets
+            big = r * (q + 1)
+            tile = np.where(pos < big, pos // (q + 1), r + (pos - big) // np.maximum(q, 1)) + 1
+            return pa.array(tile.astype(np.int32))
+        if name == "nth_value":
+            start, end = frame_bounds(w, table, parts)
+            nth = int(f.children[1].value)
+            ignore = bool(f.children[2].value) if len(f.children) > 2 else False
+            return nth_value(as_array(f.children[0].eval(table), n), nth, ignore, start, end)
         raise NotSupportedError(f"sparkctl does not compute the window function {name} yet")
     assert isinstance(f, AggregateFunc)
-    return _aggregate_over(w, f, table, n, gid, gstart, pos, peer_start)
+    return _aggregate_over(w, f, table, n, Partitions(gid, gstart, peer_start))
 
 
-def _aggregate_over(w: WindowExpr, f: AggregateFunc, table: pa.Table, n: int, gid: np.ndarray, gstart: np.ndarray,
-                    pos: np.ndarray, peer_start: np.ndarray) -> pa.Array:
-    frame = w.frame
-    running = bool(w.orders) and (frame is None or frame[1:] == (UNBOUNDED_PRECEDING, CURRENT_ROW))
-    whole = frame is not None and frame[1:] == (UNBOUNDED_PRECEDING, UNBOUNDED_FOLLOWING) or not w.orders
-    if not running and not whole:
-        raise NotSupportedError(f"sparkctl computes window aggregates over the whole partition or up to the current "
-                                f"row only, not the frame {frame}")
-    rows_frame = frame is not None and frame[0] == "rows"
+def _aggregate_over(w: WindowExpr, f: AggregateFunc, table: pa.Table, n: int, parts: Partitions) -> pa.Array:
     values = as_array(f.child.eval(table), n) if f.child is not None else pa.array(np.ones(n, np.int64))
-    name = f.name
-    valid = values.is_valid().to_numpy(zero_copy_only=False) if hasattr(values, "is_valid") else np.ones(n, bool)
-    if name in ("sum", "avg", "count"):
-        numeric = pc.fill_null(pc.cast(values, pa.float64()) if name != "count" else pa.array(valid.astype(np.float64)),
-                               0).to_numpy(zero_copy_only=False)
-        counts = valid.astype(np.int64)
-        if whole and not running:
-            sums = np.bincount(gid, weights=numeric)[gid]
-            cnts = np.bincount(gid, weights=counts)[gid]
-        else:
-            csum, ccnt = np.cumsum(numeric), np.cumsum(counts)
-            base_s = np.where(gstart[gid] > 0, csum[np.maximum(gstart[gid] - 1, 0)], 0.0)
-            base_c = np.where(gstart[gid] > 0, ccnt[np.maximum(gstart[gid] - 1, 0)], 0)
-            sums, cnts = csum - base_s, ccnt - base_c
-            if not rows_frame:  # RANGE: a row sees all its peers
-                end = _peer_end(peer_start)
-                sums, cnts = sums[end], cnts[end]
-        if name == "count":
-            return pa.array(cnts.astype(np.int64))
-        if name == "avg":
-            return pa.array(np.where(cnts > 0, sums / np.maximum(cnts, 1), np.nan), mask=cnts == 0)
-        result = pa.array(sums, mask=cnts == 0)
-        return _coerce(result, pa.float64(), f.dtype) if f.dtype != pa.float64() else result
-    if name in ("min", "max", "first", "last"):
-        if running:
-            ends = _peer_end(peer_start) if not rows_frame else np.arange(n)
-            return pa.array(_running_extreme(values.to_pylist(), gid, ends, name), type=f.dtype)
-        kernel = {"min": "min", "max": "max", "first": "first", "last": "last"}[name]
-        grouped = pa.table({"g": pa.array(gid), "v": values}).group_by("g", use_threads=False).aggregate(
-            [("v", kernel, pc.ScalarAggregateOptions(skip_nulls=True))])
-        per_group = dict(zip(grouped.column("g").to_pylist(), grouped.column(f"v_{kernel}").to_pylist()))
-        return pa.array([per_group.get(g) for g in gid.tolist()], type=f.dtype)
-    raise NotSupportedError(f"sparkctl does not compute {f.sql()} over a window yet")
-
-
-def _running_extreme(py: list[Any], gid: np.ndarray, ends: np.ndarray, name: str) -> list[Any]:
-    acc: list[Any] = []
-    current: Any = None
-    for i, v in enumerate(py):
-        if i == 0 or gid[i] != gid[i - 1]:
-            current = None
-        if v is not None:
-            if current is None:
-                current = v
-            elif name == "min":
-                current = min(current, v)
-            elif name == "max":
-                current = max(current, v)
-            elif name == "last":
-                current = v
-        acc.append(current)
-    return [acc[e] for e in ends]
+    start, end = frame_bounds(w, table, parts)
+    return aggregate_over_frame(f, values, start, end, parts)
