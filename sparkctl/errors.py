@@ -3,8 +3,16 @@
 An error raised inside a task reaches the driver as its original type where that type
 can be rebuilt there; the remote traceback is attached as the ``__cause__`` (a
 :class:`RemoteTraceback`), as ``concurrent.futures`` does for process pools.
+
+SQL errors (:class:`SparkSqlError`) also carry where the user's code built the failing
+expression (:class:`DataFrameQueryContext`, captured by :func:`user_query_context`).
 """
 from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from typing import Any
 
 
 class SparkctlError(Exception):
@@ -213,13 +221,12 @@ class DataFrameQueryContext:
 
 
 _PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
-_STDLIB_DIR = __import__("sysconfig").get_paths()["stdlib"] + "/"
+_STDLIB_DIR = sysconfig.get_paths()["stdlib"] + "/"
 _USER, _OURS, _OTHER = 0, 1, 2
 _kind_of: dict[str, int] = {}
 
 
 def _file_kind(filename: str) -> int:
-    import os
     path = os.path.abspath(filename)
     kind = _OURS if path.startswith(_PACKAGE_DIR) else \
         _OTHER if path.startswith(_STDLIB_DIR) or filename.startswith("<") else _USER
@@ -231,7 +238,7 @@ def user_query_context(depth: int = 1) -> DataFrameQueryContext | None:
     """The context of the code running now: the outermost sparkctl function on the stack and
     the user's line that called it (None when no user code is on the stack, as in a task).
     Called for every expression built, so it walks frames with as little work as it can."""
-    frame = _getframe(depth)
+    frame: Any = sys._getframe(depth)
     kinds = _kind_of
     fragment = None
     while frame is not None:
@@ -245,9 +252,6 @@ def user_query_context(depth: int = 1) -> DataFrameQueryContext | None:
             fragment = code.co_name
         frame = frame.f_back
     return None
-
-
-_getframe = __import__("sys")._getframe
 
 
 class SparkSqlError(SparkctlError):
@@ -288,7 +292,7 @@ class SparkSqlError(SparkctlError):
         return (_sql_error, (type(self), self.message, self.error_class, self.context))
 
 
-def _sql_error(cls: type, message: str, error_class: str | None, context: list) -> "SparkSqlError":
+def _sql_error(cls: "type[SparkSqlError]", message: str, error_class: str | None, context: list) -> "SparkSqlError":
     err = cls.__new__(cls)
     SparkSqlError.__init__(err, message, error_class, context)
     return err
@@ -336,7 +340,7 @@ class PySparkTypeError(SparkSqlError, TypeError):
     """PySpark's client-side ``PySparkTypeError`` (an argument of the wrong type)."""
 
 
-def attach_query_context(cls: type) -> None:
+def attach_query_context(cls: Any) -> None:
     """Wrap *cls*'s own ``eval`` and ``resolve`` (an expression class) so that a SQL error
     raised under them names where the expression was written (its ``origin``), and an
     exception from a Python UDF comes out as a :class:`PythonException` naming it."""

@@ -39,12 +39,13 @@ def explain_mode(extended: Any = None, mode: Any = None) -> str:
     if mode is not None and not isinstance(mode, str):
         raise PySparkTypeError(f"[NOT_STR] Argument `mode` should be a str, got {type(mode).__name__}.",
                                error_class="NOT_STR")
-    if extended is None and mode is None:
-        chosen = "simple"
-    elif isinstance(extended, bool):
+    chosen: str
+    if isinstance(extended, bool):
         chosen = "extended" if extended else "simple"
+    elif isinstance(extended, str):
+        chosen = extended
     else:
-        chosen = extended if isinstance(extended, str) else mode
+        chosen = mode if isinstance(mode, str) else "simple"
     if chosen.lower() not in MODES:
         raise IllegalArgumentException(f"Unknown explain mode: {chosen}. Accepted explain modes are 'simple', "
                                        f"'extended', 'codegen', 'cost', 'formatted'.")

@@ -277,6 +277,7 @@ class Join(Plan):
         if self.how != "cross" and not self.keys and self.residual is None and condition is None and not using:
             self.how = "cross"
         self._output = self._compute_output()
+        self._not_null_inferred = False  # the optimizer added IsNotNull filters for its keys
 
     def _compute_output(self) -> list[Attribute]:
         left, right = self.children
@@ -440,6 +441,7 @@ class CachedPlan(UnaryPlan):
         self.children = (child,)
         self.storage_level = storage_level
         self.rdd: Any = None
+        self._optimized = False  # the optimizer rewrote its child (once, in place)
 
     def node_string(self) -> str:
         return "InMemoryRelation"

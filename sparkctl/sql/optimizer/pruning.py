@@ -54,21 +54,22 @@ def prune(plan: lp.Plan, required: set[int] | None) -> lp.Plan:
         new_left, new_right = prune(left, lneed), prune(right, rneed)
         if new_left is left and new_right is right:
             return plan
-        new = copy.copy(plan)
-        new.children = (new_left, new_right)
+        joined = copy.copy(plan)
+        joined.children = (new_left, new_right)
         out_ids = {a.id for a in new_left.output} | {a.id for a in new_right.output}
         if plan.how == "full" and plan.using:
             out_ids |= {plan.full_key_id(la) for la, _ in plan.keys}
-        new._output = [a for a in plan.output if a.id in out_ids]
-        return new
+        joined._output = [a for a in plan.output if a.id in out_ids]
+        return joined
     if isinstance(plan, WindowPlan):
         need = None
         if required is not None:
             produced = {e.attr_id for e in plan.exprs}
             need = (required - produced) | _refs(e.child for e in plan.exprs)
-        new = _with_children(plan, [prune(plan.child, need)])
-        if new is not plan:
-            new._output = list(new.children[0].output) + plan.output[len(plan.child.output):]
-        return new
+        windowed = _with_children(plan, [prune(plan.child, need)])
+        if windowed is not plan:
+            windowed._output = list(  # type: ignore[attr-defined]
+                windowed.children[0].output) + plan.output[len(plan.child.output):]
+        return windowed
     # union (by position), cached plans and leaves keep every column
     return _with_children(plan, [prune(c, None) for c in plan.children])

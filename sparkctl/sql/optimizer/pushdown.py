@@ -95,15 +95,15 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
         if not all(is_deterministic(p) for p in parts):
             return plan
         first = child.children[0].output
-        new_children = []
+        new_children: list[lp.Plan] = []
         for c in child.children:
-            mapping: dict[int, Expr] = {}
+            by_position: dict[int, Expr] = {}
             for out_attr, a, f in zip(child.output, c.output, first):
                 if a.dtype != out_attr.dtype or f.dtype != out_attr.dtype:
                     if out_attr.id in plan.condition.references():
                         return plan  # a widened column: its predicate stays above the union
-                mapping[out_attr.id] = AttributeRef(a)
-            new_children.append(make_filter(c, substitute(plan.condition, mapping)))
+                by_position[out_attr.id] = AttributeRef(a)
+            new_children.append(make_filter(c, substitute(plan.condition, by_position)))
         return _with_children(child, new_children)
 
     from sparkctl.sql.generate import Generate
@@ -113,7 +113,7 @@ def push_down_predicates(plan: lp.Plan) -> lp.Plan:
             # a partition key's predicate keeps or drops whole window partitions
             keys: set[int] | None = None
             for e in child.exprs:
-                ids = {k.attr.id for k in e.child.partition if isinstance(k, AttributeRef)}
+                ids = {k.attr.id for k in e.child.partition if isinstance(k, AttributeRef)}  # type: ignore[attr-defined]
                 keys = ids if keys is None else keys & ids
             allowed = keys or set()
         else:
@@ -194,12 +194,13 @@ def infer_join_not_null(plan: lp.Plan) -> lp.Plan:
         if not wanted:
             continue
         attrs = [pair[index] for pair in plan.keys]
-        present = {(c.children[0].attr.id) for c in conjuncts(children[index].condition)
+        side = children[index]
+        present = {c.children[0].attr.id for c in conjuncts(side.condition)
                    if isinstance(c, IsNull) and c.negated and isinstance(c.children[0], AttributeRef)} \
-            if isinstance(children[index], lp.Filter) else set()
+            if isinstance(side, lp.Filter) else set()
         checks: list[Expr] = []
         for a in attrs:
-            if a.nullable and a.id not in present and all(x.children[0].attr.id != a.id for x in checks):
+            if a.nullable and a.id not in present and a.id not in {x.references().pop() for x in checks}:
                 checks.append(IsNull(AttributeRef(a), negated=True))
         if checks:
             children[index] = make_filter(children[index], and_all(checks))
