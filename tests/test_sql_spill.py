@@ -45,21 +45,47 @@ def local_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sql-spill-local")
 
 
+class Sessions:
+    """This module's one session at a time: a test asks for the memory fraction it needs."""
+
+    def __init__(self, local_dir: Path) -> None:
+        self.local_dir = local_dir
+        self.session: Any = None
+        self.fraction: str | None = None
+
+    def get(self, fraction: str) -> Any:
+        from sparkctl.sql import SparkSession
+        if self.fraction != fraction:
+            self.stop()
+            # a slot's budget: 1g x fraction x (1 - 0.5 storage) / 2 slots
+            self.session = (SparkSession.builder.master("local[2]").appName("sql-spill")
+                            .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                            .config("spark.local.dir", str(self.local_dir)).config("spark.memory.fraction", fraction)
+                            .config("spark.sql.shuffle.partitions", "2")
+                            .config("spark.sql.autoBroadcastJoinThreshold", "-1").getOrCreate())
+            self.fraction = fraction
+        return self.session
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+        self.session = self.fraction = None
+
+
 @pytest.fixture(scope="module")
-def spark(local_dir: Path) -> Iterator[Any]:
-    from sparkctl.sql import SparkSession
+def sessions(local_dir: Path) -> Iterator[Sessions]:
     from tests.conftest import stop_shared_context
     stop_shared_context()
     before = set(descendants())
-    # 1g x 0.002 x (1 - 0.5 storage) / 2 slots: about 0.5 MiB a task slot
-    session = (SparkSession.builder.master("local[2]").appName("sql-spill")
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-               .config("spark.local.dir", str(local_dir)).config("spark.memory.fraction", "0.002")
-               .config("spark.sql.shuffle.partitions", "2").config("spark.sql.autoBroadcastJoinThreshold", "-1")
-               .getOrCreate())
-    yield session
-    session.stop()
+    holder = Sessions(local_dir)
+    yield holder
+    holder.stop()
     assert set(descendants()) <= before
+
+
+@pytest.fixture
+def spark(sessions: Sessions) -> Any:
+    return sessions.get("0.002")  # about 0.5 MiB a task slot
 
 
 Outcomes = list[m.TaskOutcome]
@@ -111,10 +137,10 @@ class SpillWatcher:
         self._thread.join()
 
 
-def facts(spark: Any, n: int = N) -> Any:
+def facts(spark: Any, n: int = N, keys: int = KEYS, partitions: int = 4) -> Any:
     from sparkctl.sql import functions as F
-    k = F.col("id") * 7919 % KEYS
-    return spark.range(0, n, 1, 4).select(
+    k = F.col("id") * 7919 % keys
+    return spark.range(0, n, 1, partitions).select(
         F.col("id"), k.alias("k"), ((F.col("id") % 1000) * 0.25).alias("v"),
         F.when(F.col("id") % 17 == 0, F.lit(None)).otherwise(F.concat(F.lit("s"), (k % 5003).cast("string")))
         .alias("s"))
@@ -215,3 +241,100 @@ def test_a_dataframe_shuffle_counts_rows_and_bytes(spark: Any, outcomes: Outcome
     written = metric(outcomes, "shuffleBytesWritten")
     assert written > 0
     assert metric(outcomes, "shuffleLocalBytesRead") + metric(outcomes, "shuffleRemoteBytesRead") == written
+
+
+# ------------------------------------------------------------------ memory, measured
+ROWS_BIG = 6_000_000  # about 230 MiB of rows in memory: each reduce task reads over 100 MiB
+KEYS_BIG = 1_000_003
+# how far a slot's resident set may rise above its size after a warm-up job (which loads
+# the modules a DataFrame task needs). Measured here with this test's 4 MiB budget: groupBy
+# 48, join 12, orderBy 37 MiB; with Spark's default (150 MiB a slot, so the aggregation and
+# the join hold their partitions): 128, 282 and 470 MiB
+GROWTH_LIMIT = 64 << 20
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0  # exited between listing and reading
+
+
+class SlotPeaks:
+    """Each task slot's largest resident set while it runs, sampled every 20 ms."""
+
+    def __init__(self, slots: list[int]) -> None:
+        self.peak = {pid: _rss(pid) for pid in slots}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.peak:
+                self.peak[pid] = max(self.peak[pid], _rss(pid))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "SlotPeaks":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _slots() -> list[int]:
+    """The local executor's task slots: the processes two levels below this one."""
+    table = descendants()
+    executors = [pid for pid, (ppid, *_) in table.items() if ppid == os.getpid()]
+    return [pid for pid, (ppid, *_) in table.items() if ppid in executors]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_memory_stays_bounded_by_the_budget_not_the_data(sessions: Sessions, tmp_path: Path,
+                                                         outcomes: Outcomes) -> None:
+    """A groupBy, a join and an orderBy, each reduce task reading over 25 budgets of rows:
+    no task slot's resident set rises more than GROWTH_LIMIT above its size after a small
+    warm-up job, well below the rows one task reads."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from sparkctl.sql import functions as F
+    spark = sessions.get("0.016")  # about 4 MiB a task slot
+    ids = np.arange(ROWS_BIG, dtype=np.int64)
+    k = ids * 7919 % KEYS_BIG
+    v = (ids % 1000) * 0.25
+    df = facts(spark, ROWS_BIG, KEYS_BIG, partitions=96)
+    slots = _slots()
+    assert len(slots) == 2, slots
+    small = facts(spark, 100_000, KEYS_BIG, partitions=4)  # the same operators, to load their modules
+    small.groupBy("k").agg(F.sum("v")).write.parquet(str(tmp_path / "warm-up"))
+    small.join(small.select(F.col("k").alias("dk")), F.col("k") == F.col("dk")).orderBy("v").count()
+    start = {pid: _rss(pid) for pid in slots}
+
+    with SlotPeaks(slots) as grouped:
+        df.groupBy("k").agg(F.sum("v").alias("total"), F.count("*").alias("n")).write.parquet(str(tmp_path / "agg"))
+    got = pq.read_table(str(tmp_path / "agg")).sort_by("k")
+    counts = np.bincount(k, minlength=KEYS_BIG)
+    present = np.flatnonzero(counts)
+    assert got.column("k").to_numpy().tolist() == present.tolist()
+    assert np.array_equal(got.column("n").to_numpy(), counts[present])
+    assert np.array_equal(got.column("total").to_numpy(), np.bincount(k, weights=v, minlength=KEYS_BIG)[present])
+
+    d = spark.range(0, KEYS_BIG, 3, 8).select(F.col("id").alias("dk"))
+    with SlotPeaks(slots) as joined:
+        matches = df.join(d, df.k == d.dk).count()
+    assert matches == int(np.count_nonzero(k % 3 == 0))
+
+    with SlotPeaks(slots) as ordered:
+        df.orderBy(F.col("v").desc(), "id").select("id").write.parquet(str(tmp_path / "sorted"))
+    files = sorted(p for p in (tmp_path / "sorted").iterdir() if p.name.endswith(".parquet"))
+    got_ids = np.concatenate([pq.read_table(str(p)).column("id").to_numpy() for p in files])
+    assert np.array_equal(got_ids, ids[np.lexsort((ids, -v))])
+
+    assert metric(outcomes, "diskBytesSpilled") > 0
+    growth = {name: max(peaks.peak[p] - start[p] for p in slots)
+              for name, peaks in (("groupBy", grouped), ("join", joined), ("orderBy", ordered))}
+    assert max(growth.values()) < GROWTH_LIMIT, {name: f"{g >> 20} MiB" for name, g in growth.items()}

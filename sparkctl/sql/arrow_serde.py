@@ -30,7 +30,7 @@ from sparkctl.executor import task_metrics
 from sparkctl.storage import compression, sizing
 from sparkctl.storage.shuffle import PartitionedWriter
 
-TAG_KEY = b"sparkctl.tag"  # the schema metadata key of a join side's tag (see serializers)
+TAG_KEY = b"sparkctl.tag"  # the schema metadata key of a join side's tag (serializers reads it back)
 # bytes of tables a reducer's pending list gathers before they become one IPC stream:
 # large enough that a schema message per stream costs nothing, small enough to hold
 FLUSH_BYTES = 4 << 20
@@ -53,11 +53,6 @@ def encode_stream(tables: list[pa.Table], options: pa.ipc.IpcWriteOptions, tag: 
         for t in tables:
             writer.write_table(t if tag is None else t.replace_schema_metadata(schema.metadata))
     return sink.getvalue()
-
-
-def decode_stream(payload: Any) -> pa.Table:
-    """The table of one IPC stream, its buffers pointing into *payload* (no copy)."""
-    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
 
 
 class ArrowPartitionedWriter(PartitionedWriter):
