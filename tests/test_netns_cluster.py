@@ -41,7 +41,7 @@ import tests.netns
 from tests.netns import ROOT, NamespaceCluster, NamespaceHost, NamespaceNetwork, netns_missing_reason
 
 HOSTS = 4
-WORKER_TIMEOUT = 3.0  # spark.worker.timeout, seconds: the master's heartbeat timeout
+WORKER_TIMEOUT = 5.0  # spark.worker.timeout, seconds: the master's heartbeat timeout (reducers start 2 s after the cut)
 SAMPLES = ROOT / "sample_jobs"
 
 
@@ -317,7 +317,9 @@ def _wait(what: str, condition: Any, timeout: float, interval: float = 0.05) -> 
     while not condition():
         assert time.monotonic() - t0 < timeout, f"{what}: not within {timeout:g} s"
         time.sleep(interval)
-    return time.monotonic() - t0
+    took = time.monotonic() - t0
+    print(f"{what}: {took:.1f} s")  # shown with a failure, to tell a slow step from a stuck one
+    return took
 
 
 def _worker(cluster: NamespaceCluster, host: NamespaceHost) -> dict[str, Any]:
@@ -409,6 +411,7 @@ def test_a_partitioned_worker_is_lost_the_job_stays_exact_and_it_comes_back(
         dead_after = time.monotonic() - cut.cut_at
         assert dead_after >= WORKER_TIMEOUT * 0.9, dead_after  # the heartbeat timeout, not something sooner
         assert cut.wait(90) == _expected_sums()
+        print(f"the job: {time.monotonic() - cut.cut_at:.1f} s after the cut")
         assert any(line.startswith("Lost executor") and victim.address in line for line in driver_log.lines), \
             driver_log.lines
         assert any("fetch_failed" in line and victim.address in line for line in driver_log.lines), driver_log.lines
