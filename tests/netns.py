@@ -12,7 +12,8 @@ own ports) and brings a sparkctl cluster up across them with ``sparkctl cluster 
             └── spkTAGv1 ... spkTAGvN ───── veth pairs ────┘
 
 Traffic stays on that bridge: a private /24 that no interface of this machine uses, no
-default route in the namespaces, no NAT, IP forwarding left as it is (off) and never an
+default route in the namespaces (so nothing there can reach past the bridge, whatever the
+root namespace forwards), no NAT, IP forwarding never touched, and never an
 outside address. ``ip link set spkTAGvK down`` (:meth:`NamespaceHost.cut`) really
 partitions host K from everything else: the master, the driver and the other workers.
 
