@@ -28,6 +28,9 @@ from typing import Any
 
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.fork_server import ForkServer, ForkServerError
+# imported with the worker, not on its first launch: 14 ms alone, up to a second when every
+# worker of a cluster pays it at once for the same application
+from sparkctl.executor.executor import ExecutorSettings
 from sparkctl.scheduler.backend import ExecutorProcess, executor_environment, spawn_executor
 
 log = logging.getLogger("sparkctl.worker")
@@ -74,8 +77,6 @@ class ExecutorRunner:
 def executor_settings(msg: dm.LaunchExecutor, directory: str, host: str, worker_id: str) -> dict[str, Any]:
     """The settings an executor of *msg* starts with: the driver's, less the ones this
     sparkctl does not know (with a warning), and the worker's identity and resources."""
-    from sparkctl.executor.executor import ExecutorSettings
-
     known = {f.name for f in dataclasses.fields(ExecutorSettings)}
     unknown = sorted(set(msg.settings) - known)
     if unknown:
