@@ -396,3 +396,26 @@ def test_pending_tasks_pop_in_the_order_a_deque_of_them_all_would() -> None:
                 getattr(queue, op)(x)
                 getattr(ref, op)(x)
             assert list(queue) == list(ref) and len(queue) == len(ref) and bool(queue) == bool(ref)
+
+
+def test_pending_tasks_pop_first_skips_the_ones_no_longer_pending() -> None:
+    rnd = random.Random(5)
+    state = bytearray(rnd.choice([PENDING, RUNNING]) for _ in range(200))
+    queue, ref = PendingTasks(200), deque(range(200))
+    for i in rnd.sample(range(200), 30):
+        queue.appendleft(i)
+        ref.appendleft(i)
+        queue.append(i)
+        ref.append(i)
+    while True:
+        expected = None
+        while ref:
+            j = ref.popleft()
+            if state[j] == PENDING:
+                expected = j
+                break
+        got = queue.pop_first(state)
+        assert got == expected and list(queue) == list(ref)
+        if got is None:
+            break
+        state[got] = RUNNING

@@ -347,7 +347,10 @@ class TaskScheduler:
         slots.free -= c
         self.free_cores_by_host[slots.host] -= c
         if slots.free < c:  # it had room (offers go only there): now it has none
-            self._unlist(slots.seq)
+            free = self._free
+            k = bisect_left(free, slots.seq)
+            if k < len(free) and free[k] == slots.seq:
+                del free[k]
         return att
 
     # ------------------------------------------------------------- status updates

@@ -68,6 +68,27 @@ class PendingTasks:
             return i
         return self._back.popleft()  # IndexError when empty, as a deque's
 
+    def pop_first(self, state: bytearray) -> int | None:
+        """Take entries until one whose state is PENDING, and return it (None if none)."""
+        front = self._front
+        while front:
+            i = front.popleft()
+            if state[i] == PENDING:
+                return i
+        i, end = self._next, self._end
+        while i < end:
+            if state[i] == PENDING:
+                self._next = i + 1
+                return i
+            i += 1
+        self._next = end
+        back = self._back
+        while back:
+            i = back.popleft()
+            if state[i] == PENDING:
+                return i
+        return None
+
     def append(self, index: int) -> None:
         self._back.append(index)
 
@@ -200,15 +221,19 @@ class TaskSetManager:
                         return i
         pending = self.pending
         failed_on = self.failed_on
+        if not failed_on:  # no task failed yet: the first one still pending
+            i = pending.pop_first(state)
+            if i is not None:
+                return i
+            return self._speculative_index(executor_id) if self.speculatable else None
         for _ in range(len(pending)):
             i = pending.popleft()
             if state[i] != PENDING:
                 continue
-            if failed_on:
-                where = failed_on.get(i)
-                if where is not None and executor_id in where and len(where) < num_executors:
-                    pending.append(i)  # it failed here: leave it for another executor
-                    continue
+            where = failed_on.get(i)
+            if where is not None and executor_id in where and len(where) < num_executors:
+                pending.append(i)  # it failed here: leave it for another executor
+                continue
             return i
         if self.speculatable:
             return self._speculative_index(executor_id)
