@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkctl.deploy import messages as dm
+from sparkctl.deploy.daemon import tail_lines
 from sparkctl.deploy.fork_server import ForkServer, ForkServerError
 # imported with the worker, not on its first launch: 14 ms alone, up to a second when every
 # worker of a cluster pays it at once for the same application
@@ -64,6 +66,42 @@ class ExecutorRunner:
     @property
     def stderr_path(self) -> str:
         return os.path.join(self.directory, "stderr")
+
+    def clean_up_after_exit(self) -> None:
+        """Once its process exited: its task slots and its local dir go with it."""
+        # The slots share its process group; if it died abruptly they may linger, holding
+        # memory and the work dir.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        # Its shuffle files and disk blocks were only reachable through its block server,
+        # which died with it: free the disk now. stdout/stderr stay, as Spark keeps them.
+        shutil.rmtree(os.path.join(self.directory, "local"), ignore_errors=True)
+
+    def ended(self, code: int) -> None:
+        """Record the exit (under the worker's lock): KILLED if we stopped it, else EXITED or FAILED."""
+        self.finished = time.time()
+        self.exit_code = code
+        if self.kill_reason is not None:
+            self.state = dm.EXEC_KILLED
+        else:
+            self.state = dm.EXITED if code == 0 else dm.EXEC_FAILED
+
+    def final_report(self, tail_lines_kept: int) -> dm.ExecutorStateChanged:
+        """The ExecutorStateChanged for the master after :meth:`ended`, logged; a failure
+        carries the end of the executor's stderr."""
+        assert self.exit_code is not None
+        code, how, tail = self.exit_code, how_it_ended(self.exit_code), ""
+        if self.kill_reason is not None:
+            message = f"{self.kill_reason}; it {how}"
+            log.info("Executor %s of %s (pid %d) %s", self.executor_id, self.app_id, self.proc.pid, message)
+        else:
+            message = f"executor process {how}"
+            tail = tail_lines(self.stderr_path, tail_lines_kept)
+            (log.info if code == 0 else log.warning)("Executor %s of %s (pid %d) %s", self.executor_id,
+                                                     self.app_id, self.proc.pid, how)
+        return dm.ExecutorStateChanged(self.app_id, self.executor_id, self.state, message, code, tail)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -7,14 +7,18 @@
  master ◀── RegisterWorker / WorkerHeartbeat / ExecutorStateChanged ── worker (this process)
  master ─── RegisteredWorker / LaunchExecutor / KillExecutor ────────▶   │ spawns, watches, stops
             ApplicationFinished                                          ▼
-                              executor process (python -m sparkctl.executor) ── registers ──▶ driver
-                              cwd, stdout, stderr: WORK_DIR/APP_ID/EXECUTOR_ID/
+                              executor process, forked by the worker's fork server ── registers ──▶ driver
+                              cwd, stdout, stderr: WORK_DIR/APP_ID/EXECUTOR_ID/   (executor_runner, fork_server)
  master ─── LaunchDriver / KillDriver ──▶ worker ── DriverStateChanged ──▶ master
                               driver process (sparkctl submit --deploy-mode client, see driver_runner)
                               cwd, stdout, stderr: WORK_DIR/DRIVER_ID/
  sparkctl logs ── RequestDriverLog ──▶ worker's rpc port ── DriverLogResponse ──▶ sparkctl logs
  browser ── GET / , /json, /logPage/?appId=..&executorId=..&logType=stderr ──▶ worker's web UI
 ```
+
+Executors are forked from the worker's fork server (:mod:`sparkctl.deploy.fork_server`),
+a process started with the worker that has already imported the executor: a launch takes
+milliseconds and never waits for the executors launched before it to register.
 
 Each executor it launches gets, in ``SPARKCTL_EXECUTOR_LOG_URLS``, the URLs of its
 stdout and stderr on this worker's web UI (:mod:`sparkctl.deploy.log_page`), as Spark's
@@ -43,7 +47,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -54,9 +57,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sparkctl.conf import SparkConf, conf_dir, load_defaults_file, parse_size
+from sparkctl.conf import conf_dir, load_defaults_file, parse_size
 from sparkctl.deploy import messages as dm
 from sparkctl.deploy.daemon import notify_ready, parse_master_url, setup_daemon_logging, tail_lines, work_dir
+from sparkctl.deploy.work_dir_cleanup import cleanup_settings, remove_old_dirs
 from sparkctl.deploy.log_page import LOG_URLS_ENV, executor_log_urls
 from sparkctl.deploy.driver_runner import DriverRunner, forget_secret, prepare_driver_dir, read_driver_log, spawn_driver
 from sparkctl.errors import ConfigError, ConnectionClosed, ProtocolError, SparkctlError
@@ -484,37 +488,12 @@ class Worker:
 
     def _watch(self, runner: ExecutorRunner) -> None:
         code = runner.proc.wait()
-        # The executor's task slots share its process group; if it died abruptly they
-        # may linger, holding memory and the work dir. They go with it.
-        try:
-            os.killpg(runner.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        # Its shuffle files and disk blocks were only reachable through its block server,
-        # which died with it: free the disk now. stdout/stderr stay, as Spark keeps them.
-        shutil.rmtree(os.path.join(runner.directory, "local"), ignore_errors=True)
+        runner.clean_up_after_exit()
         with self._lock:
             self._executors.pop(runner.key, None)
-            runner.finished = time.time()
-            runner.exit_code = code
-            killed = runner.kill_reason
-            if killed is not None:
-                runner.state = dm.EXEC_KILLED
-            else:
-                runner.state = dm.EXITED if code == 0 else dm.EXEC_FAILED
+            runner.ended(code)
             self._finished.append(runner)
-        how = how_it_ended(code)
-        tail = ""
-        if killed is not None:
-            message = f"{killed}; it {how}"
-            log.info("Executor %s of %s (pid %d) %s", runner.executor_id, runner.app_id, runner.proc.pid, message)
-        else:
-            message = f"executor process {how}"
-            tail = tail_lines(runner.stderr_path, LOG_TAIL_LINES)
-            logger = log.info if code == 0 else log.warning
-            logger("Executor %s of %s (pid %d) %s", runner.executor_id, runner.app_id, runner.proc.pid, how)
-        self._send_to_master(dm.ExecutorStateChanged(runner.app_id, runner.executor_id, runner.state, message,
-                                                     code, tail))
+        self._send_to_master(runner.final_report(LOG_TAIL_LINES))
 
     # ------------------------------------------------------------ drivers (cluster deploy mode)
     def _on_launch_driver(self, msg: dm.LaunchDriver) -> None:
@@ -609,36 +588,9 @@ class Worker:
 
     def cleanup_work_dir(self, now: float | None = None) -> list[str]:
         """Remove the work dir's application and driver directories that nothing here runs
-        and in which nothing was written for ``app_data_ttl``; returns their names.
-
-        Each is renamed away under the launch lock, after a last look at what runs, so a
-        launch for the same application cannot start in a directory being removed; the
-        slow removal happens after, outside the lock."""
+        and in which nothing was written for ``app_data_ttl``; returns their names."""
         cutoff = (time.time() if now is None else now) - self.config.app_data_ttl
-        try:
-            entries = [e for e in os.scandir(self.config.work_dir) if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            return []
-        removed = []
-        for entry in entries:
-            if self._running_here(entry.name) or _changed_since(entry.path, cutoff):
-                continue
-            trash = os.path.join(self.config.work_dir, f".removing-{entry.name}")
-            with self._launch_lock:
-                try:
-                    # a launch since the walk above made a new executor dir in it, or runs now
-                    if self._running_here(entry.name) or os.lstat(entry.path).st_mtime > cutoff:
-                        continue
-                    os.rename(entry.path, trash)
-                except OSError:
-                    continue
-            shutil.rmtree(trash, ignore_errors=True)
-            if not entry.name.startswith(".removing-"):  # a pass cut short earlier left it
-                removed.append(entry.name)
-        if removed:
-            log.info("Removed %d old application director%s from %s: %s", len(removed),
-                     "y" if len(removed) == 1 else "ies", self.config.work_dir, ", ".join(removed))
-        return removed
+        return remove_old_dirs(self.config.work_dir, cutoff, self._running_here, self._launch_lock)
 
     def _running_here(self, name: str) -> bool:
         with self._lock:
@@ -715,31 +667,6 @@ class Worker:
             log.warning("Web UI could not start on %s:%d: %s", self.config.host, self.config.webui_port, e)
             return
         log.info("Worker web UI at http://%s:%d", self.config.host, self._webui_port())
-
-
-def _changed_since(path: str, cutoff: float) -> bool:
-    """Anything under *path* (itself included) modified after *cutoff*; symlinks are not followed."""
-    try:
-        if os.lstat(path).st_mtime > cutoff:
-            return True
-    except OSError:
-        return True  # cannot tell: keep it
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                if os.lstat(os.path.join(root, name)).st_mtime > cutoff:
-                    return True
-            except OSError:
-                continue  # removed meanwhile
-    return False
-
-
-def cleanup_settings(values: dict[str, str]) -> tuple[bool, float, float]:
-    """(enabled, interval, ttl) from spark.worker.cleanup.enabled / .interval / .appDataTtl
-    (seconds when no unit is given, as in Spark), checked as every setting is."""
-    conf = SparkConf.from_values(values)
-    return (conf.get_bool("spark.worker.cleanup.enabled", True), conf.get_duration("spark.worker.cleanup.interval"),
-            conf.get_duration("spark.worker.cleanup.appDataTtl"))
 
 
 # ---------------------------------------------------------------- entry point
