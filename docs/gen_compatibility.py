@@ -63,7 +63,11 @@ DIFFERENCES = {
     ("SparkSession", "conf"): "changing a setting the SparkContext reads only at start raises ConfigError",
     ("DataFrameReader", "csv"): "the options of docs: header, sep, inferSchema, nullValue, quote, escape, mode...; "
                                 "not every Spark option",
-    ("DataFrame", "explain"): "prints the analysed logical plan",
+    ("DataFrame", "explain"): (
+        "every mode prints Spark's sections and operator names (pushed and partition filters, "
+        'exchanges, partial and final aggregates, the join strategy that runs); attribute ids are '
+        "sparkctl's, the parsed plan is the analysed one (plans are analysed as they are built) and"
+        ' `codegen` finds no subtree (there is no whole-stage code generation)'),
     ("DataFrame", "repartition"): "without columns, round-robin; with columns, hashed (another hash than Spark's)",
     ("SparkSession", "sql"): "SELECT queries over temporary views; no DDL or DML",
 }

@@ -100,7 +100,6 @@ def test_what_sparkctl_lacks_raises_one_clear_error(assert_no_child_processes) -
     with SparkSession.builder.master("local[1]").appName("lacking").getOrCreate() as spark:
         calls = {
             "Structured Streaming (spark.readStream)": lambda: spark.readStream,
-            "registering Python UDFs for SQL (spark.udf)": lambda: spark.udf.register("f", len),
             "Python UDTFs (spark.udtf)": lambda: spark.udtf,
             "table-valued functions (spark.tvf)": lambda: spark.tvf,
         }

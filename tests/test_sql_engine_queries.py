@@ -6,6 +6,7 @@ execution) over the same temporary views, and must give PySpark's columns, schem
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 import pytest
@@ -51,14 +52,22 @@ def _check_same(ours: Any, theirs: Any, query: str) -> None:
         [(n, t.simpleString(), nl) for n, t, nl in _fields(expected.schema)], query
     want = [_normal(tuple(r)) for r in expected.collect()]
     got = [_normal(tuple(r)) for r in actual.collect()]
-    if "ORDER BY" not in query.upper():
+    if "ORDER BY" not in re.sub(r"OVER \([^)]*\)", "", query.upper()):  # a window's ORDER BY orders no rows
         want.sort(key=_sort_key)
         got.sort(key=_sort_key)
     assert got == want, query
 
 
+#: queries sparkctl's engine does not run yet, and why (strict: one that starts passing fails here)
+KNOWN_GAPS = {
+    "SELECT grp, sum(DISTINCT n), collect_set(id) IS NOT NULL FROM t GROUP BY grp":
+        "the aggregation operator computes DISTINCT in count only",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("query", [pytest.param(q, marks=pytest.mark.xfail(reason=KNOWN_GAPS[q], strict=True))
+                                   if q in KNOWN_GAPS else q for q in QUERIES])
 def test_query_matches_pyspark_sql(ours: Any, theirs: Any, query: str) -> None:
     _check_same(ours, theirs, query)
 

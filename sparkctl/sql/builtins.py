@@ -8,22 +8,16 @@ one clear error naming it; nothing falls back to per-row Python.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
+from sparkctl.sql.scalar_spec import ScalarSpec
 from sparkctl.sql.expressions import Expr, Literal, _coerce, as_array, common_type, is_numeric, spark_type_name
 
 
-@dataclass(frozen=True)
-class ScalarSpec:
-    result: Callable[[list[pa.DataType]], pa.DataType]
-    compute: Callable[[list[Any], int], Any]  # argument values (arrays or scalars), row count
-    min_args: int = 1
-    max_args: int | None = 1
 
 
 def _same(types: list[pa.DataType]) -> pa.DataType:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
-from sparkctl.sql.builtins import ScalarSpec
+from sparkctl.sql.scalar_spec import ScalarSpec
 from sparkctl.sql.expressions import (Alias, AttributeRef, Expr, UnresolvedColumn, _coerce, as_array, common_type,
                                       spark_type_name)
 

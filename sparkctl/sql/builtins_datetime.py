@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
-from sparkctl.sql.builtins import ScalarSpec
+from sparkctl.sql.scalar_spec import ScalarSpec
 from sparkctl.sql.expressions import as_array
 
 _US_PER_DAY = 86_400_000_000

@@ -93,7 +93,9 @@ def run_sql(session: Any, query: str, args: Any = None) -> Any:
         from sparkctl.sql.window import Window
     except ImportError:
         Window = None
-    return sql_to_dataframe(query, session.table, F, Window, args=args,
+    from sparkctl.sql.udf import FunctionsWithUDFs
+    functions = FunctionsWithUDFs(F, session._udfs) if session._udfs else F
+    return sql_to_dataframe(query, session.table, functions, Window, args=args,
                             one_row=lambda: session.range(1).select())
 
 

@@ -402,6 +402,14 @@ class DataFrame:
     def subtract(self, other: "DataFrame") -> "DataFrame":
         return self._set_operation(other, "except", True)
 
+    def describe(self, *cols: Any) -> "DataFrame":
+        from sparkctl.sql.describe import describe
+        return describe(self, cols)
+
+    def summary(self, *statistics: str) -> "DataFrame":
+        from sparkctl.sql.describe import summary
+        return summary(self, statistics)
+
     def exceptAll(self, other: "DataFrame") -> "DataFrame":
         """The rows of this DataFrame not in *other*, as a multiset (duplicates kept)."""
         return self._multiset_operation(other, "except")
@@ -487,6 +495,14 @@ class GroupedData:
 
     def max(self, *cols: str) -> DataFrame:
         return self._simple("max", cols)
+
+    def applyInPandas(self, func: Any, schema: Any) -> DataFrame:
+        from sparkctl.sql.udf import apply_in_pandas
+        return apply_in_pandas(self._df, self._groups, func, schema)
+
+    def cogroup(self, other: "GroupedData") -> Any:
+        from sparkctl.errors import DataFramesNotSupportedError
+        raise DataFramesNotSupportedError("GroupedData.cogroup (cogroup(...).applyInPandas)")
 
     def pivot(self, pivot_col: str, values: list[Any] | None = None) -> "PivotedData":
         return PivotedData(self, pivot_col, values)

@@ -39,8 +39,8 @@ def lit(col: Any) -> Column:
 
 def expr(str: str) -> Column:  # noqa: A002 - PySpark's parameter name
     from sparkctl.sql.sql_parser import expression_to_column
-    import sparkctl.sql.functions as F
-    return expression_to_column(str, F)
+    from sparkctl.sql.udf import functions_for_sql
+    return expression_to_column(str, functions_for_sql())
 
 
 def when(condition: Column, value: Any) -> Column:
@@ -232,9 +232,23 @@ def substring(str: Any, pos: int, len: int) -> Column:  # noqa: A002
 
 
 def substr(str: Any, pos: Any, len: Any = None) -> Column:  # noqa: A002
-    if len is None:
-        return Column(Func("substr", [_c(str), to_expr(pos)]))
-    return Column(Func("substr", [_c(str), to_expr(pos), to_expr(len)]))
+    # Spark fills a missing length with the largest int (and names the column so)
+    return Column(Func("substr", [_c(str), to_expr(pos), to_expr(2147483647 if len is None else len)]))
+
+
+def ucase(str: Any) -> Column:  # noqa: A002
+    return _f("ucase", str)
+
+
+def lcase(str: Any) -> Column:  # noqa: A002
+    return _f("lcase", str)
+
+
+def char_length(str: Any) -> Column:  # noqa: A002
+    return _f("char_length", str)
+
+
+character_length = char_length
 
 
 def concat(*cols: Any) -> Column:

@@ -11,7 +11,7 @@ replaced by ``sparkctl`` in its imports it runs here unchanged:
               └─ .read, .createDataFrame, .range, .sql, .table, .catalog ──▶ DataFrames
 ```
 
-What sparkctl does not have (streaming, Python UDFs, table-valued functions) raises one
+What sparkctl does not have (streaming, UDTFs, table-valued functions) raises one
 :class:`~sparkctl.errors.NotSupportedError` that names it.
 """
 from __future__ import annotations
@@ -121,6 +121,7 @@ class SparkSession:
                 values[k] = text
         self._conf = RuntimeConfig(values)
         self._views: dict[str, Any] = {}  # temporary views, by lower-case name
+        self._udfs: dict[str, Any] = {}  # Python UDFs registered for SQL (spark.udf.register), by lower-case name
         with Builder._lock:
             current = SparkSession._instantiatedSession
             if current is None or current._sc._stopped:
@@ -147,6 +148,7 @@ class SparkSession:
         session._sc = self._sc
         session._conf = RuntimeConfig(dict(self._sc._conf.getAll()))
         session._views = {}
+        session._udfs = {}
         return session
 
     @classmethod
@@ -226,9 +228,10 @@ class SparkSession:
         raise NotSupportedError("Structured Streaming (spark.readStream) is not supported by sparkctl")
 
     @property
-    def udf(self) -> NoReturn:
-        raise NotSupportedError("registering Python UDFs for SQL (spark.udf) is not supported by sparkctl yet; "
-                                "F.udf and F.pandas_udf work on DataFrames")
+    def udf(self) -> Any:
+        """Python UDFs registered by name for ``spark.sql`` and ``F.expr``."""
+        from sparkctl.sql.udf import UDFRegistration
+        return UDFRegistration(self)
 
     @property
     def udtf(self) -> NoReturn:

@@ -90,6 +90,56 @@ def pandas_udf(f: Any = None, returnType: Any = None, functionType: Any = None) 
     return UserDefinedFunction(f, returnType, vectorized=True)
 
 
+# ---------------------------------------------------------------------------- spark.udf
+class UDFRegistration:
+    """``spark.udf``: Python functions registered by name, callable from ``spark.sql``,
+    ``selectExpr`` and ``F.expr`` as built-ins are."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def register(self, name: str, f: Any, returnType: Any = None) -> UserDefinedFunction:
+        if isinstance(f, UserDefinedFunction):
+            if returnType is not None:
+                raise TypeError("[CANNOT_SPECIFY_RETURN_TYPE_FOR_UDF] Invalid return type: returnType can not be "
+                                f"specified when f is a user-defined function, but got {returnType}.")
+            registered = UserDefinedFunction(f.func, f.returnType, name=name, vectorized=f.vectorized)
+        else:
+            registered = UserDefinedFunction(f, returnType, name=name)
+        self._session._udfs[name.lower()] = registered
+        return registered
+
+    def registerJavaFunction(self, name: str, javaClassName: str, returnType: Any = None) -> None:
+        from sparkctl.errors import DataFramesNotSupportedError
+        raise DataFramesNotSupportedError(f"spark.udf.registerJavaFunction({name!r}, {javaClassName!r}): there is no "
+                                          f"JVM in sparkctl")
+
+    registerJavaUDAF = registerJavaFunction
+
+
+class FunctionsWithUDFs:
+    """The functions module as SQL sees it: the built-ins, then the session's registered UDFs."""
+
+    def __init__(self, functions: Any, udfs: dict[str, UserDefinedFunction]) -> None:
+        self._functions = functions
+        self._udfs = udfs
+
+    def __getattr__(self, name: str) -> Any:
+        udf = self._udfs.get(name.lower())
+        if udf is not None:
+            return lambda *cols: udf(*cols)  # no signature: every argument is a column
+        return getattr(self._functions, name)
+
+
+def functions_for_sql() -> Any:
+    """``functions``, with the active session's registered UDFs."""
+    import sparkctl.sql.functions as F
+    from sparkctl.sql.session import SparkSession
+    session = SparkSession._activeSession or SparkSession._instantiatedSession
+    udfs = getattr(session, "_udfs", None) if session is not None else None
+    return FunctionsWithUDFs(F, udfs) if udfs else F
+
+
 # ---------------------------------------------------------------------------- mapInPandas / mapInArrow
 class MapInBatches(lp.Plan):
     def __init__(self, child: lp.Plan, func: Callable[..., Any], schema: Any, pandas: bool) -> None:
@@ -131,3 +181,47 @@ def _map_in(tables: Iterator[pa.Table], plan: MapInBatches, names: list[str]) ->
             table = table.cast(plan.arrow_schema)
         if table.num_rows:
             yield table.rename_columns(columns)
+
+
+# ---------------------------------------------------------------------------- applyInPandas
+def apply_in_pandas(df: Any, groups: list[Expr], func: Callable[..., Any], schema: Any) -> Any:
+    """``groupBy(keys).applyInPandas(func, schema)``: rows exchanged by the keys (so a group is
+    whole in one partition), then each group handed to *func* as one pandas DataFrame
+    (``func(key, pdf)`` when it takes two parameters), in the task slots."""
+    import inspect
+
+    from sparkctl.errors import DataFramesNotSupportedError
+    from sparkctl.sql.column import Column
+    from sparkctl.sql.expressions import AttributeRef
+    scope = df._plan.scope()
+    keys = []
+    for g in groups:
+        resolved = g.resolve(scope)
+        if not isinstance(resolved, AttributeRef):
+            raise DataFramesNotSupportedError(f"applyInPandas grouped by the expression {g.sql()} (group by columns)")
+        keys.append(resolved.attr.name)
+    try:
+        wants_key = len(inspect.signature(func).parameters) == 2
+    except (TypeError, ValueError):
+        wants_key = False
+    n = df.sparkSession.sparkContext.defaultParallelism if keys else 1
+    exchanged = df.repartition(n, *[Column(AttributeRef(scope.lookup(k))) for k in keys])
+    return exchanged.mapInPandas(partial(_apply_groups, func=func, keys=keys, wants_key=wants_key), schema)
+
+
+def _apply_groups(batches: Iterator[Any], func: Callable[..., Any], keys: list[str], wants_key: bool) -> Iterator[Any]:
+    import pandas as pd
+    frames = list(batches)
+    if not frames:
+        return
+    pdf = pd.concat(frames, ignore_index=True)
+    if not len(pdf):
+        return
+    if not keys:
+        yield func((), pdf) if wants_key else func(pdf)
+        return
+    for key, group in pdf.groupby(keys, dropna=False, sort=False):
+        group = group.reset_index(drop=True)
+        key = key if isinstance(key, tuple) else (key,)
+        key = tuple(None if pd.isna(k) else (k.item() if hasattr(k, "item") else k) for k in key)
+        yield func(key, group) if wants_key else func(group)
