@@ -107,7 +107,8 @@ def time_registration(url: str, executors: int, timeout: float = 120.0) -> float
     t0 = time.monotonic()
     sc = SparkContext(conf=conf)
     try:
-        runtime = sc._runtime  # type: ignore[attr-defined]
+        runtime = sc._runtime
+        assert runtime is not None
         if not runtime.wait_for_executors(executors, timeout):
             raise SystemExit(f"only {len(runtime.executors)} of {executors} executors registered in {timeout:g}s")
         elapsed = time.monotonic() - t0

@@ -92,6 +92,7 @@ def test_a_forked_executor_registers_with_its_own_session_directory_environment_
     assert os.readlink(f"/proc/{proc.pid}/fd/2") == str(home / "stderr")
     # its task slot was forked by it, not by the fork server
     slots = wait_for(lambda: _children(proc.pid), 10, "the executor's task slot")
+    assert fork_server.pid is not None
     assert len(slots) == 1 and _children(fork_server.pid) == [proc.pid]
     wait_for(lambda: "registered with driver" in (home / "stderr").read_text(), 10,
              "the executor's log line in its stderr")
@@ -178,7 +179,7 @@ class GatedDriver:
             conn.close()
 
     def gather(self, timeout: float) -> list[tuple[Connection, sm.RegisterExecutor, float]]:
-        got = []
+        got: list[tuple[Connection, sm.RegisterExecutor, float]] = []
         deadline = time.monotonic() + timeout
         while len(got) < self.expected:
             try:

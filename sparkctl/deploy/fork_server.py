@@ -310,7 +310,7 @@ def serve(fd: int) -> int:
               "executors may hang", file=sys.stderr, flush=True)
     while True:
         try:
-            ready, _, _ = select.select([sock, wake_r], [], [])
+            ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
         except InterruptedError:
             continue
         if wake_r in ready:
@@ -321,7 +321,7 @@ def serve(fd: int) -> int:
                 pass
         if not _reap(sock):
             return 0
-        if sock in ready:
+        if sock.fileno() in ready:
             try:
                 msg = recv_message(sock)
             except (EOFError, OSError, ValueError):
