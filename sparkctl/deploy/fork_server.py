@@ -172,8 +172,9 @@ class ForkServer:
         env[ROOM_VAR] = "." * ENV_ROOM
         try:
             # -P: never import a `sparkctl` lying in the working directory instead of ours
-            proc = subprocess.Popen([sys.executable, "-P", "-m", "sparkctl.deploy.fork_server", str(theirs.fileno())], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                    env=env, start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "sparkctl.deploy.fork_server", str(theirs.fileno())],
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
         finally:
             theirs.close()
         self._sock, self._proc = ours, proc
