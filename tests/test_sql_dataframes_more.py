@@ -172,6 +172,16 @@ def date_format_patterns(spark, F, W):
                      F.date_trunc("hour", "ts"), F.date_trunc("week", "ts")).orderBy("id")
 
 
+@case()  # rows compared to 9 digits, not show(): libm and the JVM's trigonometry may differ in the last bit
+def math_string_and_null_functions(spark, F, W):
+    df = sales(spark)
+    return df.select("id", F.sin("amount"), F.cos("id"), F.tan("amount"), F.atan("amount"), F.atan2("amount", "id"),
+                     F.degrees("amount"), F.radians("id"), F.cbrt("amount"), F.repeat("rep", 2),
+                     F.regexp_extract("rep", "(a|e)(n|v)", 1), F.regexp_extract("rep", "([a-z])([a-z]+)", 2),
+                     F.regexp_extract("region", "st", 0), F.nullif("region", F.lit("east")),
+                     F.nvl2("amount", F.lit("has"), F.lit("none")), F.nvl2("rep", "id", F.lit(0.5))).orderBy("id")
+
+
 # ---------------------------------------------------------------------------- 5. window frames
 def _w(W: Any) -> Any:
     return W.partitionBy("region").orderBy("id")

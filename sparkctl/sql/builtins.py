@@ -216,7 +216,76 @@ def _sign_type(types: list[pa.DataType]) -> pa.DataType:
     return pa.float64()
 
 
+def _regexp_extract(args: list[Any], n: int) -> Any:
+    import re
+    pattern, group = args[1].as_py(), args[2].as_py() if len(args) > 2 else 1
+    # Arrow names each group; Spark numbers them: wrap the pattern's groups in named ones
+    count = re.compile(pattern).groups
+    if group > count:
+        raise AnalysisException(f"[INVALID_PARAMETER_VALUE.REGEX_GROUP_INDEX] The value of parameter(s) `idx` in "
+                                f"`regexp_extract` is invalid: Expects group index between 0 and {count}, but got "
+                                f"{group}.", error_class="INVALID_PARAMETER_VALUE.REGEX_GROUP_INDEX")
+    found = pc.extract_regex(args[0], pattern=f"(?P<g0>{pattern})") if group == 0 else None
+    if found is None:
+        named, seen, i = [], 0, 0
+        while i < len(pattern):  # name the capturing groups g1, g2, ... in order
+            ch = pattern[i]
+            if ch == "\\":
+                named.append(pattern[i:i + 2])
+                i += 2
+                continue
+            if ch == "(" and not pattern.startswith("(?", i):
+                seen += 1
+                named.append(f"(?P<g{seen}>")
+            else:
+                named.append(ch)
+            i += 1
+        found = pc.extract_regex(args[0], pattern="".join(named))
+    value = pc.struct_field(found, [0 if group == 0 else group - 1])
+    # no match: Spark gives the empty string (NULL only for a NULL input)
+    return pc.if_else(pc.is_null(args[0]), pa.scalar(None, pa.string()), pc.fill_null(value, ""))
+
+
+def _nullif(args: list[Any], n: int) -> Any:
+    a, b = args
+    equal = pc.fill_null(pc.equal(a, b), False)
+    return pc.if_else(equal, pa.scalar(None, a.type), a)
+
+
+def _nvl2(args: list[Any], n: int) -> Any:
+    t = common_type(args[1].type, args[2].type)
+    return pc.if_else(pc.is_valid(as_array(args[0], n)), as_array(_coerce(args[1], args[1].type, t), n),
+                      as_array(_coerce(args[2], args[2].type, t), n))
+
+
+def _cbrt(args: list[Any], n: int) -> Any:
+    import numpy as np
+    value = as_array(pc.cast(args[0], pa.float64()), n)
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    numbers = pc.fill_null(value, 0.0).to_numpy(zero_copy_only=False)
+    return pa.array(np.cbrt(numbers), mask=value.is_null().to_numpy(zero_copy_only=False))
+
+
+def _atan2(args: list[Any], n: int) -> Any:
+    return pc.atan2(pc.cast(args[0], pa.float64()), pc.cast(args[1], pa.float64()))
+
+
 SCALARS: dict[str, ScalarSpec] = {
+    "sin": ScalarSpec(_double, _unary("sin", True)),
+    "cos": ScalarSpec(_double, _unary("cos", True)),
+    "tan": ScalarSpec(_double, _unary("tan", True)),
+    "asin": ScalarSpec(_double, _unary("asin", True)),
+    "acos": ScalarSpec(_double, _unary("acos", True)),
+    "atan": ScalarSpec(_double, _unary("atan", True)),
+    "atan2": ScalarSpec(_double, _atan2, 2, 2),
+    "degrees": ScalarSpec(_double, lambda a, n: pc.multiply(pc.cast(a[0], pa.float64()), 180.0 / 3.141592653589793)),
+    "radians": ScalarSpec(_double, lambda a, n: pc.multiply(pc.cast(a[0], pa.float64()), 3.141592653589793 / 180.0)),
+    "cbrt": ScalarSpec(_double, _cbrt),
+    "repeat": ScalarSpec(_string, lambda a, n: pc.binary_repeat(a[0], max(0, a[1].as_py())), 2, 2),
+    "regexp_extract": ScalarSpec(_string, _regexp_extract, 2, 3),
+    "nullif": ScalarSpec(_same, _nullif, 2, 2),
+    "nvl2": ScalarSpec(lambda t: common_type(t[1], t[2]), _nvl2, 3, 3),
     "upper": ScalarSpec(_string, lambda a, n: pc.utf8_upper(a[0])),
     "ucase": ScalarSpec(_string, lambda a, n: pc.utf8_upper(a[0])),
     "lower": ScalarSpec(_string, lambda a, n: pc.utf8_lower(a[0])),
@@ -280,7 +349,7 @@ SCALARS: dict[str, ScalarSpec] = {
     "rlike": ScalarSpec(_bool, lambda a, n: pc.match_substring_regex(a[0], pattern=a[1].as_py()), 2, 2),
 }
 #: functions whose later arguments must be literals (a pattern, a position)
-LITERAL_ARGS = {"substring": 1, "substr": 1, "round": 1, "split": 1, "regexp_replace": 1, "lpad": 1, "rpad": 1,
+LITERAL_ARGS = {"repeat": 1, "regexp_extract": 1, "substring": 1, "substr": 1, "round": 1, "split": 1, "regexp_replace": 1, "lpad": 1, "rpad": 1,
                 "instr": 1, "startswith": 1, "endswith": 1, "contains": 1, "like": 1, "rlike": 1, "concat_ws": 0,
                 "to_date": 1}
 #: how Spark prints a call whose SQL differs from name(args)
@@ -299,11 +368,13 @@ NULL_INTOLERANT = {"upper", "ucase", "lower", "lcase", "length", "char_length", 
                    "startswith", "endswith", "contains", "like", "rlike", "year", "month", "dayofmonth", "day",
                    "hour", "minute", "second", "quarter", "dayofyear", "datediff", "date_add", "date_sub",
                    "regexp_replace", "map_keys", "map_values", "last_day", "add_months", "dayofweek", "weekofyear",
-                   "date_format"}
+                   "date_format", "sin", "cos", "tan", "atan", "atan2", "degrees", "radians", "cbrt", "repeat",
+                   "regexp_extract"}
 #: functions whose result is NULL only where every argument is
 NULL_IF_ALL = {"coalesce", "nvl", "ifnull", "greatest", "least"}
 #: functions Spark prints in capitals
-_UPPER = {"sqrt": "SQRT", "exp": "EXP", "log10": "LOG10", "log2": "LOG2", "pow": "POWER", "power": "POWER",
+_UPPER = {"sin": "SIN", "cos": "COS", "tan": "TAN", "asin": "ASIN", "acos": "ACOS", "atan": "ATAN",
+          "atan2": "ATAN2", "degrees": "DEGREES", "radians": "RADIANS", "cbrt": "CBRT", "sqrt": "SQRT", "exp": "EXP", "log10": "LOG10", "log2": "LOG2", "pow": "POWER", "power": "POWER",
           "signum": "SIGNUM", "floor": "FLOOR", "ceil": "CEIL", "log": "LOG"}
 
 
@@ -353,6 +424,8 @@ class Func(Expr):
             return all(c.nullable for c in self.children)
         if self.name in ("isnan", "map", "array"):
             return False
+        if self.name == "nvl2":
+            return self.children[1].nullable or self.children[2].nullable
         return True
 
     def eval(self, table: pa.Table) -> Any:

@@ -360,6 +360,63 @@ def nanvl(col1: Any, col2: Any) -> Column:
     return _f("nanvl", col1, col2)
 
 
+def sin(col: Any) -> Column:
+    return _f("sin", col)
+
+
+def cos(col: Any) -> Column:
+    return _f("cos", col)
+
+
+def tan(col: Any) -> Column:
+    return _f("tan", col)
+
+
+def asin(col: Any) -> Column:
+    return _f("asin", col)
+
+
+def acos(col: Any) -> Column:
+    return _f("acos", col)
+
+
+def atan(col: Any) -> Column:
+    return _f("atan", col)
+
+
+def atan2(col1: Any, col2: Any) -> Column:
+    return Column(Func("atan2", [to_expr(col1) if isinstance(col1, (int, float)) else _c(col1),
+                                 to_expr(col2) if isinstance(col2, (int, float)) else _c(col2)]))
+
+
+def degrees(col: Any) -> Column:
+    return _f("degrees", col)
+
+
+def radians(col: Any) -> Column:
+    return _f("radians", col)
+
+
+def cbrt(col: Any) -> Column:
+    return _f("cbrt", col)
+
+
+def repeat(col: Any, n: int) -> Column:
+    return _lit_args("repeat", col, n)
+
+
+def regexp_extract(str: Any, pattern: str, idx: int) -> Column:  # noqa: A002
+    return _lit_args("regexp_extract", str, pattern, idx)
+
+
+def nullif(col1: Any, col2: Any) -> Column:
+    return _f("nullif", col1, col2)
+
+
+def nvl2(col1: Any, col2: Any, col3: Any) -> Column:
+    return _f("nvl2", col1, col2, col3)
+
+
 def year(col: Any) -> Column:
     return _f("year", col)
 
