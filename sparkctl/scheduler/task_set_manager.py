@@ -3,9 +3,10 @@ and how often each failed; which task an offered slot should run next.
 
 The state is sized for stages of 100,000 tasks and more:
 
-* per task, only flat arrays (state, failure and attempt counts); what only some tasks
-  need (the executors a task failed on, the reasons of its failed attempts) lives in dicts
-  filled when a task first fails;
+* per task, only flat arrays (state, failure and attempt counts) and no pending-queue
+  entry (``PendingTasks`` is a cursor over the never-launched indices); what only some
+  tasks need (the executors a task failed on, the reasons of its failed attempts) lives
+  in dicts filled when a task first fails;
 * running attempts are indexed by task id (``running``, in launch order) and by task
   index (``copies``), so finishing an attempt never scans the others;
 * speculation keeps the median of finished durations as tasks finish
