@@ -63,7 +63,7 @@ class ArrowPartitionedWriter(PartitionedWriter):
         super().__init__(num_partitions, partition_of, budget, spill_dir, batch_size)
         self.options = ipc_options(self.codec)
         # per reducer: (tag, schema) of the pending tables, the tables, their bytes
-        self.pending: list[list[pa.Table]] = [[] for _ in range(num_partitions)]
+        self.waiting: list[list[pa.Table]] = [[] for _ in range(num_partitions)]
         self.pending_key: list[Any] = [None] * num_partitions
         self.pending_bytes = [0] * num_partitions
         self.pending_total = 0
@@ -77,10 +77,10 @@ class ArrowPartitionedWriter(PartitionedWriter):
             if not table.num_rows:
                 continue
             pkey = (tag, table.schema)
-            if self.pending[p] and self.pending_key[p] != pkey:
+            if self.waiting[p] and self.pending_key[p] != pkey:
                 self._flush(p)
             self.pending_key[p] = pkey
-            self.pending[p].append(table)
+            self.waiting[p].append(table)
             size = table.nbytes
             self.pending_bytes[p] += size
             self.pending_total += size
@@ -89,7 +89,7 @@ class ArrowPartitionedWriter(PartitionedWriter):
             self._check_memory()
 
     def _flush(self, p: int) -> None:
-        tables = self.pending[p]
+        tables = self.waiting[p]
         if not tables:
             return
         tag = self.pending_key[p][0]
@@ -99,7 +99,7 @@ class ArrowPartitionedWriter(PartitionedWriter):
         self.buffered += 4 + len(data)
         self.records_written += sum(t.num_rows for t in tables)
         self.pending_total -= self.pending_bytes[p]
-        self.pending[p] = []
+        self.waiting[p] = []
         self.pending_bytes[p] = 0
 
     def _check_memory(self) -> None:

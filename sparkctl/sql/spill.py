@@ -45,9 +45,10 @@ class SpillContext:
     def __init__(self, budget: int | None = None, directory: str | None = None) -> None:
         from sparkctl.taskcontext import TaskContext
         tc = TaskContext.get()
-        has_env = tc is not None and tc.env is not None
-        self.budget = budget if budget is not None else (tc.memory_budget if has_env else _NO_TASK_BUDGET)
-        self.directory = directory or (tc.local_dir if has_env else tempfile.gettempdir())
+        in_task = tc is not None and tc.env is not None
+        task_budget = tc.memory_budget if tc is not None and in_task else _NO_TASK_BUDGET
+        self.budget = budget if budget is not None else task_budget
+        self.directory = directory or (tc.local_dir if tc is not None and in_task else tempfile.gettempdir())
         self.options = ipc_options(compression.spill_codec())
         self.paths: set[str] = set()
         if tc is not None:
