@@ -227,6 +227,17 @@ def ranking_and_value_functions(spark, F, W):
 
 
 @case(ordered=True)
+def decimal_window_sums(spark, F, W):
+    import decimal
+    rows = [(1, "a", decimal.Decimal("10.50")), (2, "a", decimal.Decimal("-3.25")), (3, "a", None),
+            (4, "b", decimal.Decimal("7.00")), (5, "b", decimal.Decimal("0.01"))]
+    df = spark.createDataFrame(rows, "id INT, g STRING, p DECIMAL(10,2)")
+    w = W.partitionBy("g").orderBy("id")
+    return df.select("id", F.sum("p").over(w.rowsBetween(-1, 0)), F.avg("p").over(w.rowsBetween(-1, 1)),
+                     F.sum("p").over(w), F.max("p").over(w.rowsBetween(0, 1))).orderBy("id")
+
+
+@case(ordered=True)
 def window_frames_on_empty_input(spark, F, W):
     w = _w(W)
     return empty_sales(spark).select("id", F.sum("amount").over(w.rowsBetween(-1, 1)), F.ntile(2).over(w))

@@ -189,19 +189,32 @@ def aggregate_over_frame(f: Any, values: Any, start: np.ndarray, end: np.ndarray
 
 def _decimal_sum_or_avg(f: Any, values: pa.Array, start: np.ndarray, end: np.ndarray,
                         counts: np.ndarray) -> pa.Array:
-    """Decimal sums exactly, over the unscaled integers."""
+    """Decimal sums exactly, as cumulative sums of the unscaled integers (64-bit while the
+    input has at most 18 digits; Python integers beyond)."""
     t = values.type
-    unscaled = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
-    ints = np.array([int(v.scaleb(t.scale)) for v in unscaled], dtype=object) if t.precision > 18 else \
-        pc.cast(pc.multiply(pc.cast(pc.fill_null(values, 0), pa.decimal128(38, t.scale)),
-                            pa.scalar(10 ** t.scale, pa.decimal128(38, 0))), pa.int64()).to_numpy()
-    sums = _frame_sum(ints, start, end)
-    import decimal
-    scale = decimal.Decimal(1).scaleb(-t.scale)
-    as_decimal = [None if c == 0 else decimal.Decimal(int(s)) * scale for s, c in zip(sums, counts)]
-    out = pa.array(as_decimal, pa.decimal128(38, t.scale))
+    scale = t.scale
+    filled = pc.fill_null(values, 0)
+    if t.precision <= 18:
+        filled = pc.cast(filled, pa.decimal128(t.precision, scale))
+        words = np.frombuffer(filled.buffers()[1], dtype=np.int64).reshape(-1, 2)
+        unscaled = words[filled.offset:filled.offset + len(filled), 0]  # fits the low word: <= 18 digits
+        sums = _frame_sum(unscaled, start, end)
+        # a 128-bit decimal's bytes are its unscaled integer: low word, then the sign's high word
+        words = np.empty((len(sums), 2), dtype=np.int64)
+        words[:, 0], words[:, 1] = sums, sums >> 63
+        out = pa.Array.from_buffers(pa.decimal128(38, scale), len(sums), [None, pa.py_buffer(words.tobytes())])
+        out = pc.if_else(pa.array(counts == 0), pa.scalar(None, out.type), out)
+    else:
+        import decimal
+        unscaled = np.array([int(v.scaleb(scale)) for v in filled.to_pylist()], dtype=object)
+        sums = _frame_sum(unscaled, start, end)
+        unit = decimal.Decimal(1).scaleb(-scale)
+        out = pa.array([None if c == 0 else decimal.Decimal(int(v)) * unit for v, c in zip(sums, counts)],
+                       pa.decimal128(38, scale))
     if f.name == "avg":
-        return pc.divide(out, pa.array(counts.astype(np.int64)).cast(pa.decimal128(19, 0))).cast(f.dtype, safe=False)
+        wide = pc.divide(pc.cast(out, pa.decimal256(f.dtype.precision + 1, f.dtype.scale)),
+                         pa.array(np.maximum(counts, 1).astype(np.int64)))
+        return pc.cast(pc.round(wide, ndigits=f.dtype.scale, round_mode="half_up"), f.dtype)
     return out.cast(f.dtype)
 
 
