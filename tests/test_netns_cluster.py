@@ -10,8 +10,8 @@ it, the reducers' fetches from it fail, the lost work is recomputed elsewhere an
 result is exact; with the link back, the worker re-registers with the master (which
 closed its connection) and gets an executor of the running application again.
 
-A strict xfail records a real-hosts bug: a reducer whose slot keeps a connection to the
-partitioned host waits a fixed 120 s for its fetch, whatever spark.network.timeout says.
+A reducer whose slot keeps a connection to the partitioned host gives its fetch up within
+spark.network.timeout (it once waited a fixed 120 s).
 
 Each test makes its own namespaces and removes them, with every process in them, even
 when it fails (fixture finalizers); each also checks that ``ip netns list`` and
@@ -441,9 +441,6 @@ NETWORK_TIMEOUT = 8.0
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a shuffle fetch on a connection the slot keeps to the partitioned host "
-                                       "waits a fixed 120 s (SlotEnvironment.fetch_remote's recv timeout), not "
-                                       "spark.network.timeout")
 @pytest.mark.timeout(150)
 def test_a_fetch_from_a_partitioned_host_gives_up_within_the_network_timeout(
         cluster: NamespaceCluster, network: NamespaceNetwork, monkeypatch: pytest.MonkeyPatch) -> None:

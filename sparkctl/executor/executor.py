@@ -153,6 +153,7 @@ class Executor:
                 if self.server is not None:
                     env.port = self.server.address[1]
                 env.task_cpus = self.s.task_cpus
+                env.network_timeout = self.s.network_timeout
                 if self.s.pyspark_memory:
                     python_memory.apply(self.s.pyspark_memory, self.s.cores)
                 slot_main(child_sock, env, self.kill_board, index)

@@ -71,6 +71,8 @@ class SlotEnvironment:
         self.batch_size = batch_size
         self.secret = secret
         self._peers: dict[tuple[str, int], Connection] = {}
+        # spark.network.timeout: how long a block fetch from another executor may take
+        self.network_timeout = 120.0
         self.task_cpus = 1  # spark.task.cpus, set by the executor (TaskContext.cpus())
         # shuffle id -> (map output epoch, decoded statuses), for the tasks of later stages
         self._statuses: OrderedDict[int, tuple[int, list[MapStatus | None]]] = OrderedDict()
@@ -148,11 +150,11 @@ class SlotEnvironment:
         conn = self._peers.get(key)
         for attempt in range(2):  # a cached connection may have gone stale
             if conn is None or conn.closed:
-                conn = connect(status.host, status.port, self.secret, timeout=30)
+                conn = connect(status.host, status.port, self.secret, timeout=min(30.0, self.network_timeout))
                 self._peers[key] = conn
             try:
                 conn.send(FetchShuffleBlock(os.path.basename(status.data_path), reduce_index, offset, length))
-                reply = conn.recv(timeout=120)
+                reply = conn.recv(timeout=self.network_timeout)
                 break
             except (OSError, RpcConnectError, EOFError, Exception):
                 conn.close()
@@ -177,10 +179,10 @@ class SlotEnvironment:
         return list(messages)
 
     def fetch_cached(self, host: str, port: int, block_id: str) -> bytes | None:
-        conn = connect(host, port, self.secret, timeout=30)
+        conn = connect(host, port, self.secret, timeout=min(30.0, self.network_timeout))
         try:
             conn.send(FetchCachedBlock(block_id))
-            reply = conn.recv(timeout=120)
+            reply = conn.recv(timeout=self.network_timeout)
         finally:
             conn.close()
         return reply.data if isinstance(reply, BlockData) else None
