@@ -248,8 +248,9 @@ ROWS_BIG = 6_000_000  # about 230 MiB of rows in memory: each reduce task reads 
 KEYS_BIG = 1_000_003
 # how far a slot's resident set may rise above its size after a warm-up job (which loads
 # the modules a DataFrame task needs). Measured here with this test's 4 MiB budget: groupBy
-# 48-74, join 12-62, orderBy 37-49 MiB (a fresh machine gave the larger figures); with Spark's default (150 MiB a slot, so the aggregation and
-# the join hold their partitions): 128, 282 and 470 MiB
+# 48-74, join 12-62, orderBy 37-49 MiB (a fresh machine gave the larger figures); with
+# Spark's default (150 MiB a slot, so the aggregation and the join hold their partitions):
+# 128, 282 and 470 MiB
 GROWTH_LIMIT = 96 << 20  # under what one reduce task reads (over 100 MiB), which holding it whole would take
 
 
