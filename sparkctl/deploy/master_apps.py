@@ -13,12 +13,11 @@ from sparkctl.deploy.master_info import (
     Action,
     ApplicationInfo,
     BindDriver,
-    DriverInfo,
     Log,
+    MasterFields,
     Reply,
     SendToDriver,
     SendToWorker,
-    WorkerInfo,
     log_info as _info,
     log_warning as _warn,
     plural as _plural,
@@ -52,19 +51,8 @@ EXECUTOR_STABLE_RUN = 30.0
 _FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
 
 
-class ApplicationBookkeeping:
+class ApplicationBookkeeping(MasterFields):
     """Applications and executors (a part of the master's state machine)."""
-
-    # The machine's state (see MasterStateMachine.__init__).
-    workers: dict[str, WorkerInfo]
-    apps: dict[str, ApplicationInfo]
-    drivers: dict[str, DriverInfo]
-    completed: list[str]
-    completed_drivers: list[str]
-    next_app_number: int
-    next_driver_number: int
-    master_url: str
-    worker_timeout: float
 
     retained_applications: int
     max_executor_retries: int

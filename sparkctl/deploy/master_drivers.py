@@ -18,10 +18,10 @@ from dataclasses import replace
 
 from sparkctl.deploy.master_info import (
     Action,
-    ApplicationInfo,
     DriverChanged,
     DriverInfo,
     Log,
+    MasterFields,
     Reply,
     SendToWorker,
     WorkerInfo,
@@ -74,19 +74,8 @@ def supervise_delay(quick_failures: int) -> float:
     return min(2.0 ** (quick_failures - 2), SUPERVISE_MAX_DELAY)
 
 
-class DriverBookkeeping:
+class DriverBookkeeping(MasterFields):
     """Submitting, placing, supervising and ending drivers (a part of the master's state machine)."""
-
-    # The machine's state (see MasterStateMachine.__init__).
-    workers: dict[str, WorkerInfo]
-    apps: dict[str, ApplicationInfo]
-    drivers: dict[str, DriverInfo]
-    completed: list[str]
-    completed_drivers: list[str]
-    next_app_number: int
-    next_driver_number: int
-    master_url: str
-    worker_timeout: float
 
     _index: WorkerIndex
 

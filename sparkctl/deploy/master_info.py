@@ -317,3 +317,19 @@ def log_warning(text: str) -> Log:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class MasterFields:
+    """The master state machine's fields, declared once for each part that uses them
+    (set in MasterStateMachine.__init__)."""
+
+    # The machine's state (see MasterStateMachine.__init__).
+    workers: dict[str, WorkerInfo]
+    apps: dict[str, ApplicationInfo]
+    drivers: dict[str, DriverInfo]
+    completed: list[str]
+    completed_drivers: list[str]
+    next_app_number: int
+    next_driver_number: int
+    master_url: str
+    worker_timeout: float

@@ -12,8 +12,8 @@ from typing import Any
 from sparkctl.deploy.master_info import (
     Action,
     ApplicationInfo,
-    DriverInfo,
     ExecutorInfo,
+    MasterFields,
     WorkerInfo,
     log_info as _info,
     plural as _plural,
@@ -36,19 +36,8 @@ from sparkctl.deploy.recovery import (
 from sparkctl.deploy.worker_index import WorkerIndex
 
 
-class MasterSnapshots:
+class MasterSnapshots(MasterFields):
     """Snapshots, restore and change records (a part of the master's state machine)."""
-
-    # The machine's state (see MasterStateMachine.__init__).
-    workers: dict[str, WorkerInfo]
-    apps: dict[str, ApplicationInfo]
-    drivers: dict[str, DriverInfo]
-    completed: list[str]
-    completed_drivers: list[str]
-    next_app_number: int
-    next_driver_number: int
-    master_url: str
-    worker_timeout: float
 
     _index: WorkerIndex
     _by_address: dict[tuple[str, int], str]

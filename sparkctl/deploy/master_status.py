@@ -14,6 +14,7 @@ from typing import Any
 from sparkctl.deploy.master_info import (
     ApplicationInfo,
     DriverInfo,
+    MasterFields,
     WorkerInfo,
     plural as _plural,
 )
@@ -32,19 +33,8 @@ def _ms(t: float) -> int:
     return int(round(t * 1000))
 
 
-class MasterStatusViews:
+class MasterStatusViews(MasterFields):
     """Status documents and explanations (a part of the master's state machine)."""
-
-    # The machine's state (see MasterStateMachine.__init__).
-    workers: dict[str, WorkerInfo]
-    apps: dict[str, ApplicationInfo]
-    drivers: dict[str, DriverInfo]
-    completed: list[str]
-    completed_drivers: list[str]
-    next_app_number: int
-    next_driver_number: int
-    master_url: str
-    worker_timeout: float
 
     # ------------------------------------------------------------- explanations
     def _room(self) -> _Room:
