@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.sshd_fixture import SSHServer, make_key, processes_mentioning, sshd_missing_reason
+from tests.sshd_fixture import (SSHServer, make_key, processes_mentioning, sparkctl_env,
+                                sshd_missing_reason)
 
 ROOT = Path(__file__).resolve().parent.parent
 IP = "ip"
@@ -223,13 +224,7 @@ class NamespaceCluster:
         self.url = f"spark://{network.bridge_address}:{self.master_port}"
         defaults = {"spark.master": self.url, "spark.driver.host": network.bridge_address, **(settings or {})}
         (self.conf / "sparkctl-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in defaults.items()))
-        self.env = {
-            "PYTHONPATH": str(ROOT),
-            "SPARKCTL_CONF_DIR": str(self.conf),
-            "SPARKCTL_PID_DIR": str(base / "pids"),
-            "SPARKCTL_LOG_DIR": str(base / "logs"),
-            "SPARKCTL_WORK_DIR": str(base / "work"),
-        }
+        self.env = sparkctl_env(base, self.conf)
         self.ssh_args = ["--identity", str(self.client_key), "--known-hosts", str(self.known_hosts)]
 
     def host_dir(self, h: NamespaceHost) -> Path:

@@ -202,3 +202,15 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
         if text in cmd or cwd.startswith(text) or text in env:
             found.append((int(name), cmd))
     return found
+
+
+def sparkctl_env(base: Path, conf: Path) -> dict[str, str]:
+    """The environment a cluster's ``sparkctl`` commands run with: this checkout on the path,
+    ``conf`` as the conf dir, and pid, log and work dirs under ``base``."""
+    return {
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "SPARKCTL_CONF_DIR": str(conf),
+        "SPARKCTL_PID_DIR": str(base / "pids"),
+        "SPARKCTL_LOG_DIR": str(base / "logs"),
+        "SPARKCTL_WORK_DIR": str(base / "work"),
+    }

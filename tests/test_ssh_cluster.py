@@ -45,7 +45,8 @@ from sparkctl.deploy.ssh import (
 )
 from sparkctl.errors import ConfigError, ConnectionClosed
 from sparkctl.rpc import Connection, Server
-from tests.sshd_fixture import SSHServer, make_key, processes_mentioning, sshd_missing_reason
+from tests.sshd_fixture import (SSHServer, make_key, processes_mentioning, sparkctl_env,
+                                sshd_missing_reason)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTS = ("127.0.0.2", "127.0.0.3")
@@ -88,13 +89,7 @@ class Site:
         self.conf.mkdir()
         self.known_hosts = base / "known_hosts"
         self.known_hosts.write_text(sshd.known_hosts())
-        self.env = {
-            "PYTHONPATH": str(ROOT),
-            "SPARKCTL_CONF_DIR": str(self.conf),
-            "SPARKCTL_PID_DIR": str(base / "pids"),
-            "SPARKCTL_LOG_DIR": str(base / "logs"),
-            "SPARKCTL_WORK_DIR": str(base / "work"),
-        }
+        self.env = sparkctl_env(base, self.conf)
         self.ssh_args = ["--identity", str(sshd.client_key), "--known-hosts", str(self.known_hosts)]
 
     def host_dir(self, address: str) -> Path:
