@@ -290,6 +290,19 @@ def _normal(value: Any) -> Any:
     return value
 
 
+def assert_same_frames(mine: Any, ref: Any, ordered: bool, *, nullability: bool = False,
+                       rows: Callable[[list[tuple]], Any] = list) -> None:
+    """sparkctl's DataFrame ``mine`` against PySpark's ``ref``: columns, types (and, when
+    asked, nullability), rows (through ``rows``), and for an ordered result show()'s text."""
+    assert mine.columns == ref.columns
+    assert mine.dtypes == ref.dtypes
+    if nullability:
+        assert [f.nullable for f in mine.schema.fields] == [f.nullable for f in ref.schema.fields]
+    assert rows(rows_of(mine, ordered)) == rows(rows_of(ref, ordered))
+    if ordered:
+        assert mine._show_string(20, True, False) == ref._jdf.showString(20, 20, False)
+
+
 def rows_of(df: Any, ordered: bool) -> list[tuple]:
     rows = [tuple(_normal(v) for v in r) for r in df.collect()]
     return rows if ordered else sorted(rows, key=repr)
@@ -391,11 +404,4 @@ def test_same_as_pyspark(ours: Any, theirs: Any, name: str) -> None:
     from sparkctl.sql import Window, functions as F
     program, ordered = CASES[name]
     mine, ref = program(ours, F, Window), program(theirs, PF, PW)
-    assert mine.columns == ref.columns
-    assert mine.dtypes == ref.dtypes
-    got, expected = rows_of(mine, ordered), rows_of(ref, ordered)
-    if name == "global_aggregate":
-        got, expected = _sets(got), _sets(expected)
-    assert got == expected
-    if ordered:
-        assert mine._show_string(20, True, False) == ref._jdf.showString(20, 20, False)
+    assert_same_frames(mine, ref, ordered, rows=_sets if name == "global_aggregate" else list)

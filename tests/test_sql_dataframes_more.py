@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("pyarrow")
 
 from sparkctl.errors import DataFramesNotSupportedError  # noqa: E402
-from tests.test_sql_dataframes import rows_of  # noqa: E402
+from tests.test_sql_dataframes import assert_same_frames  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -272,12 +272,7 @@ def test_same_as_pyspark(ours: Any, theirs: Any, name: str) -> None:
     from sparkctl.sql import Window, functions as F
     program, ordered = CASES[name]
     mine, ref = program(ours, F, Window), program(theirs, PF, PW)
-    assert mine.columns == ref.columns
-    assert mine.dtypes == ref.dtypes
-    assert [f.nullable for f in mine.schema.fields] == [f.nullable for f in ref.schema.fields]
-    assert rows_of(mine, ordered) == rows_of(ref, ordered)
-    if ordered:
-        assert mine._show_string(20, True, False) == ref._jdf.showString(20, 20, False)
+    assert_same_frames(mine, ref, ordered, nullability=True)
 
 
 # ---------------------------------------------------------------------------- fast, against plain Python
