@@ -54,10 +54,6 @@ _FINAL_EXECUTOR_STATES = (EXITED, EXEC_FAILED, EXEC_KILLED, LOST)
 class ApplicationBookkeeping(MasterFields):
     """Applications and executors (a part of the master's state machine)."""
 
-    retained_applications: int
-    max_executor_retries: int
-    _orphans: dict[str, dict[tuple[str, tuple[str, str]], None]]
-
     def register_application(self, msg: RegisterApplication, now: float) -> list[Action]:
         desc = msg.app
         problem = self._invalid_app(desc)

@@ -46,7 +46,6 @@ from sparkctl.deploy.messages import (
     LaunchDriver,
     SubmitDriverResponse,
 )
-from sparkctl.deploy.worker_index import WorkerIndex
 
 #: A supervised driver that ran this long (seconds) before it failed is relaunched at once;
 #: see :func:`supervise_delay` for quicker failures.
@@ -76,8 +75,6 @@ def supervise_delay(quick_failures: int) -> float:
 
 class DriverBookkeeping(MasterFields):
     """Submitting, placing, supervising and ending drivers (a part of the master's state machine)."""
-
-    _index: WorkerIndex
 
     def _new_driver_id(self, now: float) -> str:
         stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))

@@ -28,6 +28,7 @@ from sparkctl.deploy.messages import (
 )
 
 if TYPE_CHECKING:
+    from sparkctl.deploy.messages import DriverStatusResponse
     from sparkctl.deploy.worker_index import WorkerIndex
 
 __all__ = [
@@ -321,7 +322,8 @@ def plural(n: int, word: str) -> str:
 
 class MasterFields:
     """The master state machine's fields, declared once for each part that uses them
-    (set in MasterStateMachine.__init__)."""
+    (set in MasterStateMachine.__init__), and the methods one part calls on another
+    (declared for the type checker only: each is defined by exactly one part)."""
 
     # The machine's state (see MasterStateMachine.__init__).
     workers: dict[str, WorkerInfo]
@@ -333,3 +335,31 @@ class MasterFields:
     next_driver_number: int
     master_url: str
     worker_timeout: float
+    max_executor_retries: int
+    retained_applications: int
+    retained_drivers: int
+    _index: WorkerIndex
+    _by_address: dict[tuple[str, int], str]  # (host, port) -> worker id
+    # Executors that workers run for applications not registered (yet), by app id.
+    _orphans: dict[str, dict[tuple[str, tuple[str, str]], None]]
+    _changed: dict[tuple[str, ...], bool]
+    _meta_key: tuple[Any, ...]
+
+    if TYPE_CHECKING:
+        # master_state.MasterStateMachine
+        def _mark(self, *key: str, new: bool = False) -> None: ...
+        def _add_worker(self, worker: WorkerInfo) -> None: ...
+        def _ungrant(self, app: ApplicationInfo, executor_id: str) -> None: ...
+        def _attach(self, app: ApplicationInfo, ex: ExecutorInfo) -> None: ...
+        def _orphans_of(self, app_ids: list[str]) -> list[tuple[WorkerInfo, tuple[str, str], ExecutorInfo]]: ...
+        def _refresh_app_state(self, app: ApplicationInfo) -> None: ...
+        def _new_app_id(self, now: float) -> str: ...
+        def active_apps(self) -> list[ApplicationInfo]: ...
+        def alive_workers(self) -> list[WorkerInfo]: ...
+        def schedule(self, now: float) -> list[Action]: ...
+        # master_apps.ApplicationBookkeeping
+        def _out_of_retries(self, app: ApplicationInfo) -> bool: ...
+        def _failure_message(self, app: ApplicationInfo) -> str: ...
+        # master_drivers.DriverBookkeeping
+        def _driver_lost(self, driver: DriverInfo, why: str, now: float) -> list[Action]: ...
+        def driver_status(self, driver_id: str) -> DriverStatusResponse: ...

@@ -7,6 +7,7 @@ directory); :meth:`take_changes` lists the records an event changed, for the jou
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sparkctl.deploy.master_info import (
@@ -38,12 +39,6 @@ from sparkctl.deploy.worker_index import WorkerIndex
 
 class MasterSnapshots(MasterFields):
     """Snapshots, restore and change records (a part of the master's state machine)."""
-
-    _index: WorkerIndex
-    _by_address: dict[tuple[str, int], str]
-    _orphans: dict[str, dict[tuple[str, tuple[str, str]], None]]
-    _changed: dict[tuple[str, ...], bool]
-    _meta_key: tuple[Any, ...]
 
     def snapshot(self) -> dict[str, Any]:
         """The persistent part (workers, applications) as JSON-ready plain data.
@@ -82,13 +77,15 @@ class MasterSnapshots(MasterFields):
                     records.append({"t": "exec", "app": key[1], "new": new, "v": executor_record(ex)} if ex else
                                    {"t": "-exec", "app": key[1], "id": key[2]})
                     continue
-                table: dict[str, Any] = {"worker": self.workers, "app": self.apps, "driver": self.drivers}[kind]
-                entry = table.get(key[1])
+                tables: dict[str, dict[str, Any]] = {"worker": self.workers, "app": self.apps,
+                                                     "driver": self.drivers}
+                entry = tables[kind].get(key[1])
                 if entry is None:
                     records.append({"t": "-" + kind, "id": key[1]})
                 else:
-                    make = {"worker": worker_record, "app": app_record, "driver": driver_record}[kind]
-                    records.append({"t": kind, "new": new, "v": make(entry)})
+                    make: dict[str, Callable[[Any], dict[str, Any]]] = {
+                        "worker": worker_record, "app": app_record, "driver": driver_record}
+                    records.append({"t": kind, "new": new, "v": make[kind](entry)})
         # The id counters and the completed lists (which only grow at the end and shrink at the front).
         meta_key = (self.next_app_number, self.next_driver_number, len(self.completed), self.completed[:1],
                     self.completed[-1:], len(self.completed_drivers), self.completed_drivers[:1],

@@ -53,12 +53,12 @@ class WorkerIndex:
                 del self._buckets[old]
                 self._sizes.remove(old)
         if free > 0:
-            bucket = self._buckets.get(free)
-            if bucket is None:
-                bucket = self._buckets[free] = {}
+            into = self._buckets.get(free)
+            if into is None:
+                into = self._buckets[free] = {}
                 self._sizes.append(free)
                 self._sizes.sort(reverse=True)
-            bucket[worker.seq] = worker
+            into[worker.seq] = worker
             self._where[worker.seq] = free
 
     def discard(self, worker: WorkerInfo) -> None:
