@@ -18,7 +18,7 @@ import pytest
 from sparkctl.scheduler.speculation import RunningQuantile
 from sparkctl.scheduler.task_scheduler import (KillTask, Launch, TaskEnded, TaskScheduler, TaskSetAborted,
                                                TaskSetManager)
-from sparkctl.scheduler.task_set_manager import PENDING, RUNNING, PendingTasks
+from sparkctl.scheduler.task_set_manager import HOST, PENDING, RUNNING, PendingTasks
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,10 +45,6 @@ def check_indexes(ts: TaskScheduler) -> None:
         assert slots.running == running
         assert slots.free == slots.cores - c * len(running)
     assert ts.executors_with_free_slots() == [e for e, s in ts.executors.items() if s.free >= c]
-    hosts: dict[str, int] = {}
-    for s in ts.executors.values():
-        hosts[s.host] = hosts.get(s.host, 0) + s.free
-    assert ts.free_cores_by_host == hosts  # and no entry for a host with no executor left
     assert ts.free_slots() == sum(s.free // c for s in ts.executors.values())
 
 
@@ -96,20 +92,28 @@ def test_running_median_is_the_upper_median_spark_uses() -> None:
 
 
 # ---------------------------------------------------------------- offers go where there is room
+def asked_for_tasks(tsm: TaskSetManager) -> list[str]:
+    """The executors the task set is asked to give a task to from now on, in order (one
+    entry for consecutive asks of the same executor)."""
+    offered: list[str] = []
+    real = tsm.next_index
+
+    def spy(executor_id: str, num_executors: int, host: str = "") -> int | None:
+        if not offered or offered[-1] != executor_id:
+            offered.append(executor_id)
+        return real(executor_id, num_executors, host)
+
+    tsm.next_index = spy  # type: ignore[method-assign]
+    return offered
+
+
 def test_failure_offers_only_executors_with_free_slots() -> None:
     ts = TaskScheduler(max_failures=4)
     for e in range(200):
         ts.executor_added(f"e{e}", f"h{e // 4}", 2)
     started = launches(ts.submit(TaskSetManager(0, 0, 0, list(range(5000)))))
     assert len(started) == 400 and ts.executors_with_free_slots() == []
-    offered: list[str] = []
-    real = ts._offer
-
-    def spy(executor_id: str, now: float) -> list[Any]:
-        offered.append(executor_id)
-        return real(executor_id, now)
-
-    ts._offer = spy  # type: ignore[method-assign]
+    offered = asked_for_tasks(ts.task_sets[0])
     victim = started[137]
     (again,) = launches(ts.task_failed(victim.task_id, ValueError("bad"), "ValueError: bad"))
     assert offered == [victim.executor_id]  # the one executor with room, not all 200
@@ -127,9 +131,7 @@ def test_no_offer_when_nothing_is_left_to_launch() -> None:
     for e in range(50):
         ts.executor_added(f"e{e}", "h", 1)
     started = launches(ts.submit(TaskSetManager(0, 0, 0, list(range(10)))))
-    offered: list[str] = []
-    real = ts._offer
-    ts._offer = lambda e, now: offered.append(e) or real(e, now)  # type: ignore[method-assign]
+    offered = asked_for_tasks(ts.task_sets[0])
     # 41 executors have room, one task is to rerun: offers stop once it runs
     (again,) = launches(ts.task_failed(started[0].task_id, ValueError("x"), "x"))
     assert offered == ["e0", "e10"] and again.index == 0 and again.executor_id == "e10"  # not where it failed
@@ -140,6 +142,40 @@ def test_no_offer_when_nothing_is_left_to_launch() -> None:
     # a killed task goes back to the queue: the first executor with room runs it, no other is asked
     (again,) = launches(ts.task_failed(started[2].task_id, ValueError("x"), "x", killed=True))
     assert offered == ["e1", "e0"] and again.index == 2 and again.executor_id == "e0"
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("kind", ["host", "executor"])
+def test_an_offer_to_many_executors_puts_every_task_it_can_where_it_prefers(kind: str, seed: int) -> None:
+    """When a stage starts on a cluster with free slots, each host (or executor) runs as
+    many of the tasks preferring it as it has slots for: min(demand, slots), the most any
+    placement can; an executor that ran out of its own tasks does not take those of a host
+    whose free executor comes later in the offer. Counted against plain Python."""
+    rnd = random.Random(seed)
+    ts = TaskScheduler()
+    ts.cpus_per_task = rnd.choice([1, 2])
+    for e in range(rnd.randint(4, 24)):
+        ts.executor_added(f"e{e}", f"h{e // 3}", rnd.choice([2, 4]))
+    slots_of: dict[str, int] = {}
+    for eid, s in ts.executors.items():
+        key = s.host if kind == "host" else eid
+        slots_of[key] = slots_of.get(key, 0) + s.cores // ts.cpus_per_task
+    places = sorted(slots_of)
+    n = rnd.randint(1, 2 * sum(slots_of.values()))
+    wanted = {p: rnd.choice(places) for p in range(n) if rnd.random() < 0.7}
+    preferred = {p: {HOST + w if kind == "host" else w} for p, w in wanted.items()}
+    started = launches(ts.submit(TaskSetManager(0, 0, 0, list(range(n)), preferred=preferred)))
+    assert len(started) == min(n, sum(slots_of.values()))
+    where = {a.executor_id: (ts.executors[a.executor_id].host if kind == "host" else a.executor_id)
+             for a in started}
+    local = [a for a in started if wanted.get(a.index) == where[a.executor_id]]
+    demand = {w: list(wanted.values()).count(w) for w in places}
+    assert len(local) == sum(min(demand[w], slots_of[w]) for w in places)
+    # and the local ones, per place, are the lowest partitions preferring it
+    for w in places:
+        mine = sorted(a.index for a in local if wanted[a.index] == w)
+        assert mine == sorted(p for p in wanted if wanted[p] == w)[: len(mine)]
+    check_indexes(ts)
 
 
 def test_offers_follow_registration_order_after_slots_free() -> None:
@@ -183,7 +219,7 @@ def test_executor_lost_with_many_tasks_requeues_exactly_its_tasks() -> None:
         a.index: [f"attempt 0 on executor {a.executor_id}: executor {a.executor_id} lost: connection closed"]
         for a in started if a.executor_id in lost}
     assert set(manager.failed_on) == set(on_lost)  # nothing allocated for the tasks that never failed
-    assert ts.free_cores_by_host == {f"h{h}": 0 for h in range(10)}
+    assert ts.executors_with_free_slots() == [] and ts.free_slots() == 0
     check_indexes(ts)
     # the replacements run the lost tasks first (requeued at the back, after the untouched ones
     # by order of loss, as before): every lost task is back once all tasks have run

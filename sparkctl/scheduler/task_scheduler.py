@@ -3,8 +3,10 @@
 A state machine with no I/O: the runtime tells it about executors (added, lost), task
 sets (submitted, cancelled) and task status updates; it answers with ``Launch`` actions
 (run partition P of task set T on executor E), ``KillTask`` actions and ``TaskEnded``
-events for the DAG scheduler. It prefers the executor that caches a task's input, runs a
-failed task elsewhere when another executor exists, and gives up on a task set after
+events for the DAG scheduler. It prefers the executor that caches a task's input, or an
+executor on the host that holds it (an offer to several executors gives each its own
+tasks before any takes another's: ``_offer_free``), runs a failed task elsewhere when
+another executor exists, and gives up on a task set after
 ``spark.task.maxFailures`` failures of one task, reporting every attempt's reason. The
 loss of the executor a task runs on counts as one of its failures unless the application
 cannot have caused it (see ``executor_lost``).
@@ -98,8 +100,6 @@ class TaskScheduler:
         # the executors with room for a task, by registration order (sorted ExecutorSlots.seq)
         self._free: list[int] = []
         self._by_seq: dict[int, str] = {}
-        self.free_cores_by_host: dict[str, int] = {}  # host -> free cores of its executors
-        self._executors_on_host: dict[str, int] = {}
         self._seq = 0
         # spark.task.cpus: a task takes this many of an executor's cores (ExecutorSlots.free
         # counts cores), so an executor of 4 cores runs 2 tasks at once with 2 cpus a task
@@ -143,28 +143,15 @@ class TaskScheduler:
         old = self.executors.get(executor_id)
         if old is not None:  # registered again: its old slots are gone, its place in the order stays
             self._unlist(old.seq)
-            self._host_left(old)
             seq = old.seq
         else:
             self._seq += 1
             seq = self._seq
             self._by_seq[seq] = executor_id
         self.executors[executor_id] = ExecutorSlots(executor_id, host, cores, cores, seq=seq)
-        self.free_cores_by_host[host] = self.free_cores_by_host.get(host, 0) + cores
-        self._executors_on_host[host] = self._executors_on_host.get(host, 0) + 1
         if cores >= self._cpus:
             insort(self._free, seq)
         return self._offer(executor_id, now)
-
-    def _host_left(self, slots: ExecutorSlots) -> None:
-        """An executor is gone from its host's counts."""
-        host = slots.host
-        left = self._executors_on_host[host] - 1
-        if left:
-            self._executors_on_host[host] = left
-            self.free_cores_by_host[host] -= slots.free
-        else:
-            del self._executors_on_host[host], self.free_cores_by_host[host]
 
     def executor_lost(self, executor_id: str, reason: str, now: float = 0.0, *,
                       caused_by_app: bool = True) -> list[Any]:
@@ -183,7 +170,6 @@ class TaskScheduler:
             return []
         self._unlist(slots.seq)
         del self._by_seq[slots.seq]
-        self._host_left(slots)
         actions: list[Any] = []
         for tid in sorted(slots.running):
             att = self.attempts.pop(tid, None)
@@ -244,16 +230,48 @@ class TaskScheduler:
 
     # ------------------------------------------------------------- offers
     def _offer_free(self, now: float) -> list[Any]:
-        """Offer every executor with a free slot, in registration order; none when no task
-        set has anything to launch."""
+        """Offer the executors with a free slot, in registration order, to each task set in
+        turn (FIFO): first every executor its own local tasks (those preferring it or its
+        host), then any task to any of them.
+
+        The local round is what keeps a task on its host: in one offer over several free
+        executors, an executor with no local task left would otherwise take, as the next
+        pending one, a task that prefers a host whose free executor comes later in the same
+        offer. Outside such an offer no executor has a free slot while a task waits (each
+        freed slot is offered at once), so ``_offer`` of one executor needs no such round."""
         if not self._free:
             return []
         actions: list[Any] = []
-        sets, by_seq = self.task_sets, self._by_seq
-        for seq in list(self._free):
-            if not any(t.has_work() for t in sets):
+        executors, by_seq, free = self.executors, self._by_seq, self._free
+        n_exec = len(executors)
+        c = self._cpus
+        for tsm in self.task_sets:
+            if not free:
                 break
-            actions += self._offer(by_seq[seq], now)
+            if not tsm.has_work():
+                continue
+            if tsm.barrier:
+                actions += self._offer_barrier(tsm, now)
+                continue
+            if tsm.has_local_work():
+                for seq in list(free):
+                    slots = executors[by_seq[seq]]
+                    while slots.free >= c:
+                        i = tsm.next_local_index(slots.executor_id, slots.host)
+                        if i is None:
+                            break
+                        actions.append(Launch(self._start(tsm, i, slots, now)))
+                    if not tsm.has_local_work():
+                        break
+            for seq in list(free):
+                if not tsm.has_work():
+                    break
+                slots = executors[by_seq[seq]]
+                while slots.free >= c:
+                    i = tsm.next_index(slots.executor_id, n_exec, slots.host)
+                    if i is None:
+                        break
+                    actions.append(Launch(self._start(tsm, i, slots, now)))
         return actions
 
     def _offer(self, executor_id: str, now: float) -> list[Any]:
@@ -345,7 +363,6 @@ class TaskScheduler:
         # the slot is taken
         c = self._cpus
         slots.free -= c
-        self.free_cores_by_host[slots.host] -= c
         if slots.free < c:  # it had room (offers go only there): now it has none
             free = self._free
             k = bisect_left(free, slots.seq)
@@ -364,7 +381,6 @@ class TaskScheduler:
             # the slot is free
             c = self._cpus
             slots.free += c
-            self.free_cores_by_host[slots.host] += c
             if slots.free < 2 * c:  # it had no room: now it has
                 insort(self._free, slots.seq)
 

@@ -210,16 +210,39 @@ class TaskSetManager:
         return self.reasons.get(index, [])
 
     # ------------------------------------------------------------- offers
+    def has_local_work(self) -> bool:
+        """Whether some executor or host may still have a pending task that prefers it."""
+        return bool(self.by_executor or self.by_host)
+
+    def next_local_index(self, executor_id: str, host: str) -> int | None:
+        """A pending task that prefers this executor (its cached input) or its host, in
+        partition order; None if none. A preference list is dropped once used up, so
+        ``has_local_work`` turns false when none is left."""
+        state = self.state
+        for prefs, key in ((self.by_executor, executor_id), (self.by_host, host)):
+            local = prefs.get(key)
+            if local is None:
+                continue
+            while local:
+                i = local.pop()
+                if state[i] == PENDING:
+                    if not local:
+                        del prefs[key]
+                    return i
+            del prefs[key]
+        return None
+
     def next_index(self, executor_id: str, num_executors: int, host: str = "") -> int | None:
+        """The task an offered slot of this executor should run: one that prefers it or its
+        host, else the next pending one (not where it failed, while other executors exist),
+        else a straggler's copy."""
         if self.zombie:
             return None
         state = self.state
         if self.by_executor or self.by_host:
-            for local in (self.by_executor.get(executor_id), self.by_host.get(host)):
-                while local:
-                    i = local.pop()
-                    if state[i] == PENDING:
-                        return i
+            i = self.next_local_index(executor_id, host)
+            if i is not None:
+                return i
         pending = self.pending
         failed_on = self.failed_on
         if not failed_on:  # no task failed yet: the first one still pending
