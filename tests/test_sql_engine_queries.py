@@ -13,23 +13,16 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from tests.test_sql_parser import QUERIES, TPCH, _fields, _normal, _register_views, _sort_key  # noqa: E402
+from tests.sql_views import pyspark_with_views, register_views  # noqa: E402
+from tests.test_sql_parser import QUERIES, TPCH, _fields, _normal, _sort_key  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    session = pyspark_session("sql-engine-reference", conf={"spark.sql.shuffle.partitions": "2"})
-    try:
-        _register_views(session)
+    with pyspark_with_views("sql-engine-reference") as session:
         yield session
-    finally:
-        stop_pyspark(session)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def ours(theirs: Any) -> Iterator[Any]:
     spark = SparkSession.builder.master("local[2]").appName("sql-engine").config("spark.ui.enabled", "false") \
         .config("spark.sql.shuffle.partitions", "2").getOrCreate()
     try:
-        _register_views(spark)
+        register_views(spark)
         yield spark
     finally:
         spark.stop()
