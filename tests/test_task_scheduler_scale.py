@@ -310,9 +310,14 @@ def brute_force_stragglers(tsm: TaskSetManager, finished: list[float], now: floa
 
 
 @pytest.mark.parametrize("in_order", [True, False])
-def test_stragglers_match_the_rule_over_every_running_task(in_order: bool) -> None:
+@pytest.mark.parametrize("median_fed", ["from submit", "from a first check", "at the check"])
+def test_stragglers_match_the_rule_over_every_running_task(in_order: bool, median_fed: str) -> None:
+    """The same stragglers whether the running median took each duration as its task
+    finished (speculation declared before the stage, or since an early check) or all of
+    them at the first check that could speculate."""
     rnd = random.Random(7)
     ts = TaskScheduler()
+    ts.speculation = median_fed == "from submit"
     for e in range(40):
         ts.executor_added(f"e{e}", "h", 1)
     manager = TaskSetManager(0, 0, 0, list(range(400)))
@@ -320,6 +325,11 @@ def test_stragglers_match_the_rule_over_every_running_task(in_order: bool) -> No
     ts.submit(manager, now=0.0)
     now = 0.0
     while manager.num_succeeded < 300:
+        if median_fed == "from a first check" and manager.num_succeeded == 50:
+            assert manager.durations and not manager.find_stragglers(now, 0.75, 2.0)  # too few finished yet
+        fed = median_fed == "from submit" or (median_fed == "from a first check" and manager.num_succeeded >= 50)
+        # fed: each duration went into the median as its task finished; else they wait in a list
+        assert len(manager.durations) == (0 if fed else manager.num_succeeded)
         tid = rnd.choice(list(ts.attempts))
         att = ts.attempts[tid]
         now += rnd.random() * 0.05

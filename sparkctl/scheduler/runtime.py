@@ -145,6 +145,8 @@ class DriverRuntime:
 
     def enable_speculation(self, interval: float, quantile: float, multiplier: float) -> None:
         """Relaunch stragglers (spark.speculation): checked every ``interval`` seconds."""
+        self.tasks.speculation = True  # task sets feed their median of durations as tasks finish
+
         def loop() -> None:
             while not self._stop_event.wait(interval):
                 with self.lock:

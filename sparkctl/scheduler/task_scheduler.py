@@ -22,7 +22,7 @@ Every event costs O(1) or O(log n) in the size of the cluster and of the stage, 
 their size (see ``bench/scale_tasks.py``): an executor's running attempts are indexed by
 executor, a task set's by task (``task_set_manager``); the executors with a free slot are
 kept in an index, so an event that frees or needs slots offers only where there is room;
-speculation reads a running median (``speculation``).
+speculation reads a running median (``speculation``), fed as tasks finish.
 """
 from __future__ import annotations
 
@@ -109,6 +109,9 @@ class TaskScheduler:
         self.expected_cores = 0
         self.task_sets: list[TaskSetManager] = []
         self.attempts: dict[int, TaskAttempt] = {}
+        # spark.speculation is on (the runtime says so, or a check came): task sets feed
+        # their median of task durations from their submission
+        self.speculation = False
         self.next_task_id = 0
 
     @property
@@ -207,6 +210,8 @@ class TaskScheduler:
                     f"barrier stage {tsm.stage_id} has {len(tsm.partitions)} tasks, which must all run at once, "
                     f"but the cluster has only {capacity} task slots in total; give the barrier RDD at most "
                     f"{capacity} partitions (e.g. with repartition or coalesce before .barrier()) or add cores"))]
+        if self.speculation and not tsm.barrier:
+            tsm.feed_median()
         self.task_sets.append(tsm)
         self.task_sets.sort(key=lambda t: t.sort_key)
         return self._offer_free(now)
@@ -466,6 +471,7 @@ class TaskScheduler:
 
     def check_speculation(self, now: float, quantile: float, multiplier: float) -> list[Any]:
         """Launch second copies of stragglers on free slots of other executors."""
+        self.speculation = True
         for t in self.task_sets:
             t.find_stragglers(now, quantile, multiplier)
         if not any(t.speculatable for t in self.task_sets):

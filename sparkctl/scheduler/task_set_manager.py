@@ -10,9 +10,10 @@ The state is sized for stages of 100,000 tasks and more:
 * running attempts are indexed by task id (``running``, in launch order) and by task
   index (``copies``), so finishing an attempt never scans the others;
 * speculation keeps the median of finished durations as tasks finish
-  (``speculation.RunningQuantile``) and, since attempts are launched in clock order,
-  looks at the oldest running attempts only, stopping at the first one that is not
-  slow enough.
+  (``speculation.RunningQuantile``, O(log n) a task once the set is checked for
+  stragglers, or from its submission when the scheduler knows speculation is on) and,
+  since attempts are launched in clock order, looks at the oldest running attempts only,
+  stopping at the first one that is not slow enough.
 """
 from __future__ import annotations
 
@@ -141,10 +142,12 @@ class TaskSetManager:
         self.copies: dict[int, list[TaskAttempt]] = {}  # task index -> its running attempts
         self.num_succeeded = 0
         self.zombie = False  # no more launches (aborted, cancelled or superseded)
-        # of successful tasks, for speculation: appended as tasks finish, taken into the
-        # running median by each speculation check (a stage never checked only appends)
+        # of successful tasks, for speculation: each goes into the running median as its
+        # task finishes once the set feeds it (``feed_median``); until then (speculation
+        # is off, or not known to be on) they are only appended here
         self.durations: list[float] = []
         self._median = RunningQuantile(0.5)
+        self._feeding = False
         self.speculatable: set[int] = set()  # stragglers waiting for a second copy
         self._speculatable_order: list[int] = []  # heap of the same, lowest index first; may hold stale ones
         self._last_start = float("-inf")
@@ -290,9 +293,21 @@ class TaskSetManager:
         """A task's first successful attempt."""
         self.state[index] = SUCCEEDED
         self.num_succeeded += 1
-        self.durations.append(duration)
+        if self._feeding:
+            self._median.add(duration)
+        else:
+            self.durations.append(duration)
         if self.speculatable:
             self.speculatable.discard(index)
+
+    def feed_median(self) -> None:
+        """From now on each successful task's duration goes into the running median as it
+        finishes, so that no straggler check takes in many at once (the durations kept so
+        far go in now)."""
+        if self.durations:
+            self._median.extend(self.durations)
+            self.durations.clear()
+        self._feeding = True
 
     def median_duration(self) -> float:
         """The median (upper, as Spark's) of the successful tasks' durations."""
@@ -308,9 +323,9 @@ class TaskSetManager:
         n = len(self.partitions)
         if self.barrier or self.zombie or n < 2:
             return False
+        if not self._feeding:  # the first check of this set
+            self.feed_median()
         if self.num_succeeded < max(1, int(quantile * n)):
-            if len(self.durations) > 64:  # take them in now rather than all at once later
-                self.median_duration()
             return False
         threshold = max(multiplier * self.median_duration(), min_time)
         ordered = self._started_in_order
