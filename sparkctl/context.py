@@ -144,6 +144,7 @@ class SparkContext:
             apply_accumulators=self._apply_accumulators,
             max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),
             network_timeout=self._conf.get_duration("spark.network.timeout") or 120.0,
+            map_output_broadcast_size=self._conf.get_size("spark.shuffle.mapOutput.minSizeForBroadcast"),
         )
         self._runtime.app_id = self._app_id
         self._apply_task_resources(local)

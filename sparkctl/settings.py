@@ -279,6 +279,7 @@ _SETTINGS = [
     Setting("spark.shuffle.spill.batchSize", "1000", "records pickled together in one batch of a shuffle or spill file", POSITIVE),
     Setting("spark.shuffle.compress", "true", "compress shuffle files (each pickled batch) with spark.io.compression.codec; reducers fetch the compressed bytes", BOOL),
     Setting("spark.shuffle.spill.compress", "true", "compress the runs aggregations and sorts spill to disk with spark.io.compression.codec", BOOL),
+    Setting("spark.shuffle.mapOutput.minSizeForBroadcast", "512k", "a shuffle's map output statuses this large or larger, encoded, go to each executor once as a broadcast (kept until they change) rather than inside every answer", Size("b")),
     Setting("spark.io.compression.codec", "lz4", "codec of shuffle and spill files: lz4 (pip install 'sparkctl[lz4]') or zstd (pip install 'sparkctl[zstd]'); left at the default without the lz4 package, files are written uncompressed with a warning, set explicitly without its package the context refuses to start", IoCodec()),
     Setting("spark.io.compression.zstd.level", "1", "zstd compression level of shuffle and spill files (higher: smaller and slower)", Int(1, 22)),
     Setting("spark.io.compression.lz4.blockSize", "32k", "lz4 block size of shuffle and spill files (LZ4 frames take 64k, 256k, 1m or 4m: the smallest that holds it)", Size("k", 1)),

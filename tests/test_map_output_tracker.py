@@ -13,10 +13,13 @@ from typing import Any, Iterator
 
 import pytest
 
+from sparkctl import SparkConf, SparkContext
+from sparkctl.errors import ConfigError
 from sparkctl.scheduler import messages as m
-from sparkctl.scheduler.map_output_tracker import (MapOutputTracker, MapOutputTrackerWorker,
+from sparkctl.scheduler.map_output_tracker import (MIN_SIZE_FOR_BROADCAST, MapOutputTracker, MapOutputTrackerWorker,
                                                    MetadataFetchFailedError, decode_statuses, encode_statuses)
 from sparkctl.storage.shuffle import MapStatus
+from tests.conftest import stop_shared_context
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -240,3 +243,55 @@ def test_large_statuses_travel_as_a_broadcast(sc: Any, sent: list[Any]) -> None:
         assert not any(bid in h.broadcasts for h in rt.executors.values())
     finally:
         tracker.min_size_for_broadcast = saved
+
+
+# ------------------------------------------------------------------------ the threshold from the conf
+def test_the_threshold_defaults_to_sparks_512k() -> None:
+    conf = SparkConf(loadDefaults=False)
+    assert conf.get_size("spark.shuffle.mapOutput.minSizeForBroadcast") == MIN_SIZE_FOR_BROADCAST == 512 * 1024
+    assert conf.set("spark.shuffle.mapOutput.minSizeForBroadcast", "300").get_size(
+        "spark.shuffle.mapOutput.minSizeForBroadcast") == 300  # a bare number is bytes, as in Spark
+
+
+def test_a_bad_threshold_stops_the_context_naming_key_value_and_source() -> None:
+    stop_shared_context()
+    conf = SparkConf().set("spark.shuffle.mapOutput.minSizeForBroadcast", "lots")
+    with pytest.raises(ConfigError, match=r"^SparkConf.set: spark.shuffle.mapOutput.minSizeForBroadcast must be a "
+                                          r"size .*, not 'lots'$"):
+        SparkContext("local[1]", "bad-threshold", conf=conf)
+    assert SparkContext._active is None
+
+
+def test_the_conf_threshold_decides_which_statuses_go_as_a_broadcast_on_a_cluster() -> None:
+    """On a real local cluster (a master, two workers, an executor each), with the
+    threshold at 512 bytes: a small shuffle's statuses come inline, a larger one's as a
+    broadcast, exactly as their encoded sizes compare with it; results equal plain Python."""
+    stop_shared_context()
+    conf = (SparkConf().set("spark.shuffle.mapOutput.minSizeForBroadcast", "512")
+            .set("spark.ui.showConsoleProgress", "false"))
+    with SparkContext("local-cluster[2,1,512]", "map-output-threshold", conf=conf) as sc:
+        rt = sc._runtime
+        assert rt.map_outputs.min_size_for_broadcast == 512
+        seen: list[Any] = []
+        original = rt._send
+        rt._send = lambda h, msg: (seen.append(msg), original(h, msg))[1]
+        small = [(i % 7, 1) for i in range(100)]
+        large = [(i % 997, i) for i in range(20000)]
+        assert sorted(sc.parallelize(small, 2).reduceByKey(lambda a, b: a + b, 2).collect()) == \
+            sorted(sums(small).items())
+        assert sorted(sc.parallelize(large, 40).reduceByKey(lambda a, b: a + b, 200).collect()) == \
+            sorted(sums(large).items())
+        answers = [msg for msg in seen if isinstance(msg, m.MapOutputStatuses)]
+        puts = {msg.bid: msg.data for msg in seen if isinstance(msg, m.PutBroadcast) and msg.bid < 0}
+        tracker = rt.map_outputs
+        assert sorted({a.shuffle_id for a in answers}) == sorted(tracker.outputs) and len(tracker.outputs) == 2
+        as_broadcast = set()
+        for a in answers:
+            encoded = encode_statuses(tracker.outputs[a.shuffle_id])
+            if len(encoded) >= 512:
+                assert a.data is None and decode_statuses(puts[a.broadcast_id]) == tracker.outputs[a.shuffle_id]
+                as_broadcast.add(a.shuffle_id)
+            else:
+                assert a.broadcast_id is None and decode_statuses(a.data) == tracker.outputs[a.shuffle_id]
+        assert len(as_broadcast) == 1  # the large shuffle only
+        del rt._send

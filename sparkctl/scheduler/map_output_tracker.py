@@ -31,8 +31,9 @@ from typing import Callable
 
 from sparkctl.storage.shuffle import MapStatus
 
-# Spark's spark.shuffle.mapOutput.minSizeForBroadcast: encoded statuses at least this large
-# go to an executor as a broadcast (kept there until they change), not inside the reply
+# the default of spark.shuffle.mapOutput.minSizeForBroadcast (512k, as Spark's): encoded
+# statuses at least this large go to an executor as a broadcast (kept there until they
+# change), not inside the reply; the runtime passes the application's setting
 MIN_SIZE_FOR_BROADCAST = 512 << 10
 _MAGIC = b"MOS1"
 

@@ -42,6 +42,7 @@ from sparkctl.scheduler.barrier import (barrier_properties, barrier_stage_attemp
 from sparkctl.scheduler.event_poster import NoEvents
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
+from sparkctl.scheduler.map_output_tracker import MIN_SIZE_FOR_BROADCAST, MapOutputTracker
 from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
                                                TaskScheduler, TaskSetAborted, TaskSetManager)
 from sparkctl.status import AppStatusStore, call_site
@@ -95,11 +96,13 @@ class ExecutorHandle:
 class DriverRuntime:
     def __init__(self, host: str, port: int, secret: bytes, *, max_failures: int, max_result_size: int,
                  broadcast_source: Callable[[int], bytes], apply_accumulators: Callable[[dict[int, Any]], None],
-                 max_frame: int, network_timeout: float = 120.0) -> None:
+                 max_frame: int, network_timeout: float = 120.0,
+                 map_output_broadcast_size: int = MIN_SIZE_FOR_BROADCAST) -> None:
         self.lock = threading.RLock()
         self.network_timeout = network_timeout
         self._stop_event = threading.Event()
-        self.dag = DAGScheduler()
+        # spark.shuffle.mapOutput.minSizeForBroadcast: statuses this large go as a broadcast
+        self.dag = DAGScheduler(MapOutputTracker(map_output_broadcast_size))
         # the DAG scheduler's map output bookkeeping; also answers executors' status requests
         self.map_outputs = self.dag.tracker
         self.tasks = TaskScheduler(max_failures)
