@@ -1,5 +1,6 @@
 """Helpers for tests of real processes: a standalone cluster started with the real CLI
-under private conf/pid/log/work directories, polling with a deadline, and finding the
+under private conf/pid/log/work directories, polling with a deadline, sampling something
+(a process's resident set, a directory) in a thread while a job runs, and finding the
 processes a test left behind."""
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +70,43 @@ def proc_stats() -> Iterator[tuple[int, bytes, int, int]]:
             continue
         fields = stat[stat.rindex(b")") + 2:].split()
         yield int(name), fields[0], int(fields[1]), int(fields[2])
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size (RSS) in bytes; 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0  # exited between listing and reading
+
+
+class Sampler:
+    """Calls :meth:`sample` every ``interval`` seconds in a daemon thread while its ``with``
+    block runs (the first call as the block starts); ``samples`` counts the calls."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=type(self).__name__)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import os
-import threading
 from typing import Any, Iterator
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from sparkctl import SparkConf, SparkContext
 from sparkctl.conf import parse_size
 from sparkctl.storage import shuffle
+from tests.clusters import Sampler, resident_bytes
 from tests.conftest import descendants
 
 pytestmark = pytest.mark.timeout(240)
@@ -31,47 +31,24 @@ MAPS = 8
 KEYS = 100_000
 
 
-class ResidentSampler:
-    """Sums the RSS of a process tree every ``interval`` seconds, in a thread."""
+class ResidentSampler(Sampler):
+    """Sums the RSS of a process tree every ``interval`` seconds, keeping the largest sum."""
 
     def __init__(self, root: int, interval: float = 0.05) -> None:
+        super().__init__(interval)
         self.root = root
-        self.interval = interval
         self.peak = 0
         self.peak_parts: dict[int, int] = {}
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
 
-    def __enter__(self) -> "ResidentSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pids = [self.root, *descendants(self.root)]
-            parts = {pid: _rss(pid) for pid in pids}
-            total = sum(parts.values())
-            self.samples += 1
-            if total > self.peak:
-                self.peak, self.peak_parts = total, parts
-            self._stop.wait(self.interval)
+    def sample(self) -> None:
+        parts = {pid: resident_bytes(pid) for pid in [self.root, *descendants(self.root)]}
+        total = sum(parts.values())
+        if total > self.peak:
+            self.peak, self.peak_parts = total, parts
 
     def report(self) -> str:
         parts = ", ".join(f"pid {pid}: {rss >> 20} MiB" for pid, rss in self.peak_parts.items())
         return f"peak {self.peak >> 20} MiB over {self.samples} samples ({parts}); limit {LIMIT >> 20} MiB"
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0  # exited between listing and reading
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +60,7 @@ def small_sc() -> Iterator[tuple[SparkContext, int, dict[int, int]]]:
     try:
         executors = [pid for pid, (ppid, *_) in descendants().items() if pid not in before and ppid == os.getpid()]
         assert len(executors) == 1, f"expected one local executor process, found {executors}"
-        slots = {pid: _rss(pid) for pid in descendants(executors[0])}
+        slots = {pid: resident_bytes(pid) for pid in descendants(executors[0])}
         assert len(slots) == 2, slots
         yield sc, executors[0], slots
     finally:
@@ -204,7 +181,7 @@ def test_task_slots_give_memory_back(small_sc: tuple[SparkContext, int, dict[int
     8 MiB it does not bother to hand back.)"""
     sc, executor, started = small_sc
     assert sum(sc.parallelize(range(4), 2).map(lambda x: x).collect()) == 6  # the slots are idle after a job
-    now = {pid: _rss(pid) for pid in descendants(executor)}
+    now = {pid: resident_bytes(pid) for pid in descendants(executor)}
     assert set(now) == set(started), "task slots are kept warm: the same processes ran every job"
     for pid, rss in now.items():
         assert rss - started[pid] < 32 << 20, f"slot {pid}: {started[pid] >> 20} MiB at start, {rss >> 20} MiB now"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import threading
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,6 +23,7 @@ pytest.importorskip("pyarrow")
 from sparkctl.scheduler import messages as m  # noqa: E402
 from sparkctl.scheduler.runtime import DriverRuntime  # noqa: E402
 from sparkctl.sql.spill import SPILL_PREFIX  # noqa: E402
+from tests.clusters import Sampler, resident_bytes  # noqa: E402
 from tests.conftest import descendants  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
@@ -114,27 +114,16 @@ def spill_files(directory: Path) -> list[str]:
     return [name for _, _, names in os.walk(directory) for name in names if name.startswith(SPILL_PREFIX)]
 
 
-class SpillWatcher:
+class SpillWatcher(Sampler):
     """Looks at the executors' local dir while a job runs; remembers the spill files seen."""
 
     def __init__(self, directory: Path) -> None:
+        super().__init__(0.005)
         self.directory = directory
         self.seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.seen.update(spill_files(self.directory))
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> "SpillWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.seen.update(spill_files(self.directory))
 
 
 def facts(spark: Any, n: int = N, keys: int = KEYS, partitions: int = 4) -> Any:
@@ -254,35 +243,16 @@ KEYS_BIG = 1_000_003
 GROWTH_LIMIT = 96 << 20  # under what one reduce task reads (over 100 MiB), which holding it whole would take
 
 
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
-        return 0  # exited between listing and reading
-
-
-class SlotPeaks:
+class SlotPeaks(Sampler):
     """Each task slot's largest resident set while it runs, sampled every 20 ms."""
 
     def __init__(self, slots: list[int]) -> None:
-        self.peak = {pid: _rss(pid) for pid in slots}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(0.02)
+        self.peak = {pid: resident_bytes(pid) for pid in slots}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.peak:
-                self.peak[pid] = max(self.peak[pid], _rss(pid))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> "SlotPeaks":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        for pid in self.peak:
+            self.peak[pid] = max(self.peak[pid], resident_bytes(pid))
 
 
 def _slots() -> list[int]:
@@ -313,7 +283,7 @@ def test_memory_stays_bounded_by_the_budget_not_the_data(sessions: Sessions, tmp
     small = facts(spark, 100_000, KEYS_BIG, partitions=4)  # the same operators, to load their modules
     small.groupBy("k").agg(F.sum("v")).write.parquet(str(tmp_path / "warm-up"))
     small.join(small.select(F.col("k").alias("dk")), F.col("k") == F.col("dk")).orderBy("v").count()
-    start = {pid: _rss(pid) for pid in slots}
+    start = {pid: resident_bytes(pid) for pid in slots}
 
     with SlotPeaks(slots) as grouped:
         df.groupBy("k").agg(F.sum("v").alias("total"), F.count("*").alias("n")).write.parquet(str(tmp_path / "agg"))
