@@ -188,7 +188,7 @@ def test_a_reduce_stage_asks_for_its_statuses_once_per_executor(sc: Any, sent: l
     answers = [msg for msg in sent if isinstance(msg, m.MapOutputStatuses)]
     executors = len(sc._runtime.executors)
     assert tracker.requests_served - requests == executors == len(answers)  # 40 tasks, 2 slots
-    assert decode_statuses(answers[0].data) == outputs
+    assert answers[0].data is not None and decode_statuses(answers[0].data) == outputs
     assert answers[0].shuffle_id == shuffle_id
 
 
@@ -212,8 +212,8 @@ def test_after_a_fetch_failure_the_new_epoch_makes_executors_ask_again(sc: Any, 
     assert stages[-1].map_output_epoch == tracker.epoch > stages[0].map_output_epoch
 
 
-def sums(pairs: list[tuple[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def sums(pairs: list[tuple[Any, int]]) -> dict[Any, int]:
+    out: dict[Any, int] = {}
     for k, v in pairs:
         out[k] = out.get(k, 0) + v
     return out
@@ -271,10 +271,15 @@ def test_the_conf_threshold_decides_which_statuses_go_as_a_broadcast_on_a_cluste
             .set("spark.ui.showConsoleProgress", "false"))
     with SparkContext("local-cluster[2,1,512]", "map-output-threshold", conf=conf) as sc:
         rt = sc._runtime
-        assert rt.map_outputs.min_size_for_broadcast == 512
+        assert rt is not None and rt.map_outputs.min_size_for_broadcast == 512
         seen: list[Any] = []
         original = rt._send
-        rt._send = lambda h, msg: (seen.append(msg), original(h, msg))[1]
+
+        def record(h: Any, msg: Any) -> None:
+            seen.append(msg)
+            original(h, msg)
+
+        rt._send = record  # type: ignore[method-assign]
         small = [(i % 7, 1) for i in range(100)]
         large = [(i % 997, i) for i in range(20000)]
         assert sorted(sc.parallelize(small, 2).reduceByKey(lambda a, b: a + b, 2).collect()) == \
@@ -289,9 +294,11 @@ def test_the_conf_threshold_decides_which_statuses_go_as_a_broadcast_on_a_cluste
         for a in answers:
             encoded = encode_statuses(tracker.outputs[a.shuffle_id])
             if len(encoded) >= 512:
-                assert a.data is None and decode_statuses(puts[a.broadcast_id]) == tracker.outputs[a.shuffle_id]
+                assert a.data is None and a.broadcast_id is not None
+                assert decode_statuses(puts[a.broadcast_id]) == tracker.outputs[a.shuffle_id]
                 as_broadcast.add(a.shuffle_id)
             else:
-                assert a.broadcast_id is None and decode_statuses(a.data) == tracker.outputs[a.shuffle_id]
+                assert a.broadcast_id is None and a.data is not None
+                assert decode_statuses(a.data) == tracker.outputs[a.shuffle_id]
         assert len(as_broadcast) == 1  # the large shuffle only
         del rt._send

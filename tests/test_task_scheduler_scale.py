@@ -210,8 +210,8 @@ def test_executor_lost_with_many_tasks_requeues_exactly_its_tasks() -> None:
     started = launches(ts.submit(manager))
     lost = {f"e{e}" for e in range(0, 100, 7)}
     on_lost = sorted(a.index for a in started if a.executor_id in lost)
-    for e in sorted(lost):
-        actions = ts.executor_lost(e, "connection closed")
+    for eid in sorted(lost):
+        actions = ts.executor_lost(eid, "connection closed")
         assert not launches(actions) and not of_type(actions, TaskSetAborted)  # every other slot is busy
     assert sorted(i for i, f in enumerate(manager.failures) if f) == on_lost
     assert all(manager.state[i] == PENDING for i in on_lost)
@@ -223,8 +223,8 @@ def test_executor_lost_with_many_tasks_requeues_exactly_its_tasks() -> None:
     check_indexes(ts)
     # the replacements run the lost tasks first (requeued at the back, after the untouched ones
     # by order of loss, as before): every lost task is back once all tasks have run
-    for e in sorted(lost):
-        ts.executor_added(e + "b", "h-new", 2)
+    for eid in sorted(lost):
+        ts.executor_added(eid + "b", "h-new", 2)
     check_indexes(ts)
     ended = drain(ts)
     assert sorted(ended) == list(range(20_000)) and manager.is_done() and not ts.task_sets
