@@ -24,8 +24,11 @@ cluster, then *apps* - 1 applications that wait for cores. Each event is timed i
 Each is timed over ``SAMPLES`` events, or as many as fit in ``BUDGET`` seconds (at least
 ``MIN_SAMPLES``), and reported as the mean and the largest, in µs per event. Not events but
 measured alongside: ``timeout_tick``, the periodic check for silent workers (every worker
-timeout / 4); ``status_json``, the ``/json`` document (``json_lock``: the part of it built
-under the master's lock).
+timeout / 4) when none has expired; ``tick_expiring``, that check when exactly one ALIVE
+worker has been silent too long (every other one sent a heartbeat just before, untimed),
+so it declares that one DEAD (and, once the clock has run 16 timeouts on, forgets one
+declared DEAD that long ago); ``status_json``, the ``/json`` document (``json_lock``: the
+part of it built under the master's lock).
 
 ``--loopback N`` measures the real daemon instead: a master in this process, and N workers
 simulated by ``CLIENT_PROCESSES`` client processes, each worker a real authenticated
@@ -66,7 +69,7 @@ MIN_SAMPLES = 3
 BUDGET = 5.0  # seconds per event kind at most
 T0 = 1_700_000_000.0
 EVENTS = ["register_worker", "heartbeat", "executor_exit", "app_register", "app_finish", "worker_lost",
-          "timeout_tick", "status_json", "json_lock"]
+          "timeout_tick", "tick_expiring", "status_json", "json_lock"]
 CLIENT_PROCESSES = 4
 ROUNDS = 5
 ROUND_INTERVAL = 2.0  # seconds; a real worker sends one every worker timeout / 4 (15 s by default)
@@ -187,6 +190,17 @@ def _measure(workers: int, apps: int, recovery: bool) -> list[dict[str, Any]]:
         wid = alive.pop()
         return lambda: carry(state.worker_disconnected(wid, clock()))
 
+    def tick_expiring(k: int) -> Callable[[], None] | None:
+        alive_now = state.alive_workers()
+        if len(alive_now) < 2:
+            return None
+        victim = min(alive_now, key=lambda w: w.last_heartbeat)
+        clock.now = max(clock.now, victim.last_heartbeat + state.worker_timeout + 0.5)
+        for w in alive_now:
+            if w is not victim:
+                state.worker_heartbeat(w.id, clock.now)
+        return lambda: carry(state.check_worker_timeouts(clock()))
+
     gc.collect()
     try:
         for name, events in (("register_worker", register), ("heartbeat", heartbeat),
@@ -194,6 +208,7 @@ def _measure(workers: int, apps: int, recovery: bool) -> list[dict[str, Any]]:
                              ("app_finish", app_finish), ("worker_lost", worker_lost)):
             record(name, _time(events))
         record("timeout_tick", _time(lambda k: lambda: carry(state.check_worker_timeouts(clock()))))
+        record("tick_expiring", _time(tick_expiring))
         record("status_json", _time(lambda k: daemon.state_json))
         if hasattr(state, "json_parts"):  # (a master from before the status copy has none)
             record("json_lock", _time(lambda k: lambda: state.json_parts(clock(), "spark://m:7077")))

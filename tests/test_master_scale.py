@@ -26,7 +26,7 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 
 def check_counters(sm: MasterStateMachine) -> None:
     """Every counter equals the sum it stands for; the index holds exactly the ALIVE workers
-    with free cores, under their free cores."""
+    with free cores, under their free cores; the heartbeat order holds the ALIVE workers."""
     for w in sm.workers.values():
         cores = sum(e.cores for e in w.executors.values()) + sum(d.desc.cores for d in w.drivers.values())
         memory = sum(e.memory for e in w.executors.values()) + sum(d.desc.memory for d in w.drivers.values())
@@ -41,6 +41,11 @@ def check_counters(sm: MasterStateMachine) -> None:
     expected = sorted(with_room, key=lambda w: -w.cores_free)  # stable: registration order breaks ties
     assert list(sm._index.with_room(1)) == expected
     assert len(sm._index) == len(with_room)
+    # The timeout tick's order: exactly the ALIVE workers, oldest heartbeat first.
+    order = list(sm._heartbeats._alive.values())
+    assert sorted(w.id for w in order) == sorted(w.id for w in sm.workers.values() if w.state == m.ALIVE)
+    assert all(sm.workers[w.id] is w for w in order)
+    assert [w.last_heartbeat for w in order] == sorted(w.last_heartbeat for w in order)
 
 
 def check_nothing_left_to_grant(sm: MasterStateMachine) -> None:

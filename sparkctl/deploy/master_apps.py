@@ -3,7 +3,9 @@
 Part of :class:`~sparkctl.deploy.master_state.MasterStateMachine` (events in, actions out,
 no I/O). Granting executors is the scheduler's (``schedule`` in master_state); this is what
 happens to an application and its executors around that: a driver registers or comes back,
-an executor reports RUNNING or exits, executors failing in a row end the application.
+an executor reports RUNNING or exits, executors failing in a row end the application, a
+worker that registers again lists the executors it still runs (kept, kept for a driver to
+claim, or killed when the master had removed them).
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from sparkctl.deploy.master_info import (
     Action,
     ApplicationInfo,
     BindDriver,
+    ExecutorInfo,
     Log,
     MasterFields,
     Reply,
     SendToDriver,
     SendToWorker,
+    WorkerInfo,
     log_info as _info,
     log_warning as _warn,
     plural as _plural,
@@ -162,6 +166,56 @@ class ApplicationBookkeeping(MasterFields):
             self.apps.pop(gone, None)
             self._mark("app", gone)
         return actions + (self.schedule(now) if reschedule else [])
+
+    # ------------------------------------------------------------- executors a worker lists
+    def _adopt_executor(self, worker: WorkerInfo, ex: ExecutorInfo | None, key: tuple[str, str],
+                        cores: int, memory: int, now: float) -> list[Action]:
+        """A (re-)registering *worker* lists executor *key* as running there; *ex* is this
+        master's record of it, if the worker's previous entry held it.
+
+        As Spark's master does when a worker reconnects (``WorkerLatestState``), an executor of
+        a known application that the master no longer holds is killed: the master removed it
+        when it lost the worker (missed heartbeats, a closed connection) and told the driver
+        it was lost, so it must not come back to the application. Only an executor of an
+        application this master does not know (yet) is kept, for a driver that re-registers
+        with a restarted master to claim.
+        """
+        app_id, executor_id = key
+        app = self.apps.get(app_id)
+        if app is not None and not app.active:
+            return [_info(f"Worker {worker.id} still runs executor {app_id}/{executor_id} of finished application "
+                          f"{app_id}; killing it"), SendToWorker(worker.id, KillExecutor(app_id, executor_id))]
+        if ex is None and app is not None and executor_id not in app.executors:
+            return [_info(f"Worker {worker.id} still runs executor {app_id}/{executor_id}, which this master "
+                          "removed (its driver was told it was lost); killing it"),
+                    SendToWorker(worker.id, KillExecutor(app_id, executor_id))]
+        if ex is None:
+            # Still running from before we (re)started; it has been working, so RUNNING.
+            ex = ExecutorInfo(app_id, executor_id, worker.id, cores, memory, EXEC_RUNNING, running_since=0.0)
+        ex.worker_id = worker.id
+        worker.add_executor(ex)
+        if app is None:
+            ex.orphan_since = now
+            # its driver may re-register soon; else it is killed after a timeout
+            self._orphans.setdefault(app_id, {})[(worker.id, key)] = None
+            return [_info(f"Worker {worker.id} runs executor {ex.full_id} of an application this master does not "
+                          "know (yet); keeping it for its driver to re-register")]
+        self._attach(app, ex)
+        return [_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})")]
+
+    def _attach(self, app: ApplicationInfo, ex: ExecutorInfo) -> None:
+        ex.orphan_since = None
+        stale = app.executors.get(ex.executor_id)
+        if stale is not None and stale is not ex:
+            # A restored record placed it on a worker entry that no longer matches: the
+            # executor is where a worker now says it is, and must not be counted twice.
+            holder = self.workers.get(stale.worker_id)
+            if holder is not None:
+                holder.pop_executor((app.id, stale.executor_id))
+        self._grant(app, ex)
+        if ex.executor_id.isdigit():
+            app.next_executor_id = max(app.next_executor_id, int(ex.executor_id) + 1)
+        self._refresh_app_state(app)
 
     # ------------------------------------------------------------- executors
     def executor_state_changed(self, worker_id: str, msg: ExecutorStateChanged, now: float) -> list[Action]:

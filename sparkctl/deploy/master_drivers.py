@@ -189,6 +189,8 @@ class DriverBookkeeping(MasterFields):
         self._mark("driver", driver.id)
         driver.state = WAITING
         driver.not_before = now + delay if delay > 0 else None
+        if driver.not_before is not None:
+            self._delayed_drivers[driver.id] = None
         when = f" in {delay:g} s" if delay > 0 else ""
         driver.message = f"{why}; relaunching it{when} (supervised)"
         return [_warn(f"Driver {driver.id} {why}; relaunching it{when} (supervised, launch {driver.launches + 1})"),
@@ -270,8 +272,19 @@ class DriverBookkeeping(MasterFields):
 
         The daemon's timer should call :meth:`check_worker_timeouts` by then.
         """
-        due = [d.not_before for d in self.drivers.values() if d.state == WAITING and d.not_before is not None]
+        due = [d.not_before for d in self._drivers_delayed() if d.not_before is not None]
         return min(due) if due else None
+
+    def _drivers_delayed(self) -> list[DriverInfo]:
+        """The WAITING drivers with a relaunch delay (over or not), in the order they got it."""
+        out = []
+        for driver_id in list(self._delayed_drivers):
+            driver = self.drivers.get(driver_id)
+            if driver is None or driver.state != WAITING or driver.not_before is None:
+                del self._delayed_drivers[driver_id]  # launched, ended or forgotten since
+            else:
+                out.append(driver)
+        return out
 
     def _schedule_drivers(self, now: float) -> list[Action]:
         actions: list[Action] = []

@@ -34,7 +34,7 @@ from sparkctl.deploy.recovery import (
     executor_record,
     worker_record,
 )
-from sparkctl.deploy.worker_index import WorkerIndex
+from sparkctl.deploy.worker_index import HeartbeatOrder, WorkerIndex
 
 
 class MasterSnapshots(MasterFields):
@@ -111,8 +111,10 @@ class MasterSnapshots(MasterFields):
         self.workers = {}
         self.apps = {}
         self._index = WorkerIndex()
+        self._heartbeats = HeartbeatOrder()
         self._by_address = {}
         self._orphans = {}
+        self._awaiting_driver = {}
         for wd in data["workers"]:
             self._add_worker(WorkerInfo(wd["id"], wd["host"], int(wd["port"]), int(wd["cores"]), int(wd["memory"]),
                                         int(wd.get("webui_port", 0)), wd["state"], now))
@@ -127,6 +129,7 @@ class MasterSnapshots(MasterFields):
             if not app.active:
                 continue
             app.awaiting_driver_since = now
+            self._awaiting_driver[app.id] = None
             for ed in ad.get("executors", []):
                 worker = self.workers.get(ed["worker_id"])
                 if worker is None or worker.state != ALIVE:
@@ -151,10 +154,13 @@ class MasterSnapshots(MasterFields):
     def _restore_drivers(self, data: dict[str, Any], now: float) -> list[Action]:
         # Snapshots from before cluster deploy mode have no drivers: nothing to restore.
         self.drivers = {}
+        self._delayed_drivers = {}
         actions: list[Action] = []
         for dd in data.get("drivers", []):
             driver = driver_from_record(dd)
             self.drivers[driver.id] = driver
+            if driver.not_before is not None:
+                self._delayed_drivers[driver.id] = None
         self.completed_drivers = [i for i in data.get("completed_drivers", []) if i in self.drivers]
         self.next_driver_number = int(data.get("next_driver_number", 0))
         for driver in list(self.drivers.values()):

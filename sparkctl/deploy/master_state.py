@@ -30,7 +30,10 @@ No event walks every worker: free cores and memory are counters on each worker, 
 workers with free cores are kept in a :class:`~sparkctl.deploy.worker_index.WorkerIndex`
 that the schedule reads, and workers are found by id or by host:port in a dict. At 5,000
 workers with 99 applications waiting, an executor's exit and the schedule it triggers cost
-about 35 µs (1.5 s when every worker was walked for every waiting application).
+about 35 µs (1.5 s when every worker was walked for every waiting application). The
+timeout tick reads workers by last heartbeat
+(:class:`~sparkctl.deploy.worker_index.HeartbeatOrder`) and stops at the first that has
+not expired, so it costs what expires.
 
 Drivers submitted in cluster deploy mode are placed before applications get executors
 (as Spark does): each WAITING driver, in submission order, goes to the ALIVE worker with
@@ -93,7 +96,7 @@ from sparkctl.deploy.master_info import plural as _plural
 from sparkctl.deploy.master_snapshot import MasterSnapshots
 from sparkctl.deploy.master_status import MasterStatusViews, finish_json
 from sparkctl.deploy.recovery import SNAPSHOT_VERSION
-from sparkctl.deploy.worker_index import WorkerIndex, plan_executors
+from sparkctl.deploy.worker_index import HeartbeatOrder, WorkerIndex, plan_executors
 
 __all__ = [
     "SendToWorker",
@@ -170,10 +173,15 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
         self.completed_drivers: list[str] = []  # ids of ended drivers still listed, oldest first
         self.next_driver_number = 0
         self._index = WorkerIndex()  # ALIVE workers with free cores
+        self._heartbeats = HeartbeatOrder()  # workers by last heartbeat, for the timeout tick
         self._by_address: dict[tuple[str, int], str] = {}  # (host, port) -> worker id
         self._next_seq = 0
         # Executors that workers run for applications not registered (yet), by app id.
         self._orphans: dict[str, dict[tuple[str, tuple[str, str]], None]] = {}
+        # Restored applications waiting for their driver, and drivers waiting out a relaunch
+        # delay (ids; entries no longer so are dropped when read): the tick reads only these.
+        self._awaiting_driver: dict[str, None] = {}
+        self._delayed_drivers: dict[str, None] = {}
         # What changed since take_changes(), when recording for recovery: (kind, key...) -> new entry.
         self.track_changes = False
         self._changed: dict[tuple[str, ...], bool] = {}
@@ -193,6 +201,7 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
         self.workers[worker.id] = worker
         self._by_address[(worker.host, worker.port)] = worker.id
         self._index.update(worker)
+        self._heartbeats.add(worker)
         self._mark("worker", worker.id, new=True)
 
     def _forget_worker(self, worker: WorkerInfo) -> None:
@@ -200,6 +209,7 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
         if self._by_address.get((worker.host, worker.port)) == worker.id:
             del self._by_address[(worker.host, worker.port)]
         self._index.discard(worker)
+        self._heartbeats.discard(worker)
         worker.index = None
         self._mark("worker", worker.id)
 
@@ -234,8 +244,10 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
     # ------------------------------------------------------------- workers
     def register_worker(self, msg: RegisterWorker, now: float) -> list[Action]:
         """A worker (re-)registers. An entry with the same id or the same host:port is
-        replaced; executors the worker lists (it outlived a master restart or a broken
-        connection) are kept or re-adopted, the old entry's other executors are lost."""
+        replaced; of the executors the worker lists (it outlived a master restart or a broken
+        connection), those the master still holds are kept, those of applications it does not
+        know are kept for their drivers, and those it removed with a lost worker are killed
+        (see ``_adopt_executor``); the old entry's other executors are lost."""
         problem = self._invalid_worker(msg)
         if problem:
             return [_warn(f"Refusing to register worker {msg.worker_id!r} at {msg.host}:{msg.port}: {problem}"),
@@ -280,40 +292,6 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
             return f"a worker needs at least 1 MiB of memory, not {msg.memory}"
         return ""
 
-    def _adopt_executor(self, worker: WorkerInfo, ex: ExecutorInfo | None, key: tuple[str, str],
-                        cores: int, memory: int, now: float) -> list[Action]:
-        app_id, executor_id = key
-        if ex is None:
-            # Still running from before we (re)started; it has been working, so RUNNING.
-            ex = ExecutorInfo(app_id, executor_id, worker.id, cores, memory, EXEC_RUNNING, running_since=0.0)
-        ex.worker_id = worker.id
-        app = self.apps.get(app_id)
-        if app is not None and not app.active:
-            return [_info(f"Worker {worker.id} still runs executor {ex.full_id} of finished application {app_id}; "
-                          "killing it"), SendToWorker(worker.id, KillExecutor(app_id, executor_id))]
-        worker.add_executor(ex)
-        if app is None:
-            ex.orphan_since = now
-            self._orphans.setdefault(app_id, {})[(worker.id, key)] = None  # its driver may re-register soon; else reaped after a timeout
-            return [_info(f"Worker {worker.id} runs executor {ex.full_id} of an application this master does not "
-                          "know (yet); keeping it for its driver to re-register")]
-        self._attach(app, ex)
-        return [_info(f"Re-adopted executor {ex.full_id} on worker {worker.id} ({worker.address})")]
-
-    def _attach(self, app: ApplicationInfo, ex: ExecutorInfo) -> None:
-        ex.orphan_since = None
-        stale = app.executors.get(ex.executor_id)
-        if stale is not None and stale is not ex:
-            # A restored record placed it on a worker entry that no longer matches: the
-            # executor is where a worker now says it is, and must not be counted twice.
-            holder = self.workers.get(stale.worker_id)
-            if holder is not None:
-                holder.pop_executor((app.id, stale.executor_id))
-        self._grant(app, ex)
-        if ex.executor_id.isdigit():
-            app.next_executor_id = max(app.next_executor_id, int(ex.executor_id) + 1)
-        self._refresh_app_state(app)
-
     def worker_heartbeat(self, worker_id: str, now: float) -> list[Action]:
         worker = self.workers.get(worker_id)
         if worker is None or worker.state != ALIVE:
@@ -322,6 +300,7 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
                           "asking it to re-register"),
                     DisconnectWorker(worker_id, "not registered as ALIVE: re-register")]
         worker.last_heartbeat = now
+        self._heartbeats.heartbeat(worker.seq)
         return []
 
     def worker_disconnected(self, worker_id: str, now: float) -> list[Action]:
@@ -333,21 +312,24 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
 
     def check_worker_timeouts(self, now: float, timeout: float | None = None) -> list[Action]:
         """The periodic tick: workers silent for *timeout* seconds are DEAD; long-dead ones are
-        forgotten; unclaimed executors and restored apps whose drivers never came back go."""
+        forgotten; unclaimed executors and restored apps whose drivers never came back go.
+
+        It costs what expires, not the cluster's size: workers are read by last heartbeat,
+        oldest first, up to the first that has not expired (:class:`HeartbeatOrder`).
+        """
         timeout = self.worker_timeout if timeout is None else timeout
         actions: list[Action] = []
         changed = False
         forget_after = (DEAD_WORKER_PERSISTENCE + 1) * timeout
-        for worker in list(self.workers.values()):
-            silent = now - worker.last_heartbeat
-            if worker.state == ALIVE and silent > timeout:
-                actions += self._remove_worker(worker, f"no heartbeat for {silent:.0f} s (timeout {timeout:g} s)",
-                                               now)
-                changed = True
-            elif worker.state == DEAD and silent > forget_after:
-                actions.append(_info(f"Forgetting worker {worker.id} ({worker.address}), silent for more than "
-                                     f"{forget_after:g} s"))
-                self._forget_worker(worker)
+        # Forgotten before any is declared DEAD: one declared now stays listed until a later tick.
+        for worker in self._heartbeats.expired_dead(now, forget_after, self.workers):
+            actions.append(_info(f"Forgetting worker {worker.id} ({worker.address}), silent for more than "
+                                 f"{forget_after:g} s"))
+            self._forget_worker(worker)
+        for worker in self._heartbeats.expired_alive(now, timeout):
+            actions += self._remove_worker(
+                worker, f"no heartbeat for {now - worker.last_heartbeat:.0f} s (timeout {timeout:g} s)", now)
+            changed = True
         for worker, key, ex in self._orphans_of(list(self._orphans)):
             if now - ex.orphan_since > timeout:  # type: ignore[operator]
                 worker.pop_executor(key)
@@ -355,14 +337,16 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
                                   f"{timeout:g} s; killing it"),
                             SendToWorker(worker.id, KillExecutor(ex.app_id, ex.executor_id))]
                 changed = True
-        for app in self.active_apps():
-            if app.awaiting_driver_since is not None and now - app.awaiting_driver_since > timeout:
+        for app_id in list(self._awaiting_driver):
+            app = self.apps.get(app_id)
+            if app is None or not app.active or app.awaiting_driver_since is None:
+                del self._awaiting_driver[app_id]
+            elif now - app.awaiting_driver_since > timeout:
                 actions.append(_info(f"The driver of application {app.id} did not re-register within {timeout:g} s "
                                      "of the master's recovery"))
                 actions += self._remove_app(app, FINISHED, now, tell_driver=False, reschedule=False)
                 changed = True
-        if any(d.state == WAITING and d.not_before is not None and d.not_before <= now
-               for d in self.drivers.values()):
+        if any(d.not_before <= now for d in self._drivers_delayed()):  # type: ignore[operator]
             changed = True  # a supervised driver's relaunch delay is over
         if changed:
             actions += self.schedule(now)
@@ -391,6 +375,7 @@ class MasterStateMachine(ApplicationBookkeeping, DriverBookkeeping, MasterStatus
         drivers; the caller reschedules."""
         actions: list[Action] = [_info(f"Removing worker {worker.id} on {worker.address}: {reason}")]
         worker.set_state(DEAD)
+        self._heartbeats.dead(worker)
         self._mark("worker", worker.id)
         for driver in list(worker.drivers.values()):
             actions += self._driver_lost(driver, f"its worker {worker.id} was lost: {reason}", now)

@@ -27,7 +27,9 @@ executors carry their log URLs.
 The worker dials the master and keeps that one connection for commands. When it
 drops, executors keep running (their drivers talk to them directly) and the worker
 registers again with exponential backoff, listing the executors it still runs: that is
-how a restarted master re-adopts them. It also listens on its own rpc port, so two
+how a restarted master re-adopts them. A master that declared this worker DEAD meanwhile
+(it missed heartbeats) has told the drivers those executors were lost; it answers with a
+``KillExecutor`` for each, as Spark's master does, and they are killed. It also listens on its own rpc port, so two
 workers cannot share host:port, and a master (or a tool) holding the secret can reach
 it there with the same commands.
 

@@ -1,4 +1,4 @@
-"""The master's allocation policy, and the index of workers with room that it reads.
+"""The master's allocation policy, and the indexes of workers that its events read.
 
 Spark's ``Master.schedule`` offers each waiting application the ALIVE workers with room for
 one more executor, most free cores first, and hands out cores either spread over as many
@@ -10,21 +10,32 @@ event: at 5,000 workers and 99 waiting applications, 0.7 s for one executor's ex
 free cores, updated by the workers' own counters, so a pass reads only the workers with
 room, in the order Spark's would (most free cores first, then registration order).
 
+The periodic timeout check (Spark's ``timeOutDeadWorkers``) asks which ALIVE workers have
+been silent too long and which DEAD ones have been listed long enough. :class:`HeartbeatOrder`
+keeps the ALIVE workers in the order of their last heartbeat (a heartbeat moves its worker
+to the end) and the DEAD ones in a heap by their last heartbeat, so the check pops only
+what expired and stops at the first worker that has not.
+
 ```
  WorkerInfo.add_executor / pop_executor / set_state ──update(worker)──▶ WorkerIndex
                                                                        free cores ─▶ {seq: worker}
  MasterStateMachine.schedule ──with_room(min cores)──▶ [worker, ...] most free first
+
+ register, heartbeat ──add / heartbeat(seq)──▶ HeartbeatOrder ◀──expired_dead, expired_alive── timeout tick
+ declared DEAD ──dead──▶             (oldest heartbeat first)
 ```
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from typing import Sequence
 
 from sparkctl.deploy.master_info import WorkerInfo
-from sparkctl.deploy.messages import ALIVE
+from sparkctl.deploy.messages import ALIVE, DEAD
 
-__all__ = ["WorkerIndex", "plan_executors"]
+__all__ = ["WorkerIndex", "HeartbeatOrder", "plan_executors"]
 
 
 class WorkerIndex:
@@ -84,6 +95,62 @@ class WorkerIndex:
     def most_free(self) -> int:
         """The most free cores on one ALIVE worker (0 when none has any)."""
         return self._sizes[0] if self._sizes else 0
+
+
+class HeartbeatOrder:
+    """Workers by last heartbeat, oldest first: the ALIVE ones to expire, the DEAD ones to forget.
+
+    Every operation is O(1) but :meth:`dead` (O(log n)); the expiry queries cost what they
+    return. The order assumes heartbeat times that do not go back: a wall clock set back
+    only delays the expiry of the workers last heard from before it was.
+    """
+
+    def __init__(self) -> None:
+        self._alive: OrderedDict[int, WorkerInfo] = OrderedDict()  # seq -> worker, oldest heartbeat first
+        # (last heartbeat, seq, worker) of DEAD workers; entries of workers forgotten
+        # since (or replaced) are dropped when they come up.
+        self._dead: list[tuple[float, int, WorkerInfo]] = []
+        # heartbeat(seq): the ALIVE worker *seq* just sent a heartbeat, so it is now the
+        # newest. The OrderedDict's own method, called directly: this runs on every heartbeat.
+        self.heartbeat: Callable[[int], None] = self._alive.move_to_end
+
+    def add(self, worker: WorkerInfo) -> None:
+        """A worker (re-)registered or was restored, with its last heartbeat set."""
+        if worker.state == ALIVE:
+            self._alive[worker.seq] = worker
+        elif worker.state == DEAD:
+            heapq.heappush(self._dead, (worker.last_heartbeat, worker.seq, worker))
+
+
+    def dead(self, worker: WorkerInfo) -> None:
+        """*worker* was declared DEAD: it waits to be forgotten, by its last heartbeat."""
+        if self._alive.pop(worker.seq, None) is not None:
+            heapq.heappush(self._dead, (worker.last_heartbeat, worker.seq, worker))
+
+    def discard(self, worker: WorkerInfo) -> None:
+        """*worker* is forgotten (its DEAD entry, if any, goes when it comes up)."""
+        self._alive.pop(worker.seq, None)
+
+    def expired_alive(self, now: float, timeout: float) -> list[WorkerInfo]:
+        """The ALIVE workers silent for more than *timeout* at *now*, oldest first (still
+        listed here until :meth:`dead` is called for each)."""
+        out = []
+        for worker in self._alive.values():
+            if now - worker.last_heartbeat <= timeout:
+                break
+            out.append(worker)
+        return out
+
+    def expired_dead(self, now: float, forget_after: float, workers: dict[str, WorkerInfo]) -> list[WorkerInfo]:
+        """Take the DEAD workers silent for more than *forget_after* at *now* that *workers*
+        (the master's, by id) still lists, oldest first."""
+        out = []
+        heap = self._dead
+        while heap and now - heap[0][0] > forget_after:
+            worker = heapq.heappop(heap)[2]
+            if workers.get(worker.id) is worker and worker.state == DEAD:
+                out.append(worker)
+        return out
 
 
 def plan_executors(
