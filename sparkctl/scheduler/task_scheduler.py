@@ -242,8 +242,11 @@ class TaskScheduler:
         The local round is what keeps a task on its host: in one offer over several free
         executors, an executor with no local task left would otherwise take, as the next
         pending one, a task that prefers a host whose free executor comes later in the same
-        offer. Outside such an offer no executor has a free slot while a task waits (each
-        freed slot is offered at once), so ``_offer`` of one executor needs no such round."""
+        offer. Outside such an offer, an executor with a free slot has been offered every
+        waiting task it may run (each freed slot is offered at once; what waits is a task
+        that failed there, or a barrier stage that needs more slots), so no other
+        executor's task can be taken in ``_offer`` of one executor, and it needs no such
+        round."""
         if not self._free:
             return []
         actions: list[Any] = []
