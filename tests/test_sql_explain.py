@@ -155,6 +155,105 @@ def test_bad_arguments_raise_pyspark_s_errors(spark: Any, data: Path) -> None:
         df.explain(3)
 
 
+def _join_plan(df: Any) -> Any:
+    """The Join node of *df*'s optimised plan (what the planner and explain both see)."""
+    from sparkctl.sql import plan as lp
+    from sparkctl.sql.optimizer import optimize
+    stack = [optimize(df._plan)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, lp.Join):
+            return node
+        stack.extend(node.children)
+    raise AssertionError("no join in the plan")
+
+
+def _join_inputs(spark: Any, sides: str) -> tuple[Any, Any]:
+    """Two sides, each keyed by its first column: "small" is a local table of known size,
+    "big" a range (its size unknown, so never broadcast)."""
+    small = spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], "k LONG, w STRING")
+    big = spark.range(0, 100, 1, 2)
+    other = spark.range(0, 50, 1, 2).withColumnRenamed("id", "k")
+    return {"big-small": (big, small), "small-big": (small, big), "big-big": (big, other)}[sides]
+
+
+def _joined(left: Any, right: Any, how: str) -> Any:
+    if how == "cross":
+        return left.crossJoin(right)
+    return left.join(right, left[left.columns[0]] == right[right.columns[0]], how)
+
+
+def _python_join_count(left: list[int], right: list[int], how: str) -> int:
+    """The rows a join of the two key lists gives, counted in plain Python."""
+    if how == "cross":
+        return len(left) * len(right)
+    pairs = sum(left.count(k) * right.count(k) for k in set(left))
+    left_alone = sum(1 for k in left if k not in right)
+    right_alone = sum(1 for k in right if k not in left)
+    return {"inner": pairs, "left": pairs + left_alone, "right": pairs + right_alone,
+            "full": pairs + left_alone + right_alone, "semi": len(left) - left_alone, "anti": left_alone}[how]
+
+
+# Spark's JoinSelection without join hints: broadcast the right side of an inner, left outer,
+# semi or anti join when it is small, the left side of an inner join when that one is, never
+# the preserved side of an outer join; a join without keys is a broadcast nested loop join
+JOIN_SELECTION = [
+    ("inner", "big-small", "BroadcastHashJoin", "right"),
+    ("inner", "small-big", "BroadcastHashJoin", "left"),
+    ("inner", "big-big", "ShuffledHashJoin", "right"),
+    ("left", "big-small", "BroadcastHashJoin", "right"),
+    ("left", "small-big", "ShuffledHashJoin", "right"),
+    ("right", "big-small", "ShuffledHashJoin", "right"),
+    ("full", "big-small", "ShuffledHashJoin", "right"),
+    ("semi", "big-small", "BroadcastHashJoin", "right"),
+    ("anti", "big-small", "BroadcastHashJoin", "right"),
+    ("cross", "big-big", "BroadcastNestedLoopJoin", "right"),
+]
+
+
+@pytest.mark.parametrize("how, sides, operator, build_side", JOIN_SELECTION)
+def test_join_strategy_follows_spark_s_join_selection(spark: Any, how: str, sides: str, operator: str,
+                                                      build_side: str) -> None:
+    from sparkctl.sql.strategies import BROADCAST_THRESHOLD, choose_join
+    plan = _join_plan(_joined(*_join_inputs(spark, sides), how))
+    chosen = choose_join(plan, BROADCAST_THRESHOLD, 4)
+    assert (chosen.operator, chosen.build_side) == (operator, build_side)
+    assert chosen.partitions == (4 if operator == "ShuffledHashJoin" else 0)
+    if operator == "BroadcastHashJoin":  # broadcasting off, or a threshold below the small side
+        assert choose_join(plan, -1, 4).operator == "ShuffledHashJoin"
+        assert choose_join(plan, 1, 4).operator == "ShuffledHashJoin"
+
+
+@pytest.mark.parametrize("how, sides", [(how, sides) for how, sides, _, _ in JOIN_SELECTION])
+def test_the_join_explain_prints_is_the_join_that_runs(spark: Any, how: str, sides: str,
+                                                       capsys: pytest.CaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The side explain puts under a BroadcastExchange is the table the driver broadcasts
+    when the join runs; a ShuffledHashJoin broadcasts nothing; the join gives plain Python's
+    number of rows either way."""
+    left, right = _join_inputs(spark, sides)
+    left_keys, right_keys = ([row[0] for row in side.collect()] for side in (left, right))
+    df = _joined(left, right, how)
+    physical = physical_section(explained(df, capsys))
+    context = type(spark.sparkContext)
+    broadcast = context.broadcast
+    sent: list[Any] = []
+
+    def recording(self: Any, value: Any) -> Any:
+        sent.append(value)
+        return broadcast(self, value)
+
+    monkeypatch.setattr(context, "broadcast", recording)
+    assert df.count() == _python_join_count(left_keys, right_keys, how)
+    monkeypatch.undo()
+    if operators(physical)[0] == "ShuffledHashJoin":
+        assert sent == [], physical
+        return
+    assert len(sent) == 1 and isinstance(sent[0], pa.Table), physical
+    built = "left" if "BuildLeft" in physical.splitlines()[0] else "right"
+    assert sent[0].num_rows == len({"left": left_keys, "right": right_keys}[built]), physical
+
+
 @pytest.mark.slow
 def test_same_sections_and_operators_as_pyspark(spark: Any, data: Path, capsys: pytest.CaptureFixture) -> None:
     from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark

@@ -41,8 +41,17 @@ class AggSpec:
         self.call = call
         self.input = f"__a{index}"
         self.name = call.name
-        self.mergeable = not call.distinct and call.name in _MERGEABLE
         self.result_attr = Attribute(call.sql(), call.dtype, call.nullable)
+
+
+def mergeable(call: AggregateFunc) -> bool:
+    """Whether *call* is computed from partial aggregates (else it needs all its input rows)."""
+    return not call.distinct and call.name in _MERGEABLE
+
+
+def aggregate_calls(plan: lp.Aggregate) -> list[AggregateFunc]:
+    """The distinct aggregate calls of the plan's output expressions, in order."""
+    return _collect_calls([strip_alias(a) for a in plan.aggs])
 
 
 def _collect_calls(exprs: list[Expr]) -> list[AggregateFunc]:
@@ -71,15 +80,15 @@ def _replace(e: Expr, mapping: dict[str, Attribute], group_attrs: dict[str, Attr
 def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     child = planner.execute(plan.child)
     groups = [strip_alias(g) for g in plan.groups]
-    calls = _collect_calls([strip_alias(a) for a in plan.aggs])
+    calls = aggregate_calls(plan)
     specs = [AggSpec(i, c) for i, c in enumerate(calls)]
     for s in specs:
         if s.call.distinct and s.name not in ("count",):
             raise NotSupportedError(f"sparkctl does not compute {s.call.sql()} yet (DISTINCT is supported in count)")
     group_attrs = [Attribute(f"__g{i}", g.dtype, g.nullable) for i, g in enumerate(groups)]
     group_cols = [f"__g{i}" for i in range(len(groups))]
-    two_phase = all(s.mergeable for s in specs)
-    n = planner.shuffle_partitions if groups else 1
+    strategy = planner.aggregate_strategy(plan)
+    n = strategy.partitions
 
     def inputs(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
         for t in tables:
@@ -93,7 +102,7 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
             yield pa.table(cols) if cols else pa.table({"__one": pa.nulls(t.num_rows, pa.int8())})
 
     prepared = child.mapPartitions(inputs)
-    if two_phase:
+    if strategy.two_phase:
         partials = prepared.mapPartitions(partial(_partial, group_cols=group_cols, specs=specs))
         shuffled = planner.exchange(partials, group_cols, n, [], gather=False)
         merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,

@@ -24,6 +24,9 @@ from sparkctl.errors import NotSupportedError
 from sparkctl.sql import plan as lp
 from sparkctl.sql.exchange import count_rows_read, counted, hash_split, shuffle
 from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, _coerce, as_array
+from sparkctl.sql.strategies import (AggregateStrategy, JoinStrategy, LimitStrategy, SortStrategy,
+                                     broadcast_threshold, choose_aggregate, choose_join, choose_limit,
+                                     choose_sort)
 
 
 def empty_table(attrs: list[Attribute]) -> pa.Table:
@@ -90,6 +93,20 @@ class Planner:
         # as Spark's adaptive execution coalesces its 200 default to what the data needs,
         # sparkctl starts from the cluster's parallelism
         return max(1, self.sc.defaultParallelism)
+
+    # ------------------------------------------------------------------ choices (strategies.py)
+    # what an operator's RDDs are built from, and what explain prints
+    def join_strategy(self, plan: lp.Join) -> JoinStrategy:
+        return choose_join(plan, broadcast_threshold(self.session.conf), self.shuffle_partitions)
+
+    def aggregate_strategy(self, plan: lp.Aggregate) -> AggregateStrategy:
+        return choose_aggregate(plan, self.shuffle_partitions)
+
+    def sort_strategy(self, plan: lp.Sort) -> SortStrategy:
+        return choose_sort(plan)
+
+    def limit_strategy(self, plan: lp.Limit) -> LimitStrategy:
+        return choose_limit(plan)
 
     def execute(self, plan: lp.Plan) -> Any:
         method = getattr(self, "_" + type(plan).__name__, None)
@@ -202,7 +219,7 @@ class Planner:
         attrs = plan.output
         orders = plan.orders
         from sparkctl.sql.sort import sort_partition
-        gathered = self.exchange(child, [], 1, attrs, gather=False)
+        gathered = self.exchange(child, [], self.sort_strategy(plan).partitions, attrs, gather=False)
         return gathered.mapPartitions(partial(sort_partition, orders=orders, attrs=attrs))
 
     def _Limit(self, plan: lp.Limit) -> Any:
@@ -218,7 +235,7 @@ class Planner:
                 part = t.slice(0, left)
                 left -= part.num_rows
                 yield part
-        if isinstance(plan.child, lp.Sort):
+        if not self.limit_strategy(plan).gather:
             return child.mapPartitions(head)  # already one partition, in order
         return self.exchange(child.mapPartitions(head), [], 1, attrs).mapPartitions(head)
 

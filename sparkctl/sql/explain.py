@@ -5,12 +5,14 @@
                    ──▶ physical_plan       ──▶ "== Physical Plan =="
 
 sparkctl analyses a plan as it is built, so the parsed and the analysed plans are the same
-tree. The physical plan is what ``execution.Planner`` runs, described with Spark's operator
-names: a scan with its pushed and partition filters, ``Exchange hashpartitioning(...)``
-where a shuffle cuts a stage, ``HashAggregate`` partial and final, ``BroadcastHashJoin``
-(the build side under a ``BroadcastExchange``) or ``ShuffledHashJoin``, ``Sort`` after an
-``Exchange SinglePartition``. Attribute ids are sparkctl's, not Spark's. There is no
-whole-stage code generation, so ``codegen`` mode finds no subtree.
+tree. The physical plan is what ``execution.Planner`` runs, printed from the choices the
+planner records for it (``strategies.py``, the records its RDDs are built from) with
+Spark's operator names: a scan with its pushed and partition filters,
+``Exchange hashpartitioning(...)`` where a shuffle cuts a stage, ``HashAggregate`` partial
+and final, ``BroadcastHashJoin`` (the build side under a ``BroadcastExchange``) or
+``ShuffledHashJoin``, ``Sort`` after an ``Exchange SinglePartition``. Attribute ids are
+sparkctl's, not Spark's. There is no whole-stage code generation, so ``codegen`` mode
+finds no subtree.
 """
 from __future__ import annotations
 
@@ -172,7 +174,7 @@ def logical_tree(p: lp.Plan, with_stats: bool = False) -> str:
 
 
 def _size(p: lp.Plan) -> float:
-    from sparkctl.sql.joins import estimated_size
+    from sparkctl.sql.strategies import estimated_size
     try:
         return estimated_size(p)
     except Exception:
@@ -254,22 +256,20 @@ def physical_plan(p: lp.Plan, session: Any) -> PhysicalNode:
 
 
 class _Physical:
+    """The physical operators, described from the choices the planner makes for each one
+    (its ``*_strategy`` records, see ``strategies.py``), never decided again here."""
+
     def __init__(self, planner: Any) -> None:
         self.planner = planner
-
-    @property
-    def partitions(self) -> int:
-        try:
-            return int(self.planner.shuffle_partitions)
-        except Exception:
-            return 1
 
     def node(self, name: str, args: str, plan: lp.Plan, *children: PhysicalNode) -> PhysicalNode:
         return PhysicalNode(name, args, list(children), list(plan.output))
 
-    def exchange(self, keys: list[str], child: PhysicalNode, n: int | None = None) -> PhysicalNode:
+    def exchange(self, keys: list[str], child: PhysicalNode, n: int) -> PhysicalNode:
+        """The exchange ``Planner.exchange`` runs: by a hash of *keys* into *n* partitions,
+        or without keys every row into one."""
         if keys:
-            args = f"hashpartitioning({', '.join(keys)}, {n or self.partitions}), ENSURE_REQUIREMENTS"
+            args = f"hashpartitioning({', '.join(keys)}, {n}), ENSURE_REQUIREMENTS"
         else:
             args = "SinglePartition, ENSURE_REQUIREMENTS"
         return PhysicalNode("Exchange", args, [child], child.output)
@@ -330,61 +330,60 @@ class _Physical:
 
     # sort and limit
     def _Sort(self, p: lp.Sort) -> PhysicalNode:
-        return self.node("Sort", f"{_exprs(p.orders)}, true, 0", p, self.exchange([], self.visit(p.child)))
+        gathered = self.exchange([], self.visit(p.child), self.planner.sort_strategy(p).partitions)
+        return self.node("Sort", f"{_exprs(p.orders)}, true, 0", p, gathered)
 
     def _Limit(self, p: lp.Limit) -> PhysicalNode:
-        child = self.visit(p.child)
-        local = self.node("LocalLimit", str(p.n), p, child)
-        if isinstance(p.child, lp.Sort):
-            return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, local)
-        return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, self.exchange([], local))
+        local = self.node("LocalLimit", str(p.n), p, self.visit(p.child))
+        if self.planner.limit_strategy(p).gather:
+            return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, self.exchange([], local, 1))
+        return self.node("GlobalLimit", f"{p.n}, {p.offset}", p, local)
 
     # aggregate
     def _Aggregate(self, p: lp.Aggregate) -> PhysicalNode:
-        from sparkctl.sql.aggregation import _MERGEABLE, _collect_calls
+        from sparkctl.sql.aggregation import aggregate_calls
         from sparkctl.sql.expressions import strip_alias
         child = self.visit(p.child)
         keys = [expr_string(strip_alias(g)) for g in p.groups]
-        calls = _collect_calls([strip_alias(a) for a in p.aggs])
-        functions = [expr_string(c) for c in calls]
+        functions = [expr_string(c) for c in aggregate_calls(p)]
         final_args = f"keys=[{', '.join(keys)}], functions=[{', '.join(functions)}], output={_attrs(p.output)}"
-        n = self.partitions if p.groups else 1
-        two_phase = all(not getattr(c, "distinct", False) and c.name in _MERGEABLE for c in calls)
-        if two_phase:
+        strategy = self.planner.aggregate_strategy(p)
+        if strategy.two_phase:
             partial_args = f"keys=[{', '.join(keys)}], functions=[{', '.join('partial_' + f for f in functions)}]"
             partial = PhysicalNode("HashAggregate", f"({partial_args})", [child], child.output)
-            shuffled = self.exchange(keys, partial, n)
+            shuffled = self.exchange(keys, partial, strategy.partitions)
         else:
-            shuffled = self.exchange(keys, child, n)
+            shuffled = self.exchange(keys, child, strategy.partitions)
         return self.node("HashAggregate", f"({final_args})", p, shuffled)
 
     # join
     def _Join(self, p: lp.Join) -> PhysicalNode:
-        from sparkctl.sql.joins import _broadcast_threshold, estimated_size
-        left_plan, right_plan = p.children
-        left, right = self.visit(left_plan), self.visit(right_plan)
-        threshold = _broadcast_threshold(self.planner)
+        from sparkctl.sql.strategies import BROADCAST_HASH, BROADCAST_NESTED_LOOP
+        left, right = self.visit(p.children[0]), self.visit(p.children[1])
+        strategy = self.planner.join_strategy(p)
         how = {"left": "LeftOuter", "right": "RightOuter", "full": "FullOuter", "semi": "LeftSemi",
                "anti": "LeftAnti"}.get(p.how, p.how.capitalize())
-        lkeys = "[" + ", ".join(attr_string(a) for a, _ in p.keys) + "]"
-        rkeys = "[" + ", ".join(attr_string(b) for _, b in p.keys) + "]"
-        residual = expr_string(p.residual) if p.residual is not None else None
-        broadcastable = p.how in ("inner", "left", "semi", "anti", "cross") or not p.keys
-        if p.how == "cross" or not p.keys:
-            tail = f", {residual}" if residual else ""
-            return self.node("BroadcastNestedLoopJoin", f"BuildRight, {how}{tail}", p, left,
-                             self._broadcast(right, "IdentityBroadcastMode"))
-        extra = f", {residual}" if residual else ""
-        if broadcastable and threshold >= 0 and estimated_size(right_plan) <= threshold:
-            return self.node("BroadcastHashJoin", f"{lkeys}, {rkeys}, {how}, BuildRight{extra}, false", p, left,
-                             self._broadcast(right, "HashedRelationBroadcastMode"))
-        if p.how == "inner" and threshold >= 0 and estimated_size(left_plan) <= threshold:
-            return self.node("BroadcastHashJoin", f"{lkeys}, {rkeys}, {how}, BuildLeft{extra}, false", p,
-                             self._broadcast(left, "HashedRelationBroadcastMode"), right)
-        n = self.partitions
-        return self.node("ShuffledHashJoin", f"{lkeys}, {rkeys}, {how}, BuildRight{extra}", p,
-                         self.exchange(lkeys[1:-1].split(", "), left, n),
-                         self.exchange(rkeys[1:-1].split(", "), right, n))
+        build = "BuildLeft" if strategy.build_side == "left" else "BuildRight"
+        residual = f", {expr_string(p.residual)}" if p.residual is not None else ""
+        if strategy.operator == BROADCAST_NESTED_LOOP:
+            left, right = self._broadcast_side(strategy.build_side, left, right, "IdentityBroadcastMode")
+            return self.node("BroadcastNestedLoopJoin", f"{build}, {how}{residual}", p, left, right)
+        lkeys = [attr_string(a) for a, _ in p.keys]
+        rkeys = [attr_string(b) for _, b in p.keys]
+        keys = f"[{', '.join(lkeys)}], [{', '.join(rkeys)}]"
+        if strategy.operator == BROADCAST_HASH:
+            left, right = self._broadcast_side(strategy.build_side, left, right, "HashedRelationBroadcastMode")
+            return self.node("BroadcastHashJoin", f"{keys}, {how}, {build}{residual}, false", p, left, right)
+        return self.node(strategy.operator, f"{keys}, {how}, {build}{residual}", p,
+                         self.exchange(lkeys, left, strategy.partitions),
+                         self.exchange(rkeys, right, strategy.partitions))
+
+    def _broadcast_side(self, side: str, left: PhysicalNode, right: PhysicalNode,
+                        mode: str) -> tuple[PhysicalNode, PhysicalNode]:
+        """The two inputs, the one broadcast (the build side) under a ``BroadcastExchange``."""
+        if side == "left":
+            return self._broadcast(left, mode), right
+        return left, self._broadcast(right, mode)
 
     def _broadcast(self, child: PhysicalNode, mode: str) -> PhysicalNode:
         return PhysicalNode("BroadcastExchange", mode, [child], child.output)

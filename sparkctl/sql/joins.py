@@ -6,7 +6,9 @@ Every join type runs through one path: the inner join of the keys gives the matc
 (left row, right row) pairs, a residual (non-equality) condition filters them, and outer,
 semi and anti joins add or keep rows by which ones found a partner, so a condition that
 is not an equality still means what it means in SQL. NULL keys never match. A cross join
-(no keys) broadcasts its right side to every partition of the left.
+(no keys) broadcasts its right side to every partition of the left, and so does an
+equi-join whose other side is small: which way a join runs is ``strategies.choose_join``'s
+choice, the one ``explain`` prints.
 """
 from __future__ import annotations
 
@@ -23,53 +25,25 @@ from sparkctl.sql.expressions import Attribute, _coerce, as_array, common_type
 _LEFT, _RIGHT = "__left_row", "__right_row"
 
 
-#: Spark's spark.sql.autoBroadcastJoinThreshold default: a right side estimated smaller is broadcast
-BROADCAST_THRESHOLD = 10 * 1024 * 1024
-
-
-def estimated_size(plan: lp.Plan) -> float:
-    """An upper bound of a plan's output in bytes, where one is known (else infinity)."""
-    if isinstance(plan, lp.LocalRelation):
-        return float(plan.table.nbytes)
-    if isinstance(plan, lp.FileRelation):
-        # the bytes of the columns read, times 3 for files that grow in memory (compressed, columnar)
-        on_disk = float(sum(s.length for s in plan.scan.splits))
-        return on_disk * len(plan.output) / max(1, len(plan.scan.schema)) * 3
-    if isinstance(plan, (lp.Filter, lp.Project, lp.SubqueryAlias, lp.Limit, lp.Sort)):
-        return estimated_size(plan.children[0])
-    return float("inf")
-
-
-def _broadcast_threshold(planner: Any) -> float:
-    value = planner.session.conf.get("spark.sql.autoBroadcastJoinThreshold", None)
-    if value is None:
-        return BROADCAST_THRESHOLD
-    from sparkctl.settings import Size
-    number = int(Size().parse(str(value))) if not str(value).lstrip("-").isdigit() else int(value)
-    return -1 if number < 0 else number
-
-
 def join_rdd(planner: Any, plan: lp.Join) -> Any:
     left_plan, right_plan = plan.children
     left, right = planner.execute(left_plan), planner.execute(right_plan)
-    threshold = _broadcast_threshold(planner)
-    broadcastable = plan.how in ("inner", "left", "semi", "anti", "cross") or not plan.keys
-    if plan.how == "cross" or not plan.keys or (broadcastable and threshold >= 0
-                                                  and estimated_size(right_plan) <= threshold):
+    strategy = planner.join_strategy(plan)  # strategies.choose_join: explain prints the same choice
+    if strategy.broadcast and strategy.build_side == "right":
         right_table = _collect(right, right_plan.output)
         key_cols = [f"__jk{i}" for i in range(len(plan.keys))]
         if plan.keys:
             right_table = _append_keys(right_table, [ra for _, ra in plan.keys], plan, key_cols)
         shared = planner.sc.broadcast(right_table)
         return left.mapPartitions(partial(_join_broadcast, shared=shared, plan=plan, key_cols=key_cols))
-    if plan.how == "inner" and threshold >= 0 and estimated_size(left_plan) <= threshold:
+    if strategy.broadcast:
         # the small side is on the left of an inner join: broadcast it instead, as Spark does
         key_cols = [f"__jk{i}" for i in range(len(plan.keys))]
         left_table = _append_keys(_collect(left, left_plan.output), [la for la, _ in plan.keys], plan, key_cols)
         shared = planner.sc.broadcast(left_table)
         return right.mapPartitions(partial(_join_broadcast_left, shared=shared, plan=plan, key_cols=key_cols))
     key_types = [common_type(la.dtype, ra.dtype) for la, ra in plan.keys]
-    n = planner.shuffle_partitions
+    n = strategy.partitions
     lkeys = [f"__jk{i}" for i in range(len(plan.keys))]
 
     def tag(side: str, keys: list[Attribute]) -> Any:
