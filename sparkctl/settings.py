@@ -276,6 +276,7 @@ _SETTINGS = [
     Setting("spark.cores.max", None, "total cores an application may take from a standalone cluster (default: all)", POSITIVE),
     Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)", Float(0.0, 1.0, low_open=True)),
     Setting("spark.memory.storageFraction", "0.5", "share of that memory kept for cached blocks; the rest bounds shuffle and sort buffers", FRACTION),
+    Setting("spark.reducer.maxSizeInFlight", "48m", "bytes of remote shuffle data a reduce task asks for at once, over all the executors it reads from", Size("m", 1 << 20)),
     Setting("spark.shuffle.spill.batchSize", "1000", "records pickled together in one batch of a shuffle or spill file", POSITIVE),
     Setting("spark.shuffle.compress", "true", "compress shuffle files (each pickled batch) with spark.io.compression.codec; reducers fetch the compressed bytes", BOOL),
     Setting("spark.shuffle.spill.compress", "true", "compress the runs aggregations and sorts spill to disk with spark.io.compression.codec", BOOL),

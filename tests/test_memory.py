@@ -163,7 +163,7 @@ def _read_through_block_server(_: Iterator[Any]) -> list[list[Any]]:
     assert tc is not None
     shuffle.FETCH_CHUNK = 1000  # in this slot only: a few hundred chunks, batches span them
     [(shuffle_id, statuses)] = tc.shuffle_statuses.items()
-    records = shuffle.read_shuffle(shuffle_id, tc.partitionId(), statuses, "another-host", tc.env.fetch_remote)
+    records = shuffle.read_shuffle(shuffle_id, tc.partitionId(), statuses, "another-host", tc.env.shuffle_client)
     return [sorted(records)]
 
 

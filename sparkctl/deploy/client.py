@@ -53,6 +53,7 @@ def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]
         "batch_size": conf.get_int("spark.shuffle.spill.batchSize", 1000),
         "heartbeat_interval": conf.get_duration("spark.executor.heartbeatInterval") or 10.0,
         "network_timeout": conf.get_duration("spark.network.timeout") or 120.0,
+        "max_bytes_in_flight": conf.get_size("spark.reducer.maxSizeInFlight", "m"),
         "extra_paths": extra_paths,
         "task_cpus": conf.get_int("spark.task.cpus", 1),
         "pyspark_memory": conf.get_size("spark.executor.pyspark.memory", "m"),

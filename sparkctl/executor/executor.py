@@ -8,7 +8,7 @@ The same program runs in local mode (started by the driver) and on a standalone 
                                                  ├─ slot 0 ┐ forked at start, warm,
                                                  ├─ slot 1 ┘ one task at a time each
                                                  ├─ block manager (cached RDD blocks)
-   other executors ══ FetchShuffleBlock ═══════▶ └─ block server
+   other executors ══ FetchShuffleBlocks ══════▶ └─ block server (block_server.py)
    driver ══ FetchBlockChunk (indirect results) ══▶ ┘
 ```
 A task's StatusUpdate too large for one frame to the driver is kept in the block manager
@@ -41,14 +41,13 @@ from sparkctl import serializers
 from sparkctl.errors import ProtocolError, TaskFailedError
 from sparkctl.executor import python_memory
 from sparkctl.executor.files import ExecutorFiles
-from sparkctl.executor.messages import BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock
+from sparkctl.executor.block_server import BlockServer
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
 from sparkctl.storage import compression
 from sparkctl.storage.block_manager import BlockManager
-from sparkctl.storage.shuffle import read_local_block
 from sparkctl.storagelevel import StorageLevel
 from sparkctl.util.fsutil import private_makedirs
 
@@ -57,7 +56,6 @@ _MAX_FRAME = 1 << 40
 # Until the driver says otherwise: the default spark.rpc.message.maxSize, less room for the
 # StatusUpdate around the result.
 _DEFAULT_MAX_DIRECT_RESULT = (512 << 20) - (1 << 20)
-_MAX_CHUNK = 64 << 20  # the largest part of a block one FetchBlockChunk may ask for
 
 
 @dataclass
@@ -74,6 +72,7 @@ class ExecutorSettings:
     batch_size: int = 1000
     heartbeat_interval: float = 10.0
     network_timeout: float = 120.0
+    max_bytes_in_flight: int = 48 << 20  # spark.reducer.maxSizeInFlight
     app_id: str = ""
     worker_id: str | None = None
     extra_paths: list[str] = field(default_factory=list)
@@ -131,6 +130,7 @@ class Executor:
         self.broadcasts: dict[int, bytes] = {}
         self.driver: Connection | None = None
         self.server: Server | None = None
+        self.block_server: BlockServer | None = None
         self.stopping = threading.Event()
         self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
         self.max_direct_result = _DEFAULT_MAX_DIRECT_RESULT
@@ -154,6 +154,7 @@ class Executor:
                     env.port = self.server.address[1]
                 env.task_cpus = self.s.task_cpus
                 env.network_timeout = self.s.network_timeout
+                env.max_bytes_in_flight = self.s.max_bytes_in_flight
                 if self.s.pyspark_memory:
                     python_memory.apply(self.s.pyspark_memory, self.s.cores)
                 slot_main(child_sock, env, self.kill_board, index)
@@ -477,46 +478,13 @@ class Executor:
                 self.shutdown()
                 os._exit(1)
 
-    # ------------------------------------------------------------ block server
-    def _serve_peer(self, conn: Connection) -> None:
-        try:
-            while True:
-                req = conn.recv()
-                if isinstance(req, FetchShuffleBlock):
-                    conn.send(self._shuffle_block(req))
-                elif isinstance(req, FetchCachedBlock):
-                    conn.send(BlockData(self.blocks.get(req.block_id)))
-                elif isinstance(req, FetchBlockChunk):
-                    conn.send(self._block_chunk(req))
-                else:
-                    conn.send(BlockData(None, f"unknown request {type(req).__name__}"))
-        except Exception:
-            conn.close()
-
-    def _block_chunk(self, req: FetchBlockChunk) -> BlockData:
-        if (not isinstance(req.block_id, str) or not isinstance(req.offset, int) or not isinstance(req.length, int)
-                or req.offset < 0 or not 0 < req.length <= _MAX_CHUNK):
-            return BlockData(None, f"bad chunk request: offset {req.offset!r}, length {req.length!r}")
-        chunk = self.blocks.get_range(req.block_id, req.offset, req.length)
-        return BlockData(chunk, "" if chunk is not None else f"no block {req.block_id}")
-
-    def _shuffle_block(self, req: FetchShuffleBlock) -> BlockData:
-        name = os.path.basename(req.file_name)
-        if name != req.file_name or not name.startswith("shuffle_") or not name.endswith(".data"):
-            return BlockData(None, f"not a shuffle file: {req.file_name!r}")
-        data_path = os.path.join(self.s.local_dir, name)
-        try:
-            return BlockData(read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index,
-                                              req.offset, req.length))
-        except OSError as e:
-            return BlockData(None, f"{type(e).__name__}: {e}")
-
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
         _warm_imports()
         # fork the slots before any thread exists, so they start from a clean process
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
-        self.server = Server(self.s.host, 0, self.secret, self._serve_peer, name="block-server").start()
+        self.block_server = BlockServer(self.s.local_dir, self.blocks).start()
+        self.server = Server(self.s.host, 0, self.secret, self.block_server.serve, name="block-server").start()
         port = self.server.address[1]
         for slot in self.slots:
             slot.send(("init", port))
@@ -577,6 +545,8 @@ class Executor:
             self.driver.close()
         if self.server is not None:
             self.server.stop()
+        if self.block_server is not None:
+            self.block_server.stop()
         shutil.rmtree(self.s.local_dir, ignore_errors=True)
 
 

@@ -13,6 +13,15 @@ class FetchShuffleBlock:
 
 
 @dataclass(slots=True)
+class FetchShuffleBlocks:
+    """A reducer's ranges of several map outputs on one executor, in one request; the
+    answer is their bytes one after the other."""
+
+    reduce_index: int
+    ranges: list[tuple[str, int, int]]  # (data file name, offset in the slice, length)
+
+
+@dataclass(slots=True)
 class FetchCachedBlock:
     block_id: str
 

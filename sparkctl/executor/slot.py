@@ -40,14 +40,16 @@ from typing import Any, Iterator
 import cloudpickle
 
 from sparkctl import accumulators, broadcast, serializers
-from sparkctl.errors import (BarrierStageError, FetchFailedError, RpcConnectError, TaskExitError,
+from sparkctl.errors import (BarrierStageError, FetchFailedError, TaskExitError,
                              UserStopIterationError)
 from sparkctl.executor import python_memory, task_metrics
-from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
-from sparkctl.rpc import Connection, connect, recv_frame, send_frame
+from sparkctl.executor.messages import BlockData, FetchCachedBlock
+from sparkctl.executor.shuffle_client import ConnectionShuffleClient
+from sparkctl.rpc import connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MetadataFetchFailedError, decode_statuses
 from sparkctl.storage import sizing
+from sparkctl.storage.block_fetcher import MAX_BYTES_IN_FLIGHT
 from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
 from sparkctl.taskcontext import BarrierTaskContext, TaskContext
 
@@ -70,9 +72,11 @@ class SlotEnvironment:
         self.memory_budget = memory_budget
         self.batch_size = batch_size
         self.secret = secret
-        self._peers: dict[tuple[str, int], Connection] = {}
+        self._shuffle_client: ConnectionShuffleClient | None = None
         # spark.network.timeout: how long a block fetch from another executor may take
         self.network_timeout = 120.0
+        # spark.reducer.maxSizeInFlight: bytes a reducer's remote requests may ask for at once
+        self.max_bytes_in_flight = MAX_BYTES_IN_FLIGHT
         self.task_cpus = 1  # spark.task.cpus, set by the executor (TaskContext.cpus())
         # shuffle id -> (map output epoch, decoded statuses), for the tasks of later stages
         self._statuses: OrderedDict[int, tuple[int, list[MapStatus | None]]] = OrderedDict()
@@ -142,29 +146,18 @@ class SlotEnvironment:
         return statuses
 
     def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None]) -> Iterator[Any]:
-        return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.fetch_remote)
+        return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.shuffle_client,
+                            timeout=self.network_timeout, max_bytes_in_flight=self.max_bytes_in_flight)
 
-    def fetch_remote(self, status: MapStatus, shuffle_id: int, reduce_index: int, offset: int, length: int) -> bytes:
-        """``length`` bytes from ``offset`` of a remote map output's slice for this reducer."""
-        key = (status.host, status.port)
-        conn = self._peers.get(key)
-        for attempt in range(2):  # a cached connection may have gone stale
-            if conn is None or conn.closed:
-                conn = connect(status.host, status.port, self.secret, timeout=min(30.0, self.network_timeout))
-                self._peers[key] = conn
-            try:
-                conn.send(FetchShuffleBlock(os.path.basename(status.data_path), reduce_index, offset, length))
-                reply = conn.recv(timeout=self.network_timeout)
-                break
-            except (OSError, RpcConnectError, EOFError, Exception):
-                conn.close()
-                conn = None
-                self._peers.pop(key, None)
-                if attempt:
-                    raise
-        if not isinstance(reply, BlockData) or reply.data is None:
-            raise OSError(getattr(reply, "error", "no data"))
-        return reply.data
+    @property
+    def shuffle_client(self) -> ConnectionShuffleClient:
+        """This slot's connections to other executors' block servers, kept across tasks."""
+        client = self._shuffle_client
+        if client is None or client.timeout != self.network_timeout:
+            if client is not None:
+                client.close_all()
+            client = self._shuffle_client = ConnectionShuffleClient(self.secret, self.network_timeout)
+        return client
 
     def barrier_sync(self, task_id: int, epoch: int, kind: str, message: str) -> list[str]:
         """A barrier task's barrier()/allGather(): ask the driver's coordinator through the

@@ -228,6 +228,18 @@ class Connection:
             except (OSError, RpcTimeoutError) as e:
                 self._send_failed(e)
 
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the socket takes at once of bytes already framed (``frame_message``),
+        never blocking: the count sent, 0 when its buffer is full. For a single event
+        loop that owns this connection's sending (no other sender may interleave)."""
+        try:
+            return self._sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as e:
+            self._send_failed(e)
+            raise  # unreachable: _send_failed raises
+
     def _send_failed(self, e: BaseException) -> None:
         # A partly sent frame desynchronises the stream for good: close it.
         was_closed = self._closed
@@ -440,6 +452,21 @@ class TLSConnection(Connection):
         if self._sock.pending():  # type: ignore[attr-defined]
             return
         super()._wait_readable(deadline)
+
+    def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
+        """TLS records cannot be sent in part without blocking: the whole of ``data``."""
+        with self._send_lock:
+            try:
+                self._sock.sendall(data)
+            except OSError as e:
+                self._send_failed(e)
+        return len(data)
+
+
+def frame_message(msg: object) -> bytes:
+    """``msg`` pickled and framed as ``Connection.send`` sends it."""
+    data = _dumps(msg, protocol=_PICKLE_PROTOCOL)
+    return _pack(len(data)) + data
 
 
 def connect(

@@ -172,6 +172,7 @@ class LocalBackend(SchedulerBackend):
             "batch_size": self.conf.get_int("spark.shuffle.spill.batchSize", 1000),
             "heartbeat_interval": self.conf.get_duration("spark.executor.heartbeatInterval"),
             "network_timeout": self.conf.get_duration("spark.network.timeout"),
+            "max_bytes_in_flight": self.conf.get_size("spark.reducer.maxSizeInFlight", "m"),
             "app_id": self.app_id,
             "extra_paths": self.extra_paths,
             "task_cpus": self.conf.get_int("spark.task.cpus", 1),

@@ -6,7 +6,8 @@
                                                batches; spills past        (n+1 offsets)
                                                budget, concatenated)
  reduce task r ──▶ for each map output: index[r]..index[r+1] of its data file
-                   (read from disk on the same host, else fetched from its executor)
+                   (read from disk on the same host, else fetched from its executor:
+                   block_fetcher, one request per executor, several in flight)
 ```
 
 With ``spark.shuffle.compress`` each batch is compressed on its own (see ``compression``), so
@@ -24,10 +25,11 @@ from itertools import chain
 from typing import Any, Callable, Iterable, Iterator
 
 from sparkctl import serializers
-from sparkctl.errors import FetchFailedError
 from sparkctl.executor import task_metrics
 from sparkctl.rdd.dependencies import ShuffleDependency
 from sparkctl.storage import compression, sizing
+from sparkctl.storage.block_fetcher import (MAX_BYTES_IN_FLIGHT, REQUEST_SIZE, BlockRange, FetchRequest, RangeClient,
+                                            ShuffleBlockFetcher, ShuffleClient)
 from sparkctl.storage.spill import ExternalAppendOnlyMap
 
 _OFFSET = struct.Struct("<Q")
@@ -278,80 +280,31 @@ def _local_batches(status: MapStatus, reduce_index: int) -> Iterator[list[Any]]:
             yield loads(data)
 
 
-def _fetched_batches(fetch_remote: BlockFetcher, status: MapStatus, shuffle_id: int,
-                     reduce_index: int) -> Iterator[list[Any]]:
-    """A remote map output's slice, fetched ``FETCH_CHUNK`` bytes at a time and decoded as
-    each pickled batch completes (a batch may span chunks)."""
-    size = status.sizes[reduce_index]
-    loads = serializers.loads_batch
-    metrics = task_metrics.current()
-    pending = bytearray()
-    pos = 0  # bytes of the slice fetched so far
-    while pos < size:
-        waited = time.perf_counter_ns()
-        chunk = fetch_remote(status, shuffle_id, reduce_index, pos, min(FETCH_CHUNK, size - pos))
-        metrics.shuffle_fetch_wait_time += time.perf_counter_ns() - waited
-        if not chunk:
-            raise OSError(f"executor {status.executor_id} sent less than the map output's size")
-        pos += len(chunk)
-        pending += chunk
-        del chunk
-        done = 0
-        while len(pending) - done >= 4:
-            n = int.from_bytes(pending[done:done + 4], "little")
-            if len(pending) - done - 4 < n:
-                break
-            yield loads(pending[done + 4:done + 4 + n])  # a copy: no view may pin `pending`
-            done += 4 + n
-        del pending[:done]
-    if pending:
-        raise OSError(f"the slice from executor {status.executor_id} ends inside a batch")
-
-
-# (status, shuffle id, reduce index, offset, length) -> those bytes of the map output's slice
+# (status, shuffle id, reduce index, offset, length) -> those bytes of the map output's
+# slice: a plain function serves as a transport too (tests, tools), called range by range
 BlockFetcher = Callable[[MapStatus, int, int, int, int], bytes]
-FETCH_CHUNK = 4 << 20
+FETCH_CHUNK = REQUEST_SIZE  # the most bytes one request asks for (a larger slice goes in ranges)
 _READ_BUFFER = 1 << 20
 
 
-def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
-                 local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[Any]:
+def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None], local_host: str,
+                 remote: ShuffleClient | BlockFetcher | None, *, timeout: float = 120.0,
+                 max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT) -> Iterator[Any]:
     """Every record map tasks wrote for reducer ``reduce_index``, map by map, streamed a
-    batch at a time. The batches are flattened in C: a generator resumed once per record
+    batch at a time: local slices read from disk, remote ones through ``remote`` with
+    requests in flight ahead of the reader (``block_fetcher``); with no ``remote`` every
+    slice is read from disk. A map output that cannot be read is a fetch failure (its map
+    stage must rerun). The batches are flattened in C: a generator resumed once per record
     would cost about as much as the reducer's own work on a small record."""
-    return chain.from_iterable(_batches(shuffle_id, reduce_index, statuses, local_host, fetch_remote))
+    if remote is not None and not hasattr(remote, "wait"):
+        fetch = remote
 
-
-def _batches(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None],
-             local_host: str, fetch_remote: BlockFetcher | None) -> Iterator[list[Any]]:
-    """The unpickled batches for reducer ``reduce_index``, map output by map output; a map
-    output that cannot be read is a fetch failure (its map stage must rerun). The task's
-    shuffle read metrics count blocks (one map output's slice, empty ones skipped, as
-    Spark skips them), bytes and records per block and per batch."""
-    metrics = task_metrics.current()
-    for map_index, status in enumerate(statuses):
-        if status is None:
-            raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
-        size = status.sizes[reduce_index]
-        if not size:
-            continue
-        if status.host == local_host or fetch_remote is None:
-            batches = _local_batches(status, reduce_index)
-            metrics.shuffle_local_blocks_fetched += 1
-            metrics.shuffle_local_bytes_read += size
-        else:
-            batches = _fetched_batches(fetch_remote, status, shuffle_id, reduce_index)
-            metrics.shuffle_remote_blocks_fetched += 1
-            metrics.shuffle_remote_bytes_read += size
-        while True:
-            try:
-                batch = next(batches, None)
-            except FetchFailedError:
-                raise
-            except Exception as e:  # missing or cut file, dead executor: the map stage must rerun
-                raise FetchFailedError(shuffle_id, map_index, reduce_index,
-                                       f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
-            if batch is None:
-                break
-            metrics.shuffle_records_read += len(batch)
-            yield batch
+        def one_range(req: FetchRequest, r: BlockRange) -> bytes:
+            status = statuses[r.map_index]
+            assert status is not None
+            return fetch(status, shuffle_id, reduce_index, r.offset, r.length)  # type: ignore[operator]
+        remote = RangeClient(one_range)
+    fetcher = ShuffleBlockFetcher(shuffle_id, reduce_index, statuses, local_host, remote,  # type: ignore[arg-type]
+                                  timeout=timeout, max_bytes_in_flight=max_bytes_in_flight,
+                                  request_size=FETCH_CHUNK, read_local=_local_batches)
+    return chain.from_iterable(fetcher)

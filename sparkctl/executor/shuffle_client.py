@@ -1,0 +1,193 @@
+"""A task slot's connections to other executors' block servers, for shuffle reads.
+
+One authenticated connection per executor, kept for the slot's life and shared by every
+read of every task the slot runs. Requests on a connection are answered in order, so
+replies are matched to requests first in, first out; a reader that stopped early leaves
+its replies to be read and dropped, and the connection stays in step.
+
+```
+ ShuffleBlockFetcher ──connect(addresses)──▶ missing connections dialled side by side
+                     ──send(request)──────▶ FetchShuffleBlocks on that executor's connection
+                     ◀─wait(timeout)──────── selector over connections with requests out
+```
+"""
+from __future__ import annotations
+
+import logging
+import selectors
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+from sparkctl.errors import RpcTimeoutError
+from sparkctl.executor.messages import BlockData, FetchShuffleBlocks
+from sparkctl.rpc import Connection, connect
+from sparkctl.storage.block_fetcher import Address, FetchRequest
+
+log = logging.getLogger("sparkctl.executor")
+
+CONNECT_PARALLELISM = 16  # handshakes in progress at once when a read needs many new peers
+
+
+class _Peer:
+    __slots__ = ("address", "conn", "outstanding", "may_retry", "registered")
+
+    def __init__(self, address: Address, conn: Connection) -> None:
+        self.address = address
+        self.conn = conn
+        self.outstanding: deque[FetchRequest] = deque()
+        self.may_retry = False  # a connection kept from before may have gone stale: one redial
+        self.registered = False
+
+
+class ConnectionShuffleClient:
+    """The ``ShuffleClient`` of a task slot (see ``sparkctl.storage.block_fetcher``)."""
+
+    def __init__(self, secret: bytes, timeout: float = 120.0) -> None:
+        self.secret = secret
+        self.timeout = timeout
+        self.peers: dict[Address, _Peer] = {}
+        self.failed: dict[Address, str] = {}  # the last dial's error, reported by the next send
+        self.selector = selectors.DefaultSelector()
+        self.done: list[FetchRequest] = []
+
+    # ---- connections
+    def _dial(self, address: Address) -> Connection:
+        return connect(address[0], address[1], self.secret, timeout=min(30.0, self.timeout))
+
+    def connect(self, addresses: Iterable[Address]) -> None:
+        missing = []
+        for address in addresses:
+            peer = self.peers.get(address)
+            if peer is None or peer.conn.closed:
+                missing.append(address)
+            elif not peer.outstanding:
+                peer.may_retry = True
+        if len(missing) <= 1:
+            return  # one is dialled by its first send, with nothing to overlap
+        with ThreadPoolExecutor(min(len(missing), CONNECT_PARALLELISM), thread_name_prefix="shuffle-dial") as pool:
+            results = list(pool.map(self._try_dial, missing))
+        for address, result in zip(missing, results):
+            if isinstance(result, Connection):
+                self._drop(address)
+                self.peers[address] = _Peer(address, result)
+            else:
+                self.failed[address] = result
+
+    def _try_dial(self, address: Address) -> Connection | str:
+        try:
+            return self._dial(address)
+        except Exception as e:
+            return f"cannot connect to {address[0]}:{address[1]}: {type(e).__name__}: {e}"
+
+    def _peer(self, address: Address) -> _Peer | str:
+        peer = self.peers.get(address)
+        if peer is not None and not peer.conn.closed:
+            return peer
+        error = self.failed.pop(address, None)
+        if error is not None:
+            return error
+        result = self._try_dial(address)
+        if isinstance(result, str):
+            return result
+        self._drop(address)
+        peer = self.peers[address] = _Peer(address, result)
+        return peer
+
+    def _drop(self, address: Address) -> None:
+        peer = self.peers.pop(address, None)
+        if peer is not None:
+            if peer.registered:
+                self.selector.unregister(peer.conn)
+                peer.registered = False
+            peer.conn.close()
+
+    # ---- requests
+    def send(self, request: FetchRequest) -> None:
+        peer = self._peer(request.address)
+        if isinstance(peer, str):
+            self._fail(request, peer)
+            return
+        peer.outstanding.append(request)
+        self._transmit(peer, request)
+
+    def _transmit(self, peer: _Peer, request: FetchRequest) -> None:
+        try:
+            peer.conn.send(FetchShuffleBlocks(request.reduce_index,
+                                              [(r.file_name, r.offset, r.length) for r in request.ranges]))
+        except Exception as e:
+            self._broken(peer, e)
+            return
+        if not peer.registered:
+            self.selector.register(peer.conn, selectors.EVENT_READ, peer)
+            peer.registered = True
+
+    def wait(self, timeout: float) -> list[FetchRequest]:
+        if not self.done and self.selector.get_map():
+            for key, _ in self.selector.select(timeout):
+                self._drain(key.data)
+        done, self.done = self.done, []
+        return done
+
+    def _drain(self, peer: _Peer) -> None:
+        """Every reply that has arrived on ``peer``'s connection, matched in order."""
+        while peer.outstanding:
+            try:
+                reply = peer.conn.recv(timeout=0)
+            except RpcTimeoutError:
+                break
+            except Exception as e:  # EOF, reset, a frame that is no pickle
+                self._broken(peer, e)
+                return
+            peer.may_retry = False  # it answers: a failure from now on is not staleness
+            request = peer.outstanding.popleft()
+            if not isinstance(reply, BlockData):
+                self._broken(peer, TypeError(f"answered with {type(reply).__name__}"))
+                self._fail(request, f"executor {request.executor_id} answered with {type(reply).__name__}")
+                return
+            if reply.data is None or len(reply.data) != request.size:
+                got = "no data" if reply.data is None else f"{len(reply.data)} of {request.size} bytes"
+                self._fail(request, reply.error or f"executor {request.executor_id} sent {got}")
+                continue
+            if not request.abandoned:
+                request.data = reply.data
+            self.done.append(request)
+        if not peer.outstanding and peer.registered:
+            self.selector.unregister(peer.conn)
+            peer.registered = False
+
+    def _broken(self, peer: _Peer, error: BaseException) -> None:
+        """``peer``'s connection failed: redial once if it was kept from an earlier read (it
+        may have gone stale while idle) and ask again, else fail what it owed."""
+        owed = list(peer.outstanding)
+        retry = peer.may_retry
+        self._drop(peer.address)
+        if retry and owed:
+            fresh = self._peer(peer.address)
+            if not isinstance(fresh, str):
+                log.debug("shuffle: reconnected to %s:%d after %s", *peer.address, error)
+                fresh.outstanding.extend(owed)
+                for request in owed:
+                    self._transmit(fresh, request)
+                    if fresh.conn.closed:
+                        return  # the redial broke too: _transmit failed everything owed
+                return
+        reason = f"{type(error).__name__}: {error}"
+        for request in owed:
+            self._fail(request, reason)
+
+    def _fail(self, request: FetchRequest, reason: str) -> None:
+        request.error = reason
+        self.done.append(request)
+
+    def close(self, address: Address, reason: str) -> None:
+        peer = self.peers.get(address)
+        owed = list(peer.outstanding) if peer is not None else []
+        self._drop(address)
+        for request in owed:
+            self._fail(request, reason)
+
+    def close_all(self) -> None:
+        for address in list(self.peers):
+            self.close(address, "the slot is closing its connections")
+        self.done.clear()

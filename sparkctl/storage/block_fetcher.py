@@ -1,0 +1,278 @@
+"""A reducer's remote reads: one request per executor, many in flight, records in map order.
+
+A reduce task needs its slice of every map output. Asking for them one at a time costs a
+round trip each, and on a wide cluster (a hundred executors, each holding one map output)
+the task spends its life waiting. As Spark's ``ShuffleBlockFetcherIterator``:
+
+```
+ statuses ──plan──▶ requests: per executor, its slices for this reducer packed together
+                    (each request at most REQUEST_SIZE bytes; a larger slice is split in ranges)
+            ──send──▶ requests in flight while their bytes fit in max_bytes_in_flight
+ records ◀──decode── slices taken in map order: a local one read from disk meanwhile, a
+                    remote one as soon as its request's reply is in
+```
+
+Records come out in map order, as the one-at-a-time reader gave them, so a job's output
+does not depend on which executor answered first. The transport is the ``ShuffleClient``
+seam: the executor's slots use real connections (``sparkctl.executor.shuffle_client``),
+tests and the single-range fetchers use ``RangeClient``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from sparkctl import serializers
+from sparkctl.errors import FetchFailedError
+from sparkctl.executor import task_metrics
+
+Address = tuple[str, int]
+REQUEST_SIZE = 4 << 20  # bytes one request may ask for: one reply frame of at most this
+MAX_BYTES_IN_FLIGHT = 48 << 20  # spark.reducer.maxSizeInFlight's default
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRange:
+    """Bytes ``offset``..``offset + length`` of map output ``map_index``'s slice."""
+
+    map_index: int
+    file_name: str  # the map output's data file, in its executor's local dir
+    offset: int
+    length: int
+
+
+@dataclass(eq=False, slots=True)
+class FetchRequest:
+    """Ranges of one executor's map outputs, asked in one message; its reply is their bytes
+    one after the other (the client knows each range's length)."""
+
+    address: Address
+    executor_id: str
+    reduce_index: int
+    ranges: list[BlockRange] = field(default_factory=list)
+    size: int = 0
+    data: bytes | bytearray | None = None  # the reply, once in
+    error: str | None = None  # why there will be none
+    taken: int = 0  # ranges the reader has taken from the reply
+    abandoned: bool = False  # its reader stopped early: a late reply is read and dropped
+
+    @property
+    def done(self) -> bool:
+        return self.data is not None or self.error is not None
+
+
+class ShuffleClient(Protocol):
+    """The transport a fetcher sends its requests through."""
+
+    def connect(self, addresses: Iterable[Address]) -> None:
+        """Open what connections are missing to ``addresses`` (side by side); a failure is
+        reported later, as the error of that address's requests."""
+
+    def send(self, request: FetchRequest) -> None:
+        """Ask for ``request``'s ranges; it is returned by ``wait`` once done or failed."""
+
+    def wait(self, timeout: float) -> list[FetchRequest]:
+        """Requests done or failed since the last call; waits up to ``timeout`` seconds for
+        at least one, and returns [] when none came."""
+
+    def close(self, address: Address, reason: str) -> None:
+        """Give up on ``address``: its connection closes, its requests in flight fail."""
+
+
+# where one range of a slice is: its request, and its start and length in the reply
+Part = tuple[FetchRequest, int, int]
+Block = tuple[int, Any, list[Part]]  # (map index, status, [] for a local read, else its parts)
+
+
+def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: str, remote: bool,
+         request_size: int = REQUEST_SIZE) -> tuple[list[Block], list[FetchRequest]]:
+    """The reducer's work: each non-empty map output in map order, and the requests in the
+    order they were made. A request packs one executor's ranges together up to
+    ``request_size`` bytes."""
+    blocks: list[Block] = []
+    requests: list[FetchRequest] = []
+    open_requests: dict[Address, FetchRequest] = {}
+    for map_index, status in enumerate(statuses):
+        if status is None:
+            raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
+        size = status.sizes[reduce_index]
+        if not size:
+            continue
+        if status.host == local_host or not remote:
+            blocks.append((map_index, status, []))
+            continue
+        address = (status.host, status.port)
+        name = os.path.basename(status.data_path)
+        parts: list[Part] = []
+        for offset in range(0, size, request_size):
+            length = min(request_size, size - offset)
+            req = open_requests.get(address)
+            if req is None or req.size + length > request_size:
+                req = FetchRequest(address, status.executor_id, reduce_index)
+                open_requests[address] = req
+                requests.append(req)
+            parts.append((req, req.size, length))
+            req.ranges.append(BlockRange(map_index, name, offset, length))
+            req.size += length
+        blocks.append((map_index, status, parts))
+    return blocks, requests
+
+
+class ShuffleBlockFetcher:
+    """Yields the unpickled batches of every map output's slice for one reducer, in map
+    order, with remote requests in flight ahead of the reader."""
+
+    def __init__(self, shuffle_id: int, reduce_index: int, statuses: list[Any], local_host: str,
+                 client: ShuffleClient | None, *, timeout: float = 120.0,
+                 max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT, request_size: int = REQUEST_SIZE,
+                 read_local: Callable[[Any, int], Iterator[list[Any]]]) -> None:
+        self.shuffle_id = shuffle_id
+        self.reduce_index = reduce_index
+        self.client = client
+        self.timeout = timeout
+        self.max_bytes_in_flight = max(max_bytes_in_flight, request_size)
+        self.read_local = read_local
+        self.blocks, requests = plan(shuffle_id, statuses, reduce_index, local_host, client is not None,
+                                     min(request_size, self.max_bytes_in_flight))
+        self.unsent: deque[FetchRequest] = deque(requests)
+        self.in_flight = 0  # bytes asked for and not yet handed to the reader
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        try:
+            yield from self._batches()
+        finally:  # stopped early (take(), a failure): replies still to come are dropped
+            for req in self.unsent:
+                req.abandoned = True
+            for _, _, parts in self.blocks:
+                for req, _, _ in parts:
+                    if req.taken < len(req.ranges):
+                        req.abandoned = True
+                        req.data = None
+
+    def _batches(self) -> Iterator[list[Any]]:
+        metrics = task_metrics.current()
+        if self.client is not None and self.unsent:
+            self.client.connect(dict.fromkeys(r.address for r in self.unsent))
+            self._send_more()
+        for map_index, status, parts in self.blocks:
+            size = status.sizes[self.reduce_index]
+            if parts:
+                metrics.shuffle_remote_blocks_fetched += 1
+                metrics.shuffle_remote_bytes_read += size
+                batches = self._remote_batches(map_index, status, parts)
+            else:
+                metrics.shuffle_local_blocks_fetched += 1
+                metrics.shuffle_local_bytes_read += size
+                batches = self.read_local(status, self.reduce_index)
+            while True:
+                try:
+                    batch = next(batches, None)
+                except FetchFailedError:
+                    raise
+                except Exception as e:  # missing or cut file, dead executor: the map stage must rerun
+                    raise FetchFailedError(self.shuffle_id, map_index, self.reduce_index,
+                                           f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
+                if batch is None:
+                    break
+                metrics.shuffle_records_read += len(batch)
+                yield batch
+
+    def _remote_batches(self, map_index: int, status: Any, parts: list[Part]) -> Iterator[list[Any]]:
+        """One remote slice's batches, from its ranges in order (a batch may span ranges)."""
+        loads = serializers.loads_batch
+        pending = bytearray()
+        for req, start, length in parts:
+            data = self._range(req, start, length)
+            pending += data
+            del data
+            done = 0
+            while len(pending) - done >= 4:
+                n = int.from_bytes(pending[done:done + 4], "little")
+                if len(pending) - done - 4 < n:
+                    break
+                yield loads(pending[done + 4:done + 4 + n])  # a copy: no view may pin `pending`
+                done += 4 + n
+            del pending[:done]
+        if pending:
+            raise OSError(f"the slice from executor {status.executor_id} ends inside a batch")
+
+    def _range(self, req: FetchRequest, start: int, length: int) -> memoryview:
+        """Bytes ``start``..``start + length`` of ``req``'s reply, waiting for it if need be."""
+        if not req.done:
+            self._wait_for(req)
+        if req.data is None:
+            raise OSError(req.error or "no data")
+        data = memoryview(req.data)[start:start + length]
+        req.taken += 1
+        if req.taken == len(req.ranges):  # every range taken: its bytes leave the window
+            self.in_flight -= req.size
+            req.data = None
+            self._send_more()
+        return data
+
+    def _send_more(self) -> None:
+        assert self.client is not None
+        while self.unsent and (not self.in_flight or self.in_flight + self.unsent[0].size <= self.max_bytes_in_flight):
+            req = self.unsent.popleft()
+            self.in_flight += req.size
+            self.client.send(req)
+
+    def _wait_for(self, req: FetchRequest) -> None:
+        assert self.client is not None
+        metrics = task_metrics.current()
+        waited = time.perf_counter_ns()
+        # the request may not be sent yet: a window full of later maps' ranges (one
+        # executor's request packs maps from all over) must not hold the reader back
+        while not req.done and any(r is req for r in self.unsent):
+            nxt = self.unsent.popleft()
+            self.in_flight += nxt.size
+            self.client.send(nxt)
+        deadline = time.monotonic() + self.timeout
+        while not req.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reason = (f"no reply from executor {req.executor_id} at {req.address[0]}:{req.address[1]} "
+                          f"within spark.network.timeout ({self.timeout:g}s)")
+                self.client.close(req.address, reason)
+                if not req.done:
+                    req.error = reason
+                break
+            if self.client.wait(remaining):
+                deadline = time.monotonic() + self.timeout  # progress: the timeout counts from here
+        metrics.shuffle_fetch_wait_time += time.perf_counter_ns() - waited
+
+
+class RangeClient:
+    """A client over a plain function that returns one range's bytes: each request is done
+    by calling it for every range, when ``wait`` is called (for tests and in-process use)."""
+
+    def __init__(self, fetch: Callable[[FetchRequest, BlockRange], bytes]) -> None:
+        self.fetch = fetch
+        self.queue: deque[FetchRequest] = deque()
+
+    def connect(self, addresses: Iterable[Address]) -> None:
+        pass
+
+    def send(self, request: FetchRequest) -> None:
+        self.queue.append(request)
+
+    def wait(self, timeout: float) -> list[FetchRequest]:
+        done = []
+        while self.queue:
+            req = self.queue.popleft()
+            try:
+                req.data = b"".join(self.fetch(req, r) for r in req.ranges)
+                if len(req.data) != req.size:
+                    req.data, req.error = None, f"executor {req.executor_id} sent {len(req.data)} of {req.size} bytes"
+            except Exception as e:
+                req.error = f"{type(e).__name__}: {e}"
+            done.append(req)
+        return done
+
+    def close(self, address: Address, reason: str) -> None:
+        for req in [r for r in self.queue if r.address == address]:
+            self.queue.remove(req)
+            req.error = reason
