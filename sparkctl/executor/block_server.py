@@ -11,13 +11,16 @@ any file is opened: a shuffle file name is a bare ``shuffle_*.data`` name inside
 executor's local dir, and every range and size is a non-negative int within bounds.
 
 On a wide cluster every task slot of every other executor keeps a connection here: a
-hundred executors make a hundred peers each. A thread blocked in ``recv`` per peer costs
-a thread wake-up and a hand-over of the interpreter lock per request, which measured as
-most of a 100-worker shuffle's CPU. So, as the master's dispatcher: after the handshake
-(in the ``Server``'s thread) a connection joins one selector loop, which reads requests
-as they arrive, answers them in order into the peer's outgoing buffer and writes that
-buffer as the socket takes it. A peer that stops reading has its requests left unread
-once ``MAX_BUFFERED`` bytes of answers wait for it, and holds up nobody else.
+hundred executors make a hundred peers each, all of them connecting during the first
+shuffle. A thread per peer costs a thread start per connection, and a wake-up and a
+hand-over of the interpreter lock per request, which measured as most of a 100-worker
+shuffle's CPU. So one selector loop does it all: it accepts, runs each handshake
+(``rpc.nonblocking``; with TLS on, the ``Server``'s threads run them and hand the
+connections over), reads requests as they arrive, answers them in order into the peer's
+outgoing buffer and writes that buffer as the socket takes it. A peer that stops reading
+has its requests left unread once ``MAX_BUFFERED`` bytes of answers wait for it, and
+holds up nobody else; a socket that does not finish its handshake within
+``HANDSHAKE_TIMEOUT`` is closed, and at most ``MAX_PENDING`` handshakes run at once.
 """
 from __future__ import annotations
 
@@ -26,13 +29,15 @@ import os
 import selectors
 import socket
 import threading
+import time
 from collections import deque
 
 from sparkctl.errors import RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
                                         FetchShuffleBlocks)
 from sparkctl.rpc import Connection
-from sparkctl.rpc.connection import frame_message
+from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message
+from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import read_local_block
 
@@ -41,6 +46,8 @@ log = logging.getLogger("sparkctl.executor")
 MAX_CHUNK = 64 << 20  # the most bytes one request may ask for
 MAX_RANGES = 100_000  # ranges in one FetchShuffleBlocks
 MAX_BUFFERED = 8 << 20  # answers waiting for a peer before its requests are left unread
+HANDSHAKE_TIMEOUT = 10.0
+MAX_PENDING = DEFAULT_MAX_PENDING_HANDSHAKES
 
 
 class _Peer:
@@ -55,9 +62,14 @@ class _Peer:
 
 
 class BlockServer:
-    def __init__(self, local_dir: str, blocks: BlockManager) -> None:
+    def __init__(self, local_dir: str, blocks: BlockManager, secret: bytes = b"") -> None:
         self.local_dir = local_dir
         self.blocks = blocks
+        self.secret = secret
+        self.address: tuple[str, int] | None = None
+        self._listener: socket.socket | None = None
+        self._handshakes: deque[PendingHandshake] = deque()  # by deadline: all take the same time
+        self._shaking = 0  # of those, the ones not done yet
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -67,6 +79,27 @@ class BlockServer:
         self._joining: list[Connection] = []
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="block-server-loop", daemon=True)
+
+    def listen(self, host: str) -> tuple[str, int]:
+        """Accept connections on ``host`` (a free port) in the loop itself; call before
+        ``start``. The address it listens on."""
+        if not self.secret:
+            raise ValueError("a block server that accepts connections needs the cluster secret")
+        family, type_, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE)[0]
+        listener = socket.socket(family, type_, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(4096)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self.address = listener.getsockname()[:2]
+        self._selector.register(listener, selectors.EVENT_READ, "listener")
+        return self.address
 
     def start(self) -> BlockServer:
         self._thread.start()
@@ -101,21 +134,93 @@ class BlockServer:
                 with self._lock:
                     if self._stopping:
                         break
-                for key, mask in self._selector.select():
+                for key, mask in self._selector.select(self._next_timeout()):
                     peer = key.data
                     if peer is None:
                         self._join()
-                        continue
-                    self._service(peer)
+                    elif peer == "listener":
+                        self._accept()
+                    elif isinstance(peer, PendingHandshake):
+                        self._shake(peer)
+                    else:
+                        self._service(peer)
+                self._expire()
         except Exception:
             log.exception("block server loop failed")
         finally:
             for key in list(self._selector.get_map().values()):
-                if key.data is not None:
+                if isinstance(key.data, _Peer):
                     key.data.conn.close()
+                elif isinstance(key.data, PendingHandshake):
+                    key.data.close()
+            if self._listener is not None:
+                self._listener.close()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    # ---- accepting and authenticating
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # one connection's trouble (reset before accept), or out of fds
+                log.warning("block server: accept failed: %s", e)
+                return
+            if self._shaking >= MAX_PENDING:
+                sock.close()  # the oldest handshakes time out and make room
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pending = PendingHandshake(sock, self.secret, "server", f"{addr[0]}:{addr[1]}", HANDSHAKE_TIMEOUT)
+            self._handshakes.append(pending)
+            self._shaking += 1
+            self._selector.register(sock, pending.events(), pending)
+            self._shake(pending)
+
+    def _shake(self, pending: PendingHandshake) -> None:
+        try:
+            done = pending.advance()
+        except Exception as e:
+            log.warning("block server: refused connection: %s", e)
+            self._end_handshake(pending)
+            pending.close()
+            return
+        if done:
+            self._end_handshake(pending)
+            conn = Connection(pending.sock, peer=pending.peer)
+            peer = _Peer(conn)
+            self._selector.register(conn, peer.events, peer)
+            self._service(peer)  # its first request may have come with the handshake's end
+        else:
+            self._selector.modify(pending.sock, pending.events(), pending)
+
+    def _end_handshake(self, pending: PendingHandshake) -> None:
+        if pending.deadline:
+            self._shaking -= 1
+        try:
+            self._selector.unregister(pending.sock)
+        except (KeyError, ValueError):
+            pass
+        pending.deadline = 0.0  # done: _expire drops it from the queue when it reaches it
+
+    def _next_timeout(self) -> float | None:
+        while self._handshakes and not self._handshakes[0].deadline:
+            self._handshakes.popleft()
+        if not self._handshakes:
+            return None
+        return max(0.0, self._handshakes[0].deadline - time.monotonic())
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._handshakes and self._handshakes[0].deadline <= now:
+            pending = self._handshakes.popleft()
+            if pending.deadline:  # still shaking
+                log.warning("block server: %s", pending.timed_out())
+                self._end_handshake(pending)
+                pending.close()
 
     def _join(self) -> None:
         try:

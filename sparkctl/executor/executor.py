@@ -44,6 +44,7 @@ from sparkctl.executor.files import ExecutorFiles
 from sparkctl.executor.block_server import BlockServer
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
+from sparkctl.rpc import tls
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
 from sparkctl.storage import compression
@@ -131,6 +132,7 @@ class Executor:
         self.driver: Connection | None = None
         self.server: Server | None = None
         self.block_server: BlockServer | None = None
+        self.block_port = 0
         self.stopping = threading.Event()
         self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
         self.max_direct_result = _DEFAULT_MAX_DIRECT_RESULT
@@ -150,8 +152,7 @@ class Executor:
                 _close_inherited_fds(keep=child_sock.fileno())
                 env = SlotEnvironment(child_sock, self.s.executor_id, self.s.host, self.s.local_dir,
                                       self.s.slot_memory, self.s.batch_size, self.secret)
-                if self.server is not None:
-                    env.port = self.server.address[1]
+                env.port = self.block_port
                 env.task_cpus = self.s.task_cpus
                 env.network_timeout = self.s.network_timeout
                 env.max_bytes_in_flight = self.s.max_bytes_in_flight
@@ -256,8 +257,8 @@ class Executor:
         slot.sock.close()
         # Replace the slot before reporting the task: the driver may retry it here at once.
         fresh = self._respawn(slot.index)
-        if self.server is not None:
-            fresh.send(("init", self.server.address[1]))
+        if self.block_port:
+            fresh.send(("init", self.block_port))
         threading.Thread(target=self._slot_reader, args=(fresh,), daemon=True, name=f"slot-{slot.index}").start()
         if task_id is not None:
             text = f"task slot process {how} while running task {task_id}"
@@ -483,9 +484,15 @@ class Executor:
         _warm_imports()
         # fork the slots before any thread exists, so they start from a clean process
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
-        self.block_server = BlockServer(self.s.local_dir, self.blocks).start()
-        self.server = Server(self.s.host, 0, self.secret, self.block_server.serve, name="block-server").start()
-        port = self.server.address[1]
+        self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret)
+        if tls.configured() is None:  # handshakes in the block server's loop
+            port = self.block_server.listen(self.s.host)[1]
+            self.block_server.start()
+        else:  # TLS handshakes in the Server's threads, connections handed to the loop
+            self.block_server.start()
+            self.server = Server(self.s.host, 0, self.secret, self.block_server.serve, name="block-server").start()
+            port = self.server.address[1]
+        self.block_port = port
         for slot in self.slots:
             slot.send(("init", port))
         self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import selectors
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from sparkctl.errors import RpcTimeoutError
 from sparkctl.executor.messages import BlockData, FetchShuffleBlocks
-from sparkctl.rpc import Connection, connect
+from sparkctl.rpc import Connection, connect, tls
+from sparkctl.rpc.nonblocking import PendingHandshake, start_dial
 from sparkctl.storage.block_fetcher import Address, FetchRequest
 
 log = logging.getLogger("sparkctl.executor")
@@ -65,14 +67,58 @@ class ConnectionShuffleClient:
                 peer.may_retry = True
         if len(missing) <= 1:
             return  # one is dialled by its first send, with nothing to overlap
-        with ThreadPoolExecutor(min(len(missing), CONNECT_PARALLELISM), thread_name_prefix="shuffle-dial") as pool:
-            results = list(pool.map(self._try_dial, missing))
-        for address, result in zip(missing, results):
+        if tls.configured() is None:
+            results = self._dial_all(missing)
+        else:  # TLS handshakes block: some threads overlap them
+            with ThreadPoolExecutor(min(len(missing), CONNECT_PARALLELISM), thread_name_prefix="shuffle-dial") as pool:
+                results = dict(zip(missing, pool.map(self._try_dial, missing)))
+        for address, result in results.items():
             if isinstance(result, Connection):
                 self._drop(address)
                 self.peers[address] = _Peer(address, result)
             else:
                 self.failed[address] = result
+
+    def _dial_all(self, addresses: list[Address]) -> dict[Address, Connection | str]:
+        """Dial every address at once, the handshakes run side by side in one selector."""
+        results: dict[Address, Connection | str] = {}
+        timeout = min(30.0, self.timeout)
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            for address in addresses:
+                where = f"{address[0]}:{address[1]}"
+                try:
+                    sock = start_dial(*address)
+                except OSError as e:
+                    results[address] = f"cannot connect to {where}: {e}"
+                    continue
+                pending = PendingHandshake(sock, self.secret, "client", where, timeout, connecting=True)
+                sel.register(sock, pending.events(), (address, pending))
+            while sel.get_map():
+                remaining = deadline - time.monotonic()
+                events = sel.select(remaining) if remaining > 0 else []
+                if not events:
+                    for key in list(sel.get_map().values()):
+                        address, pending = key.data
+                        sel.unregister(key.fileobj)
+                        pending.close()
+                        results[address] = f"cannot connect to {pending.peer}: {pending.timed_out()}"
+                    break
+                for key, _ in events:
+                    address, pending = key.data
+                    try:
+                        done = pending.advance()
+                    except Exception as e:
+                        sel.unregister(key.fileobj)
+                        pending.close()
+                        results[address] = f"cannot connect to {pending.peer}: {type(e).__name__}: {e}"
+                        continue
+                    if done:
+                        sel.unregister(key.fileobj)
+                        results[address] = Connection(pending.sock, peer=pending.peer)
+                    else:
+                        sel.modify(key.fileobj, pending.events(), key.data)
+        return results
 
     def _try_dial(self, address: Address) -> Connection | str:
         try:

@@ -50,6 +50,7 @@ __all__ = [
     "SECRET_ENV",
     "CONF_DIR_ENV",
     "SECRET_FILE",
+    "Handshake",
     "server_handshake",
     "client_handshake",
     "load_secret",
@@ -106,33 +107,132 @@ class _Fail(Exception):
         self.tell_peer = tell_peer
 
 
+def _parse(frame: bytes, expected: tuple[bytes, ...], body_size: int, what: str) -> tuple[bytes, bytes]:
+    """One handshake message of a kind in *expected*: ``(kind, body)``. A FAILURE message
+    has an empty body; every other kind has exactly *body_size* bytes."""
+    if not frame.startswith(MAGIC):
+        raise _Fail(f"did not speak the sparkctl handshake (bad {what})")
+    if len(frame) < _PLEN + 1:
+        raise _Fail(f"sent a truncated {what}")
+    (version,) = struct.unpack_from("!H", frame, len(MAGIC))
+    if version != PROTOCOL_VERSION:
+        raise _Fail(f"speaks sparkctl rpc protocol version {version}, this process speaks {PROTOCOL_VERSION}")
+    kind = frame[_PLEN : _PLEN + 1]
+    body = frame[_PLEN + 1 :]
+    if kind == _FAILURE and _FAILURE in expected and not body:
+        return kind, body
+    if kind not in expected or kind == _FAILURE or len(body) != body_size:
+        raise _Fail(f"sent a malformed {what}", tell_peer=True)
+    return kind, body
+
+
+class Handshake:
+    """The handshake as a state machine over frame payloads, apart from any socket: the
+    blocking handshakes below drive it, and so can an event loop that owns the I/O.
+
+    ``first()`` is what to send at the start (the server's challenge; nothing for a
+    client); ``feed(payload)`` takes each frame the peer sends and returns the payload
+    to send back, or None. ``done`` once both sides are proven. A failure raises
+    :class:`AuthenticationError`; ``failure`` is then the FAILURE payload to send the
+    peer first, when it spoke the protocol well enough to understand it (else None).
+    ``waiting_for`` names the message expected next, for timeout and EOF errors.
+    """
+
+    def __init__(self, secret: bytes, role: str, peer: str = "<peer>") -> None:
+        if not isinstance(secret, (bytes, bytearray)) or not secret:
+            # An empty key would make every MAC computable by anyone.
+            raise AuthenticationError("an empty or non-bytes shared secret cannot authenticate anything")
+        if role not in ("server", "client"):
+            raise ValueError(f"role must be 'server' or 'client', not {role!r}")
+        self.secret = bytes(secret)
+        self.role = role
+        self.peer = peer
+        self.done = False
+        self.failure: bytes | None = None
+        self._server_nonce = secrets.token_bytes(NONCE_SIZE) if role == "server" else b""
+        self._client_nonce = b""
+        self._state = "answer" if role == "server" else "challenge"
+
+    @property
+    def waiting_for(self) -> str:
+        return {"answer": "challenge answer", "accept": "client's acceptance", "challenge": "challenge",
+                "verdict": "server's verdict"}.get(self._state, "nothing")
+
+    def first(self) -> bytes | None:
+        return _PREFIX + _CHALLENGE + self._server_nonce if self.role == "server" else None
+
+    def feed(self, frame: bytes) -> bytes | None:
+        """The next payload to send for the peer's *frame* (see the class)."""
+        try:
+            return self._step(bytes(frame))
+        except _Fail as e:
+            raise self._error(e) from None
+
+    def _error(self, e: _Fail) -> AuthenticationError:
+        self._state = "failed"
+        self.failure = _PREFIX + _FAILURE if e.tell_peer else None
+        if self.role == "server":
+            return AuthenticationError(f"peer {self.peer} failed authentication: {e.reason}")
+        return AuthenticationError(f"authentication with server {self.peer} failed: {e.reason}")
+
+    def _step(self, frame: bytes) -> bytes | None:
+        secret = self.secret
+        state = self._state
+        if state == "answer":
+            _, body = _parse(frame, (_RESPONSE,), _MAC_SIZE + NONCE_SIZE, "challenge answer")
+            mac_c, client_nonce = body[:_MAC_SIZE], body[_MAC_SIZE:]
+            if not hmac.compare_digest(mac_c, _mac(secret, _CLIENT_LABEL, self._server_nonce, client_nonce)):
+                raise _Fail("wrong secret", tell_peer=True)
+            self._state = "accept"
+            return _PREFIX + _WELCOME + _mac(secret, _SERVER_LABEL, client_nonce, self._server_nonce)
+        if state == "accept":
+            kind, _ = _parse(frame, (_WELCOME, _FAILURE), 0, "client's acceptance")
+            if kind == _FAILURE:
+                raise _Fail("the client rejected this server's proof of the secret (secrets differ?)")
+            self._state, self.done = "done", True
+            return None
+        if state == "challenge":
+            _, self._server_nonce = _parse(frame, (_CHALLENGE,), NONCE_SIZE, "challenge")
+            self._client_nonce = secrets.token_bytes(NONCE_SIZE)
+            self._state = "verdict"
+            mac_c = _mac(secret, _CLIENT_LABEL, self._server_nonce, self._client_nonce)
+            return _PREFIX + _RESPONSE + mac_c + self._client_nonce
+        if state == "verdict":
+            kind, mac_s = _parse(frame, (_WELCOME, _FAILURE), _MAC_SIZE, "server's verdict")
+            if kind == _FAILURE:
+                raise _Fail("the server rejected our secret "
+                            "(wrong secret: check SPARKCTL_SECRET / the conf dir's secret file)")
+            if not hmac.compare_digest(mac_s, _mac(secret, _SERVER_LABEL, self._client_nonce, self._server_nonce)):
+                raise _Fail("the server could not prove it knows the secret (wrong secret or impostor)",
+                            tell_peer=True)
+            self._state, self.done = "done", True
+            return _PREFIX + _WELCOME
+        raise _Fail(f"sent a message after the handshake {state}")
+
+
 class _Channel:
-    """The socket plus the handshake's overall deadline; parses our message format."""
+    """The socket plus the handshake's overall deadline."""
 
     def __init__(self, sock: socket.socket, deadline: float, timeout: float) -> None:
         self.sock = sock
         self.deadline = deadline
         self.timeout = timeout
 
-    def send(self, kind: bytes, body: bytes = b"") -> None:
+    def send(self, payload: bytes) -> None:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise _Fail(f"did not complete the handshake within {self.timeout:g}s")
         self.sock.settimeout(remaining)
         try:
-            send_frame(self.sock, _PREFIX + kind + body)
+            send_frame(self.sock, payload)
         except RpcTimeoutError as e:
             raise _Fail(f"did not complete the handshake within {self.timeout:g}s") from e
         except OSError as e:
             raise _Fail(f"network error during the handshake: {e}") from e
 
-    def recv(self, expected: tuple[bytes, ...], body_size: int, what: str) -> tuple[bytes, bytes]:
-        """Read one message of a kind in *expected*; return ``(kind, body)``.
-
-        A FAILURE message has an empty body; every other kind has exactly *body_size* bytes.
-        """
+    def recv(self, what: str) -> bytes:
         try:
-            frame = recv_frame(self.sock, MAX_AUTH_FRAME, deadline=self.deadline)
+            return bytes(recv_frame(self.sock, MAX_AUTH_FRAME, deadline=self.deadline))
         except FrameTooLargeError as e:
             raise _Fail(f"sent an oversized handshake frame instead of the {what} (not a sparkctl peer?)") from e
         except ConnectionClosed as e:
@@ -141,75 +241,34 @@ class _Channel:
             raise _Fail(f"did not complete the handshake within {self.timeout:g}s (waiting for the {what})") from e
         except OSError as e:
             raise _Fail(f"network error during the handshake: {e}") from e
-        frame = bytes(frame)
-        if not frame.startswith(MAGIC):
-            raise _Fail(f"did not speak the sparkctl handshake (bad {what})")
-        if len(frame) < _PLEN + 1:
-            raise _Fail(f"sent a truncated {what}")
-        (version,) = struct.unpack_from("!H", frame, len(MAGIC))
-        if version != PROTOCOL_VERSION:
-            raise _Fail(f"speaks sparkctl rpc protocol version {version}, this process speaks {PROTOCOL_VERSION}")
-        kind = frame[_PLEN : _PLEN + 1]
-        body = frame[_PLEN + 1 :]
-        if kind == _FAILURE and _FAILURE in expected and not body:
-            return kind, body
-        if kind not in expected or kind == _FAILURE or len(body) != body_size:
-            raise _Fail(f"sent a malformed {what}", tell_peer=True)
-        return kind, body
 
 
 def _run(sock: socket.socket, secret: bytes, timeout: float, role: str) -> None:
-    if not isinstance(secret, (bytes, bytearray)) or not secret:
-        # An empty key would make every MAC computable by anyone.
-        raise AuthenticationError("an empty or non-bytes shared secret cannot authenticate anything")
-    secret = bytes(secret)
-    peer = _peer_name(sock)
+    machine = Handshake(secret, role, _peer_name(sock))
     old_timeout = sock.gettimeout()
     chan = _Channel(sock, time.monotonic() + timeout, timeout)
     try:
-        if role == "server":
-            _server_steps(chan, secret)
-        else:
-            _client_steps(chan, secret)
-    except _Fail as e:
-        if e.tell_peer:
-            try:
-                chan.send(_FAILURE)
-            except Exception:  # best effort: the peer may be gone already
-                pass
-        if role == "server":
-            raise AuthenticationError(f"peer {peer} failed authentication: {e.reason}") from None
-        raise AuthenticationError(f"authentication with server {peer} failed: {e.reason}") from None
+        try:
+            out = machine.first()
+            while True:
+                if out is not None:
+                    chan.send(out)
+                if machine.done:
+                    return
+                out = machine._step(chan.recv(machine.waiting_for))
+        except _Fail as e:
+            error = machine._error(e)
+            if machine.failure is not None:
+                try:
+                    chan.send(machine.failure)
+                except Exception:  # best effort: the peer may be gone already
+                    pass
+            raise error from None
     finally:
         try:
             sock.settimeout(old_timeout)
         except OSError:  # closed under us (e.g. Server.stop); the caller closes anyway
             pass
-
-
-def _server_steps(chan: _Channel, secret: bytes) -> None:
-    server_nonce = secrets.token_bytes(NONCE_SIZE)
-    chan.send(_CHALLENGE, server_nonce)
-    _, body = chan.recv((_RESPONSE,), _MAC_SIZE + NONCE_SIZE, "challenge answer")
-    mac_c, client_nonce = body[:_MAC_SIZE], body[_MAC_SIZE:]
-    if not hmac.compare_digest(mac_c, _mac(secret, _CLIENT_LABEL, server_nonce, client_nonce)):
-        raise _Fail("wrong secret", tell_peer=True)
-    chan.send(_WELCOME, _mac(secret, _SERVER_LABEL, client_nonce, server_nonce))
-    kind, _ = chan.recv((_WELCOME, _FAILURE), 0, "client's acceptance")
-    if kind == _FAILURE:
-        raise _Fail("the client rejected this server's proof of the secret (secrets differ?)")
-
-
-def _client_steps(chan: _Channel, secret: bytes) -> None:
-    _, server_nonce = chan.recv((_CHALLENGE,), NONCE_SIZE, "challenge")
-    client_nonce = secrets.token_bytes(NONCE_SIZE)
-    chan.send(_RESPONSE, _mac(secret, _CLIENT_LABEL, server_nonce, client_nonce) + client_nonce)
-    kind, mac_s = chan.recv((_WELCOME, _FAILURE), _MAC_SIZE, "server's verdict")
-    if kind == _FAILURE:
-        raise _Fail("the server rejected our secret (wrong secret: check SPARKCTL_SECRET / the conf dir's secret file)")
-    if not hmac.compare_digest(mac_s, _mac(secret, _SERVER_LABEL, client_nonce, server_nonce)):
-        raise _Fail("the server could not prove it knows the secret (wrong secret or impostor)", tell_peer=True)
-    chan.send(_WELCOME)
 
 
 def server_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
