@@ -46,6 +46,7 @@ log = logging.getLogger("sparkctl.executor")
 MAX_CHUNK = 64 << 20  # the most bytes one request may ask for
 MAX_RANGES = 100_000  # ranges in one FetchShuffleBlocks
 MAX_BUFFERED = 8 << 20  # answers waiting for a peer before its requests are left unread
+_HEADER = 8  # a frame's length prefix
 HANDSHAKE_TIMEOUT = 10.0
 MAX_PENDING = DEFAULT_MAX_PENDING_HANDSHAKES
 
@@ -239,37 +240,41 @@ class BlockServer:
         """Answer what ``peer`` has sent and send what the socket takes, until one of them
         cannot go on; then wait for the events that would let it."""
         while True:
-            got = self._read(peer) if peer.buffered < MAX_BUFFERED else 0
+            full = self._read(peer) if peer.buffered < MAX_BUFFERED else True
             if peer.conn.closed or not self._flush(peer):
                 return
-            if not got or peer.out:
-                break  # nothing more has come, or the socket is full
+            if not full or peer.out:
+                break  # all that came is answered, or the socket is full
         want = (selectors.EVENT_WRITE if peer.out else 0) | (
             selectors.EVENT_READ if peer.buffered < MAX_BUFFERED else 0)
         if want != peer.events:
             peer.events = want
             self._selector.modify(peer.conn, want, peer)
 
-    def _read(self, peer: _Peer) -> int:
-        """Answer ``peer``'s requests that have arrived whole; how many there were."""
+    def _read(self, peer: _Peer) -> bool:
+        """Answer ``peer``'s requests that have arrived whole: one receive from the socket,
+        then what it brought. True when it stopped for ``MAX_BUFFERED`` (more may wait);
+        the selector (level-triggered) reports what is still in the socket."""
         conn = peer.conn
-        got = 0
-        while peer.buffered < MAX_BUFFERED:
+        first = True
+        while first or conn.buffered >= _HEADER:
+            if peer.buffered >= MAX_BUFFERED:
+                return True
             try:
                 req = conn.recv(timeout=0)
             except RpcTimeoutError:
                 break
             except Exception:  # EOF, reset, a frame that is no pickle: the peer is gone
                 self._drop(peer)
-                return got
+                return False
+            first = False
             try:
                 frame = frame_message(self.answer(req))
             except Exception as e:  # never let one request stop the loop
                 frame = frame_message(BlockData(None, f"{type(e).__name__}: {e}"))
             peer.out.append(frame)
             peer.buffered += len(frame)
-            got += 1
-        return got
+        return False
 
     def _flush(self, peer: _Peer) -> bool:
         """Send what the socket takes; False when the connection failed (and is dropped)."""

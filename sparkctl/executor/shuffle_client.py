@@ -176,8 +176,22 @@ class ConnectionShuffleClient:
         return done
 
     def _drain(self, peer: _Peer) -> None:
-        """Every reply that has arrived on ``peer``'s connection, matched in order."""
-        while peer.outstanding:
+        """Every reply that has arrived on ``peer``'s connection, matched in order. (A
+        connection stays registered while idle: registering it anew for every request
+        costs two system calls. Readable with nothing owed is its end, or a protocol
+        error: either way it is dropped, and redialled when next needed.)"""
+        if not peer.outstanding:
+            try:
+                peer.conn.recv(timeout=0)
+            except RpcTimeoutError:
+                return
+            except Exception:
+                pass
+            self._drop(peer.address)
+            return
+        first = True  # one receive from the socket, then what it brought: the selector
+        while peer.outstanding and (first or peer.conn.buffered >= 8):  # reports the rest
+            first = False
             try:
                 reply = peer.conn.recv(timeout=0)
             except RpcTimeoutError:
@@ -198,9 +212,6 @@ class ConnectionShuffleClient:
             if not request.abandoned:
                 request.data = reply.data
             self.done.append(request)
-        if not peer.outstanding and peer.registered:
-            self.selector.unregister(peer.conn)
-            peer.registered = False
 
     def _broken(self, peer: _Peer, error: BaseException) -> None:
         """``peer``'s connection failed: redial once if it was kept from an earlier read (it

@@ -183,6 +183,12 @@ class Connection:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned by ``recv``: an event loop reads on without
+        another system call while a whole frame may be among them."""
+        return self._end - self._start
+
     def __repr__(self) -> str:
         return f"<Connection {self._peer}{' closed' if self._closed else ''}>"
 
