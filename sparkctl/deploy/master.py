@@ -85,6 +85,7 @@ from sparkctl.errors import ConfigError, ProtocolError, RpcTimeoutError
 from sparkctl.deploy.recovery import LEGACY_SNAPSHOT_FILE, Journal
 from sparkctl.deploy.dispatcher import Deferred, Dispatcher, Outbox
 from sparkctl.rpc import Connection, Server, create_secret_file, load_secret
+from sparkctl.util.processes import raise_fd_limit
 
 __all__ = ["MasterDaemon", "MasterSettings", "default_host", "read_settings", "main", "SNAPSHOT_FILE"]
 
@@ -597,6 +598,7 @@ def _signal_ready(fd: int | None, line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # recovery snapshots and logs are for this user only
+    raise_fd_limit()  # a connection from every worker, driver and client of a large cluster
     args = _parse_args(argv)
     try:
         _setup_logging(args.log_file)

@@ -71,6 +71,7 @@ from sparkctl.deploy.executor_runner import (SAFE_ID, ExecutorLauncher, Executor
                                               how_it_ended)
 from sparkctl.scheduler.backend import stop_process
 from sparkctl.util.fsutil import private_makedirs
+from sparkctl.util.processes import raise_fd_limit
 
 if TYPE_CHECKING:
     from sparkctl.deploy.webui import StatusServer
@@ -720,6 +721,7 @@ def parse_config(argv: list[str] | None = None) -> tuple[WorkerConfig, argparse.
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # work dirs, executor and driver output, app files: this user only
+    raise_fd_limit()  # its fork server's executors inherit it
     config, ns = parse_config(argv)
     setup_daemon_logging(ns.log_file)
     secret = load_secret(conf_dir())

@@ -17,8 +17,10 @@ from typing import Any
 def run(cfg: dict[str, Any]) -> int:
     """Run an executor with *cfg* (its settings, plus ``secret`` and ``log_level``) until its driver lets go."""
     from sparkctl.executor.executor import Executor, ExecutorSettings
+    from sparkctl.util.processes import raise_fd_limit
 
     os.umask(0o077)  # shuffle files, spills and cached blocks are for this user only
+    raise_fd_limit()  # a connection to and from every executor of a wide cluster
     secret = cfg.pop("secret").encode()
     level = cfg.pop("log_level", "WARNING")
     # Task lines are logged at INFO on every task: buffer them (flushed on a warning, when

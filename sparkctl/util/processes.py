@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 
 __all__ = ["stat_fields", "boot_id", "ProcessIdentity", "is_alive", "process_uid", "wait_exit", "signal_pid",
-           "pin", "send_pinned"]
+           "pin", "send_pinned", "raise_fd_limit"]
 
 
 def stat_fields(pid: int) -> list[str] | None:
@@ -29,6 +29,23 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
     # the command name (field 2) is in parentheses and may itself hold spaces or ')'
     return stat[stat.rindex(b")") + 2:].decode("ascii", "replace").split()
+
+
+def raise_fd_limit(cap: int = 1 << 20) -> int:
+    """Raise this process's soft limit on open files to its hard limit (at most ``cap``),
+    as the JVM does for Spark's processes; the soft limit after. On a wide cluster a task
+    slot keeps a connection to every executor it reads from and a block server one from
+    every slot that reads from it: 1,000 executors need more than the usual 1,024."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        return int(soft)
+    except (ImportError, OSError, ValueError):
+        return -1
 
 
 def boot_id() -> str:
