@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import pickle
@@ -25,6 +26,8 @@ import re
 import selectors
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +48,7 @@ from sparkctl.rpc.nonblocking import PendingHandshake, start_dial
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storagelevel import StorageLevel
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = b"nonblocking-handshake-test-secret"
 OTHER_SECRET = b"a-different-cluster-secret"
 HOST = "127.0.0.1"
@@ -149,6 +153,10 @@ class _MakesDirectory:
 
 
 # ---------------------------------------------------------------------------- fixtures
+class ListeningBlockServer(BlockServer):
+    address: tuple[str, int]  # set by listen(), which the fixture calls
+
+
 @pytest.fixture(autouse=True)
 def _no_threads_left() -> Iterator[None]:
     before = set(threading.enumerate())
@@ -177,17 +185,18 @@ def refusals() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def block_servers(tmp_path: Path) -> Iterator[Callable[..., BlockServer]]:
+def block_servers(tmp_path: Path) -> Iterator[Callable[..., ListeningBlockServer]]:
     """``make(secret, host)``: a started BlockServer listening on ``host`` that holds
     BLOCK_ID; each is stopped (and its loop joined) after the test."""
-    servers: list[BlockServer] = []
+    servers: list[ListeningBlockServer] = []
 
-    def make(secret: bytes = SECRET, host: str = HOST) -> BlockServer:
+    def make(secret: bytes = SECRET, host: str = HOST) -> ListeningBlockServer:
         blocks = BlockManager(1 << 20, str(tmp_path / f"blocks-{len(servers)}"))
         blocks.put(BLOCK_ID, BLOCK_BYTES, StorageLevel.MEMORY_ONLY)
-        server = BlockServer(str(tmp_path), blocks, secret)
+        server = ListeningBlockServer(str(tmp_path), blocks, secret)
         server.listen(host)
-        servers.append(server.start())
+        server.start()
+        servers.append(server)
         return server
 
     yield make
@@ -371,7 +380,7 @@ def test_nonblocking_client_refuses_a_blocking_server_with_another_secret() -> N
             client_handshake_nonblocking(other.address, SECRET)
 
 
-def test_blocking_client_against_a_listening_block_server(block_servers: Callable[..., BlockServer]) -> None:
+def test_blocking_client_against_a_listening_block_server(block_servers: Callable[..., ListeningBlockServer]) -> None:
     server = block_servers()
     with connect(HOST, server.address[1], SECRET, timeout=5.0, tls=None) as conn:
         conn.send(FetchCachedBlock("rdd_99_0"))
@@ -381,7 +390,7 @@ def test_blocking_client_against_a_listening_block_server(block_servers: Callabl
 
 
 def test_blocking_client_with_a_wrong_secret_is_told_by_the_block_server(
-        block_servers: Callable[..., BlockServer], refusals: list[str]) -> None:
+        block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
     server = block_servers()
     with pytest.raises(AuthenticationError, match="the server rejected our secret"):
         connect(HOST, server.address[1], OTHER_SECRET, timeout=5.0, tls=None)
@@ -389,7 +398,7 @@ def test_blocking_client_with_a_wrong_secret_is_told_by_the_block_server(
     assert fetch(server.address) == BlockData(BLOCK_BYTES)
 
 
-def test_nonblocking_client_against_a_listening_block_server(block_servers: Callable[..., BlockServer]) -> None:
+def test_nonblocking_client_against_a_listening_block_server(block_servers: Callable[..., ListeningBlockServer]) -> None:
     server = block_servers()
     conn = client_handshake_nonblocking(server.address, SECRET)
     try:
@@ -412,7 +421,7 @@ def _handshake_then_burst(address: tuple[str, int], requests: list[object]) -> C
 
 
 def test_requests_in_the_same_burst_as_the_handshake_end_are_answered(
-        block_servers: Callable[..., BlockServer]) -> None:
+        block_servers: Callable[..., ListeningBlockServer]) -> None:
     server = block_servers()
     with _handshake_then_burst(server.address, [FetchCachedBlock(BLOCK_ID), FetchCachedBlock("nope"),
                                                 FetchCachedBlock(BLOCK_ID)]) as conn:
@@ -427,7 +436,7 @@ def test_blocking_server_also_leaves_a_burst_request_for_the_connection(echo_ser
 
 
 # ---------------------------------------------------------------------------- the block server's accept path
-def test_a_handshake_in_progress_holds_up_no_other_client(block_servers: Callable[..., BlockServer]) -> None:
+def test_a_handshake_in_progress_holds_up_no_other_client(block_servers: Callable[..., ListeningBlockServer]) -> None:
     server = block_servers()  # the default timeout (10 s): the silent socket stays pending
     silent = raw_connect(server.address)
     try:
@@ -440,7 +449,7 @@ def test_a_handshake_in_progress_holds_up_no_other_client(block_servers: Callabl
 
 
 def test_a_silent_socket_is_closed_after_the_handshake_timeout(
-        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., BlockServer], refusals: list[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
     monkeypatch.setattr(block_server, "HANDSHAKE_TIMEOUT", 0.3)
     server = block_servers()
     start = time.monotonic()
@@ -458,7 +467,7 @@ def test_a_silent_socket_is_closed_after_the_handshake_timeout(
 
 
 def test_sockets_beyond_max_pending_are_refused_and_room_comes_back(
-        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., BlockServer]) -> None:
+        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., ListeningBlockServer]) -> None:
     monkeypatch.setattr(block_server, "MAX_PENDING", 4)
     monkeypatch.setattr(block_server, "HANDSHAKE_TIMEOUT", 0.5)
     server = block_servers()
@@ -481,6 +490,66 @@ def test_sockets_beyond_max_pending_are_refused_and_room_comes_back(
     finally:
         for sock in silent + flood:
             sock.close()
+
+
+# Run in a process of its own: it lowers the open-file limit until accept() fails.
+_OUT_OF_FDS = r"""
+import json, logging, resource, socket, sys, tempfile, time
+from sparkctl.executor.block_server import BlockServer
+from sparkctl.executor.messages import FetchCachedBlock
+from sparkctl.rpc import Connection, client_handshake
+from sparkctl.storage.block_manager import BlockManager
+from sparkctl.storagelevel import StorageLevel
+
+warnings = []
+class Collect(logging.Handler):
+    def emit(self, record): warnings.append(record.getMessage())
+logging.getLogger("sparkctl.executor").addHandler(Collect(logging.WARNING))
+logging.getLogger("sparkctl.executor").setLevel(logging.WARNING)
+local = tempfile.mkdtemp(dir=sys.argv[1])
+blocks = BlockManager(1 << 20, local + "/blocks")
+blocks.put("b", b"the block", StorageLevel.MEMORY_ONLY)
+server = BlockServer(local, blocks, b"secret")
+address = server.listen("127.0.0.1")
+server.start()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+hogs = []
+try:
+    while True:
+        hogs.append(socket.socket())
+except OSError:
+    pass
+hogs.pop().close()  # one left: the client's; the server's accept() then fails
+client = socket.create_connection(address, timeout=10)
+cpu = time.process_time()
+time.sleep(0.5)
+cpu = time.process_time() - cpu
+for hog in hogs:
+    hog.close()
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+client_handshake(client, b"secret", 10)  # the waiting client is accepted once fds are back
+conn = Connection(client)
+conn.send(FetchCachedBlock("b"))
+reply = conn.recv(timeout=10)
+conn.close()
+server.stop()
+print(json.dumps({"cpu": cpu, "warnings": warnings, "data": reply.data.decode()}))
+"""
+
+
+def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(tmp_path: Path) -> None:
+    """accept() failing with EMFILE leaves the listener readable: the loop must not retry
+    at once (it spun a core and logged a warning per retry, ~150,000 a second), and the
+    waiting client must be served once descriptors are free again."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", _OUT_OF_FDS, str(tmp_path)], capture_output=True, text=True,
+                         env=env, timeout=25)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["data"] == "the block"
+    assert result["cpu"] < 0.25, f"the loop used {result['cpu']:.2f}s of CPU in 0.5s while out of fds"
+    assert 1 <= len(result["warnings"]) <= 2 and "accept failed" in result["warnings"][0], result["warnings"]
 
 
 def _wrong_secret_answer(sock: socket.socket) -> None:
@@ -529,7 +598,7 @@ def _reset(sock: socket.socket) -> None:
 ], ids=["http", "not-magic", "oversized", "huge-header", "wrong-secret", "reflected", "eof-before-answer",
         "eof-mid-header", "eof-mid-body", "reset"])
 def test_a_bad_handshake_is_refused_and_the_loop_goes_on(
-        block_servers: Callable[..., BlockServer], refusals: list[str],
+        block_servers: Callable[..., ListeningBlockServer], refusals: list[str],
         act: Callable[[socket.socket], None], told: bytes | None, reason: str) -> None:
     server = block_servers()
     sock = raw_connect(server.address)
@@ -546,7 +615,7 @@ def test_a_bad_handshake_is_refused_and_the_loop_goes_on(
 
 
 def test_nothing_is_unpickled_before_the_handshake(
-        tmp_path: Path, block_servers: Callable[..., BlockServer], refusals: list[str]) -> None:
+        tmp_path: Path, block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
     probe = tmp_path / "made-by-the-probe"
     pickle.loads(pickle.dumps(_MakesDirectory(str(probe))))  # the payload works when loaded
     assert probe.is_dir()
@@ -589,7 +658,7 @@ def _unused_address(host: str) -> tuple[str, int]:
         return host, s.getsockname()[1]
 
 
-def test_dial_all_reports_each_address_on_its_own(block_servers: Callable[..., BlockServer]) -> None:
+def test_dial_all_reports_each_address_on_its_own(block_servers: Callable[..., ListeningBlockServer]) -> None:
     good = block_servers(host="127.0.0.1")
     other = block_servers(secret=OTHER_SECRET, host="127.0.0.3")
     nothing = _unused_address("127.0.0.2")
@@ -616,7 +685,7 @@ def test_dial_all_reports_each_address_on_its_own(block_servers: Callable[..., B
                 result.close()
 
 
-def test_connect_keeps_the_connections_and_remembers_the_failures(block_servers: Callable[..., BlockServer]) -> None:
+def test_connect_keeps_the_connections_and_remembers_the_failures(block_servers: Callable[..., ListeningBlockServer]) -> None:
     good, also_good = block_servers(host="127.0.0.1"), block_servers(host="127.0.0.3")
     nothing = _unused_address("127.0.0.2")
     client = ConnectionShuffleClient(SECRET, timeout=5.0)
@@ -634,7 +703,7 @@ def test_connect_keeps_the_connections_and_remembers_the_failures(block_servers:
 
 
 def test_dial_all_times_out_a_peer_that_never_sends_the_challenge(
-        block_servers: Callable[..., BlockServer]) -> None:
+        block_servers: Callable[..., ListeningBlockServer]) -> None:
     good = block_servers()
     with socket.socket() as mute:  # the kernel completes the connect; nobody ever answers
         mute.bind(("127.0.0.4", 0))
@@ -654,7 +723,7 @@ def test_dial_all_times_out_a_peer_that_never_sends_the_challenge(
 
 
 def test_dial_all_times_out_a_server_that_never_gives_its_verdict(
-        block_servers: Callable[..., BlockServer]) -> None:
+        block_servers: Callable[..., ListeningBlockServer]) -> None:
     good = block_servers()
     listener = socket.create_server(("127.0.0.5", 0))
     listener.settimeout(5.0)

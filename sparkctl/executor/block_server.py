@@ -20,10 +20,14 @@ connections over), reads requests as they arrive, answers them in order into the
 outgoing buffer and writes that buffer as the socket takes it. A peer that stops reading
 has its requests left unread once ``MAX_BUFFERED`` bytes of answers wait for it, and
 holds up nobody else; a socket that does not finish its handshake within
-``HANDSHAKE_TIMEOUT`` is closed, and at most ``MAX_PENDING`` handshakes run at once.
+``HANDSHAKE_TIMEOUT`` is closed, and at most ``MAX_PENDING`` handshakes run at once. When
+``accept`` fails for the process's sake (out of file descriptors), accepting pauses for
+``ACCEPT_PAUSE`` while serving goes on: the listener stays readable, and retrying at once
+would spin the loop.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import selectors
@@ -49,6 +53,8 @@ MAX_BUFFERED = 8 << 20  # answers waiting for a peer before its requests are lef
 _HEADER = 8  # a frame's length prefix
 HANDSHAKE_TIMEOUT = 10.0
 MAX_PENDING = DEFAULT_MAX_PENDING_HANDSHAKES
+ACCEPT_PAUSE = 0.05  # accepting stops this long after accept() fails for the process (out of fds, memory)
+_ONE_CONNECTION_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}  # accept's other errors persist
 
 
 class _Peer:
@@ -71,6 +77,8 @@ class BlockServer:
         self._listener: socket.socket | None = None
         self._handshakes: deque[PendingHandshake] = deque()  # by deadline: all take the same time
         self._shaking = 0  # of those, the ones not done yet
+        self._accept_resumes = 0.0  # while accepting is paused: when it resumes
+        self._accept_warned = 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -168,8 +176,10 @@ class BlockServer:
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # one connection's trouble (reset before accept), or out of fds
-                log.warning("block server: accept failed: %s", e)
+            except OSError as e:
+                if e.errno in _ONE_CONNECTION_ERRNOS:  # reset before we got to it
+                    continue
+                self._pause_accepting(e)
                 return
             if self._shaking >= MAX_PENDING:
                 sock.close()  # the oldest handshakes time out and make room
@@ -180,6 +190,18 @@ class BlockServer:
             self._shaking += 1
             self._selector.register(sock, pending.events(), pending)
             self._shake(pending)
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """accept() failed for the process's sake (out of file descriptors, or memory): the
+        listener stays readable, so accepting again at once would spin the loop. Pause it
+        (the clients wait in the backlog); serving goes on."""
+        assert self._listener is not None
+        self._selector.unregister(self._listener)
+        now = time.monotonic()
+        self._accept_resumes = now + ACCEPT_PAUSE
+        if now - self._accept_warned >= 5.0:  # a flood of connects must not flood the log
+            self._accept_warned = now
+            log.warning("block server: accept failed, accepting paused %gs at a time: %s", ACCEPT_PAUSE, error)
 
     def _shake(self, pending: PendingHandshake) -> None:
         try:
@@ -210,12 +232,17 @@ class BlockServer:
     def _next_timeout(self) -> float | None:
         while self._handshakes and not self._handshakes[0].deadline:
             self._handshakes.popleft()
-        if not self._handshakes:
-            return None
-        return max(0.0, self._handshakes[0].deadline - time.monotonic())
+        wake = self._handshakes[0].deadline if self._handshakes else 0.0
+        if self._accept_resumes:
+            wake = min(wake, self._accept_resumes) if wake else self._accept_resumes
+        return max(0.0, wake - time.monotonic()) if wake else None
 
     def _expire(self) -> None:
         now = time.monotonic()
+        if self._accept_resumes and self._accept_resumes <= now:
+            assert self._listener is not None
+            self._accept_resumes = 0.0
+            self._selector.register(self._listener, selectors.EVENT_READ, "listener")
         while self._handshakes and self._handshakes[0].deadline <= now:
             pending = self._handshakes.popleft()
             if pending.deadline:  # still shaking
