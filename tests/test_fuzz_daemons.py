@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import SparkctlError
-from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock
+from sparkctl.executor.messages import BlockData, FetchCachedBlock, FetchShuffleBlock, FetchShuffleBlocks
 from sparkctl.rpc import Connection, Server, client_handshake, connect, send_frame
 from sparkctl.rpc.auth import MAX_AUTH_FRAME
 from sparkctl.rpc.framing import HEADER
@@ -433,12 +433,19 @@ WORKER_COMMANDS = st.lists(st.one_of(
     fuzzed(dm.KillDriver), fuzzed(dm.RequestDriverLog), not_a_message,
 ), min_size=1, max_size=4)
 
+shuffle_names = st.sampled_from(["shuffle_7_0_0.data", "../shuffle_7_0_0.data", "/etc/passwd", "shuffle_7_0_0.index",
+                                 ""])
+#: FetchShuffleBlocks' ranges: (file name, offset, length), the name mostly a served one,
+#: so that the checks past the name's are reached
+block_ranges = st.lists(st.tuples(st.just("shuffle_7_0_0.data") | shuffle_names, st.integers(-2, 10) | garbage,
+                                  st.integers(-2, 10) | st.integers(2**26, 2**70) | garbage), min_size=1, max_size=3)
 BLOCK_REQUESTS = st.lists(st.one_of(
     fuzzed(FetchShuffleBlock), fuzzed(FetchCachedBlock),
-    fuzzed(FetchShuffleBlock, file_name=st.sampled_from(["shuffle_7_0_0.data", "../shuffle_7_0_0.data",
-                                                         "/etc/passwd", "shuffle_7_0_0.index", ""])),
+    fuzzed(FetchShuffleBlock, file_name=shuffle_names),
+    fuzzed(FetchShuffleBlocks),
     not_a_message,
-), min_size=1, max_size=5)
+), min_size=1, max_size=5) | st.lists(  # half the batches: a reducer's requests with their fields gone wrong
+    fuzzed(FetchShuffleBlocks, reduce_index=st.integers(-1, 2), ranges=block_ranges), min_size=1, max_size=5)
 
 #: Sent to an executor by its (fake) driver: well-formed frames it must survive. (Wrong
 #: field types in the other messages still end it: see the known bugs at the end.)
