@@ -86,6 +86,18 @@ def reading_order(fetcher: ShuffleBlockFetcher) -> Iterator[tuple[FetchRequest, 
             seen[id(req)] += 1
 
 
+CLIENTS: list[FakeClient] = []
+
+
+@pytest.fixture(autouse=True)
+def windows_kept() -> Iterator[None]:
+    CLIENTS.clear()
+    yield
+    for client in CLIENTS:
+        client.check()
+    CLIENTS.clear()
+
+
 class FakeClient:
     """A ``ShuffleClient`` that completes requests in the ``order`` asked ("fifo",
     "reversed", "random"), one per ``wait`` after ``delay`` seconds; requests in ``fail``
@@ -112,6 +124,13 @@ class FakeClient:
         self.peak = 0  # most bytes in the window at once
         self.peak_requests = 0
         self.over_window: list[FetchRequest] = []  # sends past the window (the reader's next request)
+        self.violations: list[str] = []
+        CLIENTS.append(self)
+
+    def check(self) -> None:
+        """No send went past the window (each client is checked after its test, too)."""
+        found, self.violations = self.violations, []
+        assert not found, found[:3]
 
     def watch(self, fetcher: ShuffleBlockFetcher, max_bytes_in_flight: int) -> ShuffleBlockFetcher:
         self.fetcher = fetcher
@@ -133,11 +152,15 @@ class FakeClient:
         self.peak = max(self.peak, in_flight)
         self.peak_requests = max(self.peak_requests, len(window))
         if in_flight > self.limit:
+            # noted, not raised: the fetcher would turn an exception raised here into a fetch failure
             assert self.fetcher is not None
             needed = next(((req, k) for req, k in reading_order(self.fetcher) if k >= req.taken), None)
-            assert needed is not None and needed[0] is request, (
-                f"{in_flight} bytes in flight (limit {self.limit}) and the request sent is not the reader's next")
-            assert in_flight - request.size <= self.limit, "past the window by more than the reader's next request"
+            if needed is None or needed[0] is not request:
+                self.violations.append(f"{in_flight} bytes in flight (limit {self.limit}), and the request "
+                                       f"sent is not the one the reader needs next")
+            elif in_flight - request.size > self.limit:
+                self.violations.append(f"{in_flight} bytes in flight (limit {self.limit}): past the window by "
+                                       f"more than the reader's next request ({request.size} bytes)")
             self.over_window.append(request)
         if len(self.sent) - 1 not in self.never:
             self.pending.append(request)
@@ -351,6 +374,19 @@ def test_the_reader_s_next_request_goes_out_even_when_the_window_is_full(tmp_pat
     assert [len(r.ranges) for r in fetcher.unsent] == [2, 1]
     assert records_of(fetcher) == sh.expected(0)
     assert [r.address for r in client.over_window] == [("h2", 7002)]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known bug: when executors take turns (map i on executor i % 12), each executor's one request packs maps "
+    "from all over; the reader forces in the next executor's request while every earlier one still holds later "
+    "maps' bytes, so up to one request per executor is held at once (peak 37,768 bytes for an 8,000-byte window "
+    "here; at the defaults, up to executors x 4 MiB against spark.reducer.maxSizeInFlight's 48 MiB)"))
+def test_the_window_holds_when_executors_take_turns(tmp_path: Any) -> None:
+    sh = Shuffle(tmp_path, [f"h{1 + i % 12}" for i in range(36)], n=30)
+    client = FakeClient(sh, "fifo")
+    fetcher = make_fetcher(sh, client, 0, max_bytes_in_flight=8000, request_size=4000)
+    assert records_of(fetcher) == sh.expected(0)  # the records are right: only the window is not kept
+    client.check()
 
 
 @pytest.mark.parametrize("failing", [0, 2, 5])
