@@ -192,7 +192,7 @@ class FakeClient:
             req.error = reason
 
 
-def local_batches(log: list[int] | None = None) -> Any:
+def local_batches(log: list[MapStatus] | None = None) -> Any:
     """The fetcher's local reader (the one the executors use), noting each map it reads."""
     def read(status: MapStatus, reduce_index: int) -> Iterator[list[Any]]:
         if log is not None:
@@ -430,7 +430,7 @@ def test_stopping_early_abandons_the_outstanding_requests(maps: Shuffle, window:
         got += next(batches)
     assert any(r.data is not None and not r.taken for r in client.sent)  # a reply in hand, unread
     assert client.pending  # and requests still out
-    batches.close()  # take(): the reader stops here
+    batches.close()  # type: ignore[attr-defined]  # take(): the reader stops here
     assert got == maps.expected(1)[:len(got)]
     untaken = [r for r in all_requests if r.taken < len(r.ranges)]
     assert untaken and all(r.abandoned and r.data is None for r in untaken)
@@ -495,5 +495,6 @@ def test_read_shuffle_with_a_range_function_reads_what_is_on_disk(maps: Shuffle,
 
     monkeypatch.setattr(shuffle, "FETCH_CHUNK", 500)
     for r in range(REDUCERS):
-        assert list(shuffle.read_shuffle(0, r, maps.statuses, LOCAL, fetch)) == maps.expected(r)
+        statuses: list[MapStatus | None] = list(maps.statuses)
+        assert list(shuffle.read_shuffle(0, r, statuses, LOCAL, fetch)) == maps.expected(r)
     assert calls and max(length for _, length in calls) <= 500
