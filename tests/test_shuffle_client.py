@@ -218,6 +218,28 @@ def test_a_fetcher_reads_through_real_connections(executors: Callable[..., Execu
     assert len(client.peers) == 3
 
 
+def test_replies_of_megabytes_come_whole(executors: Callable[..., Executor], client: ConnectionShuffleClient) -> None:
+    """Replies larger than a socket's buffer arrive over many receives, each taken as it
+    comes (the client never blocks on one connection while others may have answered)."""
+    exs = [executors(f"127.0.0.{2 + k}", []) for k in range(2)]
+    statuses, records = [], []
+    for i in range(4):
+        ex = exs[i % 2]
+        rng = random.Random(i)
+        recs = [(rng.randrange(1000), rng.randbytes(rng.randrange(500, 3000))) for _ in range(2500)]
+        writer = PartitionedWriter(2, lambda k: k % 2, 1 << 30, str(ex.local_dir), batch_size=50)
+        writer.write_all(recs)
+        data_path, index_path = shuffle.shuffle_paths(str(ex.local_dir), 0, i, 0)
+        statuses.append(MapStatus(f"exec-{ex.host}", *ex.address, data_path, index_path,
+                                  writer.commit(data_path, index_path)))
+        records.append(recs)
+    assert min(s.sizes[0] for s in statuses) > 1 << 20
+    for request_size, window in ((1 << 20, 3 << 20), (4 << 20, 48 << 20)):
+        for r in range(2):
+            got = [rec for batch in read(statuses, r, client, request_size=request_size, window=window) for rec in batch]
+            assert got == [kv for recs in records for kv in recs if kv[0] % 2 == r]
+
+
 # ---------------------------------------------------------------- abandoned requests
 def test_replies_to_abandoned_requests_are_dropped(executors: Callable[..., Executor],
                                                   client: ConnectionShuffleClient) -> None:
