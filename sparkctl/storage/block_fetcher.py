@@ -57,6 +57,7 @@ class FetchRequest:
     data: bytes | bytearray | None = None  # the reply, once in
     error: str | None = None  # why there will be none
     taken: int = 0  # ranges the reader has taken from the reply
+    start: int = 0  # where in the reader's order of remote bytes its first range is
     abandoned: bool = False  # its reader stopped early: a late reply is read and dropped
 
     @property
@@ -91,10 +92,14 @@ def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: st
          request_size: int = REQUEST_SIZE) -> tuple[list[Block], list[FetchRequest]]:
     """The reducer's work: each non-empty map output in map order, and the requests in the
     order they were made. A request packs one executor's ranges together up to
-    ``request_size`` bytes."""
+    ``request_size`` bytes, from at most ``request_size`` bytes of the reader's order
+    apart: the reader holds a request until it has taken its last range, so a request
+    spanning the whole read (executors taking turns over the maps) would be held, half
+    read, beside one such request per executor."""
     blocks: list[Block] = []
     requests: list[FetchRequest] = []
     open_requests: dict[Address, FetchRequest] = {}
+    position = 0  # remote bytes planned so far, in the order the reader takes them
     for map_index, status in enumerate(statuses):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
@@ -110,13 +115,14 @@ def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: st
         for offset in range(0, size, request_size):
             length = min(request_size, size - offset)
             req = open_requests.get(address)
-            if req is None or req.size + length > request_size:
-                req = FetchRequest(address, status.executor_id, reduce_index)
+            if req is None or req.size + length > request_size or position - req.start >= request_size:
+                req = FetchRequest(address, status.executor_id, reduce_index, start=position)
                 open_requests[address] = req
                 requests.append(req)
             parts.append((req, req.size, length))
             req.ranges.append(BlockRange(map_index, name, offset, length))
             req.size += length
+            position += length
         blocks.append((map_index, status, parts))
     return blocks, requests
 
@@ -135,8 +141,10 @@ class ShuffleBlockFetcher:
         self.timeout = timeout
         self.max_bytes_in_flight = max(max_bytes_in_flight, request_size)
         self.read_local = read_local
+        # as Spark's targetRequestSize: a fifth of the window, so that requests to several
+        # executors are in flight at once and the ones the reader holds fit beside them
         self.blocks, requests = plan(shuffle_id, statuses, reduce_index, local_host, client is not None,
-                                     min(request_size, self.max_bytes_in_flight))
+                                     max(1, min(request_size, self.max_bytes_in_flight // 5)))
         self.unsent: deque[FetchRequest] = deque(requests)
         self.in_flight = 0  # bytes asked for and not yet handed to the reader
 
