@@ -272,9 +272,11 @@ class RangeClient:
         while self.queue:
             req = self.queue.popleft()
             try:
-                req.data = b"".join(self.fetch(req, r) for r in req.ranges)
-                if len(req.data) != req.size:
-                    req.data, req.error = None, f"executor {req.executor_id} sent {len(req.data)} of {req.size} bytes"
+                data = b"".join(self.fetch(req, r) for r in req.ranges)
+                if len(data) == req.size:
+                    req.data = data
+                else:
+                    req.error = f"executor {req.executor_id} sent {len(data)} of {req.size} bytes"
             except Exception as e:
                 req.error = f"{type(e).__name__}: {e}"
             done.append(req)
