@@ -467,7 +467,9 @@ def test_a_silent_socket_is_closed_after_the_handshake_timeout(
 
 
 def test_sockets_beyond_max_pending_are_refused_and_room_comes_back(
-        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., ListeningBlockServer]) -> None:
+        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., ListeningBlockServer],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sparkctl.executor")
     monkeypatch.setattr(block_server, "MAX_PENDING", 4)
     monkeypatch.setattr(block_server, "HANDSHAKE_TIMEOUT", 0.5)
     server = block_servers()
@@ -479,6 +481,9 @@ def test_sockets_beyond_max_pending_are_refused_and_room_comes_back(
         flood = [raw_connect(server.address) for _ in range(6)]
         for sock in flood:
             assert read_to_eof(sock) == b"", "a socket beyond MAX_PENDING got a challenge"
+        # said once, not once per socket (a flood of connects must not flood the log)
+        said = [r.getMessage() for r in caplog.records if "handshakes already in progress" in r.getMessage()]
+        assert said == ["block server: refused 1 connection(s): 4 handshakes already in progress"]
         for sock in silent:
             assert read_to_eof(sock) == b""  # timed out
         assert fetch(server.address) == BlockData(BLOCK_BYTES)

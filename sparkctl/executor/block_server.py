@@ -77,6 +77,8 @@ class BlockServer:
         self._listener: socket.socket | None = None
         self._handshakes: deque[PendingHandshake] = deque()  # by deadline: all take the same time
         self._shaking = 0  # of those, the ones not done yet
+        self._refused = 0  # connections closed at the cap since the last warning
+        self._refused_warned = -10.0
         self._accept_resumes = 0.0  # while accepting is paused: when it resumes
         self._accept_warned = 0.0
         self._selector = selectors.DefaultSelector()
@@ -183,6 +185,13 @@ class BlockServer:
                 return
             if self._shaking >= MAX_PENDING:
                 sock.close()  # the oldest handshakes time out and make room
+                self._refused += 1
+                now = time.monotonic()
+                if now - self._refused_warned >= 5.0:  # at most one line in 5 s, as Server's
+                    self._refused_warned = now
+                    log.warning("block server: refused %d connection(s): %d handshakes already in progress",
+                                self._refused, MAX_PENDING)
+                    self._refused = 0
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pending = PendingHandshake(sock, self.secret, "server", f"{addr[0]}:{addr[1]}", HANDSHAKE_TIMEOUT)

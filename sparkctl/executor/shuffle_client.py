@@ -20,7 +20,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from sparkctl.errors import RpcTimeoutError
+from sparkctl.errors import AuthenticationError, RpcTimeoutError
 from sparkctl.executor.messages import BlockData, FetchShuffleBlocks
 from sparkctl.rpc import Connection, connect, tls
 from sparkctl.rpc.nonblocking import PendingHandshake, start_dial
@@ -102,7 +102,7 @@ class ConnectionShuffleClient:
                         address, pending = key.data
                         sel.unregister(key.fileobj)
                         pending.close()
-                        results[address] = f"cannot connect to {pending.peer}: {pending.timed_out()}"
+                        results[address] = _dial_error(pending.peer, pending.timed_out())
                     break
                 for key, _ in events:
                     address, pending = key.data
@@ -111,7 +111,7 @@ class ConnectionShuffleClient:
                     except Exception as e:
                         sel.unregister(key.fileobj)
                         pending.close()
-                        results[address] = f"cannot connect to {pending.peer}: {type(e).__name__}: {e}"
+                        results[address] = _dial_error(pending.peer, e)
                         continue
                     if done:
                         sel.unregister(key.fileobj)
@@ -248,3 +248,14 @@ class ConnectionShuffleClient:
         for address in list(self.peers):
             self.close(address, "the slot is closing its connections")
         self.done.clear()
+
+
+def _dial_error(peer: str, error: BaseException) -> str:
+    """Why dialling ``peer`` failed, naming it once."""
+    if isinstance(error, AuthenticationError):
+        reason = str(error)
+        prefix = f"authentication with server {peer} failed: "
+        return f"cannot connect to {peer}: authentication failed: {reason.removeprefix(prefix)}"
+    if isinstance(error, OSError) and error.strerror and peer in error.strerror:
+        return error.strerror  # the non-blocking connect's own message names it already
+    return f"cannot connect to {peer}: {type(error).__name__}: {error}"
