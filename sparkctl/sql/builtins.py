@@ -370,6 +370,8 @@ NULL_INTOLERANT = {"upper", "ucase", "lower", "lcase", "length", "char_length", 
                    "regexp_replace", "map_keys", "map_values", "last_day", "add_months", "dayofweek", "weekofyear",
                    "date_format", "sin", "cos", "tan", "atan", "atan2", "degrees", "radians", "cbrt", "repeat",
                    "regexp_extract"}
+#: functions whose result is never NULL
+NEVER_NULL = {"isnan", "map", "array"}
 #: functions whose result is NULL only where every argument is
 NULL_IF_ALL = {"coalesce", "nvl", "ifnull", "greatest", "least"}
 #: functions Spark prints in capitals
@@ -422,7 +424,7 @@ class Func(Expr):
             return any(c.nullable for c in self.children)
         if self.name in NULL_IF_ALL:
             return all(c.nullable for c in self.children)
-        if self.name in ("isnan", "map", "array"):
+        if self.name in NEVER_NULL:
             return False
         if self.name == "nvl2":
             return self.children[1].nullable or self.children[2].nullable
@@ -455,6 +457,8 @@ def _register_more() -> None:
         SCALARS.update(table)
         LITERAL_ARGS.update(literal_args)
         _SCALAR_FIRST_ARG.update(table)
+        NULL_INTOLERANT.update(k for k, spec in table.items() if spec.nulls == "intolerant")
+        NEVER_NULL.update(k for k, spec in table.items() if spec.nulls == "never")
     _SQL_FORMS.update(COMPLEX_SQL_FORMS)
 
 

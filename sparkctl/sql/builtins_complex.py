@@ -266,4 +266,20 @@ COMPLEX_SCALARS: dict[str, ScalarSpec] = {
     "element_at": ScalarSpec(_element_type, element_at, 2, 2),
 }
 COMPLEX_LITERAL_ARGS: dict[str, int] = {}
-COMPLEX_SQL_FORMS: dict[str, Callable[[list[str]], str]] = {}
+#: Spark names array_sort(x) after the comparator it fills in
+_ARRAY_SORT_COMPARATOR = ("lambdafunction((IF(((namedlambdavariable() IS NULL) AND (namedlambdavariable() IS NULL)), 0, "
+                          "(IF((namedlambdavariable() IS NULL), 1, (IF((namedlambdavariable() IS NULL), -1, "
+                          "(IF((namedlambdavariable() < namedlambdavariable()), -1, (IF((namedlambdavariable() > "
+                          "namedlambdavariable()), 1, 0)))))))))), namedlambdavariable(), namedlambdavariable())")
+COMPLEX_SQL_FORMS: dict[str, Callable[[list[str]], str]] = {
+    "array_sort": lambda a: f"array_sort({a[0]}, {_ARRAY_SORT_COMPARATOR})",
+}
+
+
+def _register_arrays() -> None:
+    from sparkctl.sql.builtins_arrays import ARRAY_LITERAL_ARGS, ARRAY_SCALARS
+    COMPLEX_SCALARS.update(ARRAY_SCALARS)
+    COMPLEX_LITERAL_ARGS.update(ARRAY_LITERAL_ARGS)
+
+
+_register_arrays()

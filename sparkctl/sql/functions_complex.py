@@ -23,10 +23,6 @@ def struct(*cols: Any) -> Column:
     return Column(CreateStruct(_cols(cols)))
 
 
-
-
-
-
 def create_map(*cols: Any) -> Column:
     return Column(Func("map", _cols(cols)))
 
@@ -50,3 +46,71 @@ def array_repeat(col: Any, count: Any) -> Column:
 def element_at(col: Any, extraction: Any) -> Column:
     return Column(Func("element_at", [_c(col), to_expr(extraction) if not isinstance(extraction, Column)
                                       else extraction._expr]))
+
+
+def _arg(value: Any) -> Any:
+    """A value argument: a Python value as a literal, else a column."""
+    return _c(value) if isinstance(value, (Column, str)) else to_expr(value)
+
+
+def array_distinct(col: Any) -> Column:
+    return Column(Func("array_distinct", [_c(col)]))
+
+
+def sort_array(col: Any, asc: Any = True) -> Column:
+    if isinstance(asc, Column):  # SQL's sort_array(x, false) passes its flag as a literal column
+        asc = getattr(asc._expr, "value", True)
+    return Column(Func("sort_array", [_c(col), to_expr(bool(asc))]))
+
+
+def array_sort(col: Any, comparator: Any = None) -> Column:
+    if comparator is not None:
+        raise NotImplementedError("sparkctl's array_sort takes no comparator yet")
+    return Column(Func("array_sort", [_c(col)]))
+
+
+def slice(x: Any, start: Any, length: Any) -> Column:  # noqa: A001
+    return Column(Func("slice", [_c(x), _arg(start), _arg(length)]))
+
+
+def array_max(col: Any) -> Column:
+    return Column(Func("array_max", [_c(col)]))
+
+
+def array_min(col: Any) -> Column:
+    return Column(Func("array_min", [_c(col)]))
+
+
+def array_position(col: Any, value: Any) -> Column:
+    # PySpark takes a plain value as a literal, strings included
+    return Column(Func("array_position", [_c(col), value._expr if isinstance(value, Column) else to_expr(value)]))
+
+
+def array_remove(col: Any, element: Any) -> Column:
+    return Column(Func("array_remove", [_c(col), element._expr if isinstance(element, Column) else to_expr(element)]))
+
+
+def array_union(col1: Any, col2: Any) -> Column:
+    return Column(Func("array_union", [_c(col1), _c(col2)]))
+
+
+def array_intersect(col1: Any, col2: Any) -> Column:
+    return Column(Func("array_intersect", [_c(col1), _c(col2)]))
+
+
+def array_except(col1: Any, col2: Any) -> Column:
+    return Column(Func("array_except", [_c(col1), _c(col2)]))
+
+
+def flatten(col: Any) -> Column:
+    return Column(Func("flatten", [_c(col)]))
+
+
+def array_join(col: Any, delimiter: str, null_replacement: str | None = None) -> Column:
+    args = [_c(col), to_expr(delimiter)] + ([to_expr(null_replacement)] if null_replacement is not None else [])
+    return Column(Func("array_join", args))
+
+
+def arrays_zip(*cols: Any) -> Column:
+    from sparkctl.sql.builtins_arrays import ArraysZip
+    return Column(ArraysZip(_cols(cols)))

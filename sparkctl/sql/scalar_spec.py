@@ -14,3 +14,6 @@ class ScalarSpec:
     compute: Callable[[list[Any], int], Any]  # argument values (arrays or scalars), row count
     min_args: int = 1
     max_args: int | None = 1
+    #: "intolerant": NULL only where an argument is NULL (Spark's NullIntolerant); "never": never NULL;
+    #: "": may be NULL anywhere
+    nulls: str = ""

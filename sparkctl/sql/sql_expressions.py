@@ -467,7 +467,8 @@ def _function_arguments(node: exp.Func) -> list[exp.Expr]:
     out: list[exp.Expr] = []
     for key in node.arg_types:
         value = node.args.get(key)
-        if isinstance(node, exp.TsOrDsAdd) and key == "unit":
+        if (isinstance(node, exp.TsOrDsAdd) and key == "unit") or (isinstance(node, exp.ArraySort) and
+                                                                    key == "nulls_first"):
             continue
         if isinstance(value, list):
             out.extend(v for v in value if isinstance(v, exp.Expr))

@@ -1,0 +1,194 @@
+"""Array, text-to-timestamp and hash functions of ``pyspark.sql.functions``: their answers against
+plain Python on many rows, their SQL spellings, and (slow) names, types, nullability and rows
+against PySpark 4.3 itself."""
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Iterator
+
+import pytest
+
+pytest.importorskip("pyarrow")
+
+from tests.test_sql_dataframes import assert_same_frames  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+ARRAYS_SCHEMA = "id INT, a ARRAY<INT>, b ARRAY<INT>, n ARRAY<ARRAY<INT>>, s ARRAY<STRING>"
+
+
+def random_arrays(count: int, seed: int = 7) -> list[tuple]:
+    rng = random.Random(seed)
+
+    def ints() -> list[int | None] | None:
+        if rng.random() < 0.1:
+            return None
+        return [None if rng.random() < 0.1 else rng.randint(-3, 6) for _ in range(rng.randint(0, 7))]
+
+    def nested() -> list[list[int | None] | None] | None:
+        if rng.random() < 0.1:
+            return None
+        return [ints() for _ in range(rng.randint(0, 3))]
+
+    def strings() -> list[str | None] | None:
+        if rng.random() < 0.1:
+            return None
+        return [None if rng.random() < 0.15 else rng.choice("abcde") * rng.randint(1, 2)
+                for _ in range(rng.randint(0, 5))]
+
+    return [(i, ints(), ints(), nested(), strings()) for i in range(count)]
+
+
+# ---------------------------------------------------------------------------- plain-Python references
+def distinct(xs: list) -> list:
+    out: list = []
+    for x in xs:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _sort_key(x: Any) -> tuple:
+    return (x is not None, x if x is not None else 0)
+
+
+def py_slice(xs: list, start: int, length: int) -> list:
+    first = start - 1 if start > 0 else len(xs) + start
+    if first < 0 or first >= len(xs):
+        return []
+    return xs[first:first + length]
+
+
+def zipped(a: list, b: list) -> list[tuple]:
+    return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(max(len(a), len(b)))]
+
+
+def py_flatten(n: list) -> list | None:
+    if any(inner is None for inner in n):
+        return None
+    return [x for inner in n for x in inner]
+
+
+ONE_ARRAY: dict[str, tuple[Callable[[Any], Any], Callable[[list], Any]]] = {
+    "distinct": (lambda F: F.array_distinct("a"), distinct),
+    "sort_asc": (lambda F: F.sort_array("a"), lambda a: sorted(a, key=_sort_key)),
+    "sort_desc": (lambda F: F.sort_array("a", asc=False), lambda a: sorted(a, key=_sort_key, reverse=True)),
+    "array_sort": (lambda F: F.array_sort("a"),
+                   lambda a: sorted(x for x in a if x is not None) + [None] * a.count(None)),
+    "slice_2_3": (lambda F: F.slice("a", 2, 3), lambda a: py_slice(a, 2, 3)),
+    "slice_-2_5": (lambda F: F.slice("a", -2, 5), lambda a: py_slice(a, -2, 5)),
+    "max": (lambda F: F.array_max("a"), lambda a: max((x for x in a if x is not None), default=None)),
+    "min": (lambda F: F.array_min("a"), lambda a: min((x for x in a if x is not None), default=None)),
+    "position_3": (lambda F: F.array_position("a", 3), lambda a: a.index(3) + 1 if 3 in a else 0),
+    "remove_3": (lambda F: F.array_remove("a", 3), lambda a: [x for x in a if x != 3]),
+}
+TWO_ARRAYS: dict[str, tuple[Callable[[Any], Any], Callable[[list, list], Any]]] = {
+    "union": (lambda F: F.array_union("a", "b"), lambda a, b: distinct(a + b)),
+    "intersect": (lambda F: F.array_intersect("a", "b"), lambda a, b: [x for x in distinct(a) if x in b]),
+    "except": (lambda F: F.array_except("a", "b"), lambda a, b: [x for x in distinct(a) if x not in b]),
+    "zip": (lambda F: F.arrays_zip("a", "b"), zipped),
+}
+
+
+@pytest.fixture(scope="module")
+def ours() -> Iterator[Any]:
+    from sparkctl.sql import SparkSession
+    spark = SparkSession.builder.master("local[2]").appName("functions-more").config("spark.ui.enabled", "false") \
+        .getOrCreate()
+    yield spark
+    spark.stop()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "asDict"):
+        return tuple(value)
+    return value
+
+
+def test_array_functions_match_python(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    rows = random_arrays(300)
+    df = ours.createDataFrame(rows, ARRAYS_SCHEMA).repartition(3)
+    names = list(ONE_ARRAY) + list(TWO_ARRAYS)
+    got = df.select("id", *[ONE_ARRAY[k][0](F).alias(k) for k in ONE_ARRAY],
+                    *[TWO_ARRAYS[k][0](F).alias(k) for k in TWO_ARRAYS],
+                    F.flatten("n").alias("flatten"), F.array_join("s", "|").alias("join"),
+                    F.array_join("s", ", ", "?").alias("join_null")).collect()
+    assert len(got) == len(rows)
+    by_id = {r[0]: r for r in rows}
+    for r in got:
+        _, a, b, n, s = by_id[r["id"]]
+        for k in ONE_ARRAY:
+            assert _plain(r[k]) == (None if a is None else ONE_ARRAY[k][1](a)), (k, a)
+        for k in TWO_ARRAYS:
+            want = None if a is None or b is None else TWO_ARRAYS[k][1](a, b)
+            assert _plain(r[k]) == want, (k, a, b)
+        assert r["flatten"] == (None if n is None else py_flatten(n)), n
+        assert r["join"] == (None if s is None else "|".join(x for x in s if x is not None)), s
+        assert r["join_null"] == (None if s is None else ", ".join("?" if x is None else x for x in s)), s
+    assert len(names) == 14
+
+
+def test_array_functions_types_names_and_nullability(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    df = ours.createDataFrame([([1, 2], [2.5], ["x"])], "a ARRAY<INT> NOT NULL, d ARRAY<DOUBLE>, s ARRAY<STRING>")
+    out = df.select(F.array_distinct("a"), F.sort_array("a"), F.slice("a", 1, 1), F.array_position("a", 2),
+                    F.array_union("a", "d"), F.array_max("a"), F.array_join("s", ","), F.arrays_zip("a", "s"))
+    assert out.columns == ["array_distinct(a)", "sort_array(a, true)", "slice(a, 1, 1)", "array_position(a, 2)",
+                           "array_union(a, d)", "array_max(a)", "array_join(s, ,)", "arrays_zip(a, s)"]
+    assert [t for _, t in out.dtypes] == ["array<int>", "array<int>", "array<int>", "bigint", "array<double>", "int",
+                                         "string", "array<struct<a:int,s:string>>"]
+    assert [f.nullable for f in out.schema.fields] == [False, False, False, False, True, True, True, True]
+    assert out.first()["array_union(a, d)"] == [1.0, 2.0, 2.5]
+
+
+def test_slice_refuses_a_zero_start(ours: Any) -> None:
+    from sparkctl.errors import AnalysisException
+    from sparkctl.sql import functions as F
+    df = ours.createDataFrame([([1, 2],)], "a ARRAY<INT>")
+    with pytest.raises(AnalysisException, match="start"):
+        df.select(F.slice("a", 0, 1)).collect()
+
+
+def test_array_functions_from_sql(ours: Any) -> None:
+    ours.createDataFrame([(1, [3, 1, 3, None], [1, 5])], "id INT, a ARRAY<INT>, b ARRAY<INT>") \
+        .createOrReplaceTempView("arrays_more")
+    row = ours.sql("SELECT array_distinct(a), sort_array(a, false), array_sort(a), slice(a, 2, 2), array_max(a), "
+                   "array_position(a, 1), array_remove(a, 3), array_union(a, b), array_intersect(a, b), "
+                   "array_except(a, b), flatten(array(a, b)), array_join(b, '-'), arrays_zip(a, b) "
+                   "FROM arrays_more").first()
+    assert [_plain(v) for v in row] == [[3, 1, None], [3, 3, 1, None], [1, 3, 3, None], [1, 3], 3, 2, [1, None],
+                                        [3, 1, None, 5], [1], [3, None], [3, 1, 3, None, 1, 5], "1-5",
+                                        [(3, 1), (1, 5), (3, None), (None, None)]]
+
+
+# ---------------------------------------------------------------------------- against PySpark
+@pytest.fixture(scope="module")
+def theirs() -> Iterator[Any]:
+    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
+    why = reference_missing()
+    if why:
+        pytest.skip(why)
+    spark = pyspark_session("reference-functions-more", conf={"spark.sql.shuffle.partitions": "4"})
+    yield spark
+    stop_pyspark(spark)
+
+
+def array_program(spark: Any, F: Any) -> Any:
+    df = spark.createDataFrame(random_arrays(40, seed=11), ARRAYS_SCHEMA)
+    return df.select("id", *[f(F) for f, _ in ONE_ARRAY.values()], *[f(F) for f, _ in TWO_ARRAYS.values()],
+                     F.flatten("n"), F.array_join("s", ","), F.array_join("s", ",", "?")).orderBy("id")
+
+
+PROGRAMS = {"arrays": array_program}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_same_as_pyspark(ours: Any, theirs: Any, name: str) -> None:
+    import pyspark.sql.functions as PF
+    from sparkctl.sql import functions as F
+    program = PROGRAMS[name]
+    assert_same_frames(program(ours, F), program(theirs, PF), True, nullability=True)
