@@ -52,10 +52,7 @@ def _check_same(ours: Any, theirs: Any, query: str) -> None:
 
 
 #: queries sparkctl's engine does not run yet, and why (strict: one that starts passing fails here)
-KNOWN_GAPS = {
-    "SELECT grp, sum(DISTINCT n), collect_set(id) IS NOT NULL FROM t GROUP BY grp":
-        "the aggregation operator computes DISTINCT in count only",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.slow

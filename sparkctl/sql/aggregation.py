@@ -1,9 +1,12 @@
 """GROUP BY as Spark runs it: a partial aggregate in each map task, an exchange by the
 group keys, the final merge in each reduce task (pyarrow's hash aggregation both times).
 
-Aggregates that cannot be merged from partials (DISTINCT counts, collect_list, standard
-deviations, first/last) are computed in one phase after the exchange instead. A global
-aggregate (no keys) gathers its partials into one task and always gives one row.
+Aggregates that cannot be merged from partials (DISTINCT aggregates, collect_list, standard
+deviations, first/last) are computed in one phase after the exchange instead: every row of a
+group is in one task, so ``sum(DISTINCT x)`` is the sum of the group's distinct non-null x
+(pyarrow's hash ``distinct`` lists, then summed), ``count(DISTINCT a, b)`` counts the
+distinct non-null codes of the (a, b) tuples. A global aggregate (no keys) gathers its
+partials into one task and always gives one row.
 """
 from __future__ import annotations
 
@@ -33,20 +36,28 @@ _ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "coun
               "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
 
 
+#: DISTINCT aggregates computed (min and max of the distinct values are those of all values)
+_DISTINCT = {"count", "sum", "avg", "min", "max"}
+
+
 class AggSpec:
-    """One aggregate call of the query: its input column and how it is computed."""
+    """One aggregate call of the query: its input column and how it is computed. A call of
+    several arguments (``count(DISTINCT a, b)``) has an input column per argument, coded
+    into ``input`` after the exchange (``_tuple_codes``)."""
 
     def __init__(self, index: int, call: AggregateFunc) -> None:
         self.index = index
         self.call = call
         self.input = f"__a{index}"
+        self.arguments = [f"__a{index}_{j}" for j in range(len(call.children))] if len(call.children) > 1 \
+            else [self.input]
         self.name = call.name
         self.result_attr = Attribute(call.sql(), call.dtype, call.nullable)
 
 
 def mergeable(call: AggregateFunc) -> bool:
     """Whether *call* is computed from partial aggregates (else it needs all its input rows)."""
-    return not call.distinct and call.name in _MERGEABLE
+    return call.name in _MERGEABLE and (not call.distinct or call.name in ("min", "max"))
 
 
 def aggregate_calls(plan: lp.Aggregate) -> list[AggregateFunc]:
@@ -83,8 +94,9 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     calls = aggregate_calls(plan)
     specs = [AggSpec(i, c) for i, c in enumerate(calls)]
     for s in specs:
-        if s.call.distinct and s.name not in ("count",):
-            raise NotSupportedError(f"sparkctl does not compute {s.call.sql()} yet (DISTINCT is supported in count)")
+        if s.call.distinct and s.name not in _DISTINCT:
+            raise NotSupportedError(f"sparkctl does not compute {s.call.sql()} yet (DISTINCT is supported in "
+                                    f"{', '.join(sorted(_DISTINCT))})")
     group_attrs = [Attribute(f"__g{i}", g.dtype, g.nullable) for i, g in enumerate(groups)]
     group_cols = [f"__g{i}" for i in range(len(groups))]
     strategy = planner.aggregate_strategy(plan)
@@ -96,9 +108,10 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
             for name, g in zip(group_cols, groups):
                 cols[name] = as_array(g.eval(t), t.num_rows)
             for s in specs:
-                child_expr = s.call.child
-                cols[s.input] = as_array(child_expr.eval(t), t.num_rows) if child_expr is not None \
-                    else pa.nulls(t.num_rows, pa.int8()).fill_null(1)
+                if not s.call.children:
+                    cols[s.input] = pa.nulls(t.num_rows, pa.int8()).fill_null(1)
+                for name, child_expr in zip(s.arguments, s.call.children):
+                    cols[name] = as_array(child_expr.eval(t), t.num_rows)
             yield pa.table(cols) if cols else pa.table({"__one": pa.nulls(t.num_rows, pa.int8())})
 
     prepared = child.mapPartitions(inputs)
@@ -162,6 +175,9 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
     requests = []
     for col, kernel, name in aggs:
         opts = None
+        if kernel == "sum_distinct":  # the group's distinct values, summed below
+            requests.append((col, "distinct", pc.CountOptions(mode="only_valid")))
+            continue
         if kernel in ("count", "count_distinct"):
             opts = pc.CountOptions(mode="only_valid")
         elif kernel in ("stddev", "variance"):
@@ -170,8 +186,22 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
             opts = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1 if kernel != "all" else 0)
         requests.append((col, kernel, opts) if opts is not None else (col, kernel))
     result = table.group_by(group_cols, use_threads=False).aggregate(requests)
-    names = {f"{col}_{kernel}": name for col, kernel, name in aggs}
-    return result.rename_columns([names.get(c, c) for c in result.column_names])
+    names = {f"{col}_{'distinct' if kernel == 'sum_distinct' else kernel}": name for col, kernel, name in aggs}
+    result = result.rename_columns([names.get(c, c) for c in result.column_names])
+    for col, kernel, name in aggs:
+        if kernel == "sum_distinct":
+            i = result.column_names.index(name)
+            result = result.set_column(i, name, _sum_lists(result.column(name).combine_chunks()))
+    return result
+
+
+def _sum_lists(lists: pa.Array) -> pa.Array:
+    """The sum of each list's values; null for an empty list (a group with no non-null value)."""
+    parents = pc.list_parent_indices(lists)
+    sums = pa.table({"i": parents, "v": pc.list_flatten(lists)}).group_by("i", use_threads=False) \
+        .aggregate([("v", "sum")])
+    where = pc.index_in(pa.array(range(len(lists)), pa.int64()), value_set=sums.column("i"))
+    return pc.take(sums.column("v_sum"), where)
 
 
 def _scalar(column: Any, kernel: str) -> Any:
@@ -179,6 +209,8 @@ def _scalar(column: Any, kernel: str) -> Any:
         return pc.count(column, mode="only_valid").as_py()
     if kernel == "count_distinct":
         return pc.count_distinct(column, mode="only_valid").as_py()
+    if kernel == "sum_distinct":
+        return pc.sum(pc.unique(column.drop_null()), min_count=1).as_py()
     if kernel in ("stddev", "variance"):
         return getattr(pc, kernel)(column, ddof=1).as_py() if pc.count(column).as_py() > 1 else None
     if kernel == "list":
@@ -205,16 +237,17 @@ def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpe
     from sparkctl.sql.execution import concat
     from sparkctl.sql.spill import grouped_in_budget
     aggs = _merge_kernels(specs, phase)
+    tuples = [s for s in specs if len(s.arguments) > 1]
     if not group_cols:
         table = concat(list(tables), [])
         if table.num_rows:  # else _ensure_one_row supplies the empty aggregate's row
-            yield _results(_group_pop(table, group_cols, aggs), specs, phase)
+            yield _results(_group_pop(_with_tuple_codes(table, tuples), group_cols, aggs), specs, phase)
         return
 
     def run(held: list[pa.Table]) -> Iterator[pa.Table]:
         table = concat(held, [])
         if table.num_rows:
-            yield _results(_group_pop(table, group_cols, aggs), specs, phase)
+            yield _results(_group_pop(_with_tuple_codes(table, tuples), group_cols, aggs), specs, phase)
 
     combine = None
     if phase == "final":
@@ -240,12 +273,40 @@ def _merge_kernels(specs: list[AggSpec], phase: str) -> list[tuple[str, str, str
                 aggs.append((f"{s.input}_p{i}", merge, f"{s.input}_m{i}"))
     else:
         for s in specs:
-            kernel = "count_distinct" if s.call.distinct and s.name == "count" else \
-                (_ONE_PHASE.get(s.name) or _SINGLE[s.name])
+            if s.call.distinct and s.name in ("count", "sum", "avg"):
+                # avg(DISTINCT x): the sum and the number of distinct values, divided in _results
+                kernels = {"count": ["count_distinct"], "sum": ["sum_distinct"],
+                           "avg": ["sum_distinct", "count_distinct"]}[s.name]
+                aggs.extend((s.input, k, f"{s.input}_m{i}") for i, k in enumerate(kernels))
+                continue
+            kernel = _ONE_PHASE.get(s.name) or _SINGLE[s.name]
             if s.name in ("stddev_pop", "var_pop"):
                 kernel = "pop_" + kernel
             aggs.append((s.input, kernel, f"{s.input}_m0"))
     return aggs
+
+
+def _with_tuple_codes(table: pa.Table, specs: list[AggSpec]) -> pa.Table:
+    """*table* with each multi-argument spec's ``input`` column: one int64 code per distinct
+    tuple of its arguments, null where any argument is null (so counting the distinct codes
+    counts the distinct tuples as Spark does). Codes stay below the number of rows: each
+    argument's dictionary index is folded in, then the pairs are encoded again."""
+    for s in specs:
+        code: pa.Array | None = None
+        for name in s.arguments:
+            values = table.column(name).combine_chunks()
+            if pa.types.is_null(values.type):
+                code = pa.nulls(table.num_rows, pa.int64())
+                break
+            encoded = pc.dictionary_encode(values)
+            indices = pc.cast(encoded.indices, pa.int64())
+            if code is None:
+                code = indices
+            else:
+                folded = pc.add(pc.multiply(code, len(encoded.dictionary)), indices)
+                code = pc.cast(pc.dictionary_encode(folded).indices, pa.int64())
+        table = table.append_column(s.input, code)
+    return table
 
 
 def _group_pop(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
@@ -274,7 +335,7 @@ def _results(grouped: pa.Table, specs: list[AggSpec], phase: str) -> pa.Table:
     out = grouped
     for s in specs:
         target = s.call.dtype
-        if phase == "final" and s.name == "avg":
+        if s.name == "avg" and (phase == "final" or s.call.distinct):
             total = pc.cast(out.column(f"{s.input}_m0"), pa.float64() if not pa.types.is_decimal(target) else target)
             count = out.column(f"{s.input}_m1")
             if pa.types.is_decimal(target):  # exact in 256 bits, rounded half-up to the result's scale

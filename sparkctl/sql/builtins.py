@@ -475,7 +475,10 @@ AGGREGATES = {"sum", "count", "avg", "mean", "min", "max", "count_distinct", "fi
 class AggregateFunc(Expr):
     is_aggregate = True
 
-    def __init__(self, name: str, child: Expr | None, distinct: bool = False, ignore_nulls: bool = False) -> None:
+    def __init__(self, name: str, child: Expr | None, distinct: bool = False, ignore_nulls: bool = False,
+                 more: tuple[Expr, ...] = ()) -> None:
+        """*more*: the further arguments of ``count(DISTINCT a, b, ...)``, which counts the
+        distinct tuples none of whose values is null."""
         key = name.lower()
         if key not in AGGREGATES:
             raise AnalysisException(f"[UNRESOLVED_ROUTINE] sparkctl does not implement the aggregate `{name}` yet.",
@@ -489,7 +492,7 @@ class AggregateFunc(Expr):
         self.name = key
         self.distinct = distinct
         self.ignore_nulls = ignore_nulls
-        self.children = (child,) if child is not None else ()
+        self.children = ((child,) if child is not None else ()) + tuple(more)
 
     @property
     def child(self) -> Expr | None:
@@ -538,8 +541,6 @@ class AggregateFunc(Expr):
                                 error_class="MISSING_GROUP_BY")
 
     def sql(self) -> str:
-        arg = self.child.sql() if self.child is not None else "1"
-        if self.name == "count" and self.child is None:
-            arg = "1"
+        arg = ", ".join(c.sql() for c in self.children) if self.children else "1"
         name = {"stddev_samp": "stddev_samp", "any": "any"}.get(self.name, self.name)
         return f"{name}({'DISTINCT ' if self.distinct else ''}{arg})"

@@ -102,9 +102,12 @@ def expr_string(e: Expr) -> str:
     if not e.children:
         return e.sql()
     try:
-        return e.with_children([_Shown(expr_string(c)) for c in e.children]).sql()
+        text = e.with_children([_Shown(expr_string(c)) for c in e.children]).sql()
     except Exception:  # a node whose text needs its children's types: without ids
-        return e.sql()
+        text = e.sql()
+    if getattr(e, "is_aggregate", False) and getattr(e, "distinct", False):
+        text = text.replace("(DISTINCT ", "(distinct ", 1)  # as Spark's plans print an aggregate
+    return text
 
 
 def _is_int64(e: Expr) -> bool:

@@ -113,10 +113,14 @@ def sum_distinct(col: Any) -> Column:
 sumDistinct = sum_distinct
 
 
+def _distinct_aggregate(name: str, col: Any) -> Column:
+    """``name(DISTINCT col)``, for the SQL forms PySpark has no function of (``avg(DISTINCT x)``)."""
+    return _agg(name, col, distinct=True)
+
+
 def count_distinct(col: Any, *cols: Any) -> Column:
-    if cols:
-        raise NotImplementedError("sparkctl counts DISTINCT of one column")
-    return _agg("count", col, distinct=True)
+    """The number of distinct values (of tuples, for several columns) with no null in them."""
+    return Column(AggregateFunc("count", _c(col), True, more=tuple(_c(c) for c in cols)))
 
 
 countDistinct = count_distinct
