@@ -1,7 +1,9 @@
 """DISTINCT aggregates (``sum_distinct``, ``count_distinct`` of one or more columns,
 ``avg(DISTINCT x)``, ``min``/``max(DISTINCT x)``), alone and beside ordinary aggregates, with
 and without grouping keys, over nulls and over several partitions (so the rows cross an
-exchange). The fast tests check the answers against plain Python over the same rows; the
+exchange), both as sparkctl plans them: in one phase (DISTINCT aggregates of different
+arguments) and by Spark's rewrite (one argument list: aggregated by group and value first,
+which explain shows as four HashAggregates). The fast tests check the answers against plain Python over the same rows; the
 slow test runs the same programs on PySpark 4.3 and requires the same columns, types,
 nullability and rows.
 """
@@ -104,6 +106,39 @@ def test_sql_avg_count_sum_distinct_match_python(ours: Any) -> None:
     assert [r[1] for r in got] == pytest.approx([r[1] for r in _sorted(want)])
 
 
+def _aggregates_in_plan(df: Any, capsys: pytest.CaptureFixture[str]) -> int:
+    df.explain()
+    return sum("HashAggregate" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_one_argument_list_runs_as_spark_rewrites_it(ours: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from sparkctl.sql import functions as F
+    df = frame(ours).groupBy("k").agg(F.sum("b"), F.count_distinct("a", "c"), F.count("*"), F.max("c"))
+    assert _aggregates_in_plan(df, capsys) == 4
+    want = []
+    for k, rows in _groups().items():
+        bs = [r[2] for r in rows if r[2] is not None]
+        want.append((k, sum(bs) if bs else None, _expected(rows)[3], len(rows),
+                     max((r[3] for r in rows if r[3] is not None), default=None)))
+    assert _sorted(df.collect()) == _sorted(want)
+    sql = ours.sql("SELECT k, sum(DISTINCT a), avg(DISTINCT a), count(DISTINCT a), min(a) FROM t GROUP BY k")
+    assert _aggregates_in_plan(sql, capsys) == 4
+    want = [(k, _expected(rows)[1], mean(_distinct(rows, 1)), len(_distinct(rows, 1)), min(_distinct(rows, 1)))
+            for k, rows in _groups().items()]
+    assert _sorted(sql.collect()) == _sorted(want)
+
+
+def test_global_rewrite_matches_python(ours: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from sparkctl.sql import functions as F
+    df = frame(ours).agg(F.sum_distinct("a"), F.count_distinct("a"), F.sum("a"), F.count("*"))
+    assert _aggregates_in_plan(df, capsys) == 4
+    e = _expected(ROWS)
+    assert [tuple(r) for r in df.collect()] == [(e[1], len(_distinct(ROWS, 1)), e[0], len(ROWS))]
+    empty = frame(ours).filter(F.col("k") > 100).agg(F.sum_distinct("a"), F.count_distinct("a"), F.max("c"))
+    assert _aggregates_in_plan(empty, capsys) == 4
+    assert [tuple(r) for r in empty.collect()] == [(None, 0, None)]
+
+
 def test_distinct_aggregates_over_no_rows(ours: Any) -> None:
     from sparkctl.sql import functions as F
     empty = frame(ours).filter(F.col("k") > 100)
@@ -118,13 +153,15 @@ def test_decimal_sum_and_avg_distinct_are_exact(ours: Any) -> None:
     values = [decimal.Decimal(v) for v in ("1.10", "1.10", "2.25", "0.01", "2.25", "0.02")] + [None]
     ours.createDataFrame([(i % 2, v) for i, v in enumerate(values)], "g INT, d DECIMAL(10,2)") \
         .createOrReplaceTempView("decimals")
-    df = ours.sql("SELECT g, sum(DISTINCT d), avg(DISTINCT d) FROM decimals GROUP BY g")
-    assert df.dtypes[1:] == [("sum(DISTINCT d)", "decimal(20,2)"), ("avg(DISTINCT d)", "decimal(14,6)")]
-    for g, total, average in df.collect():
-        distinct = {v for i, v in enumerate(values) if i % 2 == g and v is not None}
-        assert total == sum(distinct)
-        assert average == (sum(distinct) / len(distinct)).quantize(decimal.Decimal("0.000001"),
-                                                                   rounding=decimal.ROUND_HALF_UP)
+    for query in ("SELECT g, sum(DISTINCT d), avg(DISTINCT d) FROM decimals GROUP BY g",  # Spark's rewrite
+                  "SELECT g, sum(DISTINCT d), avg(DISTINCT d), collect_list(d) FROM decimals GROUP BY g"):  # one phase
+        df = ours.sql(query)
+        assert df.dtypes[1:3] == [("sum(DISTINCT d)", "decimal(20,2)"), ("avg(DISTINCT d)", "decimal(14,6)")]
+        for g, total, average, *_ in df.collect():
+            distinct = {v for i, v in enumerate(values) if i % 2 == g and v is not None}
+            assert total == sum(distinct)
+            assert average == (sum(distinct) / len(distinct)).quantize(decimal.Decimal("0.000001"),
+                                                                       rounding=decimal.ROUND_HALF_UP)
 
 
 def test_explain_shows_the_distinct_aggregate(ours: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,6 +185,11 @@ PROGRAMS: dict[str, Program] = {
     "decimals_and_strings": lambda spark, F: frame(spark).select(
         "k", F.col("b").cast("decimal(6,1)").alias("d"), "c").groupBy("k").agg(
         F.sum_distinct("d"), F.count_distinct("c"), F.count_distinct("d", "c"), F.sum("d")),
+    "rewrite_grouped": lambda spark, F: spark.sql(
+        "SELECT k, sum(a), count(DISTINCT b), sum(DISTINCT b), avg(DISTINCT b), max(c), count(*) FROM t GROUP BY k"),
+    "rewrite_global": lambda spark, F: frame(spark).agg(F.count_distinct("a", "c"), F.sum("b"), F.min("c")),
+    "rewrite_decimals": lambda spark, F: frame(spark).select(F.col("b").cast("decimal(6,1)").alias("d")).agg(
+        F.sum_distinct("d"), F.count_distinct("d"), F.sum("d"), F.avg("d")),
     "two_keys": lambda spark, F: frame(spark).groupBy("k", "c").agg(F.sum_distinct("a"), F.count_distinct("b")),
 }
 

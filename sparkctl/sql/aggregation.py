@@ -60,6 +60,19 @@ def mergeable(call: AggregateFunc) -> bool:
     return call.name in _MERGEABLE and (not call.distinct or call.name in ("min", "max"))
 
 
+def distinct_arguments(calls: list[AggregateFunc]) -> tuple[Expr, ...]:
+    """The argument list every DISTINCT aggregate of *calls* shares, when Spark's rewrite runs
+    them (each other call merges from partials; the DISTINCT ones are counts, sums and
+    averages): () when the aggregate runs in one phase instead."""
+    from sparkctl.sql.explain import expr_string  # with attribute ids: equal names may differ
+    distinct = [c for c in calls if not mergeable(c)]
+    if not distinct or any(not c.distinct or c.name not in ("count", "sum", "avg") for c in distinct):
+        return ()
+    if len({tuple(expr_string(a) for a in c.children) for c in distinct}) != 1:
+        return ()
+    return tuple(distinct[0].children)
+
+
 def aggregate_calls(plan: lp.Aggregate) -> list[AggregateFunc]:
     """The distinct aggregate calls of the plan's output expressions, in order."""
     return _collect_calls([strip_alias(a) for a in plan.aggs])
@@ -120,6 +133,8 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
         shuffled = planner.exchange(partials, group_cols, n, [], gather=False)
         merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
                                                 global_agg=not groups, phase="final"))
+    elif strategy.distinct_arguments:
+        merged = _rewritten_distinct(planner, prepared, group_cols, specs, strategy)
     else:
         shuffled = planner.exchange(prepared, group_cols, n, [], gather=False)
         merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
@@ -139,6 +154,57 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
             yield project_table(t, outputs, plan.output)
     return merged.mapPartitions(finish)
+
+
+def _rewritten_distinct(planner: Any, prepared: Any, group_cols: list[str], specs: list[AggSpec],
+                        strategy: Any) -> Any:
+    """Spark's plan of DISTINCT aggregates over one argument list: partials of the other
+    aggregates by (group keys, distinct arguments), exchanged by those and merged, so each
+    (group, distinct value) is one row in one task; there the distinct values are counted and
+    summed as they are (``_distinct_partial``), and those partials are exchanged by the group
+    keys and merged like any other. The map side drops repeated values before the exchange,
+    and no task holds a whole group's rows."""
+    plain = [s for s in specs if mergeable(s.call)]
+    distinct = [s for s in specs if not mergeable(s.call)]
+    keys = group_cols + distinct[0].arguments
+    partials = prepared.mapPartitions(partial(_partial, group_cols=keys, specs=plain))
+    by_value = planner.exchange(partials, keys, strategy.distinct_partitions, [], gather=False)
+    second = by_value.mapPartitions(partial(_distinct_partial, keys=keys, group_cols=group_cols, plain=plain,
+                                            distinct=distinct))
+    shuffled = planner.exchange(second, group_cols, strategy.partitions, [], gather=False)
+    return shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs, global_agg=not group_cols,
+                                          phase="final"))
+
+
+def _distinct_partial(tables: Iterator[pa.Table], keys: list[str], group_cols: list[str], plain: list[AggSpec],
+                      distinct: list[AggSpec]) -> Iterator[pa.Table]:
+    """After the exchange by (group keys, distinct arguments): one row per key (the other
+    aggregates' partials merged), then partials by the group keys alone, where a DISTINCT
+    count is the number of rows with no null argument and a DISTINCT sum the sum of the
+    values: no other task holds the same (group, value)."""
+    from sparkctl.sql.spill import grouped_in_budget
+    self_merge = [(f"{s.input}_p{i}", merge, f"{s.input}_p{i}")
+                  for s in plain for i, (_, merge) in enumerate(_MERGEABLE[s.name])]
+    combine = partial(_combine_partials, group_cols=keys, aggs=self_merge)
+    arguments = keys[len(group_cols):]
+
+    def run(held: list[pa.Table]) -> Iterator[pa.Table]:
+        unique = combine(held)
+        valid = arguments[0]
+        if len(arguments) > 1:  # count(DISTINCT a, b): the rows with no null among a, b
+            valid = "__valid"
+            ok = pc.and_(*[pc.is_valid(unique.column(a)) for a in arguments[:2]])
+            for a in arguments[2:]:
+                ok = pc.and_(ok, pc.is_valid(unique.column(a)))
+            unique = unique.append_column(valid, pc.if_else(ok, pa.scalar(1, pa.int8()), pa.scalar(None, pa.int8())))
+        grouped = _group(unique, group_cols, self_merge + [(valid, "count", "__count"), (arguments[0], "sum", "__sum")]
+                         if any(s.name != "count" for s in distinct) else
+                         self_merge + [(valid, "count", "__count")])
+        for s in distinct:
+            for i, column in enumerate({"count": ["__count"], "sum": ["__sum"], "avg": ["__sum", "__count"]}[s.name]):
+                grouped = grouped.append_column(f"{s.input}_p{i}", grouped.column(column))
+        yield grouped.drop_columns([c for c in ("__count", "__sum") if c in grouped.column_names])
+    yield from grouped_in_budget(tables, keys, run, combine)
 
 
 def _partial(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpec]) -> Iterator[pa.Table]:
@@ -237,7 +303,7 @@ def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpe
     from sparkctl.sql.execution import concat
     from sparkctl.sql.spill import grouped_in_budget
     aggs = _merge_kernels(specs, phase)
-    tuples = [s for s in specs if len(s.arguments) > 1]
+    tuples = [s for s in specs if len(s.arguments) > 1] if phase == "single" else []
     if not group_cols:
         table = concat(list(tables), [])
         if table.num_rows:  # else _ensure_one_row supplies the empty aggregate's row

@@ -355,9 +355,30 @@ class _Physical:
             partial_args = f"keys=[{', '.join(keys)}], functions=[{', '.join('partial_' + f for f in functions)}]"
             partial = PhysicalNode("HashAggregate", f"({partial_args})", [child], child.output)
             shuffled = self.exchange(keys, partial, strategy.partitions)
+        elif strategy.distinct_arguments:
+            shuffled = self._distinct_aggregates(p, child, keys, strategy)
         else:
             shuffled = self.exchange(keys, child, strategy.partitions)
         return self.node("HashAggregate", f"({final_args})", p, shuffled)
+
+    def _distinct_aggregates(self, p: lp.Aggregate, child: PhysicalNode, keys: list[str],
+                             strategy: Any) -> PhysicalNode:
+        """Spark's rewrite of DISTINCT aggregates, as aggregation._rewritten_distinct runs it:
+        partial and merged aggregates by (keys, distinct arguments), then partial ones by the
+        keys, exchanged into the final aggregate."""
+        from sparkctl.sql.aggregation import aggregate_calls, mergeable
+        calls = aggregate_calls(p)
+        plain = [expr_string(c) for c in calls if mergeable(c)]
+        inner_keys = keys + [expr_string(a) for a in strategy.distinct_arguments]
+
+        def aggregate(keys: list[str], functions: list[str], below: PhysicalNode) -> PhysicalNode:
+            return PhysicalNode("HashAggregate", f"(keys=[{', '.join(keys)}], functions=[{', '.join(functions)}])",
+                                [below], below.output)
+        first = aggregate(inner_keys, ["partial_" + f for f in plain], child)
+        by_value = aggregate(inner_keys, ["merge_" + f for f in plain],
+                             self.exchange(inner_keys, first, strategy.distinct_partitions))
+        functions = [("merge_" if mergeable(c) else "partial_") + expr_string(c) for c in calls]
+        return self.exchange(keys, aggregate(keys, functions, by_value), strategy.partitions)
 
     # join
     def _Join(self, p: lp.Join) -> PhysicalNode:

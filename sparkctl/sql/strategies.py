@@ -92,17 +92,30 @@ def choose_join(plan: lp.Join, threshold: float, partitions: int) -> JoinStrateg
 class AggregateStrategy:
     """How an aggregate runs: partial aggregates in the map tasks merged after the exchange
     (``two_phase``), or every input row exchanged and aggregated once; the exchange's
-    partitions (one for a global aggregate, which has no grouping keys)."""
+    partitions (one for a global aggregate, which has no grouping keys).
+
+    ``distinct_arguments`` (the DISTINCT aggregates' one argument list, when there is one and
+    every other aggregate merges from partials) plans Spark's rewrite of a DISTINCT aggregate:
+    partial aggregates by (group keys, distinct arguments), exchanged into
+    ``distinct_partitions`` by those and merged, so each (group, distinct value) is one row in
+    one task; then partial aggregates by the group keys (the distinct values counted or summed
+    as they are), exchanged and merged as in two phases."""
 
     two_phase: bool
     partitions: int
+    distinct_arguments: tuple[Any, ...] = ()
+    distinct_partitions: int = 0
 
 
 def choose_aggregate(plan: lp.Aggregate, partitions: int) -> AggregateStrategy:
-    """Two phases when every aggregate function of the query merges from partials."""
-    from sparkctl.sql.aggregation import aggregate_calls, mergeable
-    two_phase = all(mergeable(call) for call in aggregate_calls(plan))
-    return AggregateStrategy(two_phase, partitions if plan.groups else 1)
+    """Two phases when every aggregate function of the query merges from partials; Spark's
+    rewrite when the others do and the DISTINCT ones share their arguments; else one phase."""
+    from sparkctl.sql.aggregation import aggregate_calls, distinct_arguments, mergeable
+    calls = aggregate_calls(plan)
+    two_phase = all(mergeable(call) for call in calls)
+    arguments = () if two_phase else distinct_arguments(calls)
+    return AggregateStrategy(two_phase, partitions if plan.groups else 1, arguments,
+                             partitions if arguments else 0)
 
 
 # ---------------------------------------------------------------------------- sort and limit
