@@ -323,6 +323,11 @@ class ArithmeticException(SparkSqlError, ArithmeticError):
 SparkArithmeticError = ArithmeticException
 
 
+class DateTimeException(SparkSqlError):
+    """A text that does not parse as a date or timestamp under Spark's ANSI mode (to_timestamp,
+    unix_timestamp, to_date with a pattern); PySpark's ``DateTimeException``."""
+
+
 class PythonException(SparkSqlError):
     """A Python UDF (``F.udf``, ``pandas_udf``) raised in an executor: PySpark's
     ``PythonException``; the UDF's own exception is its ``__cause__``."""

@@ -164,6 +164,70 @@ def test_array_functions_from_sql(ours: Any) -> None:
                                         [(3, 1), (1, 5), (3, None), (None, None)]]
 
 
+# ---------------------------------------------------------------------------- text <-> timestamps
+def random_stamps(count: int, seed: int = 3) -> list[tuple]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        seconds = rng.randint(-2_000_000_000, 4_000_000_000)
+        out.append((i, None if i % 9 == 4 else seconds))
+    return out
+
+
+def test_text_and_seconds_round_trip_like_python(ours: Any) -> None:
+    import calendar
+    import datetime as dt
+    from sparkctl.sql import functions as F
+    rows = random_stamps(200)
+    df = ours.createDataFrame(rows, "id INT, u BIGINT")
+    text = df.select("id", "u", F.from_unixtime("u").alias("t"), F.from_unixtime("u", "dd/MM/yyyy HH.mm").alias("t2"))
+    got = text.select("id", "u", "t", "t2", F.to_timestamp("t").alias("ts"),
+                      F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss").alias("ts_fmt"), F.unix_timestamp("t").alias("back"),
+                      F.unix_timestamp("t2", "dd/MM/yyyy HH.mm").alias("back2"),
+                      F.to_date("t2", "dd/MM/yyyy HH.mm").alias("d")).collect()
+    assert len(got) == len(rows)
+    for r in got:
+        if r.u is None:
+            assert (r.t, r.t2, r.ts, r.ts_fmt, r.back, r.back2, r.d) == (None,) * 7
+            continue
+        when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=r.u)
+        assert r.t == when.strftime("%Y-%m-%d %H:%M:%S")
+        assert r.t2 == when.strftime("%d/%m/%Y %H.%M")
+        assert r.ts == when and r.ts_fmt == when
+        assert r.back == r.u == calendar.timegm(when.timetuple())
+        assert r.back2 == r.u - when.second
+        assert r.d == when.date()
+
+
+def test_to_timestamp_reads_the_texts_spark_casts(ours: Any) -> None:
+    import datetime as dt
+    from sparkctl.sql import functions as F
+    texts = ["2020-01-05", "2020-1-5 1:2:3.5", "2020-01-05T01:02:03Z", "2020-01-05 01:02:03+01:00", "2020",
+             "2020-01-05 13:04:05.123456"]
+    df = ours.createDataFrame([(t,) for t in texts], "t STRING")
+    got = [r[0] for r in df.select(F.to_timestamp("t")).collect()]
+    assert got == [dt.datetime(2020, 1, 5), dt.datetime(2020, 1, 5, 1, 2, 3, 500000), dt.datetime(2020, 1, 5, 1, 2, 3),
+                   dt.datetime(2020, 1, 5, 0, 2, 3), dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 5, 13, 4, 5, 123456)]
+
+
+def test_unparsable_text_raises_as_under_ansi(ours: Any) -> None:
+    from sparkctl.errors import SparkSqlError
+    from sparkctl.sql import functions as F
+    df = ours.createDataFrame([("2020-01-05",)], "t STRING")
+    with pytest.raises(SparkSqlError, match="CANNOT_PARSE_TIMESTAMP"):
+        df.select(F.to_timestamp("t", "yyyy-MM-dd HH:mm")).collect()
+    with pytest.raises(SparkSqlError, match="CAST_INVALID_INPUT"):
+        df.select(F.to_timestamp(F.lit("nope"))).collect()
+
+
+def test_timestamp_functions_from_sql(ours: Any) -> None:
+    import datetime as dt
+    row = ours.sql("SELECT to_timestamp('05/01/2020 13', 'dd/MM/yyyy HH'), unix_timestamp('2020-01-05 00:00:01'), "
+                   "from_unixtime(86400), from_unixtime(0, 'yyyy/MM/dd'), to_date('2020.03.04', 'yyyy.MM.dd')").first()
+    assert list(row) == [dt.datetime(2020, 1, 5, 13), 1578182401, "1970-01-02 00:00:00", "1970/01/01",
+                         dt.date(2020, 3, 4)]
+
+
 # ---------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
@@ -182,7 +246,15 @@ def array_program(spark: Any, F: Any) -> Any:
                      F.flatten("n"), F.array_join("s", ","), F.array_join("s", ",", "?")).orderBy("id")
 
 
-PROGRAMS = {"arrays": array_program}
+def timestamp_program(spark: Any, F: Any) -> Any:
+    df = spark.createDataFrame(random_stamps(30, seed=5), "id INT, u BIGINT")
+    text = df.select("id", "u", F.from_unixtime("u").alias("t"), F.from_unixtime(F.lit(1_000_000_000)).alias("c"))
+    return text.select("id", F.from_unixtime("u", "yyyy-MM-dd'T'HH:mm"), F.to_timestamp("t"),
+                       F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss"), F.unix_timestamp("t"), F.to_date("t", "yyyy-MM-dd HH:mm:ss"),
+                       F.to_timestamp("c"), F.unix_timestamp("c"), F.to_date("c", "yyyy-MM-dd HH:mm:ss")).orderBy("id")
+
+
+PROGRAMS = {"arrays": array_program, "timestamps": timestamp_program}
 
 
 @pytest.mark.slow

@@ -420,11 +420,12 @@ class Func(Expr):
 
     @property
     def nullable(self) -> bool:
-        if self.name in NULL_INTOLERANT:
+        nulls = self.spec.nulls(len(self.children)) if callable(self.spec.nulls) else self.spec.nulls
+        if self.name in NULL_INTOLERANT or nulls == "intolerant":
             return any(c.nullable for c in self.children)
         if self.name in NULL_IF_ALL:
             return all(c.nullable for c in self.children)
-        if self.name in NEVER_NULL:
+        if self.name in NEVER_NULL or nulls == "never":
             return False
         if self.name == "nvl2":
             return self.children[1].nullable or self.children[2].nullable
@@ -457,8 +458,6 @@ def _register_more() -> None:
         SCALARS.update(table)
         LITERAL_ARGS.update(literal_args)
         _SCALAR_FIRST_ARG.update(table)
-        NULL_INTOLERANT.update(k for k, spec in table.items() if spec.nulls == "intolerant")
-        NEVER_NULL.update(k for k, spec in table.items() if spec.nulls == "never")
     _SQL_FORMS.update(COMPLEX_SQL_FORMS)
 
 

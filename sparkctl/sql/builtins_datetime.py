@@ -1,4 +1,5 @@
-"""Date and time built-ins (``add_months``, ``date_format``, ``months_between``, ``trunc``...),
+"""Date and time built-ins (``add_months``, ``date_format``, ``months_between``, ``trunc``,
+``to_timestamp``, ``unix_timestamp``, ``from_unixtime``, ``to_date``...),
 computed a whole column at a time: dates as day numbers in numpy, timestamps as
 microseconds, Spark's datetime patterns turned into one Arrow string kernel per field.
 
@@ -13,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkctl.errors import AnalysisException
+from sparkctl.errors import AnalysisException, ArithmeticException, DateTimeException
 from sparkctl.sql.scalar_spec import ScalarSpec
-from sparkctl.sql.expressions import as_array
+from sparkctl.sql.expressions import as_array, spark_type_name
 
 _US_PER_DAY = 86_400_000_000
 _TS = pa.timestamp("us", tz="UTC")
@@ -234,6 +235,148 @@ def _timestamp(types: list[pa.DataType]) -> pa.DataType:
     return _TS
 
 
+# ---------------------------------------------------------------------------- text to timestamps
+def _strptime_field(letter: str, width: int) -> str:
+    """One pattern field as a strptime directive (for parsing)."""
+    if letter in "yu":
+        return "%y" if width == 2 else "%Y"
+    if letter in "ML":
+        return "%B" if width >= 4 else "%b" if width == 3 else "%m"
+    simple = {"d": "%d", "D": "%j", "H": "%H", "h": "%I", "m": "%M", "s": "%S", "a": "%p"}
+    if letter in simple:
+        return simple[letter]
+    if letter == "E":
+        return "%A" if width >= 4 else "%a"
+    raise AnalysisException(f"[INVALID_DATETIME_PATTERN] sparkctl does not parse the pattern letter {letter!r} "
+                            f"yet.", error_class="INVALID_DATETIME_PATTERN")
+
+
+def strptime_format(pattern: str) -> str:
+    """Spark's datetime *pattern* (``yyyy-MM-dd HH:mm:ss``) as a strptime format."""
+    out = []
+    for m in _TOKEN.finditer(pattern):
+        token = m.group(0)
+        if token.startswith("'"):
+            out.append((token[1:-1].replace("''", "'") if token != "''" else "'").replace("%", "%%"))
+        elif m.group(1):
+            out.append(_strptime_field(m.group(1), len(token)))
+        else:
+            out.append(token.replace("%", "%%"))
+    return "".join(out)
+
+
+#: the texts Spark's cast to timestamp takes: a year, then optional month, day, time, fraction and zone
+_CAST_TEXT = re.compile(r"\s*(-?\d{4,6})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})"
+                        r"(?:\.(\d{0,9}))?)?)?T?\s*(Z|[+-]\d{1,2}(?::?\d{2})?)?)?)?\s*")
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+
+
+def _cast_text_micros(text: str) -> int | None:
+    import datetime
+    m = _CAST_TEXT.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        days = datetime.date(int(year), int(month or 1), int(day or 1)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    hour, minute, second = int(hour or 0), int(minute or 0), int(second or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    micros = int((fraction or "").ljust(6, "0")[:6] or 0)
+    offset = 0
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        zh, zm = (int(digits[:-2]), int(digits[-2:])) if len(digits) > 2 else (int(digits), 0)
+        offset = sign * (zh * 3600 + zm * 60)
+    return (days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000 + micros
+
+
+def _text_micros(value: pa.Array, pattern: str | None) -> tuple[pa.Array, pa.Array]:
+    """Microseconds since the epoch of each text (UTC, the session time zone), and which texts failed."""
+    if pattern is not None:
+        parsed = pc.strptime(value, format=strptime_format(pattern), unit="us", error_is_null=True)
+        micros = pc.cast(parsed, pa.int64())
+    else:
+        try:
+            micros = pc.cast(pc.cast(value, pa.timestamp("us")), pa.int64())
+        except pa.ArrowInvalid:  # Spark's looser forms (2020-1-5, a zone, a lone year): one text at a time
+            micros = pa.array([None if v is None else _cast_text_micros(v) for v in value.to_pylist()], pa.int64())
+    return micros, pc.and_(pc.is_valid(value), pc.is_null(micros))
+
+
+def _parse_error(value: pa.Array, failed: pa.Array, pattern: str | None, to: str) -> Exception:
+    shown = value[pc.index(failed, True).as_py()].as_py()
+    if pattern is None:
+        return ArithmeticException(
+            f"[CAST_INVALID_INPUT] The value '{shown}' of the type \"STRING\" cannot be cast to \"{to}\" because "
+            f"it is malformed. Correct the value as per the syntax, or change its target type. Use `try_cast` to "
+            f"tolerate malformed input and return NULL instead. SQLSTATE: 22018", error_class="CAST_INVALID_INPUT")
+    return DateTimeException(f"[CANNOT_PARSE_TIMESTAMP] Text '{shown}' could not be parsed with the pattern "
+                             f"'{pattern}'. Use `try_to_timestamp` to tolerate invalid input string and return NULL "
+                             f"instead. SQLSTATE: 22007", error_class="CANNOT_PARSE_TIMESTAMP")
+
+
+def _to_micros(value: Any, pattern: str | None, n: int, to: str) -> pa.Array:
+    """A string, date, timestamp or number (seconds) column as microseconds since the epoch."""
+    value = as_array(value, n)
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    t = value.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        micros, failed = _text_micros(value, pattern)
+        if pc.any(failed).as_py():
+            raise _parse_error(value, failed, pattern, to)
+        return micros
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return pc.cast(pc.cast(value, _TS), pa.int64())
+    if pa.types.is_integer(t):
+        return pc.multiply_checked(pc.cast(value, pa.int64()), 1_000_000)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pc.cast(pc.multiply(pc.cast(value, pa.float64()), 1e6), pa.int64())
+    raise AnalysisException(f"[DATATYPE_MISMATCH.UNEXPECTED_INPUT_TYPE] cannot read a timestamp from a "
+                            f"\"{spark_type_name(t)}\".", error_class="DATATYPE_MISMATCH.UNEXPECTED_INPUT_TYPE")
+
+
+def _pattern(args: list[Any], i: int) -> str | None:
+    return args[i].as_py() if len(args) > i else None
+
+
+def _intolerant_with_pattern(count: int) -> str:
+    return "intolerant" if count > 1 else ""
+
+
+def to_timestamp(args: list[Any], n: int) -> Any:
+    if len(args) > 1 and not args[1].is_valid:
+        return pa.nulls(n, _TS)
+    return pc.cast(_to_micros(args[0], _pattern(args, 1), n, "TIMESTAMP"), _TS)
+
+
+def unix_timestamp(args: list[Any], n: int) -> Any:
+    if len(args) > 1 and not args[1].is_valid:
+        return pa.nulls(n, pa.int64())
+    micros = _to_micros(args[0], _pattern(args, 1) or "yyyy-MM-dd HH:mm:ss", n, "TIMESTAMP")
+    return pc.cast(pc.floor(pc.divide(pc.cast(micros, pa.float64()), 1e6)), pa.int64())
+
+
+def from_unixtime(args: list[Any], n: int) -> Any:
+    seconds, null = _ints(args[0], n)
+    stamps = pa.array(seconds * 1_000_000, mask=null if null.any() else None).cast(_TS)
+    return date_format([stamps, args[1] if len(args) > 1 else pa.scalar("yyyy-MM-dd HH:mm:ss")], n)
+
+
+def to_date(args: list[Any], n: int) -> Any:
+    if len(args) == 1:
+        from sparkctl.sql.builtins import _to_date
+        return _to_date(args, n)
+    if not args[1].is_valid:
+        return pa.nulls(n, pa.date32())
+    micros = _to_micros(args[0], args[1].as_py(), n, "DATE")
+    return pc.cast(pc.cast(micros, _TS), pa.date32())
+
+
 DATETIME_SCALARS: dict[str, ScalarSpec] = {
     "add_months": ScalarSpec(_date, add_months, 2, 2),
     "last_day": ScalarSpec(_date, last_day),
@@ -244,5 +387,11 @@ DATETIME_SCALARS: dict[str, ScalarSpec] = {
     "date_format": ScalarSpec(lambda t: pa.string(), date_format, 2, 2),
     "dayofweek": ScalarSpec(lambda t: pa.int32(), dayofweek),
     "weekofyear": ScalarSpec(lambda t: pa.int32(), weekofyear),
+    # without a pattern Spark casts, and a cast from text may be NULL; with one it raises instead (ANSI)
+    "to_timestamp": ScalarSpec(_timestamp, to_timestamp, 1, 2, nulls=_intolerant_with_pattern),
+    "unix_timestamp": ScalarSpec(lambda t: pa.int64(), unix_timestamp, 1, 2, nulls="intolerant"),
+    "from_unixtime": ScalarSpec(lambda t: pa.string(), from_unixtime, 1, 2),
+    "to_date": ScalarSpec(_date, to_date, 1, 2, nulls=_intolerant_with_pattern),
 }
-DATETIME_LITERAL_ARGS = {"next_day": 1, "trunc": 1, "date_format": 1, "months_between": 2}
+DATETIME_LITERAL_ARGS = {"next_day": 1, "trunc": 1, "date_format": 1, "months_between": 2, "to_timestamp": 1,
+                         "unix_timestamp": 1, "from_unixtime": 1, "to_date": 1}

@@ -551,6 +551,11 @@ from sparkctl.sql.functions_datetime import (add_months, date_format, date_trunc
 
 _REEXPORTED = (array, array_repeat, create_map, element_at, map_keys, map_values, struct, add_months, date_format,
                date_trunc, dayofweek, last_day, months_between, next_day, trunc, weekofyear)
-from sparkctl.sql.functions_complex import (array_distinct, array_except, array_intersect, array_join,  # noqa: E402,F401
+from sparkctl.sql.functions_complex import (array_distinct, array_except, array_intersect, array_join,  # noqa: E402
                                             array_max, array_min, array_position, array_remove, array_sort,
                                             array_union, arrays_zip, flatten, slice, sort_array)
+from sparkctl.sql.functions_datetime import from_unixtime, to_timestamp, unix_timestamp  # noqa: E402
+
+_REEXPORTED_MORE = (array_distinct, array_except, array_intersect, array_join, array_max, array_min, array_position,
+                    array_remove, array_sort, array_union, arrays_zip, flatten, slice, sort_array, from_unixtime,
+                    to_timestamp, unix_timestamp)

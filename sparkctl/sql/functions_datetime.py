@@ -51,3 +51,19 @@ def dayofweek(col: Any) -> Column:
 
 def weekofyear(col: Any) -> Column:
     return Column(Func("weekofyear", [_c(col)]))
+
+
+def to_timestamp(col: Any, format: str | None = None) -> Column:  # noqa: A002
+    args = [_c(col)] + ([to_expr(format)] if format is not None else [])
+    return Column(Func("to_timestamp", args))
+
+
+def unix_timestamp(timestamp: Any = None, format: str = "yyyy-MM-dd HH:mm:ss") -> Column:  # noqa: A002
+    if timestamp is None:
+        raise NotImplementedError("sparkctl's unix_timestamp() needs a column (it has no current_timestamp yet)")
+    return Column(Func("unix_timestamp", [_c(timestamp), to_expr(format)]))
+
+
+def from_unixtime(timestamp: Any, format: str = "yyyy-MM-dd HH:mm:ss") -> Column:  # noqa: A002
+    return Column(Func("from_unixtime", [_c(timestamp), to_expr(format)]))
+

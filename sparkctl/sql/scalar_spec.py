@@ -15,5 +15,5 @@ class ScalarSpec:
     min_args: int = 1
     max_args: int | None = 1
     #: "intolerant": NULL only where an argument is NULL (Spark's NullIntolerant); "never": never NULL;
-    #: "": may be NULL anywhere
-    nulls: str = ""
+    #: "": may be NULL anywhere; or a function of the argument count giving one of these
+    nulls: str | Callable[[int], str] = ""
