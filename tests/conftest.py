@@ -218,6 +218,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("timeout"):
         config.addinivalue_line("markers", "timeout(seconds): fail the test if it runs longer (fallback for "
                                            "pytest-timeout)")
+    if getattr(config.option, "durations", None) is None:
+        config.option.durations = 15  # the slowest tests, in every log: what to mark slow next
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
