@@ -172,20 +172,42 @@ def test_groupby_agg_over_many_budgets_spills_and_gives_plain_pythons_rows(spark
 
 
 def test_a_one_phase_aggregate_spills_its_input_rows(spark: Any, local_dir: Path, outcomes: Outcomes) -> None:
-    """countDistinct cannot merge partials: the spill holds input rows, cut by the group key."""
+    """countDistinct of two different columns cannot merge partials (nor run as Spark's
+    rewrite, which takes one argument list): the spill holds input rows, cut by the group key."""
     from sparkctl.sql import functions as F
     df = facts(spark).groupBy((F.col("k") % 1000).alias("g")).agg(F.countDistinct("s").alias("d"),
-                                                                 F.count("s").alias("c"))
+                                                                 F.count("s").alias("c"),
+                                                                 F.countDistinct("v").alias("dv"))
     got = run_spilling(spark, local_dir, outcomes, df.collect)
     distinct: dict[int, set[str]] = defaultdict(set)
+    values: dict[int, set[float]] = defaultdict(set)
     count: Counter[int] = Counter()
     for i in range(N):
-        _, k, _, s = fact(i)
+        _, k, v, s = fact(i)
         count[k % 1000] += 0
+        values[k % 1000].add(v)
         if s is not None:
             distinct[k % 1000].add(s)
             count[k % 1000] += 1
-    assert sorted(tuple(r) for r in got) == sorted((g, len(distinct[g]), count[g]) for g in count)
+    assert sorted(tuple(r) for r in got) == sorted((g, len(distinct[g]), count[g], len(values[g])) for g in count)
+
+
+def test_a_rewritten_distinct_aggregate_spills_its_group_value_pairs(spark: Any, local_dir: Path,
+                                                                     outcomes: Outcomes) -> None:
+    """One DISTINCT argument list runs as Spark's rewrite: the (group, value) pairs, here as
+    many as the rows, are merged within the budget and spilled past it."""
+    from sparkctl.sql import functions as F
+    df = facts(spark).groupBy((F.col("k") % 1000).alias("g")).agg(F.countDistinct("id").alias("d"),
+                                                                 F.sum_distinct("id").alias("s"),
+                                                                 F.max("v").alias("top"))
+    got = run_spilling(spark, local_dir, outcomes, df.collect)
+    ids: dict[int, set[int]] = defaultdict(set)
+    tops: dict[int, float] = {}
+    for i in range(N):
+        _, k, v, _ = fact(i)
+        ids[k % 1000].add(i)
+        tops[k % 1000] = max(tops.get(k % 1000, v), v)
+    assert sorted(tuple(r) for r in got) == sorted((g, len(ids[g]), sum(ids[g]), tops[g]) for g in ids)
 
 
 @pytest.mark.parametrize("how", ["inner", "left", "full", "anti"])
