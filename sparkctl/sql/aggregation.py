@@ -125,6 +125,8 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
                     cols[s.input] = pa.nulls(t.num_rows, pa.int8()).fill_null(1)
                 for name, child_expr in zip(s.arguments, s.call.children):
                     cols[name] = as_array(child_expr.eval(t), t.num_rows)
+                    if s.call.distinct and pa.types.is_floating(cols[name].type):
+                        cols[name] = pc.add(cols[name], 0.0)  # -0.0 is 0.0, one value as Spark normalises it
             yield pa.table(cols) if cols else pa.table({"__one": pa.nulls(t.num_rows, pa.int8())})
 
     prepared = child.mapPartitions(inputs)
