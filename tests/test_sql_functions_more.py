@@ -228,6 +228,116 @@ def test_timestamp_functions_from_sql(ours: Any) -> None:
                          dt.date(2020, 3, 4)]
 
 
+# ---------------------------------------------------------------------------- hashes
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+
+
+def _mix(h1: int, k1: int) -> int:
+    k1 = _rotl((k1 * 0xCC9E2D51) & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
+    return (_rotl(h1 ^ k1, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+
+
+def _fmix(h1: int, length: int) -> int:
+    h1 ^= length
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & 0xFFFFFFFF
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & 0xFFFFFFFF
+    return h1 ^ (h1 >> 16)
+
+
+def spark_murmur3(values: list, seed: int = 42) -> int:
+    """Spark's Murmur3Hash of a row, one value at a time in plain Python (ints as int, strings
+    as UTF-8 with Spark's byte-at-a-time tail, lists element by element)."""
+    def one(v: Any, h: int) -> int:
+        if v is None:
+            return h
+        if isinstance(v, bool) or isinstance(v, int) and -2**31 <= v < 2**31:
+            return _fmix(_mix(h, int(v) & 0xFFFFFFFF), 4)
+        if isinstance(v, int):
+            bits = v & 0xFFFFFFFFFFFFFFFF
+            return _fmix(_mix(_mix(h, bits & 0xFFFFFFFF), bits >> 32), 8)
+        if isinstance(v, list):
+            for item in v:
+                h = one(item, h)
+            return h
+        data = v.encode("utf-8")
+        aligned = len(data) - len(data) % 4
+        for i in range(0, aligned, 4):
+            h = _mix(h, int.from_bytes(data[i:i + 4], "little"))
+        for b in data[aligned:]:
+            h = _mix(h, (b - 256 if b > 127 else b) & 0xFFFFFFFF)
+        return _fmix(h, len(data))
+
+    h = seed
+    for v in values:
+        h = one(v, h)
+    return h - 2**32 if h >= 2**31 else h
+
+
+HASH_SCHEMA = "id INT, i INT, l BIGINT, s STRING, a ARRAY<INT>, b BOOLEAN"
+
+
+def random_hash_rows(count: int, seed: int = 5) -> list[tuple]:
+    rng = random.Random(seed)
+    alphabet = "abcxyz 日本é"
+
+    def maybe(v: Any) -> Any:
+        return None if rng.random() < 0.1 else v
+    return [(k, maybe(rng.randint(-2**31, 2**31 - 1)), maybe(rng.randint(-2**63, 2**63 - 1)),
+             maybe("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 11)))),
+             maybe([maybe(rng.randint(-9, 9)) for _ in range(rng.randint(0, 4))]), maybe(rng.random() < 0.5))
+            for k in range(count)]
+
+
+def test_hash_functions_match_python(ours: Any) -> None:
+    import hashlib
+    import zlib
+    from sparkctl.sql import functions as F
+    rows = random_hash_rows(300)
+    df = ours.createDataFrame(rows, HASH_SCHEMA).repartition(2)
+    got = df.select("id", F.hash("i").alias("hi"), F.hash("l").alias("hl"), F.hash("s").alias("hs"),
+                    F.hash("a").alias("ha"), F.hash("b").alias("hb"), F.hash("i", "s", "a").alias("h3"),
+                    F.md5("s").alias("md5"), F.sha1("s").alias("sha1"), F.sha2("s", 384).alias("sha384"),
+                    F.sha2("s", 0).alias("sha0"), F.sha2("s", 100).alias("bad_bits"), F.crc32("s").alias("crc")
+                    ).collect()
+    assert len(got) == len(rows)
+    by_id = {r[0]: r for r in rows}
+    for r in got:
+        _, i, l_, s_, a, b = by_id[r.id]
+        assert (r.hi, r.hl, r.hs, r.ha, r.hb, r.h3) == (spark_murmur3([i]), spark_murmur3([l_]), spark_murmur3([s_]),
+                                                        spark_murmur3([a]), spark_murmur3([b]),
+                                                        spark_murmur3([i, s_, a])), by_id[r.id]
+        data = None if s_ is None else s_.encode()
+        assert r.md5 == (None if data is None else hashlib.md5(data).hexdigest())
+        assert r.sha1 == (None if data is None else hashlib.sha1(data).hexdigest())
+        assert r.sha384 == (None if data is None else hashlib.sha384(data).hexdigest())
+        assert r.sha0 == (None if data is None else hashlib.sha256(data).hexdigest())
+        assert r.bad_bits is None
+        assert r.crc == (None if data is None else zlib.crc32(data))
+
+
+def test_hash_agrees_with_values_spark_gave() -> None:
+    """Values PySpark 4.3 printed for these literals (so the plain-Python Murmur3 above is Spark's)."""
+    assert spark_murmur3([1]) == -559580957
+    assert spark_murmur3([2147483648]) == 238268309
+    assert spark_murmur3(["abc"]) == 1322437556
+    assert spark_murmur3(["hello world!x"]) == 1364154069
+    assert spark_murmur3(["日本語"]) == -1143049834
+    assert spark_murmur3([[1, 2]]) == -222940379
+    assert spark_murmur3([1, "a", None]) == -936062819
+
+
+def test_hash_of_floats_dates_and_decimals_from_sql(ours: Any) -> None:
+    """Values PySpark 4.3 gave for the same SQL."""
+    row = ours.sql("SELECT hash(1.5D), hash(CAST(1.5 AS FLOAT)), hash(DATE'2020-01-01'), "
+                   "hash(TIMESTAMP'2020-01-01 00:00:00'), hash(CAST(1.5 AS DECIMAL(10,2))), hash(0.0D), "
+                   "hash(-0.0D), hash(NULL), hash(true), md5('x'), crc32('x'), sha2('x', 1)").first()
+    assert list(row) == [1290763749, -221251528, -725858435, -1486022740, -2056712946, -1670924195, -1670924195,
+                         42, -559580957, "9dd4e461268c8034f5c8564e155c67a6", 2363233923, None]
+
+
 # ---------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
@@ -250,11 +360,22 @@ def timestamp_program(spark: Any, F: Any) -> Any:
     df = spark.createDataFrame(random_stamps(30, seed=5), "id INT, u BIGINT")
     text = df.select("id", "u", F.from_unixtime("u").alias("t"), F.from_unixtime(F.lit(1_000_000_000)).alias("c"))
     return text.select("id", F.from_unixtime("u", "yyyy-MM-dd'T'HH:mm"), F.to_timestamp("t"),
-                       F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss"), F.unix_timestamp("t"), F.to_date("t", "yyyy-MM-dd HH:mm:ss"),
+                       F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss"), F.unix_timestamp("t"),
+                       F.to_date("t", "yyyy-MM-dd HH:mm:ss"),
                        F.to_timestamp("c"), F.unix_timestamp("c"), F.to_date("c", "yyyy-MM-dd HH:mm:ss")).orderBy("id")
 
 
-PROGRAMS = {"arrays": array_program, "timestamps": timestamp_program}
+def hash_program(spark: Any, F: Any) -> Any:
+    df = spark.createDataFrame(random_hash_rows(40, seed=9), HASH_SCHEMA)
+    return df.select("id", F.hash("i"), F.hash("l"), F.hash("s"), F.hash("a"), F.hash("b"), F.hash("i", "l", "s", "a"),
+                     F.hash(F.col("i").cast("double")), F.hash(F.col("id") / 4),
+                     F.hash((F.col("id") - 20).cast("float")),
+                     F.hash(F.date_add(F.lit("2000-01-01").cast("date"), F.col("id"))),
+                     F.md5("s"), F.sha1("s"), F.sha2("s", 224), F.crc32("s"), F.md5(F.lit("k")), F.crc32(F.lit("k"))
+                     ).orderBy("id")
+
+
+PROGRAMS = {"arrays": array_program, "timestamps": timestamp_program, "hashes": hash_program}
 
 
 @pytest.mark.slow

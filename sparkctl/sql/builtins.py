@@ -454,7 +454,9 @@ def _register_more() -> None:
     """The date/time and complex-type built-ins live in their own modules."""
     from sparkctl.sql.builtins_datetime import DATETIME_LITERAL_ARGS, DATETIME_SCALARS
     from sparkctl.sql.builtins_complex import COMPLEX_LITERAL_ARGS, COMPLEX_SCALARS, COMPLEX_SQL_FORMS
-    for table, literal_args in ((DATETIME_SCALARS, DATETIME_LITERAL_ARGS), (COMPLEX_SCALARS, COMPLEX_LITERAL_ARGS)):
+    from sparkctl.sql.builtins_hash import HASH_LITERAL_ARGS, HASH_SCALARS
+    for table, literal_args in ((DATETIME_SCALARS, DATETIME_LITERAL_ARGS), (COMPLEX_SCALARS, COMPLEX_LITERAL_ARGS),
+                                (HASH_SCALARS, HASH_LITERAL_ARGS)):
         SCALARS.update(table)
         LITERAL_ARGS.update(literal_args)
         _SCALAR_FIRST_ARG.update(table)

@@ -95,8 +95,8 @@ def array_distinct(args: list[Any], n: int) -> Any:
 def _sorted(f: _Flat, ascending: bool) -> pa.Array:
     """Each row's elements sorted: NULLs first ascending, last descending (Spark's sort_array)."""
     t = pa.table({"p": f.parents, "v": f.values})
-    order = pc.sort_indices(t, sort_keys=[("p", "ascending", "at_end"), ("v", "ascending" if ascending else "descending",
-                                                                         "at_start" if ascending else "at_end")])
+    direction, nulls = ("ascending", "at_start") if ascending else ("descending", "at_end")
+    order = pc.sort_indices(t, sort_keys=[("p", "ascending", "at_end"), ("v", direction, nulls)])
     return _lists(f.parents, f.values.take(order), f.null, f.n)
 
 
