@@ -131,6 +131,43 @@ def test_array_functions_match_python(ours: Any) -> None:
     assert len(names) == 14
 
 
+def other_arrays(spark: Any) -> Any:
+    import datetime as dt
+    nan = float("nan")
+    day = dt.date(2020, 1, 1)
+    rows = [(1, ["b", None, "a", "b", None], ["a", "c"], [1.5, nan, -0.5, nan, 1.5], [nan, 2.0], [day, day, None]),
+            (2, [], ["x"], [None, None], [None], [None, day]), (3, None, ["x"], None, [1.0], None)]
+    return spark.createDataFrame(rows, "id INT, s ARRAY<STRING>, t ARRAY<STRING>, d ARRAY<DOUBLE>, e ARRAY<DOUBLE>, "
+                                       "w ARRAY<DATE>")
+
+
+def other_arrays_program(spark: Any, F: Any) -> Any:
+    return other_arrays(spark).select("id", F.array_distinct("s"), F.array_union("s", "t"), F.array_except("s", "t"),
+                                      F.array_distinct("d"), F.array_intersect("d", "e"), F.array_union("d", "e"),
+                                      F.array_distinct("w")).orderBy("id")
+
+
+def test_distinct_and_set_functions_on_strings_doubles_and_dates(ours: Any) -> None:
+    """The other element types (Arrow's group-by for strings, numpy for the rest); NaN equals NaN."""
+    import datetime as dt
+    import math
+    from sparkctl.sql import functions as F
+    nan = float("nan")
+    day = dt.date(2020, 1, 1)
+    got = other_arrays_program(ours, F).collect()
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+    expected = [[1, ["b", None, "a"], ["b", None, "a", "c"], ["b", None], [1.5, nan, -0.5], [nan],
+                 [1.5, nan, -0.5, 2.0], [day, None]],
+                [2, [], ["x"], [], [None], [None], [None], [None, day]],
+                [3, None, None, None, None, None, None, None]]
+    assert same([list(r) for r in got], expected)
+
+
 def test_array_functions_types_names_and_nullability(ours: Any) -> None:
     from sparkctl.sql import functions as F
     df = ours.createDataFrame([([1, 2], [2.5], ["x"])], "a ARRAY<INT> NOT NULL, d ARRAY<DOUBLE>, s ARRAY<STRING>")
@@ -375,7 +412,7 @@ def hash_program(spark: Any, F: Any) -> Any:
                      ).orderBy("id")
 
 
-PROGRAMS = {"arrays": array_program, "timestamps": timestamp_program, "hashes": hash_program}
+PROGRAMS = {"arrays": array_program, "other_arrays": other_arrays_program, "timestamps": timestamp_program, "hashes": hash_program}
 
 
 @pytest.mark.slow

@@ -76,10 +76,56 @@ def _ints(value: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
             value.is_null().to_numpy(zero_copy_only=False))
 
 
+def _numeric_keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Numbers numpy can sort and compare for a value column, and its NULL mask (None: use Arrow)."""
+    t = values.type
+    if pa.types.is_date32(t):
+        values = pc.cast(values, pa.int32())
+    elif pa.types.is_date64(t) or pa.types.is_timestamp(t) or pa.types.is_boolean(t):
+        values = pc.cast(values, pa.int64())
+    elif not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return None
+    null = values.is_null().to_numpy(zero_copy_only=False)
+    return pc.fill_null(values, 0).to_numpy(zero_copy_only=False), null
+
+
+def _groups(parents: np.ndarray, values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """The positions sorted by (row, value), stably, and where each run of equal (row, value)
+    starts in that order; NULLs equal each other, as do NaNs. None where numpy cannot sort the type."""
+    keys = _numeric_keys(values)
+    if keys is None:
+        return None
+    v, null = keys
+    nan = np.isnan(v) if v.dtype.kind == "f" else np.zeros(len(v), bool)
+    v = np.where(nan, 0, v)
+    # one int64 key (row, then NULL < NaN < each value's rank) sorts far faster than several
+    if v.dtype.kind in "iu" and len(v) and int(v.max()) - int(v.min()) < 2**31:
+        rank, width = (v - v.min()).astype(np.int64), int(v.max()) - int(v.min()) + 3
+    else:
+        distinct, rank = np.unique(v, return_inverse=True)
+        width = len(distinct) + 2
+    if (int(parents[-1]) + 1) * width < 2**62:
+        key = parents * width + np.where(null, 0, np.where(nan, 1, rank.astype(np.int64) + 2))
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        new = np.ones(len(order), bool)
+        new[1:] = sorted_key[1:] != sorted_key[:-1]
+        return order, np.flatnonzero(new)
+    order = np.lexsort((v, nan, null, parents))
+    sp, sv, snull, snan = parents[order], v[order], null[order], nan[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (sp[1:] != sp[:-1]) | (sv[1:] != sv[:-1]) | (snull[1:] != snull[:-1]) | (snan[1:] != snan[:-1])
+    return order, np.flatnonzero(new)
+
+
 def _first_of_each(parents: np.ndarray, values: pa.Array) -> np.ndarray:
     """Positions of the first occurrence of each (row, value), in order."""
     if not len(parents):
         return np.zeros(0, np.int64)
+    grouped = _groups(parents, values)
+    if grouped is not None:
+        order, starts = grouped
+        return np.sort(order[starts])  # a stable sort keeps each run's first position first
     t = pa.table({"p": parents, "v": values, "i": np.arange(len(parents))})
     groups = t.group_by(["p", "v"], use_threads=False).aggregate([("i", "min")])
     return np.sort(groups.column("i_min").to_numpy())
@@ -219,10 +265,17 @@ def _set_operation(kind: str) -> Any:
         null = a.null | b.null
         if not len(parents):
             return _lists(parents, values, null, n)
-        table = pa.table({"p": parents, "v": values, "i": np.arange(len(parents)), "s": side})
-        groups = table.group_by(["p", "v"], use_threads=False).aggregate([("i", "min"), ("s", "min"), ("s", "max")])
-        first = groups.column("i_min").to_numpy()
-        lowest, highest = groups.column("s_min").to_numpy(), groups.column("s_max").to_numpy()
+        grouped = _groups(parents, values)
+        if grouped is not None:
+            order, starts = grouped
+            first = order[starts]
+            lowest, highest = np.minimum.reduceat(side[order], starts), np.maximum.reduceat(side[order], starts)
+        else:
+            table = pa.table({"p": parents, "v": values, "i": np.arange(len(parents)), "s": side})
+            groups = table.group_by(["p", "v"], use_threads=False).aggregate([("i", "min"), ("s", "min"),
+                                                                              ("s", "max")])
+            first = groups.column("i_min").to_numpy()
+            lowest, highest = groups.column("s_min").to_numpy(), groups.column("s_max").to_numpy()
         if kind == "intersect":
             first = first[(lowest == 0) & (highest == 1)]
         elif kind == "except":
