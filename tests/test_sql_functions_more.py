@@ -257,6 +257,24 @@ def test_unparsable_text_raises_as_under_ansi(ours: Any) -> None:
         df.select(F.to_timestamp(F.lit("nope"))).collect()
 
 
+def test_current_time_is_now_and_one_value_per_query(ours: Any) -> None:
+    import datetime as dt
+    import time
+    from sparkctl.sql import functions as F
+    before = int(time.time())
+    df = ours.range(6).repartition(3).select(F.unix_timestamp(), F.current_timestamp(), F.current_date())
+    rows = df.collect()
+    after = int(time.time())
+    assert df.columns == ["unix_timestamp(current_timestamp(), yyyy-MM-dd HH:mm:ss)", "current_timestamp()",
+                          "current_date()"]
+    assert [f.nullable for f in df.schema.fields] == [False, False, False]
+    assert len(set(rows)) == 1 and len(rows) == 6
+    seconds, stamp, day = rows[0]
+    assert before <= seconds <= after
+    assert seconds == int(stamp.replace(tzinfo=dt.timezone.utc).timestamp())
+    assert day in {dt.datetime.fromtimestamp(t, dt.timezone.utc).date() for t in (before, after)}
+
+
 def test_timestamp_functions_from_sql(ours: Any) -> None:
     import datetime as dt
     row = ours.sql("SELECT to_timestamp('05/01/2020 13', 'dd/MM/yyyy HH'), unix_timestamp('2020-01-05 00:00:01'), "

@@ -7,6 +7,7 @@ The session time zone is UTC, as everywhere in sparkctl.
 """
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException, ArithmeticException, DateTimeException
 from sparkctl.sql.scalar_spec import ScalarSpec
-from sparkctl.sql.expressions import as_array, spark_type_name
+from sparkctl.sql.expressions import Literal, as_array, spark_type_name
 
 _US_PER_DAY = 86_400_000_000
 _TS = pa.timestamp("us", tz="UTC")
@@ -233,6 +234,23 @@ def date_format(args: list[Any], n: int) -> Any:
 
 def _timestamp(types: list[pa.DataType]) -> pa.DataType:
     return _TS
+
+
+class CurrentTime(Literal):
+    """``current_timestamp()`` / ``current_date()``: the instant the column was made, so every
+    partition of a query sees the same value (Spark fixes it when the query starts)."""
+
+    def __init__(self, date: bool = False) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        super().__init__(now.date() if date else now, pa.date32() if date else _TS)
+        self.is_date = date
+
+    @property
+    def nullable(self) -> bool:
+        return False
+
+    def sql(self) -> str:
+        return "current_date()" if self.is_date else "current_timestamp()"
 
 
 # ---------------------------------------------------------------------------- text to timestamps

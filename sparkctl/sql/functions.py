@@ -554,9 +554,10 @@ _REEXPORTED = (array, array_repeat, create_map, element_at, map_keys, map_values
 from sparkctl.sql.functions_complex import (array_distinct, array_except, array_intersect, array_join,  # noqa: E402
                                             array_max, array_min, array_position, array_remove, array_sort,
                                             array_union, arrays_zip, flatten, slice, sort_array)
-from sparkctl.sql.functions_datetime import from_unixtime, to_timestamp, unix_timestamp  # noqa: E402
+from sparkctl.sql.functions_datetime import (current_date, current_timestamp, from_unixtime,  # noqa: E402
+                                             to_timestamp, unix_timestamp)
 from sparkctl.sql.functions_hash import crc32, hash, md5, sha1, sha2  # noqa: E402,A004
 
 _REEXPORTED_MORE = (array_distinct, array_except, array_intersect, array_join, array_max, array_min, array_position,
                     array_remove, array_sort, array_union, arrays_zip, flatten, slice, sort_array, from_unixtime,
-                    to_timestamp, unix_timestamp, crc32, hash, md5, sha1, sha2)
+                    to_timestamp, unix_timestamp, crc32, hash, md5, sha1, sha2, current_date, current_timestamp)

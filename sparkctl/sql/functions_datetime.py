@@ -5,6 +5,7 @@ from typing import Any
 
 from sparkctl.sql.column import Column, to_expr
 from sparkctl.sql.builtins import Func
+from sparkctl.sql.builtins_datetime import CurrentTime
 
 
 def _c(value: Any) -> Any:
@@ -59,9 +60,16 @@ def to_timestamp(col: Any, format: str | None = None) -> Column:  # noqa: A002
 
 
 def unix_timestamp(timestamp: Any = None, format: str = "yyyy-MM-dd HH:mm:ss") -> Column:  # noqa: A002
-    if timestamp is None:
-        raise NotImplementedError("sparkctl's unix_timestamp() needs a column (it has no current_timestamp yet)")
-    return Column(Func("unix_timestamp", [_c(timestamp), to_expr(format)]))
+    first = CurrentTime() if timestamp is None else _c(timestamp)
+    return Column(Func("unix_timestamp", [first, to_expr(format)]))
+
+
+def current_timestamp() -> Column:
+    return Column(CurrentTime())
+
+
+def current_date() -> Column:
+    return Column(CurrentTime(date=True))
 
 
 def from_unixtime(timestamp: Any, format: str = "yyyy-MM-dd HH:mm:ss") -> Column:  # noqa: A002
