@@ -179,6 +179,10 @@ def test_array_functions_types_names_and_nullability(ours: Any) -> None:
                                          "string", "array<struct<a:int,s:string>>"]
     assert [f.nullable for f in out.schema.fields] == [False, False, False, False, True, True, True, True]
     assert out.first()["array_union(a, d)"] == [1.0, 2.0, 2.5]
+    zipped = df.select(F.arrays_zip(F.col("a").alias("x"), F.array_distinct("s")))
+    assert zipped.columns == ["arrays_zip(a AS x, array_distinct(s))"]
+    assert zipped.dtypes[0][1] == "array<struct<x:int,1:string>>"
+    assert [tuple(z) for z in zipped.first()[0]] == [(1, "x"), (2, None)]
 
 
 def test_slice_refuses_a_zero_start(ours: Any) -> None:

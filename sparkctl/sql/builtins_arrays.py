@@ -349,7 +349,9 @@ class ArraysZip(Expr):
         return _lists(row, values, null, n)
 
     def sql(self) -> str:
-        return f"arrays_zip({', '.join(c.sql() for c in self.children)})"
+        # an alias names its struct field, and Spark prints it inside the call
+        return "arrays_zip(" + ", ".join(f"{c.child.sql()} AS {c.name}" if isinstance(c, Alias) else c.sql()
+                                         for c in self.children) + ")"
 
 
 # ---------------------------------------------------------------------------- the table
