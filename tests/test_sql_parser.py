@@ -78,6 +78,10 @@ QUERIES = [
     "SELECT grp, count(*) AS c FROM t GROUP BY grp ORDER BY c DESC, grp",
     "SELECT grp FROM t GROUP BY grp ORDER BY sum(n) DESC NULLS LAST, grp",
     "SELECT grp, sum(DISTINCT n), collect_set(id) IS NOT NULL FROM t GROUP BY grp",
+    "SELECT grp, avg(DISTINCT n), count(DISTINCT n), sum(n) FROM t GROUP BY grp",
+    "SELECT avg(DISTINCT x), max(DISTINCT name), min(DISTINCT n), count(DISTINCT grp, n) FROM t",
+    "SELECT grp, count(DISTINCT n) + 1 AS c, sum(DISTINCT n) / count(*) AS r FROM t GROUP BY grp "
+    "HAVING count(DISTINCT n) > 1",
     "SELECT grp, sum(price), avg(price) FROM t GROUP BY grp",
     "SELECT t.grp, sum(t.n) FROM t GROUP BY t.grp",
     "SELECT DISTINCT grp, count(*) FROM t GROUP BY grp",
