@@ -1,12 +1,18 @@
 """GROUP BY as Spark runs it: a partial aggregate in each map task, an exchange by the
 group keys, the final merge in each reduce task (pyarrow's hash aggregation both times).
 
-Aggregates that cannot be merged from partials (DISTINCT aggregates, collect_list, standard
-deviations, first/last) are computed in one phase after the exchange instead: every row of a
-group is in one task, so ``sum(DISTINCT x)`` is the sum of the group's distinct non-null x
-(pyarrow's hash ``distinct`` lists, then summed), ``count(DISTINCT a, b)`` counts the
-distinct non-null codes of the (a, b) tuples. A global aggregate (no keys) gathers its
-partials into one task and always gives one row.
+DISTINCT aggregates (count, sum, avg) over one argument list, beside aggregates that merge,
+run as Spark rewrites them (``strategies.choose_aggregate`` decides, explain prints it):
+
+    rows ─▶ partials by (keys, x) ─▶ Exchange(keys, x) ─▶ merged: one row per (keys, x)
+         ─▶ partials by keys (x counted, summed) ─▶ Exchange(keys) ─▶ final merge
+
+Other aggregates that cannot be merged from partials (DISTINCT ones of different arguments,
+collect_list, standard deviations, first/last) are computed in one phase after the exchange
+instead: every row of a group is in one task, so ``sum(DISTINCT x)`` is the sum of the
+group's distinct non-null x (pyarrow's hash ``distinct`` lists, then summed) and
+``count(DISTINCT a, b)`` counts the distinct non-null codes of the (a, b) tuples. A global
+aggregate (no keys) gathers its partials into one task and always gives one row.
 """
 from __future__ import annotations
 
@@ -240,7 +246,7 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
         for col, kernel, name in aggs:
             out[name] = pa.array([_scalar(table.column(col), kernel)])
         return pa.table(out) if out else pa.table({"__one": [1]})
-    requests = []
+    requests: list[tuple[Any, ...]] = []
     for col, kernel, name in aggs:
         opts = None
         if kernel == "sum_distinct":  # the group's distinct values, summed below
