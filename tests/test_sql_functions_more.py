@@ -251,6 +251,15 @@ def test_to_timestamp_reads_the_texts_spark_casts(ours: Any) -> None:
                    dt.datetime(2020, 1, 5, 0, 2, 3), dt.datetime(2020, 1, 1), dt.datetime(2020, 1, 5, 13, 4, 5, 123456)]
 
 
+def test_a_fraction_of_a_second_in_the_pattern(ours: Any) -> None:
+    import datetime as dt
+    from sparkctl.sql import functions as F
+    texts = ["2020-01-05 13:04:05.123", "2020-01-05 13:04:05.1", "1999-12-31 23:59:59.05"]
+    df = ours.createDataFrame([(t,) for t in texts], "t STRING")
+    got = [r[0] for r in df.select(F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss.SSS")).collect()]
+    assert got == [dt.datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f") for t in texts]
+
+
 def test_unparsable_text_raises_as_under_ansi(ours: Any) -> None:
     from sparkctl.errors import SparkSqlError
     from sparkctl.sql import functions as F
@@ -434,7 +443,18 @@ def hash_program(spark: Any, F: Any) -> Any:
                      ).orderBy("id")
 
 
-PROGRAMS = {"arrays": array_program, "other_arrays": other_arrays_program, "timestamps": timestamp_program, "hashes": hash_program}
+FRACTION_TEXTS = ["2020-01-05 13:04:05.123", "2020-01-05 13:04:05.1", "1999-12-31 23:59:59.05", None]
+
+
+def fraction_program(spark: Any, F: Any) -> Any:
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(FRACTION_TEXTS)], "id INT, t STRING")
+    return df.select("id", F.to_timestamp("t", "yyyy-MM-dd HH:mm:ss.SSS"),
+                     F.unix_timestamp("t", "yyyy-MM-dd HH:mm:ss.SSS"),
+                     F.to_timestamp(F.concat(F.lit("at "), "t"), "'at' yyyy-MM-dd HH:mm:ss.SSS")).orderBy("id")
+
+
+PROGRAMS = {"arrays": array_program, "fractions": fraction_program, "other_arrays": other_arrays_program,
+            "timestamps": timestamp_program, "hashes": hash_program}
 
 
 @pytest.mark.slow

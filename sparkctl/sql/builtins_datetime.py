@@ -312,11 +312,35 @@ def _cast_text_micros(text: str) -> int | None:
     return (days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000 + micros
 
 
+def _pattern_micros(value: pa.Array, pattern: str) -> pa.Array:
+    """Microseconds of each text parsed with a Spark *pattern*; NULL where it does not parse.
+
+    strptime has no fraction of a second: a run of S after a literal (``ss.SSS``) is cut out
+    of the text with a regex first, parsed as digits, and added back."""
+    tokens = [m for m in _TOKEN.finditer(pattern)]
+    fraction = [i for i, m in enumerate(tokens) if m.group(1) == "S"]
+    if not fraction:
+        return pc.cast(pc.strptime(value, format=strptime_format(pattern), unit="us", error_is_null=True), pa.int64())
+    i = fraction[0]
+    if len(fraction) > 1 or i == 0 or tokens[i - 1].group(1) or tokens[i - 1].group(0).startswith("'"):
+        raise AnalysisException(f"[INVALID_DATETIME_PATTERN] sparkctl parses a fraction of a second (S) only once "
+                                f"and right after a separator such as '.', not in {pattern!r} yet.",
+                                error_class="INVALID_DATETIME_PATTERN")
+    before, after = pattern[:tokens[i].start()], pattern[tokens[i].end():]
+    width = len(tokens[i].group(0))
+    separator = re.escape(tokens[i - 1].group(0))
+    parts = pc.extract_regex(value, pattern=f"^(?P<pre>.*{separator})(?P<frac>\\d{{1,{width}}})(?P<post>.*)$")
+    text = pc.binary_join_element_wise(pc.struct_field(parts, [0]), pc.struct_field(parts, [2]), "")
+    whole = pc.cast(pc.strptime(text, format=strptime_format(before + after), unit="us", error_is_null=True),
+                    pa.int64())
+    digits = pc.utf8_rpad(pc.struct_field(parts, [1]), width=6, padding="0")
+    return pc.add(whole, pc.cast(pc.utf8_slice_codeunits(digits, 0, 6), pa.int64()))
+
+
 def _text_micros(value: pa.Array, pattern: str | None) -> tuple[pa.Array, pa.Array]:
     """Microseconds since the epoch of each text (UTC, the session time zone), and which texts failed."""
     if pattern is not None:
-        parsed = pc.strptime(value, format=strptime_format(pattern), unit="us", error_is_null=True)
-        micros = pc.cast(parsed, pa.int64())
+        micros = _pattern_micros(value, pattern)
     else:
         try:
             micros = pc.cast(pc.cast(value, pa.timestamp("us")), pa.int64())
