@@ -59,6 +59,7 @@ def queries(spark: Any, F: Any, data: Path) -> dict[str, Any]:
         "aggregate_sort": t.groupBy("s").agg(F.sum("id").alias("total")).orderBy("s"),
         "broadcast_join": t.join(u, t.id == u.k).filter(u.w == "a"),
         "partition_filter": spark.read.parquet(str(data / "part")).filter(F.col("p") == "x").select("id"),
+        "distinct_aggregate": t.groupBy("s").agg(F.sum("id"), F.count_distinct(F.col("id") % 10)),
     }
 
 
@@ -126,6 +127,12 @@ def test_physical_operators_are_what_runs(spark: Any, data: Path, capsys: pytest
     scan = physical_section(explained(q["filter_project"], capsys))
     assert "PushedFilters: [IsNotNull(id), LessThan(id,150)]" in scan
     assert "ReadSchema: struct<id:bigint>" in scan
+    distinct = physical_section(explained(q["distinct_aggregate"], capsys))
+    assert operators(distinct) == ["HashAggregate", "Exchange", "HashAggregate", "HashAggregate", "Exchange",
+                                   "HashAggregate", "FileScan parquet"]
+    assert "functions=[merge_sum(id#" in distinct and "partial_count(distinct (id#" in distinct, distinct
+    assert sorted(map(tuple, q["distinct_aggregate"].collect())) == sorted(
+        (f"s{r}", sum(range(r, 1000, 7)), len({i % 10 for i in range(r, 1000, 7)})) for r in range(7))
     part = physical_section(explained(q["partition_filter"], capsys))
     assert operators(part) == ["Project", "FileScan parquet"]
     assert re.search(r"PartitionFilters: \[\(p#\d+ = x\)\], PushedFilters: \[\]", part), part
