@@ -288,6 +288,16 @@ def test_current_time_is_now_and_one_value_per_query(ours: Any) -> None:
     assert day in {dt.datetime.fromtimestamp(t, dt.timezone.utc).date() for t in (before, after)}
 
 
+def test_sql_cast_and_one_argument_to_timestamp_read_text_as_utc(ours: Any) -> None:
+    """sqlglot turns to_timestamp(t) into CAST(t AS TIMESTAMP): both read Spark's forms."""
+    import datetime as dt
+    ours.createDataFrame([("2020-01-05 13:04:05",), ("2020-1-5T01:02:03.5+01:00",), (None,)], "t STRING") \
+        .createOrReplaceTempView("stamps_more")
+    rows = ours.sql("SELECT to_timestamp(t), CAST(t AS TIMESTAMP), TRY_CAST('x' AS TIMESTAMP) FROM stamps_more").collect()
+    assert [tuple(r) for r in rows] == [(dt.datetime(2020, 1, 5, 13, 4, 5),) * 2 + (None,),
+                                        (dt.datetime(2020, 1, 5, 0, 2, 3, 500000),) * 2 + (None,), (None, None, None)]
+
+
 def test_timestamp_functions_from_sql(ours: Any) -> None:
     import datetime as dt
     row = ours.sql("SELECT to_timestamp('05/01/2020 13', 'dd/MM/yyyy HH'), unix_timestamp('2020-01-05 00:00:01'), "

@@ -349,6 +349,17 @@ def _text_micros(value: pa.Array, pattern: str | None) -> tuple[pa.Array, pa.Arr
     return micros, pc.and_(pc.is_valid(value), pc.is_null(micros))
 
 
+def text_to_timestamp(value: Any, to: pa.DataType, safe: bool = True) -> Any:
+    """``CAST(text AS TIMESTAMP)``: the forms Spark's cast reads, in the session time zone (UTC);
+    a text that does not parse raises (``safe``, ANSI) or is NULL (``try_cast``)."""
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    micros, failed = _text_micros(value, None)
+    if safe and pc.any(failed).as_py():
+        raise _parse_error(value, failed, None, "TIMESTAMP")
+    return pc.cast(pc.cast(micros, _TS), to)
+
+
 def _parse_error(value: pa.Array, failed: pa.Array, pattern: str | None, to: str) -> Exception:
     shown = value[pc.index(failed, True).as_py()].as_py()
     if pattern is None:

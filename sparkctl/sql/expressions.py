@@ -388,6 +388,9 @@ def cast_array(value: Any, to: pa.DataType, safe: bool = True) -> Any:
             if safe and pc.any(pc.and_(pc.is_valid(value), pc.is_null(out))).as_py():
                 raise _cast_error(value, out, to)
             return out
+        if (pa.types.is_string(source) or pa.types.is_large_string(source)) and pa.types.is_timestamp(to):
+            from sparkctl.sql.builtins_datetime import text_to_timestamp  # Spark's forms, zone-less as UTC
+            return text_to_timestamp(value, to, safe)
         if (pa.types.is_string(source) or pa.types.is_large_string(source)) and is_numeric(to):
             value = pc.utf8_trim_whitespace(value)
         if pa.types.is_floating(source) and pa.types.is_integer(to):
