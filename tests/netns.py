@@ -258,9 +258,12 @@ class NamespaceCluster:
         return self.sparkctl("cluster", "stop", *self.ssh_args)
 
     def log_text(self) -> str:
-        """Every daemon log of the cluster (master and workers), for a failing assertion."""
+        """Every daemon log of the cluster (master and workers) and every executor's stderr,
+        for a failing assertion."""
         parts = []
-        for path in sorted(self.base.glob("logs/*")) + sorted(self.base.glob("hosts/*/logs/*")):
+        paths = sorted(self.base.glob("logs/*")) + sorted(self.base.glob("hosts/*/logs/*"))
+        paths += sorted(self.base.glob("hosts/*/work/*/*/stderr"))  # the executors' own logs
+        for path in paths:
             try:
                 parts.append(f"==> {path} <==\n{path.read_text(errors='replace')[-4000:]}")
             except OSError:
