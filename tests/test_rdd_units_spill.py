@@ -20,6 +20,17 @@ from sparkctl.storage.sizing import SizeTracker, deep_size
 from sparkctl.storage.spill import ExternalAppendOnlyMap, ExternalSorter
 from sparkctl.util.hashing import portable_hash
 
+@pytest.fixture(autouse=True)
+def _frozen_session_heap():
+    """Each spill runs a full collection (sizing.release_memory), cheap in an executor, whose
+    start-up heap is frozen; here the heap is the whole test session's, which made these
+    tests take 7-16 s each late in a full run (a second or less alone). Freeze it as an
+    executor does; what a test makes is collected as usual."""
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 # -1 and -2 share CPython's hash (and so portable_hash): spilled runs merge by hash, and
 # must still keep different keys with the same hash apart
 KEYS = [-1, -2, 0, 1, "a", "b", "ü", "日本", None, (1, "x"), (None,), ("",), -(2 ** 61) + 1, 2 ** 70]
