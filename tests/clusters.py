@@ -109,8 +109,9 @@ class Sampler:
         self._thread.join()
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll *cond* until it returns something truthy, or fail after *timeout* seconds."""
+def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition", interval: float = 0.05) -> Any:
+    """Poll *cond* every *interval* seconds until it returns something truthy, or fail after
+    *timeout* seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
@@ -118,7 +119,7 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "conditio
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def processes_left(tmp_path: Path) -> list[tuple[int, str]]:

@@ -47,6 +47,7 @@ from sparkctl.rpc.framing import HEADER
 from sparkctl.rpc.nonblocking import PendingHandshake, start_dial
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storagelevel import StorageLevel
+from tests.clusters import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = b"nonblocking-handshake-test-secret"
@@ -61,11 +62,7 @@ pytestmark = pytest.mark.timeout(30)
 
 # ---------------------------------------------------------------------------- helpers
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.01)
+    wait_for(condition, timeout, what, interval=0.01)
 
 
 def frame(payload: bytes) -> bytes:

@@ -38,6 +38,7 @@ from sparkctl.storage.block_fetcher import BlockRange, FetchRequest, ShuffleBloc
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block
 from sparkctl.storagelevel import StorageLevel
+from tests.clusters import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,14 +48,7 @@ Address = tuple[str, int]
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "a condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    return wait_for(cond, timeout, what, interval=0.005)
 
 
 def wait_quiet(value: Callable[[], int], quiet: float = 0.3, timeout: float = 10.0) -> int:
