@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
-from sparkctl.sql.expressions import (Alias, AttributeRef, Expr, UnresolvedColumn, _coerce, as_array, common_type,
-                                      spark_type_name)
+from sparkctl.sql.expressions import Alias, Expr, _coerce, as_array, common_type, given_name, spark_type_name
 from sparkctl.sql.scalar_spec import ScalarSpec
 
 
@@ -296,13 +295,8 @@ def _set_type(types: list[pa.DataType]) -> pa.DataType:
 
 # ---------------------------------------------------------------------------- arrays_zip
 def _zip_field(e: Expr, i: int) -> str:
-    if isinstance(e, Alias):
-        return e.name
-    if isinstance(e, AttributeRef):
-        return e.attr.name
-    if isinstance(e, UnresolvedColumn):
-        return e.name
-    return str(i)
+    name = given_name(e)
+    return str(i) if name is None else name  # unnamed ones by position, as Spark's ArraysZip
 
 
 class ArraysZip(Expr):

@@ -13,8 +13,7 @@ import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
 from sparkctl.sql.scalar_spec import ScalarSpec
-from sparkctl.sql.expressions import (Alias, AttributeRef, Expr, UnresolvedColumn, _coerce, as_array, common_type,
-                                      spark_type_name)
+from sparkctl.sql.expressions import Expr, _coerce, as_array, common_type, given_name, spark_type_name
 
 
 def _plain(value: Any, n: int) -> pa.Array:
@@ -23,13 +22,10 @@ def _plain(value: Any, n: int) -> pa.Array:
 
 
 def _field_name(e: Expr, i: int) -> str:
-    if isinstance(e, Alias):
-        return e.name
-    if isinstance(e, AttributeRef):
-        return e.attr.name
-    if isinstance(e, UnresolvedColumn):
-        return e.name
-    if isinstance(e, GetField):
+    name = given_name(e)
+    if name is not None:
+        return name
+    if isinstance(e, GetField):  # struct(s.a) names its field a, as Spark's CreateStruct
         return e.field
     return f"col{i + 1}"
 

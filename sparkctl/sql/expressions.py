@@ -897,3 +897,15 @@ def output_name(e: Expr) -> str:
     if isinstance(e, Cast) and isinstance(e.children[0], (AttributeRef, UnresolvedColumn)):
         return output_name(e.children[0]) if isinstance(e.children[0], AttributeRef) else e.children[0].name
     return e.sql()
+
+
+def given_name(e: Expr) -> str | None:
+    """The name an argument gives the field it becomes (an alias, a column), or None
+    when it has none of its own; struct() and arrays_zip() name unnamed ones apart."""
+    if isinstance(e, Alias):
+        return e.name
+    if isinstance(e, AttributeRef):
+        return e.attr.name
+    if isinstance(e, UnresolvedColumn):
+        return e.name
+    return None
