@@ -760,11 +760,13 @@ def test_a_request_over_the_byte_limit_is_refused_before_reading(executors: Call
     monkeypatch.setattr(block_server, "MAX_CHUNK", 1000)
     reads: list[Any] = []
 
+    server_read = ex.server.files.read
+
     def counted(*args: Any) -> bytes:
         reads.append(args)
-        return read_local_block(*args)
+        return server_read(*args)
 
-    monkeypatch.setattr(block_server, "read_local_block", counted)
+    monkeypatch.setattr(ex.server.files, "read", counted)
     with connect(*ex.address, SECRET, timeout=5) as conn:
         conn.send(FetchShuffleBlocks(0, [(NAME, 0, 400), (NAME, 400, 400), (NAME, 800, 400)]))
         reply = conn.recv(timeout=10)
@@ -772,6 +774,22 @@ def test_a_request_over_the_byte_limit_is_refused_before_reading(executors: Call
         assert len(reads) == 2  # the third range is refused before its file is opened
         conn.send(FetchShuffleBlocks(0, [(NAME, 0, 400), (NAME, 400, 400)]))
         assert conn.recv(timeout=10) == BlockData(ex.slice(0, 0, 0, 800))
+
+
+def test_a_removed_shuffle_s_open_files_are_closed_by_the_loop(executors: Callable[..., Executor]) -> None:
+    ex = executors("127.0.0.2", [0, 1])
+    with connect(*ex.address, SECRET, timeout=5) as conn:
+        for m in (0, 1):
+            conn.send(FetchShuffleBlocks(1, [(os.path.basename(ex.statuses[m].data_path), 0, 5)]))
+            assert conn.recv(timeout=10) == BlockData(ex.slice(m, 1, 0, 5))
+        assert ex.server.files.open_files == 4  # both map outputs' files kept open
+        ex.server.forget_shuffle(1)  # another shuffle's: nothing of shuffle 0 closes
+        time.sleep(0.05)
+        assert ex.server.files.open_files == 4
+        ex.server.forget_shuffle(0)  # from this thread, as the executor's driver thread does
+        wait_until(lambda: ex.server.files.open_files == 0, what="the loop to close the files")
+        conn.send(FetchShuffleBlocks(2, [(os.path.basename(ex.statuses[0].data_path), 0, 5)]))
+        assert conn.recv(timeout=10) == BlockData(ex.slice(0, 2, 0, 5))  # opened again
 
 
 def test_an_error_inside_an_answer_is_sent_as_its_reason(executors: Callable[..., Executor],

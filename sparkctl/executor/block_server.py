@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import selectors
 import socket
 import threading
@@ -43,7 +42,7 @@ from sparkctl.rpc import Connection
 from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.storage.block_manager import BlockManager
-from sparkctl.storage.shuffle import read_local_block
+from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
 log = logging.getLogger("sparkctl.executor")
 
@@ -88,6 +87,8 @@ class BlockServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._joining: list[Connection] = []
+        self._forgotten: list[int] = []  # shuffles removed since the loop last looked
+        self.files = ShuffleBlockResolver(local_dir)  # the loop's alone
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="block-server-loop", daemon=True)
 
@@ -132,6 +133,12 @@ class BlockServer:
             self._joining.append(conn)
         self._wake()
 
+    def forget_shuffle(self, shuffle_id: int) -> None:
+        """Close the files of a removed shuffle that the loop holds open (any thread)."""
+        with self._lock:
+            self._forgotten.append(shuffle_id)
+        self._wake()
+
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"x")
@@ -167,6 +174,7 @@ class BlockServer:
             if self._listener is not None:
                 self._listener.close()
             self._selector.close()
+            self.files.close()
             self._wake_r.close()
             self._wake_w.close()
 
@@ -267,6 +275,9 @@ class BlockServer:
             pass
         with self._lock:
             joining, self._joining = self._joining, []
+            forgotten, self._forgotten = self._forgotten, []
+        for shuffle_id in forgotten:
+            self.files.forget(shuffle_id)
         for conn in joining:
             peer = _Peer(conn)
             self._selector.register(conn, peer.events, peer)
@@ -356,21 +367,20 @@ class BlockServer:
         chunk = self.blocks.get_range(req.block_id, req.offset, req.length)
         return BlockData(chunk, "" if chunk is not None else f"no block {req.block_id}")
 
-    def _data_path(self, file_name: object) -> str | None:
-        if not isinstance(file_name, str):
-            return None
-        name = os.path.basename(file_name)
-        if name != file_name or not name.startswith("shuffle_") or not name.endswith(".data"):
-            return None
-        return os.path.join(self.local_dir, name)
+    @staticmethod
+    def _is_data_name(file_name: object) -> bool:
+        """Whether a request names a map output's data file in the local directory."""
+        return (isinstance(file_name, str) and file_name.startswith("shuffle_") and file_name.endswith(".data")
+                and "/" not in file_name and "\0" not in file_name)
 
     def _shuffle_block(self, req: FetchShuffleBlock) -> BlockData:
-        data_path = self._data_path(req.file_name)
-        if data_path is None:
+        if not self._is_data_name(req.file_name):
             return BlockData(None, f"not a shuffle file: {req.file_name!r}")
+        offset, length = req.offset, req.length
+        if not (isinstance(offset, int) and offset >= 0 and (length is None or isinstance(length, int) and length >= 0)):
+            return BlockData(None, f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
         try:
-            return BlockData(read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index,
-                                              req.offset, req.length))
+            return BlockData(self.files.read(req.file_name, req.reduce_index, offset, length))
         except (OSError, TypeError, ValueError) as e:
             return BlockData(None, f"{type(e).__name__}: {e}")
 
@@ -388,8 +398,7 @@ class BlockServer:
             if not (isinstance(item, tuple) and len(item) == 3):
                 return BlockData(None, f"bad range {item!r:.100}")
             file_name, offset, length = item
-            data_path = self._data_path(file_name)
-            if data_path is None:
+            if not self._is_data_name(file_name):
                 return BlockData(None, f"not a shuffle file: {file_name!r:.100}")
             if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0):
                 return BlockData(None, f"bad range of {file_name}: offset {offset!r}, length {length!r}")
@@ -397,7 +406,7 @@ class BlockServer:
             if total > MAX_CHUNK:
                 return BlockData(None, f"a request for more than {MAX_CHUNK} bytes")
             try:
-                data = read_local_block(data_path, data_path[:-5] + ".index", req.reduce_index, offset, length)
+                data = self.files.read(file_name, req.reduce_index, offset, length)
             except OSError as e:
                 return BlockData(None, f"{type(e).__name__}: {e}")
             if len(data) != length:

@@ -17,6 +17,7 @@ and reported by block id and size; the driver fetches it in chunks, then removes
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import logging
 import mmap
@@ -350,6 +351,8 @@ class Executor:
             pass
 
     def _remove_shuffle(self, shuffle_id: int) -> None:
+        if self.block_server is not None:
+            self.block_server.forget_shuffle(shuffle_id)
         for path in glob.glob(os.path.join(self.s.local_dir, f"shuffle_{shuffle_id}_*")):
             try:
                 os.unlink(path)
@@ -613,6 +616,10 @@ def _warm_imports() -> None:
     import sparkctl.rdd.sources  # noqa: F401
     import sparkctl.rdd.output  # noqa: F401
     import sparkctl.storage.spill  # noqa: F401
+
+    # a str host given to getaddrinfo is IDNA-encoded: the codec's first use imports it
+    importlib.import_module("encodings.idna")
+    compression.preload()
 
 
 def _close_inherited_fds(keep: int) -> None:

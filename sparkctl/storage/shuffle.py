@@ -30,10 +30,10 @@ from sparkctl.rdd.dependencies import ShuffleDependency
 from sparkctl.storage import compression, sizing
 from sparkctl.storage.block_fetcher import (MAX_BYTES_IN_FLIGHT, REQUEST_SIZE, BlockRange, FetchRequest, RangeClient,
                                             ShuffleBlockFetcher, ShuffleClient)
+from sparkctl.storage.shuffle_block_resolver import pread_exactly, slice_range
 from sparkctl.storage.spill import ExternalAppendOnlyMap
 
 _OFFSET = struct.Struct("<Q")
-_TWO_OFFSETS = struct.Struct("<QQ")
 
 
 @dataclass(frozen=True)
@@ -237,30 +237,15 @@ class _MapSideCombiner(ExternalAppendOnlyMap):
 def read_index(index_path: str, reduce_index: int) -> tuple[int, int]:
     if not isinstance(reduce_index, int) or reduce_index < 0:
         raise OSError(f"bad reducer index {reduce_index!r}")
-    raw = _pread(index_path, 16, reduce_index * 8)
-    if len(raw) < 16:
-        raise OSError(f"index {index_path} has no entry for reducer {reduce_index}")
-    start, end = _TWO_OFFSETS.unpack(raw)
-    return start, end - start
+    return slice_range(_pread(index_path, 16, reduce_index * 8), index_path, reduce_index, 0, None)
 
 
 def _pread(path: str, length: int, offset: int) -> bytes:
-    """``length`` bytes at ``offset`` of ``path``, with no file object: a block server
-    reads two small ranges per request, and an io object costs more than the reads."""
+    """``length`` bytes at ``offset`` of ``path``, with no file object (cheaper than one
+    for the two small reads of a range)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.pread(fd, length, offset)
-        if len(data) < length and data:  # a short read of a regular file: ask for the rest
-            parts = [data]
-            got = len(data)
-            while got < length:
-                more = os.pread(fd, length - got, offset + got)
-                if not more:
-                    break
-                parts.append(more)
-                got += len(more)
-            data = b"".join(parts)
-        return data
+        return pread_exactly(fd, length, offset)
     finally:
         os.close(fd)
 
@@ -268,13 +253,14 @@ def _pread(path: str, length: int, offset: int) -> bytes:
 def read_local_block(data_path: str, index_path: str, reduce_index: int, offset: int = 0,
                      length: int | None = None) -> bytes:
     """Bytes ``offset``..``offset + length`` of reducer ``reduce_index``'s slice (to its end
-    when ``length`` is None): the block server sends a remote reducer its slice in chunks,
-    so neither side holds a whole slice."""
+    when ``length`` is None), opening the files for this one read (a block server keeps
+    them open instead: ``ShuffleBlockResolver``)."""
     if not isinstance(offset, int) or offset < 0 or not (length is None or isinstance(length, int) and length >= 0):
         raise OSError(f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
-    start, size = read_index(index_path, reduce_index)
-    want = max(0, size - offset) if length is None else max(0, min(length, size - offset))
-    data = _pread(data_path, want, start + offset) if want else b""
+    if not isinstance(reduce_index, int) or reduce_index < 0:
+        raise OSError(f"bad reducer index {reduce_index!r}")
+    position, want = slice_range(_pread(index_path, 16, reduce_index * 8), index_path, reduce_index, offset, length)
+    data = _pread(data_path, want, position) if want else b""
     if len(data) != want:
         raise OSError(f"{data_path} is shorter than its index says")
     return data

@@ -1,0 +1,125 @@
+"""Map output files held open for a block server, as Spark's IndexShuffleBlockResolver
+resolves a block to a segment of its data file.
+
+A reducer's request names map output files of this executor and ranges of its slice in
+each. Opening a data file and its index for every range costs four system calls and two
+path lookups before the two reads; on a wide cluster every map output is asked for by
+every reducer, so the files of the most recently asked map outputs stay open here and a
+range costs two ``pread`` calls.
+
+A committed map output never changes: its name carries the task attempt that wrote it,
+and a retry writes other files. So an open file is never stale; when the driver removes
+a shuffle, ``forget`` closes its files (a removed file's space is only freed once no
+descriptor refers to it).
+
+```
+ FetchShuffleBlocks (name, offset, length)... ─▶ read(name, reducer, offset, length)
+     name known ─▶ pread index[reducer], index[reducer + 1] ─▶ pread the data range
+     else       ─▶ open name.index, name.data (least recently used pair closed past capacity)
+```
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections import OrderedDict
+
+__all__ = ["ShuffleBlockResolver", "pread_exactly", "slice_range"]
+
+_TWO_OFFSETS = struct.Struct("<QQ")
+#: map outputs whose two files stay open: each holds two descriptors
+OPEN_MAP_OUTPUTS = 128
+
+
+def pread_exactly(fd: int, length: int, offset: int) -> bytes:
+    """``length`` bytes at ``offset`` of the open file ``fd``, fewer only at its end."""
+    data = os.pread(fd, length, offset)
+    if len(data) < length and data:  # a short read of a regular file: ask for the rest
+        parts = [data]
+        got = len(data)
+        while got < length:
+            more = os.pread(fd, length - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
+
+
+def slice_range(index_entry: bytes, where: str, reduce_index: int, offset: int,
+                length: int | None) -> tuple[int, int]:
+    """``(file position, bytes)`` of ``offset``..``offset + length`` of reducer
+    ``reduce_index``'s slice, from its 16-byte index entry (to the slice's end when
+    ``length`` is None); OSError names ``where`` when the entry is missing."""
+    if len(index_entry) < 16:
+        raise OSError(f"index {where} has no entry for reducer {reduce_index}")
+    start, end = _TWO_OFFSETS.unpack(index_entry)
+    size = end - start
+    want = max(0, size - offset) if length is None else max(0, min(length, size - offset))
+    return start + offset, want
+
+
+class ShuffleBlockResolver:
+    """Ranges of map output slices by data file name, from files kept open (see the module).
+    Used by one thread, the block server's loop."""
+
+    def __init__(self, local_dir: str, capacity: int = OPEN_MAP_OUTPUTS) -> None:
+        self.local_dir = local_dir
+        self.capacity = max(1, capacity)
+        self._open: OrderedDict[str, tuple[int, int]] = OrderedDict()  # data name -> (index fd, data fd)
+
+    def read(self, data_name: str, reduce_index: int, offset: int, length: int | None) -> bytes:
+        """``length`` bytes from ``offset`` of reducer ``reduce_index``'s slice of the map
+        output whose data file is ``data_name`` (a bare name in the local directory,
+        checked by the caller; to the slice's end when ``length`` is None); OSError when
+        the files or the range are not there."""
+        if not isinstance(reduce_index, int) or reduce_index < 0:
+            raise OSError(f"bad reducer index {reduce_index!r}")
+        fds = self._open.get(data_name)
+        if fds is None:
+            fds = self._open_files(data_name)
+        else:
+            self._open.move_to_end(data_name)
+        index_fd, data_fd = fds
+        position, want = slice_range(pread_exactly(index_fd, 16, reduce_index * 8), data_name[:-5] + ".index",
+                                     reduce_index, offset, length)
+        data = pread_exactly(data_fd, want, position) if want else b""
+        if len(data) != want:
+            raise OSError(f"{data_name} is shorter than its index says")
+        return data
+
+    def _open_files(self, data_name: str) -> tuple[int, int]:
+        path = os.path.join(self.local_dir, data_name)
+        index_fd = os.open(path[:-5] + ".index", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            os.close(index_fd)
+            raise
+        self._open[data_name] = (index_fd, data_fd)
+        while len(self._open) > self.capacity:
+            self._close(*self._open.popitem(last=False)[1])
+        return index_fd, data_fd
+
+    def forget(self, shuffle_id: int) -> None:
+        """Close the files of shuffle ``shuffle_id``'s map outputs."""
+        prefix = f"shuffle_{shuffle_id}_"
+        for name in [n for n in self._open if n.startswith(prefix)]:
+            self._close(*self._open.pop(name))
+
+    def close(self) -> None:
+        while self._open:
+            self._close(*self._open.popitem()[1])
+
+    @property
+    def open_files(self) -> int:
+        return 2 * len(self._open)
+
+    @staticmethod
+    def _close(*fds: int) -> None:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
