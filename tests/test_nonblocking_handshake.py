@@ -44,7 +44,7 @@ from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.rpc.auth import MAGIC, MAX_AUTH_FRAME, PROTOCOL_VERSION, Handshake
 from sparkctl.rpc.connection import frame_message
 from sparkctl.rpc.framing import HEADER
-from sparkctl.rpc.nonblocking import PendingHandshake, start_dial
+from sparkctl.rpc.nonblocking import PendingHandshake, _resolve, start_dial
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storagelevel import StorageLevel
 from tests.clusters import wait_for
@@ -756,3 +756,20 @@ def test_dial_all_times_out_a_server_that_never_gives_its_verdict(
     assert isinstance(error, str)
     assert "did not complete the handshake in time (waiting for the server's verdict)" in error
     assert 0.45 <= elapsed < 3.0, elapsed
+
+
+def test_an_ip_literal_is_dialled_without_the_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executors advertise IP literals; a wide shuffle dials thousands of them."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def counted(host: str, *args: object, **kwargs: object) -> object:
+        asked.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    assert _resolve("127.0.0.3", 7077) == (socket.AF_INET, ("127.0.0.3", 7077))
+    assert _resolve("::1", 7077) == (socket.AF_INET6, ("::1", 7077, 0, 0))
+    assert asked == []
+    family, address = _resolve("localhost", 7077)  # a name still goes to the resolver
+    assert asked == ["localhost"] and address[1] == 7077 and family in (socket.AF_INET, socket.AF_INET6)

@@ -348,8 +348,9 @@ def test_recv_timeout_keeps_connection_usable(servers: Callable[..., Server]) ->
         assert c.recv(timeout=10) == "after timeout"
 
 
+@pytest.mark.parametrize("timeout", [0.05, 0])
 @pytest.mark.parametrize("size", [10, 200_000])
-def test_recv_timeout_mid_frame_resumes(size: int) -> None:
+def test_recv_timeout_mid_frame_resumes(size: int, timeout: float) -> None:
     a, b = socket.socketpair()
     conn = Connection(b, peer="pair")
     with a, conn:
@@ -360,7 +361,9 @@ def test_recv_timeout_mid_frame_resumes(size: int) -> None:
         sender.start()
         with pytest.raises(RpcTimeoutError):
             while True:  # drain what has arrived, then time out mid-frame
-                conn.recv(timeout=0.05)
+                conn.recv(timeout=timeout)
+        if timeout == 0:
+            assert conn._poller is None  # an event loop's drain: receives, never polls first
         sender.join(10)
         threading.Thread(target=a.sendall, args=(frame[half:] + HEADER.pack(2) + b"ok",)).start()
         assert conn.recv(timeout=10) == pickle.loads(payload)

@@ -82,7 +82,8 @@ SECRET_FILE = "secret"
 
 
 def _mac(secret: bytes, label: bytes, first: bytes, second: bytes) -> bytes:
-    return hmac.new(secret, label + first + second, hashlib.sha256).digest()
+    # the one-shot form runs in OpenSSL without an HMAC object: a handshake a tenth as dear
+    return hmac.digest(secret, label + first + second, "sha256")
 
 
 def _peer_name(sock: socket.socket) -> str:

@@ -89,6 +89,8 @@ DEFAULT_MAX_PENDING_HANDSHAKES = _default_handshake_cap()
 FROM_CONF: Any = object()
 
 _HAS_POLL = hasattr(select, "poll")
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_NOW = -1.0  # the deadline of recv(timeout=0) on a plain socket: one non-blocking receive
 
 # accept() failures that concern one connection (peer reset before we got to it).
 _SKIP_ACCEPT_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
@@ -167,6 +169,8 @@ class Connection:
         self._big: bytearray | None = None
         self._big_got = 0
         self._poller: Any = None
+        # a TLS socket takes no flags on receive: its recv(timeout=0) polls first
+        self._nowait = bool(_MSG_DONTWAIT) and type(sock) is socket.socket
         self._close_hooks: list[Callable[[Connection], None]] = []
 
     # -- introspection -------------------------------------------------------------
@@ -276,7 +280,12 @@ class Connection:
         Returns ``bytes`` for payloads below 64 KiB and, for larger ones, the
         ``bytearray`` the payload was received into (no second copy).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None:
+            deadline = None
+        elif timeout <= 0 and self._nowait:
+            deadline = _NOW  # one non-blocking receive, no poll first (an event loop's drain)
+        else:
+            deadline = time.monotonic() + timeout
         with self._recv_lock:
             try:
                 return self._recv_locked(deadline)
@@ -346,11 +355,17 @@ class Connection:
             self._start, self._end = 0, avail
         view = self._view
         recv_into = self._sock.recv_into
+        flags = 0
         while self._end - self._start < need:
-            if deadline is not None:
+            if deadline is _NOW:
+                flags = self._nowait_flags()
+            elif deadline is not None:
                 self._wait_readable(deadline)
             room = len(buf) - self._end
-            k = recv_into(view[self._end :])  # type: ignore[index]
+            try:
+                k = recv_into(view[self._end :], 0, flags)  # type: ignore[index]
+            except BlockingIOError:
+                raise self._nothing_yet() from None
             if k == 0:
                 self._eof(self._end - self._start)
             self._end += k
@@ -380,12 +395,18 @@ class Connection:
         n = len(big)
         got = self._big_got
         recv_into = self._sock.recv_into
+        flags = 0
         with memoryview(big) as view:
             try:
                 while got < n:
-                    if deadline is not None:
+                    if deadline is _NOW:
+                        flags = self._nowait_flags()
+                    elif deadline is not None:
                         self._wait_readable(deadline)
-                    k = recv_into(view[got:], n - got)
+                    try:
+                        k = recv_into(view[got:], n - got, flags)
+                    except BlockingIOError:
+                        raise self._nothing_yet() from None
                     if k == 0:
                         self._eof(HEADER_SIZE + got)
                     got += k
@@ -394,6 +415,14 @@ class Connection:
         self._big = None
         self._big_got = 0
         return big
+
+    def _nowait_flags(self) -> int:
+        if self._closed:
+            raise ConnectionClosed(f"connection to {self._peer} is closed")
+        return _MSG_DONTWAIT
+
+    def _nothing_yet(self) -> RpcTimeoutError:
+        return RpcTimeoutError(f"no message from {self._peer} within the timeout")
 
     def _wait_readable(self, deadline: float) -> None:
         if self._closed:
@@ -411,7 +440,7 @@ class Connection:
             ready = select.select([self._sock], [], [], max(remaining, 0.0))[0]
         if ready:
             return  # readable, EOF or error: recv_into reports which
-        raise RpcTimeoutError(f"no message from {self._peer} within the timeout")
+        raise self._nothing_yet()
 
     def _eof(self, partial: int) -> None:
         was_closed = self._closed
@@ -453,6 +482,14 @@ class TLSConnection(Connection):
     Only the wait for readable data differs: OpenSSL may already hold decrypted bytes of
     a record it read, which poll() on the descriptor cannot see.
     """
+
+    def _nowait_flags(self) -> int:
+        if self._closed:
+            raise ConnectionClosed(f"connection to {self._peer} is closed")
+        return _MSG_DONTWAIT
+
+    def _nothing_yet(self) -> RpcTimeoutError:
+        return RpcTimeoutError(f"no message from {self._peer} within the timeout")
 
     def _wait_readable(self, deadline: float) -> None:
         if self._sock.pending():  # type: ignore[attr-defined]

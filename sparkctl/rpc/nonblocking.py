@@ -28,10 +28,24 @@ __all__ = ["PendingHandshake", "start_dial"]
 READ, WRITE = 1, 2  # selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
+def _resolve(host: str, port: int) -> tuple[int, tuple]:
+    """``(family, address)`` to connect to. An IP literal, what executors advertise, skips
+    the resolver: getaddrinfo costs a netlink query and an IDNA encoding on every call, and
+    a wide shuffle dials thousands of peers."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family, ((host, port) if family == socket.AF_INET else (host, port, 0, 0))
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return family, address
+
+
 def start_dial(host: str, port: int) -> socket.socket:
     """A non-blocking TCP connect under way to ``host:port`` (writable once it is made)."""
-    family, type_, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, type_, proto)
+    family, address = _resolve(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
