@@ -362,11 +362,11 @@ def _warm() -> None:
     import gc
     import importlib
 
+    gc.disable()
     import sparkctl.executor.executor as executor
 
     importlib.import_module("sparkctl.executor.__main__")  # the children's entry point
     executor._warm_imports()
-    gc.collect()
     gc.freeze()
 
 
@@ -415,6 +415,8 @@ def _become_executor(settings: dict[str, Any], env: dict[str, str], cwd: str, ou
         os.environ.clear()
         os.environ.update(env)
         _publish_environment(env)
+        import gc
+        gc.enable()
         import random
         random.seed()
         import sparkctl.executor.__main__ as entry

@@ -60,6 +60,13 @@ def _lz4_frame() -> Any:
     return lz4.frame
 
 
+def preload() -> None:
+    """Import Spark's default codec's library if it is installed: a fork server does, so
+    the executors it forks share it instead of each importing it."""
+    if library_installed("lz4"):
+        _lz4_frame()
+
+
 def _zstandard() -> Any:
     try:
         import zstandard  # type: ignore[import-not-found]
@@ -82,7 +89,8 @@ class Codec:
         self.lz4_block = next((flag for size, flag in _LZ4_BLOCKS if lz4_block_size <= size), 7)
         self._compress: Any = None  # made at first use, in the process that uses it
 
-    def compress(self, data: bytes) -> bytes:
+    def load(self) -> Codec:
+        """Import the codec's library now (raises OSError naming what to install)."""
         if self._compress is None:
             if self.name == "lz4":
                 frame = _lz4_frame()
@@ -90,6 +98,11 @@ class Codec:
                 self._compress = lambda d: frame.compress(d, block_size=block, store_size=True)
             else:
                 self._compress = _zstandard().ZstdCompressor(level=self.zstd_level).compress
+        return self
+
+    def compress(self, data: bytes) -> bytes:
+        if self._compress is None:
+            self.load()
         return self._compress(data)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
@@ -170,6 +183,8 @@ def configure(settings: dict[str, Any] | None) -> None:
             log.warning("This executor writes uncompressed shuffle and spill files: %s", missing_library(name))
             settings = dict(settings, shuffle=False, spill=False)
     codec = Codec(name, int(settings.get("zstd_level", 1)), int(settings.get("lz4_block_size", 32 << 10)))
+    if (settings.get("shuffle") or settings.get("spill")) and library_installed(name):
+        codec.load()  # here, before an executor forks its slots: not once in every slot
     _state = {"shuffle": codec if settings.get("shuffle") else None,
               "spill": codec if settings.get("spill") else None}
 
