@@ -36,10 +36,12 @@ from sparkctl.errors import (FetchFailedError, JobCancelledError, RemoteTracebac
                              SparkctlError, TaskFailedError)
 from sparkctl.executor.messages import BlockData, FetchBlockChunk
 from sparkctl.rpc import Connection, Server, connect
+from sparkctl.rpc.connection import frame_message
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.barrier import (barrier_properties, barrier_stage_attempt_ended, cancel_timer,
                                         on_barrier_request)
 from sparkctl.scheduler.event_poster import NoEvents
+from sparkctl.scheduler.executor_outbox import MAX_QUEUED_BYTES, OutboxLink, OutboxWriter
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
 from sparkctl.scheduler.map_output_tracker import MIN_SIZE_FOR_BROADCAST, MapOutputTracker
@@ -91,6 +93,7 @@ class ExecutorHandle:
     stage_keys: set[tuple[int, int]] = field(default_factory=set)
     broadcasts: set[int] = field(default_factory=set)
     last_heartbeat: float = field(default_factory=time.monotonic)
+    link: OutboxLink | None = None  # what the driver sends it goes through here (_send)
 
 
 class DriverRuntime:
@@ -141,8 +144,12 @@ class DriverRuntime:
         # a StatusUpdate over this goes back indirectly; the reserve covers its own fields
         self.max_direct_result = max_frame - min(1 << 20, max_frame // 4)
         self.server = Server(host, port, secret, self._on_connection, name="driver", max_frame=max_frame)
+        # sends to executors never wait on one (executor_outbox.py): a backlog that makes no
+        # progress for spark.network.timeout, or outgrows two of the largest frames, loses it
+        self.outboxes = OutboxWriter(network_timeout, max(MAX_QUEUED_BYTES, 2 * max_frame))
 
     def start(self) -> tuple[str, int]:
+        self.outboxes.start()
         self.server.start()
         return self.server.address
 
@@ -440,8 +447,10 @@ class DriverRuntime:
         return found or None
 
     def _send(self, h: ExecutorHandle, msg: Any) -> None:
+        """Send ``msg`` to the executor after what was sent to it before; never waits on it
+        (a backlog is the outbox writer's), so holding the lock here is safe."""
         try:
-            h.conn.send(msg)
+            self.outboxes.send(h.link, frame_message(msg))  # type: ignore[arg-type]
         except Exception as e:  # the reader thread notices the dead connection and reports the loss
             log.warning("could not send to executor %s: %s", h.executor_id, e)
 
@@ -474,12 +483,13 @@ class DriverRuntime:
                 conn.close()
                 return
             self.executors[reg.executor_id] = h
+            h.link = self.outboxes.attach(reg.executor_id, conn)
             log.info("Registered executor %s at %s:%d with %d cores (pid %d)", reg.executor_id, reg.host,
                      reg.port, reg.cores, reg.pid)
             if reg.cores < self.tasks.cpus_per_task:
                 log.warning("Executor %s has %d cores, fewer than spark.task.cpus=%d: it can run no task",
                             reg.executor_id, reg.cores, self.tasks.cpus_per_task)
-            conn.send(m.RegisteredExecutor(self.app_id, {}, self.max_direct_result, self.max_result_size))
+            self._send(h, m.RegisteredExecutor(self.app_id, {}, self.max_direct_result, self.max_result_size))
             for entry in self.app_files:
                 for chunk in entry.messages(self._file_chunk()):
                     self._send(h, chunk)  # a failure: the reader below sees the connection gone
@@ -514,7 +524,9 @@ class DriverRuntime:
             # may be the app's doing, as Spark assumes of an executor process lost.
             why = f"{type(error).__name__}: {error}" if error is not None and str(error) else \
                 type(error).__name__ if error is not None else "EOF"
-            self.executor_lost(reg.executor_id, f"connection closed ({why})")
+            # closed because it stopped taking what the driver sends: say so
+            stalled = self.outboxes.gave_up(h.link)  # type: ignore[arg-type]
+            self.executor_lost(reg.executor_id, stalled or f"connection closed ({why})")
 
     def executor_lost(self, executor_id: str, reason: str, caused_by_app: bool = True) -> None:
         """Forget an executor and rerun what it was running. ``caused_by_app``: whether its
@@ -524,6 +536,8 @@ class DriverRuntime:
             if h is None:
                 return
             self.lost_executors[executor_id] = reason
+            if h.link is not None:
+                self.outboxes.detach(h.link, f"executor {executor_id} lost: {reason}")
             stopped = self.stopped
             if not stopped:
                 log.warning("Lost executor %s: %s", executor_id, reason)
@@ -715,7 +729,9 @@ class DriverRuntime:
         for h in handles:
             log.info("Stopping executor %s", h.executor_id)
             self._send(h, m.StopExecutor())
+        self.outboxes.drain(min(self.network_timeout, 10.0))  # what is queued, StopExecutor last
         self.server.stop()
+        self.outboxes.stop()
 
 
 def _registration_problem(reg: m.RegisterExecutor) -> str:
