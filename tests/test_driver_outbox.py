@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from sparkctl import SparkConf, SparkContext
-from sparkctl.rpc.connection import Connection, frame_message
+from sparkctl.rpc.connection import Connection, TLSConnection, frame_message
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.executor_outbox import ExecutorOutbox, ExecutorOutboxClosed, OutboxWriter
 from tests.clusters import wait_for
@@ -234,6 +235,65 @@ def test_a_peer_gone_fails_later_sends_without_blaming_a_stall(
     assert conn.closed and writer.gave_up(link) is None  # its reader reports the loss, as any EOF
     with pytest.raises(ExecutorOutboxClosed):
         writer.send(link, frame_message(m.HeartbeatResponse()))
+
+
+# ---------------------------------------------------------------------------- the writer, over TLS
+@pytest.fixture
+def tls_pair(tmp_path: Any) -> Iterator[tuple[Connection, Connection]]:
+    """The driver's end (accepted by a TLS Server) and the executor's (connected), on loopback."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make certificates")
+    from sparkctl.rpc import Server, TLSConfig, connect
+    from tests.test_tls import make_ca, make_cert
+    make_ca(tmp_path, "ca")
+    cert, key = make_cert(tmp_path, "node", "ca")
+    config = TLSConfig(str(cert), str(key), str(tmp_path / "ca.pem"))
+    accepted: list[Connection] = []
+    done = threading.Event()
+
+    def on_connection(conn: Connection) -> None:
+        accepted.append(conn)
+        done.wait()  # the connection lives while this thread does
+
+    server = Server("127.0.0.1", 0, b"outbox-secret", on_connection, tls=config).start()
+    client = connect("127.0.0.1", server.address[1], b"outbox-secret", tls=config)
+    try:
+        wait_for(lambda: accepted, 10, "the TLS connection to be accepted")
+        yield accepted[0], client
+    finally:
+        done.set()
+        client.close()
+        server.stop()
+
+
+def test_tls_sends_return_at_once_and_arrive_in_order(tls_pair: tuple[Connection, Connection],
+                                                      writer: OutboxWriter) -> None:
+    conn, peer = tls_pair
+    assert isinstance(conn, TLSConnection)
+    link = writer.attach("1", conn)
+    msgs = [m.PutBroadcast(i, bytes([i]) * (1 << 20)) for i in range(24)] + [m.KillTask(99, "last")]
+    started = time.monotonic()
+    for msg in msgs:
+        writer.send(link, frame_message(msg))
+    assert time.monotonic() - started < 5.0
+    got = [peer.recv(timeout=20) for _ in msgs]
+    assert [(type(x).__name__, getattr(x, "bid", None), getattr(x, "data", None)) for x in got] == \
+           [(type(x).__name__, getattr(x, "bid", None), getattr(x, "data", None)) for x in msgs]
+    assert writer.drain(10)
+
+
+def test_tls_backlog_without_progress_closes_the_connection(tls_pair: tuple[Connection, Connection]) -> None:
+    conn, peer = tls_pair
+    writer = OutboxWriter(stall_timeout=0.5).start()
+    try:
+        link = writer.attach("2", conn)
+        for i in range(24):
+            writer.send(link, frame_message(m.PutBroadcast(i, b"t" * (1 << 20))))
+        wait_for(lambda: conn.closed, 10, "the stalled TLS connection to be closed")
+        assert "no progress sending" in (writer.gave_up(link) or "")
+        wait_for(lambda: link.sender is not None and not link.sender.is_alive(), 10, "its sender thread to end")
+    finally:
+        writer.stop()
 
 
 # ---------------------------------------------------------------------------- a stopped executor, for real

@@ -133,7 +133,7 @@ class ExecutorOutbox:
 class OutboxLink:
     """One executor's connection and outbox, as the writer and the senders share them."""
 
-    __slots__ = ("box", "conn", "lock", "tls", "fd", "scheduled", "gave_up")
+    __slots__ = ("box", "conn", "lock", "tls", "fd", "scheduled", "gave_up", "ready", "sender")
 
     def __init__(self, box: ExecutorOutbox, conn: Connection) -> None:
         self.box = box
@@ -143,6 +143,14 @@ class OutboxLink:
         self.fd = conn.fileno()
         self.scheduled = False  # the writer (or a TLS sender) owns the backlog; true whenever one exists
         self.gave_up: str | None = None  # why the driver cut the executor off (stalled, over the cap)
+        self.ready = threading.Condition(self.lock)  # a TLS sender waits here for a backlog
+        self.sender: threading.Thread | None = None  # a TLS connection's sender, once it had a backlog
+
+    def fail(self, reason: str) -> None:
+        """Give the outbox up (under ``lock``); a TLS sender waiting for work ends."""
+        self.box.fail(reason)
+        self.scheduled = False
+        self.ready.notify_all()
 
     def __repr__(self) -> str:
         return f"<OutboxLink executor {self.box.executor_id} queued {self.box.queued}>"
@@ -195,7 +203,7 @@ class OutboxWriter:
                 try:
                     sent = link.conn.send_nowait(frame)
                 except ConnectionClosed as e:
-                    box.fail(f"connection lost while sending: {e}")
+                    link.fail(f"connection lost while sending: {e}")
                     raise
                 if sent == len(frame):
                     return
@@ -203,6 +211,12 @@ class OutboxWriter:
                 if link.scheduled:
                     return
                 link.scheduled = True
+                if link.tls:  # its own sender thread sends, blocking; the writer only watches
+                    if link.sender is None:
+                        link.sender = threading.Thread(target=self._send_tls, args=(link,), daemon=True,
+                                                       name=f"driver-outbox-tls-{box.executor_id}")
+                        link.sender.start()
+                    link.ready.notify()
                 over = None
             else:
                 over = box.failure
@@ -222,7 +236,7 @@ class OutboxWriter:
     def detach(self, link: OutboxLink, reason: str) -> None:
         """The executor is gone: drop its backlog and stop watching it."""
         with link.lock:
-            link.box.fail(reason)
+            link.fail(reason)
         with self._lock:
             self._links.discard(link)
             self._changed.notify_all()
@@ -242,6 +256,10 @@ class OutboxWriter:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
+            links = list(self._links)
+        for link in links:  # ends the TLS senders
+            with link.lock:
+                link.fail("the driver stopped")
         self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
@@ -286,9 +304,7 @@ class OutboxWriter:
 
     def _take_up(self, link: OutboxLink) -> None:
         if link.tls:
-            threading.Thread(target=self._send_tls, args=(link,), daemon=True,
-                             name=f"driver-outbox-tls-{link.box.executor_id}").start()
-            return
+            return  # sent by its own thread; handed over only to be watched for a stall
         old = self._registered.get(link.fd)
         if old is link:
             return
@@ -324,7 +340,7 @@ class OutboxWriter:
                         break
                     box.sent(n, self.clock())
             except ConnectionClosed as e:  # closed by now: its reader reports the loss
-                box.fail(f"connection lost while sending: {e}")
+                link.fail(f"connection lost while sending: {e}")
             done = box.idle
             if done:
                 link.scheduled = False
@@ -334,23 +350,29 @@ class OutboxWriter:
                 self._changed.notify_all()
 
     def _send_tls(self, link: OutboxLink) -> None:
-        """A TLS connection's backlog, sent in blocking steps outside the outbox's lock."""
+        """A TLS connection's sender: its backlog in blocking steps outside the outbox's
+        lock, for as long as the connection lasts."""
         box = link.box
         while True:
             with link.lock:
-                if box.idle:
+                while box.idle and box.failure is None:
                     link.scheduled = False
+                    link.ready.wait()
+                if box.failure is not None:
                     break
                 chunk = box.head(TLS_CHUNK)
             try:
                 n = link.conn.send_nowait(chunk)  # all of it, or the connection fails
-            except ConnectionClosed as e:  # closed by now (perhaps by a stall): the reader reports it
+            except ConnectionClosed as e:  # closed by now (perhaps for a stall): the reader reports it
                 with link.lock:
-                    box.fail(f"connection lost while sending: {e}")
-                    link.scheduled = False
+                    link.fail(f"connection lost while sending: {e}")
                 break
             with link.lock:
                 box.sent(n, self.clock())
+                idle = box.idle
+            if idle:
+                with self._lock:
+                    self._changed.notify_all()
         with self._lock:
             self._changed.notify_all()
 
@@ -381,8 +403,7 @@ class OutboxWriter:
         """Drop the executor's backlog and close its connection: its reader thread then
         reports the executor lost, with ``reason``."""
         with link.lock:
-            link.box.fail(reason)
-            link.scheduled = False
+            link.fail(reason)
             if link.gave_up is None and not link.conn.closed:
                 link.gave_up = link.box.failure
         if not link.conn.closed:  # else its reader has seen the end already
