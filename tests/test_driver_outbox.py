@@ -237,6 +237,38 @@ def test_a_peer_gone_fails_later_sends_without_blaming_a_stall(
         writer.send(link, frame_message(m.HeartbeatResponse()))
 
 
+def test_a_broadcast_is_framed_once_for_every_executor_it_goes_to() -> None:
+    """The runtime's _send: N executors waiting for one large broadcast hold one copy of
+    its frame in their outboxes, not N."""
+    from sparkctl.scheduler.runtime import DriverRuntime, ExecutorHandle
+    data = os.urandom(4 << 20)
+    rt = DriverRuntime("127.0.0.1", 0, b"secret", max_failures=1, max_result_size=0,
+                       broadcast_source={7: data}.__getitem__, apply_accumulators=lambda _: None,
+                       max_frame=64 << 20, network_timeout=30.0)
+    rt.outboxes.start()
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        handles = []
+        for i, (a, _b) in enumerate(pairs):
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+            conn = Connection(a, peer=f"executor {i}")
+            handles.append(ExecutorHandle(str(i), "127.0.0.1", 0, 1, conn, link=rt.outboxes.attach(str(i), conn)))
+        for h in handles:
+            rt._send(h, m.PutBroadcast(7, rt.broadcast_source(7)))
+        queued = [h.link.box.frames[0] for h in handles if h.link is not None and not h.link.box.idle]
+        assert len(queued) == 3 and all(f is queued[0] for f in queued)  # the same bytes object
+        for _a, b in pairs:
+            got = Connection(b, peer="driver").recv(timeout=20)
+            assert isinstance(got, m.PutBroadcast) and got.bid == 7 and got.data == data
+        rt._forget_payloads()  # a job's end lets the frame go
+        assert rt._broadcast_frame is None
+    finally:
+        rt.outboxes.stop()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
 # ---------------------------------------------------------------------------- the writer, over TLS
 @pytest.fixture
 def tls_pair(tmp_path: Any) -> Iterator[tuple[Connection, Connection]]:

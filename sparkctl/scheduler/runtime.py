@@ -147,6 +147,9 @@ class DriverRuntime:
         # sends to executors never wait on one (executor_outbox.py): a backlog that makes no
         # progress for spark.network.timeout, or outgrows two of the largest frames, loses it
         self.outboxes = OutboxWriter(network_timeout, max(MAX_QUEUED_BYTES, 2 * max_frame))
+        # the last broadcast framed (bid, its data, the frame): one copy queued for every
+        # executor that needs it, not one each; dropped when a job ends
+        self._broadcast_frame: tuple[int, bytes, bytes] | None = None
 
     def start(self) -> tuple[str, int]:
         self.outboxes.start()
@@ -324,6 +327,7 @@ class DriverRuntime:
                 raise AssertionError(f"unknown scheduler action {action!r}")
 
     def _forget_payloads(self) -> None:
+        self._broadcast_frame = None
         live = {(t.stage_id, t.stage_attempt) for t in self.tasks.task_sets}
         for key in [k for k in self.payloads if k not in live]:
             del self.payloads[key]
@@ -450,7 +454,14 @@ class DriverRuntime:
         """Send ``msg`` to the executor after what was sent to it before; never waits on it
         (a backlog is the outbox writer's), so holding the lock here is safe."""
         try:
-            self.outboxes.send(h.link, frame_message(msg))  # type: ignore[arg-type]
+            if type(msg) is m.PutBroadcast:
+                memo = self._broadcast_frame
+                if memo is None or memo[0] != msg.bid or memo[1] is not msg.data:
+                    memo = self._broadcast_frame = (msg.bid, msg.data, frame_message(msg))
+                frame = memo[2]
+            else:
+                frame = frame_message(msg)
+            self.outboxes.send(h.link, frame)  # type: ignore[arg-type]
         except Exception as e:  # the reader thread notices the dead connection and reports the loss
             log.warning("could not send to executor %s: %s", h.executor_id, e)
 
