@@ -368,6 +368,10 @@ def _warm() -> None:
     importlib.import_module("sparkctl.executor.__main__")  # the children's entry point
     executor._warm_imports()
     gc.freeze()
+    # malloc's free chunks go back to the kernel: a child reusing one then faults in a zero
+    # page instead of copying the fork server's
+    from sparkctl.storage import sizing
+    sizing.trim_heap()
 
 
 def _fork_executor(msg: dict[str, Any], close_fds: tuple[int, ...]) -> int:

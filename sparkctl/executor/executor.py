@@ -48,7 +48,7 @@ from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.rpc import tls
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
-from sparkctl.storage import compression
+from sparkctl.storage import compression, sizing
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storagelevel import StorageLevel
 from sparkctl.util.fsutil import private_makedirs
@@ -485,7 +485,9 @@ class Executor:
     # ------------------------------------------------------------ lifecycle
     def run(self) -> None:
         _warm_imports()
-        # fork the slots before any thread exists, so they start from a clean process
+        # fork the slots before any thread exists, so they start from a clean process, and
+        # with malloc's free pages handed back: a slot then fills zero pages, not copies
+        sizing.trim_heap()
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
         self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret)
         if tls.configured() is None:  # handshakes in the block server's loop
