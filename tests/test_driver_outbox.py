@@ -157,16 +157,16 @@ def test_threads_sending_at_once_keep_each_ones_order(
         for i in range(per_thread):  # a mix of sizes: some go at once, some queue
             writer.send(link, frame_message(m.PutBroadcast(t * per_thread + i, b"z" * (i % 7 * 9000))))
 
-    threads = [threading.Thread(target=sender, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
     got = _receive(peer, 4 * per_thread)
-    for t in threads:
-        t.join(10)
+    for thread in threads:
+        thread.join(10)
     ids = [x.bid for x in got]
     assert sorted(ids) == list(range(4 * per_thread))
-    for t in range(4):
-        mine = [i for i in ids if i // per_thread == t]
+    for k in range(4):
+        mine = [i for i in ids if i // per_thread == k]
         assert mine == sorted(mine)
     for x in got:
         assert x.data == b"z" * (x.bid % per_thread % 7 * 9000)
@@ -356,7 +356,7 @@ def test_a_stopped_executor_stalls_nothing_else_and_is_lost(assert_no_child_proc
     stopped: list[int] = []
     with SparkContext("local-cluster[3,1,512]", "stopped-executor", conf=conf) as sc:
         driver_log.addHandler(lines)
-        runtime = sc._runtime
+        runtime: Any = sc._runtime
         first: dict[str, Any] = {}
         job = threading.Thread(target=lambda: first.update(result=sc.parallelize(range(24), 6).map(
             lambda x: x * 3 + len(table.value)).collect()))
