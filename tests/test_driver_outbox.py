@@ -4,8 +4,10 @@ The outbox's state machine is driven here without sockets (order, partial writes
 stall clock, the cap); the writer over a socketpair whose far end does not read (a send
 returns at once, the backlog arrives whole and in order once it reads, a stall or the cap
 closes the connection); and, end to end, a local cluster with one executor and its task
-slots stopped by SIGSTOP while a job ships a large broadcast: the driver declares that
-executor lost and the job finishes on the others with the exact result.
+slots stopped by SIGSTOP while a job ships a large broadcast: another job runs meanwhile,
+the driver declares that executor lost and the job finishes on the others with the exact
+result; and an executor process that heartbeats but never reads, which only its stalled
+backlog gives away.
 """
 from __future__ import annotations
 
@@ -400,4 +402,60 @@ def test_a_stopped_executor_stalls_nothing_else_and_is_lost(assert_no_child_proc
                     pass
             if job.is_alive():
                 job.join(4 * NETWORK_TIMEOUT)
+    assert_no_child_processes(allow_shared=False)
+
+
+_SILENT_EXECUTOR = """
+import os, sys, time
+from sparkctl.rpc import connect
+from sparkctl.scheduler import messages as m
+conn = connect(sys.argv[1], int(sys.argv[2]), bytes.fromhex(os.environ["OUTBOX_TEST_SECRET"]))
+conn.send(m.RegisterExecutor("silent-1", "127.0.0.1", 1, 4, os.getpid()))
+try:
+    while True:  # heartbeats, as a live executor sends them, but never a read
+        conn.send(m.ExecutorHeartbeat("silent-1"))
+        time.sleep(0.2)
+except Exception:
+    pass  # the driver closed the connection
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_executor_that_heartbeats_but_never_reads_is_lost_for_its_stalled_backlog(
+        assert_no_child_processes: Any) -> None:
+    """Only the outbox can tell: the executor's heartbeats keep its connection from ever
+    going silent, but what the driver sends it never moves."""
+    import subprocess
+    import sys
+    from tests.clusters import ROOT
+    timeout = 3.0
+    conf = (SparkConf().set("spark.ui.showConsoleProgress", "false").set("spark.log.level", "WARN")
+            .set("spark.network.timeout", f"{timeout:g}s").set("spark.executor.heartbeatInterval", "1s"))
+    lines = _Lines()
+    driver_log = logging.getLogger("sparkctl.driver")
+    with SparkContext("local[1]", "silent-executor", conf=conf) as sc:
+        runtime: Any = sc._runtime
+        host, port = runtime.address
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OUTBOX_TEST_SECRET=runtime.secret.hex())
+        proc = subprocess.Popen([sys.executable, "-c", _SILENT_EXECUTOR, host, str(port)], env=env)
+        driver_log.addHandler(lines)
+        try:
+            wait_for(lambda: "silent-1" in runtime.executors, 20, "the silent executor to register")
+            data = os.urandom(16 << 20)
+            table = sc.broadcast(data)
+            started = time.monotonic()
+            got = sc.parallelize(range(40), 8).map(lambda x: x + len(table.value)).collect()
+            took = time.monotonic() - started
+            assert got == [x + len(data) for x in range(40)]
+            reason = runtime.lost_executors.get("silent-1", "")
+            assert "no progress sending" in reason and "spark.network.timeout" in reason, reason
+            assert any(line.startswith("Lost executor silent-1: no progress sending") for line in lines.lines), \
+                lines.lines
+            assert timeout * 0.9 <= took < timeout + 20, took
+            assert proc.wait(20) is not None  # its heartbeats fail once the driver closed the connection
+        finally:
+            driver_log.removeHandler(lines)
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
     assert_no_child_processes(allow_shared=False)
