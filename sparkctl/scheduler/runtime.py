@@ -7,7 +7,10 @@
 ```
 Each executor connection has a reader thread; every event is handled under one lock, by
 feeding the state machines and carrying out the actions they return (sending messages,
-waking the job's waiter). The runtime knows executors only as connections: how they came
+waking the job's waiter). A send never waits on the executor: it goes through the
+executor's outbox (executor_outbox.py), whose backlog one writer thread sends; a backlog
+stalled for spark.network.timeout closes the connection, and the reader thread reports
+the executor lost. The runtime knows executors only as connections: how they came
 to exist is the scheduler backend's business, so local mode and a standalone cluster run
 exactly this code.
 
