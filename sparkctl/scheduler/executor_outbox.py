@@ -50,6 +50,10 @@ MAX_QUEUED_BYTES = 1 << 30
 #: (and a stall) at this grain.
 TLS_CHUNK = 1 << 20
 
+#: The most the writer sends of one backlog before it lets the callers (who wait on the
+#: outbox's lock meanwhile) and the other executors have a turn; the selector brings it back.
+FLUSH_BYTES = 8 << 20
+
 
 class ExecutorOutboxClosed(ConnectionClosed):
     """A send to an executor whose outbox was given up (stalled, over its cap, or lost)."""
@@ -333,12 +337,14 @@ class OutboxWriter:
         """Send what the socket takes of ``link``'s backlog; let go of it once it is empty."""
         box = link.box
         with link.lock:
+            budget = FLUSH_BYTES
             try:
-                while not box.idle:
-                    n = link.conn.send_nowait(box.head())
+                while not box.idle and budget > 0:
+                    n = link.conn.send_nowait(box.head(budget))
                     if not n:
                         break
                     box.sent(n, self.clock())
+                    budget -= n
             except ConnectionClosed as e:  # closed by now: its reader reports the loss
                 link.fail(f"connection lost while sending: {e}")
             done = box.idle
