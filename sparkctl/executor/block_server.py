@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from sparkctl.errors import RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
@@ -57,10 +58,13 @@ _ONE_CONNECTION_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}  # acce
 
 
 class _Peer:
-    __slots__ = ("conn", "out", "sent", "buffered", "events")
+    __slots__ = ("conn", "handle", "out", "sent", "buffered", "events")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, handle: Any = None) -> None:
         self.conn = conn
+        # what the selector knows it by: a closed connection's fd is gone, and the
+        # selector then finds it by this object only
+        self.handle = conn if handle is None else handle
         self.out: deque[bytes] = deque()  # framed answers, in order
         self.sent = 0  # bytes of out[0] already sent
         self.buffered = 0
@@ -205,8 +209,7 @@ class BlockServer:
             pending = PendingHandshake(sock, self.secret, "server", f"{addr[0]}:{addr[1]}", HANDSHAKE_TIMEOUT)
             self._handshakes.append(pending)
             self._shaking += 1
-            self._selector.register(sock, pending.events(), pending)
-            self._shake(pending)
+            self._shake(pending, registered=False)  # its challenge goes out now: no wait for writable
 
     def _pause_accepting(self, error: OSError) -> None:
         """accept() failed for the process's sake (out of file descriptors, or memory): the
@@ -220,30 +223,39 @@ class BlockServer:
             self._accept_warned = now
             log.warning("block server: accept failed, accepting paused %gs at a time: %s", ACCEPT_PAUSE, error)
 
-    def _shake(self, pending: PendingHandshake) -> None:
+    def _shake(self, pending: PendingHandshake, registered: bool = True) -> None:
+        """Advance a handshake; ``registered`` once its socket is in the selector. A socket
+        changes its registration's events and data, never leaves and rejoins (two system
+        calls a connection saved)."""
         try:
             done = pending.advance()
         except Exception as e:
             log.warning("block server: refused connection: %s", e)
-            self._end_handshake(pending)
+            self._end_handshake(pending, unregister=registered)
             pending.close()
             return
         if done:
-            self._end_handshake(pending)
+            self._end_handshake(pending, unregister=False)
             conn = Connection(pending.sock, peer=pending.peer)
-            peer = _Peer(conn)
-            self._selector.register(conn, peer.events, peer)
+            peer = _Peer(conn, pending.sock)
+            if registered:
+                self._selector.modify(pending.sock, peer.events, peer)
+            else:
+                self._selector.register(pending.sock, peer.events, peer)
             self._service(peer)  # its first request may have come with the handshake's end
-        else:
+        elif registered:
             self._selector.modify(pending.sock, pending.events(), pending)
+        else:
+            self._selector.register(pending.sock, pending.events(), pending)
 
-    def _end_handshake(self, pending: PendingHandshake) -> None:
+    def _end_handshake(self, pending: PendingHandshake, unregister: bool = True) -> None:
         if pending.deadline:
             self._shaking -= 1
-        try:
-            self._selector.unregister(pending.sock)
-        except (KeyError, ValueError):
-            pass
+        if unregister:
+            try:
+                self._selector.unregister(pending.sock)
+            except (KeyError, ValueError):
+                pass
         pending.deadline = 0.0  # done: _expire drops it from the queue when it reaches it
 
     def _next_timeout(self) -> float | None:
@@ -296,7 +308,7 @@ class BlockServer:
             selectors.EVENT_READ if peer.buffered < MAX_BUFFERED else 0)
         if want != peer.events:
             peer.events = want
-            self._selector.modify(peer.conn, want, peer)
+            self._selector.modify(peer.handle, want, peer)
 
     def _read(self, peer: _Peer) -> bool:
         """Answer ``peer``'s requests that have arrived whole: one receive from the socket,
@@ -344,7 +356,7 @@ class BlockServer:
 
     def _drop(self, peer: _Peer) -> None:
         try:
-            self._selector.unregister(peer.conn)
+            self._selector.unregister(peer.handle)
         except (KeyError, ValueError):
             pass
         peer.conn.close()
