@@ -351,8 +351,7 @@ def test_a_listening_block_server_needs_a_secret(tmp_path: Path) -> None:
         server.listen(HOST)
     server.stop()  # never started: releases its wake-up pair
     server._selector.close()
-    server._wake_r.close()
-    server._wake_w.close()
+    server._waker.close()
 
 
 # ---------------------------------------------------------------------------- interop both ways

@@ -22,12 +22,12 @@ import collections
 import logging
 import selectors
 import signal
-import socket
 import threading
 from typing import Any, Callable
 
 from sparkctl.errors import ConnectionClosed, ProtocolError, RpcTimeoutError
 from sparkctl.rpc import Connection
+from sparkctl.rpc.waker import Waker
 
 __all__ = ["Deferred", "Dispatcher", "Outbox"]
 
@@ -43,10 +43,8 @@ class Dispatcher:
     def __init__(self, name: str) -> None:
         self.name = name
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._waker = Waker()
+        self._selector.register(self._waker, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._pending: list[tuple[Connection, Handler, Closed | None]] = []
         self._stopping = False
@@ -70,19 +68,13 @@ class Dispatcher:
             if closed is not None:
                 closed(None)
             return
-        self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"x")
-        except (BlockingIOError, OSError):
-            pass  # already awake, or stopping
+        self._waker.wake()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop reading; the connections stay open (their owner closes them)."""
         with self._lock:
             self._stopping = True
-        self._wake()
+        self._waker.wake()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -101,19 +93,14 @@ class Dispatcher:
                     self._add(conn, handle, closed)
                 for key, _ in self._selector.select():
                     if key.data is None:
-                        try:
-                            while self._wake_r.recv(4096):
-                                pass
-                        except (BlockingIOError, OSError):
-                            pass
+                        self._waker.drain()
                         continue
                     self._drain(key.fileobj, *key.data)  # type: ignore[arg-type]
         except Exception:
             log.critical("%s: dispatcher failed; no longer reading connections", self.name, exc_info=True)
         finally:
             self._selector.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._waker.close()
 
     def _add(self, conn: Connection, handle: Handler, closed: Closed | None) -> None:
         try:

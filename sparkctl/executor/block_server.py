@@ -42,6 +42,7 @@ from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedB
 from sparkctl.rpc import Connection
 from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message
 from sparkctl.rpc.nonblocking import PendingHandshake
+from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
@@ -85,10 +86,8 @@ class BlockServer:
         self._accept_resumes = 0.0  # while accepting is paused: when it resumes
         self._accept_warned = 0.0
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._waker = Waker()
+        self._selector.register(self._waker, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._joining: list[Connection] = []
         self._forgotten: list[int] = []  # shuffles removed since the loop last looked
@@ -124,7 +123,7 @@ class BlockServer:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
-        self._wake()
+        self._waker.wake()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5)
 
@@ -135,19 +134,13 @@ class BlockServer:
                 conn.close()
                 return
             self._joining.append(conn)
-        self._wake()
+        self._waker.wake()
 
     def forget_shuffle(self, shuffle_id: int) -> None:
         """Close the files of a removed shuffle that the loop holds open (any thread)."""
         with self._lock:
             self._forgotten.append(shuffle_id)
-        self._wake()
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass  # already awake, or closed
+        self._waker.wake()
 
     # ---- the loop
     def _run(self) -> None:
@@ -179,8 +172,7 @@ class BlockServer:
                 self._listener.close()
             self._selector.close()
             self.files.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._waker.close()
 
     # ---- accepting and authenticating
     def _accept(self) -> None:
@@ -280,11 +272,7 @@ class BlockServer:
                 pending.close()
 
     def _join(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._waker.drain()
         with self._lock:
             joining, self._joining = self._joining, []
             forgotten, self._forgotten = self._forgotten, []

@@ -41,6 +41,7 @@ from sparkctl.errors import (
 from sparkctl.rpc import tls as _tls
 from sparkctl.rpc.auth import client_handshake, server_handshake
 from sparkctl.rpc.framing import DEFAULT_MAX_FRAME, HEADER, HEADER_SIZE, SMALL_FRAME, send_frame
+from sparkctl.rpc.waker import Waker
 
 __all__ = [
     "Connection",
@@ -483,14 +484,6 @@ class TLSConnection(Connection):
     a record it read, which poll() on the descriptor cannot see.
     """
 
-    def _nowait_flags(self) -> int:
-        if self._closed:
-            raise ConnectionClosed(f"connection to {self._peer} is closed")
-        return _MSG_DONTWAIT
-
-    def _nothing_yet(self) -> RpcTimeoutError:
-        return RpcTimeoutError(f"no message from {self._peer} within the timeout")
-
     def _wait_readable(self, deadline: float) -> None:
         if self._sock.pending():  # type: ignore[attr-defined]
             return
@@ -609,8 +602,7 @@ class Server:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._address: tuple[str, int] | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._waker: Waker | None = None
         self._accept_thread: threading.Thread | None = None
         self._stopping = False
         self._handshaking: set[socket.socket] = set()
@@ -670,8 +662,7 @@ class Server:
             raise _os_error(e.errno, f"{self.name} cannot listen on {where}: {e.strerror or e}{hint}") from e
         listener.setblocking(False)
         self._address = tuple(listener.getsockname()[:2])  # type: ignore[assignment]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
+        self._waker = Waker()
         self._listener = listener
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"{self.name}-accept", daemon=True
@@ -682,13 +673,13 @@ class Server:
 
     def _accept_loop(self) -> None:
         listener = self._listener
-        assert listener is not None and self._wake_r is not None
+        assert listener is not None and self._waker is not None
         # Wait on the listener and a wake-up socketpair: stop() writes to the pair, which
         # ends the wait portably (closing a listener does not wake accept() everywhere).
         # A selector (epoll on Linux) because select() fails on fds above 1023.
         sel = selectors.DefaultSelector()
         sel.register(listener, selectors.EVENT_READ)
-        sel.register(self._wake_r, selectors.EVENT_READ)
+        sel.register(self._waker, selectors.EVENT_READ)
         try:
             while not self._stopping:
                 try:
@@ -843,19 +834,15 @@ class Server:
             self._stopping = True
             handshaking = list(self._handshaking)
             conns = list(self._conns)
-        if self._wake_w is not None:
-            try:
-                self._wake_w.send(b"x")
-            except OSError:
-                pass
+        if self._waker is not None:
+            self._waker.wake()
         me = threading.current_thread()
         if self._accept_thread is not None and self._accept_thread is not me:
             self._accept_thread.join()
         if self._listener is not None:
             self._listener.close()
-        for s in (self._wake_r, self._wake_w):
-            if s is not None:
-                s.close()
+        if self._waker is not None:
+            self._waker.close()
         for sock in handshaking:
             _hard_close(sock)  # wakes the handshake thread, which then exits
         for conn in conns:

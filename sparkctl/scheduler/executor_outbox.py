@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import selectors
-import socket
 import threading
 import time
 from collections import deque
@@ -36,6 +35,7 @@ from typing import Callable
 
 from sparkctl.errors import ConnectionClosed
 from sparkctl.rpc.connection import Connection, TLSConnection
+from sparkctl.rpc.waker import Waker
 
 __all__ = ["MAX_QUEUED_BYTES", "ExecutorOutbox", "ExecutorOutboxClosed", "OutboxLink", "OutboxWriter"]
 
@@ -175,10 +175,8 @@ class OutboxWriter:
         self._handed: list[OutboxLink] = []  # new backlogs for the writer thread to take up
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, OutboxLink] = {}  # fd -> link; the writer thread's own
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._waker = Waker()
+        self._selector.register(self._waker, selectors.EVENT_READ, None)
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -229,7 +227,7 @@ class OutboxWriter:
             raise ExecutorOutboxClosed(f"not sent to executor {box.executor_id}: {over}")
         with self._lock:
             self._handed.append(link)
-        self._wake()
+        self._waker.wake()
 
     def gave_up(self, link: OutboxLink) -> str | None:
         """Why the driver cut the executor off (its backlog stalled or passed the cap), if
@@ -244,18 +242,12 @@ class OutboxWriter:
         with self._lock:
             self._links.discard(link)
             self._changed.notify_all()
-        self._wake()  # the writer thread lets go of its registration
+        self._waker.wake()  # the writer thread lets go of its registration
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every backlog to go; True when none is left."""
-        deadline = time.monotonic() + timeout
         with self._lock:
-            while any(not link.box.idle for link in self._links):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
-            return True
+            return self._changed.wait_for(lambda: all(link.box.idle for link in self._links), timeout)
 
     def stop(self) -> None:
         with self._lock:
@@ -264,22 +256,13 @@ class OutboxWriter:
         for link in links:  # ends the TLS senders
             with link.lock:
                 link.fail("the driver stopped")
-        self._wake()
+        self._waker.wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         self._selector.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
 
     # ------------------------------------------------------------------ the writer thread
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"x")
-        except (BlockingIOError, InterruptedError):
-            pass  # a wake-up is pending already
-        except OSError:
-            pass  # stopped
-
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -292,19 +275,12 @@ class OutboxWriter:
                 ready = self._selector.select(self._next_timeout())
                 for key, _ in ready:
                     if key.data is None:
-                        self._drain_wake()
+                        self._waker.drain()
                     else:
                         self._flush(key.data)
                 self._check_stalls()
             except Exception:  # the writer must outlive any one executor's trouble
                 log.exception("the driver's outbox writer failed a round; going on")
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
     def _take_up(self, link: OutboxLink) -> None:
         if link.tls:

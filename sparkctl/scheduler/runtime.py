@@ -574,14 +574,8 @@ class DriverRuntime:
         h.conn.close()
 
     def wait_for_executors(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
         with self.lock:
-            while len(self.executors) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.executor_changed.wait(left)
-            return True
+            return self.executor_changed.wait_for(lambda: len(self.executors) >= count, timeout)
 
     def total_cores(self) -> int:
         with self.lock:
