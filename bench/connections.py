@@ -1,0 +1,105 @@
+"""CPU one authenticated shuffle connection costs, on each side.
+
+    python bench/connections.py [--batches 60] [--batch 99]
+
+A block server (``executor/block_server.py``) listens on 127.0.0.2 in a child process; this
+process dials batches of connections to it the way a task slot dials the executors a
+read needs (``rpc/nonblocking``: TCP connects and handshakes side by side in one
+selector), makes each a ``Connection``, and closes them. It prints the CPU microseconds
+per connection, user and system, of the dialling side and of the serving side (the
+server's whole life, so its start-up is spread over the connections).
+
+A 100-executor shuffle opens 9,900 such connections the first time it runs
+(``bench/wide_cluster.py``), so a microsecond here is about 10 ms of CPU there.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import selectors
+import sys
+import tempfile
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from sparkctl.executor.block_server import BlockServer  # noqa: E402
+from sparkctl.rpc import Connection  # noqa: E402
+from sparkctl.rpc.nonblocking import PendingHandshake, start_dial  # noqa: E402
+from sparkctl.storage.block_manager import BlockManager  # noqa: E402
+
+SECRET = b"bench-connections-secret-0123456789"
+
+
+def serve(queue: Any, stop: Any) -> None:
+    with tempfile.TemporaryDirectory() as local_dir:
+        server = BlockServer(local_dir, BlockManager(1 << 20, os.path.join(local_dir, "blocks")), SECRET)
+        queue.put(server.listen("127.0.0.2"))
+        server.start()
+        stop.wait()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        queue.put((usage.ru_utime, usage.ru_stime))
+        server.stop()
+
+
+def dial_batch(address: tuple[str, int], n: int) -> list[Connection]:
+    conns = []
+    with selectors.DefaultSelector() as sel:
+        for _ in range(n):
+            pending = PendingHandshake(start_dial(*address), SECRET, "client", "bench", 30, connecting=True)
+            sel.register(pending.sock, pending.events(), pending)
+        while sel.get_map():
+            events = sel.select(30)
+            if not events:
+                raise SystemExit("the handshakes did not finish within 30 s")
+            for key, _ in events:
+                pending = key.data
+                if pending.advance():
+                    sel.unregister(key.fileobj)
+                    conns.append(Connection(pending.sock, peer="bench"))
+                else:
+                    sel.modify(key.fileobj, pending.events(), pending)
+    return conns
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", type=int, default=60, help="batches of connections (default 60)")
+    ap.add_argument("--batch", type=int, default=99, help="connections dialled at once (default 99)")
+    args = ap.parse_args(argv)
+    ctx = mp.get_context("fork")
+    queue, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=serve, args=(queue, stop))
+    server.start()
+    try:
+        address = tuple(queue.get(timeout=30))
+        for conn in dial_batch(address, 10):  # warm both sides
+            conn.close()
+        before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(args.batches):
+            for conn in dial_batch(address, args.batch):
+                conn.close()
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        stop.set()
+        server_user, server_sys = queue.get(timeout=30)
+    finally:
+        stop.set()
+        server.join(30)
+        if server.is_alive():
+            server.kill()
+    n = args.batches * args.batch
+    per = 1e6 / n
+    print(f"{n:,} connections in {wall:.2f} s")
+    print(f"  dialling side: {(after.ru_utime - before.ru_utime) * per:.0f} us user, "
+          f"{(after.ru_stime - before.ru_stime) * per:.0f} us system per connection")
+    print(f"  serving side:  {server_user * per:.0f} us user, {server_sys * per:.0f} us system per connection "
+          "(its whole life)")
+
+
+if __name__ == "__main__":
+    main()
