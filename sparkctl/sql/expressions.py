@@ -391,6 +391,9 @@ def cast_array(value: Any, to: pa.DataType, safe: bool = True) -> Any:
         if (pa.types.is_string(source) or pa.types.is_large_string(source)) and pa.types.is_timestamp(to):
             from sparkctl.sql.builtins_datetime import text_to_timestamp  # Spark's forms, zone-less as UTC
             return text_to_timestamp(value, to, safe)
+        from sparkctl.sql.casts import is_numeric_cast, numeric_cast
+        if is_numeric_cast(source, to):
+            return numeric_cast(value, to, safe)
         if (pa.types.is_string(source) or pa.types.is_large_string(source)) and is_numeric(to):
             value = pc.utf8_trim_whitespace(value)
         if pa.types.is_floating(source) and pa.types.is_integer(to):
@@ -431,9 +434,10 @@ def _cast_error(value: Any, converted: Any, to: pa.DataType) -> Exception:
 
 def _to_string(value: Any) -> Any:
     t = value.type
-    if pa.types.is_floating(t):
-        from sparkctl.sql.show import java_double_str
-        return pa.array([None if v is None else java_double_str(v) for v in value.to_pylist()], pa.string())
+    if pa.types.is_floating(t):  # Java's Double.toString, Float.toString for a FLOAT (0.1, not 0.10000000149...)
+        from sparkctl.sql.show import java_double_str, java_float_str
+        text = java_float_str if t == pa.float32() else java_double_str
+        return pa.array([None if v is None else text(v) for v in value.to_pylist()], pa.string())
     if pa.types.is_boolean(t):
         return pc.if_else(value, "true", "false")
     if pa.types.is_timestamp(t):
@@ -487,10 +491,14 @@ class Cast(Expr):
     @property
     def nullable(self) -> bool:
         source = self.children[0].dtype
+        # under ANSI a numeric cast that does not fit raises; only NaN to DECIMAL gives NULL
+        exact = pa.types.is_integer(source) or pa.types.is_decimal(source)
         safe = (pa.types.is_string(self.to) or source == self.to
-                or (pa.types.is_integer(source) and (pa.types.is_floating(self.to) or
-                                                     (pa.types.is_integer(self.to) and
-                                                      _INT_RANK.get(self.to, 0) >= _INT_RANK.get(source, 5)))))
+                or (pa.types.is_floating(self.to) and (exact or pa.types.is_floating(source)))
+                or (pa.types.is_decimal(self.to) and exact)
+                or (pa.types.is_integer(self.to) and pa.types.is_decimal(source))
+                or (pa.types.is_integer(source) and pa.types.is_integer(self.to) and
+                    _INT_RANK.get(self.to, 0) >= _INT_RANK.get(source, 5)))
         return self.try_ or not safe or self.children[0].nullable
 
     def eval(self, table: pa.Table) -> Any:
