@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from sparkctl.errors import NotSupportedError
 from sparkctl.sql import plan as lp
 from sparkctl.sql.builtins import AggregateFunc
+from sparkctl.sql.group_keys import flatten_key, key_columns, restore_keys
 from sparkctl.sql.expressions import Attribute, AttributeRef, Expr, Literal, _coerce, as_array, strip_alias
 
 #: aggregates merged from partials: name -> [(partial kernel, merge kernel)]
@@ -42,8 +43,9 @@ _ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "coun
               "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
 
 
-#: DISTINCT aggregates computed (min and max of the distinct values are those of all values)
-_DISTINCT = {"count", "sum", "avg", "min", "max"}
+#: DISTINCT aggregates computed (min and max of the distinct values are those of all values, as
+#: collect_set's are; collect_list(DISTINCT x) is the group's distinct values, as collect_set)
+_DISTINCT = {"count", "sum", "avg", "min", "max", "collect_list", "collect_set"}
 
 
 class AggSpec:
@@ -118,6 +120,9 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
                                     f"{', '.join(sorted(_DISTINCT))})")
     group_attrs = [Attribute(f"__g{i}", g.dtype, g.nullable) for i, g in enumerate(groups)]
     group_cols = [f"__g{i}" for i in range(len(groups))]
+    # the columns the keys are grouped by: a struct key's fields (group_keys), any other key itself
+    key_layout = [(name, g.dtype) for name, g in zip(group_cols, groups)]
+    key_cols = [c for name, dtype in key_layout for c in key_columns(name, dtype)]
     strategy = planner.aggregate_strategy(plan)
     n = strategy.partitions
 
@@ -125,7 +130,7 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
         for t in tables:
             cols = {}
             for name, g in zip(group_cols, groups):
-                cols[name] = as_array(g.eval(t), t.num_rows)
+                cols.update(flatten_key(name, as_array(g.eval(t), t.num_rows)))
             for s in specs:
                 if not s.call.children:
                     cols[s.input] = pa.nulls(t.num_rows, pa.int8()).fill_null(1)
@@ -137,15 +142,15 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
 
     prepared = child.mapPartitions(inputs)
     if strategy.two_phase:
-        partials = prepared.mapPartitions(partial(_partial, group_cols=group_cols, specs=specs))
-        shuffled = planner.exchange(partials, group_cols, n, [], gather=False)
-        merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
+        partials = prepared.mapPartitions(partial(_partial, group_cols=key_cols, specs=specs))
+        shuffled = planner.exchange(partials, key_cols, n, [], gather=False)
+        merged = shuffled.mapPartitions(partial(_merge, group_cols=key_cols, specs=specs,
                                                 global_agg=not groups, phase="final"))
     elif strategy.distinct_arguments:
-        merged = _rewritten_distinct(planner, prepared, group_cols, specs, strategy)
+        merged = _rewritten_distinct(planner, prepared, key_cols, specs, strategy)
     else:
-        shuffled = planner.exchange(prepared, group_cols, n, [], gather=False)
-        merged = shuffled.mapPartitions(partial(_merge, group_cols=group_cols, specs=specs,
+        shuffled = planner.exchange(prepared, key_cols, n, [], gather=False)
+        merged = shuffled.mapPartitions(partial(_merge, group_cols=key_cols, specs=specs,
                                                 global_agg=not groups, phase="single"))
     if not groups:
         merged = _ensure_one_row(planner, merged, specs)
@@ -156,9 +161,13 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     rename = {**{s.input + "_result": mapping[s.call.sql()].column for s in specs},
               **{group_cols[i]: by_sql[g.sql()].column for i, g in enumerate(groups)}}
 
+    restore = key_cols != group_cols
+
     def finish(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
         from sparkctl.sql.execution import project_table
         for t in tables:
+            if restore:
+                t = restore_keys(t, key_layout)
             t = t.rename_columns([rename.get(c, c) for c in t.column_names])
             yield project_table(t, outputs, plan.output)
     return merged.mapPartitions(finish)
@@ -263,10 +272,25 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
     names = {f"{col}_{'distinct' if kernel == 'sum_distinct' else kernel}": name for col, kernel, name in aggs}
     result = result.rename_columns([names.get(c, c) for c in result.column_names])
     for col, kernel, name in aggs:
-        if kernel == "sum_distinct":
+        if kernel in ("sum_distinct", "list"):
             i = result.column_names.index(name)
-            result = result.set_column(i, name, _sum_lists(result.column(name).combine_chunks()))
+            lists = result.column(name).combine_chunks()
+            result = result.set_column(i, name, _sum_lists(lists) if kernel == "sum_distinct" else _valid_items(lists))
     return result
+
+
+def _valid_items(lists: pa.Array) -> pa.Array:
+    """Each list without its null items: collect_list skips NULL as Spark's does (pyarrow's
+    hash ``list`` keeps them). The lists of a hash aggregate are never null themselves."""
+    import numpy as np
+    items = pc.list_flatten(lists)
+    if not items.null_count:
+        return lists
+    keep = pc.is_valid(items)
+    parents = pc.list_parent_indices(lists).filter(keep).to_numpy()
+    offsets = np.zeros(len(lists) + 1, np.int32)
+    np.cumsum(np.bincount(parents, minlength=len(lists)), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), items.filter(keep), type=lists.type)
 
 
 def _sum_lists(lists: pa.Array) -> pa.Array:
@@ -353,7 +377,8 @@ def _merge_kernels(specs: list[AggSpec], phase: str) -> list[tuple[str, str, str
                            "avg": ["sum_distinct", "count_distinct"]}[s.name]
                 aggs.extend((s.input, k, f"{s.input}_m{i}") for i, k in enumerate(kernels))
                 continue
-            kernel = _ONE_PHASE.get(s.name) or _SINGLE[s.name]
+            kernel = _ONE_PHASE["collect_set" if s.call.distinct and s.name == "collect_list" else s.name] \
+                if s.name in _ONE_PHASE else _SINGLE[s.name]
             if s.name in ("stddev_pop", "var_pop"):
                 kernel = "pop_" + kernel
             aggs.append((s.input, kernel, f"{s.input}_m0"))

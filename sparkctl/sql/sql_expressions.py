@@ -406,7 +406,7 @@ class ExpressionTranslator:
             values = node.this.expressions
             if name == "sum" and len(values) == 1:
                 return F.sum_distinct(self.column(values[0], scope))
-            if name in ("avg", "mean", "min", "max") and len(values) == 1:
+            if name in ("avg", "mean", "min", "max", "collect_list", "collect_set") and len(values) == 1:
                 distinct_aggregate = getattr(F, "_distinct_aggregate", None)
                 if distinct_aggregate is not None:
                     return distinct_aggregate(name, self.column(values[0], scope))
