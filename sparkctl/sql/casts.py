@@ -105,6 +105,15 @@ def _to_integer(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array | 
 
 
 # ---------------------------------------------------------------------------- DECIMAL(p, s)
+#: the decimal digits of the largest value of an integer type, by its bit width
+_INTEGER_DIGITS = {8: 3, 16: 5, 32: 10, 64: 19}
+
+
+def _wide(digits: int, scale: int) -> pa.DataType:
+    """A decimal of *scale* holding *digits* digits: 128 bits where they fit (faster), else 256."""
+    return pa.decimal128(38, scale) if digits <= 38 else pa.decimal256(_WIDE_PRECISION, scale)
+
+
 def _to_decimal(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array, dict[str, pa.Array]]:
     """The value at scale s in a wide decimal, the mask of values with no result, and the masks
     of those that are no overflow (malformed text, by the kind of their error)."""
@@ -112,9 +121,13 @@ def _to_decimal(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array, d
     wide = pa.decimal256(_WIDE_PRECISION, to.scale)
     kinds: dict[str, pa.Array] = {}
     if pa.types.is_integer(source):
+        wide = _wide(_INTEGER_DIGITS[source.bit_width] + to.scale, to.scale)
         exact = pc.cast(value, wide)
     elif pa.types.is_decimal(source):
-        exact = pc.cast(value, pa.decimal256(_WIDE_PRECISION, source.scale))
+        # room for the integer digits, the larger scale and a carry of the rounding (99.95 -> 100.0)
+        digits = source.precision - source.scale + max(source.scale, to.scale) + 1
+        wide = _wide(digits, to.scale)
+        exact = pc.cast(value, _wide(digits, source.scale))
         if source.scale > to.scale:
             exact = pc.round(exact, to.scale, round_mode="half_towards_infinity")
         exact = pc.cast(exact, wide)

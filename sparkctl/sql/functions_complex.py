@@ -64,8 +64,11 @@ def sort_array(col: Any, asc: Any = True) -> Column:
 
 
 def array_sort(col: Any, comparator: Any = None) -> Column:
+    """Each array sorted ascending, NULLs last; or by *comparator*, a function of two Columns
+    returning a negative, zero or positive integer (Spark 3.4's ``array_sort(x, (l, r) -> ...)``)."""
     if comparator is not None:
-        raise NotImplementedError("sparkctl's array_sort takes no comparator yet")
+        from sparkctl.sql.higher_order import ArraySort, lambda_function
+        return Column(ArraySort(_c(col), lambda_function(comparator, 2)))
     return Column(Func("array_sort", [_c(col)]))
 
 

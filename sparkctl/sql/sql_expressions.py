@@ -5,6 +5,7 @@ JOIN, WHERE, subqueries, set operations) and the entry points."""
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as _dt
 import decimal
 import inspect
@@ -56,6 +57,7 @@ class _Scope:
     aliases: dict[str, exp.Expr] = field(default_factory=dict)  # select alias -> expression
     subquery_joins: list[tuple[str, Any]] = field(default_factory=list)  # scalar subqueries to cross-join
     ctes: dict[str, Any] | None = None  # set where scalar subqueries may appear (WHERE, HAVING)
+    lambda_variables: dict[str, Any] = field(default_factory=dict)  # a lambda's parameter -> its Column
 
 
 def _name(identifier: exp.Expr | str | None) -> str:
@@ -108,7 +110,24 @@ class ExpressionTranslator:
     def x_alias(self, node: exp.Alias, scope: _Scope) -> Any:
         return self.column(node.this, scope).alias(node.alias)
 
+    def x_lambda(self, node: exp.Lambda, scope: _Scope) -> Any:
+        """``(l, r) -> body``: a Python function of Columns, as PySpark's higher-order functions take."""
+        names = [_name(p).lower() for p in node.expressions]
+
+        def function(*columns: Any) -> Any:
+            inner = dataclasses.replace(scope, lambda_variables={**scope.lambda_variables, **dict(zip(names, columns))})
+            return self.column(node.this, inner)
+        function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        return function
+
+    def x_identifier(self, node: exp.Identifier, scope: _Scope) -> Any:
+        variable = scope.lambda_variables.get(node.name.lower())
+        return variable if variable is not None else self.F.col(_quote(node.name))
+
     def x_column(self, node: exp.Column, scope: _Scope) -> Any:
+        if not node.table and node.name.lower() in scope.lambda_variables:
+            return scope.lambda_variables[node.name.lower()]
         if isinstance(node.this, exp.Star):
             return self.F.col(f"{_quote(node.table)}.*")
         parts = [p.name for p in node.parts]
@@ -509,7 +528,6 @@ _FUNCTION_ALIASES = {
 # how an error names a syntax node this module does not translate, where the class name would not say
 _CONSTRUCTS: dict[type, str] = {
     exp.IntDiv: "the DIV operator", exp.BitwiseLeftShift: "<<", exp.BitwiseRightShift: ">>",
-    exp.Lambda: "a lambda function",
 }
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
