@@ -50,7 +50,7 @@ from typing import Any
 import pytest
 
 from sparkctl.deploy.client import spawn_ready
-from tests.clusters import child_env, write_conf_dir
+from tests.clusters import child_env, wait_for, write_conf_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -258,17 +258,6 @@ class Daemons:
             wait_for(lambda: drv.ask("executors") == "EXECUTORS 0", 10, "only the real executor left")
         else:
             raise AssertionError(target)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from sparkctl.deploy import messages as m
 from sparkctl.deploy.webui import start_status_server
 from sparkctl.errors import AuthenticationError, ConnectionClosed
 from sparkctl.rpc import Connection, connect
+from tests import clusters
 
 SECRET = "test-master-secret"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,14 +67,7 @@ def _processes_mentioning(text: str) -> list[str]:
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll *condition* until it returns something truthy; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return clusters.wait_for(condition, timeout, what, interval=0.02)
 
 
 @dataclass

@@ -50,6 +50,7 @@ from sparkctl.rpc import (
 )
 from sparkctl.rpc.auth import MAGIC, MAX_AUTH_FRAME, client_handshake, server_handshake
 from sparkctl.rpc.framing import HEADER
+from tests.clusters import wait_for
 
 SECRET = b"0123456789abcdef-test-secret"
 HOST = "127.0.0.1"
@@ -71,15 +72,7 @@ def _hard_timeout() -> Iterator[None]:
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll *cond* until it returns something truthy; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.002)
+    return wait_for(cond, timeout, what, interval=0.002)
 
 
 def echo(conn: Connection) -> None:

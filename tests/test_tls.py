@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.clusters import child_env, write_conf_dir
+from tests.clusters import child_env, wait_for as _wait_for, write_conf_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,14 +171,7 @@ def master_state(port: int, tls: TLSConfig | None) -> dict[str, Any]:
 
 
 def wait_for(cond: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return _wait_for(cond, timeout, what, interval=0.02)
 
 
 # ---------------------------------------------------------------- end to end
