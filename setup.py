@@ -46,6 +46,9 @@ setup(
             "moto[server]>=5.0",
             "aiohttp>=3.8",
             "duckdb>=1.0",  # the reference for the TPC-H answers (tests/test_tpch.py, bench/tpch)
+            # the type hints of the daemons, the scheduler and the RDD engine are checked
+            # (tests/test_typing.py): a checker finds the None and type slips reviews miss
+            "mypy>=1.8",
         ],
         # DataFrames and SQL: Arrow tables and pyarrow's compute kernels execute them (measured
         # faster than an embedded DuckDB per task); sqlglot parses spark.sql() in Spark's dialect

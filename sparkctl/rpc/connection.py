@@ -355,6 +355,7 @@ class Connection:
                 buf[:avail] = buf[self._start : self._end]
             self._start, self._end = 0, avail
         view = self._view
+        assert buf is not None
         recv_into = self._sock.recv_into
         flags = 0
         while self._end - self._start < need:
@@ -375,6 +376,7 @@ class Connection:
                 avail = self._end - self._start
                 self._grow(2 * len(buf))
                 buf, view = self._buf, self._view
+                assert buf is not None
                 self._start, self._end = 0, avail
 
     def _grow(self, need: int) -> None:
