@@ -181,6 +181,21 @@ def test_overflow_messages_are_sparks(ours: Any) -> None:
                                    "Decimal(2, 1).")
 
 
+def test_decimal_halves_round_away_from_zero(ours: Any) -> None:
+    """Spark's HALF_UP takes a half away from zero (-0.0003125 to -0.000313), in avg, round and
+    decimal arithmetic alike, as Python's ROUND_HALF_UP does."""
+    values = [decimal.Decimal("-0.01")] + [decimal.Decimal("0.00")] * 31
+    ours.createDataFrame([(v,) for v in values], "d DECIMAL(10,2)").createOrReplaceTempView("halves")
+    mean = ours.sql("SELECT avg(d) FROM halves").collect()[0][0]
+    assert mean == (sum(values) / len(values)).quantize(decimal.Decimal("0.000001"), rounding=decimal.ROUND_HALF_UP)
+    assert mean == decimal.Decimal("-0.000313")
+    got = ours.sql("SELECT round(-2.5D), round(2.5D), round(CAST(-0.0003125 AS DECIMAL(10,7)), 6), "
+                   "CAST(-1 AS DECIMAL(10,0)) / CAST(32 AS DECIMAL(10,0))").collect()[0]
+    assert (got[0], got[1], got[2]) == (-3.0, 3.0, decimal.Decimal("-0.000313"))
+    assert got[3] == (decimal.Decimal(-1) / 32).quantize(decimal.Decimal(1).scaleb(-got[3].as_tuple().exponent * -1),
+                                                         rounding=decimal.ROUND_HALF_UP)
+
+
 def test_nan_to_decimal_is_null(ours: Any) -> None:
     got = ours.sql("SELECT CAST(CAST('NaN' AS DOUBLE) AS DECIMAL(5,2)), "
                    "CAST(CAST('-Infinity' AS DOUBLE) AS DECIMAL(5,2))").collect()[0]
@@ -226,6 +241,20 @@ def test_group_by_a_struct_expression_and_distinct(ours: Any) -> None:
     assert {tuple(r[0]): r[1] for r in df.collect()} == counts
     distinct = structs(ours).select("s").distinct().collect()
     assert sorted((_struct_key(r[0]) for r in distinct), key=repr) == sorted(_python_groups(), key=repr)
+
+
+def test_struct_and_named_struct_in_sql(ours: Any) -> None:
+    df = ours.sql("SELECT named_struct('a', k, 'b', x % 2), count(*) FROM t GROUP BY named_struct('a', k, 'b', x % 2)")
+    assert df.columns == ["named_struct(a, k, b, (x % 2))", "count(1)"]
+    assert df.dtypes[0][1] == "struct<a:int,b:int>"
+    counts: dict[tuple, int] = {}
+    for k, x in PAIRS:
+        key = (k, None if x is None else x % 2)
+        counts[key] = counts.get(key, 0) + 1
+    assert {tuple(r[0]): r[1] for r in df.collect()} == counts
+    plain = ours.sql("SELECT struct(k, x), count(*) FROM t GROUP BY struct(k, x)")
+    assert plain.columns == ["struct(k, x)", "count(1)"]
+    assert plain.dtypes[0][1] == "struct<k:int,x:int>"
 
 
 def test_group_by_a_nested_struct_with_distinct_aggregates(ours: Any) -> None:
@@ -354,6 +383,15 @@ PROGRAMS: dict[str, Program] = {
     "group_by_struct_expression": lambda spark, F: pairs(spark).groupBy(F.struct("k", "x")).count(),
     "group_by_struct_column": lambda spark, F: structs(spark).groupBy("s").agg(F.sum("v"), F.count_distinct("v")),
     "distinct_structs": lambda spark, F: structs(spark).select("s").distinct(),
+    "sql_struct_keys": lambda spark, F: spark.sql(
+        "SELECT named_struct('a', k, 'b', x % 2), struct(k), count(*) FROM t "
+        "GROUP BY named_struct('a', k, 'b', x % 2), struct(k)"),
+    "decimal_halves": lambda spark, F: spark.createDataFrame(
+        [(decimal.Decimal("-0.01"), -2.5)] + [(decimal.Decimal("0.00"), 2.5)] * 31, "d DECIMAL(10,2), v DOUBLE")
+        .agg(F.avg("d"), F.sum("d") / 32, F.min(F.round("v")), F.max(F.round("v"))),
+    "decimal_widening": lambda spark, F: spark.createDataFrame(NUMBERS, NUMBERS_SCHEMA).select(
+        F.col("m").cast("decimal(38,2)"), F.col("m").cast("decimal(38,0)"), F.col("l").cast("decimal(38,18)"),
+        F.col("i").cast("decimal(38,28)"), F.col("i").cast("decimal(11,1)")),
     "array_sort_nulls_first": lambda spark, F: arrays(spark).select("a", F.array_sort(
         "a", lambda l, r: F.when(l.isNull() & r.isNull(), 0).when(l.isNull(), -1).when(r.isNull(), 1)
         .otherwise(l - r))),

@@ -11,8 +11,10 @@ Other aggregates that cannot be merged from partials (DISTINCT ones of different
 collect_list, standard deviations, first/last) are computed in one phase after the exchange
 instead: every row of a group is in one task, so ``sum(DISTINCT x)`` is the sum of the
 group's distinct non-null x (pyarrow's hash ``distinct`` lists, then summed) and
-``count(DISTINCT a, b)`` counts the distinct non-null codes of the (a, b) tuples. A global
-aggregate (no keys) gathers its partials into one task and always gives one row.
+``count(DISTINCT a, b)`` counts the distinct non-null codes of the (a, b) tuples;
+``collect_list(DISTINCT x)`` is the group's distinct values, as ``collect_set(x)``. A global
+aggregate (no keys) gathers its partials into one task and always gives one row. A struct
+group key is grouped by its fields (``group_keys``) and rebuilt after the last merge.
 """
 from __future__ import annotations
 
@@ -439,7 +441,7 @@ def _results(grouped: pa.Table, specs: list[AggSpec], phase: str) -> pa.Table:
             count = out.column(f"{s.input}_m1")
             if pa.types.is_decimal(target):  # exact in 256 bits, rounded half-up to the result's scale
                 wide = pc.divide(pc.cast(total, pa.decimal256(target.precision, target.scale)), count)
-                total = pc.cast(pc.round(wide, ndigits=target.scale, round_mode="half_up"), target)
+                total = pc.cast(pc.round(wide, ndigits=target.scale, round_mode="half_towards_infinity"), target)
                 value = pc.if_else(pc.equal(count, 0), pa.scalar(None, target), total)
             else:
                 value = pc.if_else(pc.equal(count, 0), pa.scalar(None, total.type), pc.divide(total, count))

@@ -73,8 +73,8 @@ def _round(args: list[Any], n: int) -> Any:
     value = args[0]
     if pa.types.is_integer(value.type) and scale >= 0:
         return value
-    return pc.round(value, ndigits=scale, round_mode="half_up" if not pa.types.is_floating(value.type)
-                    else "half_up")
+    # Spark's round is HALF_UP: a half goes away from zero (round(-2.5) is -3), Arrow's half_towards_infinity
+    return pc.round(value, ndigits=scale, round_mode="half_towards_infinity")
 
 
 def _concat(args: list[Any], n: int) -> Any:

@@ -109,6 +109,16 @@ def _to_integer(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array | 
 _INTEGER_DIGITS = {8: 3, 16: 5, 32: 10, 64: 19}
 
 
+def _integer_digits(source: pa.DataType) -> int:
+    """The most integer digits a value of *source* has once cast (a rounding may carry one more);
+    more than any decimal holds for a number of unbounded digits (a double, a text)."""
+    if pa.types.is_integer(source):
+        return _INTEGER_DIGITS[source.bit_width]
+    if pa.types.is_decimal(source):
+        return source.precision - source.scale + 1
+    return _WIDE_PRECISION
+
+
 def _wide(digits: int, scale: int) -> pa.DataType:
     """A decimal of *scale* holding *digits* digits: 128 bits where they fit (faster), else 256."""
     return pa.decimal128(38, scale) if digits <= 38 else pa.decimal256(_WIDE_PRECISION, scale)
@@ -135,8 +145,11 @@ def _to_decimal(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array, d
         exact, kinds["overflow"] = _double_to_decimal(pc.cast(value, pa.float64()), to)
     else:
         exact, kinds["invalid"], kinds["unsupported"] = _text_to_decimal(value, to)
-    limit = pa.scalar(decimal.Decimal(10) ** (to.precision - to.scale), wide)
-    bad = pc.fill_null(pc.greater_equal(pc.abs(exact), limit), False)
+    if _integer_digits(source) <= to.precision - to.scale:  # every value fits: nothing to check
+        bad = pa.array(np.zeros(len(value), bool))
+    else:
+        limit = pa.scalar(decimal.Decimal(10) ** (to.precision - to.scale), exact.type)
+        bad = pc.fill_null(pc.greater_equal(pc.abs(exact), limit), False)
     for mask in kinds.values():
         bad = pc.or_(bad, mask)
     return exact, bad, kinds

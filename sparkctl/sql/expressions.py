@@ -699,16 +699,20 @@ def _decimal_arith(op: str, a: Any, b: Any, operands: Sequence[Expr], result: pa
                     "instead. If necessary set \"spark.sql.ansi.enabled\" to \"false\" to bypass this error. "
                     "SQLSTATE: 22012", error_class="DIVIDE_BY_ZERO")
             if op == "/":
-                # scale the dividend up so the quotient carries one digit past the result's scale
-                extra = result.scale + 1 + y.type.scale - x.type.scale
+                # the quotient must carry one digit past the result's scale (then rounded HALF_UP):
+                # Arrow's quotient has a scale of its own (s1 - s2, or more where Arrow widens it),
+                # so the dividend's scale is raised by what that scale lacks
+                natural = pc.divide(pa.array([], x.type), y).type.scale
+                extra = result.scale + 1 - natural
                 if extra > 0:
-                    x = pc.multiply(x, pa.scalar(10 ** extra, pa.decimal256(extra + 1, 0)))
+                    x = pc.cast(x, pa.decimal256(min(76, x.type.precision + extra), x.type.scale + extra))
                 exact = pc.divide(x, y)
             else:
                 exact = pc.subtract(x, pc.multiply(pc.trunc(pc.divide(x, y)), y))
         else:
             exact = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op](x, y)
-        rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
+        # Spark rounds HALF_UP, away from zero (Arrow's half_up rounds -0.5 up, to 0)
+        rounded = pc.round(exact, ndigits=result.scale, round_mode="half_towards_infinity")
         return pc.cast(rounded, result)
     except pa.ArrowInvalid as e:
         raise SparkArithmeticError(f"[NUMERIC_VALUE_OUT_OF_RANGE] a decimal result does not fit "

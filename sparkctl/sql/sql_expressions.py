@@ -121,6 +121,17 @@ class ExpressionTranslator:
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
         return function
 
+    def x_struct(self, node: exp.Struct, scope: _Scope) -> Any:
+        """``struct(a, b)`` and ``named_struct('x', a, 'y', b)``, which sqlglot both reads as a
+        struct of ``name := value`` pairs: a pair whose name is its column's is struct()'s."""
+        pairs = [(_name(e.this), e.expression) if isinstance(e, exp.PropertyEQ) else (None, e)
+                 for e in node.expressions]
+        if all(name is None or (isinstance(value, exp.Column) and value.name == name) for name, value in pairs):
+            return self.F.struct(*[self.column(value, scope) for _, value in pairs])
+        columns = [(name, self.column(value, scope)) for name, value in pairs]
+        shown = ", ".join(f"{name}, {column._expr.sql()}" for name, column in columns)
+        return self.F.struct(*[column.alias(name) for name, column in columns]).alias(f"named_struct({shown})")
+
     def x_identifier(self, node: exp.Identifier, scope: _Scope) -> Any:
         variable = scope.lambda_variables.get(node.name.lower())
         return variable if variable is not None else self.F.col(_quote(node.name))

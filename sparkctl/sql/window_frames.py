@@ -214,7 +214,7 @@ def _decimal_sum_or_avg(f: Any, values: pa.Array, start: np.ndarray, end: np.nda
     if f.name == "avg":
         wide = pc.divide(pc.cast(out, pa.decimal256(f.dtype.precision + 1, f.dtype.scale)),
                          pa.array(np.maximum(counts, 1).astype(np.int64)))
-        return pc.cast(pc.round(wide, ndigits=f.dtype.scale, round_mode="half_up"), f.dtype)
+        return pc.cast(pc.round(wide, ndigits=f.dtype.scale, round_mode="half_towards_infinity"), f.dtype)
     return out.cast(f.dtype)
 
 
