@@ -5,9 +5,10 @@ in the slow tests, against PySpark 4.3 itself:
   skipping NULL in a grouped aggregate as it does in a global one;
 - numeric casts (int, bigint, float, double, decimal, string both ways): rounding HALF_UP to
   a decimal's scale, rounding to FLOAT, Spark's ANSI errors where a value does not fit and
-  NULL from ``try_cast`` there;
-- grouping by a struct (``groupBy(struct(...))``, a struct column, ``distinct()``), NULL
-  structs apart from structs of NULLs;
+  NULL from ``try_cast`` there; with spark.sql.ansi.enabled false, NULL, wrapping or
+  saturating as Spark's legacy casts do; decimal halves rounded away from zero;
+- grouping by a struct (``groupBy(struct(...))``, a struct column, ``distinct()``, SQL's
+  ``struct``/``named_struct``), NULL structs apart from structs of NULLs;
 - ``array_sort(col, comparator)``.
 """
 from __future__ import annotations
@@ -194,6 +195,70 @@ def test_decimal_halves_round_away_from_zero(ours: Any) -> None:
     assert (got[0], got[1], got[2]) == (-3.0, 3.0, decimal.Decimal("-0.000313"))
     assert got[3] == (decimal.Decimal(-1) / 32).quantize(decimal.Decimal(1).scaleb(-got[3].as_tuple().exponent * -1),
                                                          rounding=decimal.ROUND_HALF_UP)
+
+
+LEGACY_ROWS = [(1, 2**40 + 1, 3e10, "1.25", decimal.Decimal("12.35"), float("nan")),
+               (300, -(2**53 + 1), -3e19, "x7", decimal.Decimal("-99999.99"), -1e300),
+               (None, None, None, None, None, None)]
+LEGACY_SCHEMA = "i INT, l BIGINT, f DOUBLE, s STRING, m DECIMAL(7,2), n DOUBLE"
+
+
+def _legacy_casts(spark: Any, F: Any) -> Any:
+    """Casts that do not fit, built while spark.sql.ansi.enabled is false."""
+    return spark.createDataFrame(LEGACY_ROWS, LEGACY_SCHEMA).select(
+        F.col("i").cast("decimal(2,0)"), F.col("l").cast("int"), F.col("f").cast("int"), F.col("f").cast("bigint"),
+        F.col("n").cast("int"), F.col("s").cast("int"), F.col("s").cast("decimal(3,1)"),
+        F.col("m").cast("decimal(4,1)"), F.col("m").cast("smallint"), F.col("i").cast("tinyint"),
+        F.col("f").cast("tinyint"), F.col("n").cast("decimal(5,1)"))
+
+
+class _AnsiOff:
+    """spark.sql.ansi.enabled false while the block builds its columns (Spark fixes a cast's
+    mode as the expression is made)."""
+
+    def __init__(self, *sessions: Any) -> None:
+        self.sessions = sessions
+
+    def __enter__(self) -> None:
+        for spark in self.sessions:
+            spark.conf.set("spark.sql.ansi.enabled", "false")
+
+    def __exit__(self, *exc: Any) -> None:
+        for spark in self.sessions:
+            spark.conf.unset("spark.sql.ansi.enabled")
+
+
+def _java_narrow(v: int, bits: int) -> int:
+    return (v + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))
+
+
+def _java_double_to(v: float, bits: int) -> int:
+    """Java's (int) / (long) of a double: truncated, saturated, NaN 0."""
+    if v != v:
+        return 0
+    return max(-(1 << (bits - 1)), min((1 << (bits - 1)) - 1, int(v)))
+
+
+def test_with_ansi_off_a_value_that_does_not_fit_is_null_or_wraps(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    with _AnsiOff(ours):
+        df = _legacy_casts(ours, F)
+    assert all(f.nullable for f in df.schema.fields)
+    got = [tuple(r) for r in df.collect()]
+    want = []
+    for i, l, f, s, m, n in LEGACY_ROWS:
+        if i is None:
+            want.append((None,) * 12)
+            continue
+        fits = lambda d, digits: d if abs(d) < 10 ** digits else None  # noqa: E731
+        want.append((fits(decimal.Decimal(i), 2), _java_narrow(l, 32), _java_double_to(f, 32),
+                     _java_double_to(f, 64), _java_double_to(n, 32), int(s.split(".")[0]) if s[0].isdigit() else None,
+                     _half_up(s, 1) if s[0].isdigit() else None, fits(_half_up(m, 1), 3),
+                     _java_narrow(int(m), 16), _java_narrow(i, 8), _java_narrow(_java_double_to(f, 32), 8), None))
+    assert got == want
+    from sparkctl.errors import SparkSqlError
+    with pytest.raises(SparkSqlError):  # the same casts made with ANSI on raise
+        _legacy_casts(ours, F).collect()
 
 
 def test_nan_to_decimal_is_null(ours: Any) -> None:
@@ -421,6 +486,15 @@ def _sorted_lists(rows: list[tuple]) -> list[tuple]:
     """collect_set's (and a DISTINCT collect_list's) order is not defined: compare sorted."""
     return sorted((tuple(tuple(sorted(v, key=repr)) if isinstance(v, tuple) else v for v in r) for r in rows),
                   key=repr)
+
+
+@pytest.mark.slow
+def test_casts_with_ansi_off_same_as_pyspark(ours: Any, theirs: Any) -> None:
+    import pyspark.sql.functions as PF
+    from sparkctl.sql import functions as F
+    with _AnsiOff(ours, theirs):
+        mine, ref = _legacy_casts(ours, F), _legacy_casts(theirs, PF)
+        assert_same_frames(mine, ref, False, nullability=True)
 
 
 @pytest.mark.slow

@@ -45,19 +45,23 @@ def is_numeric_cast(source: pa.DataType, to: pa.DataType) -> bool:
     return number and (pa.types.is_integer(to) or pa.types.is_floating(to))
 
 
-def numeric_cast(value: pa.Array, to: pa.DataType, safe: bool) -> pa.Array:
+def numeric_cast(value: pa.Array, to: pa.DataType, safe: bool, legacy: bool = False) -> pa.Array:
     """*value* cast to the number type *to* as Spark casts it; a value with no result raises
-    Spark's error (``safe``, ANSI) or is NULL (``try_cast``)."""
+    Spark's error (``safe``, ANSI) or is NULL (``try_cast``). With ANSI mode off (``legacy``)
+    an integer past its type's range wraps as Java's narrowing does, a fractional one saturates
+    (NaN is 0), and a decimal that does not fit is NULL."""
     value = value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
     if pa.types.is_floating(to):
         return _to_floating(value, to)
     kinds: dict[str, pa.Array] = {}
+    if pa.types.is_integer(to) and legacy:
+        return _to_integer_legacy(value, to)
     if pa.types.is_integer(to):
         converted, bad = _to_integer(value, to)
     else:
         converted, bad, kinds = _to_decimal(value, to)
     if bad is not None and pc.any(bad).as_py():
-        if safe:
+        if safe and not legacy:
             first = pc.index(bad, True).as_py()
             kind = next((k for k, mask in kinds.items() if k != "overflow" and mask[first].as_py()), "overflow")
             raise _error(value, first, to, kind)
@@ -102,6 +106,31 @@ def _to_integer(value: pa.Array, to: pa.DataType) -> tuple[pa.Array, pa.Array | 
                      pc.greater(value, pa.scalar(decimal.Decimal(high), wide)))
     bad = pc.fill_null(bad, False)
     return pc.if_else(bad, pa.scalar(None, value.type), value), bad
+
+
+def _to_integer_legacy(value: pa.Array, to: pa.DataType) -> pa.Array:
+    """Spark's cast with ANSI mode off: Java's ``(int) x``. An integral value keeps its low
+    bits; a fractional one is truncated and saturates at INT's or BIGINT's bounds (then keeps
+    its low bits, for TINYINT and SMALLINT), NaN is 0; a decimal keeps the low bits of its
+    integral part (BigDecimal.longValue)."""
+    source = value.type
+    if pa.types.is_integer(source):
+        return pc.cast(value, to, safe=False)
+    if pa.types.is_floating(source):
+        through = pa.int64() if to == pa.int64() else pa.int32()
+        low, high = _integer_bounds(through)
+        x = pc.fill_null(pc.cast(value, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            whole = np.where(np.isnan(x), 0.0, np.trunc(x))
+            ints = np.where(whole >= float(high), high, np.where(whole <= float(low), low,
+                                                                     np.clip(whole, low, high).astype(np.int64)))
+        out = pa.array(ints.astype(np.int64), mask=value.is_null().to_numpy(zero_copy_only=False))
+        return pc.cast(pc.cast(out, through, safe=False), to, safe=False)
+    whole = pc.round(pc.cast(value, pa.decimal256(_WIDE_PRECISION, source.scale)), 0, round_mode="towards_zero")
+    bits = to.bit_width
+    wrapped = [None if v is None else (int(v) + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))
+               for v in whole.to_pylist()]
+    return pa.array(wrapped, to)
 
 
 # ---------------------------------------------------------------------------- DECIMAL(p, s)

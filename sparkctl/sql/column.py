@@ -143,7 +143,7 @@ class Column:
     name = alias
 
     def cast(self, dataType: Any) -> "Column":
-        return Column(Cast(self._expr, parse_type(dataType)))
+        return Column(Cast(self._expr, parse_type(dataType), ansi=_ansi_enabled()))
 
     astype = cast
 
@@ -257,3 +257,12 @@ class _StructOrItem(Expr):
 
     def sql(self) -> str:
         return f"{self.children[0].sql()}[{self.children[1].sql()}]"
+
+
+def _ansi_enabled() -> bool:
+    """spark.sql.ansi.enabled of the active session (Spark 4's default, true, without one)."""
+    from sparkctl.sql.session import SparkSession
+    session = SparkSession.getActiveSession()
+    if session is None:
+        return True
+    return str(session.conf.get("spark.sql.ansi.enabled", "true")).strip().lower() != "false"

@@ -372,11 +372,23 @@ def spark_type_name(t: pa.DataType) -> str:
     return str(t).upper()
 
 
-def cast_array(value: Any, to: pa.DataType, safe: bool = True) -> Any:
-    """Cast with Spark's ANSI rules: an impossible value raises (``safe``), else it is NULL."""
+def cast_array(value: Any, to: pa.DataType, safe: bool = True, legacy: bool = False) -> Any:
+    """Cast with Spark's ANSI rules: an impossible value raises (``safe``), else it is NULL.
+    ``legacy``: Spark's rules with spark.sql.ansi.enabled off (``casts.numeric_cast``: NULL,
+    wrapping or saturating, never an error)."""
     source = value.type
     if source == to:
         return value
+    if legacy:
+        from sparkctl.sql.casts import is_numeric_cast, numeric_cast
+        if is_numeric_cast(source, to):
+            return numeric_cast(value, to, safe=False, legacy=True)
+        if (pa.types.is_string(source) or pa.types.is_large_string(source)) and pa.types.is_integer(to):
+            # with ANSI off a text's fraction is dropped, as UTF8String.toInt allows ('1.25' is 1)
+            value = pc.utf8_trim_whitespace(value)
+            value = pc.if_else(pc.match_substring_regex(value, r"^[+-]?\d+\.\d*$"),
+                               pc.replace_substring_regex(value, r"\.\d*$", ""), value)
+        safe = False
     try:
         if pa.types.is_string(to) or pa.types.is_large_string(to):
             return _to_string(value)
@@ -479,10 +491,17 @@ class Alias(Expr):
 
 
 class Cast(Expr):
-    def __init__(self, child: Expr, to: pa.DataType, try_: bool = False) -> None:
+    """``CAST(x AS t)``; ``ansi`` is spark.sql.ansi.enabled where the cast was written (Spark's
+    evalMode, fixed as the expression is made): off, a value that does not fit is NULL (or
+    wraps, for integers) instead of an error."""
+
+    ansi = True
+
+    def __init__(self, child: Expr, to: pa.DataType, try_: bool = False, ansi: bool = True) -> None:
         self.children = (child,)
         self.to = to
         self.try_ = try_
+        self.ansi = ansi
 
     @property
     def dtype(self) -> pa.DataType:
@@ -499,17 +518,30 @@ class Cast(Expr):
                 or (pa.types.is_integer(self.to) and pa.types.is_decimal(source))
                 or (pa.types.is_integer(source) and pa.types.is_integer(self.to) and
                     _INT_RANK.get(self.to, 0) >= _INT_RANK.get(source, 5)))
+        if not self.ansi and pa.types.is_decimal(self.to) and not (
+                exact and _decimal_fits(source, self.to)):
+            safe = False  # a decimal that does not fit is NULL with ANSI off
         return self.try_ or not safe or self.children[0].nullable
 
     def eval(self, table: pa.Table) -> Any:
         value = self.children[0].eval(table)
+        legacy = not self.ansi and not self.try_
         if isinstance(value, pa.Scalar):
-            return cast_array(pa.array([value.as_py()], value.type), self.to, safe=not self.try_)[0]
-        return cast_array(value, self.to, safe=not self.try_)
+            return cast_array(pa.array([value.as_py()], value.type), self.to, safe=not self.try_, legacy=legacy)[0]
+        return cast_array(value, self.to, safe=not self.try_, legacy=legacy)
 
     def sql(self) -> str:
         fn = "TRY_CAST" if self.try_ else "CAST"
         return f"{fn}({self.children[0].sql()} AS {spark_type_name(self.to)})"
+
+
+def _decimal_fits(source: pa.DataType, to: pa.DataType) -> bool:
+    """Whether every value of the integer or decimal type *source* fits DECIMAL *to* (Spark's
+    canNullSafeCastToDecimal)."""
+    digits = {8: 3, 16: 5, 32: 10, 64: 19}.get(source.bit_width, 0) if pa.types.is_integer(source) \
+        else source.precision - source.scale
+    scale = 0 if pa.types.is_integer(source) else source.scale
+    return digits <= to.precision - to.scale and scale <= to.scale
 
 
 def _checked(kernel: str) -> Callable[[Any, Any], Any]:
