@@ -40,7 +40,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 from tests.clusters import proc_stats
 
@@ -503,3 +504,18 @@ def stop_pyspark(session: Any) -> None:
         process.wait(30)
     SparkContext._gateway = None
     SparkContext._jvm = None
+
+
+@contextmanager
+def reference_pyspark(app: str, master: str = "local[2]", conf: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """A module fixture's PySpark session: the test is skipped, saying why, where PySpark
+    or Java is missing; the session and its JVM are stopped at the end, whatever happens."""
+    import pytest
+    why = reference_missing()
+    if why:
+        pytest.skip(why)
+    session = pyspark_session(app, master, conf)
+    try:
+        yield session
+    finally:
+        stop_pyspark(session)

@@ -17,7 +17,6 @@ import decimal
 import random
 from typing import Any, Iterator
 
-import pytest
 
 D = decimal.Decimal
 
@@ -25,16 +24,10 @@ D = decimal.Decimal
 @contextlib.contextmanager
 def pyspark_with_views(app: str) -> Iterator[Any]:
     """A PySpark session (two shuffle partitions) holding the views; the test skips without Spark."""
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    session = pyspark_session(app, conf={"spark.sql.shuffle.partitions": "2"})
-    try:
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark(app, conf={"spark.sql.shuffle.partitions": "2"}) as session:
         register_views(session)
         yield session
-    finally:
-        stop_pyspark(session)
 
 
 def register_views(spark: Any) -> None:

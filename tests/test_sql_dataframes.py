@@ -386,13 +386,9 @@ def test_analysis_errors_name_the_column(ours: Any) -> None:
 # ---------------------------------------------------------------------------- against PySpark itself
 @pytest.fixture(scope="module")
 def theirs() -> Any:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    spark = pyspark_session("reference", conf={"spark.sql.shuffle.partitions": "4"})
-    yield spark
-    stop_pyspark(spark)
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("reference", conf={"spark.sql.shuffle.partitions": "4"}) as spark:
+        yield spark
 
 
 @pytest.mark.slow

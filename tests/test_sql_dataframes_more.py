@@ -246,13 +246,9 @@ def window_frames_on_empty_input(spark, F, W):
 # ---------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    spark = pyspark_session("reference-more", conf={"spark.sql.shuffle.partitions": "4"})
-    yield spark
-    stop_pyspark(spark)
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("reference-more", conf={"spark.sql.shuffle.partitions": "4"}) as spark:
+        yield spark
 
 
 @pytest.fixture(scope="module")

@@ -388,13 +388,9 @@ def test_memory_filesystem_planning() -> None:
 # ---------------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def spark() -> Any:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    session = pyspark_session("datasources")
-    yield session
-    stop_pyspark(session)
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("datasources") as session:
+        yield session
 
 
 def arrow_type(t: Any) -> Any:

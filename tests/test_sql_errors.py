@@ -125,13 +125,8 @@ def test_stages_are_named_after_the_action_and_the_user_line(spark: Any) -> None
 
 @pytest.mark.slow
 def test_same_query_context_as_pyspark(spark: Any) -> None:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    from pyspark.sql import functions as PF
-
     from sparkctl.sql import functions as F
+    from tests.spark_reference import reference_pyspark
 
     def failures(session: Any, fns: Any) -> list[tuple[str, str, str]]:
         df = frame(session)
@@ -145,9 +140,7 @@ def test_same_query_context_as_pyspark(spark: Any) -> None:
             out += [(c.fragment(), c.callSite(), str(e.value).split(" ", 1)[0]) for c in e.value.getQueryContext()]
         return out
 
-    theirs_session = pyspark_session("errors")
-    try:
+    with reference_pyspark("errors") as theirs_session:
+        from pyspark.sql import functions as PF
         theirs = failures(theirs_session, PF)
-    finally:
-        stop_pyspark(theirs_session)
     assert failures(spark, F) == theirs

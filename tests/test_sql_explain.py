@@ -263,15 +263,10 @@ def test_the_join_explain_prints_is_the_join_that_runs(spark: Any, how: str, sid
 
 @pytest.mark.slow
 def test_same_sections_and_operators_as_pyspark(spark: Any, data: Path, capsys: pytest.CaptureFixture) -> None:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    from pyspark.sql import functions as PF
-
     from sparkctl.sql import functions as F
-    theirs_session = pyspark_session("explain", conf={"spark.sql.adaptive.enabled": "false"})
-    try:
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("explain", conf={"spark.sql.adaptive.enabled": "false"}) as theirs_session:
+        from pyspark.sql import functions as PF
         theirs = queries(theirs_session, PF, data)
         mine = queries(spark, F, data)
         for name in theirs:
@@ -288,5 +283,3 @@ def test_same_sections_and_operators_as_pyspark(spark: Any, data: Path, capsys: 
             mine["filter_project"].explain("bogus")
         assert str(our_error.value) == str(their_error.value)
         assert type(our_error.value).__name__ == type(their_error.value).__name__
-    finally:
-        stop_pyspark(theirs_session)

@@ -419,13 +419,9 @@ def test_hash_of_floats_dates_and_decimals_from_sql(ours: Any) -> None:
 # ---------------------------------------------------------------------------- against PySpark
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    spark = pyspark_session("reference-functions-more", conf={"spark.sql.shuffle.partitions": "4"})
-    yield spark
-    stop_pyspark(spark)
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("reference-functions-more", conf={"spark.sql.shuffle.partitions": "4"}) as spark:
+        yield spark
 
 
 def array_program(spark: Any, F: Any) -> Any:

@@ -472,14 +472,10 @@ PROGRAMS: dict[str, Program] = {
 
 @pytest.fixture(scope="module")
 def theirs() -> Iterator[Any]:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    spark = pyspark_session("reference-sql-gaps", conf={"spark.sql.shuffle.partitions": "3"})
-    pairs(spark).createOrReplaceTempView("t")
-    yield spark
-    stop_pyspark(spark)
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("reference-sql-gaps", conf={"spark.sql.shuffle.partitions": "3"}) as spark:
+        pairs(spark).createOrReplaceTempView("t")
+        yield spark
 
 
 def _sorted_lists(rows: list[tuple]) -> list[tuple]:

@@ -131,14 +131,10 @@ VARIANTS = [(20, True, False), (20, False, False), (5, 3, False), (3, 10, False)
 
 @pytest.fixture(scope="module")
 def spark() -> Any:
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
+    from tests.spark_reference import reference_pyspark
     os.environ["TZ"] = "UTC"
-    session = pyspark_session("show-reference", master="local[1]")
-    yield session
-    stop_pyspark(session)
+    with reference_pyspark("show-reference", master="local[1]") as session:
+        yield session
 
 
 def _ours(schema: Any) -> T.StructType:

@@ -108,16 +108,10 @@ def test_ddl_known_types() -> None:
 @pytest.mark.slow
 def test_ddl_as_pyspark() -> None:
     """PySpark parses DDL in the JVM: every string gives the same type there and here."""
-    from tests.spark_reference import pyspark_session, reference_missing, stop_pyspark
-    why = reference_missing()
-    if why:
-        pytest.skip(why)
-    spark = pyspark_session("ddl-reference", master="local[1]")
-    try:
+    from tests.spark_reference import reference_pyspark
+    with reference_pyspark("ddl-reference", master="local[1]"):
         for text in DDL:
             assert T._parse_datatype_string(text).json() == PT._parse_datatype_string(text).json(), text
-    finally:
-        stop_pyspark(spark)
 
 
 # ---------------------------------------------------------------------------- Arrow
