@@ -376,11 +376,8 @@ class BlockServer:
     def _shuffle_block(self, req: FetchShuffleBlock) -> BlockData:
         if not self._is_data_name(req.file_name):
             return BlockData(None, f"not a shuffle file: {req.file_name!r}")
-        offset, length = req.offset, req.length
-        if not (isinstance(offset, int) and offset >= 0 and (length is None or isinstance(length, int) and length >= 0)):
-            return BlockData(None, f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
         try:
-            return BlockData(self.files.read(req.file_name, req.reduce_index, offset, length))
+            return BlockData(self.files.read(req.file_name, req.reduce_index, req.offset, req.length))
         except (OSError, TypeError, ValueError) as e:
             return BlockData(None, f"{type(e).__name__}: {e}")
 

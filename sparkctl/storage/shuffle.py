@@ -30,7 +30,7 @@ from sparkctl.rdd.dependencies import ShuffleDependency
 from sparkctl.storage import compression, sizing
 from sparkctl.storage.block_fetcher import (MAX_BYTES_IN_FLIGHT, REQUEST_SIZE, BlockRange, FetchRequest, RangeClient,
                                             ShuffleBlockFetcher, ShuffleClient)
-from sparkctl.storage.shuffle_block_resolver import pread_exactly, slice_range
+from sparkctl.storage.shuffle_block_resolver import check_range, pread_exactly, slice_range
 from sparkctl.storage.spill import ExternalAppendOnlyMap
 
 _OFFSET = struct.Struct("<Q")
@@ -235,9 +235,13 @@ class _MapSideCombiner(ExternalAppendOnlyMap):
 
 
 def read_index(index_path: str, reduce_index: int) -> tuple[int, int]:
-    if not isinstance(reduce_index, int) or reduce_index < 0:
-        raise OSError(f"bad reducer index {reduce_index!r}")
-    return slice_range(_pread(index_path, 16, reduce_index * 8), index_path, reduce_index, 0, None)
+    """``(file position, bytes)`` of reducer ``reduce_index``'s whole slice."""
+    return _slice_position(index_path, reduce_index, 0, None)
+
+
+def _slice_position(index_path: str, reduce_index: int, offset: int, length: int | None) -> tuple[int, int]:
+    check_range(reduce_index, offset, length)
+    return slice_range(_pread(index_path, 16, reduce_index * 8), index_path, reduce_index, offset, length)
 
 
 def _pread(path: str, length: int, offset: int) -> bytes:
@@ -255,11 +259,7 @@ def read_local_block(data_path: str, index_path: str, reduce_index: int, offset:
     """Bytes ``offset``..``offset + length`` of reducer ``reduce_index``'s slice (to its end
     when ``length`` is None), opening the files for this one read (a block server keeps
     them open instead: ``ShuffleBlockResolver``)."""
-    if not isinstance(offset, int) or offset < 0 or not (length is None or isinstance(length, int) and length >= 0):
-        raise OSError(f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
-    if not isinstance(reduce_index, int) or reduce_index < 0:
-        raise OSError(f"bad reducer index {reduce_index!r}")
-    position, want = slice_range(_pread(index_path, 16, reduce_index * 8), index_path, reduce_index, offset, length)
+    position, want = _slice_position(index_path, reduce_index, offset, length)
     data = _pread(data_path, want, position) if want else b""
     if len(data) != want:
         raise OSError(f"{data_path} is shorter than its index says")

@@ -24,7 +24,7 @@ import os
 import struct
 from collections import OrderedDict
 
-__all__ = ["ShuffleBlockResolver", "pread_exactly", "slice_range"]
+__all__ = ["ShuffleBlockResolver", "check_range", "pread_exactly", "slice_range"]
 
 _TWO_OFFSETS = struct.Struct("<QQ")
 #: map outputs whose two files stay open: each holds two descriptors
@@ -45,6 +45,15 @@ def pread_exactly(fd: int, length: int, offset: int) -> bytes:
             got += len(more)
         data = b"".join(parts)
     return data
+
+
+def check_range(reduce_index: object, offset: object = 0, length: object = None) -> None:
+    """OSError naming what is wrong with a requested range of a reducer's slice: a reducer
+    index and offset that are not non-negative ints, a length neither None nor one."""
+    if not isinstance(reduce_index, int) or reduce_index < 0:
+        raise OSError(f"bad reducer index {reduce_index!r}")
+    if not isinstance(offset, int) or offset < 0 or not (length is None or isinstance(length, int) and length >= 0):
+        raise OSError(f"bad range of a shuffle block: offset {offset!r}, length {length!r}")
 
 
 def slice_range(index_entry: bytes, where: str, reduce_index: int, offset: int,
@@ -74,8 +83,7 @@ class ShuffleBlockResolver:
         output whose data file is ``data_name`` (a bare name in the local directory,
         checked by the caller; to the slice's end when ``length`` is None); OSError when
         the files or the range are not there."""
-        if not isinstance(reduce_index, int) or reduce_index < 0:
-            raise OSError(f"bad reducer index {reduce_index!r}")
+        check_range(reduce_index, offset, length)  # before any file is opened
         fds = self._open.get(data_name)
         if fds is None:
             fds = self._open_files(data_name)
