@@ -388,9 +388,10 @@ def _fork_executor(msg: dict[str, Any], close_fds: tuple[int, ...]) -> int:
             os.stat(cwd)
             sys.stdout.flush()
             sys.stderr.flush()
+            server = os.getpid()
             pid = os.fork()
             if pid == 0:
-                _become_executor(settings, env, cwd, out, err, close_fds)  # never returns
+                _become_executor(settings, env, cwd, out, err, close_fds, server)  # never returns
         finally:
             os.close(err)
     finally:
@@ -399,7 +400,7 @@ def _fork_executor(msg: dict[str, Any], close_fds: tuple[int, ...]) -> int:
 
 
 def _become_executor(settings: dict[str, Any], env: dict[str, str], cwd: str, out: int, err: int,
-                     close_fds: tuple[int, ...]) -> None:
+                     close_fds: tuple[int, ...], parent: int) -> None:
     code = 1
     try:
         os.setsid()
@@ -426,7 +427,7 @@ def _become_executor(settings: dict[str, Any], env: dict[str, str], cwd: str, ou
         import sparkctl.executor.__main__ as entry
         sys.argv = [entry.__file__]  # as `python -m sparkctl.executor` sets it
         from sparkctl.executor.__main__ import run
-        code = run(dict(settings))
+        code = run(dict(settings), parent)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:

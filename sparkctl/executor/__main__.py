@@ -14,8 +14,11 @@ import sys
 from typing import Any
 
 
-def run(cfg: dict[str, Any]) -> int:
-    """Run an executor with *cfg* (its settings, plus ``secret`` and ``log_level``) until its driver lets go."""
+def run(cfg: dict[str, Any], parent: int | None = None) -> int:
+    """Run an executor with *cfg* (its settings, plus ``secret`` and ``log_level``) until its
+    driver lets go, or its *parent* process (the one that started it; this one's parent
+    now if None) dies."""
+    parent = os.getppid() if parent is None else parent
     from sparkctl.executor.executor import Executor, ExecutorSettings
     from sparkctl.util.processes import raise_fd_limit
 
@@ -37,16 +40,17 @@ def run(cfg: dict[str, Any]) -> int:
     settings = ExecutorSettings(**cfg)
     if settings.extra_paths:
         os.environ["PYTHONPATH"] = os.pathsep.join(settings.extra_paths + [os.environ.get("PYTHONPATH", "")])
-    Executor(settings, secret).run()
+    Executor(settings, secret, parent).run()
     return 0
 
 
 def main() -> int:
+    parent = os.getppid()  # before anything: the worker may die while this one starts
     line = sys.stdin.readline()
     if not line:
         print("sparkctl executor: expected its settings as a JSON line on stdin", file=sys.stderr)
         return 2
-    return run(json.loads(line))
+    return run(json.loads(line), parent)
 
 
 if __name__ == "__main__":

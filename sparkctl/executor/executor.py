@@ -113,9 +113,12 @@ class Slot:
 
 
 class Executor:
-    def __init__(self, settings: ExecutorSettings, secret: bytes) -> None:
+    def __init__(self, settings: ExecutorSettings, secret: bytes, parent: int | None = None) -> None:
         self.s = settings
         self.secret = secret
+        # the process whose death ends this one (_watch_parent), known from the start: one
+        # that dies while this executor registers has already handed it to another parent
+        self.parent = os.getppid() if parent is None else parent
         compression.configure(settings.io_compression)  # before the slots fork: they inherit it
         private_makedirs(settings.local_dir)
         self.blocks = BlockManager(settings.storage_memory, os.path.join(settings.local_dir, "blocks"))
@@ -520,7 +523,7 @@ class Executor:
             threading.Thread(target=self._slot_reader, args=(slot,), daemon=True, name=f"slot-{slot.index}").start()
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         threading.Thread(target=self._forker, daemon=True, name="slot-forker").start()
-        threading.Thread(target=self._watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+        threading.Thread(target=self._watch_parent, args=(self.parent,), daemon=True, name="parent-watch").start()
         try:
             self._serve_driver()
         except Exception as e:
