@@ -1,7 +1,7 @@
 """Struct, map and array functions of ``pyspark.sql.functions`` (re-exported by ``functions``)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sparkctl.sql.builtins import Func
 from sparkctl.sql.builtins_complex import CreateStruct
@@ -117,3 +117,59 @@ def array_join(col: Any, delimiter: str, null_replacement: str | None = None) ->
 def arrays_zip(*cols: Any) -> Column:
     from sparkctl.sql.builtins_arrays import ArraysZip
     return Column(ArraysZip(_cols(cols)))
+
+
+# ----------------------------------------------------------------------------- higher-order functions
+def transform(col: Any, f: Callable[..., Column]) -> Column:
+    """Each element of the array mapped by ``f(x)``, or ``f(x, i)`` with i its 0-based index."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_arrays import ArrayTransform
+    return Column(ArrayTransform(_c(col), python_lambda(f)))
+
+
+def filter(col: Any, f: Callable[..., Column]) -> Column:  # noqa: A001
+    """The elements for which ``f(x)`` (or ``f(x, i)``) is true."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_arrays import ArrayFilter
+    return Column(ArrayFilter(_c(col), python_lambda(f)))
+
+
+def exists(col: Any, f: Callable[[Column], Column]) -> Column:
+    """Whether ``f(x)`` holds for some element (NULL if for none, but NULL for one)."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_arrays import ArrayExists
+    return Column(ArrayExists(_c(col), python_lambda(f)))
+
+
+def forall(col: Any, f: Callable[[Column], Column]) -> Column:
+    """Whether ``f(x)`` holds for every element (NULL if it fails for none, but is NULL for one)."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_arrays import ArrayForAll
+    return Column(ArrayForAll(_c(col), python_lambda(f)))
+
+
+def aggregate(col: Any, initialValue: Any, merge: Callable[[Column, Column], Column],
+              finish: Callable[[Column], Column] | None = None) -> Column:
+    """The elements folded from *initialValue* by ``merge(acc, x)``, then ``finish(acc)``."""
+    return _fold("aggregate", col, initialValue, merge, finish)
+
+
+def reduce(col: Any, initialValue: Any, merge: Callable[[Column, Column], Column],
+           finish: Callable[[Column], Column] | None = None) -> Column:
+    """``aggregate`` under its other name (PySpark 3.5+)."""
+    return _fold("reduce", col, initialValue, merge, finish)
+
+
+def _fold(name: str, col: Any, initial: Any, merge: Callable[..., Column],
+          finish: Callable[..., Column] | None) -> Column:
+    from sparkctl.sql.higher_order import identity_lambda, python_lambda
+    from sparkctl.sql.higher_order_arrays import ArrayAggregate
+    return Column(ArrayAggregate(_c(col), _c(initial), python_lambda(merge),
+                                 python_lambda(finish) if finish is not None else identity_lambda(), name))
+
+
+def zip_with(left: Any, right: Any, f: Callable[[Column, Column], Column]) -> Column:
+    """The two arrays merged element by element by ``f(x, y)``, the shorter padded with NULLs."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_arrays import ZipWith
+    return Column(ZipWith(_c(left), _c(right), python_lambda(f)))

@@ -113,6 +113,53 @@ def lambda_function(function: Callable[..., Any], arity: int) -> LambdaFunction:
     return LambdaFunction(to_expr(body), variables)
 
 
+def python_lambda(function: Callable[..., Any]) -> LambdaFunction:
+    """A Python function of one to three Columns as a LambdaFunction, checked as PySpark's
+    ``_create_lambda`` checks it (the higher-order function checks the arity it takes)."""
+    from sparkctl.errors import PySparkValueError
+    from sparkctl.sql.column import Column
+    import inspect
+    name = getattr(function, "__name__", type(function).__name__)
+    parameters = list(inspect.signature(function).parameters.values())
+    if not 1 <= len(parameters) <= 3:
+        raise PySparkValueError(f"[WRONG_NUM_ARGS_FOR_HIGHER_ORDER_FUNCTION] Function `{name}` should take between 1 "
+                                f"and 3 arguments, but the provided function takes {len(parameters)}.",
+                                error_class="WRONG_NUM_ARGS_FOR_HIGHER_ORDER_FUNCTION")
+    positional = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
+    if not all(p.kind in positional for p in parameters):
+        raise PySparkValueError(f"[UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION] Function `{name}` should use "
+                                f"only POSITIONAL or POSITIONAL OR KEYWORD arguments.",
+                                error_class="UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION")
+    variables = [NamedLambdaVariable(p.name) for p in parameters]
+    body = function(*[Column(v) for v in variables])
+    if not isinstance(body, Column):
+        raise PySparkValueError(f"[HIGHER_ORDER_FUNCTION_SHOULD_RETURN_COLUMN] Function `{name}` should return "
+                                f"Column, got {type(body).__name__}.",
+                                error_class="HIGHER_ORDER_FUNCTION_SHOULD_RETURN_COLUMN")
+    return LambdaFunction(body._expr, variables)
+
+
+def identity_lambda() -> LambdaFunction:
+    """``x -> x`` (aggregate's finish when none is given)."""
+    variable = NamedLambdaVariable("id")
+    return LambdaFunction(variable, [variable])
+
+
+def arity_mismatch(expected: int, got: int) -> AnalysisException:
+    return AnalysisException(f"[INVALID_LAMBDA_FUNCTION_CALL.NUM_ARGS_MISMATCH] Invalid lambda function call. "
+                             f"A higher order function expects {expected} arguments, but got {got}.",
+                             error_class="INVALID_LAMBDA_FUNCTION_CALL.NUM_ARGS_MISMATCH")
+
+
+def free_columns(function: LambdaFunction, table: pa.Table) -> list[str]:
+    """The columns of *table* the body reads besides the function's own parameters: outer
+    columns, and the parameters of the lambdas it is nested in."""
+    own = {v.column for v in function.variables}
+    names = {e.attr.column if isinstance(e, AttributeRef) else e.column for e in function.body.walk()
+             if isinstance(e, AttributeRef) or (isinstance(e, NamedLambdaVariable) and e.column not in own)}
+    return sorted(n for n in names if n in table.column_names)
+
+
 class ArraySort(Expr):
     """``array_sort(array, comparator)``: each array sorted by a comparator that returns a
     negative, zero or positive integer; a NULL from the comparator is an error (Spark's
@@ -132,10 +179,7 @@ class ArraySort(Expr):
         function = self.children[1]
         assert isinstance(function, LambdaFunction)
         if len(function.variables) != 2:
-            raise AnalysisException(f"[INVALID_LAMBDA_FUNCTION_CALL.NUM_ARGS_MISMATCH] Invalid lambda function call. "
-                                    f"A higher order function expects 2 arguments, but got "
-                                    f"{len(function.variables)}.",
-                                    error_class="INVALID_LAMBDA_FUNCTION_CALL.NUM_ARGS_MISMATCH")
+            raise arity_mismatch(2, len(function.variables))
         element = (t.value_type, True)
         bound = function.bind([element, element])
         body = bound.body.resolve(scope)
@@ -170,7 +214,7 @@ class ArraySort(Expr):
         lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         order = np.arange(len(values), dtype=np.int64)
-        outer = sorted({e.attr.column for e in self.function.body.walk() if isinstance(e, AttributeRef)})
+        outer = free_columns(self.function, table)
         for rows in _batches(lengths):
             self._sort_batch(table, outer, values, lengths, starts, rows, order)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)

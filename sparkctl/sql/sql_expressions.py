@@ -352,6 +352,8 @@ class ExpressionTranslator:
         return self.col(sub.columns[0])
 
     def x_exists(self, node: exp.Exists, scope: _Scope) -> Any:
+        if is_array_exists(node):  # exists(array, x -> predicate), the higher-order function
+            return self.F.exists(self.column(node.this, scope), self.column(node.expression, scope))
         raise self.fail(node, "EXISTS outside a WHERE conjunct")
 
     def x_window(self, node: exp.Window, scope: _Scope) -> Any:
@@ -510,6 +512,11 @@ def _function_arguments(node: exp.Func) -> list[exp.Expr]:
         elif isinstance(value, exp.Expr) and not isinstance(value, exp.DataType):
             out.append(value)
     return out
+
+
+def is_array_exists(node: exp.Exists) -> bool:
+    """Whether sqlglot's Exists is ``exists(array, lambda)`` rather than EXISTS (subquery)."""
+    return node.args.get("expression") is not None
 
 
 def _is_column(value: Any) -> bool:

@@ -37,7 +37,8 @@ import sqlglot
 from sqlglot import exp
 
 from sparkctl.sql.sql_expressions import (DIALECT, _PRIVATE, ExpressionTranslator, SqlNotSupportedError,
-                                         SqlParseError, _name, _quote, _same, _Scope, _snippet, _unsupported)
+                                         SqlParseError, _name, _quote, _same, _Scope, _snippet, _unsupported,
+                                         is_array_exists)
 
 __all__ = ["SqlParseError", "SqlNotSupportedError", "sql_to_dataframe", "expression_to_column"]
 
@@ -495,7 +496,7 @@ class _Translator(ExpressionTranslator):
                 inner = inner.this
             if isinstance(inner, exp.In) and inner.args.get("query") is not None:
                 df = self.in_subquery(df, inner, negated, ctes)
-            elif isinstance(inner, exp.Exists):
+            elif isinstance(inner, exp.Exists) and not is_array_exists(inner):
                 df = self.exists(df, inner, negated, ctes)
             else:
                 plain.append(condition)
