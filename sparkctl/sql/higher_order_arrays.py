@@ -110,11 +110,13 @@ def _with_index(function: LambdaFunction, elements: _Elements) -> list[Any]:
     return [elements.values, pa.array(elements.positions.astype(np.int32))]
 
 
-def _apply(function: LambdaFunction, table: pa.Table, rows: np.ndarray, arguments: list[Any]) -> pa.Array:
+def _apply(function: LambdaFunction, table: pa.Table, rows: np.ndarray, arguments: list[Any],
+           outer: list[str] | None = None) -> pa.Array:
     """The body over a table of one row per entry of *rows*: the parameters take *arguments*,
-    the outer columns the body reads are *table*'s at *rows*."""
-    take = pa.array(rows, pa.int64())
-    columns = {c: table.column(c).take(take) for c in free_columns(function, table)}
+    the outer columns the body reads (*outer*, found when not given) are *table*'s at *rows*."""
+    outer = free_columns(function, table) if outer is None else outer
+    take = pa.array(rows, pa.int64()) if outer else None
+    columns = {c: table.column(c).take(take) for c in outer}
     for variable, argument in zip(function.variables, arguments):
         columns[variable.column] = argument
     return _column(function.body.eval(pa.table(columns)), len(rows))
@@ -310,6 +312,7 @@ class ArrayAggregate(_HigherOrder):
         current = accumulator.take(pa.array(active, pa.int64()))
         done_rows, done_values = [np.flatnonzero(elements.lengths == 0)], [accumulator.filter(
             pa.array(elements.lengths == 0))]
+        outer = free_columns(self.merge, table)
         step = 0
         while len(active):
             going = elements.lengths[active] > step
@@ -320,7 +323,7 @@ class ArrayAggregate(_HigherOrder):
                 if not len(active):
                     break
             x = elements.values.take(pa.array(starts[active] + step, pa.int64()))
-            current = _apply(self.merge, table, active, [current, x])
+            current = _apply(self.merge, table, active, [current, x], outer)
             if current.type != zero_type:
                 current = current.cast(zero_type)
             step += 1
