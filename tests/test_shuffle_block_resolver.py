@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block
+from sparkctl.storage import shuffle_block_resolver
 from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,7 +36,10 @@ def outputs(tmp_path: Any) -> list[MapStatus]:
     return [map_output(tmp_path, s, m, seed=10 * s + m) for s in (0, 1) for m in range(6)]
 
 
-def test_ranges_read_as_read_local_block_reads_them(tmp_path: Any, outputs: list[MapStatus]) -> None:
+@pytest.mark.parametrize("cached_index", [64 << 10, 0], ids=["index-in-memory", "index-kept-open"])
+def test_ranges_read_as_read_local_block_reads_them(tmp_path: Any, outputs: list[MapStatus], cached_index: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shuffle_block_resolver, "CACHED_INDEX", cached_index)
     resolver = ShuffleBlockResolver(str(tmp_path), capacity=4)
     rng = random.Random(7)
     try:
@@ -47,7 +51,7 @@ def test_ranges_read_as_read_local_block_reads_them(tmp_path: Any, outputs: list
             length = rng.choice([None, rng.randrange(size + 5)])
             want = read_local_block(status.data_path, status.index_path, r, offset, length)
             assert resolver.read(os.path.basename(status.data_path), r, offset, length) == want
-            assert resolver.open_files <= 2 * 4
+            assert resolver.open_files <= (1 if cached_index else 2) * 4
     finally:
         resolver.close()
 
@@ -57,9 +61,9 @@ def test_open_files_are_bounded_forgotten_by_shuffle_and_closed(tmp_path: Any, o
     resolver = ShuffleBlockResolver(str(tmp_path), capacity=8)
     for status in outputs:  # 12 map outputs, 6 of each shuffle
         resolver.read(os.path.basename(status.data_path), 0, 0, None)
-    assert resolver.open_files == 16 and open_fds() == before + 16
+    assert resolver.open_files == 8 and open_fds() == before + 8  # data files; the indexes are in memory
     resolver.forget(1)  # the 6 of shuffle 1 were the most recent: 2 of shuffle 0 stay
-    assert resolver.open_files == 4 and open_fds() == before + 4
+    assert resolver.open_files == 2 and open_fds() == before + 2
     first = outputs[0]  # its files were closed past the capacity: they open again
     assert resolver.read(os.path.basename(first.data_path), 1, 0, None) == read_local_block(
         first.data_path, first.index_path, 1)
@@ -86,7 +90,7 @@ def test_a_removed_shuffle_read_after_forget_is_an_error(tmp_path: Any, outputs:
 
 @pytest.mark.parametrize("name, reducer, error, kept_open", [
     ("shuffle_9_9_9.data", 0, "No such file", 0),
-    (None, 99, "no entry for reducer 99", 2),
+    (None, 99, "no entry for reducer 99", 1),
     (None, -1, "bad reducer index", 0),  # refused before any file is opened
     (None, "0", "bad reducer index", 0),
 ])

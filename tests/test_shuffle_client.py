@@ -782,10 +782,10 @@ def test_a_removed_shuffle_s_open_files_are_closed_by_the_loop(executors: Callab
         for m in (0, 1):
             conn.send(FetchShuffleBlocks(1, [(os.path.basename(ex.statuses[m].data_path), 0, 5)]))
             assert conn.recv(timeout=10) == BlockData(ex.slice(m, 1, 0, 5))
-        assert ex.server.files.open_files == 4  # both map outputs' files kept open
+        assert ex.server.files.open_files == 2  # both map outputs' data files kept open
         ex.server.forget_shuffle(1)  # another shuffle's: nothing of shuffle 0 closes
         time.sleep(0.05)
-        assert ex.server.files.open_files == 4
+        assert ex.server.files.open_files == 2
         ex.server.forget_shuffle(0)  # from this thread, as the executor's driver thread does
         wait_until(lambda: ex.server.files.open_files == 0, what="the loop to close the files")
         conn.send(FetchShuffleBlocks(2, [(os.path.basename(ex.statuses[0].data_path), 0, 5)]))

@@ -4,8 +4,10 @@ resolves a block to a segment of its data file.
 A reducer's request names map output files of this executor and ranges of its slice in
 each. Opening a data file and its index for every range costs four system calls and two
 path lookups before the two reads; on a wide cluster every map output is asked for by
-every reducer, so the files of the most recently asked map outputs stay open here and a
-range costs two ``pread`` calls.
+every reducer, so the data files of the most recently asked map outputs stay open here,
+their indexes stay in memory (as Spark's shuffle index cache), and a range costs one
+``pread``. An index larger than ``CACHED_INDEX`` bytes (a map output with more than 8,191
+reducers) stays open instead, and is read an entry at a time.
 
 A committed map output never changes: its name carries the task attempt that wrote it,
 and a retry writes other files. So an open file is never stale; when the driver removes
@@ -14,8 +16,8 @@ descriptor refers to it).
 
 ```
  FetchShuffleBlocks (name, offset, length)... ─▶ read(name, reducer, offset, length)
-     name known ─▶ pread index[reducer], index[reducer + 1] ─▶ pread the data range
-     else       ─▶ open name.index, name.data (least recently used pair closed past capacity)
+     name known ─▶ index[reducer], index[reducer + 1] from memory ─▶ pread the data range
+     else       ─▶ read name.index, open name.data (least recently used closed past capacity)
 ```
 """
 from __future__ import annotations
@@ -27,8 +29,10 @@ from collections import OrderedDict
 __all__ = ["ShuffleBlockResolver", "check_range", "pread_exactly", "slice_range"]
 
 _TWO_OFFSETS = struct.Struct("<QQ")
-#: map outputs whose two files stay open: each holds two descriptors
+#: map outputs whose data files stay open (and indexes in memory)
 OPEN_MAP_OUTPUTS = 128
+#: the largest index kept in memory: larger ones stay open, a second descriptor each
+CACHED_INDEX = 64 << 10
 
 
 def pread_exactly(fd: int, length: int, offset: int) -> bytes:
@@ -76,7 +80,8 @@ class ShuffleBlockResolver:
     def __init__(self, local_dir: str, capacity: int = OPEN_MAP_OUTPUTS) -> None:
         self.local_dir = local_dir
         self.capacity = max(1, capacity)
-        self._open: OrderedDict[str, tuple[int, int]] = OrderedDict()  # data name -> (index fd, data fd)
+        # data name -> (data fd, its index's bytes, or the open index's fd when it is large)
+        self._open: OrderedDict[str, tuple[int, bytes | int]] = OrderedDict()
 
     def read(self, data_name: str, reduce_index: int, offset: int, length: int | None) -> bytes:
         """``length`` bytes from ``offset`` of reducer ``reduce_index``'s slice of the map
@@ -84,31 +89,38 @@ class ShuffleBlockResolver:
         checked by the caller; to the slice's end when ``length`` is None); OSError when
         the files or the range are not there."""
         check_range(reduce_index, offset, length)  # before any file is opened
-        fds = self._open.get(data_name)
-        if fds is None:
-            fds = self._open_files(data_name)
+        entry = self._open.get(data_name)
+        if entry is None:
+            entry = self._open_files(data_name)
         else:
             self._open.move_to_end(data_name)
-        index_fd, data_fd = fds
-        position, want = slice_range(pread_exactly(index_fd, 16, reduce_index * 8), data_name[:-5] + ".index",
-                                     reduce_index, offset, length)
+        data_fd, index = entry
+        at = reduce_index * 8
+        index_entry = index[at:at + 16] if isinstance(index, bytes) else pread_exactly(index, 16, at)
+        position, want = slice_range(index_entry, data_name[:-5] + ".index", reduce_index, offset, length)
         data = pread_exactly(data_fd, want, position) if want else b""
         if len(data) != want:
             raise OSError(f"{data_name} is shorter than its index says")
         return data
 
-    def _open_files(self, data_name: str) -> tuple[int, int]:
+    def _open_files(self, data_name: str) -> tuple[int, bytes | int]:
         path = os.path.join(self.local_dir, data_name)
         index_fd = os.open(path[:-5] + ".index", os.O_RDONLY | os.O_CLOEXEC)
+        index: bytes | int = index_fd
         try:
+            size = os.fstat(index_fd).st_size
+            if size <= CACHED_INDEX:
+                index = pread_exactly(index_fd, size, 0)
             data_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:
             os.close(index_fd)
             raise
-        self._open[data_name] = (index_fd, data_fd)
+        if isinstance(index, bytes):
+            os.close(index_fd)
+        self._open[data_name] = entry = (data_fd, index)
         while len(self._open) > self.capacity:
             self._close(*self._open.popitem(last=False)[1])
-        return index_fd, data_fd
+        return entry
 
     def forget(self, shuffle_id: int) -> None:
         """Close the files of shuffle ``shuffle_id``'s map outputs."""
@@ -122,12 +134,13 @@ class ShuffleBlockResolver:
 
     @property
     def open_files(self) -> int:
-        return 2 * len(self._open)
+        return sum(1 if type(index) is bytes else 2 for _, index in self._open.values())
 
     @staticmethod
-    def _close(*fds: int) -> None:
-        for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    def _close(data_fd: int, index: bytes | int) -> None:
+        for fd in (data_fd, index):
+            if type(fd) is int:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
