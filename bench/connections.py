@@ -1,13 +1,15 @@
 """CPU one authenticated shuffle connection costs, on each side.
 
-    python bench/connections.py [--batches 60] [--batch 99]
+    python bench/connections.py [--batches 60] [--batch 99] [--no-request]
 
 A block server (``executor/block_server.py``) listens on 127.0.0.2 in a child process; this
 process dials batches of connections to it the way a task slot dials the executors a
 read needs (``rpc/nonblocking``: TCP connects and handshakes side by side in one
-selector), makes each a ``Connection``, and closes them. It prints the CPU microseconds
-per connection, user and system, of the dialling side and of the serving side (the
-server's whole life, so its start-up is spread over the connections).
+selector), makes each a ``Connection``, sends one request on each (a cached block the
+server does not have: the smallest answer) and reads the answers, and closes them, as a
+reducer's first read does. It prints the CPU microseconds per connection, user and
+system, of the dialling side and of the serving side (the server's whole life, so its
+start-up is spread over the connections).
 
 A 100-executor shuffle opens 9,900 such connections the first time it runs
 (``bench/wide_cluster.py``), so a microsecond here is about 10 ms of CPU there.
@@ -28,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from sparkctl.executor.block_server import BlockServer  # noqa: E402
+from sparkctl.executor.messages import BlockData, FetchCachedBlock  # noqa: E402
 from sparkctl.rpc import Connection  # noqa: E402
 from sparkctl.rpc.nonblocking import PendingHandshake, start_dial  # noqa: E402
 from sparkctl.storage.block_manager import BlockManager  # noqa: E402
@@ -60,7 +63,7 @@ def dial_batch(address: tuple[str, int], n: int) -> list[Connection]:
                 pending = key.data
                 if pending.advance():
                     sel.unregister(key.fileobj)
-                    conns.append(Connection(pending.sock, peer="bench"))
+                    conns.append(pending.connection())
                 else:
                     sel.modify(key.fileobj, pending.events(), pending)
     return conns
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=60, help="batches of connections (default 60)")
     ap.add_argument("--batch", type=int, default=99, help="connections dialled at once (default 99)")
+    ap.add_argument("--no-request", action="store_true", help="close each connection without a request")
     args = ap.parse_args(argv)
     ctx = mp.get_context("fork")
     queue, stop = ctx.Queue(), ctx.Event()
@@ -81,7 +85,14 @@ def main(argv: list[str] | None = None) -> None:
             conn.close()
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         for _ in range(args.batches):
-            for conn in dial_batch(address, args.batch):
+            conns = dial_batch(address, args.batch)
+            if not args.no_request:
+                for conn in conns:
+                    conn.send(FetchCachedBlock("rdd_0_0"))
+                for conn in conns:
+                    if conn.recv(timeout=30) != BlockData(None):
+                        raise SystemExit("the block server answered the request with something else")
+            for conn in conns:
                 conn.close()
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)

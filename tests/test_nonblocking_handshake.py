@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import re
+import select
 import selectors
 import socket
 import struct
@@ -127,7 +128,7 @@ def client_handshake_nonblocking(address: tuple[str, int], secret: bytes, timeou
                 assert sel.select(max(0.0, pending.deadline - time.monotonic())), "handshake stalled"
                 if pending.advance():
                     sel.unregister(pending.sock)
-                    return Connection(pending.sock, peer=where)
+                    return pending.connection()
                 sel.modify(pending.sock, pending.events())
     except BaseException:
         pending.close()
@@ -650,6 +651,130 @@ def test_nothing_is_unpickled_before_the_handshake(
                f"both refusals to be logged ({refusals})")
     assert fetch(server.address) == BlockData(BLOCK_BYTES)
     assert not instead_of_answer.exists() and not instead_of_accept.exists()
+
+
+def test_a_client_may_send_its_acceptance_long_after_the_handshake_timeout(
+        monkeypatch: pytest.MonkeyPatch, block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
+    """A client has proven itself once its answer checks out: the acceptance it keeps for
+    its first request is no handshake left unfinished (a reader may dial a peer well
+    before its window lets it ask that peer anything)."""
+    monkeypatch.setattr(block_server, "HANDSHAKE_TIMEOUT", 0.2)
+    server = block_servers()
+    conn = client_handshake_nonblocking(server.address, SECRET)
+    try:
+        time.sleep(0.6)  # three handshake timeouts pass before the first request
+        conn.send(FetchCachedBlock(BLOCK_ID))
+        assert conn.recv(timeout=5.0) == BlockData(BLOCK_BYTES)
+    finally:
+        conn.close()
+    assert not [r for r in refusals if "refused" in r or "did not complete" in r], refusals
+
+
+def test_a_client_that_rejects_the_server_proof_is_dropped(
+        block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
+    server = block_servers()
+    sock = raw_connect(server.address)
+    try:
+        client = Handshake(SECRET, "client")
+        send_frame(sock, client.feed(read_frame(sock)) or b"")
+        read_frame(sock)  # the server's proof, rejected whatever it says
+        sock.sendall(FAILURE_FRAME + frame_message(FetchCachedBlock(BLOCK_ID)))
+        assert read_to_eof(sock) == b""  # no answer to the request behind the refusal
+    finally:
+        sock.close()
+    wait_until(lambda: any("rejected this server's proof" in r for r in refusals), f"the refusal ({refusals})")
+    assert fetch(server.address) == BlockData(BLOCK_BYTES)
+
+
+def test_more_than_one_handshake_message_at_once_is_refused(
+        block_servers: Callable[..., ListeningBlockServer], refusals: list[str]) -> None:
+    """Neither side sends anything after a handshake message until it is answered."""
+    server = block_servers()
+    sock = raw_connect(server.address)
+    try:
+        answer = Handshake(SECRET, "client").feed(read_frame(sock)) or b""
+        sock.sendall(frame(answer) + frame(PREFIX + b"W"))
+        read_to_eof(sock)
+    finally:
+        sock.close()
+    wait_until(lambda: any("sent more than the challenge answer before it was answered" in r for r in refusals),
+               f"the refusal ({refusals})")
+
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(5.0)
+
+    def chatty_server() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.sendall(frame(Handshake(SECRET, "server").first() or b"") + frame(b"more"))
+            read_to_eof(peer)
+
+    thread = threading.Thread(target=chatty_server, name="chatty-server")
+    thread.start()
+    try:
+        with pytest.raises(AuthenticationError, match="sent more than the challenge before it was answered"):
+            client_handshake_nonblocking(listener.getsockname()[:2], SECRET)
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_the_acceptance_leaves_with_the_first_message_in_one_segment() -> None:
+    """What a server made of the handshake machine sees of a dialling event loop: the
+    answer, then nothing until the client's first message, which brings the acceptance."""
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(5.0)
+    seen: dict[str, object] = {}
+
+    def server() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            machine = Handshake(SECRET, "server")
+            send_frame(sock, machine.first() or b"")
+            send_frame(sock, machine.feed(read_frame(sock)) or b"")
+            seen["quiet"] = not select_readable(sock, 0.3)
+            sock.settimeout(5.0)
+            seen["first receive"] = sock.recv(4096)
+            read_to_eof(sock)
+
+    thread = threading.Thread(target=server, name="machine-server")
+    thread.start()
+    try:
+        conn = client_handshake_nonblocking(listener.getsockname()[:2], SECRET)
+        wait_until(lambda: "quiet" in seen, "the server to look for an early acceptance")
+        conn.send("first")
+        wait_until(lambda: "first receive" in seen, "the server's first receive")
+        conn.close()
+    finally:
+        thread.join(5)
+        listener.close()
+    assert seen["quiet"], "the client sent its acceptance before it had anything to ask"
+    assert seen["first receive"] == frame(PREFIX + b"W") + frame_message("first")
+
+
+def select_readable(sock: socket.socket, timeout: float) -> bool:
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+def test_accepted_sockets_inherit_the_listener_s_tuning(block_servers: Callable[..., ListeningBlockServer]) -> None:
+    """The block server tunes its listener once (no Nagle delay, keepalive); Linux passes
+    both to every socket it accepts, each of which would otherwise cost two calls."""
+    server = block_servers()
+    conn = client_handshake_nonblocking(server.address, SECRET)
+    try:
+        conn.send(FetchCachedBlock(BLOCK_ID))
+        assert conn.recv(timeout=5.0) == BlockData(BLOCK_BYTES)
+        peers = [key.data for key in list(server._selector.get_map().values())
+                 if isinstance(key.data, block_server._Peer)]
+        assert len(peers) == 1
+        accepted = peers[0].conn._sock
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        dialled = conn._sock
+        assert dialled.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert dialled.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------- dialling many at once

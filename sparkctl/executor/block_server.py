@@ -36,11 +36,11 @@ import time
 from collections import deque
 from typing import Any
 
-from sparkctl.errors import RpcTimeoutError
+from sparkctl.errors import AuthenticationError, RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
                                         FetchShuffleBlocks)
 from sparkctl.rpc import Connection
-from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message
+from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message, tune_socket
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
@@ -59,10 +59,12 @@ _ONE_CONNECTION_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}  # acce
 
 
 class _Peer:
-    __slots__ = ("conn", "handle", "out", "sent", "buffered", "events")
+    __slots__ = ("conn", "handle", "out", "sent", "buffered", "events", "handshake")
 
-    def __init__(self, conn: Connection, handle: Any = None) -> None:
+    def __init__(self, conn: Connection, handle: Any = None, handshake: PendingHandshake | None = None) -> None:
         self.conn = conn
+        # a handshake whose last message, the client's acceptance, is the first frame to come
+        self.handshake = handshake
         # what the selector knows it by: a closed connection's fd is gone, and the
         # selector then finds it by this object only
         self.handle = conn if handle is None else handle
@@ -105,6 +107,7 @@ class BlockServer:
         listener = socket.socket(family, type_, proto)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tune_socket(listener)  # the sockets it accepts inherit it
             listener.bind(address)
             listener.listen(4096)
             listener.setblocking(False)
@@ -197,7 +200,6 @@ class BlockServer:
                                 self._refused, MAX_PENDING)
                     self._refused = 0
                 continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pending = PendingHandshake(sock, self.secret, "server", f"{addr[0]}:{addr[1]}", HANDSHAKE_TIMEOUT)
             self._handshakes.append(pending)
             self._shaking += 1
@@ -226,15 +228,13 @@ class BlockServer:
             self._end_handshake(pending, unregister=registered)
             pending.close()
             return
-        if done:
+        if done:  # the client sends its acceptance and first request once it has our proof
             self._end_handshake(pending, unregister=False)
-            conn = Connection(pending.sock, peer=pending.peer)
-            peer = _Peer(conn, pending.sock)
+            peer = _Peer(pending.connection(), pending.sock, pending)
             if registered:
                 self._selector.modify(pending.sock, peer.events, peer)
             else:
                 self._selector.register(pending.sock, peer.events, peer)
-            self._service(peer)  # its first request may have come with the handshake's end
         elif registered:
             self._selector.modify(pending.sock, pending.events(), pending)
         else:
@@ -308,9 +308,18 @@ class BlockServer:
             if peer.buffered >= MAX_BUFFERED:
                 return True
             try:
+                if peer.handshake is not None:
+                    peer.handshake.accepted(conn.recv_bytes(timeout=0))  # not unpickled
+                    peer.handshake = None
+                    first = False
+                    continue
                 req = conn.recv(timeout=0)
             except RpcTimeoutError:
                 break
+            except AuthenticationError as e:
+                log.warning("block server: refused connection: %s", e)
+                self._drop(peer)
+                return False
             except Exception:  # EOF, reset, a frame that is no pickle: the peer is gone
                 self._drop(peer)
                 return False

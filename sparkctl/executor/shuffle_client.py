@@ -115,7 +115,7 @@ class ConnectionShuffleClient:
                         continue
                     if done:
                         sel.unregister(key.fileobj)
-                        results[address] = Connection(pending.sock, peer=pending.peer)
+                        results[address] = pending.connection()
                     else:
                         sel.modify(key.fileobj, pending.events(), key.data)
         return results

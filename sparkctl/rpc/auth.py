@@ -18,7 +18,10 @@ Wire format (every message is one frame; ``H`` = ``MAGIC`` + 2-byte version)::
     mac_s = HMAC-SHA256(secret, b"sparkctl-auth-v1 server" + client_nonce + server_nonce)
 
 The role labels keep an attacker from reflecting one side's challenge back to it as an
-answer, and each MAC covers both nonces.  The handshake does not protect against a
+answer, and each MAC covers both nonces. The client's acceptance may leave together with
+its first message, and a server may take the client as proven once its answer checks
+out, reading the acceptance as the connection's first frame (``rpc.nonblocking``): either
+way the client has proven the secret before the server unpickles anything it sends.  The handshake does not protect against a
 man in the middle relaying traffic, nor does it encrypt: use it on a trusted network.
 """
 from __future__ import annotations
@@ -159,10 +162,16 @@ class Handshake:
         return {"answer": "challenge answer", "accept": "client's acceptance", "challenge": "challenge",
                 "verdict": "server's verdict"}.get(self._state, "nothing")
 
+    @property
+    def awaiting_acceptance(self) -> bool:
+        """A server whose client has proven itself and been sent this server's proof: only
+        the client's acceptance is still to come."""
+        return self._state == "accept"
+
     def first(self) -> bytes | None:
         return _PREFIX + _CHALLENGE + self._server_nonce if self.role == "server" else None
 
-    def feed(self, frame: bytes) -> bytes | None:
+    def feed(self, frame: bytes | bytearray) -> bytes | None:
         """The next payload to send for the peer's *frame* (see the class)."""
         try:
             return self._step(bytes(frame))

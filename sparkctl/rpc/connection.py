@@ -112,8 +112,9 @@ def _format_addr(addr: Any) -> str:
     return str(addr) or "<unix socket>"
 
 
-def _tune(sock: socket.socket) -> None:
-    """Small messages must leave at once (no Nagle delay); keepalive reaps dead peers."""
+def tune_socket(sock: socket.socket) -> None:
+    """Small messages must leave at once (no Nagle delay); keepalive reaps dead peers. On
+    Linux a listening socket's settings pass to the sockets it accepts."""
     for level, opt in ((socket.IPPROTO_TCP, socket.TCP_NODELAY), (socket.SOL_SOCKET, socket.SO_KEEPALIVE)):
         try:
             sock.setsockopt(level, opt, 1)
@@ -144,11 +145,16 @@ class Connection:
     :class:`ConnectionClosed` (or :class:`FrameTooLargeError`).
     """
 
-    def __init__(self, sock: socket.socket, *, max_frame: int = DEFAULT_MAX_FRAME, peer: str | None = None) -> None:
+    def __init__(self, sock: socket.socket, *, max_frame: int = DEFAULT_MAX_FRAME, peer: str | None = None,
+                 unsent: bytes = b"", tuned: bool = False) -> None:
         # Reads with a timeout use poll() before recv, so the socket itself stays
         # blocking: a per-socket timeout would also hit other threads' sends.
         sock.settimeout(None)
-        _tune(sock)
+        if not tuned:  # else whoever made the socket did (two system calls a connection saved)
+            tune_socket(sock)
+        # bytes that go out in front of the first message: a handshake's last message,
+        # which then costs no send (and no wake-up of the peer) of its own
+        self._unsent = unsent
         self._sock = sock
         self.max_frame = max_frame
         if peer is None:
@@ -217,24 +223,23 @@ class Connection:
             # Inlined fast path of send_frame: one concatenation, one syscall.
             frame = _pack(n) + data
             with self._send_lock:
+                if self._unsent:
+                    frame = self._unsent + frame
+                    self._unsent = b""
                 try:
                     self._sock.sendall(frame)
                 except OSError as e:
                     self._send_failed(e)
         else:
-            self._send_large(data)
+            self.send_bytes(data)
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send an already-serialised payload as one frame.  Thread-safe."""
         with self._send_lock:
             try:
-                send_frame(self._sock, data)
-            except (OSError, RpcTimeoutError) as e:
-                self._send_failed(e)
-
-    def _send_large(self, data: bytes) -> None:
-        with self._send_lock:
-            try:
+                if self._unsent:
+                    self._sock.sendall(self._unsent)
+                    self._unsent = b""
                 send_frame(self._sock, data)
             except (OSError, RpcTimeoutError) as e:
                 self._send_failed(e)
@@ -244,6 +249,9 @@ class Connection:
         never blocking: the count sent, 0 when its buffer is full. For a single event
         loop that owns this connection's sending (no other sender may interleave)."""
         try:
+            if self._unsent:  # a few dozen bytes into an empty socket buffer: never blocks
+                self._sock.sendall(self._unsent)
+                self._unsent = b""
             return self._sock.send(data, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return 0
@@ -543,7 +551,7 @@ def connect(
     except OSError as e:
         raise _os_error(e.errno, f"cannot connect to {where}: {e.strerror or e}", RpcConnectError) from e
     try:
-        _tune(sock)
+        tune_socket(sock)
         if tls is None:
             try:
                 client_handshake(sock, secret, max(deadline - time.monotonic(), 0.001))
@@ -553,13 +561,13 @@ def connect(
                     raise AuthenticationError(f"{e}; if that server has TLS enabled (spark.ssl.enabled), "
                                               "this process needs it too") from None
                 raise
-            return Connection(sock, max_frame=max_frame, peer=where)
+            return Connection(sock, max_frame=max_frame, peer=where, tuned=True)
         sock = _tls.wrap_client(sock, tls, where, host, deadline - time.monotonic())
         try:
             client_handshake(sock, secret, max(deadline - time.monotonic(), 0.001))
         except AuthenticationError as e:
             raise _tls.explain_handshake_failure(e) from None
-        return TLSConnection(sock, max_frame=max_frame, peer=where)
+        return TLSConnection(sock, max_frame=max_frame, peer=where, tuned=True)
     except BaseException:
         _hard_close(sock)
         raise
@@ -747,7 +755,7 @@ class Server:
                 )
             return
         sock.setblocking(True)
-        _tune(sock)
+        tune_socket(sock)
         t = threading.Thread(target=self._handle, args=(sock, peer), name=f"{self.name}-conn-{peer}", daemon=True)
         with self._lock:
             self._workers.add(t)
@@ -776,7 +784,8 @@ class Server:
             finally:
                 with self._lock:
                     self._handshaking.discard(sock)
-            conn = (Connection if self._tls is None else TLSConnection)(sock, max_frame=self.max_frame, peer=peer)
+            conn = (Connection if self._tls is None else TLSConnection)(sock, max_frame=self.max_frame, peer=peer,
+                                                                        tuned=True)
             with self._lock:
                 if self._stopping:
                     conn.close()

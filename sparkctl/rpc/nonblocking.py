@@ -4,13 +4,16 @@ A thread per handshake (``Server``, ``connect``) is fine for a daemon's few peer
 shuffle on a wide cluster opens a connection between every pair of executors, thousands
 of them at once on each machine, and there a thread each costs more than the handshake.
 Here one loop runs them all: it asks each ``PendingHandshake`` which events it waits for,
-and calls ``advance`` when they come. The protocol is ``auth.Handshake``'s, byte for byte;
-frames are read exactly (header, then body), so nothing after the handshake is consumed
-and the ``Connection`` made from the socket reads the first message itself.
+and calls ``advance`` when they come. The protocol is ``auth.Handshake``'s, byte for byte,
+with its last message, the client's acceptance, moved: the client sends it in front of
+its first request, and the server reads it as the connection's first frame. A connection
+so costs three handshake messages before the first request instead of four, and each is
+one receive.
 
 ```
- accept / dial ─▶ PendingHandshake ─ events() ─▶ selector ─▶ advance() ─▶ True: Connection(sock)
-                                                                  └──▶ raises: close the socket
+ accept / dial ─▶ PendingHandshake ─ events() ─▶ selector ─▶ advance() ─▶ True: connection()
+                                                                  └──▶ raises: close()
+ server: the connection's first frame ─▶ accepted(frame) ─▶ raises unless the client's acceptance
 ```
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 
 from sparkctl.errors import AuthenticationError
 from sparkctl.rpc.auth import MAX_AUTH_FRAME, Handshake
+from sparkctl.rpc.connection import Connection, tune_socket
 from sparkctl.rpc.framing import HEADER, HEADER_SIZE
 
 __all__ = ["PendingHandshake", "start_dial"]
@@ -48,7 +52,7 @@ def start_dial(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune_socket(sock)
         code = sock.connect_ex(address)
         if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
             raise OSError(code, f"cannot connect to {host}:{port}: {errno.errorcode.get(code, code)}")
@@ -59,9 +63,17 @@ def start_dial(host: str, port: int) -> socket.socket:
 
 
 class PendingHandshake:
-    """One socket's handshake, advanced by its owner's event loop."""
+    """One socket's handshake, advanced by its owner's event loop.
 
-    __slots__ = ("sock", "machine", "deadline", "connecting", "out", "inbuf", "need", "in_body", "peer")
+    It ends a message early on either side, as nothing waits for it. A client is done
+    once the server's proof checks out: its acceptance goes out with its first message
+    (``connection()``). A server is done once its proof is sent, the client having
+    proven itself: the acceptance then comes as the connection's first frame, checked by
+    ``accepted`` before anything else on the connection is read. Each handshake message
+    is read with one receive: neither side sends anything after one until it is
+    answered, so a receive holding more than one message is a protocol error."""
+
+    __slots__ = ("sock", "machine", "deadline", "connecting", "out", "inbuf", "peer")
 
     def __init__(self, sock: socket.socket, secret: bytes, role: str, peer: str, timeout: float,
                  connecting: bool = False) -> None:
@@ -70,29 +82,27 @@ class PendingHandshake:
         self.peer = peer
         self.machine = Handshake(secret, role, peer)
         self.deadline = time.monotonic() + timeout
-        self.connecting = connecting  # a dial whose TCP connect has not completed yet
+        # a dial whose TCP connect may not have completed: the challenge (or the connect's
+        # error) makes the socket readable, so no wait for it to become writable first
+        self.connecting = connecting
         first = self.machine.first()
         self.out = bytearray() if first is None else bytearray(HEADER.pack(len(first)) + first)
         self.inbuf = bytearray()
-        self.need = HEADER_SIZE  # bytes of the current header or body still to read
-        self.in_body = False
 
     def events(self) -> int:
-        return WRITE if self.connecting or self.out else READ
+        return WRITE if self.out and not self.connecting else READ
 
     def advance(self) -> bool:
-        """Do what the socket allows now; True once the handshake is complete and sent.
+        """Do what the socket allows now; True once this side is done (see the class).
         Raises :class:`AuthenticationError` (or OSError for the TCP connect) on failure;
         the caller then calls ``close``."""
-        if self.connecting:
-            code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                raise OSError(code, f"cannot connect to {self.peer}: {errno.errorcode.get(code, code)}")
-            self.connecting = False
         while True:
-            if not self._flush():
-                return False
-            if self.machine.done:
+            if self.out:
+                if not self._flush():
+                    return False
+                if not (self.machine.done or self.machine.awaiting_acceptance):
+                    return False  # the peer answers what it has not received yet: wait for it
+            if self.machine.done or self.machine.awaiting_acceptance:
                 return True
             frame = self._read_frame()
             if frame is None:
@@ -100,6 +110,19 @@ class PendingHandshake:
             reply = self.machine.feed(frame)
             if reply is not None:
                 self.out += HEADER.pack(len(reply)) + reply
+                if self.machine.done:  # the client's acceptance: it leaves with the first message
+                    return True
+
+    def connection(self) -> Connection:
+        """The connection this completed handshake made; a client's acceptance goes out in
+        front of its first message. A dialled socket is tuned by ``start_dial``; an
+        accepted one by its listener (``tune_socket``)."""
+        return Connection(self.sock, peer=self.peer, unsent=bytes(self.out), tuned=True)
+
+    def accepted(self, frame: bytes | bytearray) -> None:
+        """A server's check of the connection's first frame: the client's acceptance of
+        our proof. Raises :class:`AuthenticationError` when it is anything else."""
+        self.machine.feed(frame)
 
     def _flush(self) -> bool:
         while self.out:
@@ -114,29 +137,33 @@ class PendingHandshake:
 
     def _read_frame(self) -> bytes | None:
         """The peer's next whole frame, or None until more has arrived."""
-        while self.need:
+        while True:
             try:
-                data = self.sock.recv(self.need)
+                data = self.sock.recv(HEADER_SIZE + MAX_AUTH_FRAME - len(self.inbuf))
             except (BlockingIOError, InterruptedError):
                 return None
             except OSError as e:
+                if self.connecting:
+                    raise OSError(e.errno, f"cannot connect to {self.peer}: "
+                                           f"{errno.errorcode.get(e.errno or 0, e.errno)}") from None
                 raise self._failed(f"network error during the handshake: {e}") from None
+            self.connecting = False
             if not data:
                 raise self._failed("closed the connection during the handshake, before sending the "
                                    f"{self.machine.waiting_for}")
             self.inbuf += data
-            self.need -= len(data)
-            if not self.need and not self.in_body:
-                (n,) = HEADER.unpack(self.inbuf)
-                if n > MAX_AUTH_FRAME:
-                    raise self._failed("sent an oversized handshake frame instead of the "
-                                       f"{self.machine.waiting_for} (not a sparkctl peer?)")
+            if len(self.inbuf) < HEADER_SIZE:
+                continue
+            (n,) = HEADER.unpack_from(self.inbuf)
+            if n > MAX_AUTH_FRAME:
+                raise self._failed("sent an oversized handshake frame instead of the "
+                                   f"{self.machine.waiting_for} (not a sparkctl peer?)")
+            if len(self.inbuf) > HEADER_SIZE + n:
+                raise self._failed(f"sent more than the {self.machine.waiting_for} before it was answered")
+            if len(self.inbuf) == HEADER_SIZE + n:
+                frame = bytes(self.inbuf[HEADER_SIZE:])
                 self.inbuf.clear()
-                self.in_body, self.need = True, n
-        frame = bytes(self.inbuf)
-        self.inbuf.clear()
-        self.in_body, self.need = False, HEADER_SIZE
-        return frame
+                return frame
 
     def _failed(self, reason: str) -> AuthenticationError:
         if self.machine.role == "server":
