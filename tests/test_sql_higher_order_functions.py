@@ -111,6 +111,34 @@ def test_exists_and_forall_follow_three_valued_logic(ours: Any) -> None:
     assert want[3] == (False, True, False, True)
 
 
+DIVISORS = [([1, 0], [5, 0], 1), ([2, 5], [20, 2], 2), ([0, 4], None, 3), (None, [10, 0, 1], 4)]
+
+
+def divisors(spark: Any) -> Any:
+    return spark.createDataFrame(DIVISORS, "a ARRAY<INT>, b ARRAY<INT>, k INT").repartition(2)
+
+
+def test_exists_and_forall_stop_at_the_deciding_element(ours: Any) -> None:
+    """As Spark's loop: an element after the one that decides is not evaluated, so 10 / 0 there
+    raises nothing; before it, it raises."""
+    from sparkctl.errors import ArithmeticException
+    from sparkctl.sql import functions as F
+    df = divisors(ours).filter(F.col("k") != 3).select(
+        "k", F.exists("a", lambda x: 10 / x > 1).alias("e"), F.forall("b", lambda x: 10 / x > 5).alias("f"))
+    assert _by_row(df) == {1: (True, False), 2: (True, False), 4: (None, False)}
+    with pytest.raises(ArithmeticException) as e:
+        divisors(ours).select(F.exists("a", lambda x: 10 / x > 1)).collect()
+    assert e.value.error_class == "DIVIDE_BY_ZERO"
+
+
+def test_nothing_is_evaluated_for_a_null_array(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    df = divisors(ours).filter(F.col("k") != 3).select(
+        "k", F.aggregate("a", F.lit(0), lambda acc, x: acc + x, lambda acc: 10 / acc).alias("g"),
+        F.aggregate("a", 10 / (F.col("k") - 4), lambda acc, x: acc).alias("z"))
+    assert _by_row(df) == {1: (10.0, 10 / -3), 2: (10 / 7, -5.0), 4: (None, None)}
+
+
 # ---------------------------------------------------------------------------- aggregate, reduce
 def _fold(values: list | None, zero: Any, merge: Callable[[Any, Any], Any],
           finish: Callable[[Any], Any] = lambda acc: acc) -> Any:
@@ -292,6 +320,10 @@ PROGRAMS: dict[str, Callable[[Any, Any], Any]] = {
     "nested": lambda spark, F: frame(spark).select(
         "k", F.transform("a", lambda x: F.filter("b", lambda y: y > x)),
         F.transform("a", lambda x: F.aggregate("b", F.coalesce(x, F.lit(0)), lambda acc, y: acc + y))),
+    "short_circuit": lambda spark, F: divisors(spark).filter(F.col("k") != 3).select(
+        "k", F.exists("a", lambda x: 10 / x > 1), F.forall("b", lambda x: 10 / x > 5),
+        F.aggregate("a", F.lit(0), lambda acc, x: acc + x, lambda acc: 10 / acc),
+        F.aggregate("a", 10 / (F.col("k") - 4), lambda acc, x: acc)),
     "sql": lambda spark, F: spark.sql(
         "SELECT transform(array(1, 2, 3), x -> x + 1), filter(array(1, 2, 3), x -> x > 1), "
         "exists(array(1, 2), x -> x > 1), forall(array(1, 2), x -> x > 1), exists(array(1, NULL), x -> x > 1), "

@@ -243,17 +243,42 @@ class ArrayExists(_HigherOrder):
     def eval(self, table: pa.Table) -> Any:
         lists = _lists(self.children[0], table)
         elements = _Elements.of(lists)
-        outcome = _apply(self.function, table, elements.rows, [elements.values])
-        if outcome.type != pa.bool_():
-            outcome = outcome.cast(pa.bool_())
-        decided = pc.fill_null(pc.equal(outcome, pa.scalar(self.decisive)), False).to_numpy(zero_copy_only=False)
-        unknown = outcome.is_null().to_numpy(zero_copy_only=False)
-        n = len(lists)
-        any_decided = np.bincount(elements.rows[decided], minlength=n) > 0
-        any_unknown = np.bincount(elements.rows[unknown], minlength=n) > 0
+        try:
+            any_decided, any_unknown = self._all_at_once(table, elements, len(lists))
+        except Exception:  # noqa: BLE001 - Spark stops at an array's deciding element: an error past it is not raised
+            any_decided, any_unknown = self._in_order(table, elements, len(lists))
         answer = np.where(any_decided, self.decisive, not self.decisive)
         null = (~any_decided & any_unknown) | lists.is_null().to_numpy(zero_copy_only=False)
         return pa.array(answer, pa.bool_(), mask=null)
+
+    def _outcomes(self, outcome: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Which predicate results decide alone, and which are NULL."""
+        if outcome.type != pa.bool_():
+            outcome = outcome.cast(pa.bool_())
+        decided = pc.fill_null(pc.equal(outcome, pa.scalar(self.decisive)), False).to_numpy(zero_copy_only=False)
+        return decided, outcome.is_null().to_numpy(zero_copy_only=False)
+
+    def _all_at_once(self, table: pa.Table, elements: _Elements, n: int) -> tuple[np.ndarray, np.ndarray]:
+        decided, unknown = self._outcomes(_apply(self.function, table, elements.rows, [elements.values]))
+        return (np.bincount(elements.rows[decided], minlength=n) > 0,
+                np.bincount(elements.rows[unknown], minlength=n) > 0)
+
+    def _in_order(self, table: pa.Table, elements: _Elements, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Position by position over the arrays not decided yet, as Spark's loop runs, so that an
+        error is raised only for an element Spark also evaluates."""
+        any_decided, any_unknown = np.zeros(n, bool), np.zeros(n, bool)
+        starts = np.cumsum(elements.lengths) - elements.lengths
+        outer = free_columns(self.function, table)
+        active = np.flatnonzero(elements.lengths > 0)
+        step = 0
+        while len(active):
+            x = elements.values.take(pa.array(starts[active] + step, pa.int64()))
+            decided, unknown = self._outcomes(_apply(self.function, table, active, [x], outer))
+            any_decided[active[decided]] = True
+            any_unknown[active[unknown]] = True
+            step += 1
+            active = active[~decided & (elements.lengths[active] > step)]
+        return any_decided, any_unknown
 
 
 class ArrayForAll(ArrayExists):
@@ -303,35 +328,43 @@ class ArrayAggregate(_HigherOrder):
         n = len(lists)
         elements = _Elements.of(lists)
         starts = np.cumsum(elements.lengths) - elements.lengths
+        # the rows of non-NULL arrays: nothing is evaluated for a NULL array (zero and finish included)
+        valid = np.flatnonzero(~lists.is_null().to_numpy(zero_copy_only=False)) if lists.null_count \
+            else np.arange(n, dtype=np.int64)
+        lengths = elements.lengths[valid]
         zero_type = self.children[1].dtype
-        accumulator = _column(self.children[1].eval(table), n)
-        if accumulator.type != zero_type:
-            accumulator = accumulator.cast(zero_type)
-        # rows still folding, and their accumulators; the others' are final
-        active = np.flatnonzero(elements.lengths > 0)
+        zero_table = table if len(valid) == n else table.take(pa.array(valid, pa.int64()))
+        accumulator = _typed(_column(self.children[1].eval(zero_table), len(valid)), zero_type)
+        # positions (in valid) still folding, with their accumulators; the others' are final
+        active = np.flatnonzero(lengths > 0)
         current = accumulator.take(pa.array(active, pa.int64()))
-        done_rows, done_values = [np.flatnonzero(elements.lengths == 0)], [accumulator.filter(
-            pa.array(elements.lengths == 0))]
+        done, done_values = [np.flatnonzero(lengths == 0)], [accumulator.filter(pa.array(lengths == 0))]
         outer = free_columns(self.merge, table)
         step = 0
         while len(active):
-            going = elements.lengths[active] > step
+            going = lengths[active] > step
             if not going.all():
-                done_rows.append(active[~going])
+                done.append(active[~going])
                 done_values.append(current.filter(pa.array(~going)))
                 active, current = active[going], current.filter(pa.array(going))
                 if not len(active):
                     break
-            x = elements.values.take(pa.array(starts[active] + step, pa.int64()))
-            current = _apply(self.merge, table, active, [current, x], outer)
-            if current.type != zero_type:
-                current = current.cast(zero_type)
+            rows = valid[active]
+            x = elements.values.take(pa.array(starts[rows] + step, pa.int64()))
+            current = _typed(_apply(self.merge, table, rows, [current, x], outer), zero_type)
             step += 1
-        rows = np.concatenate(done_rows)
-        folded = pa.concat_arrays(done_values).take(pa.array(np.argsort(rows, kind="stable"), pa.int64()))
-        result = _apply(self.function, table, np.arange(n, dtype=np.int64), [folded])
-        mask = _null_mask(lists)
-        return pc.if_else(mask, pa.nulls(n, result.type), result) if mask is not None else result
+        order = np.argsort(np.concatenate(done), kind="stable")
+        folded = pa.concat_arrays(done_values).take(pa.array(order, pa.int64()))
+        result = _apply(self.function, table, valid, [folded])
+        if len(valid) == n:
+            return result
+        at = np.full(n, -1, dtype=np.int64)
+        at[valid] = np.arange(len(valid), dtype=np.int64)
+        return result.take(pa.array(at, pa.int64(), mask=at < 0))
+
+
+def _typed(values: pa.Array, dtype: pa.DataType) -> pa.Array:
+    return values if values.type == dtype else values.cast(dtype)
 
 
 def _same_structure(a: pa.DataType, b: pa.DataType) -> bool:
