@@ -249,6 +249,20 @@ def test_column_names_are_sparks(ours: Any) -> None:
         "namedlambdavariable()))"]
 
 
+def test_struct_fields_take_the_parameters_names_as_pyspark_gives_them(ours: Any) -> None:
+    """PySpark names a lambda's parameters x_<n>, y_<n> whatever the Python function calls them;
+    a struct made of one takes that name (PySpark 4.3: ``array<struct<x_1:int,col2:int>>``)."""
+    import re
+    from sparkctl.sql import functions as F
+    df = frame(ours).filter(F.col("k") == 1).select(F.transform("a", lambda v: F.struct(v, v * 2)).alias("s"),
+                                                    F.zip_with("a", "b", lambda p, q: F.struct(p, q)).alias("z"))
+    assert re.fullmatch(r"array<struct<x_(\d+):int,col2:int>>", df.dtypes[0][1])
+    assert re.fullmatch(r"array<struct<x_(\d+):int,y_(\d+):int>>", df.dtypes[1][1])
+    row = df.first()
+    assert [tuple(s) for s in row["s"]] == [(1, 2), (2, 4), (None, None), (4, 8)]
+    assert [tuple(z) for z in row["z"]] == [(1, 10), (2, 20), (None, None), (4, None)]
+
+
 def test_sql_higher_order_functions_match_python(ours: Any) -> None:
     rows = ours.sql("SELECT k, transform(a, x -> x + k), transform(a, (x, i) -> i), filter(a, x -> x IS NOT NULL), "
                     "exists(a, x -> x = 8), forall(a, x -> x IS NULL), aggregate(a, 0, (acc, x) -> acc + coalesce(x, 1), "

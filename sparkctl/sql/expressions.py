@@ -952,4 +952,4 @@ def given_name(e: Expr) -> str | None:
         return e.attr.name
     if isinstance(e, UnresolvedColumn):
         return e.name
-    return None
+    return getattr(e, "field_name", None)  # a lambda's parameter is named too

@@ -67,8 +67,8 @@ def array_sort(col: Any, comparator: Any = None) -> Column:
     """Each array sorted ascending, NULLs last; or by *comparator*, a function of two Columns
     returning a negative, zero or positive integer (Spark 3.4's ``array_sort(x, (l, r) -> ...)``)."""
     if comparator is not None:
-        from sparkctl.sql.higher_order import ArraySort, lambda_function
-        return Column(ArraySort(_c(col), lambda_function(comparator, 2)))
+        from sparkctl.sql.higher_order import ArraySort, python_lambda
+        return Column(ArraySort(_c(col), python_lambda(comparator)))
     return Column(Func("array_sort", [_c(col)]))
 
 

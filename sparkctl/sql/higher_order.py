@@ -1,5 +1,7 @@
 """Higher-order functions: lambda functions over array elements (Spark's
-higherOrderFunctions.scala), starting with ``array_sort(array, comparator)``.
+higherOrderFunctions.scala). This module holds the lambdas themselves and
+``array_sort(array, comparator)``; ``higher_order_arrays`` holds transform, filter,
+exists, forall, aggregate and zip_with.
 
 A lambda is an expression tree like any other; its parameters are
 :class:`NamedLambdaVariable` leaves, which read a column of their own. A higher-order
@@ -17,6 +19,7 @@ called in Python or SQL, and so does sparkctl.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 from typing import Any, Callable, Sequence
 
@@ -63,6 +66,11 @@ class NamedLambdaVariable(Expr):
     def eval(self, table: pa.Table) -> Any:
         return table.column(self.column)
 
+    @property
+    def field_name(self) -> str:
+        """The name it gives a struct field made of it (``struct(x)``), as Spark's."""
+        return self.name
+
     def sql(self) -> str:
         return "namedlambdavariable()"
 
@@ -99,26 +107,11 @@ class LambdaFunction(Expr):
         return f"lambdafunction({self.body.sql()}, {', '.join(v.sql() for v in self.variables)})"
 
 
-def lambda_function(function: Callable[..., Any], arity: int) -> LambdaFunction:
-    """A Python function of Columns (PySpark's ``lambda x, y: ...``) as a LambdaFunction."""
-    from sparkctl.sql.column import Column, to_expr
-    import inspect
-    try:
-        names = list(inspect.signature(function).parameters)[:arity]
-    except (TypeError, ValueError):
-        names = []
-    names += [f"x_{i}" for i in range(len(names), arity)]
-    variables = [NamedLambdaVariable(name) for name in names]
-    body = function(*[Column(v) for v in variables])
-    return LambdaFunction(to_expr(body), variables)
-
-
 def python_lambda(function: Callable[..., Any]) -> LambdaFunction:
     """A Python function of one to three Columns as a LambdaFunction, checked as PySpark's
     ``_create_lambda`` checks it (the higher-order function checks the arity it takes)."""
     from sparkctl.errors import PySparkValueError
     from sparkctl.sql.column import Column
-    import inspect
     name = getattr(function, "__name__", type(function).__name__)
     parameters = list(inspect.signature(function).parameters.values())
     if not 1 <= len(parameters) <= 3:
@@ -130,7 +123,9 @@ def python_lambda(function: Callable[..., Any]) -> LambdaFunction:
         raise PySparkValueError(f"[UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION] Function `{name}` should use "
                                 f"only POSITIONAL or POSITIONAL OR KEYWORD arguments.",
                                 error_class="UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION")
-    variables = [NamedLambdaVariable(p.name) for p in parameters]
+    # PySpark names them x_<n>, y_<n>, z_<n> whatever the Python names (seen in struct field names)
+    ids = [next(_variable_ids) for _ in parameters]
+    variables = [NamedLambdaVariable(f"{letter}_{i}", variable_id=i) for letter, i in zip("xyz", ids)]
     body = function(*[Column(v) for v in variables])
     if not isinstance(body, Column):
         raise PySparkValueError(f"[HIGHER_ORDER_FUNCTION_SHOULD_RETURN_COLUMN] Function `{name}` should return "
