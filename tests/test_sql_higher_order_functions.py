@@ -263,6 +263,14 @@ def test_struct_fields_take_the_parameters_names_as_pyspark_gives_them(ours: Any
     assert [tuple(z) for z in row["z"]] == [(1, 10), (2, 20), (None, None), (4, None)]
 
 
+def test_sql_lambdas_keep_their_parameters_names(ours: Any) -> None:
+    """In SQL the parameters are named as the query names them (PySpark 4.3:
+    ``array<struct<x:int,col2:int>>``), and struct() is named struct(...)."""
+    df = ours.sql("SELECT transform(a, x -> struct(x, x * k)) AS s, struct(k, k * 2) FROM t WHERE k = 1")
+    assert df.dtypes == [("s", "array<struct<x:int,col2:int>>"), ("struct(k, (k * 2))", "struct<k:int,col2:int>")]
+    assert [tuple(e) for e in df.first()["s"]] == [(1, 1), (2, 2), (None, None), (4, 4)]
+
+
 def test_sql_higher_order_functions_match_python(ours: Any) -> None:
     rows = ours.sql("SELECT k, transform(a, x -> x + k), transform(a, (x, i) -> i), filter(a, x -> x IS NOT NULL), "
                     "exists(a, x -> x = 8), forall(a, x -> x IS NULL), aggregate(a, 0, (acc, x) -> acc + coalesce(x, 1), "
@@ -344,6 +352,9 @@ PROGRAMS: dict[str, Callable[[Any, Any], Any]] = {
         "aggregate(array(1, 2, 3), 0, (acc, x) -> acc + x, acc -> acc * 2), zip_with(array(1, 2), array(3), "
         "(x, y) -> x + y), reduce(array(1, 2, 3), 0, (acc, x) -> acc + x), transform(array(1, 2), (x, i) -> x + i), "
         "filter(array(1, 2), (x, i) -> i > 0)"),
+    "sql_struct": lambda spark, F: spark.sql(
+        "SELECT k, transform(a, x -> struct(x, x * k)), zip_with(a, b, (l, r) -> struct(l, r)), struct(k, k * 2) "
+        "FROM t"),
     "sql_table": lambda spark, F: spark.sql(
         "SELECT k, transform(a, x -> x * k), exists(a, x -> x = 8), aggregate(b, 0, (acc, y) -> acc + y) FROM t "
         "WHERE forall(b, y -> y < 10)"),

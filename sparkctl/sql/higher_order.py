@@ -123,9 +123,11 @@ def python_lambda(function: Callable[..., Any]) -> LambdaFunction:
         raise PySparkValueError(f"[UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION] Function `{name}` should use "
                                 f"only POSITIONAL or POSITIONAL OR KEYWORD arguments.",
                                 error_class="UNSUPPORTED_PARAM_TYPE_FOR_HIGHER_ORDER_FUNCTION")
-    # PySpark names them x_<n>, y_<n>, z_<n> whatever the Python names (seen in struct field names)
+    # PySpark names them x_<n>, y_<n>, z_<n> whatever the Python names; SQL keeps the query's
+    # (``lambda_names``, set by the SQL translator); they show as struct field names
     ids = [next(_variable_ids) for _ in parameters]
-    variables = [NamedLambdaVariable(f"{letter}_{i}", variable_id=i) for letter, i in zip("xyz", ids)]
+    names = getattr(function, "lambda_names", None) or [f"{letter}_{i}" for letter, i in zip("xyz", ids)]
+    variables = [NamedLambdaVariable(name, variable_id=i) for name, i in zip(names, ids)]
     body = function(*[Column(v) for v in variables])
     if not isinstance(body, Column):
         raise PySparkValueError(f"[HIGHER_ORDER_FUNCTION_SHOULD_RETURN_COLUMN] Function `{name}` should return "

@@ -119,6 +119,7 @@ class ExpressionTranslator:
             return self.column(node.this, inner)
         function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        function.lambda_names = [_name(p) for p in node.expressions]  # type: ignore[attr-defined]
         return function
 
     def x_struct(self, node: exp.Struct, scope: _Scope) -> Any:
@@ -126,6 +127,13 @@ class ExpressionTranslator:
         struct of ``name := value`` pairs: a pair whose name is its column's is struct()'s."""
         pairs = [(_name(e.this), e.expression) if isinstance(e, exp.PropertyEQ) else (None, e)
                  for e in node.expressions]
+        if self.function_name(node) == "struct":
+            # sqlglot names struct()'s fields itself (colN for an expression; a lambda's parameter
+            # is an Identifier): only a name of the query's own (AS) is an alias
+            return self.F.struct(*[
+                column if name is None or name == f"col{i + 1}" or (
+                    isinstance(value, (exp.Column, exp.Identifier)) and value.name == name) else column.alias(name)
+                for i, (name, value) in enumerate(pairs) for column in [self.column(value, scope)]])
         if all(name is None or (isinstance(value, exp.Column) and value.name == name) for name, value in pairs):
             return self.F.struct(*[self.column(value, scope) for _, value in pairs])
         columns = [(name, self.column(value, scope)) for name, value in pairs]
