@@ -128,17 +128,23 @@ class ExpressionTranslator:
         pairs = [(_name(e.this), e.expression) if isinstance(e, exp.PropertyEQ) else (None, e)
                  for e in node.expressions]
         if self.function_name(node) == "struct":
-            # sqlglot names struct()'s fields itself (colN for an expression; a lambda's parameter
-            # is an Identifier): only a name of the query's own (AS) is an alias
-            return self.F.struct(*[
-                column if name is None or name == f"col{i + 1}" or (
-                    isinstance(value, (exp.Column, exp.Identifier)) and value.name == name) else column.alias(name)
-                for i, (name, value) in enumerate(pairs) for column in [self.column(value, scope)]])
+            return self.F.struct(*[self.struct_field(i, name, value, scope) for i, (name, value) in enumerate(pairs)])
         if all(name is None or (isinstance(value, exp.Column) and value.name == name) for name, value in pairs):
             return self.F.struct(*[self.column(value, scope) for _, value in pairs])
         columns = [(name, self.column(value, scope)) for name, value in pairs]
         shown = ", ".join(f"{name}, {column._expr.sql()}" for name, column in columns)
         return self.F.struct(*[column.alias(name) for name, column in columns]).alias(f"named_struct({shown})")
+
+    def struct_field(self, i: int, name: str | None, value: exp.Expr, scope: _Scope) -> Any:
+        """One argument of struct(): sqlglot names each field itself (a column by its name, a
+        lambda's parameter, an Identifier, too; an expression colN), so only a name other than
+        that one was given with AS and becomes an alias."""
+        column = self.column(value, scope)
+        if isinstance(value, (exp.Column, exp.Identifier)):
+            implied = value.name
+        else:
+            implied = f"col{i + 1}"
+        return column if name is None or name == implied else column.alias(name)
 
     def x_identifier(self, node: exp.Identifier, scope: _Scope) -> Any:
         variable = scope.lambda_variables.get(node.name.lower())
