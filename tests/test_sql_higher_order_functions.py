@@ -266,8 +266,10 @@ def test_struct_fields_take_the_parameters_names_as_pyspark_gives_them(ours: Any
 def test_sql_lambdas_keep_their_parameters_names(ours: Any) -> None:
     """In SQL the parameters are named as the query names them (PySpark 4.3:
     ``array<struct<x:int,col2:int>>``), and struct() is named struct(...)."""
-    df = ours.sql("SELECT transform(a, x -> struct(x, x * k)) AS s, struct(k, k * 2) FROM t WHERE k = 1")
-    assert df.dtypes == [("s", "array<struct<x:int,col2:int>>"), ("struct(k, (k * 2))", "struct<k:int,col2:int>")]
+    df = ours.sql("SELECT transform(a, x -> struct(x, x * k)) AS s, struct(k, k * 2), struct(k AS col1, b) AS n "
+                  "FROM t WHERE k = 1")
+    assert df.dtypes == [("s", "array<struct<x:int,col2:int>>"), ("struct(k, (k * 2))", "struct<k:int,col2:int>"),
+                         ("n", "struct<col1:int,b:array<int>>")]
     assert [tuple(e) for e in df.first()["s"]] == [(1, 1), (2, 2), (None, None), (4, 4)]
 
 
