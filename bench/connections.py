@@ -28,6 +28,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from proc_cpu import run_seconds  # noqa: E402
 
 from sparkctl.executor.block_server import BlockServer  # noqa: E402
 from sparkctl.executor.messages import BlockData, FetchCachedBlock  # noqa: E402
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         for conn in dial_batch(address, 10):  # warm both sides
             conn.close()
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        ran_before, server_ran_before = run_seconds(), run_seconds(server.pid)
         for _ in range(args.batches):
             conns = dial_batch(address, args.batch)
             if not args.no_request:
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                 conn.close()
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
+        ran, server_ran = run_seconds() - ran_before, run_seconds(server.pid) - server_ran_before
         stop.set()
         server_user, server_sys = queue.get(timeout=30)
     finally:
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{(after.ru_stime - before.ru_stime) * per:.0f} us system per connection")
     print(f"  serving side:  {server_user * per:.0f} us user, {server_sys * per:.0f} us system per connection "
           "(its whole life)")
+    print(f"  on a CPU, both sides, this run only: {(ran + server_ran) * per:.0f} us per connection "
+          f"(dialling {ran * per:.0f}, serving {server_ran * per:.0f})")
 
 
 if __name__ == "__main__":

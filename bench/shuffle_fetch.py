@@ -27,6 +27,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from proc_cpu import run_seconds as cpu  # noqa: E402
 
 from sparkctl.executor.block_server import BlockServer  # noqa: E402
 from sparkctl.executor.shuffle_client import ConnectionShuffleClient  # noqa: E402
@@ -48,16 +51,6 @@ def serve(index: int, reducers: int, records: int, queue: Any, stop: Any) -> Non
         queue.put(MapStatus(f"exec-{index}", host, port, data_path, index_path, tuple(sizes)))
         stop.wait()
         server.stop()
-
-
-def cpu(pid: int | str = "self") -> float:
-    """Seconds process ``pid`` has run on a CPU, all its threads, from the scheduler's
-    nanosecond count (the user and system ticks are too coarse for a few ms)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
