@@ -41,6 +41,7 @@ from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedB
                                         FetchShuffleBlocks)
 from sparkctl.rpc import Connection
 from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message, tune_socket
+from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
@@ -59,7 +60,7 @@ _ONE_CONNECTION_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}  # acce
 
 
 class _Peer:
-    __slots__ = ("conn", "handle", "out", "sent", "buffered", "events", "handshake")
+    __slots__ = ("conn", "handle", "out", "events", "handshake")
 
     def __init__(self, conn: Connection, handle: Any = None, handshake: PendingHandshake | None = None) -> None:
         self.conn = conn
@@ -68,9 +69,7 @@ class _Peer:
         # what the selector knows it by: a closed connection's fd is gone, and the
         # selector then finds it by this object only
         self.handle = conn if handle is None else handle
-        self.out: deque[bytes] = deque()  # framed answers, in order
-        self.sent = 0  # bytes of out[0] already sent
-        self.buffered = 0
+        self.out = FrameQueue()  # framed answers, in order
         self.events = selectors.EVENT_READ
 
 
@@ -286,14 +285,15 @@ class BlockServer:
     def _service(self, peer: _Peer) -> None:
         """Answer what ``peer`` has sent and send what the socket takes, until one of them
         cannot go on; then wait for the events that would let it."""
+        out = peer.out
         while True:
-            full = self._read(peer) if peer.buffered < MAX_BUFFERED else True
+            full = self._read(peer) if out.queued < MAX_BUFFERED else True
             if peer.conn.closed or not self._flush(peer):
                 return
-            if not full or peer.out:
+            if not full or out.frames:
                 break  # all that came is answered, or the socket is full
-        want = (selectors.EVENT_WRITE if peer.out else 0) | (
-            selectors.EVENT_READ if peer.buffered < MAX_BUFFERED else 0)
+        want = (selectors.EVENT_WRITE if out.frames else 0) | (
+            selectors.EVENT_READ if out.queued < MAX_BUFFERED else 0)
         if want != peer.events:
             peer.events = want
             self._selector.modify(peer.handle, want, peer)
@@ -303,9 +303,10 @@ class BlockServer:
         then what it brought. True when it stopped for ``MAX_BUFFERED`` (more may wait);
         the selector (level-triggered) reports what is still in the socket."""
         conn = peer.conn
+        out = peer.out
         first = True
         while first or conn.buffered >= _HEADER:
-            if peer.buffered >= MAX_BUFFERED:
+            if out.queued >= MAX_BUFFERED:
                 return True
             try:
                 if peer.handshake is not None:
@@ -328,24 +329,19 @@ class BlockServer:
                 frame = frame_message(self.answer(req))
             except Exception as e:  # never let one request stop the loop
                 frame = frame_message(BlockData(None, f"{type(e).__name__}: {e}"))
-            peer.out.append(frame)
-            peer.buffered += len(frame)
+            out.add(frame)
         return False
 
     def _flush(self, peer: _Peer) -> bool:
         """Send what the socket takes; False when the connection failed (and is dropped)."""
         conn = peer.conn
+        out = peer.out
         try:
-            while peer.out:
-                head = peer.out[0]
-                n = conn.send_nowait(memoryview(head)[peer.sent:])
+            while out.frames:
+                n = conn.send_nowait(out.head())
                 if not n:
                     break
-                peer.sent += n
-                if peer.sent == len(head):
-                    peer.out.popleft()
-                    peer.buffered -= len(head)
-                    peer.sent = 0
+                out.sent(n)
         except Exception:
             self._drop(peer)
             return False

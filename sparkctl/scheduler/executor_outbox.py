@@ -30,11 +30,11 @@ import logging
 import selectors
 import threading
 import time
-from collections import deque
 from typing import Callable
 
 from sparkctl.errors import ConnectionClosed
 from sparkctl.rpc.connection import Connection, TLSConnection
+from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.waker import Waker
 
 __all__ = ["MAX_QUEUED_BYTES", "ExecutorOutbox", "ExecutorOutboxClosed", "OutboxLink", "OutboxWriter"]
@@ -59,62 +59,41 @@ class ExecutorOutboxClosed(ConnectionClosed):
     """A send to an executor whose outbox was given up (stalled, over its cap, or lost)."""
 
 
-class ExecutorOutbox:
-    """The framed messages waiting for one executor, in order. No I/O: the owner sends
-    ``head()``, reports what went with ``sent()``, and asks ``stalled(now)``."""
+class ExecutorOutbox(FrameQueue):
+    """The framed messages waiting for one executor, in order, with the stall and the cap
+    that give it up. No I/O: the owner sends ``head()``, reports what went with ``sent()``,
+    and asks ``stalled(now)``."""
 
     def __init__(self, executor_id: str, stall_timeout: float, cap: int = MAX_QUEUED_BYTES) -> None:
+        super().__init__()
         self.executor_id = executor_id
         self.stall_timeout = stall_timeout
         self.cap = cap
-        self.frames: deque[bytes] = deque()
-        self.offset = 0  # bytes of frames[0] already sent
-        self.queued = 0  # bytes queued and not yet sent
         self.last_progress = 0.0  # when bytes last went, or the backlog began
         self.failure: str | None = None  # why the outbox was given up; it takes nothing since
 
-    @property
-    def idle(self) -> bool:
-        return not self.frames
-
-    def add(self, frame: bytes, now: float, already_sent: int = 0) -> bool:
+    def add(self, frame: bytes, now: float, already_sent: int = 0) -> bool:  # type: ignore[override]
         """Queue ``frame``, of which the caller sent the first ``already_sent`` bytes itself
         (only on an idle outbox). False, and the outbox given up, when the backlog would
         pass the cap."""
         if self.failure is not None:
             raise ExecutorOutboxClosed(self.failure)
-        if already_sent and self.frames:
-            raise ValueError("only a send to an idle outbox can start on the socket")
         rest = len(frame) - already_sent
-        if rest <= 0:
-            return True
-        if self.queued + rest > self.cap:
+        if rest > 0 and self.queued + rest > self.cap:
             self.fail(f"over {self.cap} bytes queued for executor {self.executor_id} "
                       f"({self.queued} waiting, {rest} more): it does not read what the driver sends")
             return False
-        if not self.frames:
+        if rest > 0 and not self.frames:
             self.last_progress = now  # the clock for a stall starts with the backlog
-            self.offset = already_sent
-        self.frames.append(frame)
-        self.queued += rest
+        super().add(frame, already_sent)
         return True
 
-    def head(self, limit: int | None = None) -> memoryview:
-        """The bytes to send next: what is left of the oldest frame (at most ``limit``)."""
-        view = memoryview(self.frames[0])[self.offset:]
-        return view if limit is None else view[:limit]
-
-    def sent(self, n: int, now: float) -> None:
+    def sent(self, n: int, now: float) -> None:  # type: ignore[override]
         """``n`` bytes of ``head()`` went out."""
         if n <= 0 or self.failure is not None:
             return
         self.last_progress = now
-        self.queued -= n
-        self.offset += n
-        while self.frames and self.offset >= len(self.frames[0]):
-            self.offset -= len(self.frames.popleft())
-        if not self.frames:
-            self.offset = 0
+        super().sent(n)
 
     def deadline(self) -> float | None:
         """When the backlog counts as stalled if nothing goes meanwhile (None: no backlog)."""
@@ -130,8 +109,7 @@ class ExecutorOutbox:
         """Give the outbox up: its backlog is dropped (the first reason stays)."""
         if self.failure is None:
             self.failure = reason
-        self.frames.clear()
-        self.queued = self.offset = 0
+        self.clear()
 
 
 class OutboxLink:
