@@ -28,6 +28,8 @@ from sparkctl.errors import NotSupportedError
 from sparkctl.sql import plan as lp
 from sparkctl.sql.builtins import AggregateFunc
 from sparkctl.sql.group_keys import flatten_key, key_columns, restore_keys
+from sparkctl.sql.array_keys import decode, encode, is_encoded, is_nested
+from sparkctl.sql.float_ordering import max_with_nan
 from sparkctl.sql.expressions import Attribute, AttributeRef, Expr, Literal, _coerce, as_array, strip_alias
 
 #: aggregates merged from partials: name -> [(partial kernel, merge kernel)]
@@ -45,6 +47,8 @@ _ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "coun
               "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
 
 
+#: aggregates that pick a value: a nested one (array, map, struct) is picked as its encoding
+_BY_ENCODING = {"first", "last", "any_value"}
 #: DISTINCT aggregates computed (min and max of the distinct values are those of all values, as
 #: collect_set's are; collect_list(DISTINCT x) is the group's distinct values, as collect_set)
 _DISTINCT = {"count", "sum", "avg", "min", "max", "collect_list", "collect_set"}
@@ -138,6 +142,8 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
                     cols[s.input] = pa.nulls(t.num_rows, pa.int8()).fill_null(1)
                 for name, child_expr in zip(s.arguments, s.call.children):
                     cols[name] = as_array(child_expr.eval(t), t.num_rows)
+                    if s.name in _BY_ENCODING and is_nested(cols[name].type):
+                        cols[name] = encode(cols[name])  # pyarrow's first/last take no nested value
                     if s.call.distinct and pa.types.is_floating(cols[name].type):
                         cols[name] = pc.add(cols[name], 0.0)  # -0.0 is 0.0, one value as Spark normalises it
             yield pa.table(cols) if cols else pa.table({"__one": pa.nulls(t.num_rows, pa.int8())})
@@ -163,7 +169,7 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
     rename = {**{s.input + "_result": mapping[s.call.sql()].column for s in specs},
               **{group_cols[i]: by_sql[g.sql()].column for i, g in enumerate(groups)}}
 
-    restore = key_cols != group_cols
+    restore = any(pa.types.is_struct(dtype) or is_encoded(dtype) for _, dtype in key_layout)
 
     def finish(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
         from sparkctl.sql.execution import project_table
@@ -270,9 +276,20 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
         elif kernel in ("sum", "min", "max", "first", "last", "all", "any"):
             opts = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1 if kernel != "all" else 0)
         requests.append((col, kernel, opts) if opts is not None else (col, kernel))
+    # pyarrow's max skips NaN, Spark's is NaN where the group holds one: ask whether it does
+    nan_flags = {col for col, kernel, _ in aggs if kernel == "max" and pa.types.is_floating(table.column(col).type)}
+    for col in sorted(nan_flags):
+        table = table.append_column(f"{col}__nan", pc.is_nan(table.column(col)))
+        requests.append((f"{col}__nan", "any", pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)))
     result = table.group_by(group_cols, use_threads=False).aggregate(requests)
     names = {f"{col}_{'distinct' if kernel == 'sum_distinct' else kernel}": name for col, kernel, name in aggs}
     result = result.rename_columns([names.get(c, c) for c in result.column_names])
+    for col, kernel, name in aggs:
+        if kernel == "max" and col in nan_flags:
+            i = result.column_names.index(name)
+            result = result.set_column(i, name, max_with_nan(result.column(name), result.column(f"{col}__nan_any")))
+    if nan_flags:
+        result = result.drop_columns([f"{col}__nan_any" for col in nan_flags])
     for col, kernel, name in aggs:
         if kernel in ("sum_distinct", "list"):
             i = result.column_names.index(name)
@@ -325,6 +342,8 @@ def _scalar(column: Any, kernel: str) -> Any:
         return pc.all(column, skip_nulls=True, min_count=0).as_py() if len(column.drop_null()) else None
     if kernel == "any":
         return pc.any(column, skip_nulls=True, min_count=1).as_py()
+    if kernel == "max" and pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+        return float("nan")  # pyarrow's max skips NaN, Spark's is NaN
     return getattr(pc, kernel)(column, skip_nulls=True, min_count=1).as_py()
 
 
@@ -449,6 +468,8 @@ def _results(grouped: pa.Table, specs: list[AggSpec], phase: str) -> pa.Table:
             value = pc.fill_null(out.column(f"{s.input}_m0"), 0)
         else:
             value = out.column(f"{s.input}_m0")
+        if s.name in _BY_ENCODING and is_nested(target):
+            value = decode(value, target)
         if value.type != target:
             value = _coerce(value, value.type, target)
         out = out.append_column(f"{s.input}_result", value)

@@ -8,12 +8,14 @@ one clear error naming it; nothing falls back to per-row Python.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
+from sparkctl.sql import float_ordering
 from sparkctl.sql.scalar_spec import ScalarSpec
 from sparkctl.sql.expressions import Expr, Literal, _coerce, as_array, common_type, is_numeric, spark_type_name
 
@@ -142,7 +144,11 @@ def _nanvl(args: list[Any], n: int) -> Any:
 
 
 def _greatest(args: list[Any], n: int) -> Any:
-    return pc.max_element_wise(*args, skip_nulls=True)
+    result = pc.max_element_wise(*args, skip_nulls=True)
+    if not pa.types.is_floating(result.type):
+        return result
+    # pyarrow's skips NaN, Spark's NaN is the greatest value
+    return float_ordering.max_with_nan(result, functools.reduce(pc.or_kleene, [pc.is_nan(a) for a in args]))
 
 
 def _least(args: list[Any], n: int) -> Any:

@@ -234,6 +234,14 @@ class DataFrame:
         return self._with(lp.Limit(self._plan, num))
 
     def distinct(self) -> "DataFrame":
+        from sparkctl.sql.expressions import spark_type_name
+        for a in self._plan.output:
+            if pa.types.is_map(a.dtype):  # Spark groups by a map, but deduplicates no row holding one
+                raise AnalysisException(
+                    f"[UNSUPPORTED_FEATURE.SET_OPERATION_ON_MAP_TYPE] The feature is not supported: Cannot have MAP "
+                    f"type columns in a set operation (INTERSECT, EXCEPT, etc.), but the type of column `{a.name}` "
+                    f"is \"{spark_type_name(a.dtype)}\". SQLSTATE: 0A000",
+                    error_class="UNSUPPORTED_FEATURE.SET_OPERATION_ON_MAP_TYPE")
         refs = [AttributeRef(a) for a in self._plan.output]
         return self._with(lp.Aggregate(self._plan, refs, refs))
 

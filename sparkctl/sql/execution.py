@@ -263,16 +263,10 @@ class Planner:
 
 
 def sort_table(table: pa.Table, orders: list[Any]) -> pa.Table:
-    """Sort by each order's value, with its own null placement (a null flag sorted first)."""
+    """Sort by each order's value, with its own null placement (a null flag sorted first) and
+    NaN as the greatest FLOAT/DOUBLE (a NaN flag sorted with the value)."""
+    from sparkctl.sql.sort import sort_keys, with_sort_columns
     if table.num_rows <= 1:
         return table
-    work = table
-    keys = []
-    for i, o in enumerate(orders):
-        value = as_array(o.child.eval(table), table.num_rows)
-        nulls = pc.is_null(value)
-        work = work.append_column(f"__sn{i}", nulls).append_column(f"__sv{i}", value)
-        keys.append((f"__sn{i}", "descending" if o.nulls_first else "ascending"))
-        keys.append((f"__sv{i}", "ascending" if o.ascending else "descending"))
-    indices = pc.sort_indices(work, sort_keys=keys)
+    indices = pc.sort_indices(with_sort_columns(table, orders), sort_keys=sort_keys(orders))
     return table.take(indices)

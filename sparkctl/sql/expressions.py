@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from sparkctl.errors import (AnalysisException, DataFrameQueryContext, SparkArithmeticError,
                              attach_query_context, user_query_context)
+from sparkctl.sql import float_ordering
 
 _ids = itertools.count(1)
 
@@ -639,8 +640,8 @@ class BinaryOp(Expr):
             a, b = _coerce(a, left_t, common), _coerce(b, right_t, common)
             if op == "<=>":
                 both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-                return pc.or_(both_null, pc.fill_null(pc.equal(a, b), False))
-            return getattr(pc, _COMPARE[op])(a, b)
+                return pc.or_(both_null, pc.fill_null(float_ordering.compare("=", a, b, common), False))
+            return float_ordering.compare(op, a, b, common)
         result = self.dtype
         if pa.types.is_decimal(result):
             return _decimal_arith(op, a, b, self.children, result)
@@ -841,7 +842,8 @@ class In(Expr):
         result: Any = None
         for option in self.children[1:]:
             common = common_type(self.children[0].dtype, option.dtype)
-            eq = pc.equal(_coerce(value, self.children[0].dtype, common), _coerce(option.eval(table), option.dtype, common))
+            eq = float_ordering.compare("=", _coerce(value, self.children[0].dtype, common),
+                                        _coerce(option.eval(table), option.dtype, common), common)
             result = eq if result is None else pc.or_kleene(result, eq)
         return result if result is not None else as_array(pa.scalar(False), n)
 

@@ -8,7 +8,9 @@ a struct of NULL fields), and puts the struct back together after the final merg
     s: struct<a, b>  ─▶  s_v (bool), s_0 (a), s_1 (b)  ─▶ group, exchange, merge ─▶  s
                          (a NULL struct: s_v false, its fields NULL)
 
-Other keys pass through under their own name, at no cost.
+An ARRAY or MAP key is encoded into one BINARY column under its own name (pyarrow's hash
+aggregation takes no list key either), equal values to equal bytes, and decoded after the
+merge (``array_keys``). Other keys pass through under their own name, at no cost.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from sparkctl.sql.array_keys import decode, encode, is_encoded
+from sparkctl.sql.float_ordering import normalize
 
 
 def key_columns(name: str, dtype: pa.DataType) -> list[str]:
@@ -30,8 +35,10 @@ def key_columns(name: str, dtype: pa.DataType) -> list[str]:
 
 def flatten_key(name: str, values: pa.Array) -> dict[str, pa.Array]:
     """The key's columns (:func:`key_columns`) from its values."""
+    if is_encoded(values.type):
+        return {name: encode(values)}
     if not pa.types.is_struct(values.type):
-        return {name: values}
+        return {name: normalize(values)}
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     out = {f"{name}_v": pc.is_valid(values)}
     # flatten() applies the struct's own NULLs to its fields: every NULL struct groups alike
@@ -43,7 +50,7 @@ def flatten_key(name: str, values: pa.Array) -> dict[str, pa.Array]:
 def restore_keys(table: pa.Table, keys: Sequence[tuple[str, pa.DataType]]) -> pa.Table:
     """*table* with each struct key rebuilt from its columns (which are dropped)."""
     for name, dtype in keys:
-        if not pa.types.is_struct(dtype):
+        if not (pa.types.is_struct(dtype) or is_encoded(dtype)):
             continue
         rebuilt = _rebuild(table, name, dtype)
         table = table.drop_columns(key_columns(name, dtype)).append_column(name, rebuilt)
@@ -51,6 +58,8 @@ def restore_keys(table: pa.Table, keys: Sequence[tuple[str, pa.DataType]]) -> pa
 
 
 def _rebuild(table: pa.Table, name: str, dtype: pa.DataType) -> pa.Array:
+    if is_encoded(dtype):
+        return decode(table.column(name).combine_chunks(), dtype)
     if not pa.types.is_struct(dtype):
         column = table.column(name).combine_chunks()
         return column if column.type == dtype else column.cast(dtype)

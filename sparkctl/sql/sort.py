@@ -33,21 +33,39 @@ FAN_IN = 8  # runs merged together: FAN_IN x 2 batches stay well inside the budg
 _RUN, _ROW = "__sort_run", "__sort_row"
 
 
+def _floating(order: Any) -> bool:
+    """Whether the order's key is FLOAT/DOUBLE, which sorts with a NaN flag: pyarrow puts NaN
+    after every number whichever the direction, Spark counts it the greatest value."""
+    try:
+        return pa.types.is_floating(order.child.dtype)
+    except NotImplementedError:  # a column read by name (a window's partition key): NaN sort together anyway
+        return False
+
+
 def sort_keys(orders: list[Any]) -> list[tuple[str, str]]:
     """The sort keys over the columns ``with_sort_columns`` appends."""
     keys = []
     for i, o in enumerate(orders):
+        direction = "ascending" if o.ascending else "descending"
         keys.append((f"__sn{i}", "descending" if o.nulls_first else "ascending"))
-        keys.append((f"__sv{i}", "ascending" if o.ascending else "descending"))
+        if _floating(o):
+            keys.append((f"__sq{i}", direction))
+        keys.append((f"__sv{i}", direction))
     return keys
 
 
 def with_sort_columns(table: pa.Table, orders: list[Any]) -> pa.Table:
-    """*table* with each order's null flag and value appended (evaluated once, kept in runs)."""
+    """*table* with each order's null flag, NaN flag (FLOAT/DOUBLE keys) and value appended
+    (evaluated once, kept in runs)."""
     work = table
     for i, o in enumerate(orders):
         value = as_array(o.child.eval(table), table.num_rows)
-        work = work.append_column(f"__sn{i}", pc.is_null(value)).append_column(f"__sv{i}", value)
+        work = work.append_column(f"__sn{i}", pc.is_null(value))
+        if _floating(o):
+            nan = pc.fill_null(pc.is_nan(value), False) if pa.types.is_floating(value.type) \
+                else pa.nulls(len(value), pa.bool_()).fill_null(False)
+            work = work.append_column(f"__sq{i}", nan)
+        work = work.append_column(f"__sv{i}", value)
     return work
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException, NotSupportedError
-from sparkctl.sql import plan as lp
+from sparkctl.sql import float_ordering, plan as lp
 from sparkctl.sql.builtins import AggregateFunc
 from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, SortOrder, _coerce, as_array
 from sparkctl.sql.window_frames import (CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING, Partitions,
@@ -263,7 +263,7 @@ def _boundaries(columns: list[Any], n: int) -> np.ndarray:
         if n <= 1:
             continue
         a, b = arr.slice(1), arr.slice(0, n - 1)
-        eq = pc.fill_null(pc.equal(a, b), False)
+        eq = pc.fill_null(float_ordering.compare("=", a, b, a.type), False)
         both_null = pc.and_(pc.is_null(a), pc.is_null(b))
         same = pc.or_(eq, both_null).to_numpy(zero_copy_only=False)
         starts[1:] |= ~same
