@@ -383,3 +383,7 @@ ARRAY_SCALARS: dict[str, ScalarSpec] = {
     "array_join": ScalarSpec(lambda t: (_array_arg(t), pa.string())[1], array_join, 2, 3, nulls="intolerant"),
 }
 ARRAY_LITERAL_ARGS = {"sort_array": 1, "array_join": 1}
+
+from sparkctl.sql.builtins_sequence import SEQUENCE_SCALARS  # noqa: E402
+
+ARRAY_SCALARS.update(SEQUENCE_SCALARS)

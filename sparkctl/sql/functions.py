@@ -561,7 +561,9 @@ from sparkctl.sql.functions_hash import crc32, hash, md5, sha1, sha2  # noqa: E4
 _REEXPORTED_MORE = (array_distinct, array_except, array_intersect, array_join, array_max, array_min, array_position,
                     array_remove, array_sort, array_union, arrays_zip, flatten, slice, sort_array, from_unixtime,
                     to_timestamp, unix_timestamp, crc32, hash, md5, sha1, sha2, current_date, current_timestamp)
-from sparkctl.sql.functions_complex import (aggregate, exists, filter, forall, reduce, transform,  # noqa: E402,A004
-                                            zip_with)
+from sparkctl.sql.functions_complex import (aggregate, exists, filter, forall, map_filter,  # noqa: E402,A004
+                                            map_zip_with, reduce, sequence, transform, transform_keys,
+                                            transform_values, zip_with)
 
-_REEXPORTED_HIGHER_ORDER = (aggregate, exists, filter, forall, reduce, transform, zip_with)
+_REEXPORTED_HIGHER_ORDER = (aggregate, exists, filter, forall, map_filter, map_zip_with, reduce, sequence, transform,
+                            transform_keys, transform_values, zip_with)

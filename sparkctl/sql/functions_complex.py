@@ -173,3 +173,37 @@ def zip_with(left: Any, right: Any, f: Callable[[Column, Column], Column]) -> Co
     from sparkctl.sql.higher_order import python_lambda
     from sparkctl.sql.higher_order_arrays import ZipWith
     return Column(ZipWith(_c(left), _c(right), python_lambda(f)))
+
+
+def transform_keys(col: Any, f: Callable[[Column, Column], Column]) -> Column:
+    """The map with each key replaced by ``f(k, v)``."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_maps import TransformKeys
+    return Column(TransformKeys(_c(col), python_lambda(f)))
+
+
+def transform_values(col: Any, f: Callable[[Column, Column], Column]) -> Column:
+    """The map with each value replaced by ``f(k, v)``."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_maps import TransformValues
+    return Column(TransformValues(_c(col), python_lambda(f)))
+
+
+def map_filter(col: Any, f: Callable[[Column, Column], Column]) -> Column:
+    """The entries of the map for which ``f(k, v)`` is true."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_maps import MapFilter
+    return Column(MapFilter(_c(col), python_lambda(f)))
+
+
+def map_zip_with(col1: Any, col2: Any, f: Callable[[Column, Column, Column], Column]) -> Column:
+    """The two maps merged by key, each key's value ``f(k, v1, v2)`` (NULL for a side without it)."""
+    from sparkctl.sql.higher_order import python_lambda
+    from sparkctl.sql.higher_order_maps import MapZipWith
+    return Column(MapZipWith(_c(col1), _c(col2), python_lambda(f)))
+
+
+def sequence(start: Any, stop: Any, step: Any = None) -> Column:
+    """The array from *start* to *stop* (inclusive) by *step* (1 or -1 when not given)."""
+    args = [_c(start), _c(stop)] + ([_c(step)] if step is not None else [])
+    return Column(Func("sequence", args))

@@ -146,6 +146,11 @@ class ExpressionTranslator:
             implied = f"col{i + 1}"
         return column if name is None or name == implied else column.alias(name)
 
+    def x_varmap(self, node: exp.VarMap, scope: _Scope) -> Any:
+        """``map(k1, v1, k2, v2, ...)``, which sqlglot splits into its keys and its values."""
+        keys, values = node.args["keys"].expressions, node.args["values"].expressions
+        return self.F.create_map(*[self.column(e, scope) for pair in zip(keys, values) for e in pair])
+
     def x_identifier(self, node: exp.Identifier, scope: _Scope) -> Any:
         variable = scope.lambda_variables.get(node.name.lower())
         return variable if variable is not None else self.F.col(_quote(node.name))
