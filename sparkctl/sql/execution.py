@@ -268,5 +268,6 @@ def sort_table(table: pa.Table, orders: list[Any]) -> pa.Table:
     from sparkctl.sql.sort import sort_keys, with_sort_columns
     if table.num_rows <= 1:
         return table
-    indices = pc.sort_indices(with_sort_columns(table, orders), sort_keys=sort_keys(orders))
+    work = with_sort_columns(table, orders, only_where_nan=True)
+    indices = pc.sort_indices(work, sort_keys=sort_keys(orders, work.column_names))
     return table.take(indices)

@@ -33,38 +33,44 @@ FAN_IN = 8  # runs merged together: FAN_IN x 2 batches stay well inside the budg
 _RUN, _ROW = "__sort_run", "__sort_row"
 
 
-def _floating(order: Any) -> bool:
-    """Whether the order's key is FLOAT/DOUBLE, which sorts with a NaN flag: pyarrow puts NaN
-    after every number whichever the direction, Spark counts it the greatest value."""
+def _nan_flagged(order: Any) -> bool:
+    """Whether the order sorts with a NaN flag: a descending FLOAT/DOUBLE key. pyarrow puts
+    NaN after every number whichever the direction, Spark counts it the greatest value, so
+    only a descending sort needs the flag."""
+    if order.ascending:
+        return False
     try:
         return pa.types.is_floating(order.child.dtype)
     except NotImplementedError:  # a column read by name (a window's partition key): NaN sort together anyway
         return False
 
 
-def sort_keys(orders: list[Any]) -> list[tuple[str, str]]:
-    """The sort keys over the columns ``with_sort_columns`` appends."""
+def sort_keys(orders: list[Any], columns: list[str] | None = None) -> list[tuple[str, str]]:
+    """The sort keys over the columns ``with_sort_columns`` appends (of *columns*, where given:
+    a NaN flag left out for a table without NaN)."""
     keys = []
     for i, o in enumerate(orders):
         direction = "ascending" if o.ascending else "descending"
         keys.append((f"__sn{i}", "descending" if o.nulls_first else "ascending"))
-        if _floating(o):
+        if _nan_flagged(o) and (columns is None or f"__sq{i}" in columns):
             keys.append((f"__sq{i}", direction))
         keys.append((f"__sv{i}", direction))
     return keys
 
 
-def with_sort_columns(table: pa.Table, orders: list[Any]) -> pa.Table:
-    """*table* with each order's null flag, NaN flag (FLOAT/DOUBLE keys) and value appended
-    (evaluated once, kept in runs)."""
+def with_sort_columns(table: pa.Table, orders: list[Any], only_where_nan: bool = False) -> pa.Table:
+    """*table* with each order's null flag, NaN flag (descending FLOAT/DOUBLE keys; with
+    *only_where_nan*, only where the table holds a NaN) and value appended (evaluated once,
+    kept in runs)."""
     work = table
     for i, o in enumerate(orders):
         value = as_array(o.child.eval(table), table.num_rows)
         work = work.append_column(f"__sn{i}", pc.is_null(value))
-        if _floating(o):
+        if _nan_flagged(o):
             nan = pc.fill_null(pc.is_nan(value), False) if pa.types.is_floating(value.type) \
                 else pa.nulls(len(value), pa.bool_()).fill_null(False)
-            work = work.append_column(f"__sq{i}", nan)
+            if not only_where_nan or pc.any(nan).as_py():
+                work = work.append_column(f"__sq{i}", nan)
         work = work.append_column(f"__sv{i}", value)
     return work
 
