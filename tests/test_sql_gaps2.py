@@ -138,6 +138,52 @@ def test_window_peers_count_nans_as_equal(ours: Any) -> None:
         assert got[i] == 1 + sum(other < k for other in keys), i
 
 
+DOUBLE_ARRAYS = [(1, [NAN, 1.0, None, -0.0, 2.0]), (2, [NAN]), (3, [1.0, NAN, 1.0]), (4, None), (5, [])]
+
+
+def double_arrays(spark: Any) -> Any:
+    return spark.createDataFrame(DOUBLE_ARRAYS, "k INT, a ARRAY<DOUBLE>")
+
+
+def _sorted_spark(values: list, ascending: bool) -> list:
+    nulls = [v for v in values if v is None]
+    numbers = sorted((v for v in values if v is not None), key=_key, reverse=not ascending)
+    return nulls + numbers if ascending else numbers + nulls
+
+
+def test_array_functions_order_nan_as_spark(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    df = double_arrays(ours).select("k", F.sort_array("a").alias("up"), F.sort_array("a", False).alias("down"),
+                                    F.array_max("a").alias("hi"), F.array_min("a").alias("lo"),
+                                    F.array_contains("a", NAN).alias("has"), F.array_position("a", NAN).alias("at"),
+                                    F.array_remove("a", NAN).alias("rest"))
+    for r in df.collect():
+        a = dict(DOUBLE_ARRAYS)[r.k]
+        if a is None:
+            assert list(r)[1:] == [None] * 7
+            continue
+        same_lists = [len(x) == len(y) and all(_same(p, q) or p == q for p, q in zip(x, y))
+                      for x, y in ((r.up, _sorted_spark(a, True)), (r.down, _sorted_spark(a, False)),
+                                   (r.rest, [v for v in a if v is None or not math.isnan(v)]))]
+        assert all(same_lists), r
+        numbers = [v for v in a if v is not None]
+        assert _same(r.hi, max(numbers, key=_key) if numbers else None), r
+        assert _same(r.lo, min(numbers, key=_key) if numbers else None), r
+        nan_at = [i for i, v in enumerate(a) if v is not None and math.isnan(v)]
+        assert (r.has, r.at) == (bool(nan_at), nan_at[0] + 1 if nan_at else 0), r
+
+
+def test_arrays_compare_equal_element_by_element(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    df = double_arrays(ours)
+    got = {r.k: r.eq for r in df.select("k", (F.col("a") == F.array(F.lit(NAN))).alias("eq")).collect()}
+    assert got == {k: None if a is None else (len(a) == 1 and a[0] is not None and math.isnan(a[0]))
+                   for k, a in DOUBLE_ARRAYS}
+    pairs = df.alias("l").join(df.alias("r"), F.col("l.a") == F.col("r.a")).select("l.k", "r.k").collect()
+    assert sorted(tuple(p) for p in pairs) == [(k, k) for k, a in DOUBLE_ARRAYS if a is not None]
+    assert sorted(r.k for r in df.select("k", "a").intersect(df.filter("k > 2").select("k", "a")).collect()) == [3, 4, 5]
+
+
 # ---------------------------------------------------------------------------- grouping by arrays and maps
 ARRAYS = [(1, [1, 2], ["x"]), (2, [1, 2], ["x", None]), (3, None, None), (4, [3], []), (5, [], ["x"]),
           (6, [None], ["x", None]), (7, [1, 2], None), (8, [], [])]
@@ -359,6 +405,14 @@ PROGRAMS: dict[str, tuple[Callable[[Any, Any, Any], Any], bool]] = {
     "nan_join": (lambda spark, F, W: doubles(spark).alias("l").join(doubles(spark).alias("r"), "x")
                  .select("x", F.col("l.i"), F.col("r.i")), False),
     "nan_window": (lambda spark, F, W: doubles(spark).select("i", "x", F.rank().over(W.orderBy("x"))), False),
+    "nan_array_functions": (lambda spark, F, W: double_arrays(spark).select(
+        "k", F.sort_array("a"), F.sort_array("a", False), F.array_max("a"), F.array_min("a"),
+        F.array_contains("a", NAN), F.array_position("a", NAN), F.array_remove("a", NAN)), False),
+    "array_equality": (lambda spark, F, W: double_arrays(spark).select(
+        "k", F.col("a") == F.array(F.lit(NAN)), F.col("a").eqNullSafe(F.array(F.lit(1.0), F.lit(NAN), F.lit(1.0)))),
+        False),
+    "array_intersect_rows": (lambda spark, F, W: double_arrays(spark).select("a").intersect(
+        double_arrays(spark).filter("k > 1").select("a")), False),
     "array_group": (lambda spark, F, W: arrays(spark).groupBy("a").agg(F.count("*"), F.sum("k")), False),
     "array_group_strings": (lambda spark, F, W: arrays(spark).groupBy("s", "a").count(), False),
     "array_distinct_rows": (lambda spark, F, W: arrays(spark).select("a", "s").distinct(), False),

@@ -195,3 +195,11 @@ def _sorted_maps(value: Any, t: pa.DataType) -> Any:
     if pa.types.is_struct(t):
         return {f.name: _sorted_maps(value[f.name], f.type) for f in t}
     return value
+
+
+def join_key(values: Any) -> Any:
+    """A join key column as the hash join matches it: arrays and maps by their encoding,
+    FLOAT/DOUBLE normalized, anything else as it is."""
+    if is_encoded(values.type):
+        return encode(values)
+    return normalize(values)

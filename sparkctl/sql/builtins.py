@@ -209,7 +209,7 @@ def _instr(args: list[Any], n: int) -> Any:
 def _array_contains(arrays: Any, value: Any) -> Any:
     flat = pc.list_flatten(arrays)
     parents = pc.list_parent_indices(arrays)
-    hits = pc.equal(flat, value)
+    hits = float_ordering.compare("=", flat, value, flat.type)  # NaN finds NaN, as in Spark
     found = pa.table({"p": parents, "h": hits}).group_by("p").aggregate([("h", "any")])
     result = [False] * len(arrays)
     for p, h in zip(found.column("p").to_pylist(), found.column("h_any").to_pylist()):

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkctl.errors import AnalysisException
+from sparkctl.sql import float_ordering
 from sparkctl.sql.expressions import Alias, Expr, _coerce, as_array, common_type, given_name, spark_type_name
 from sparkctl.sql.scalar_spec import ScalarSpec
 
@@ -141,7 +142,13 @@ def _sorted(f: _Flat, ascending: bool) -> pa.Array:
     """Each row's elements sorted: NULLs first ascending, last descending (Spark's sort_array)."""
     t = pa.table({"p": f.parents, "v": f.values})
     direction, nulls = ("ascending", "at_start") if ascending else ("descending", "at_end")
-    order = pc.sort_indices(t, sort_keys=[("p", "ascending", "at_end"), ("v", direction, nulls)])
+    keys = [("p", "ascending", "at_end"), ("v", direction, nulls)]
+    if pa.types.is_floating(f.values.type) and len(f.values):
+        # pyarrow places NaN with the NULLs; Spark's NaN is the greatest value, NULL apart from it
+        t = t.append_column("n", pc.is_null(f.values)).append_column("q", pc.fill_null(pc.is_nan(f.values), False))
+        keys = [("p", "ascending", "at_end"), ("n", "descending" if ascending else "ascending", "at_end"),
+                ("q", direction, "at_end"), ("v", direction, "at_end")]
+    order = pc.sort_indices(t, sort_keys=keys)
     return _lists(f.parents, f.values.take(order), f.null, f.n)
 
 
@@ -185,11 +192,18 @@ def _extreme(aggregate: str) -> Any:
     def run(args: list[Any], n: int) -> Any:
         f = _Flat(args[0], n)
         t = pa.table({"p": f.parents, "v": f.values})
-        groups = t.group_by("p", use_threads=False).aggregate([("v", aggregate)])
+        requests = [("v", aggregate)]
+        nan_flag = aggregate == "max" and pa.types.is_floating(f.values.type)
+        if nan_flag:  # pyarrow's max skips NaN, Spark's is NaN where the array holds one
+            t = t.append_column("q", pc.is_nan(f.values))
+            requests.append(("q", "any"))
+        groups = t.group_by("p", use_threads=False).aggregate(requests)
         where = np.full(n, -1, np.int64)
         where[groups.column("p").to_numpy()] = np.arange(groups.num_rows)
         found = where >= 0
         result = groups.column(f"v_{aggregate}").combine_chunks()
+        if nan_flag:
+            result = float_ordering.max_with_nan(result, groups.column("q_any").combine_chunks())
         return result.take(pa.array(np.where(found, where, 0), mask=~found))
     return run
 
@@ -200,7 +214,7 @@ def _equal_to(f: _Flat, value: Any) -> tuple[np.ndarray, np.ndarray]:
     t = common_type(f.values.type, value.type)
     values, wanted = _coerce(f.values, f.values.type, t), _coerce(value, value.type, t)
     per_element = wanted.take(pa.array(f.parents, pa.int64())) if len(f.parents) else pa.array([], t)
-    hits = pc.fill_null(pc.equal(values, per_element), False).to_numpy(zero_copy_only=False)
+    hits = pc.fill_null(float_ordering.compare("=", values, per_element, t), False).to_numpy(zero_copy_only=False)
     return hits, value.is_null().to_numpy(zero_copy_only=False)
 
 

@@ -9,6 +9,7 @@ comparisons over FLOAT/DOUBLE go through :func:`compare`:
     (< and <= mirrored)
 
 The OR and AND here are not Kleene's: a NULL operand gives NULL whatever the other side.
+Arrays are equal by their grouping encoding (``array_keys``), which pyarrow cannot compare.
 Other types go straight to pyarrow's kernel, at no cost.
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ def is_floating(t: pa.DataType) -> bool:
 
 def compare(op: str, a: Any, b: Any, common: pa.DataType) -> Any:
     """``a op b`` (op one of KERNELS) for two values of type *common*, NaN ordered as Spark's."""
+    if op == "=" and (pa.types.is_list(common) or pa.types.is_large_list(common)):
+        return pc.equal(_encoded(a), _encoded(b))
     plain = getattr(pc, KERNELS[op])(a, b)
     if not is_floating(common):
         return plain
@@ -42,6 +45,15 @@ def compare(op: str, a: Any, b: Any, common: pa.DataType) -> Any:
     else:
         nan_case = nan_b
     return pc.or_(plain, nan_case)
+
+
+def _encoded(value: Any) -> Any:
+    """An array (or array scalar) as the bytes it groups by: equal bytes for arrays Spark
+    counts equal (element by element, NULL elements alike, NaN = NaN, 0.0 = -0.0)."""
+    from sparkctl.sql.array_keys import encode
+    if isinstance(value, pa.Scalar):
+        return encode(pa.array([value.as_py()], value.type))[0]
+    return encode(value)
 
 
 def max_with_nan(result: Any, any_nan: Any) -> Any:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from sparkctl.sql import plan as lp
 from sparkctl.sql.expressions import Attribute, _coerce, as_array, common_type
-from sparkctl.sql.float_ordering import normalize
+from sparkctl.sql.array_keys import join_key
 
 _LEFT, _RIGHT = "__left_row", "__right_row"
 
@@ -51,7 +51,7 @@ def join_rdd(planner: Any, plan: lp.Join) -> Any:
         def run(tables: Iterator[pa.Table]) -> Iterator[tuple[str, pa.Table]]:
             for t in tables:
                 for name, attr, typ in zip(lkeys, keys, key_types):
-                    t = t.append_column(name, normalize(_coerce(t.column(attr.column), attr.dtype, typ)))
+                    t = t.append_column(name, join_key(_coerce(t.column(attr.column), attr.dtype, typ)))
                 yield side, t
         return run
 
@@ -104,7 +104,7 @@ def _join_broadcast_left(tables: Iterator[pa.Table], shared: Any, plan: lp.Join,
 def _append_keys(table: pa.Table, attrs: list[Attribute], plan: lp.Join, key_cols: list[str]) -> pa.Table:
     """The join key columns, cast to the type both sides compare in."""
     for name, attr, (la, ra) in zip(key_cols, attrs, plan.keys):
-        table = table.append_column(name, normalize(_coerce(table.column(attr.column), attr.dtype,
+        table = table.append_column(name, join_key(_coerce(table.column(attr.column), attr.dtype,
                                                             common_type(la.dtype, ra.dtype))))
     return table
 
