@@ -13,7 +13,7 @@ by a validity byte so that concatenating a row's elements is unambiguous:
     strings and binaries:
         ["ab", NULL]  ─▶  01 <length 2 as 4 bytes> 'a' 'b' 00 <length 0>
 
-A NULL array is a NULL key (apart from the empty array, which is no bytes). FLOAT/DOUBLE
+Decoding reads the bytes back a column at a time too. A NULL array is a NULL key (apart from the empty array, which is no bytes). FLOAT/DOUBLE
 elements are normalized first (-0.0 as 0.0, one NaN), as Spark normalizes them in keys.
 Other arrays (of arrays, structs, maps) and maps are encoded a value at a time (pickled,
 a map's entries sorted by key).
@@ -160,23 +160,39 @@ def _decode_fixed(encoded: np.ndarray, t: pa.DataType) -> pa.Array:
 
 
 def _decode_text(data: np.ndarray, offsets: np.ndarray, t: pa.DataType) -> tuple[pa.Array, np.ndarray]:
-    """The strings of every row, read a header at a time (only the grouped result is decoded)."""
-    raw = data.tobytes()
-    values: list[Any] = []
-    counts = np.zeros(len(offsets) - 1, np.int64)
-    text = pa.types.is_string(t) or pa.types.is_large_string(t)
-    for row in range(len(offsets) - 1):
-        at, end = int(offsets[row]), int(offsets[row + 1])
-        while at < end:
-            length = int.from_bytes(raw[at + 1:at + 5], "little")
-            if raw[at]:
-                chunk = raw[at + 5:at + 5 + length]
-                values.append(chunk.decode("utf-8") if text else chunk)
-            else:
-                values.append(None)
-            at += 5 + length
-            counts[row] += 1
-    return pa.array(values, t), counts
+    """The strings of every row, read a wave at a time: wave k reads the k-th element's header
+    of every row that has one, all at once."""
+    n = len(offsets) - 1
+    position, end = offsets[:-1].copy(), offsets[1:]
+    active = np.flatnonzero(position < end)
+    rows, waves, starts, lengths, valid = [], [], [], [], []
+    wave = 0
+    while len(active):
+        at = position[active]
+        header = data[at[:, None] + np.arange(1, 5)].astype(np.uint32)
+        length = (header[:, 0] | header[:, 1] << 8 | header[:, 2] << 16 | header[:, 3] << 24).astype(np.int64)
+        rows.append(active)
+        waves.append(np.full(len(active), wave, np.int64))
+        starts.append(at + 5)
+        lengths.append(length)
+        valid.append(data[at].astype(bool))
+        position[active] = at + 5 + length
+        active = active[position[active] < end[active]]
+        wave += 1
+    if not rows:
+        return pa.array([], t), np.zeros(n, np.int64)
+    row, order_wave = np.concatenate(rows), np.concatenate(waves)
+    order = np.lexsort((order_wave, row))  # row by row, each row's elements in order
+    row, start, length, ok = row[order], np.concatenate(starts)[order], np.concatenate(lengths)[order], \
+        np.concatenate(valid)[order]
+    within = np.arange(int(length.sum()), dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
+    chars = data[np.repeat(start, length) + within]
+    large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+    value_offsets = np.concatenate([[0], np.cumsum(length)]).astype(np.int64 if large else np.int32)
+    validity = pa.array(ok).buffers()[1] if not ok.all() else None
+    values = pa.Array.from_buffers(t, len(row), [validity, pa.py_buffer(value_offsets), pa.py_buffer(chars)],
+                                   int((~ok).sum()))
+    return values, np.bincount(row, minlength=n).astype(np.int64)
 
 
 def _sorted_maps(value: Any, t: pa.DataType) -> Any:
