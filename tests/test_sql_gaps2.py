@@ -369,9 +369,10 @@ def test_sequence_refuses_a_step_away_from_stop(ours: Any) -> None:
 
 # ---------------------------------------------------------------------------- against PySpark
 def _normal(value: Any) -> Any:
-    """A value comparable with ==: NaN as a marker of its own (not NULL), dicts as sorted items."""
+    """A value comparable with ==: NaN as a marker of its own (not NULL), -0.0 apart from 0.0,
+    dicts as sorted items."""
     if isinstance(value, float):
-        return "NaN" if math.isnan(value) else round(value, 9)
+        return "NaN" if math.isnan(value) else repr(round(value, 9))
     if isinstance(value, dict):
         return ("map", tuple(sorted((repr(k), _normal(v)) for k, v in value.items())))
     if isinstance(value, (list, tuple)):
@@ -408,6 +409,9 @@ PROGRAMS: dict[str, tuple[Callable[[Any, Any, Any], Any], bool]] = {
     "nan_array_functions": (lambda spark, F, W: double_arrays(spark).select(
         "k", F.sort_array("a"), F.sort_array("a", False), F.array_max("a"), F.array_min("a"),
         F.array_contains("a", NAN), F.array_position("a", NAN), F.array_remove("a", NAN)), False),
+    "array_distinct_and_sets": (lambda spark, F, W: double_arrays(spark).select(
+        "k", F.array_distinct("a"), F.array_union("a", F.array(F.lit(-0.0), F.lit(NAN))),
+        F.array_intersect("a", F.array(F.lit(0.0), F.lit(NAN))), F.array_except("a", F.array(F.lit(1.0)))), False),
     "array_equality": (lambda spark, F, W: double_arrays(spark).select(
         "k", F.col("a") == F.array(F.lit(NAN)), F.col("a").eqNullSafe(F.array(F.lit(1.0), F.lit(NAN), F.lit(1.0)))),
         False),

@@ -134,8 +134,9 @@ def _first_of_each(parents: np.ndarray, values: pa.Array) -> np.ndarray:
 # ---------------------------------------------------------------------------- one array
 def array_distinct(args: list[Any], n: int) -> Any:
     f = _Flat(args[0], n)
-    keep = _first_of_each(f.parents, f.values)
-    return _lists(f.parents[keep], f.values.take(pa.array(keep, pa.int64())), f.null, n)
+    values = float_ordering.normalize(f.values)  # -0.0 is 0.0 and one NaN, as Spark's distinct gives them
+    keep = _first_of_each(f.parents, values)
+    return _lists(f.parents[keep], values.take(pa.array(keep, pa.int64())), f.null, n)
 
 
 def _sorted(f: _Flat, ascending: bool) -> pa.Array:
@@ -272,7 +273,8 @@ def _set_operation(kind: str) -> Any:
     def run(args: list[Any], n: int) -> Any:
         a, b = _Flat(args[0], n), _Flat(args[1], n)
         t = common_type(a.values.type, b.values.type)
-        values = pa.concat_arrays([_coerce(a.values, a.values.type, t), _coerce(b.values, b.values.type, t)])
+        values = float_ordering.normalize(pa.concat_arrays([_coerce(a.values, a.values.type, t),
+                                                            _coerce(b.values, b.values.type, t)]))
         parents = np.concatenate([a.parents, b.parents])
         side = np.concatenate([np.zeros(len(a.parents), np.int8), np.ones(len(b.parents), np.int8)])
         null = a.null | b.null
