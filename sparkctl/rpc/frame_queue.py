@@ -29,29 +29,34 @@ class FrameQueue:
     def add(self, frame: bytes, already_sent: int = 0) -> None:
         """Queue ``frame``, of which the caller sent the first ``already_sent`` bytes itself
         (only on an idle queue)."""
-        if already_sent and self.frames:
-            raise ValueError("only a send to an idle queue can start on the socket")
-        if len(frame) <= already_sent:
-            return
-        if not self.frames:
+        if already_sent:
+            if self.frames:
+                raise ValueError("only a send to an idle queue can start on the socket")
+            if len(frame) <= already_sent:
+                return
             self.offset = already_sent
         self.frames.append(frame)
         self.queued += len(frame) - already_sent
 
-    def head(self, limit: int | None = None) -> memoryview:
+    def head(self, limit: int | None = None) -> bytes | memoryview:
         """The bytes to send next: what is left of the oldest frame (at most ``limit``)."""
-        view = memoryview(self.frames[0])[self.offset:]
-        return view if limit is None else view[:limit]
+        frame = self.frames[0]
+        if limit is None:
+            return memoryview(frame)[self.offset:] if self.offset else frame
+        return memoryview(frame)[self.offset:self.offset + limit]
 
     def sent(self, n: int) -> None:
         """``n`` bytes of ``head()`` went out."""
         self.queued -= n
-        self.offset += n
         frames = self.frames
-        while frames and self.offset >= len(frames[0]):
-            self.offset -= len(frames.popleft())
-        if not frames:
+        offset = self.offset + n
+        if offset == len(frames[0]):  # the usual case: the rest of the oldest frame went
+            frames.popleft()
             self.offset = 0
+            return
+        while frames and offset >= len(frames[0]):
+            offset -= len(frames.popleft())
+        self.offset = offset if frames else 0
 
     def clear(self) -> None:
         self.frames.clear()
