@@ -103,11 +103,7 @@ def _encode_fixed(elements: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _encode_text(elements: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     m = len(elements)
-    large = pa.types.is_large_string(elements.type) or pa.types.is_large_binary(elements.type)
-    offsets = np.frombuffer(elements.buffers()[1], np.int64 if large else np.int32)[
-        elements.offset:elements.offset + m + 1].astype(np.int64)
-    source = elements.buffers()[2]
-    source = np.frombuffer(source, np.uint8) if source is not None else np.zeros(0, np.uint8)
+    offsets, source = _variable_width_buffers(elements)
     valid = elements.is_valid().to_numpy(zero_copy_only=False) if elements.null_count else np.ones(m, bool)
     lengths = np.where(valid, np.diff(offsets), 0)
     sizes = lengths + 5
@@ -121,19 +117,23 @@ def _encode_text(elements: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return out, ends
 
 
+def _variable_width_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string or binary array's value offsets (int64, from 0) and the bytes they index."""
+    n = len(values)
+    large = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
+    offsets = np.frombuffer(values.buffers()[1], np.int64 if large else np.int32)[
+        values.offset:values.offset + n + 1].astype(np.int64)
+    data = values.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets - offsets[0], data[int(offsets[0]):int(offsets[-1])]
+
+
 def decode(encoded: pa.Array, dtype: pa.DataType) -> pa.Array:
     """The keys of type *dtype* back from :func:`encode`'s bytes."""
     encoded = _array(encoded)
     if _by_value(dtype):
         return pa.array([None if b is None else pickle.loads(b) for b in encoded.to_pylist()], dtype)
-    n = len(encoded)
-    large = pa.types.is_large_binary(encoded.type) or pa.types.is_large_string(encoded.type)
-    offsets = np.frombuffer(encoded.buffers()[1], np.int64 if large else np.int32)[
-        encoded.offset:encoded.offset + n + 1].astype(np.int64)
-    data = encoded.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    data = data[int(offsets[0]):int(offsets[-1])]
-    offsets = offsets - offsets[0]
+    offsets, data = _variable_width_buffers(encoded)
     element_type = dtype.value_type
     if _is_text(element_type):
         elements, counts = _decode_text(data, offsets, element_type)
