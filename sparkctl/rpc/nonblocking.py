@@ -65,12 +65,12 @@ def start_dial(host: str, port: int) -> socket.socket:
 class PendingHandshake:
     """One socket's handshake, advanced by its owner's event loop.
 
-    It ends a message early on either side, as nothing waits for it. A client is done
-    once the server's proof checks out: its acceptance goes out with its first message
-    (``connection()``). A server is done once its proof is sent, the client having
-    proven itself: the acceptance then comes as the connection's first frame, checked by
-    ``accepted`` before anything else on the connection is read. Each handshake message
-    is read with one receive: neither side sends anything after one until it is
+    Each side is done one message early, since nothing waits on the last one: a client
+    once the server's proof checks out (its acceptance goes out in front of its first
+    message, see ``connection()``); a server once it has sent its proof to a client that
+    proved itself (the acceptance then arrives as the connection's first frame, for
+    ``accepted`` to check before anything else on the connection is read). Each handshake
+    message is read with one receive: neither side sends anything after one until it is
     answered, so a receive holding more than one message is a protocol error."""
 
     __slots__ = ("sock", "machine", "deadline", "connecting", "out", "inbuf", "peer")
