@@ -30,6 +30,7 @@ from sparkctl.sql.builtins import AggregateFunc
 from sparkctl.sql.group_keys import flatten_key, key_columns, restore_keys
 from sparkctl.sql.array_keys import decode, encode, is_encoded, is_nested
 from sparkctl.sql.float_ordering import max_with_nan
+from sparkctl.sql.ordered_pick import ordering_positions, picked_values
 from sparkctl.sql.expressions import Attribute, AttributeRef, Expr, Literal, _coerce, as_array, strip_alias
 
 #: aggregates merged from partials: name -> [(partial kernel, merge kernel)]
@@ -44,11 +45,14 @@ _SINGLE = {"sum": "sum", "count": "count", "min": "min", "max": "max", "avg": "m
            "every": "all", "bool_or": "any", "some": "any", "any": "any", "any_value": "first"}
 _ONE_PHASE = {"count_distinct": "count_distinct", "approx_count_distinct": "count_distinct", "collect_list": "list",
               "collect_set": "distinct", "first": "first", "last": "last", "stddev": "stddev", "stddev_samp": "stddev",
-              "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance"}
+              "stddev_pop": "stddev", "variance": "variance", "var_samp": "variance", "var_pop": "variance",
+              "max_by": "max_by", "min_by": "min_by"}
+#: aggregates of a value picked by an ordering: its arguments are (value, ordering)
+_PICKED_BY = {"max_by", "min_by"}
 
 
 #: aggregates that pick a value: a nested one (array, map, struct) is picked as its encoding
-_BY_ENCODING = {"first", "last", "any_value"}
+_BY_ENCODING = {"first", "last", "any_value", "max_by", "min_by"}
 #: DISTINCT aggregates computed (min and max of the distinct values are those of all values, as
 #: collect_set's are; collect_list(DISTINCT x) is the group's distinct values, as collect_set)
 _DISTINCT = {"count", "sum", "avg", "min", "max", "collect_list", "collect_set"}
@@ -140,9 +144,9 @@ def aggregate_rdd(planner: Any, plan: lp.Aggregate) -> Any:
             for s in specs:
                 if not s.call.children:
                     cols[s.input] = pa.nulls(t.num_rows, pa.int8()).fill_null(1)
-                for name, child_expr in zip(s.arguments, s.call.children):
+                for j, (name, child_expr) in enumerate(zip(s.arguments, s.call.children)):
                     cols[name] = as_array(child_expr.eval(t), t.num_rows)
-                    if s.name in _BY_ENCODING and is_nested(cols[name].type):
+                    if s.name in _BY_ENCODING and j == 0 and is_nested(cols[name].type):
                         cols[name] = encode(cols[name])  # pyarrow's first/last take no nested value
                     if s.call.distinct and pa.types.is_floating(cols[name].type):
                         cols[name] = pc.add(cols[name], 0.0)  # -0.0 is 0.0, one value as Spark normalises it
@@ -258,14 +262,22 @@ def _partial(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggS
 
 def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, str]]) -> pa.Table:
     """``GROUP BY group_cols`` computing (input column, pyarrow kernel, output name) each."""
+    picked = {col: ordering_positions(table, col, kernel == "max_by") for col, kernel, _ in aggs if kernel in _PICKED_BY}
     if not group_cols:
         out = {}
         for col, kernel, name in aggs:
+            if kernel in _PICKED_BY:
+                out[name] = picked_values(table, col, picked[col], pa.array([pc.max(picked[col][0]).as_py()], pa.int64()))
+                continue
             out[name] = pa.array([_scalar(table.column(col), kernel)])
         return pa.table(out) if out else pa.table({"__one": [1]})
     requests: list[tuple[Any, ...]] = []
     for col, kernel, name in aggs:
         opts = None
+        if kernel in _PICKED_BY:  # the winning row's position, its value taken below
+            table = table.append_column(f"{col}__pos", picked[col][0])
+            requests.append((f"{col}__pos", "max", pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)))
+            continue
         if kernel == "sum_distinct":  # the group's distinct values, summed below
             requests.append((col, "distinct", pc.CountOptions(mode="only_valid")))
             continue
@@ -283,6 +295,7 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
         requests.append((f"{col}__nan", "any", pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)))
     result = table.group_by(group_cols, use_threads=False).aggregate(requests)
     names = {f"{col}_{'distinct' if kernel == 'sum_distinct' else kernel}": name for col, kernel, name in aggs}
+    names.update({f"{col}__pos_max": name for col, kernel, name in aggs if kernel in _PICKED_BY})
     result = result.rename_columns([names.get(c, c) for c in result.column_names])
     for col, kernel, name in aggs:
         if kernel == "max" and col in nan_flags:
@@ -291,6 +304,9 @@ def _group(table: pa.Table, group_cols: list[str], aggs: list[tuple[str, str, st
     if nan_flags:
         result = result.drop_columns([f"{col}__nan_any" for col in nan_flags])
     for col, kernel, name in aggs:
+        if kernel in _PICKED_BY:
+            i = result.column_names.index(name)
+            result = result.set_column(i, name, picked_values(table, col, picked[col], result.column(name)))
         if kernel in ("sum_distinct", "list"):
             i = result.column_names.index(name)
             lists = result.column(name).combine_chunks()
@@ -356,7 +372,7 @@ def _merge(tables: Iterator[pa.Table], group_cols: list[str], specs: list[AggSpe
     from sparkctl.sql.execution import concat
     from sparkctl.sql.spill import grouped_in_budget
     aggs = _merge_kernels(specs, phase)
-    tuples = [s for s in specs if len(s.arguments) > 1] if phase == "single" else []
+    tuples = [s for s in specs if len(s.arguments) > 1 and s.name not in _PICKED_BY] if phase == "single" else []
     if not group_cols:
         table = concat(list(tables), [])
         if table.num_rows:  # else _ensure_one_row supplies the empty aggregate's row

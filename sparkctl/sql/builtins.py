@@ -476,7 +476,8 @@ _register_more()
 #: name -> (result type from the input type, pyarrow's hash aggregate, merge of partials)
 AGGREGATES = {"sum", "count", "avg", "mean", "min", "max", "count_distinct", "first", "last", "collect_list",
               "collect_set", "stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop",
-              "approx_count_distinct", "sum_distinct", "any_value", "bool_and", "bool_or", "every", "some", "any"}
+              "approx_count_distinct", "sum_distinct", "any_value", "bool_and", "bool_or", "every", "some", "any",
+              "max_by", "min_by"}
 
 
 class AggregateFunc(Expr):
@@ -485,7 +486,7 @@ class AggregateFunc(Expr):
     def __init__(self, name: str, child: Expr | None, distinct: bool = False, ignore_nulls: bool = False,
                  more: tuple[Expr, ...] = ()) -> None:
         """*more*: the further arguments of ``count(DISTINCT a, b, ...)``, which counts the
-        distinct tuples none of whose values is null."""
+        distinct tuples none of whose values is null, and the ordering of ``max_by(x, ord)``."""
         key = name.lower()
         if key not in AGGREGATES:
             raise AnalysisException(f"[UNRESOLVED_ROUTINE] sparkctl does not implement the aggregate `{name}` yet.",

@@ -106,6 +106,16 @@ def max(col: Any) -> Column:  # noqa: A001
     return _agg("max", col)
 
 
+def max_by(col: Any, ord: Any) -> Column:  # noqa: A002
+    """The value of *col* in the row of the largest *ord* (rows whose *ord* is NULL are skipped)."""
+    return Column(AggregateFunc("max_by", _c(col), more=(_c(ord),)))
+
+
+def min_by(col: Any, ord: Any) -> Column:  # noqa: A002
+    """The value of *col* in the row of the smallest *ord* (rows whose *ord* is NULL are skipped)."""
+    return Column(AggregateFunc("min_by", _c(col), more=(_c(ord),)))
+
+
 def sum_distinct(col: Any) -> Column:
     return _agg("sum", col, distinct=True)
 
