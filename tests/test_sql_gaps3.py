@@ -3,11 +3,14 @@ tests, against PySpark 4.3 itself:
 
 - the aggregates ``max_by(x, ord)`` and ``min_by(x, ord)`` (functions and SQL), grouped and
   global: rows whose ord is NULL are skipped, NaN is the greatest ord, a tie goes to the
-  later row, a group with no non-NULL ord gives NULL.
+  later row, a group with no non-NULL ord gives NULL;
+- ``round`` and ``bround`` of a DECIMAL: Spark's result type (the scale cut to the digits
+  kept, one more integral digit) and its rounding, HALF_UP for round, HALF_EVEN for bround.
 """
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -110,6 +113,49 @@ def test_max_by_min_by_in_sql_nested_values_and_many_partitions(ours: Any) -> No
 
 
 
+
+# ---------------------------------------------------------------------------- round, bround of decimals
+DECIMALS = [Decimal("12.345"), Decimal("-12.35"), Decimal("15.000"), Decimal("-25.000"), Decimal("9999999.999"),
+            Decimal("0.005"), None]
+#: digits -> the result type PySpark 4.3 gives for DECIMAL(10,3) (the same for round and bround)
+ROUND_TYPES = {1: "decimal(9,1)", -1: "decimal(8,0)", 0: "decimal(8,0)", 5: "decimal(11,3)", -2: "decimal(8,0)",
+               2: "decimal(10,2)"}
+
+
+def _rounded(x: Decimal | None, digits: int, mode: str) -> Decimal | None:
+    if x is None:
+        return None
+    return x.quantize(Decimal(1).scaleb(-min(digits, 3)), rounding=mode)
+
+
+def test_round_and_bround_of_decimals(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    df = ours.createDataFrame([(x,) for x in DECIMALS], "x DECIMAL(10,3)")
+    out = df.select(*[F.round("x", d) for d in ROUND_TYPES], *[F.bround("x", d) for d in ROUND_TYPES])
+    names = [f"round(x, {d})" for d in ROUND_TYPES] + [f"bround(x, {d})" for d in ROUND_TYPES]
+    assert out.dtypes == [(n, t) for n, t in zip(names, list(ROUND_TYPES.values()) * 2)]
+    want = [tuple([_rounded(x, d, ROUND_HALF_UP) for d in ROUND_TYPES]
+                  + [_rounded(x, d, ROUND_HALF_EVEN) for d in ROUND_TYPES]) for x in DECIMALS]
+    got = [tuple(r) for r in out.collect()]
+    assert got == want  # Decimal equality: 10 == 1E+1, the scale is checked by the types above
+    assert got[3][1] == Decimal(-30) and got[3][len(ROUND_TYPES) + 1] == Decimal(-20)  # HALF_UP, HALF_EVEN
+    # 99.5 needs a third integral digit, which the result type has
+    small = ours.sql("SELECT round(CAST(99.5 AS DECIMAL(3,1))), bround(CAST(2.5 AS DECIMAL(2,1)), 0), "
+                     "round(CAST(9.5 AS DECIMAL(2,1)), -3), round(CAST(1.25 AS DECIMAL(3,2)), 3)")
+    assert [t for _, t in small.dtypes] == ["decimal(3,0)", "decimal(2,0)", "decimal(4,0)", "decimal(4,2)"]
+    assert tuple(small.collect()[0]) == (Decimal(100), Decimal(2), Decimal(0), Decimal("1.25"))
+
+
+def test_bround_of_doubles_is_half_even(ours: Any) -> None:
+    from sparkctl.sql import functions as F
+    values = [2.5, -3.5, 0.5, 1.5, None]
+    df = ours.createDataFrame([(v,) for v in values], "x DOUBLE")
+    got = [tuple(r) for r in df.select(F.bround("x", 0), F.round("x", 0)).collect()]
+    assert df.select(F.bround("x", 0)).dtypes == [("bround(x, 0)", "double")]
+    half_up = [None if v is None else float(math.copysign(math.floor(abs(v) + 0.5), v)) for v in values]
+    assert got == [(None if v is None else float(round(v)), u) for v, u in zip(values, half_up)]
+
+
 # ---------------------------------------------------------------------------- PySpark 4.3
 def _normal(value: Any) -> Any:
     """A value comparable with ==: NaN as a marker of its own, rows and lists as tuples."""
@@ -135,6 +181,14 @@ PROGRAMS: dict[str, Callable[[Any, Any], Any]] = {
         F.max_by("v", "o"), F.min_by("v", "o"), F.max_by("k", "v"), F.min_by(F.array("v"), "o")),
     "max_by_global": lambda spark, F: rows(spark).agg(F.max_by("v", "o"), F.min_by("k", "o"), F.max_by("o", "v")),
     "max_by_empty": lambda spark, F: rows(spark).where("v > 100").agg(F.max_by("v", "o"), F.min_by("v", "o")),
+    "round_decimal": lambda spark, F: spark.createDataFrame([(x,) for x in DECIMALS], "x DECIMAL(10,3)").select(
+        *[F.round("x", d) for d in ROUND_TYPES], *[F.bround("x", d) for d in ROUND_TYPES]),
+    "round_decimal_sql": lambda spark, F: spark.sql(
+        "SELECT round(CAST(99.5 AS DECIMAL(3,1))), bround(CAST(2.5 AS DECIMAL(2,1)), 0), "
+        "round(CAST(9.5 AS DECIMAL(2,1)), -3), round(CAST(-1.25 AS DECIMAL(3,2)), 1), bround(-1.25BD, 1)").toDF(
+        "a", "b", "c", "d", "e"),
+    "bround_double": lambda spark, F: spark.createDataFrame([(2.5,), (-3.5,), (0.5,), (None,)], "x DOUBLE").select(
+        F.bround("x", 0), F.round("x", 0), F.bround("x")),
     "max_by_sql": lambda spark, F: (rows(spark).createOrReplaceTempView("gaps3_sql"), spark.sql(
         "SELECT k, max_by(v, o), min_by(v, o) AS least, max_by(k, o IS NULL) FROM gaps3_sql GROUP BY k"))[1],
 }

@@ -70,13 +70,34 @@ def _substring(args: list[Any], n: int) -> Any:
     return pc.utf8_slice_codeunits(value, start=start, stop=stop)
 
 
-def _round(args: list[Any], n: int) -> Any:
-    scale = args[1].as_py() if len(args) > 1 else 0
-    value = args[0]
-    if pa.types.is_integer(value.type) and scale >= 0:
-        return value
-    # Spark's round is HALF_UP: a half goes away from zero (round(-2.5) is -3), Arrow's half_towards_infinity
-    return pc.round(value, ndigits=scale, round_mode="half_towards_infinity")
+def round_type(t: pa.DataType, scale: int) -> pa.DataType:
+    """The type of ``round``/``bround`` of a *t* value to *scale* digits: a DECIMAL(p, s) gets
+    the scale min(s, scale) (0 when *scale* is negative) and one more integral digit (99.5
+    rounds to 100), as Spark's RoundBase; any other type stays as it is."""
+    if not pa.types.is_decimal(t):
+        return t
+    integral = t.precision - t.scale + 1
+    if scale < 0:
+        return pa.decimal128(min(max(integral, 1 - scale), 38), 0)
+    new_scale = min(t.scale, scale)
+    return pa.decimal128(min(integral + new_scale, 38), new_scale)
+
+
+def _rounding(mode: str) -> Callable[[list[Any], int], Any]:
+    """``round`` (Spark's HALF_UP: a half goes away from zero, Arrow's half_towards_infinity) or
+    ``bround`` (HALF_EVEN, Arrow's half_to_even)."""
+    def run(args: list[Any], n: int) -> Any:
+        scale = args[1].as_py() if len(args) > 1 else 0
+        value = args[0]
+        if pa.types.is_integer(value.type) and scale >= 0:
+            return value
+        if pa.types.is_decimal(value.type):  # rounded wider: 99.5 needs room for 100, round(9.5, -3) for 0
+            t = value.type
+            wide = pa.decimal128(min(38, max(t.precision, t.scale - scale) + 1), t.scale)
+            rounded = pc.round(pc.cast(value, wide), ndigits=scale, round_mode=mode)
+            return pc.cast(rounded, round_type(t, scale))
+        return pc.round(value, ndigits=scale, round_mode=mode)
+    return run
 
 
 def _concat(args: list[Any], n: int) -> Any:
@@ -329,7 +350,8 @@ SCALARS: dict[str, ScalarSpec] = {
     "signum": ScalarSpec(_sign_type, lambda a, n: pc.cast(pc.sign(a[0]), pa.float64())),
     "floor": ScalarSpec(_floor_type, _floor_ceil("floor")),
     "ceil": ScalarSpec(_floor_type, _floor_ceil("ceil")),
-    "round": ScalarSpec(_same, _round, 1, 2),
+    "round": ScalarSpec(_same, _rounding("half_towards_infinity"), 1, 2),
+    "bround": ScalarSpec(_same, _rounding("half_to_even"), 1, 2),
     "isnan": ScalarSpec(_bool, lambda a, n: pc.fill_null(pc.is_nan(pc.cast(a[0], pa.float64())), False)),
     "nanvl": ScalarSpec(_double, _nanvl, 2, 2),
     "year": ScalarSpec(_int, _datepart("year")),
@@ -355,7 +377,7 @@ SCALARS: dict[str, ScalarSpec] = {
     "rlike": ScalarSpec(_bool, lambda a, n: pc.match_substring_regex(a[0], pattern=a[1].as_py()), 2, 2),
 }
 #: functions whose later arguments must be literals (a pattern, a position)
-LITERAL_ARGS = {"repeat": 1, "regexp_extract": 1, "substring": 1, "substr": 1, "round": 1, "split": 1, "regexp_replace": 1, "lpad": 1, "rpad": 1,
+LITERAL_ARGS = {"repeat": 1, "regexp_extract": 1, "substring": 1, "substr": 1, "round": 1, "bround": 1, "split": 1, "regexp_replace": 1, "lpad": 1, "rpad": 1,
                 "instr": 1, "startswith": 1, "endswith": 1, "contains": 1, "like": 1, "rlike": 1, "concat_ws": 0,
                 "to_date": 1}
 #: how Spark prints a call whose SQL differs from name(args)
@@ -422,6 +444,9 @@ class Func(Expr):
 
     @property
     def dtype(self) -> pa.DataType:
+        if self.name in ("round", "bround"):
+            scale = self.children[1].value if len(self.children) > 1 and isinstance(self.children[1], Literal) else 0
+            return round_type(self.children[0].dtype, scale if isinstance(scale, int) else 0)
         return self.spec.result([c.dtype for c in self.children])
 
     @property

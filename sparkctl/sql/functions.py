@@ -366,6 +366,11 @@ def round(col: Any, scale: int = 0) -> Column:  # noqa: A001
     return _lit_args("round", col, scale)
 
 
+def bround(col: Any, scale: int = 0) -> Column:
+    """*col* rounded to *scale* digits, a half to the even neighbour (HALF_EVEN)."""
+    return _lit_args("bround", col, scale)
+
+
 def isnan(col: Any) -> Column:
     return _f("isnan", col)
 
