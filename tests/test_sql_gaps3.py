@@ -5,7 +5,9 @@ tests, against PySpark 4.3 itself:
   global: rows whose ord is NULL are skipped, NaN is the greatest ord, a tie goes to the
   later row, a group with no non-NULL ord gives NULL;
 - ``round`` and ``bround`` of a DECIMAL: Spark's result type (the scale cut to the digits
-  kept, one more integral digit) and its rounding, HALF_UP for round, HALF_EVEN for bround.
+  kept, one more integral digit) and its rounding, HALF_UP for round, HALF_EVEN for bround;
+- SQL numbers with a type suffix (``0L``, ``2Y``, ``3S``, ``1.5D``, ``1.5F``, ``1.5BD``) are
+  literals of that type, named by their value as Spark names them (``0``, not ``CAST(0 AS BIGINT)``).
 """
 from __future__ import annotations
 
@@ -156,6 +158,30 @@ def test_bround_of_doubles_is_half_even(ours: Any) -> None:
     assert got == [(None if v is None else float(round(v)), u) for v, u in zip(values, half_up)]
 
 
+
+# ---------------------------------------------------------------------------- typed literals
+#: SQL text -> (Spark's column name, type, value)
+TYPED = {"0L": ("0", "bigint", 0), "2Y": ("2", "tinyint", 2), "3S": ("3", "smallint", 3), "1.5D": ("1.5", "double", 1.5),
+         "1.5F": ("1.5", "float", 1.5), "1.5BD": ("1.5", "decimal(2,1)", Decimal("1.5")),
+         "1.50BD": ("1.50", "decimal(3,2)", Decimal("1.50")), "10bd": ("10", "decimal(2,0)", Decimal(10)),
+         "1e3D": ("1000.0", "double", 1000.0), "-2L": ("-2", "bigint", -2), "-128Y": ("-128", "tinyint", -128),
+         "-1.5BD": ("-1.5", "decimal(2,1)", Decimal("-1.5")), "127y": ("127", "tinyint", 127)}
+
+
+def test_typed_number_literals_named_by_value(ours: Any) -> None:
+    df = ours.sql("SELECT " + ", ".join(TYPED))
+    assert df.columns == [name for name, _, _ in TYPED.values()]
+    assert [t for _, t in df.dtypes] == [t for _, t, _ in TYPED.values()]
+    assert [f.nullable for f in df.schema.fields] == [False] * len(TYPED)
+    got = tuple(df.collect()[0])
+    assert got == tuple(v for _, _, v in TYPED.values())
+    assert [type(v) for v in got] == [type(v) for _, _, v in TYPED.values()]
+    # an explicit CAST keeps its name; a typed literal inside an expression is named by its value too
+    other = ours.sql("SELECT CAST(0 AS BIGINT), 1 + 2L, round(1.5BD), CAST('1.5' AS DECIMAL(2,1))")
+    assert other.columns == ["CAST(0 AS BIGINT)", "(1 + 2)", "round(1.5, 0)", "CAST(1.5 AS DECIMAL(2,1))"]
+    assert other.dtypes[1] == ("(1 + 2)", "bigint") and tuple(other.collect()[0])[:3] == (0, 3, Decimal(2))
+
+
 # ---------------------------------------------------------------------------- PySpark 4.3
 def _normal(value: Any) -> Any:
     """A value comparable with ==: NaN as a marker of its own, rows and lists as tuples."""
@@ -189,6 +215,9 @@ PROGRAMS: dict[str, Callable[[Any, Any], Any]] = {
         "a", "b", "c", "d", "e"),
     "bround_double": lambda spark, F: spark.createDataFrame([(2.5,), (-3.5,), (0.5,), (None,)], "x DOUBLE").select(
         F.bround("x", 0), F.round("x", 0), F.bround("x")),
+    "typed_literals": lambda spark, F: spark.sql("SELECT " + ", ".join(TYPED)),
+    "typed_literals_in_expressions": lambda spark, F: spark.sql(
+        "SELECT CAST(0 AS BIGINT), 1 + 2L, round(1.5BD), CAST('1.5' AS DECIMAL(2,1)), 2.5D * 2, -0.0D, 1.5BD * 1.0BD"),
     "max_by_sql": lambda spark, F: (rows(spark).createOrReplaceTempView("gaps3_sql"), spark.sql(
         "SELECT k, max_by(v, o), min_by(v, o) AS least, max_by(k, o IS NULL) FROM gaps3_sql GROUP BY k"))[1],
 }

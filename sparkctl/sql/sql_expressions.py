@@ -9,6 +9,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,6 +26,14 @@ class SqlParseError(ValueError):
 
 class SqlNotSupportedError(NotImplementedError):
     """Valid SQL this translator does not turn into DataFrame calls (names the construct)."""
+
+
+#: a number with Spark's type suffix: L (BIGINT), S (SMALLINT), Y (TINYINT), D, F, BD (DECIMAL)
+_TYPED_NUMBER = re.compile(r"((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(BD|[LSYDF])", re.IGNORECASE)
+
+
+def to_is_decimal(node: exp.Cast) -> bool:
+    return node.args["to"].this == exp.DataType.Type.DECIMAL
 
 
 def _snippet(text: str, limit: int = 80) -> str:
@@ -221,6 +230,10 @@ class ExpressionTranslator:
     def x_neg(self, node: exp.Neg, scope: _Scope) -> Any:
         if isinstance(node.this, exp.Literal) and not node.this.is_string:
             return self.F.lit(-self.literal_value(node.this))
+        if isinstance(node.this, exp.Cast):  # -2L: the negative literal, as Spark's parser folds it
+            negated = self.typed_number(node.this, node.this.args["to"].sql(dialect=DIALECT), sign=-1)
+            if negated is not None:
+                return negated
         return -self.column(node.this, scope)
 
     def x_not(self, node: exp.Not, scope: _Scope) -> Any:
@@ -308,10 +321,51 @@ class ExpressionTranslator:
                     return self.F.lit(value)
             except ValueError:
                 pass  # a form Python does not read: Spark's own cast reads it (or says why not)
+        typed = self.typed_number(node, target)
+        if typed is not None:
+            return typed
         column = self.column(inner, scope)
         if node.args.get("safe"):
             return column.try_cast(target)
         return column.cast(target)
+
+    def is_typed_number(self, node: exp.Expr) -> bool:
+        """Whether *node* is a number with a type suffix (whatever its sign: -128Y is one)."""
+        if not isinstance(node, exp.Cast):
+            return False
+        target = node.args["to"].sql(dialect=DIALECT)
+        return self.typed_number(node, target) is not None or self.typed_number(node, target, sign=-1) is not None
+
+    def typed_number(self, node: exp.Cast, target: str, sign: int = 1) -> Any:
+        """A number with a type suffix (``0L``, ``2Y``, ``3S``, ``1.5D``, ``1.5F``, ``1.5BD``), which
+        sqlglot reads as a cast, as the literal of that type it is: Spark names it by its value
+        (``0``, ``1.5``), not ``CAST(0 AS BIGINT)``. None for any other cast."""
+        from sparkctl.sql.column import Column, parse_type
+        from sparkctl.sql.expressions import Literal
+        inner = node.this
+        if not isinstance(inner, exp.Literal):
+            return None
+        meta = inner.meta or {}
+        if "start" in meta and "end" in meta:
+            found = _TYPED_NUMBER.fullmatch(self.text[meta["start"]:meta["end"] + 1])
+            if found is None:
+                return None
+            number, suffix = found.group(1), found.group(2).upper()
+        elif inner.is_string and to_is_decimal(node) and _TYPED_NUMBER.fullmatch(inner.this + "BD"):
+            number, suffix = inner.this, "BD"  # sqlglot locates no 1.5BD: the only unlocated string cast
+        else:
+            return None
+        dtype = parse_type(target)
+        if suffix in ("L", "S", "Y"):
+            value: Any = sign * int(number)
+            bits = dtype.bit_width
+            if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
+                return None  # out of range: the cast says so as Spark's parser does
+        elif suffix == "BD":
+            value = decimal.Decimal(number) * sign
+        else:
+            value = sign * float(number)
+        return Column(Literal(value, dtype))
 
     x_trycast = x_cast
 

@@ -361,7 +361,7 @@ class _Translator(ExpressionTranslator):
             return self.column(item.this, scope).alias(item.alias)
         column = self.column(item, scope)
         # where the Column API's name differs from Spark SQL's, name the item as Spark SQL does
-        if isinstance(item, exp.Neg) and not isinstance(item.this, exp.Literal):
+        if isinstance(item, exp.Neg) and not isinstance(item.this, exp.Literal) and not self.is_typed_number(item.this):
             return column.alias(f"(- {self.name_of(df, item.this, scope)})")  # not "negative(a)"
         if isinstance(item, exp.If):  # not "CASE WHEN .. END"
             parts = [item.this, item.args["true"]] + ([item.args["false"]] if item.args.get("false") else [])
