@@ -7,7 +7,8 @@ tests, against PySpark 4.3 itself:
 - ``round`` and ``bround`` of a DECIMAL: Spark's result type (the scale cut to the digits
   kept, one more integral digit) and its rounding, HALF_UP for round, HALF_EVEN for bround;
 - SQL numbers with a type suffix (``0L``, ``2Y``, ``3S``, ``1.5D``, ``1.5F``, ``1.5BD``) are
-  literals of that type, named by their value as Spark names them (``0``, not ``CAST(0 AS BIGINT)``).
+  literals of that type, named by their value as Spark names them (``0``, not ``CAST(0 AS BIGINT)``);
+- a ``select``/``selectExpr`` of aggregates alone aggregates the whole frame.
 """
 from __future__ import annotations
 
@@ -182,6 +183,28 @@ def test_typed_number_literals_named_by_value(ours: Any) -> None:
     assert other.dtypes[1] == ("(1 + 2)", "bigint") and tuple(other.collect()[0])[:3] == (0, 3, Decimal(2))
 
 
+# ---------------------------------------------------------------------------- select of aggregates
+def test_a_select_of_aggregates_is_a_global_aggregate(ours: Any) -> None:
+    """``df.select(F.max("b"))`` and ``df.selectExpr("count(*)")`` aggregate the whole frame,
+    as Spark's analyzer turns such a projection into an aggregate without grouping; a
+    column beside the aggregates is still Spark's MISSING_GROUP_BY."""
+    from sparkctl.errors import AnalysisException
+    from sparkctl.sql import functions as F
+    values = [v for _, v, _ in ROWS]
+    frame = rows(ours)
+    got = frame.select(F.max("v"), F.count("*"), (F.sum("v") + 1).alias("s")).collect()
+    present = [v for v in values if v is not None]
+    assert [tuple(r) for r in got] == [(max(present), len(ROWS), sum(present) + 1)]
+    expr = frame.selectExpr("count(*)", "max(v) AS m", "sum(v) + 1")
+    assert expr.columns == ["count(1)", "m", "(sum(v) + 1)"]
+    assert tuple(expr.collect()[0]) == (len(ROWS), max(present), sum(present) + 1)
+    empty = frame.where("v > 100").select(F.max("v"), F.count("*")).collect()
+    assert [tuple(r) for r in empty] == [(None, 0)]
+    for bad in (lambda: frame.select(F.max("v"), "k"), lambda: frame.select(F.max("v") + F.col("v"))):
+        with pytest.raises(AnalysisException, match="MISSING_GROUP_BY"):
+            bad().collect()
+
+
 # ---------------------------------------------------------------------------- PySpark 4.3
 def _normal(value: Any) -> Any:
     """A value comparable with ==: NaN as a marker of its own, rows and lists as tuples."""
@@ -218,6 +241,8 @@ PROGRAMS: dict[str, Callable[[Any, Any], Any]] = {
     "typed_literals": lambda spark, F: spark.sql("SELECT " + ", ".join(TYPED)),
     "typed_literals_in_expressions": lambda spark, F: spark.sql(
         "SELECT CAST(0 AS BIGINT), 1 + 2L, round(1.5BD), CAST('1.5' AS DECIMAL(2,1)), 2.5D * 2, -0.0D, 1.5BD * 1.0BD"),
+    "select_of_aggregates": lambda spark, F: rows(spark).select(F.max("v"), F.count("*"), F.avg("o")),
+    "select_expr_of_aggregates": lambda spark, F: rows(spark).selectExpr("count(*)", "max(v) AS m", "sum(v) + 1"),
     "max_by_sql": lambda spark, F: (rows(spark).createOrReplaceTempView("gaps3_sql"), spark.sql(
         "SELECT k, max_by(v, o), min_by(v, o) AS least, max_by(k, o IS NULL) FROM gaps3_sql GROUP BY k"))[1],
 }

@@ -175,7 +175,18 @@ class DataFrame:
         if any(contains_window(e) for e in exprs):
             child, exprs = plan_windows(self._plan, exprs)
             return self._with(lp.Project(child, exprs))
-        return self._with(lp.Project(self._plan, exprs))
+        try:
+            return self._with(lp.Project(self._plan, exprs))
+        except AnalysisException as e:
+            if e.error_class != "MISSING_GROUP_BY":
+                raise
+            missing_group_by = e
+        try:  # a select of aggregates is a global aggregate, as Spark's analyzer makes it
+            return self._with(lp.Aggregate(self._plan, [], exprs))
+        except AnalysisException as e:
+            if e.error_class == "MISSING_AGGREGATION":  # a column beside them: Spark's error is the select's
+                raise missing_group_by from None
+            raise
 
     def selectExpr(self, *expr: str) -> "DataFrame":
         from sparkctl.sql import functions as F
