@@ -237,9 +237,7 @@ class Connection:
         """Send an already-serialised payload as one frame.  Thread-safe."""
         with self._send_lock:
             try:
-                if self._unsent:
-                    self._sock.sendall(self._unsent)
-                    self._unsent = b""
+                self._send_unsent()
                 send_frame(self._sock, data)
             except (OSError, RpcTimeoutError) as e:
                 self._send_failed(e)
@@ -249,15 +247,19 @@ class Connection:
         never blocking: the count sent, 0 when its buffer is full. For a single event
         loop that owns this connection's sending (no other sender may interleave)."""
         try:
-            if self._unsent:  # a few dozen bytes into an empty socket buffer: never blocks
-                self._sock.sendall(self._unsent)
-                self._unsent = b""
+            self._send_unsent()  # a few dozen bytes into an empty socket buffer: never blocks
             return self._sock.send(data, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as e:
             self._send_failed(e)
             raise  # unreachable: _send_failed raises
+
+    def _send_unsent(self) -> None:
+        """Send the bytes due in front of the first message, if they have not gone yet."""
+        if self._unsent:
+            self._sock.sendall(self._unsent)
+            self._unsent = b""
 
     def _send_failed(self, e: BaseException) -> None:
         # A partly sent frame desynchronises the stream for good: close it.
