@@ -10,10 +10,11 @@ over a ``ConnectionShuffleClient``): one request to each server per reducer, all
 in flight at once. The first round also dials the servers; the later ones reuse the
 connections.
 
-It prints, per request, the CPU microseconds (user + system) of the reader and of the
-servers together, for the first round and for the later ones. A 100-executor
-``distinct()`` makes 9,900 such requests (``bench/wide_cluster.py``), so a microsecond
-here is about 10 ms of CPU there; ``bench/connections.py`` measures the dialling alone.
+It prints, per request, the CPU microseconds of the reader and of the servers together
+(every thread's time on a CPU, ``bench/proc_cpu.py``), for the first round and for the
+later ones. A 100-executor ``distinct()`` makes 9,900 such requests
+(``bench/wide_cluster.py``), so a microsecond here is about 10 ms of CPU there;
+``bench/connections.py`` measures a connection with its first request.
 """
 from __future__ import annotations
 
