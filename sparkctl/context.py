@@ -30,6 +30,7 @@ from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.backend import LocalBackend, SchedulerBackend
 from sparkctl.rpc import load_secret
 from sparkctl.scheduler.runtime import DriverRuntime
+from sparkctl.storage.merged_shuffle import PushConfig
 from sparkctl.status import JOB_TAGS, JOB_TAGS_SEP, StatusTracker, job_tags
 from sparkctl.taskcontext import TaskContext
 from sparkctl.ui.spark_ui import start_app_ui
@@ -145,6 +146,11 @@ class SparkContext:
             max_frame=self._conf.get_size("spark.rpc.message.maxSize", "m"),
             network_timeout=self._conf.get_duration("spark.network.timeout") or 120.0,
             map_output_broadcast_size=self._conf.get_size("spark.shuffle.mapOutput.minSizeForBroadcast"),
+            push=PushConfig(self._conf.get_bool("spark.shuffle.push.enabled", True),
+                            self._conf.get_size("spark.shuffle.push.maxBlockSizeToPush"),
+                            self._conf.get_size("spark.shuffle.push.maxBlockBatchSize"),
+                            self._conf.get_int("spark.shuffle.push.mergersMinStaticThreshold", 5),
+                            self._conf.get_float("spark.shuffle.push.mergersMinThresholdRatio", 0.05)),
         )
         self._runtime.app_id = self._app_id
         self._apply_task_resources(local)

@@ -1,7 +1,9 @@
 """An executor's block server: what other executors and the driver may read from it.
 
 ```
- a reducer on another executor ══ FetchShuffleBlocks (its slices of our map outputs) ══▶
+ a reducer on another executor ══ FetchShuffleBlocks (its slices of our map outputs, ═▶
+                                  or of the merged files of reducers we merge)
+ a map task on any executor    ══ PushShuffleBlocks (slices for reducers we merge) ════▶
                                ══ FetchShuffleBlock  (one range of one slice) ═════════▶  BlockServer
  a task reading a cached block ══ FetchCachedBlock ═════════════════════════════════════▶  (one thread,
  the driver                    ══ FetchBlockChunk (an indirect task result) ════════════▶  every peer)
@@ -31,26 +33,29 @@ import errno
 import logging
 import selectors
 import socket
+import sys
 import threading
 import time
+from array import array
 from collections import deque
 from typing import Any
 
 from sparkctl.errors import AuthenticationError, RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
-                                        FetchShuffleBlocks)
+                                        FetchShuffleBlocks, PushShuffleBlocks)
 from sparkctl.rpc import Connection
 from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message, tune_socket
 from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
+from sparkctl.storage.merged_shuffle import MergedShuffleFiles, parse_merged_name
 from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
 log = logging.getLogger("sparkctl.executor")
 
 MAX_CHUNK = 64 << 20  # the most bytes one request may ask for
-MAX_RANGES = 100_000  # ranges in one FetchShuffleBlocks
+MAX_RANGES = 100_000  # ranges in one FetchShuffleBlocks, slices in one PushShuffleBlocks
 MAX_BUFFERED = 8 << 20  # answers waiting for a peer before its requests are left unread
 _HEADER = 8  # a frame's length prefix
 HANDSHAKE_TIMEOUT = 10.0
@@ -93,6 +98,7 @@ class BlockServer:
         self._joining: list[Connection] = []
         self._forgotten: list[int] = []  # shuffles removed since the loop last looked
         self.files = ShuffleBlockResolver(local_dir)  # the loop's alone
+        self.merged = MergedShuffleFiles(local_dir)  # the loop's alone: slices pushed here
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="block-server-loop", daemon=True)
 
@@ -174,6 +180,7 @@ class BlockServer:
                 self._listener.close()
             self._selector.close()
             self.files.close()
+            self.merged.close()
             self._waker.close()
 
     # ---- accepting and authenticating
@@ -277,6 +284,7 @@ class BlockServer:
             forgotten, self._forgotten = self._forgotten, []
         for shuffle_id in forgotten:
             self.files.forget(shuffle_id)
+            self.merged.forget(shuffle_id)
         for conn in joining:
             peer = _Peer(conn)
             self._selector.register(conn, peer.events, peer)
@@ -363,6 +371,8 @@ class BlockServer:
             return BlockData(self.blocks.get(req.block_id) if isinstance(req.block_id, str) else None)
         if isinstance(req, FetchBlockChunk):
             return self._block_chunk(req)
+        if isinstance(req, PushShuffleBlocks):
+            return self._merge(req)
         return BlockData(None, f"unknown request {type(req).__name__}")
 
     def _block_chunk(self, req: FetchBlockChunk) -> BlockData:
@@ -400,7 +410,8 @@ class BlockServer:
             if not (isinstance(item, tuple) and len(item) == 3):
                 return BlockData(None, f"bad range {item!r:.100}")
             file_name, offset, length = item
-            if not self._is_data_name(file_name):
+            merged = parse_merged_name(file_name)  # slices pushed here, at offsets in the file
+            if merged is None and not self._is_data_name(file_name):
                 return BlockData(None, f"not a shuffle file: {file_name!r:.100}")
             if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0):
                 return BlockData(None, f"bad range of {file_name}: offset {offset!r}, length {length!r}")
@@ -408,10 +419,38 @@ class BlockServer:
             if total > MAX_CHUNK:
                 return BlockData(None, f"a request for more than {MAX_CHUNK} bytes")
             try:
-                data = self.files.read(file_name, req.reduce_index, offset, length)
+                if merged is not None:
+                    data = self.merged.read(file_name, offset, length)
+                else:
+                    data = self.files.read(file_name, req.reduce_index, offset, length)
             except OSError as e:
                 return BlockData(None, f"{type(e).__name__}: {e}")
             if len(data) != length:
                 return BlockData(None, f"{file_name} has {len(data)} of the {length} bytes asked from {offset}")
             parts.append(data)
         return BlockData(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def _merge(self, req: PushShuffleBlocks) -> BlockData:
+        """Append a map task's pushed slices to their reducers' merged files; the answer is
+        where each one starts. Checked whole before anything is written."""
+        indices, sizes, data = req.reduce_indices, req.sizes, req.data
+        if not (isinstance(req.shuffle_id, int) and 0 <= req.shuffle_id < 1 << 62):
+            return BlockData(None, f"bad shuffle id {req.shuffle_id!r:.100}")
+        if not (isinstance(indices, list) and isinstance(sizes, list) and isinstance(data, bytes)
+                and 0 < len(indices) == len(sizes) <= MAX_RANGES):
+            return BlockData(None, "bad push: reducers, sizes and bytes do not match")
+        if not all(type(r) is int and 0 <= r < 1 << 62 for r in indices) or not all(
+                type(n) is int and n > 0 for n in sizes) or sum(sizes) != len(data):
+            return BlockData(None, "bad push: reducers, sizes and bytes do not match")
+        view = memoryview(data)
+        starts = array("q")
+        at = 0
+        try:
+            for reduce_index, size in zip(indices, sizes):
+                starts.append(self.merged.append(req.shuffle_id, reduce_index, view[at:at + size]))
+                at += size
+        except OSError as e:  # a full disk: the map task reads its slices as unmerged
+            return BlockData(None, f"{type(e).__name__}: {e}")
+        if sys.byteorder != "little":
+            starts.byteswap()
+        return BlockData(starts.tobytes())

@@ -569,7 +569,7 @@ class Executor:
 _FIELD_TYPES: dict[type, dict[str, Any]] = {
     m.LaunchTask: {"task": m.TaskDescription},
     m.StageBinary: {"key": tuple, "binary": (bytes, bytearray), "shuffle_ids": tuple, "broadcast_ids": tuple,
-                    "map_output_epoch": int},
+                    "map_output_epoch": int, "push": (tuple, type(None))},
     m.MapOutputStatuses: {"shuffle_id": int, "epoch": int, "data": (bytes, bytearray, type(None)),
                           "broadcast_id": (int, type(None))},
     m.PutBroadcast: {"bid": int, "data": (bytes, bytearray)},

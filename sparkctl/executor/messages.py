@@ -22,6 +22,20 @@ class FetchShuffleBlocks:
 
 
 @dataclass(slots=True)
+class PushShuffleBlocks:
+    """A map task's slices for some of the reducers this executor merges (push-based
+    shuffle, ``sparkctl.storage.merged_shuffle``): ``data`` is the slices one after the
+    other, ``sizes[i]`` bytes of them for reducer ``reduce_indices[i]``. The answer's data
+    is where each slice starts in its merged file, as little-endian int64s."""
+
+    shuffle_id: int
+    map_index: int
+    reduce_indices: list[int]
+    sizes: list[int]
+    data: bytes
+
+
+@dataclass(slots=True)
 class FetchCachedBlock:
     block_id: str
 

@@ -159,8 +159,11 @@ class ConnectionShuffleClient:
 
     def _transmit(self, peer: _Peer, request: FetchRequest) -> None:
         try:
-            peer.conn.send(FetchShuffleBlocks(request.reduce_index,
-                                              [(r.file_name, r.offset, r.length) for r in request.ranges]))
+            message = request.message
+            if message is None:
+                message = FetchShuffleBlocks(request.reduce_index,
+                                             [(r.file_name, r.offset, r.length) for r in request.ranges])
+            peer.conn.send(message)
         except Exception as e:
             self._broken(peer, e)
             return

@@ -50,6 +50,8 @@ from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MetadataFetchFailedError, decode_statuses
 from sparkctl.storage import sizing
 from sparkctl.storage.block_fetcher import MAX_BYTES_IN_FLIGHT
+from sparkctl.storage.block_pusher import push_map_output
+from sparkctl.storage.merged_shuffle import PUSH_TIMEOUT
 from sparkctl.storage.shuffle import MapStatus, read_shuffle, shuffle_paths, write_map_output
 from sparkctl.taskcontext import BarrierTaskContext, TaskContext
 
@@ -418,7 +420,14 @@ def _run_task(desc: m.TaskDescription, info: bytes | None,
             dep = stage.func
             paths = shuffle_paths(env.local_dir, dep.shuffle_id, desc.partition, desc.task_id)
             sizes = write_map_output(records, dep, env.memory_budget, env.local_dir, paths, env.batch_size)
-            value: Any = MapStatus(env.executor_id, env.host, env.port, paths[0], paths[1], sizes)
+            merged: tuple[int, ...] = ()
+            if stage.info.push is not None:  # push-based shuffle: slices to their mergers
+                mergers, max_block, max_batch = stage.info.push
+                merged = push_map_output(env.shuffle_client, dep.shuffle_id, desc.partition, paths[0], sizes,
+                                         mergers, max_block, max_batch, min(PUSH_TIMEOUT, env.network_timeout))
+                if max(merged, default=-1) < 0:
+                    merged = ()
+            value: Any = MapStatus(env.executor_id, env.host, env.port, paths[0], paths[1], sizes, merged)
         else:
             value = stage.func(records)
         updates = {acc.aid: acc._value for acc in stage.accumulators}

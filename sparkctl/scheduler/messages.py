@@ -66,6 +66,9 @@ class StageBinary:
     # the driver's map output epoch when the stage was submitted: statuses an executor
     # fetched at an older epoch may name lost outputs, and are fetched again
     map_output_epoch: int = 0
+    # a shuffle map stage with push-based shuffle: (mergers, largest slice pushed, largest
+    # push), see storage/merged_shuffle.py; None: map tasks push nothing
+    push: tuple[tuple[tuple[str, str, int] | None, ...], int, int] | None = None
 
 
 @dataclass(slots=True)

@@ -48,6 +48,7 @@ from sparkctl.scheduler.executor_outbox import MAX_QUEUED_BYTES, OutboxLink, Out
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
 from sparkctl.scheduler.map_output_tracker import MIN_SIZE_FOR_BROADCAST, MapOutputTracker
+from sparkctl.storage.merged_shuffle import PushConfig, choose_mergers
 from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
                                                TaskScheduler, TaskSetAborted, TaskSetManager)
 from sparkctl.status import AppStatusStore, call_site
@@ -103,7 +104,8 @@ class DriverRuntime:
     def __init__(self, host: str, port: int, secret: bytes, *, max_failures: int, max_result_size: int,
                  broadcast_source: Callable[[int], bytes], apply_accumulators: Callable[[dict[int, Any]], None],
                  max_frame: int, network_timeout: float = 120.0,
-                 map_output_broadcast_size: int = MIN_SIZE_FOR_BROADCAST) -> None:
+                 map_output_broadcast_size: int = MIN_SIZE_FOR_BROADCAST,
+                 push: PushConfig | None = None) -> None:
         self.lock = threading.RLock()
         self.network_timeout = network_timeout
         self._stop_event = threading.Event()
@@ -111,6 +113,8 @@ class DriverRuntime:
         self.dag = DAGScheduler(MapOutputTracker(map_output_broadcast_size))
         # the DAG scheduler's map output bookkeeping; also answers executors' status requests
         self.map_outputs = self.dag.tracker
+        # spark.shuffle.push.*: None or disabled, every shuffle is a pull shuffle
+        self.push = push if push is not None and push.enabled else None
         self.tasks = TaskScheduler(max_failures)
         # jobs and stages as sc.statusTracker() reports them (sparkctl/status.py), fed under the lock
         self.status = AppStatusStore(self.lock)
@@ -405,9 +409,27 @@ class DriverRuntime:
         splits = {p: cloudpickle.dumps(all_parts[p], protocol=serializers.PROTOCOL) for p in partitions}
         msg = m.StageBinary((stage.id, attempt), binary, shuffle_ids, tuple(sorted(bids)), is_map,
                             map_output_epoch=self.map_outputs.epoch)
+        if is_map and self.push is not None:
+            msg.push = self._push_plan(stage.dep)
         if self.profile_accumulator is not None:
             msg.profile_aid = self.profile_accumulator(stage.rdd._id)
         return StagePayload(msg, splits, tuple(sorted(bids)), cached_rdds=_cached_in_stage(stage.rdd))
+
+    def _push_plan(self, dep: Any) -> tuple[tuple[tuple[str, str, int] | None, ...], int, int] | None:
+        """The mergers a shuffle's map tasks push to, chosen at its first map stage from
+        the executors there (storage/merged_shuffle.py); None when it takes none."""
+        push = self.push
+        assert push is not None
+
+        def choose() -> tuple[tuple[str, str, int], ...]:
+            executors = [(h.executor_id, h.host, h.port) for h in self.executors.values() if h.port]
+            slots = min((h.cores for h in self.executors.values()), default=1) // max(1, self.tasks.cpus_per_task)
+            return choose_mergers(executors, dep.num_partitions, slots, push.min_static, push.min_ratio)
+
+        mergers = self.map_outputs.shuffle_mergers(dep.shuffle_id, choose)
+        if not any(mergers):
+            return None
+        return mergers, push.max_block, push.max_batch
 
     def _launch(self, att: TaskAttempt) -> None:
         h = self.executors.get(att.executor_id)

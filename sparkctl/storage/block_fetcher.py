@@ -19,6 +19,7 @@ tests and the single-range fetchers use ``RangeClient``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -28,6 +29,9 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
 from sparkctl.executor import task_metrics
+from sparkctl.storage.merged_shuffle import merged_name, merger_of
+
+log = logging.getLogger("sparkctl.executor")
 
 Address = tuple[str, int]
 REQUEST_SIZE = 4 << 20  # bytes one request may ask for: one reply frame of at most this
@@ -59,6 +63,11 @@ class FetchRequest:
     taken: int = 0  # ranges the reader has taken from the reply
     start: int = 0  # where in the reader's order of remote bytes its first range is
     abandoned: bool = False  # its reader stopped early: a late reply is read and dropped
+    # ranges of merged files at a merger (push-based shuffle): when it fails, the reader
+    # reads these blocks from their map outputs instead
+    merged_blocks: "list[Block] | None" = None
+    # sent instead of the ranges (a map task's push: its reply's size is set, as a read's)
+    message: Any = None
 
     @property
     def done(self) -> bool:
@@ -88,6 +97,56 @@ Part = tuple[FetchRequest, int, int]
 Block = tuple[int, Any, list[Part]]  # (map index, status, [] for a local read, else its parts)
 
 
+class _Planner:
+    """Packs ranges into requests (see ``plan``)."""
+
+    def __init__(self, reduce_index: int, request_size: int) -> None:
+        self.reduce_index = reduce_index
+        self.request_size = request_size
+        self.requests: list[FetchRequest] = []
+        # (address, merged) -> the request ranges are added to: merged ranges go apart, so
+        # that a failed merger fails nothing but what can be read from the map outputs
+        self.open: dict[tuple[Address, bool], FetchRequest] = {}
+        self.position = 0  # remote bytes planned so far, in the order the reader takes them
+
+    def original(self, map_index: int, status: Any) -> list[Part]:
+        """The requests of a map output's slice, from the map output itself."""
+        address = (status.host, status.port)
+        name = os.path.basename(status.data_path)
+        size = status.sizes[self.reduce_index]
+        return [self._add((address, False), status.executor_id, BlockRange(map_index, name, offset,
+                                                                          min(self.request_size, size - offset)))
+                for offset in range(0, size, self.request_size)]
+
+    def merged(self, shuffle_id: int, map_index: int, status: Any) -> list[Part]:
+        """The request of a slice from its merger's merged file, or [] when it has none
+        there (not pushed, too large for one range, or the merger is lost)."""
+        r = self.reduce_index
+        size = status.sizes[r]
+        if not status.merged or status.merged[r] < 0 or size > self.request_size:
+            return []
+        merger = status.mergers[merger_of(r, len(status.sizes), len(status.mergers))]
+        if merger is None:
+            return []
+        executor_id, host, port = merger
+        return [self._add(((host, port), True), executor_id,
+                          BlockRange(map_index, merged_name(shuffle_id, r), status.merged[r], size))]
+
+    def _add(self, key: tuple[Address, bool], executor_id: str, r: BlockRange) -> Part:
+        req = self.open.get(key)
+        if (req is None or req.size + r.length > self.request_size
+                or self.position - req.start >= self.request_size):
+            req = FetchRequest(key[0], executor_id, self.reduce_index, start=self.position,
+                               merged_blocks=[] if key[1] else None)
+            self.open[key] = req
+            self.requests.append(req)
+        part = (req, req.size, r.length)
+        req.ranges.append(r)
+        req.size += r.length
+        self.position += r.length
+        return part
+
+
 def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: str, remote: bool,
          request_size: int = REQUEST_SIZE) -> tuple[list[Block], list[FetchRequest]]:
     """The reducer's work: each non-empty map output in map order, and the requests in the
@@ -95,11 +154,10 @@ def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: st
     ``request_size`` bytes, from at most ``request_size`` bytes of the reader's order
     apart: the reader holds a request until it has taken its last range, so a request
     spanning the whole read (executors taking turns over the maps) would be held, half
-    read, beside one such request per executor."""
+    read, beside one such request per executor. A remote slice that was pushed to a merger
+    is read there (push-based shuffle: one request for the slices of every map task)."""
     blocks: list[Block] = []
-    requests: list[FetchRequest] = []
-    open_requests: dict[Address, FetchRequest] = {}
-    position = 0  # remote bytes planned so far, in the order the reader takes them
+    planner = _Planner(reduce_index, request_size)
     for map_index, status in enumerate(statuses):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
@@ -109,22 +167,14 @@ def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: st
         if status.host == local_host or not remote:
             blocks.append((map_index, status, []))
             continue
-        address = (status.host, status.port)
-        name = os.path.basename(status.data_path)
-        parts: list[Part] = []
-        for offset in range(0, size, request_size):
-            length = min(request_size, size - offset)
-            req = open_requests.get(address)
-            if req is None or req.size + length > request_size or position - req.start >= request_size:
-                req = FetchRequest(address, status.executor_id, reduce_index, start=position)
-                open_requests[address] = req
-                requests.append(req)
-            parts.append((req, req.size, length))
-            req.ranges.append(BlockRange(map_index, name, offset, length))
-            req.size += length
-            position += length
-        blocks.append((map_index, status, parts))
-    return blocks, requests
+        parts = planner.merged(shuffle_id, map_index, status)
+        block = (map_index, status, parts or planner.original(map_index, status))
+        if parts:
+            merged_blocks = parts[0][0].merged_blocks
+            assert merged_blocks is not None
+            merged_blocks.append(block)
+        blocks.append(block)
+    return blocks, planner.requests
 
 
 class ShuffleBlockFetcher:
@@ -143,8 +193,9 @@ class ShuffleBlockFetcher:
         self.read_local = read_local
         # as Spark's targetRequestSize: a fifth of the window, so that requests to several
         # executors are in flight at once and the ones the reader holds fit beside them
+        self.request_size = max(1, min(request_size, self.max_bytes_in_flight // 5))
         self.blocks, requests = plan(shuffle_id, statuses, reduce_index, local_host, client is not None,
-                                     max(1, min(request_size, self.max_bytes_in_flight // 5)))
+                                     self.request_size)
         self.unsent: deque[FetchRequest] = deque(requests)
         self.in_flight = 0  # bytes asked for and not yet handed to the reader
 
@@ -189,10 +240,19 @@ class ShuffleBlockFetcher:
                 yield batch
 
     def _remote_batches(self, map_index: int, status: Any, parts: list[Part]) -> Iterator[list[Any]]:
-        """One remote slice's batches, from its ranges in order (a batch may span ranges)."""
+        """One remote slice's batches, from its ranges in order (a batch may span ranges).
+        ``parts`` is read by position: a failed merged read replaces it in place."""
         loads = serializers.loads_batch
         pending = bytearray()
-        for req, start, length in parts:
+        i = 0
+        while i < len(parts):
+            req, start, length = parts[i]
+            if req.merged_blocks is not None and not req.done:
+                self._wait_for(req)
+            if req.merged_blocks is not None and req.data is None:
+                self._read_unmerged(req)  # parts now name the map output
+                continue
+            i += 1
             data = self._range(req, start, length)
             pending += data
             del data
@@ -220,6 +280,21 @@ class ShuffleBlockFetcher:
             req.data = None
             self._send_more()
         return data
+
+    def _read_unmerged(self, req: FetchRequest) -> None:
+        """A merger could not give ``req``'s slices (lost, or a merged file gone): read them
+        from their map outputs, ahead of every request not sent yet. Each merged slice is
+        one range, so none of them was taken in part."""
+        assert req.merged_blocks is not None
+        log.warning("shuffle %d reducer %d: merger %s failed (%s); reading its %d slices from the map outputs",
+                    self.shuffle_id, self.reduce_index, req.executor_id, req.error, len(req.merged_blocks))
+        self.in_flight -= req.size
+        planner = _Planner(self.reduce_index, self.request_size)
+        for map_index, status, parts in req.merged_blocks:
+            parts[:] = planner.original(map_index, status)
+        req.merged_blocks = None
+        self.unsent.extendleft(reversed(planner.requests))
+        self._send_more()
 
     def _send_more(self) -> None:
         assert self.client is not None

@@ -46,6 +46,13 @@ class MapStatus:
     data_path: str
     index_path: str
     sizes: tuple[int, ...]
+    # push-based shuffle (storage/merged_shuffle.py): where each slice starts in its
+    # reducer's merged file at the merger that owns the reducer, -1 where it was not
+    # merged; () when the map task pushed nothing
+    merged: tuple[int, ...] = ()
+    # the shuffle's mergers (executor id, host, block server port), None for a lost one:
+    # the driver's list, set on the statuses it serves
+    mergers: tuple[tuple[str, str, int] | None, ...] = ()
 
 
 def shuffle_paths(local_dir: str, shuffle_id: int, map_index: int, attempt_id: int) -> tuple[str, str]:

@@ -1,0 +1,176 @@
+"""Push-based shuffle: map tasks push small slices to a few mergers, reducers read them there.
+
+A pull shuffle of M map tasks on M executors into R reducers costs R x (M - 1) remote
+requests, each a wake-up of another process and, the first time, a connection with its
+handshake: on a hundred one-core workers that is 9,900 of each, and they, not the
+records, are what a wide shuffle's time goes to. Spark's push-based shuffle (SPARK-30602)
+adds mergers: each map task pushes its slices to the merger that owns their reducer, and
+a reducer reads the slices of every map task from one merger. With K mergers, each owning
+R / K contiguous reducers, a map task's pushes to one merger go as one message, so a
+shuffle costs M x K pushes and about R reads, and each executor connects to K mergers.
+
+```
+ map task m: commit ─▶ slices of reducers owned by merger j ─ PushShuffleBlocks ─▶ merger j's block server
+                       (each <= spark.shuffle.push.maxBlockSizeToPush,             appends each slice to
+                        batches <= spark.shuffle.push.maxBlockBatchSize)            shuffle_S_merged_R.data,
+             MapStatus(..., merged=offset of each slice in its merged file) ◀──── answers the offsets
+ reducer r: slices of m where merged[r] >= 0 ─ one FetchShuffleBlocks of ranges ─▶ merger of r
+            the others (not pushed, merger lost)  ─ as a pull shuffle reads them ─▶ the map outputs
+```
+What differs from Spark's, and why:
+- A map task waits for its pushes' answers (at most ``PUSH_TIMEOUT``) and reports where
+  its slices were merged in its own MapStatus. Spark pushes in the background and the
+  driver finalizes each merger's partitions before the reduce stage; here nothing needs
+  finalizing, a merged file is only appended to, and a reducer reads from it exactly the
+  ranges of the map outputs the driver registered (a failed or speculative attempt's
+  pushes are never read). Records reach the reducer in map order, as a pull reads them.
+- Mergers are executors (their block servers), not an external shuffle service. When a
+  merger is lost the driver stops naming it, and a reducer whose read from a merger fails
+  reads those slices from the map outputs instead.
+- ``choose_mergers`` takes the fewest mergers Spark would accept for the stage
+  (``spark.shuffle.push.mergersMinStaticThreshold`` and ``mergersMinThresholdRatio``),
+  not the most: the messages of a shuffle grow with M x K.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Sequence
+
+__all__ = ["MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", "merger_of", "owned_reducers",
+           "parse_merged_name"]
+
+#: merged files kept open by a merger (each shuffle has one per reducer it owns)
+OPEN_MERGED_FILES = 256
+#: how long a map task waits for its pushes' answers before it reports those slices unmerged
+PUSH_TIMEOUT = 10.0
+_NAME = re.compile(r"shuffle_(\d{1,18})_merged_(\d{1,18})\.data")
+
+Location = tuple[str, str, int]  # (executor id, host, block server port)
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """The application's push-based shuffle settings (``spark.shuffle.push.*``)."""
+
+    enabled: bool = True
+    max_block: int = 1 << 20  # spark.shuffle.push.maxBlockSizeToPush: larger slices are read from the map
+    max_batch: int = 3 << 20  # spark.shuffle.push.maxBlockBatchSize: the most bytes of one push
+    min_static: int = 5  # spark.shuffle.push.mergersMinStaticThreshold
+    min_ratio: float = 0.05  # spark.shuffle.push.mergersMinThresholdRatio
+
+
+def merged_name(shuffle_id: int, reduce_index: int) -> str:
+    """The merged file of one reducer, in its merger's local dir (removed with the shuffle:
+    it matches ``shuffle_{id}_*``)."""
+    return f"shuffle_{shuffle_id}_merged_{reduce_index}.data"
+
+
+def parse_merged_name(name: object) -> tuple[int, int] | None:
+    """``(shuffle id, reducer)`` of a merged file's bare name, else None."""
+    if not isinstance(name, str):
+        return None
+    match = _NAME.fullmatch(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def merger_of(reduce_index: int, reducers: int, mergers: int) -> int:
+    """The merger that owns ``reduce_index``: each owns a contiguous run of reducers."""
+    return reduce_index * mergers // reducers
+
+
+def owned_reducers(merger: int, reducers: int, mergers: int) -> range:
+    """The reducers merger ``merger`` owns (the inverse of ``merger_of``)."""
+    return range(-(-merger * reducers // mergers), -(-(merger + 1) * reducers // mergers))
+
+
+def choose_mergers(executors: Sequence[Location], reducers: int, tasks_per_executor: int,
+                   min_static: int = 5, min_ratio: float = 0.05) -> tuple[Location, ...]:
+    """The mergers of a shuffle with ``reducers`` reducers, one executor per host, spread
+    over the hosts in order; () when push-based shuffle does not pay or cannot run.
+
+    As Spark: the mergers wanted are one per ``tasks_per_executor`` reducers, at most one
+    per host, and the stage takes push-based shuffle only when at least
+    ``max(min_static, ceil(wanted x min_ratio))`` hosts are there; that least number is
+    what it takes (see the module), and never more mergers than reducers."""
+    by_host: dict[str, Location] = {}
+    for loc in sorted(executors):
+        by_host.setdefault(loc[1], loc)
+    hosts = list(by_host.values())
+    wanted = min(max(1, math.ceil(reducers / max(1, tasks_per_executor))), len(hosts))
+    needed = max(min_static, math.ceil(wanted * min_ratio), 1)
+    if len(hosts) < needed or reducers < needed:
+        return ()
+    step = len(hosts) / needed
+    return tuple(hosts[int(i * step)] for i in range(needed))
+
+
+class MergedShuffleFiles:
+    """A merger's merged files (Spark's RemoteBlockPushResolver): slices pushed for a
+    reducer are appended to its file, and read back by the ranges reducers ask for. Used
+    by one thread, the block server's loop. Files are created private (0600)."""
+
+    def __init__(self, local_dir: str, capacity: int = OPEN_MERGED_FILES) -> None:
+        self.local_dir = local_dir
+        self.capacity = max(1, capacity)
+        self._open: OrderedDict[str, list[int]] = OrderedDict()  # name -> [fd, size]
+        self.bytes_merged = 0
+        self.slices_merged = 0
+
+    def _file(self, name: str, create: bool) -> list[int]:
+        entry = self._open.get(name)
+        if entry is not None:
+            self._open.move_to_end(name)
+            return entry
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        fd = os.open(os.path.join(self.local_dir, name), flags, 0o600)
+        entry = self._open[name] = [fd, os.fstat(fd).st_size]
+        while len(self._open) > self.capacity:
+            _close(self._open.popitem(last=False)[1][0])
+        return entry
+
+    def append(self, shuffle_id: int, reduce_index: int, data: bytes | memoryview) -> int:
+        """Append one pushed slice to its reducer's merged file; returns where it starts."""
+        entry = self._file(merged_name(shuffle_id, reduce_index), True)
+        fd, at = entry
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(fd, view[written:], at + written)
+        entry[1] = at + written
+        self.bytes_merged += written
+        self.slices_merged += 1
+        return at
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of the merged file ``name`` (a bare name, checked
+        by ``parse_merged_name``); OSError when they are not all there."""
+        if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length >= 0):
+            raise OSError(f"bad range of {name}: offset {offset!r}, length {length!r}")
+        fd, size = self._file(name, False)
+        if offset + length > size:
+            raise OSError(f"{name} holds {size} bytes, not {offset}..{offset + length}")
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"{name} is shorter than the range asked ({offset}..{offset + length})")
+        return data
+
+    def forget(self, shuffle_id: int) -> None:
+        """Close the merged files of shuffle ``shuffle_id`` (the executor deletes them)."""
+        prefix = f"shuffle_{shuffle_id}_merged_"
+        for name in [n for n in self._open if n.startswith(prefix)]:
+            _close(self._open.pop(name)[0])
+
+    def close(self) -> None:
+        while self._open:
+            _close(self._open.popitem()[1][0])
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
