@@ -244,7 +244,9 @@ def test_parse_merged_name() -> None:
                 "shuffle_3_merged_7.datax", "shuffle_3_merged_7", "shuffle__merged_7.data",
                 "shuffle_3_merged_.data", "shuffle_3_7_9.data", "shuffle_3_merged_7_1.data",
                 "shuffle_1.5_merged_7.data", "shuffle_3_merged_7.DATA", "shuffle_1e3_merged_7.data",
-                "shuffle_1000000000000000000_merged_1.data", ""]:
+                "shuffle_1000000000000000000_merged_1.data", "",
+                # names merged_name never makes: leading zeros, digits other than ASCII's
+                "shuffle_003_merged_7.data", "shuffle_3_merged_07.data", "shuffle_\u0663_merged_7.data"]:
         assert parse_merged_name(bad) is None, bad
     for not_str in [None, 3, b"shuffle_3_merged_7.data", ["shuffle_3_merged_7.data"], (3, 7)]:
         assert parse_merged_name(not_str) is None
@@ -568,6 +570,8 @@ def test_bad_pushes_are_refused_and_the_server_goes_on(tmp_path: Path,
             PushShuffleBlocks("7", 1, [0], [2], b"ab"),
             PushShuffleBlocks(None, 1, [0], [2], b"ab"),
             PushShuffleBlocks(1 << 62, 1, [0], [2], b"ab"),
+            PushShuffleBlocks(10 ** 18, 1, [0], [2], b"ab"),  # its merged file could not be named
+            PushShuffleBlocks(7, 1, [10 ** 18], [2], b"ab"),
             PushShuffleBlocks(7, 1, [0, 1 << 62], [1, 1], b"ab"),  # too large a reducer, after a good one
             PushShuffleBlocks(7, 1, [5, -5], [1, 1], b"ab"),  # a good reducer, then a bad one
         ]

@@ -49,7 +49,7 @@ from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
-from sparkctl.storage.merged_shuffle import MergedShuffleFiles, parse_merged_name
+from sparkctl.storage.merged_shuffle import MAX_ID, MergedShuffleFiles, parse_merged_name
 from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
 log = logging.getLogger("sparkctl.executor")
@@ -434,12 +434,12 @@ class BlockServer:
         """Append a map task's pushed slices to their reducers' merged files; the answer is
         where each one starts. Checked whole before anything is written."""
         indices, sizes, data = req.reduce_indices, req.sizes, req.data
-        if not (isinstance(req.shuffle_id, int) and 0 <= req.shuffle_id < 1 << 62):
+        if not (type(req.shuffle_id) is int and 0 <= req.shuffle_id <= MAX_ID):
             return BlockData(None, f"bad shuffle id {req.shuffle_id!r:.100}")
         if not (isinstance(indices, list) and isinstance(sizes, list) and isinstance(data, bytes)
                 and 0 < len(indices) == len(sizes) <= MAX_RANGES):
             return BlockData(None, "bad push: reducers, sizes and bytes do not match")
-        if not all(type(r) is int and 0 <= r < 1 << 62 for r in indices) or not all(
+        if not all(type(r) is int and 0 <= r <= MAX_ID for r in indices) or not all(
                 type(n) is int and n > 0 for n in sizes) or sum(sizes) != len(data):
             return BlockData(None, "bad push: reducers, sizes and bytes do not match")
         view = memoryview(data)

@@ -47,7 +47,9 @@ __all__ = ["MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", 
 OPEN_MERGED_FILES = 256
 #: how long a map task waits for its pushes' answers before it reports those slices unmerged
 PUSH_TIMEOUT = 10.0
-_NAME = re.compile(r"shuffle_(\d{1,18})_merged_(\d{1,18})\.data")
+#: the largest shuffle id or reducer a merged file's name carries (18 digits)
+MAX_ID = 10 ** 18 - 1
+_NAME = re.compile(r"shuffle_(0|[1-9][0-9]{0,17})_merged_(0|[1-9][0-9]{0,17})\.data")
 
 Location = tuple[str, str, int]  # (executor id, host, block server port)
 
