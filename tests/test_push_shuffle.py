@@ -19,7 +19,9 @@ import math
 import os
 import random
 import signal
+import socket
 import stat
+import time
 from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -37,6 +39,7 @@ from sparkctl.scheduler.map_output_tracker import MapOutputTracker, decode_statu
 from sparkctl.storage import shuffle
 from sparkctl.storage.block_fetcher import BlockRange, FetchRequest, RangeClient, ShuffleBlockFetcher
 from sparkctl.storage.block_manager import BlockManager
+from sparkctl.storage import block_pusher
 from sparkctl.storage.block_pusher import plan_pushes, push_map_output
 from sparkctl.storage.merged_shuffle import (MergedShuffleFiles, choose_mergers, merged_name, merger_of,
                                              owned_reducers, parse_merged_name)
@@ -531,6 +534,37 @@ def test_push_to_a_dead_merger_leaves_its_slices_unmerged(
     served = decode_statuses(encode_statuses([status], (alive.location, dead.location)))
     for r in range(REDUCERS):
         assert _fetch(served, r, client) == _expected([recs], r)
+    assert (dead.address[0], dead.address[1]) in block_pusher._failed  # skipped by this slot's next pushes
+    block_pusher._failed.clear()
+
+
+@pytest.mark.timeout(30)
+def test_a_merger_that_never_answers_costs_a_push_timeout_once(
+        tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
+    """A merger cut off (here: a listener that accepts and never says a word) holds a map
+    task up at most the push timeout, dial included; later pushes of the slot skip it."""
+    mapper, alive = servers("127.0.0.2"), servers("127.0.0.3")
+    silent = socket.socket()
+    silent.bind(("127.0.0.5", 0))
+    silent.listen(16)
+    try:
+        mute = ("mute", "127.0.0.5", silent.getsockname()[1])
+        recs = _records(9)
+        s = _map_output(mapper.dir, 0, 0, *mapper.address, recs)
+        started = time.monotonic()
+        merged = push_map_output(client, 0, 0, s.data_path, s.sizes, (alive.location, mute), 1 << 20, 1 << 20,
+                                 timeout=1.0)
+        assert time.monotonic() - started < 5.0
+        for r in range(REDUCERS):
+            assert (merged[r] >= 0) == (merger_of(r, REDUCERS, 2) == 0 and s.sizes[r] > 0), merged
+        started = time.monotonic()
+        again = push_map_output(client, 0, 1, s.data_path, s.sizes, (alive.location, mute), 1 << 20, 1 << 20,
+                                timeout=1.0)
+        assert time.monotonic() - started < 0.5  # skipped, not waited for
+        assert [o >= 0 for o in again] == [o >= 0 for o in merged]
+    finally:
+        silent.close()
+        block_pusher._failed.clear()
 
 
 def _ask(conn: Any, message: Any) -> BlockData:

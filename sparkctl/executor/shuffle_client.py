@@ -54,10 +54,13 @@ class ConnectionShuffleClient:
         self.done: list[FetchRequest] = []
 
     # ---- connections
-    def _dial(self, address: Address) -> Connection:
-        return connect(address[0], address[1], self.secret, timeout=min(30.0, self.timeout))
+    def _dial(self, address: Address, timeout: float | None = None) -> Connection:
+        return connect(address[0], address[1], self.secret, timeout=timeout or min(30.0, self.timeout))
 
-    def connect(self, addresses: Iterable[Address]) -> None:
+    def connect(self, addresses: Iterable[Address], timeout: float | None = None) -> None:
+        """Dial the missing connections to ``addresses`` side by side, each within
+        ``timeout`` seconds (default: the lesser of 30 s and the network timeout); with no
+        ``timeout`` a single missing one is left to its first send."""
         missing = []
         for address in addresses:
             peer = self.peers.get(address)
@@ -65,13 +68,13 @@ class ConnectionShuffleClient:
                 missing.append(address)
             elif not peer.outstanding:
                 peer.may_retry = True
-        if len(missing) <= 1:
+        if not missing or len(missing) == 1 and timeout is None:
             return  # one is dialled by its first send, with nothing to overlap
         if tls.configured() is None:
-            results = self._dial_all(missing)
+            results = self._dial_all(missing, timeout)
         else:  # TLS handshakes block: some threads overlap them
             with ThreadPoolExecutor(min(len(missing), CONNECT_PARALLELISM), thread_name_prefix="shuffle-dial") as pool:
-                results = dict(zip(missing, pool.map(self._try_dial, missing)))
+                results = dict(zip(missing, pool.map(lambda a: self._try_dial(a, timeout), missing)))
         for address, result in results.items():
             if isinstance(result, Connection):
                 self._drop(address)
@@ -79,10 +82,10 @@ class ConnectionShuffleClient:
             else:
                 self.failed[address] = result
 
-    def _dial_all(self, addresses: list[Address]) -> dict[Address, Connection | str]:
+    def _dial_all(self, addresses: list[Address], timeout: float | None = None) -> dict[Address, Connection | str]:
         """Dial every address at once, the handshakes run side by side in one selector."""
         results: dict[Address, Connection | str] = {}
-        timeout = min(30.0, self.timeout)
+        timeout = timeout or min(30.0, self.timeout)
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
             for address in addresses:
@@ -120,9 +123,9 @@ class ConnectionShuffleClient:
                         sel.modify(key.fileobj, pending.events(), key.data)
         return results
 
-    def _try_dial(self, address: Address) -> Connection | str:
+    def _try_dial(self, address: Address, timeout: float | None = None) -> Connection | str:
         try:
-            return self._dial(address)
+            return self._dial(address, timeout)
         except Exception as e:
             return f"cannot connect to {address[0]}:{address[1]}: {type(e).__name__}: {e}"
 

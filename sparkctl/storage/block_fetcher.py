@@ -77,9 +77,10 @@ class FetchRequest:
 class ShuffleClient(Protocol):
     """The transport a fetcher sends its requests through."""
 
-    def connect(self, addresses: Iterable[Address]) -> None:
-        """Open what connections are missing to ``addresses`` (side by side); a failure is
-        reported later, as the error of that address's requests."""
+    def connect(self, addresses: Iterable[Address], timeout: float | None = None) -> None:
+        """Open what connections are missing to ``addresses`` (side by side, each within
+        ``timeout`` seconds if given); a failure is reported later, as the error of that
+        address's requests."""
 
     def send(self, request: FetchRequest) -> None:
         """Ask for ``request``'s ranges; it is returned by ``wait`` once done or failed."""
@@ -336,7 +337,7 @@ class RangeClient:
         self.fetch = fetch
         self.queue: deque[FetchRequest] = deque()
 
-    def connect(self, addresses: Iterable[Address]) -> None:
+    def connect(self, addresses: Iterable[Address], timeout: float | None = None) -> None:
         pass
 
     def send(self, request: FetchRequest) -> None:

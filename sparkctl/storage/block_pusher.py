@@ -8,7 +8,8 @@ slices go to the mergers that own their reducers (see ``merged_shuffle``).
                   ─▶ PushShuffleBlocks, all of them in flight at once, over the slot's
                      block server connections (the ones its reduce tasks read through)
                   ◀─ where each slice starts in its merged file; a merger that fails or
-                     does not answer within the timeout leaves its slices unmerged
+                     does not answer within the timeout (dial included) leaves its slices
+                     unmerged, and the slot skips it for SKIP_FAILED seconds
 ```
 """
 from __future__ import annotations
@@ -27,6 +28,10 @@ from sparkctl.storage.merged_shuffle import PUSH_TIMEOUT, owned_reducers
 log = logging.getLogger("sparkctl.executor")
 
 Location = tuple[str, str, int]
+#: how long a slot skips a merger whose push failed or went unanswered: every later map
+#: task of the stage would otherwise wait for it too, until the driver declares it lost
+SKIP_FAILED = 60.0
+_failed: dict[tuple[str, int], float] = {}  # merger address -> when its push failed (this process)
 
 
 def plan_pushes(sizes: Sequence[int], mergers: Sequence[Location | None], max_block: int,
@@ -78,8 +83,15 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
                     timeout: float = PUSH_TIMEOUT) -> tuple[int, ...]:
     """Push a committed map output's small slices to their mergers; returns where each
     slice was merged (its offset in the merged file), -1 where it was not. Never raises
-    for a merger's sake: a slice not merged is read from the map output."""
+    for a merger's sake: a slice not merged is read from the map output. The dials and
+    then the answers each get ``timeout`` seconds."""
     merged = [-1] * len(sizes)
+    now = time.monotonic()
+    for address, when in list(_failed.items()):
+        if now - when >= SKIP_FAILED:
+            del _failed[address]
+    if _failed:
+        mergers = [m if m is None or (m[1], m[2]) not in _failed else None for m in mergers]
     pushes = plan_pushes(sizes, mergers, max_block, max_batch)
     if not pushes:
         return tuple(merged)
@@ -99,7 +111,7 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
             requests.append(req)
     finally:
         os.close(fd)
-    client.connect(dict.fromkeys(r.address for r in requests))
+    client.connect(dict.fromkeys(r.address for r in requests), timeout)  # a merger may be cut off
     for req in requests:
         client.send(req)
     deadline = time.monotonic() + timeout
@@ -111,18 +123,20 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
                 client.close(req.address, f"no answer to a push within {timeout:g}s")
             remaining = 0.0
         for req in client.wait(remaining):
-            reducers = waiting.get(id(req)) if pending.pop(id(req), None) is req else None
-            if reducers is None:
+            answered = waiting.get(id(req)) if pending.pop(id(req), None) is req else None
+            if answered is None:
                 continue  # a late reply of an earlier read on this connection
             if req.data is None:
-                log.warning("shuffle %d map %d: push to merger %s failed: %s", shuffle_id, map_index,
-                            req.executor_id, req.error)
+                log.warning("shuffle %d map %d: push to merger %s failed: %s (its slices are read from the map "
+                            "output; this slot skips it for %gs)", shuffle_id, map_index, req.executor_id, req.error,
+                            SKIP_FAILED)
+                _failed[req.address] = time.monotonic()
                 continue
             offsets = array("q")
             offsets.frombytes(bytes(req.data))
             if sys.byteorder != "little":
                 offsets.byteswap()
-            for r, at in zip(reducers, offsets):
+            for r, at in zip(answered, offsets):
                 merged[r] = at
         if remaining <= 0:
             break
