@@ -1,6 +1,6 @@
 """A distinct() across many one-core workers on this machine: what map output statuses cost.
 
-    python bench/wide_cluster.py [--workers 20,100] [--records 200000] [--memory 256]
+    python bench/wide_cluster.py [--workers 20,100] [--records 200000] [--memory 256] [--conf KEY=VALUE ...]
 
 For each worker count W it starts ``local-cluster[W,1,M]`` (a private master and W
 workers, worker i on 127.0.0.(2+i), so every shuffle block crosses TCP), waits for the W
@@ -11,7 +11,9 @@ took (cold: each task slot also opens its connections to the W-1 other block ser
 the best of two more (warm: new shuffles, connections kept), and the bytes of map output
 statuses the driver served for the first job (the driver's ``MapOutputTracker.bytes_served``:
 each executor's one request per shuffle and epoch, compressed, whether it went in the
-reply or as a broadcast).
+reply or as a broadcast). With five or more workers the shuffle is push-based
+(``spark.shuffle.push.enabled``, on by default): ``--conf spark.shuffle.push.enabled=false``
+measures the pull shuffle.
 
 Target (issue 14): at most one compressed copy of the statuses per executor, and W=100
 within 3 x the W=20 time.
@@ -29,11 +31,14 @@ sys.path.insert(0, os.path.dirname(HERE))
 from sparkctl import SparkConf, SparkContext  # noqa: E402
 
 
-def run(workers: int, records: int, memory_mib: int) -> tuple[float, float, int, int]:
+def run(workers: int, records: int, memory_mib: int,
+        settings: dict[str, str] | None = None) -> tuple[float, float, int, int]:
     """(seconds of the first distinct job, of the best later one, status bytes served for the
     first, requests for them)."""
     conf = (SparkConf().setMaster(f"local-cluster[{workers},1,{memory_mib}]").setAppName(f"wide-{workers}")
             .set("spark.ui.enabled", "false"))
+    for key, value in (settings or {}).items():
+        conf.set(key, value)
     sc = SparkContext(conf=conf)
     try:
         rt = sc._runtime
@@ -62,10 +67,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", default="20,100", help="comma-separated worker counts (default 20,100)")
     ap.add_argument("--records", type=int, default=200_000, help="distinct integers (default 200,000)")
     ap.add_argument("--memory", type=int, default=256, help="MiB per worker and executor (default 256)")
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a setting for the application")
     args = ap.parse_args(argv)
+    settings = {}
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--conf {item!r}: expected KEY=VALUE")
+        settings[key] = value
     print(f"{'workers':>8} {'seconds':>9} {'warm s':>8} {'status bytes':>13} {'requests':>9} {'bytes/executor':>15}")
     for w in (int(x) for x in args.workers.split(",")):
-        seconds, warm, status_bytes, fetches = run(w, args.records, args.memory)
+        seconds, warm, status_bytes, fetches = run(w, args.records, args.memory, settings)
         print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}",
               flush=True)
 

@@ -112,18 +112,21 @@ def decode_statuses(data: bytes) -> list[MapStatus | None]:
     out: list[MapStatus | None] = []
     row = 0
     merged_row = 0
+    make = MapStatus
     for i, loc in enumerate(where):
         if loc < 0:
             out.append(None)
             continue
+        end = row + reducers
         eid, host, port = locations[loc]
-        offsets: tuple[int, ...] = ()
         if merged_rows[i]:
-            offsets = tuple(merged[merged_row:merged_row + reducers])
-            merged_row += reducers
-        out.append(MapStatus(eid, host, port, data_paths[i], index_paths[i], tuple(sizes[row:row + reducers]),
-                             offsets, merger_list if offsets else ()))
-        row += reducers
+            merged_end = merged_row + reducers
+            out.append(make(eid, host, port, data_paths[i], index_paths[i], tuple(sizes[row:end]),
+                            tuple(merged[merged_row:merged_end]), merger_list))
+            merged_row = merged_end
+        else:
+            out.append(make(eid, host, port, data_paths[i], index_paths[i], tuple(sizes[row:end])))
+        row = end
     return out
 
 
