@@ -109,6 +109,15 @@ class Sampler:
         self._thread.join()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_for(cond: Callable[[], Any], timeout: float = 30, what: str = "condition", interval: float = 0.05) -> Any:
     """Poll *cond* every *interval* seconds until it returns something truthy, or fail after
     *timeout* seconds."""

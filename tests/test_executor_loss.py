@@ -13,7 +13,7 @@ import pytest
 
 from sparkctl import SparkConf, SparkContext
 from sparkctl.errors import ExecutorLostError, SparkctlError
-from tests.clusters import wait_for
+from tests.clusters import pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,14 +28,6 @@ def _conf(**settings: str) -> SparkConf:
 def _kills_its_executor(x: int) -> int:
     os.kill(os.getppid(), signal.SIGKILL)  # a task slot's parent is its executor
     return x
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_local_executor_killed_mid_job_is_replaced_and_the_job_completes(
@@ -64,7 +56,7 @@ def test_local_executor_killed_mid_job_is_replaced_and_the_job_completes(
             job.join(30)
         assert box.get("result") == [x * x for x in range(40)]
         assert set(runtime.executors) == {"1"}  # the replacement, under a new id
-        assert not _alive(victim)
+        assert not pid_alive(victim)
         assert sc.parallelize(range(10), 2).sum() == 45
     assert_no_child_processes(allow_shared=False)
 

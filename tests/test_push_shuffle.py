@@ -44,7 +44,7 @@ from sparkctl.storage.block_pusher import plan_pushes, push_map_output
 from sparkctl.storage.merged_shuffle import (MergedShuffleFiles, choose_mergers, merged_name, merger_of,
                                              owned_reducers, parse_merged_name)
 from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block
-from tests.clusters import wait_for
+from tests.clusters import pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -854,14 +854,6 @@ def test_cluster_with_nothing_small_enough_to_push(pull_reference: dict[str, Any
     assert_no_child_processes(allow_shared=False)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.timeout(120)
 def test_cluster_loses_mergers_between_a_map_stage_and_its_reduce(assert_no_child_processes: Any) -> None:
     data = _data()
@@ -899,5 +891,5 @@ def test_cluster_loses_mergers_between_a_map_stage_and_its_reduce(assert_no_chil
         wait_for(lambda: victim2[0] in runtime.lost_executors, 30, "the driver to notice the loss")
         assert tracker.mergers[sid][mergers.index(victim2)] is None
         assert sorted(grouped.collect()) == expected
-        assert not _alive(pid) and not _alive(pid2)
+        assert not pid_alive(pid) and not pid_alive(pid2)
     assert_no_child_processes(allow_shared=False)
