@@ -40,7 +40,6 @@ import json
 import logging
 import secrets
 import socket
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -49,6 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sparkctl.deploy.log_page import LOG_TYPES, LogOwner, log_query
+from sparkctl.util.http_serving import ServingThread
 
 __all__ = ["StatusServer", "start_status_server", "render_generic_page", "render_master_page", "render_worker_page",
            "render_body", "kill_token", "AllowedHosts", "allowed_hosts", "ALLOWED_HOSTS_KEY", "HISTORY_SERVER_URL_KEY",
@@ -583,9 +583,9 @@ class _StatusHTTPServer(ThreadingHTTPServer):
 class StatusServer:
     """A running status HTTP server; :meth:`stop` shuts it down."""
 
-    def __init__(self, httpd: _StatusHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, httpd: _StatusHTTPServer, name: str) -> None:
         self._httpd = httpd
-        self._thread = thread
+        self._serving = ServingThread(httpd, name)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -597,9 +597,7 @@ class StatusServer:
         return self.address[1]
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5.0)
+        self._serving.stop(5.0)
 
 
 def kill_token(secret: bytes, nonce: bytes | None = None) -> str:
@@ -626,7 +624,4 @@ def start_status_server(host: str, port: int, get_json: JsonSource, title: str,
     hosts = allowed_hosts(host, _configured_allowed_hosts() if extra_hosts is None else extra_hosts)
     httpd = _StatusHTTPServer((host, port), get_json, title, render or render_generic_page, actions, token, hosts,
                               routes)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                              name=f"webui-{port}", daemon=True)
-    thread.start()
-    return StatusServer(httpd, thread)
+    return StatusServer(httpd, f"webui-{port}")

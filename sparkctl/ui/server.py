@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import re
-import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from sparkctl.deploy.webui import AllowedHosts, allowed_hosts, host_allowed
 from sparkctl.ui import api
+from sparkctl.util.http_serving import ServingThread
 
 log = logging.getLogger("sparkctl.ui")
 
@@ -212,9 +212,8 @@ class UIServer:
     def __init__(self, httpd: _UIHTTPServer, host: str) -> None:
         self.httpd = httpd
         self.host = host
-        self.thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
-                                       name="ui-server")
-        self.thread.start()
+        self._serving = ServingThread(httpd, "ui-server")
+        self.thread = self._serving.thread
 
     @property
     def port(self) -> int:
@@ -226,9 +225,7 @@ class UIServer:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self._serving.stop(5.0)
 
 
 def start_ui_server(host: str, port: int, apps: api.AppLookup, *, history: bool = False, title: str = "sparkctl",
