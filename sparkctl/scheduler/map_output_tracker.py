@@ -57,8 +57,8 @@ def encode_statuses(statuses: Sequence[MapStatus | None],
     empty slices, no repeats): 1.44 MB, where the pickled MapStatus list is 3.2 MB; lz4 gave
     2.04 MB, faster, and zlib at level 6 no smaller. Sizes stay exact: a reducer reads a
     remote slice up to its size. Merged offsets (push-based shuffle, -1 for a slice not
-    merged) go the same way for the map outputs that have them; ``mergers`` is the shuffle's list, which every
-    decoded status carries."""
+    merged) go the same way for the map outputs that have them; ``mergers`` is the
+    shuffle's list, which every decoded status carries."""
     locations: dict[tuple[str, str, int], int] = {}
     where = array("i")
     data_paths: list[str] = []
@@ -175,8 +175,8 @@ class MapOutputTracker:
         self.mergers.pop(shuffle_id, None)
         self._changed(shuffle_id)
 
-    def shuffle_mergers(self, shuffle_id: int,
-                        choose: Callable[[], Sequence[tuple[str, str, int]]]) -> tuple[tuple[str, str, int] | None, ...]:
+    def shuffle_mergers(self, shuffle_id: int, choose: Callable[[], Sequence[tuple[str, str, int]]]
+                        ) -> tuple[tuple[str, str, int] | None, ...]:
         """The mergers of ``shuffle_id``'s map tasks: ``choose()`` at its first map stage,
         the same ones (less the lost) at every rerun, as the merged offsets of registered
         map outputs refer to them."""

@@ -48,10 +48,10 @@ from sparkctl.scheduler.executor_outbox import MAX_QUEUED_BYTES, OutboxLink, Out
 from sparkctl.scheduler.dag_scheduler import (ApplyAccumulators, CancelTaskSet, DAGScheduler, DeliverResult,
                                               JobFailed, JobSucceeded, ShuffleMapStage, SubmitTaskSet)
 from sparkctl.scheduler.map_output_tracker import MIN_SIZE_FOR_BROADCAST, MapOutputTracker
-from sparkctl.storage.merged_shuffle import PushConfig, choose_mergers
 from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
                                                TaskScheduler, TaskSetAborted, TaskSetManager)
 from sparkctl.status import AppStatusStore, call_site
+from sparkctl.storage.merged_shuffle import PushConfig, choose_mergers
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
