@@ -24,6 +24,7 @@ from typing import Sequence
 from sparkctl.executor.messages import PushShuffleBlocks
 from sparkctl.storage.block_fetcher import FetchRequest, ShuffleClient
 from sparkctl.storage.merged_shuffle import PUSH_TIMEOUT, owned_reducers
+from sparkctl.storage.shuffle_block_resolver import pread_exactly
 
 log = logging.getLogger("sparkctl.executor")
 
@@ -70,7 +71,7 @@ def _read_slices(fd: int, starts: Sequence[int], sizes: Sequence[int], reducers:
             j += 1
         begin = starts[reducers[i]]
         length = starts[reducers[j]] + sizes[reducers[j]] - begin
-        data = os.pread(fd, length, begin)
+        data = pread_exactly(fd, length, begin)
         if len(data) != length:
             raise OSError("a map output's data file is shorter than its slices")
         parts.append(data)
@@ -98,7 +99,6 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
     starts = [0] * len(sizes)
     for r in range(1, len(sizes)):
         starts[r] = starts[r - 1] + sizes[r - 1]
-    waiting: dict[int, list[int]] = {}  # id(request) -> its reducers
     requests = []
     fd = os.open(data_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -107,7 +107,6 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
             req = FetchRequest((host, port), executor_id, -1, size=8 * len(reducers))
             req.message = PushShuffleBlocks(shuffle_id, map_index, reducers, [sizes[r] for r in reducers],
                                             _read_slices(fd, starts, sizes, reducers))
-            waiting[id(req)] = reducers
             requests.append(req)
     finally:
         os.close(fd)
@@ -115,7 +114,7 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
     for req in requests:
         client.send(req)
     deadline = time.monotonic() + timeout
-    pending = {id(r): r for r in requests}
+    pending = {id(r): r for r in requests}  # the pushes not answered yet
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -123,8 +122,7 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
                 client.close(req.address, f"no answer to a push within {timeout:g}s")
             remaining = 0.0
         for req in client.wait(remaining):
-            answered = waiting.get(id(req)) if pending.pop(id(req), None) is req else None
-            if answered is None:
+            if pending.pop(id(req), None) is not req:
                 continue  # a late reply of an earlier read on this connection
             if req.data is None:
                 log.warning("shuffle %d map %d: push to merger %s failed: %s (its slices are read from the map "
@@ -136,7 +134,7 @@ def push_map_output(client: ShuffleClient, shuffle_id: int, map_index: int, data
             offsets.frombytes(bytes(req.data))
             if sys.byteorder != "little":
                 offsets.byteswap()
-            for r, at in zip(answered, offsets):
+            for r, at in zip(req.message.reduce_indices, offsets):
                 merged[r] = at
         if remaining <= 0:
             break

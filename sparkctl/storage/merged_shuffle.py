@@ -40,6 +40,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
+from sparkctl.storage.shuffle_block_resolver import pread_exactly
+
 __all__ = ["MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", "merger_of", "owned_reducers",
            "parse_merged_name"]
 
@@ -155,7 +157,7 @@ class MergedShuffleFiles:
         fd, size = self._file(name, False)
         if offset + length > size:
             raise OSError(f"{name} holds {size} bytes, not {offset}..{offset + length}")
-        data = os.pread(fd, length, offset)
+        data = pread_exactly(fd, length, offset)
         if len(data) != length:
             raise OSError(f"{name} is shorter than the range asked ({offset}..{offset + length})")
         return data
