@@ -479,6 +479,43 @@ def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: C
 
 
 @pytest.mark.timeout(30)
+def test_a_run_of_merged_ranges_is_read_once_in_any_order(tmp_path: Path, servers: Callable[[str], _Server],
+                                                          client: ConnectionShuffleClient) -> None:
+    """A reader asks for a merged file's slices in map order, which need not be the order
+    they were pushed in: the block server answers a run of ranges covering no more than
+    they ask with one read of the file, and ranges apart one read each."""
+    _, mergers, statuses, _ = _pushed_cluster(tmp_path, servers, client)
+    merger = mergers[merger_of(0, REDUCERS, 2)]
+    name = merged_name(0, 0)
+    whole = (merger.dir / name).read_bytes()
+    slices = [(name, s.merged[0], s.sizes[0]) for s in statuses]
+    reads: list[tuple[int, int]] = []
+    real_read = merger.server.merged.read
+
+    def counted(file_name: str, offset: int, length: int) -> bytes:
+        reads.append((offset, length))
+        return real_read(file_name, offset, length)
+    merger.server.merged.read = counted  # type: ignore[method-assign]
+
+    def expect(ranges: list[tuple[str, int, int]], preads: int) -> None:
+        reads.clear()
+        req = _read_merged(client, merger, ranges)
+        assert req.error is None, req.error
+        assert req.data == b"".join(whole[o:o + n] for _, o, n in ranges)
+        assert len(reads) == preads, reads
+
+    expect(slices[::-1], 1)  # every slice, last pushed first: the whole file in one read
+    expect(slices[1:] + slices[:1], 1)
+    expect(slices + slices[:1], 1)  # a slice twice: the span is less than asked
+    expect(slices[::2], len(slices[::2]))  # every other slice: the span is more than asked
+    expect(slices[:1], 1)
+    # one range of the run past the file's end fails the request, and the connection goes on
+    past = _read_merged(client, merger, slices + [(name, len(whole), 1)])
+    assert past.data is None and "holds" in (past.error or "")
+    expect(slices, 1)
+
+
+@pytest.mark.timeout(30)
 def test_a_reducer_reads_from_the_map_outputs_when_its_merger_is_gone(
         tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
     mapper, mergers, statuses, records = _pushed_cluster(tmp_path, servers, client)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from sparkctl import SparkConf, SparkContext
+from sparkctl import SparkConf, SparkContext, serializers
 from sparkctl.errors import ConfigError
 from sparkctl.rdd.dependencies import Aggregator
 from sparkctl.scheduler import messages as m
@@ -58,14 +58,14 @@ def frames(data: bytes) -> Iterator[bytes]:
 
 def check_file(data: bytes, codec: str | None) -> tuple[int, int, list[Any]]:
     """(stored bytes, bytes had the batches not been compressed, records) of a file of
-    batches; every batch is in *codec*'s format, or a plain pickle where compressing it
-    would not have made it smaller."""
+    batches; every batch is in *codec*'s format, or a plain pickle where it is shorter than
+    ``serializers.MIN_COMPRESSED`` or compressing it would not have made it smaller."""
     raw = 0
     records: list[Any] = []
     for payload in frames(data):
         if codec is None or payload[:1] == pickle.PROTO:
             assert payload[:1] == pickle.PROTO
-            if codec == "lz4":
+            if codec == "lz4" and len(payload) >= serializers.MIN_COMPRESSED:
                 assert len(lz4_frame.compress(payload, store_size=True)) >= len(payload)
         else:
             assert payload[:4] == MAGIC[codec]
@@ -308,3 +308,22 @@ def test_incompressible_batches_are_stored_as_they_are(tmp_path: Path) -> None:
         sorter.cleanup()
     finally:
         compression.configure(None)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_short_batches_are_stored_as_they_are(codec: str) -> None:
+    """A batch pickled shorter than MIN_COMPRESSED goes uncompressed though the codec would
+    shrink it a little; from that length on, it is compressed."""
+    c = compression.Codec(codec)
+    short = pickle.dumps([(f"key-{i % 3}", 1) for i in range(16)], serializers.PROTOCOL)
+    assert len(short) < serializers.MIN_COMPRESSED
+    assert len(c.compress(short)) < len(short)  # the codec would have saved something
+    framed = serializers.frame(short, c)
+    assert framed[4:] == short
+    assert serializers.loads_batch(framed[4:]) == pickle.loads(short)
+    records = [(f"key-{i % 3}", 1) for i in range(200)]
+    long = pickle.dumps(records, serializers.PROTOCOL)
+    assert len(long) >= serializers.MIN_COMPRESSED
+    framed = serializers.frame(long, c)
+    assert framed[4:8] == MAGIC[codec]
+    assert serializers.loads_batch(framed[4:]) == records

@@ -38,7 +38,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from typing import Any
+from typing import Any, Sequence
 
 from sparkctl.errors import AuthenticationError, RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
@@ -398,37 +398,65 @@ class BlockServer:
 
     def _shuffle_blocks(self, req: FetchShuffleBlocks) -> BlockData:
         """The ranges one after the other, each exactly as long as asked (the reader knows
-        the lengths from the map statuses), or the first reason one cannot be given."""
+        the lengths from the map statuses), or the first reason one cannot be given. Every
+        range is checked before any is read. Consecutive ranges of one merged file (a
+        reducer's merged slices, one per map task) are read with one ``pread`` of the span
+        they cover, when that span is no longer than what they ask for."""
         ranges = req.ranges
         if not isinstance(req.reduce_index, int) or req.reduce_index < 0:
             return BlockData(None, f"bad reduce index {req.reduce_index!r}")
         if not isinstance(ranges, (list, tuple)) or not 0 < len(ranges) <= MAX_RANGES:
             return BlockData(None, f"bad ranges: {type(ranges).__name__}")
-        parts = []
+        merged_file: dict[str, bool] = {}  # each file named, checked once: merged or a map output
         total = 0
         for item in ranges:
             if not (isinstance(item, tuple) and len(item) == 3):
                 return BlockData(None, f"bad range {item!r:.100}")
             file_name, offset, length = item
-            merged = parse_merged_name(file_name)  # slices pushed here, at offsets in the file
-            if merged is None and not self._is_data_name(file_name):
-                return BlockData(None, f"not a shuffle file: {file_name!r:.100}")
-            if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0):
+            if not (isinstance(file_name, str) and file_name in merged_file):
+                merged = parse_merged_name(file_name) is not None  # slices pushed here
+                if not merged and not self._is_data_name(file_name):
+                    return BlockData(None, f"not a shuffle file: {file_name!r:.100}")
+                merged_file[file_name] = merged
+            if not (type(offset) is int and type(length) is int and offset >= 0 and length > 0):
                 return BlockData(None, f"bad range of {file_name}: offset {offset!r}, length {length!r}")
             total += length
             if total > MAX_CHUNK:
                 return BlockData(None, f"a request for more than {MAX_CHUNK} bytes")
-            try:
-                if merged is not None:
-                    data = self.merged.read(file_name, offset, length)
-                else:
-                    data = self.files.read(file_name, req.reduce_index, offset, length)
-            except OSError as e:
-                return BlockData(None, f"{type(e).__name__}: {e}")
-            if len(data) != length:
-                return BlockData(None, f"{file_name} has {len(data)} of the {length} bytes asked from {offset}")
-            parts.append(data)
-        return BlockData(parts[0] if len(parts) == 1 else b"".join(parts))
+        parts: list[bytes | memoryview] = []
+        try:
+            i = 0
+            while i < len(ranges):
+                file_name, offset, length = ranges[i]
+                if merged_file[file_name]:
+                    i = self._merged_run(ranges, i, parts)
+                    continue
+                data = self.files.read(file_name, req.reduce_index, offset, length)
+                if len(data) != length:
+                    return BlockData(None, f"{file_name} has {len(data)} of the {length} bytes asked from {offset}")
+                parts.append(data)
+                i += 1
+        except OSError as e:
+            return BlockData(None, f"{type(e).__name__}: {e}")
+        return BlockData(parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts))
+
+    def _merged_run(self, ranges: Sequence[tuple[str, int, int]], i: int, parts: list[bytes | memoryview]) -> int:
+        """Read the run of ranges of one merged file that starts at ``ranges[i]`` into
+        ``parts``; returns where the run ends. (``MergedShuffleFiles.read`` raises OSError
+        for bytes the file does not hold.)"""
+        name = ranges[i][0]
+        low, high, asked = ranges[i][1], 0, 0
+        j = i
+        while j < len(ranges) and ranges[j][0] == name:
+            _, offset, length = ranges[j]
+            low, high, asked = min(low, offset), max(high, offset + length), asked + length
+            j += 1
+        if j - i == 1 or high - low > asked:  # one range, or ranges apart: each read alone
+            parts.extend(self.merged.read(name, offset, length) for _, offset, length in ranges[i:j])
+            return j
+        span = memoryview(self.merged.read(name, low, high - low))
+        parts.extend(span[offset - low:offset - low + length] for _, offset, length in ranges[i:j])
+        return j
 
     def _merge(self, req: PushShuffleBlocks) -> BlockData:
         """Append a map task's pushed slices to their reducers' merged files; the answer is
