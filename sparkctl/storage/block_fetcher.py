@@ -24,7 +24,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
@@ -38,9 +38,10 @@ REQUEST_SIZE = 4 << 20  # bytes one request may ask for: one reply frame of at m
 MAX_BYTES_IN_FLIGHT = 48 << 20  # spark.reducer.maxSizeInFlight's default
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRange:
-    """Bytes ``offset``..``offset + length`` of map output ``map_index``'s slice."""
+class BlockRange(NamedTuple):
+    """Bytes ``offset``..``offset + length`` of map output ``map_index``'s slice. (A named
+    tuple: a reducer of a wide shuffle makes one per map task, and a frozen dataclass
+    costs twice as much to make.)"""
 
     map_index: int
     file_name: str  # the map output's data file, in its executor's local dir
@@ -109,6 +110,11 @@ class _Planner:
         # that a failed merger fails nothing but what can be read from the map outputs
         self.open: dict[tuple[Address, bool], FetchRequest] = {}
         self.position = 0  # remote bytes planned so far, in the order the reader takes them
+        # the mergers list the last status named, the reducer's merger in it and its merged
+        # file's name: the same for every map output of a shuffle, found once
+        self._mergers: Any = None
+        self._merger: tuple[str, str, int] | None = None
+        self._merged_name = ""
 
     def original(self, map_index: int, status: Any) -> list[Part]:
         """The requests of a map output's slice, from the map output itself."""
@@ -124,14 +130,18 @@ class _Planner:
         there (not pushed, too large for one range, or the merger is lost)."""
         r = self.reduce_index
         size = status.sizes[r]
-        if not status.merged or status.merged[r] < 0 or size > self.request_size:
+        offsets = status.merged
+        if not offsets or offsets[r] < 0 or size > self.request_size:
             return []
-        merger = status.mergers[merger_of(r, len(status.sizes), len(status.mergers))]
+        if status.mergers is not self._mergers:
+            self._mergers = mergers = status.mergers
+            self._merger = mergers[merger_of(r, len(status.sizes), len(mergers))]
+            self._merged_name = merged_name(shuffle_id, r)
+        merger = self._merger
         if merger is None:
             return []
         executor_id, host, port = merger
-        return [self._add(((host, port), True), executor_id,
-                          BlockRange(map_index, merged_name(shuffle_id, r), status.merged[r], size))]
+        return [self._add(((host, port), True), executor_id, BlockRange(map_index, self._merged_name, offsets[r], size))]
 
     def _add(self, key: tuple[Address, bool], executor_id: str, r: BlockRange) -> Part:
         req = self.open.get(key)
@@ -217,11 +227,35 @@ class ShuffleBlockFetcher:
         if self.client is not None and self.unsent:
             self.client.connect(dict.fromkeys(r.address for r in self.unsent))
             self._send_more()
+        loads = serializers.loads_batch
         for map_index, status, parts in self.blocks:
             size = status.sizes[self.reduce_index]
             if parts:
                 metrics.shuffle_remote_blocks_fetched += 1
                 metrics.shuffle_remote_bytes_read += size
+                if len(parts) == 1:
+                    # the whole slice in one range (a merged slice always is): its batches
+                    # straight from the reply, with no generator or buffer of its own; a
+                    # wide shuffle's reducer takes a hundred small slices this way
+                    try:
+                        view = self._whole_slice(parts[0])
+                        if view is not None:
+                            pos = 0
+                            while pos < size:
+                                end = pos + 4 + int.from_bytes(view[pos:pos + 4], "little")
+                                if end > size:
+                                    raise OSError("the slice ends inside a batch")
+                                batch = loads(view[pos + 4:end])
+                                metrics.shuffle_records_read += len(batch)
+                                yield batch
+                                pos = end
+                            continue
+                    except FetchFailedError:
+                        raise
+                    except Exception as e:
+                        raise FetchFailedError(self.shuffle_id, map_index, self.reduce_index,
+                                               f"{type(e).__name__}: {e} (from executor {status.executor_id})"
+                                               ) from None
                 batches = self._remote_batches(map_index, status, parts)
             else:
                 metrics.shuffle_local_blocks_fetched += 1
@@ -267,6 +301,17 @@ class ShuffleBlockFetcher:
             del pending[:done]
         if pending:
             raise OSError(f"the slice from executor {status.executor_id} ends inside a batch")
+
+    def _whole_slice(self, part: Part) -> memoryview | None:
+        """The bytes of a slice asked in one range, or None when that range was asked of a
+        merger that failed (``_remote_batches`` then reads the map output instead)."""
+        req, start, length = part
+        if req.merged_blocks is not None:
+            if not req.done:
+                self._wait_for(req)
+            if req.data is None:
+                return None
+        return self._range(req, start, length)
 
     def _range(self, req: FetchRequest, start: int, length: int) -> memoryview:
         """Bytes ``start``..``start + length`` of ``req``'s reply, waiting for it if need be."""
