@@ -245,9 +245,9 @@ class ShuffleBlockFetcher:
                                 end = pos + 4 + int.from_bytes(view[pos:pos + 4], "little")
                                 if end > size:
                                     raise OSError("the slice ends inside a batch")
-                                batch = loads(view[pos + 4:end])
-                                metrics.shuffle_records_read += len(batch)
-                                yield batch
+                                records = loads(view[pos + 4:end])
+                                metrics.shuffle_records_read += len(records)
+                                yield records
                                 pos = end
                             continue
                     except FetchFailedError:
