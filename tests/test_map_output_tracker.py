@@ -35,6 +35,8 @@ def test_encoded_statuses_decode_to_the_same_statuses(scale: int) -> None:
     statuses: list[MapStatus | None] = [status(i, 50, f"e{i % 4}", scale) for i in range(40)]
     statuses[5] = None
     assert decode_statuses(encode_statuses(statuses)) == statuses
+    compact = decode_statuses(encode_statuses(statuses), compact=True)  # sizes as array slices
+    assert [s and s._replace(sizes=tuple(s.sizes)) for s in compact] == statuses
     assert decode_statuses(encode_statuses([])) == []
     assert decode_statuses(encode_statuses([None, None])) == [None, None]
 

@@ -283,6 +283,10 @@ def test_encode_decode_round_trip_with_merged_offsets() -> None:
         assert got.merged == orig.merged
         assert got.mergers == (tuple(mergers) if orig.merged else ())
     assert decoded[0].mergers[1] is None
+    # compact (as a slot decodes them): the same values, each status's held in array slices
+    compact = decode_statuses(encode_statuses(statuses, mergers), compact=True)
+    assert compact[0] is not None and not isinstance(compact[0].sizes, tuple)
+    assert [s and s._replace(sizes=tuple(s.sizes), merged=tuple(s.merged)) for s in compact] == decoded
     # small offsets pack narrow, and stay exact
     small = decode_statuses(encode_statuses([_status("a", "h", 0, (1, 1), (0, 127))], mergers[:1]))
     assert small[0].merged == (0, 127) and small[0].mergers == (mergers[0],)
@@ -448,7 +452,7 @@ def _pushed_cluster(tmp_path: Path, servers: Callable[[str], _Server], client: C
         merged = push_map_output(client, 0, i, s.data_path, s.sizes, locations, max_block, max_batch)
         records.append(recs)
         statuses.append(MapStatus(s.executor_id, s.host, s.port, s.data_path, s.index_path, s.sizes, merged))
-    served = decode_statuses(encode_statuses(statuses, locations))
+    served = decode_statuses(encode_statuses(statuses, locations), compact=True)  # as a slot has them
     return mapper, mergers, served, records
 
 

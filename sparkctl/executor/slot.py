@@ -140,7 +140,7 @@ class SlotEnvironment:
                                         and r[0] == "map_statuses" and r[1] == shuffle_id)
         if data is None:
             raise MetadataFetchFailedError(error)
-        statuses = decode_statuses(data)
+        statuses = decode_statuses(data, compact=True)
         if None not in statuses:  # one still missing may be registered by the next request
             self._statuses[shuffle_id] = (epoch, statuses)
             while len(self._statuses) > 16:

@@ -97,7 +97,11 @@ def encode_statuses(statuses: Sequence[MapStatus | None],
     return _MAGIC + zlib.compress(pickle.dumps(body, 5), 1)
 
 
-def decode_statuses(data: bytes) -> list[MapStatus | None]:
+def decode_statuses(data: bytes, compact: bool = False) -> list[MapStatus | None]:
+    """The statuses ``encode_statuses`` encoded. With ``compact``, each status's sizes and
+    merged offsets are slices of the decoded arrays rather than tuples: a reducer reads one
+    entry of each, as Spark's compressed MapStatus answers one reducer's size, and making M
+    tuples of R ints each was most of the decoding (0.4 of 1.0 ms for 100 x 100)."""
     if data[:4] != _MAGIC:
         raise ValueError("not encoded map output statuses")
     (locations, where_bytes, data_paths, index_paths, typecode, size_bytes, reducers, merged_rows,
@@ -113,6 +117,7 @@ def decode_statuses(data: bytes) -> list[MapStatus | None]:
     row = 0
     merged_row = 0
     make = MapStatus
+    seq: Callable[[array[int]], Sequence[int]] = (lambda a: a) if compact else tuple
     for i, loc in enumerate(where):
         if loc < 0:
             out.append(None)
@@ -121,11 +126,11 @@ def decode_statuses(data: bytes) -> list[MapStatus | None]:
         eid, host, port = locations[loc]
         if merged_rows[i]:
             merged_end = merged_row + reducers
-            out.append(make(eid, host, port, data_paths[i], index_paths[i], tuple(sizes[row:end]),
-                            tuple(merged[merged_row:merged_end]), merger_list))
+            out.append(make(eid, host, port, data_paths[i], index_paths[i], seq(sizes[row:end]),
+                            seq(merged[merged_row:merged_end]), merger_list))
             merged_row = merged_end
         else:
-            out.append(make(eid, host, port, data_paths[i], index_paths[i], tuple(sizes[row:end])))
+            out.append(make(eid, host, port, data_paths[i], index_paths[i], seq(sizes[row:end])))
         row = end
     return out
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from array import array
 from itertools import chain
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from sparkctl import serializers
 from sparkctl.executor import task_metrics
@@ -46,11 +46,11 @@ class MapStatus(NamedTuple):
     port: int
     data_path: str
     index_path: str
-    sizes: tuple[int, ...]
+    sizes: Sequence[int]  # a tuple; in an executor's decoded statuses, an array slice
     # push-based shuffle (storage/merged_shuffle.py): where each slice starts in its
     # reducer's merged file at the merger that owns the reducer, -1 where it was not
     # merged; () when the map task pushed nothing
-    merged: tuple[int, ...] = ()
+    merged: Sequence[int] = ()
     # the shuffle's mergers (executor id, host, block server port), None for a lost one:
     # the driver's list, set on the statuses it serves
     mergers: tuple[tuple[str, str, int] | None, ...] = ()
