@@ -46,7 +46,7 @@ from sparkctl.executor.files import ExecutorFiles
 from sparkctl.executor.block_server import BlockServer
 from sparkctl.executor.slot import SlotEnvironment, slot_main
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
-from sparkctl.rpc import tls
+from sparkctl.rpc import auth, tls
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
 from sparkctl.storage import compression, sizing
@@ -643,6 +643,7 @@ def _warm_imports() -> None:
     # a str host given to getaddrinfo is IDNA-encoded: the codec's first use imports it
     importlib.import_module("encodings.idna")
     compression.preload()
+    auth.warm()  # every slot's first shuffle connection makes a handshake
 
 
 def _close_inherited_fds(keep: int) -> None:
