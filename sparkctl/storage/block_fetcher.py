@@ -253,9 +253,7 @@ class ShuffleBlockFetcher:
                     except FetchFailedError:
                         raise
                     except Exception as e:
-                        raise FetchFailedError(self.shuffle_id, map_index, self.reduce_index,
-                                               f"{type(e).__name__}: {e} (from executor {status.executor_id})"
-                                               ) from None
+                        raise self._fetch_failed(map_index, status, e) from None
                 batches = self._remote_batches(map_index, status, parts)
             else:
                 metrics.shuffle_local_blocks_fetched += 1
@@ -266,13 +264,18 @@ class ShuffleBlockFetcher:
                     batch = next(batches, None)
                 except FetchFailedError:
                     raise
-                except Exception as e:  # missing or cut file, dead executor: the map stage must rerun
-                    raise FetchFailedError(self.shuffle_id, map_index, self.reduce_index,
-                                           f"{type(e).__name__}: {e} (from executor {status.executor_id})") from None
+                except Exception as e:
+                    raise self._fetch_failed(map_index, status, e) from None
                 if batch is None:
                     break
                 metrics.shuffle_records_read += len(batch)
                 yield batch
+
+    def _fetch_failed(self, map_index: int, status: Any, e: Exception) -> FetchFailedError:
+        """What a slice that cannot be read becomes (a missing or cut file, a dead
+        executor): the map stage must rerun."""
+        return FetchFailedError(self.shuffle_id, map_index, self.reduce_index,
+                                f"{type(e).__name__}: {e} (from executor {status.executor_id})")
 
     def _remote_batches(self, map_index: int, status: Any, parts: list[Part]) -> Iterator[list[Any]]:
         """One remote slice's batches, from its ranges in order (a batch may span ranges).
