@@ -31,6 +31,7 @@ import pytest
 
 from sparkctl import SparkConf, SparkContext
 from sparkctl.errors import FetchFailedError
+from sparkctl.executor import task_metrics
 from sparkctl.executor.block_server import BlockServer
 from sparkctl.executor.messages import BlockData, FetchShuffleBlocks, PushShuffleBlocks
 from sparkctl.executor.shuffle_client import ConnectionShuffleClient
@@ -476,10 +477,18 @@ def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: C
         # a range past the end of the merged file is an error, and the connection goes on
         past = _read_merged(client, merger, [(merged_name(0, r), sum(map(len, slices)), 1)], r)
         assert past.data is None and "holds" in (past.error or "")
-    # reducers read the merged slices (the mapper's server not needed), records in map order
+    # reducers read the merged slices (the mapper's server not needed), records in map order;
+    # each read counts every slice as a merged remote block, in one merged chunk, and times it
     mapper.stop()
     for r in range(REDUCERS):
+        metrics = task_metrics.begin()
         assert _fetch(statuses, r, client) == _expected(records, r)
+        sent = [s.sizes[r] for s in statuses if s.sizes[r]]
+        assert metrics.shuffle_merged_remote_blocks_fetched == metrics.shuffle_remote_blocks_fetched == len(sent)
+        assert metrics.shuffle_merged_remote_bytes_read == metrics.shuffle_remote_bytes_read == sum(sent)
+        assert metrics.shuffle_merged_remote_chunks_fetched == 1
+        assert metrics.shuffle_merged_fetch_fallback_count == 0
+        assert 0 < metrics.shuffle_merged_remote_reqs_duration == metrics.shuffle_remote_reqs_duration  # ns
 
 
 @pytest.mark.timeout(30)
@@ -751,10 +760,24 @@ def test_fetcher_falls_back_to_the_map_outputs_in_map_order(tmp_path: Path, fail
         for r in range(reducers):
             for request_size, window in ((100_000, 1 << 20), (3000, 15_000), (700, 3500)):
                 merged.reads.clear()
+                metrics = task_metrics.begin()
                 got = _fetch(served, r, merged.client, request_size=request_size, window=window)
                 assert got == _expected(records, r, reducers), (r, request_size)
                 remote_pushed = [i for i in range(8) if i != 3 and (i, r) in pushed and statuses[i].sizes[r]
                                  and statuses[i].sizes[r] <= max(1, min(request_size, window // 5))]
+                remote = [i for i in range(8) if i != 3 and statuses[i].sizes[r]]
+                assert metrics.shuffle_remote_blocks_fetched == len(remote)
+                assert metrics.shuffle_remote_bytes_read == sum(statuses[i].sizes[r] for i in remote)
+                if merger_of(r, reducers, 3) in failing:  # every merged request fell back
+                    assert metrics.shuffle_merged_remote_blocks_fetched == 0
+                    assert metrics.shuffle_merged_remote_chunks_fetched == 0
+                    assert (metrics.shuffle_merged_fetch_fallback_count >= 1) == bool(remote_pushed)
+                else:
+                    assert metrics.shuffle_merged_remote_blocks_fetched == len(remote_pushed)
+                    assert metrics.shuffle_merged_remote_bytes_read == sum(statuses[i].sizes[r]
+                                                                           for i in remote_pushed)
+                    assert (metrics.shuffle_merged_remote_chunks_fetched >= 1) == bool(remote_pushed)
+                    assert metrics.shuffle_merged_fetch_fallback_count == 0
                 if remote_pushed:
                     assert merged.reads["merged"] >= 1  # the merger was asked
                 if merger_of(r, reducers, 3) in failing or not remote_pushed:

@@ -184,6 +184,53 @@ def test_remote_and_local_shuffle_blocks_on_two_hosts(seen: Seen) -> None:
     assert sum((o.metrics or {}).get("shuffleRecordsRead", 0) for _, o in reducers) == written
 
 
+@pytest.mark.timeout(90)
+def test_push_based_shuffle_reads_count_merged_blocks_and_chunks(seen: Seen, tmp_path: Path) -> None:
+    """Six one-core workers: map tasks push their slices to five mergers, and each reducer
+    reads every remote slice that was merged from its merger. Its metrics count those as
+    Spark does: merged blocks (one per slice) and bytes, inside the remote totals, and one
+    merged chunk per request; the map stage's event-log info names its mergers."""
+    before = set(descendants())
+    logs = tmp_path / "events"
+    logs.mkdir()
+    with _context("local-cluster[6,1,256]", **{"spark.eventLog.enabled": "true",
+                                                "spark.eventLog.dir": str(logs)}) as sc:
+        runtime = sc._runtime
+        assert runtime is not None and runtime.push is not None
+        runtime.wait_for_executors(6, 60)
+        pairs = sc.parallelize([(i % 211, i) for i in range(30_000)], 6)
+        counts = (pairs.reduceByKey(operator.add, 10)
+                  .mapPartitionsWithIndex(lambda i, it: [(i, sum(1 for _ in it))]).collect())
+        assert sum(n for _, n in counts) == 211
+        executor_hosts = {e: h.host for e, h in runtime.executors.items()}
+    assert set(descendants()) <= before
+    maps = [mo.value for _, state, mo in seen if state == m.FINISHED and isinstance(mo.value, MapStatus)]
+    reducers = [(e, o) for e, state, o in seen if state == m.FINISHED and not isinstance(o.value, MapStatus)]
+    assert len(maps) == 6 and len(reducers) == 10
+    assert all(s.merged for s in maps)  # every map task pushed
+    merged_total = 0
+    for executor, o in reducers:
+        met = o.metrics or {}
+        host = executor_hosts[executor]
+        [(reduce_index, _)] = o.value
+        merged = [s.sizes[reduce_index] for s in maps
+                  if s.host != host and s.sizes[reduce_index] and s.merged[reduce_index] >= 0]
+        assert met.get("shuffleMergedRemoteBlocksFetched", 0) == len(merged)
+        assert met.get("shuffleMergedRemoteBytesRead", 0) == sum(merged)
+        assert met.get("shuffleMergedRemoteBlocksFetched", 0) <= met.get("shuffleRemoteBlocksFetched", 0)
+        assert (met.get("shuffleMergedRemoteChunksFetched", 0) >= 1) == bool(merged)
+        assert met.get("shuffleMergedFetchFallbackCount", 0) == 0
+        assert met.get("shuffleMergedRemoteReqsDuration", 0) <= met.get("shuffleRemoteReqsDuration", 0)
+        merged_total += len(merged)
+    assert merged_total > 0
+    [log] = list(logs.iterdir())
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    submitted = {e["Stage Info"]["Stage ID"]: e["Stage Info"] for e in events
+                 if e["Event"] == "SparkListenerStageSubmitted"}
+    assert sorted((i["Shuffle Push Enabled"], i["Shuffle Push Mergers Count"]) for i in submitted.values()) == [
+        (False, 0), (True, 5)]  # the map stage pushes to five mergers; the result stage pushes nothing
+
+
 @pytest.mark.timeout(60)
 def test_output_and_pickle_file_input(sc: SparkContext, seen: Seen, tmp_path: Path) -> None:
     data = [f"line {i}" * (i % 5) for i in range(5_000)]
@@ -355,7 +402,11 @@ def test_metrics_flatten_to_sparks_names_and_units() -> None:
         "outputRecordsWritten", "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched",
         "shuffleFetchWaitTime", "shuffleRemoteBytesRead", "shuffleRemoteBytesReadToDisk",
         "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten", "shuffleWriteTime",
-        "shuffleRecordsWritten"}
+        "shuffleRecordsWritten", "shuffleRemoteReqsDuration", "shuffleMergedRemoteBlocksFetched",
+        "shuffleMergedRemoteChunksFetched", "shuffleMergedRemoteBytesRead", "shuffleMergedRemoteReqsDuration",
+        "shuffleMergedFetchFallbackCount"}
+    metrics.shuffle_merged_remote_reqs_duration += 3_000_000  # ns kept, ms sent
+    assert metrics.as_dict()["shuffleMergedRemoteReqsDuration"] == 3
 
 
 @pytest.mark.timeout(10)

@@ -217,6 +217,7 @@ class ConnectionShuffleClient:
                 continue
             if not request.abandoned:
                 request.data = reply.data
+                request.replied = time.perf_counter_ns()
             self.done.append(request)
 
     def _broken(self, peer: _Peer, error: BaseException) -> None:

@@ -44,6 +44,15 @@ SPARK_NAMES: dict[str, str] = {
     "shuffle_remote_bytes_read_to_disk": "shuffleRemoteBytesReadToDisk",  # always 0: fetches stay in memory
     "shuffle_local_bytes_read": "shuffleLocalBytesRead",
     "shuffle_records_read": "shuffleRecordsRead",
+    "shuffle_remote_reqs_duration": "shuffleRemoteReqsDuration",  # ms, each remote request from send to reply
+    # push-based shuffle: slices read from a merger's merged file, in requests ("chunks");
+    # counted in the remote blocks and bytes above too, as Spark counts them. A merged
+    # slice is always read through its merger's block server, so none counts as local.
+    "shuffle_merged_remote_blocks_fetched": "shuffleMergedRemoteBlocksFetched",
+    "shuffle_merged_remote_chunks_fetched": "shuffleMergedRemoteChunksFetched",
+    "shuffle_merged_remote_bytes_read": "shuffleMergedRemoteBytesRead",
+    "shuffle_merged_remote_reqs_duration": "shuffleMergedRemoteReqsDuration",  # ms
+    "shuffle_merged_fetch_fallback_count": "shuffleMergedFetchFallbackCount",  # merged requests read unmerged
     "shuffle_bytes_written": "shuffleBytesWritten",
     "shuffle_write_time": "shuffleWriteTime",  # ns
     "shuffle_records_written": "shuffleRecordsWritten",
@@ -52,7 +61,8 @@ SPARK_NAMES: dict[str, str] = {
 # nanosecond counters kept at full resolution while the task runs, turned into Spark's
 # milliseconds once at the end (a sum of rounded pieces would lose every short fetch)
 _NS_TO_MS = frozenset(("executor_deserialize_time", "executor_run_time", "result_serialization_time",
-                       "jvm_gc_time", "shuffle_fetch_wait_time"))
+                       "jvm_gc_time", "shuffle_fetch_wait_time", "shuffle_remote_reqs_duration",
+                       "shuffle_merged_remote_reqs_duration"))
 
 
 class TaskMetrics:
@@ -83,6 +93,12 @@ class TaskMetrics:
     shuffle_remote_bytes_read_to_disk: int = 0
     shuffle_local_bytes_read: int = 0
     shuffle_records_read: int = 0
+    shuffle_remote_reqs_duration: int = 0
+    shuffle_merged_remote_blocks_fetched: int = 0
+    shuffle_merged_remote_chunks_fetched: int = 0
+    shuffle_merged_remote_bytes_read: int = 0
+    shuffle_merged_remote_reqs_duration: int = 0
+    shuffle_merged_fetch_fallback_count: int = 0
     shuffle_bytes_written: int = 0
     shuffle_write_time: int = 0
     shuffle_records_written: int = 0

@@ -57,6 +57,7 @@ class ShuffleMapStage(Stage):
                  dep: ShuffleDependency) -> None:
         super().__init__(stage_id, rdd, parents, first_job_id)
         self.dep = dep
+        self.push_mergers = 0  # mergers its tasks push to (push-based shuffle), once submitted
 
     def is_shuffle_map(self) -> bool:
         return True

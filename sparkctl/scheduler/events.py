@@ -82,8 +82,11 @@ def stage_info(stage: Any, attempt: int, num_tasks: int | None = None, submitted
         "RDD Info": _stage_rdd_infos(stage),
         "Parent IDs": sorted(p.id for p in stage.parents),
         "Details": getattr(stage, "details", "") or "",
-        "Accumulables": [], "Resource Profile Id": 0, "Shuffle Push Enabled": False, "Shuffle Push Mergers Count": 0,
+        "Accumulables": [], "Resource Profile Id": 0,
     }
+    mergers = getattr(stage, "push_mergers", 0)  # set when a map stage's tasks push (push-based shuffle)
+    info["Shuffle Push Enabled"] = bool(mergers)
+    info["Shuffle Push Mergers Count"] = mergers
     if submitted is not None:
         info["Submission Time"] = submitted
     if completed is not None:

@@ -411,6 +411,8 @@ class DriverRuntime:
                             map_output_epoch=self.map_outputs.epoch)
         if is_map and self.push is not None:
             msg.push = self._push_plan(stage.dep)
+            # the stage's event-log info and UI name how many mergers it pushes to
+            stage.push_mergers = sum(1 for loc in msg.push[0] if loc) if msg.push else 0
         if self.profile_accumulator is not None:
             msg.profile_aid = self.profile_accumulator(stage.rdd._id)
         return StagePayload(msg, splits, tuple(sorted(bids)), cached_rdds=_cached_in_stage(stage.rdd))

@@ -69,6 +69,8 @@ class FetchRequest:
     merged_blocks: "list[Block] | None" = None
     # sent instead of the ranges (a map task's push: its reply's size is set, as a read's)
     message: Any = None
+    sent: int = 0  # perf_counter_ns when the reader sent it
+    replied: int = 0  # perf_counter_ns when its client took its reply in
 
     @property
     def done(self) -> bool:
@@ -240,6 +242,9 @@ class ShuffleBlockFetcher:
                     try:
                         view = self._whole_slice(parts[0])
                         if view is not None:
+                            if parts[0][0].merged_blocks is not None:
+                                metrics.shuffle_merged_remote_blocks_fetched += 1
+                                metrics.shuffle_merged_remote_bytes_read += size
                             pos = 0
                             while pos < size:
                                 end = pos + 4 + int.from_bytes(view[pos:pos + 4], "little")
@@ -327,8 +332,20 @@ class ShuffleBlockFetcher:
         if req.taken == len(req.ranges):  # every range taken: its bytes leave the window
             self.in_flight -= req.size
             req.data = None
+            self._count(req)
             self._send_more()
         return data
+
+    @staticmethod
+    def _count(req: FetchRequest) -> None:
+        """A request read whole: its time in flight (send to reply) and, for a merged read,
+        one merged chunk."""
+        metrics = task_metrics.current()
+        took = req.replied - req.sent if req.replied and req.sent else 0
+        metrics.shuffle_remote_reqs_duration += took
+        if req.merged_blocks is not None:
+            metrics.shuffle_merged_remote_chunks_fetched += 1
+            metrics.shuffle_merged_remote_reqs_duration += took
 
     def _read_unmerged(self, req: FetchRequest) -> None:
         """A merger could not give ``req``'s slices (lost, or a merged file gone): read them
@@ -338,6 +355,7 @@ class ShuffleBlockFetcher:
         log.warning("shuffle %d reducer %d: merger %s failed (%s); reading its %d slices from the map outputs",
                     self.shuffle_id, self.reduce_index, req.executor_id, req.error, len(req.merged_blocks))
         self.in_flight -= req.size
+        task_metrics.current().shuffle_merged_fetch_fallback_count += 1
         planner = _Planner(self.reduce_index, self.request_size)
         for map_index, status, parts in req.merged_blocks:
             parts[:] = planner.original(map_index, status)
@@ -350,6 +368,7 @@ class ShuffleBlockFetcher:
         while self.unsent and (not self.in_flight or self.in_flight + self.unsent[0].size <= self.max_bytes_in_flight):
             req = self.unsent.popleft()
             self.in_flight += req.size
+            req.sent = time.perf_counter_ns()
             self.client.send(req)
 
     def _wait_for(self, req: FetchRequest) -> None:
@@ -361,6 +380,7 @@ class ShuffleBlockFetcher:
         while not req.done and any(r is req for r in self.unsent):
             nxt = self.unsent.popleft()
             self.in_flight += nxt.size
+            nxt.sent = time.perf_counter_ns()
             self.client.send(nxt)
         deadline = time.monotonic() + self.timeout
         while not req.done:
@@ -399,6 +419,7 @@ class RangeClient:
                 data = b"".join(self.fetch(req, r) for r in req.ranges)
                 if len(data) == req.size:
                     req.data = data
+                    req.replied = time.perf_counter_ns()
                 else:
                     req.error = f"executor {req.executor_id} sent {len(data)} of {req.size} bytes"
             except Exception as e:
