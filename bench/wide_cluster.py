@@ -11,7 +11,11 @@ took (cold: each task slot also opens its connections to the W-1 other block ser
 the best of two more (warm: new shuffles, connections kept), and the bytes of map output
 statuses the driver served for the first job (the driver's ``MapOutputTracker.bytes_served``:
 each executor's one request per shuffle and epoch, compressed, whether it went in the
-reply or as a broadcast). With five or more workers the shuffle is push-based
+reply or as a broadcast). It also prints the CPU-seconds the driver, the executors and
+their task slots spent on the first job and on the best warm one, from the kernel's
+count of each process's threads: on a machine with fewer cores than workers the jobs
+are bound by that sum, and the difference between the two is what a process's first
+shuffle costs it once (its first connections, the pages it copies from its parent). With five or more workers the shuffle is push-based
 (``spark.shuffle.push.enabled``, on by default): ``--conf spark.shuffle.push.enabled=false``
 measures the pull shuffle.
 
@@ -28,13 +32,39 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from proc_cpu import run_seconds  # noqa: E402
 from sparkctl import SparkConf, SparkContext  # noqa: E402
 
 
+def _cluster_pids(executor_pids: set[int]) -> list[int]:
+    """The driver, the executors and the executors' task slots (their children)."""
+    pids = [os.getpid(), *executor_pids]
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in executor_pids:
+                pids.append(int(name))
+    return pids
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += run_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
 def run(workers: int, records: int, memory_mib: int,
-        settings: dict[str, str] | None = None) -> tuple[float, float, int, int]:
+        settings: dict[str, str] | None = None) -> tuple[float, float, int, int, float, float]:
     """(seconds of the first distinct job, of the best later one, status bytes served for the
-    first, requests for them)."""
+    first, requests for them, CPU-seconds of the first and of the best later one)."""
     conf = (SparkConf().setMaster(f"local-cluster[{workers},1,{memory_mib}]").setAppName(f"wide-{workers}")
             .set("spark.ui.enabled", "false"))
     for key, value in (settings or {}).items():
@@ -48,16 +78,20 @@ def run(workers: int, records: int, memory_mib: int,
         sc.parallelize(range(workers), workers).map(lambda x: x).count()  # every executor warm
         tracker = rt.map_outputs
         served, fetches = tracker.bytes_served, tracker.requests_served
-        times = []
+        pids = _cluster_pids({h.pid for h in rt.executors.values()})
+        times, cpus = [], []
         for i in range(3):
+            cpu = _cpu(pids)
             started = time.perf_counter()
             n = sc.parallelize(range(records), workers).distinct().count()
             times.append(time.perf_counter() - started)
+            cpus.append(_cpu(pids) - cpu)
             if n != records:
                 raise SystemExit(f"distinct() counted {n}, expected {records}")
             if i == 0:
                 served, fetches = tracker.bytes_served - served, tracker.requests_served - fetches
-        return times[0], min(times[1:]), served, fetches
+        best = min(range(1, len(times)), key=times.__getitem__)
+        return times[0], times[best], served, fetches, cpus[0], cpus[best]
     finally:
         sc.stop()
 
@@ -75,11 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             ap.error(f"--conf {item!r}: expected KEY=VALUE")
         settings[key] = value
-    print(f"{'workers':>8} {'seconds':>9} {'warm s':>8} {'status bytes':>13} {'requests':>9} {'bytes/executor':>15}")
+    print(f"{'workers':>8} {'seconds':>9} {'warm s':>8} {'status bytes':>13} {'requests':>9} {'bytes/executor':>15}"
+          f" {'CPU s':>7} {'warm CPU s':>11}")
     for w in (int(x) for x in args.workers.split(",")):
-        seconds, warm, status_bytes, fetches = run(w, args.records, args.memory, settings)
-        print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}",
-              flush=True)
+        seconds, warm, status_bytes, fetches, cpu, warm_cpu = run(w, args.records, args.memory, settings)
+        print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}"
+              f" {cpu:>7.2f} {warm_cpu:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":
