@@ -410,6 +410,44 @@ def test_shuffle_stages_show_their_reads_and_writes(browser: Chromium, app: App)
 
 
 @pytest.mark.timeout(120)
+def test_stage_page_shows_push_read_quantiles_of_a_stage_that_read_merged_slices(browser: Chromium,
+                                                                                tmp_path: Path) -> None:
+    """A push-based shuffle's reduce stage shows the quantiles of its merged reads under the
+    shuffle read rows; its map stage, which read nothing merged, shows none of them. The
+    application is an event log with push read metrics (tests/test_push_read_metrics.py),
+    served by sparkctl's history server."""
+    from sparkctl.deploy.history import HistoryServer
+    from tests.test_push_read_metrics import APP_ID, write_event_log
+    write_event_log(tmp_path)
+    server = HistoryServer("127.0.0.1", 0, str(tmp_path), update_interval=60).start()
+    try:
+        api = f"{server.url}/api/v1/applications/{APP_ID}"
+        read = fetch_json(api + "/stages/1/0/taskSummary?quantiles=0.0,0.25,0.5,0.75,1.0")["shuffleReadMetrics"]
+        push = read["shufflePushReadMetricsDist"]
+        page = dump(browser, f"{server.url}/history/{APP_ID}/stages/stage/?id=1&attempt=0")
+        table = page.doc.find("table", id="task-summary")
+        for metric, values in (("shuffle-remote-reqs", read["remoteReqsDuration"]),
+                               ("push-remote-reads", push["remoteMergedBytesRead"]),
+                               ("push-local-reads", push["localMergedBytesRead"]),
+                               ("push-remote-chunks", push["remoteMergedChunksFetched"]),
+                               ("push-local-chunks", push["localMergedChunksFetched"]),
+                               ("push-remote-reqs", push["remoteMergedReqsDuration"]),
+                               ("push-fallback", push["mergedFetchFallbackCount"]),
+                               ("push-corrupt", push["corruptMergedBlockChunks"])):
+            assert [value(td) for td in table.find("tr", data_metric=metric).find_all("td")] == values, metric
+        # the largest remote merged read: its size, then its blocks
+        assert table.find("tr", data_metric="push-remote-reads").find_all("td")[-1].text() == \
+            f"5.0 KiB / {int(push['remoteMergedBlocksFetched'][-1])}"
+        assert table.find("tr", data_metric="push-fallback").find_all("td")[-1].text() == "1"
+
+        page = dump(browser, f"{server.url}/history/{APP_ID}/stages/stage/?id=0&attempt=0")
+        shown = [r.attrs["data-metric"] for r in page.doc.find("table", id="task-summary").find_all("tr", data_metric=True)]
+        assert "shuffle-write" in shown and not [m for m in shown if m.startswith("push-")], shown
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(120)
 def test_storage_environment_and_executors_pages(browser: Chromium, app: App) -> None:
     rdds = app.api("/storage/rdd")
     assert [r["name"] for r in rdds] == ["cached <i>numbers</i>"]

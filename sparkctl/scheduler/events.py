@@ -32,9 +32,19 @@ EXECUTOR_METRIC_NAMES = (
     "ProcessTreeJVMVMemory", "ProcessTreeJVMRSSMemory", "ProcessTreePythonVMemory", "ProcessTreePythonRSSMemory",
     "ProcessTreeOtherVMemory", "ProcessTreeOtherRSSMemory", "MinorGCCount", "MinorGCTime", "MajorGCCount",
     "MajorGCTime", "TotalGCTime", "ConcurrentGCCount", "ConcurrentGCTime")
-_PUSH_READ_NAMES = ("Corrupt Merged Block Chunks", "Merged Fetch Fallback Count", "Merged Remote Blocks Fetched",
-                    "Merged Local Blocks Fetched", "Merged Remote Chunks Fetched", "Merged Local Chunks Fetched",
-                    "Merged Remote Bytes Read", "Merged Local Bytes Read", "Merged Remote Requests Duration")
+#: The "Push Based Shuffle" object of a task's "Shuffle Read Metrics", in Spark's order: each
+#: field and the flat metric of ``TaskOutcome.metrics`` it carries (reads of merged slices).
+PUSH_READ_METRICS = (
+    ("Corrupt Merged Block Chunks", "shuffleCorruptMergedBlockChunks"),
+    ("Merged Fetch Fallback Count", "shuffleMergedFetchFallbackCount"),
+    ("Merged Remote Blocks Fetched", "shuffleMergedRemoteBlocksFetched"),
+    ("Merged Local Blocks Fetched", "shuffleMergedLocalBlocksFetched"),
+    ("Merged Remote Chunks Fetched", "shuffleMergedRemoteChunksFetched"),
+    ("Merged Local Chunks Fetched", "shuffleMergedLocalChunksFetched"),
+    ("Merged Remote Bytes Read", "shuffleMergedRemoteBytesRead"),
+    ("Merged Local Bytes Read", "shuffleMergedLocalBytesRead"),
+    ("Merged Remote Requests Duration", "shuffleMergedRemoteReqsDuration"),  # ms
+)
 
 
 def executor_metrics_zero() -> dict[str, int]:
@@ -269,8 +279,8 @@ def task_metrics(m: dict[str, int] | None, result_size: int, run_ms: int) -> Eve
             "Remote Bytes Read To Disk": g("shuffleRemoteBytesReadToDisk", 0),
             "Local Bytes Read": g("shuffleLocalBytesRead", 0),
             "Total Records Read": g("shuffleRecordsRead", 0),
-            "Remote Requests Duration": 0,
-            "Push Based Shuffle": dict.fromkeys(_PUSH_READ_NAMES, 0),
+            "Remote Requests Duration": g("shuffleRemoteReqsDuration", 0),
+            "Push Based Shuffle": {name: g(key, 0) for name, key in PUSH_READ_METRICS},
         },
         "Shuffle Write Metrics": {
             "Shuffle Bytes Written": g("shuffleBytesWritten", 0),
@@ -362,8 +372,16 @@ def task_start_json(raw: TaskStartRaw, prefix: str | None = None) -> str:
                                                                            '"Accumulables":[]}')
 
 
-_PUSH_JSON = ",".join(f'"{n}":0' for n in _PUSH_READ_NAMES)
 _EXECUTOR_METRICS_JSON = "{" + ",".join(f'"{n}":0' for n in EXECUTOR_METRIC_NAMES) + "}"
+# A task's "Push Based Shuffle" object: for most tasks (they read no merged slice) the zeros'
+# constant, which map() yields by itself as the default of its slot in _METRIC_ORDER (no flat
+# metric has the slot's name); formatted only for a task that has one of its metrics.
+_PUSH_KEYS = tuple(key for _, key in PUSH_READ_METRICS)
+_PUSH_KEY_SET = frozenset(_PUSH_KEYS)
+_NO_PUSH = (0,) * len(_PUSH_KEYS)
+_PUSH_ZEROS_JSON = "{" + ",".join(f'"{name}":0' for name, _ in PUSH_READ_METRICS) + "}"
+_PUSH_TEMPLATE = "{" + ",".join(f'"{name}":%d' for name, _ in PUSH_READ_METRICS) + "}"
+_PUSH_SLOT = "Push Based Shuffle"
 _METRICS_TEMPLATE = (
     '{"Executor Deserialize Time":%d,"Executor Deserialize CPU Time":%d,"Executor Run Time":%d,'
     '"Executor CPU Time":%d,"Peak Execution Memory":%d,"Peak On Heap Execution Memory":%d,'
@@ -371,38 +389,28 @@ _METRICS_TEMPLATE = (
     '"Result Serialization Time":%d,"Memory Bytes Spilled":%d,"Disk Bytes Spilled":%d,'
     '"Shuffle Read Metrics":{"Remote Blocks Fetched":%d,"Local Blocks Fetched":%d,"Fetch Wait Time":%d,'
     '"Remote Bytes Read":%d,"Remote Bytes Read To Disk":%d,"Local Bytes Read":%d,"Total Records Read":%d,'
-    '"Remote Requests Duration":0,"Push Based Shuffle":{' + _PUSH_JSON + '}},'
+    '"Remote Requests Duration":%d,"Push Based Shuffle":%s},'
     '"Shuffle Write Metrics":{"Shuffle Bytes Written":%d,"Shuffle Write Time":%d,'
     '"Shuffle Records Written":%d},"Input Metrics":{"Bytes Read":%d,"Records Read":%d},'
     '"Output Metrics":{"Bytes Written":%d,"Records Written":%d},"Updated Blocks":[]}')
 
 
 _METRIC_ORDER = ("executorDeserializeTime", "executorDeserializeCpuTime", "executorRunTime", "executorCpuTime",
-                 "peakExecutionMemory", "peakExecutionMemory", "resultSize", "jvmGcTime", "resultSerializationTime", "memoryBytesSpilled",
-                 "diskBytesSpilled", "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched",
+                 "peakExecutionMemory", "peakExecutionMemory", "resultSize", "jvmGcTime", "resultSerializationTime",
+                 "memoryBytesSpilled", "diskBytesSpilled", "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched",
                  "shuffleFetchWaitTime", "shuffleRemoteBytesRead", "shuffleRemoteBytesReadToDisk",
-                 "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten", "shuffleWriteTime",
-                 "shuffleRecordsWritten", "inputBytesRead", "inputRecordsRead", "outputBytesWritten",
-                 "outputRecordsWritten")
-_NO_METRICS = (0,) * len(_METRIC_ORDER)
-_RUN, _SIZE = _METRIC_ORDER.index("executorRunTime"), _METRIC_ORDER.index("resultSize")
+                 "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleRemoteReqsDuration", _PUSH_SLOT,
+                 "shuffleBytesWritten", "shuffleWriteTime", "shuffleRecordsWritten", "inputBytesRead",
+                 "inputRecordsRead", "outputBytesWritten", "outputRecordsWritten")
+_NO_METRICS: tuple[int | str, ...] = tuple(_PUSH_ZEROS_JSON if k == _PUSH_SLOT else 0 for k in _METRIC_ORDER)
+_EMPTY: dict[str, int] = {}
 
-
-def _metrics_json(m: dict[str, int] | None, result_size: int, run_ms: int) -> str:
-    values = tuple(map((m or {}).get, _METRIC_ORDER, _NO_METRICS))  # in C
-    if not m or "executorRunTime" not in m or "resultSize" not in m:
-        fixed = list(values)
-        if not m or "executorRunTime" not in m:
-            fixed[_RUN] = run_ms
-        if not m or "resultSize" not in m:
-            fixed[_SIZE] = result_size
-        values = tuple(fixed)
-    return _METRICS_TEMPLATE % values
-
-
+# One template for the whole line: the metrics' values follow the task's own in one tuple.
 _END_TEMPLATE = ('{"Event":"SparkListenerTaskEnd","Stage ID":%d,"Stage Attempt ID":%d,"Task Type":"%s",'
                  '"Task End Reason":%s,"Task Info":%s' + _INFO_END + ',"Task Executor Metrics":' +
-                 _EXECUTOR_METRICS_JSON + ',"Task Metrics":%s}')
+                 _EXECUTOR_METRICS_JSON + ',"Task Metrics":' + _METRICS_TEMPLATE + '}')
+_HEAD = 8  # the values before the metrics': stage, attempt, task type, reason, task info, finish, failed, killed
+_RUN, _SIZE, _PUSH = (_HEAD + _METRIC_ORDER.index(k) for k in ("executorRunTime", "resultSize", _PUSH_SLOT))
 
 
 def task_end_json(raw: TaskEndRaw, prefix: str | None = None) -> str:
@@ -410,8 +418,19 @@ def task_end_json(raw: TaskEndRaw, prefix: str | None = None) -> str:
     s = raw.start
     state = raw.state
     ok = state == "FINISHED"
-    reason = '{"Reason":"Success"}' if ok else _dumps(_end_reason(raw))
-    return _END_TEMPLATE % (
-        s.stage_id, s.stage_attempt, "ShuffleMapTask" if raw.is_map else "ResultTask", reason,
-        prefix or task_info_prefix(s), raw.ts, _B[not ok and state != "KILLED"], _B[state == "KILLED"],
-        _metrics_json(raw.metrics, raw.result_size, max(raw.ts - s.ts, 0)))
+    m = raw.metrics or _EMPTY
+    values = (s.stage_id, s.stage_attempt, "ShuffleMapTask" if raw.is_map else "ResultTask",
+              '{"Reason":"Success"}' if ok else _dumps(_end_reason(raw)), prefix or task_info_prefix(s), raw.ts,
+              _B[not ok and state != "KILLED"], _B[state == "KILLED"],
+              *map(m.get, _METRIC_ORDER, _NO_METRICS))  # in C
+    pushed = not _PUSH_KEY_SET.isdisjoint(m)
+    if pushed or "executorRunTime" not in m or "resultSize" not in m:
+        fixed = list(values)  # the defaults task_metrics() takes too, and the task's own push reads
+        if "executorRunTime" not in m:
+            fixed[_RUN] = max(raw.ts - s.ts, 0)
+        if "resultSize" not in m:
+            fixed[_SIZE] = raw.result_size
+        if pushed:
+            fixed[_PUSH] = _PUSH_TEMPLATE % tuple(map(m.get, _PUSH_KEYS, _NO_PUSH))
+        values = tuple(fixed)
+    return _END_TEMPLATE % values

@@ -98,6 +98,27 @@ _SCALAR_METRICS = ("executorDeserializeTime", "executorDeserializeCpuTime", "exe
                    "peakExecutionMemory")
 
 
+#: A task's ``shufflePushReadMetrics`` (and the quantiles' ``shufflePushReadMetricsDist``):
+#: Spark's name of each field, and the flat metric it shows
+_PUSH_READ_FIELDS = (
+    ("corruptMergedBlockChunks", "shuffleCorruptMergedBlockChunks"),
+    ("mergedFetchFallbackCount", "shuffleMergedFetchFallbackCount"),
+    ("remoteMergedBlocksFetched", "shuffleMergedRemoteBlocksFetched"),
+    ("localMergedBlocksFetched", "shuffleMergedLocalBlocksFetched"),
+    ("remoteMergedChunksFetched", "shuffleMergedRemoteChunksFetched"),
+    ("localMergedChunksFetched", "shuffleMergedLocalChunksFetched"),
+    ("remoteMergedBytesRead", "shuffleMergedRemoteBytesRead"),
+    ("localMergedBytesRead", "shuffleMergedLocalBytesRead"),
+    ("remoteMergedReqsDuration", "shuffleMergedRemoteReqsDuration"),
+)
+#: StageData's fields that bear the flat metrics' own names, in its order (after shuffleReadRecords)
+_STAGE_SHUFFLE_READ_EXTRAS = (
+    "shuffleCorruptMergedBlockChunks", "shuffleMergedFetchFallbackCount", "shuffleMergedRemoteBlocksFetched",
+    "shuffleMergedLocalBlocksFetched", "shuffleMergedRemoteChunksFetched", "shuffleMergedLocalChunksFetched",
+    "shuffleMergedRemoteBytesRead", "shuffleMergedLocalBytesRead", "shuffleRemoteReqsDuration",
+    "shuffleMergedRemoteReqsDuration")
+
+
 def _scalars(m: list[int] | tuple[int, ...]) -> dict[str, Any]:
     return {k: m[M[k]] for k in _SCALAR_METRICS}
 
@@ -115,11 +136,7 @@ def _stage_metrics(m: list[int] | tuple[int, ...]) -> dict[str, int]:
         "shuffleLocalBytesRead": m[M["shuffleLocalBytesRead"]],
         "shuffleReadBytes": m[M["shuffleRemoteBytesRead"]] + m[M["shuffleLocalBytesRead"]],
         "shuffleReadRecords": m[M["shuffleRecordsRead"]],
-        "shuffleCorruptMergedBlockChunks": 0, "shuffleMergedFetchFallbackCount": 0,
-        "shuffleMergedRemoteBlocksFetched": 0, "shuffleMergedLocalBlocksFetched": 0,
-        "shuffleMergedRemoteChunksFetched": 0, "shuffleMergedLocalChunksFetched": 0,
-        "shuffleMergedRemoteBytesRead": 0, "shuffleMergedLocalBytesRead": 0, "shuffleRemoteReqsDuration": 0,
-        "shuffleMergedRemoteReqsDuration": 0,
+        **{k: m[M[k]] for k in _STAGE_SHUFFLE_READ_EXTRAS},
         "shuffleWriteBytes": m[M["shuffleBytesWritten"]], "shuffleWriteTime": m[M["shuffleWriteTime"]],
         "shuffleWriteRecords": m[M["shuffleRecordsWritten"]],
     }
@@ -136,7 +153,8 @@ def task_metrics(m: tuple[int, ...]) -> Doc:
             "fetchWaitTime": m[M["shuffleFetchWaitTime"]], "remoteBytesRead": m[M["shuffleRemoteBytesRead"]],
             "remoteBytesReadToDisk": m[M["shuffleRemoteBytesReadToDisk"]],
             "localBytesRead": m[M["shuffleLocalBytesRead"]], "recordsRead": m[M["shuffleRecordsRead"]],
-            "remoteReqsDuration": 0},
+            "remoteReqsDuration": m[M["shuffleRemoteReqsDuration"]],
+            "shufflePushReadMetrics": {name: m[M[key]] for name, key in _PUSH_READ_FIELDS}},
         "shuffleWriteMetrics": {"bytesWritten": m[M["shuffleBytesWritten"]], "writeTime": m[M["shuffleWriteTime"]],
                                 "recordsWritten": m[M["shuffleRecordsWritten"]]},
     }
@@ -212,7 +230,7 @@ def stage(s: StageEntry, st: AppStatusListener, details: bool) -> Doc:
     doc.update({"killedTasksSummary": dict(s.killed_summary), "resourceProfileId": 0})
     if s.first_launch is not None:
         doc["peakExecutorMetrics"] = executor_metrics_zero()
-    doc.update({"isShufflePushEnabled": False, "shuffleMergersCount": 0})
+    doc.update({"isShufflePushEnabled": s.push_mergers > 0, "shuffleMergersCount": s.push_mergers})
     return doc
 
 
@@ -288,7 +306,8 @@ def task_summary(s: StageEntry, query: dict[str, str]) -> Doc:
             "remoteBytesReadToDisk": metric("shuffleRemoteBytesReadToDisk"),
             "totalBlocksFetched": q(t.metrics[M["shuffleRemoteBlocksFetched"]] +
                                     t.metrics[M["shuffleLocalBlocksFetched"]] for t in done),
-            "remoteReqsDuration": q(0 for _ in done)},
+            "remoteReqsDuration": metric("shuffleRemoteReqsDuration"),
+            "shufflePushReadMetricsDist": {name: metric(key) for name, key in _PUSH_READ_FIELDS}},
         "shuffleWriteMetrics": {"writeBytes": metric("shuffleBytesWritten"),
                                 "writeRecords": metric("shuffleRecordsWritten"),
                                 "writeTime": metric("shuffleWriteTime")},

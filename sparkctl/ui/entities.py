@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import add
 from typing import Any
 
-from sparkctl.scheduler.events import TaskEndRaw, TaskStartRaw
+from sparkctl.scheduler.events import PUSH_READ_METRICS, TaskStartRaw
 
 Event = dict[str, Any]
 
@@ -25,7 +25,8 @@ METRIC_KEYS = (
     "inputBytesRead", "inputRecordsRead", "outputBytesWritten", "outputRecordsWritten",
     "shuffleRemoteBlocksFetched", "shuffleLocalBlocksFetched", "shuffleFetchWaitTime", "shuffleRemoteBytesRead",
     "shuffleRemoteBytesReadToDisk", "shuffleLocalBytesRead", "shuffleRecordsRead", "shuffleBytesWritten",
-    "shuffleWriteTime", "shuffleRecordsWritten",
+    "shuffleWriteTime", "shuffleRecordsWritten", "shuffleRemoteReqsDuration",
+    *(key for _, key in PUSH_READ_METRICS),  # push-based shuffle: reads of merged slices
 )
 M = {k: i for i, k in enumerate(METRIC_KEYS)}
 ZERO_METRICS = (0,) * len(METRIC_KEYS)
@@ -43,6 +44,8 @@ _JSON_PATHS: tuple[tuple[str, ...], ...] = (
     ("Shuffle Read Metrics", "Remote Bytes Read To Disk"), ("Shuffle Read Metrics", "Local Bytes Read"),
     ("Shuffle Read Metrics", "Total Records Read"), ("Shuffle Write Metrics", "Shuffle Bytes Written"),
     ("Shuffle Write Metrics", "Shuffle Write Time"), ("Shuffle Write Metrics", "Shuffle Records Written"),
+    ("Shuffle Read Metrics", "Remote Requests Duration"),
+    *(("Shuffle Read Metrics", "Push Based Shuffle", name) for name, _ in PUSH_READ_METRICS),
 )
 
 
@@ -174,6 +177,7 @@ class StageEntry:
     failure: str | None = None
     pool: str = "default"
     description: str | None = None
+    push_mergers: int = 0  # a map stage whose tasks push (push-based shuffle): to how many mergers
     active: int = 0
     complete: int = 0
     failed: int = 0

@@ -250,6 +250,8 @@ class AppStatusListener:
         st.num_tasks = int(info.get("Number of Tasks", st.num_tasks))
         st.pool = str(props.get("spark.scheduler.pool", "default"))
         st.description = props.get("spark.job.description")
+        if info.get("Shuffle Push Enabled"):
+            st.push_mergers = int(info.get("Shuffle Push Mergers Count") or 0)
         st.job_ids |= self.stage_jobs.get(st.stage_id, set())
         for jid in st.job_ids:
             job = self.jobs.get(jid)

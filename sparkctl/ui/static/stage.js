@@ -13,7 +13,15 @@
     return SC.fmt.bytes(b) + " / " + SC.fmt.count(r);
   }
 
-  /** Quantile rows: [key, label, values, format] (format: "ms", "bytes", "bytes/records"). */
+  /** Whether the stage read merged slices of a push-based shuffle, or tried to (a fallback
+   * counts): Spark shows the push read rows for push-enabled stages only. */
+  function readMerged(stage) {
+    return stage.shuffleMergedRemoteBlocksFetched || stage.shuffleMergedLocalBlocksFetched ||
+      stage.shuffleMergedFetchFallbackCount || stage.shuffleCorruptMergedBlockChunks;
+  }
+
+  /** Quantile rows: {key, label, values, kind, more} (kind: "ms", "bytes" or "count"; more:
+   * a second quantity shown after a slash, records or blocks). */
   function summaryRows(d, stage) {
     var rows = [];
     function add(key, label, values, kind, more) { if (values) rows.push({key: key, label: label, values: values, kind: kind, more: more}); }
@@ -36,6 +44,19 @@
       add("shuffle-read", "Shuffle Read Size / Records", sr.readBytes, "bytes", sr.readRecords);
       add("shuffle-remote", "Shuffle Remote Reads", sr.remoteBytesRead, "bytes");
       add("shuffle-wait", "Shuffle Read Fetch Wait Time", sr.fetchWaitTime, "ms");
+      add("shuffle-remote-reqs", "Shuffle Remote Requests Duration", sr.remoteReqsDuration, "ms");
+      var push = sr.shufflePushReadMetricsDist;
+      if (push && readMerged(stage)) {
+        add("push-remote-reads", "Merged Remote Reads Size / Blocks", push.remoteMergedBytesRead, "bytes",
+          push.remoteMergedBlocksFetched);
+        add("push-local-reads", "Merged Local Reads Size / Blocks", push.localMergedBytesRead, "bytes",
+          push.localMergedBlocksFetched);
+        add("push-remote-chunks", "Merged Remote Chunks Fetched", push.remoteMergedChunksFetched, "count");
+        add("push-local-chunks", "Merged Local Chunks Fetched", push.localMergedChunksFetched, "count");
+        add("push-remote-reqs", "Merged Remote Requests Duration", push.remoteMergedReqsDuration, "ms");
+        add("push-fallback", "Merged Fetch Fallback Count", push.mergedFetchFallbackCount, "count");
+        add("push-corrupt", "Corrupt Merged Block Chunks", push.corruptMergedBlockChunks, "count");
+      }
     }
     var sw = d.shuffleWriteMetrics;
     if ((stage.shuffleWriteBytes || stage.shuffleWriteRecords) && sw) {
@@ -56,7 +77,7 @@
     var body = summaryRows(d, stage).map(function (r) {
       return el("tr", {"data-metric": r.key}, el("th", {scope: "row"}, r.label), qs.map(function (_q, i) {
         var v = r.values[i];
-        var text = r.kind === "ms" ? fmt.duration(v) : fmt.bytes(v);
+        var text = r.kind === "ms" ? fmt.duration(v) : r.kind === "count" ? fmt.count(v) : fmt.bytes(v);
         if (r.more) text += " / " + fmt.count(Math.round(r.more[i]));
         return el("td", {class: "num", "data-value": v}, text);
       }));
