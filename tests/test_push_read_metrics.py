@@ -121,31 +121,30 @@ def task_events() -> list[Any]:
     return out
 
 
+def _feed(listener: Any) -> None:
+    """The application's events to a listener: tasks as raw tuples, the rest as JSON objects."""
+    for e in task_events():
+        if isinstance(e, ev.TaskStartRaw):
+            listener.on_task_start_raw(e)
+        elif isinstance(e, ev.TaskEndRaw):
+            listener.on_task_end_raw(e)
+        else:
+            listener.on_event(e)
+
+
 def write_event_log(log_dir: Path) -> Path:
     """The application's event log, written by sparkctl's own EventLoggingListener."""
     writer = EventLoggingListener(str(log_dir))
     writer.open(APP_ID)
-    for e in task_events():
-        if isinstance(e, ev.TaskStartRaw):
-            writer.on_task_start_raw(e)
-        elif isinstance(e, ev.TaskEndRaw):
-            writer.on_task_end_raw(e)
-        else:
-            writer.on_event(e)
+    _feed(writer)
     writer.stop()
     return log_dir / APP_ID
 
 
 def live_listener() -> AppStatusListener:
-    """The live driver's status listener fed the same events (tasks as raw tuples)."""
+    """The live driver's status listener fed the same events."""
     st = AppStatusListener()
-    for e in task_events():
-        if isinstance(e, ev.TaskStartRaw):
-            st.on_task_start_raw(e)
-        elif isinstance(e, ev.TaskEndRaw):
-            st.on_task_end_raw(e)
-        else:
-            st.on_event(e)
+    _feed(st)
     return st
 
 
