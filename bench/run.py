@@ -57,6 +57,10 @@ except ImportError:  # run from a checkout without PYTHONPATH set
     sys.path.insert(0, ROOT)
 from sparkctl import SparkConf, SparkContext  # noqa: E402
 
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from proc_cpu import stat_fields  # noqa: E402
+
 MB = 1024 * 1024
 GROUP_KEYS = 100_000  # distinct keys of the groupByKey data: 20 values a key at 2M pairs
 SEED = 20240601
@@ -166,18 +170,9 @@ def _busy_jiffies() -> int | None:
 
 def _our_jiffies() -> int:
     """CPU time of this process and all its descendants (driver, executor, task slots)."""
-    parents: dict[int, int] = {}
-    times: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(name)] = int(rest[1])
-        times[int(name)] = int(rest[11]) + int(rest[12])  # utime + stime
+    stats = stat_fields()
+    parents = {pid: int(fields[1]) for pid, fields in stats.items()}
+    times = {pid: int(fields[11]) + int(fields[12]) for pid, fields in stats.items()}  # utime + stime
     ours = {os.getpid()}
     changed = True
     while changed:

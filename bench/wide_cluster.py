@@ -15,9 +15,9 @@ reply or as a broadcast). It also prints the CPU-seconds the driver, the executo
 their task slots spent on the first job and on the best warm one, from the kernel's
 count of each process's threads: on a machine with fewer cores than workers the jobs
 are bound by that sum, and the difference between the two is what a process's first
-shuffle costs it once (its first connections, the pages it copies from its parent). With five or more workers the shuffle is push-based
-(``spark.shuffle.push.enabled``, on by default): ``--conf spark.shuffle.push.enabled=false``
-measures the pull shuffle.
+shuffle costs it once (its first connections, the pages it copies from its parent).
+With five or more workers the shuffle is push-based (``spark.shuffle.push.enabled``, on by
+default): ``--conf spark.shuffle.push.enabled=false`` measures the pull shuffle.
 
 Target (issue 14): at most one compressed copy of the statuses per executor, and W=100
 within 3 x the W=20 time.
@@ -32,23 +32,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from proc_cpu import run_seconds  # noqa: E402
+from proc_cpu import run_seconds, stat_fields  # noqa: E402
 from sparkctl import SparkConf, SparkContext  # noqa: E402
 
 
 def _cluster_pids(executor_pids: set[int]) -> list[int]:
     """The driver, the executors and the executors' task slots (their children)."""
-    pids = [os.getpid(), *executor_pids]
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid in executor_pids:
-                pids.append(int(name))
-    return pids
+    slots = [pid for pid, fields in stat_fields().items() if int(fields[1]) in executor_pids]
+    return [os.getpid(), *executor_pids, *slots]
 
 
 def _cpu(pids: list[int]) -> float:
