@@ -366,10 +366,13 @@ class ShuffleBlockFetcher:
     def _send_more(self) -> None:
         assert self.client is not None
         while self.unsent and (not self.in_flight or self.in_flight + self.unsent[0].size <= self.max_bytes_in_flight):
-            req = self.unsent.popleft()
-            self.in_flight += req.size
-            req.sent = time.perf_counter_ns()
-            self.client.send(req)
+            self._send(self.unsent.popleft())
+
+    def _send(self, req: FetchRequest) -> None:
+        assert self.client is not None
+        self.in_flight += req.size
+        req.sent = time.perf_counter_ns()
+        self.client.send(req)
 
     def _wait_for(self, req: FetchRequest) -> None:
         assert self.client is not None
@@ -378,10 +381,7 @@ class ShuffleBlockFetcher:
         # the request may not be sent yet: a window full of later maps' ranges (one
         # executor's request packs maps from all over) must not hold the reader back
         while not req.done and any(r is req for r in self.unsent):
-            nxt = self.unsent.popleft()
-            self.in_flight += nxt.size
-            nxt.sent = time.perf_counter_ns()
-            self.client.send(nxt)
+            self._send(self.unsent.popleft())
         deadline = time.monotonic() + self.timeout
         while not req.done:
             remaining = deadline - time.monotonic()
