@@ -281,7 +281,7 @@ _SETTINGS = [
     Setting("spark.shuffle.compress", "true", "compress shuffle files (each pickled batch) with spark.io.compression.codec; reducers fetch the compressed bytes", BOOL),
     Setting("spark.shuffle.spill.compress", "true", "compress the runs aggregations and sorts spill to disk with spark.io.compression.codec", BOOL),
     Setting("spark.shuffle.push.enabled", "true", "push-based shuffle: map tasks push their small slices to a few merger executors and each reducer reads them from one, instead of from every executor (used for a shuffle only when enough hosts are there, see spark.shuffle.push.mergersMinStaticThreshold)", BOOL),
-    Setting("spark.shuffle.push.maxBlockSizeToPush", "1m", "slices of a map output larger than this are not pushed: reducers read them from the map output", Size("b")),
+    Setting("spark.shuffle.push.maxBlockSizeToPush", "1m", "slices of a map output larger than this are not pushed: reducers read them from the map output (with more hosts than mergers, the limit is scaled by mergers / hosts)", Size("b")),
     Setting("spark.shuffle.push.maxBlockBatchSize", "3m", "the most bytes of slices one push to a merger carries", Size("b")),
     Setting("spark.shuffle.push.mergersMinStaticThreshold", "5", "the fewest hosts a shuffle takes push-based shuffle with (its mergers, one per host)", POSITIVE),
     Setting("spark.shuffle.push.mergersMinThresholdRatio", "0.05", "push-based shuffle also needs at least this share of one merger per reducer slot; sparkctl takes the fewest mergers this and the static threshold allow", Float(0.0, 1.0, low_open=True)),

@@ -43,7 +43,7 @@ from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage import block_pusher
 from sparkctl.storage.block_pusher import plan_pushes, push_map_output
 from sparkctl.storage.merged_shuffle import (MergedShuffleFiles, choose_mergers, merged_name, merger_of,
-                                             owned_reducers, parse_merged_name)
+                                             owned_reducers, parse_merged_name, push_block_limit)
 from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block
 from tests.clusters import pid_alive, wait_for
 
@@ -128,6 +128,24 @@ def test_choose_mergers_takes_the_least_spark_accepts_one_per_host() -> None:
             # the host's executor is a fixed one (the least), whatever order they came in
             assert loc == min(e for e in execs if e[1] == loc[1])
         assert chosen == choose_mergers(list(reversed(execs)), reducers, tpe, min_static, ratio)
+
+
+@pytest.mark.timeout(10)
+def test_push_block_limit_keeps_a_mergers_share_within_one_executors() -> None:
+    assert push_block_limit(1 << 20, 5, 5) == 1 << 20  # a merger on every host: Spark's limit
+    assert push_block_limit(1 << 20, 5, 3) == 1 << 20
+    assert push_block_limit(1 << 20, 5, 100) == (1 << 20) // 20
+    assert push_block_limit(600, 5, 6) == 500
+    assert push_block_limit(1, 5, 100) == 1  # never below one byte
+    rng = random.Random(5)
+    for _ in range(500):
+        max_block, hosts = rng.randrange(1, 1 << 22), rng.randrange(1, 3000)
+        mergers = rng.randrange(1, hosts + 1)
+        limit = push_block_limit(max_block, mergers, hosts)
+        assert 1 <= limit <= max_block
+        if hosts > mergers and max_block * mergers >= hosts:
+            # M x R / K slices of the limit: at most the M x R x max_block / H of one executor
+            assert limit * hosts <= max_block * mergers < (limit + 1) * hosts
 
 
 @pytest.mark.timeout(10)
@@ -915,6 +933,36 @@ def test_cluster_with_nothing_small_enough_to_push(pull_reference: dict[str, Any
         assert _shuffles_with_mergers(sc)  # mergers chosen, but no slice is one byte
         for sid in tracker.outputs:
             assert all(s is not None and s.merged == () for s in tracker.outputs[sid])
+    assert_no_child_processes(allow_shared=False)
+
+
+@pytest.mark.timeout(90)
+def test_cluster_pushes_only_slices_within_the_limit_scaled_to_its_hosts(assert_no_child_processes: Any) -> None:
+    # 6 hosts and 5 mergers: a 600-byte maxBlockSizeToPush becomes 500 bytes. One record a
+    # slice, of a size set by its map task and reducer, so the slices run from about 30 to
+    # over 900 bytes, on both sides of both limits (random bytes: compressing leaves them be).
+    rng = random.Random(3)
+    data = [(r, rng.randbytes(m * 40 + r * 27)) for m in range(WORKERS) for r in range(20)]
+    groups: dict[int, list[bytes]] = defaultdict(list)
+    for k, v in data:
+        groups[k].append(v)  # in map order, as the reducer reads them
+    conf = _conf(**{"spark.shuffle.push.maxBlockSizeToPush": "600"})
+    with SparkContext(f"local-cluster[{WORKERS},1,256]", "push-limit", conf=conf) as sc:
+        runtime = sc._runtime
+        wait_for(lambda: len(runtime.executors) == WORKERS, 30, "every executor")
+        rdd = sc.parallelize(data, WORKERS).groupByKey(20).mapValues(list)
+        assert sorted(rdd.collect()) == sorted(groups.items())
+        tracker = runtime.map_outputs
+        (sid, mergers), = _shuffles_with_mergers(sc).items()
+        assert len(mergers) == 5
+        merged = unmerged = 0
+        for status in tracker.outputs[sid]:
+            assert status is not None and len(status.merged) == 20
+            for at, size in zip(status.merged, status.sizes):
+                assert (at >= 0) == (0 < size <= 500), (status.sizes, status.merged)
+                merged += at >= 0
+                unmerged += size > 500
+        assert merged > 20 and unmerged > 20  # both kinds, many of each
     assert_no_child_processes(allow_shared=False)
 
 

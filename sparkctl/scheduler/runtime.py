@@ -51,7 +51,7 @@ from sparkctl.scheduler.map_output_tracker import MIN_SIZE_FOR_BROADCAST, MapOut
 from sparkctl.scheduler.task_scheduler import (BarrierTaskSetFailed, KillTask, Launch, TaskAttempt, TaskEnded,
                                                TaskScheduler, TaskSetAborted, TaskSetManager)
 from sparkctl.status import AppStatusStore, call_site
-from sparkctl.storage.merged_shuffle import PushConfig, choose_mergers
+from sparkctl.storage.merged_shuffle import PushConfig, choose_mergers, push_block_limit
 
 if TYPE_CHECKING:
     from sparkctl.rdd.rdd import RDD
@@ -419,7 +419,8 @@ class DriverRuntime:
 
     def _push_plan(self, dep: Any) -> tuple[tuple[tuple[str, str, int] | None, ...], int, int] | None:
         """The mergers a shuffle's map tasks push to, chosen at its first map stage from
-        the executors there (storage/merged_shuffle.py); None when it takes none."""
+        the executors there (storage/merged_shuffle.py), the largest slice they push (scaled
+        to the hosts there now) and the most bytes of one push; None when it takes none."""
         push = self.push
         assert push is not None
 
@@ -431,7 +432,8 @@ class DriverRuntime:
         mergers = self.map_outputs.shuffle_mergers(dep.shuffle_id, choose)
         if not any(mergers):
             return None
-        return mergers, push.max_block, push.max_batch
+        hosts = len({h.host for h in self.executors.values() if h.port})
+        return mergers, push_block_limit(push.max_block, len(mergers), hosts), push.max_batch
 
     def _launch(self, att: TaskAttempt) -> None:
         h = self.executors.get(att.executor_id)

@@ -30,6 +30,9 @@ What differs from Spark's, and why:
 - ``choose_mergers`` takes the fewest mergers Spark would accept for the stage
   (``spark.shuffle.push.mergersMinStaticThreshold`` and ``mergersMinThresholdRatio``),
   not the most: the messages of a shuffle grow with M x K.
+- So that K mergers on H hosts take no more bytes than one executor could serve, a map
+  task pushes only slices of at most ``maxBlockSizeToPush x K / H`` (``push_block_limit``):
+  a wide shuffle of small slices is all pushed, one of large slices is mostly pulled.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from typing import Sequence
 from sparkctl.storage.shuffle_block_resolver import pread_exactly
 
 __all__ = ["MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", "merger_of", "owned_reducers",
-           "parse_merged_name"]
+           "parse_merged_name", "push_block_limit"]
 
 #: merged files kept open by a merger (each shuffle has one per reducer it owns)
 OPEN_MERGED_FILES = 256
@@ -110,6 +113,22 @@ def choose_mergers(executors: Sequence[Location], reducers: int, tasks_per_execu
         return ()
     step = len(hosts) / needed
     return tuple(hosts[int(i * step)] for i in range(needed))
+
+
+def push_block_limit(max_block: int, mergers: int, hosts: int) -> int:
+    """The largest slice a map task pushes to one of ``mergers`` mergers when the
+    executors are on ``hosts`` hosts: ``max_block`` (``spark.shuffle.push.maxBlockSizeToPush``)
+    scaled by ``mergers / hosts`` when there are more hosts than mergers.
+
+    A merger takes the pushed slices of every map task for ``1 / mergers`` of the reducers,
+    at most ``M x R / mergers`` slices of this limit, which is ``M x R x max_block / hosts``:
+    no more than one executor's map outputs could hold, at the most, in a pull shuffle of
+    slices up to ``max_block``. Spark keeps a merger's share near one executor's by taking
+    a merger on every host; here the mergers stay few (a shuffle's pushes grow with
+    M x K, see the module) and the larger slices are read from the map outputs instead."""
+    if hosts <= mergers:
+        return max_block
+    return max(1, max_block * mergers // hosts)
 
 
 class MergedShuffleFiles:
