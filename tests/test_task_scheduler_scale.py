@@ -394,8 +394,9 @@ def test_a_clock_that_went_back_falls_back_to_checking_every_running_task() -> N
 
 @pytest.mark.parametrize("seed", range(5))
 def test_barrier_tasks_go_where_the_plain_rule_puts_them(seed: int) -> None:
-    """A barrier task goes to a preferred executor with room, else to the first executor,
-    in registration order, with the most free cores: the scheduler's heap places them as
+    """A barrier task goes to a preferred executor with room, else to the executor with the
+    most free cores on the first preferred host (by name) that has room, else to the first
+    executor, in registration order, with the most free cores: the scheduler places them as
     that rule does when recomputed over every executor for each task."""
     rnd = random.Random(seed)
     ts = TaskScheduler()
@@ -407,10 +408,23 @@ def test_barrier_tasks_go_where_the_plain_rule_puts_them(seed: int) -> None:
         ts.task_succeeded(a.task_id, None, None, None)
     free = {e: s.free for e, s in ts.executors.items()}
     n = rnd.randint(1, sum(free.values()))
-    preferred = {p: {f"e{rnd.randrange(len(free))}"} for p in range(n) if rnd.random() < 0.3}
+    hosts = {e: s.host for e, s in ts.executors.items()}
+    preferred: dict[int, set[str]] = {}
+    for p in range(n):
+        if rnd.random() < 0.3:
+            preferred.setdefault(p, set()).add(f"e{rnd.randrange(len(free))}")
+        if rnd.random() < 0.4:
+            preferred.setdefault(p, set()).update(HOST + f"h{rnd.randrange(4)}" for _ in range(rnd.randint(1, 2)))
     expected = []
     for i in range(n):
-        where = next((e for e in sorted(preferred.get(i, ())) if free[e] >= 1), None)
+        where = next((e for e in sorted(p for p in preferred.get(i, ()) if not p.startswith(HOST)) if free[e] >= 1),
+                     None)
+        for host in sorted(p[len(HOST):] for p in preferred.get(i, ()) if p.startswith(HOST)):
+            if where is not None:
+                break
+            room = [e for e in free if hosts[e] == host and free[e] >= 1]
+            if room:
+                where = max(room, key=lambda e: free[e])
         if where is None:
             where = max(free, key=lambda e: free[e])  # the first of the largest, in dict (registration) order
         free[where] -= 1

@@ -312,25 +312,31 @@ class TaskScheduler:
     def _offer_barrier(self, tsm: TaskSetManager, now: float) -> list[Any]:
         """Start every task of a barrier task set at once, or none while the free slots of
         all executors together cannot hold them. A task goes to an executor caching its
-        input if one has a free slot, else to the executor with the most free slots, which
-        spreads the tasks over the cluster."""
+        input if one has a free slot, else to the executor with the most free slots on a
+        host holding its input (the first such host, by name, with room), else to the
+        executor with the most free slots, which spreads the tasks over the cluster."""
         n = len(tsm.partitions)
         c = self._cpus
         if tsm.zombie or tsm.running or tsm.num_succeeded or self.free_slots() < n:
             return []
-        preferred: dict[int, list[str]] = {}
-        for eid, indices in tsm.by_executor.items():
-            for i in indices:
-                preferred.setdefault(i, []).append(eid)
+        preferred = _by_task(tsm.by_executor)
+        preferred_hosts = _by_task(tsm.by_host)
         executors = self.executors
+        with_room = self.executors_with_free_slots()
+        on_host: dict[str, list[ExecutorSlots]] = {}
+        if preferred_hosts:
+            for e in with_room:
+                on_host.setdefault(executors[e].host, []).append(executors[e])
         # the executors with room, most free cores first, then by registration order; an entry
         # whose executor's free cores changed since (a preferred task took one) is stale
-        roomiest = [(-executors[e].free, executors[e].seq, e) for e in self.executors_with_free_slots()]
+        roomiest = [(-executors[e].free, executors[e].seq, e) for e in with_room]
         heapq.heapify(roomiest)
         actions: list[Any] = []
         for i in range(n):
             slots = next((executors[e] for e in preferred.get(i, ())
                           if e in executors and executors[e].free >= c), None)
+            if slots is None and i in preferred_hosts:
+                slots = _roomiest_on(on_host, preferred_hosts[i], c)
             if slots is None:
                 while True:
                     free, _, e = roomiest[0]
@@ -484,3 +490,28 @@ class TaskScheduler:
     # ------------------------------------------------------------- queries
     def running_tasks(self) -> int:
         return len(self.attempts)
+
+
+def _by_task(places: dict[str, list[int]]) -> dict[int, list[str]]:
+    """A task set's places (executor ids or hosts) -> the tasks preferring each, turned into
+    task -> its places, sorted."""
+    out: dict[int, list[str]] = {}
+    for place, indices in places.items():
+        for i in indices:
+            out.setdefault(i, []).append(place)
+    for lst in out.values():
+        lst.sort()
+    return out
+
+
+def _roomiest_on(on_host: dict[str, list[ExecutorSlots]], hosts: list[str], cpus: int) -> ExecutorSlots | None:
+    """Of the first host in ``hosts`` with an executor that has ``cpus`` free cores, its
+    executor with the most (the first registered among equals); None when no host has."""
+    for host in hosts:
+        best = None
+        for slots in on_host.get(host, ()):
+            if slots.free >= cpus and (best is None or slots.free > best.free):
+                best = slots
+        if best is not None:
+            return best
+    return None
