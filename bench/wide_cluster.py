@@ -1,6 +1,7 @@
 """A distinct() across many one-core workers on this machine: what map output statuses cost.
 
-    python bench/wide_cluster.py [--workers 20,100] [--records 200000] [--memory 256] [--conf KEY=VALUE ...]
+    python bench/wide_cluster.py [--workers 20,100] [--records 200000] [--memory 256] [--rounds N]
+                                 [--conf KEY=VALUE ...]
 
 For each worker count W it starts ``local-cluster[W,1,M]`` (a private master and W
 workers, worker i on 127.0.0.(2+i), so every shuffle block crosses TCP), waits for the W
@@ -18,6 +19,9 @@ are bound by that sum, and the difference between the two is what a process's fi
 shuffle costs it once (its first connections, the pages it copies from its parent).
 With five or more workers the shuffle is push-based (``spark.shuffle.push.enabled``, on by
 default): ``--conf spark.shuffle.push.enabled=false`` measures the pull shuffle.
+``--rounds N`` runs the worker counts N times, taking turns, and prints the median times
+and their ratio: this machine's speed drifts by tens of percent within minutes, and a
+20-worker job of a quarter of a second moves most.
 
 Target (issue 14): at most one compressed copy of the statuses per executor, and W=100
 within 3 x the W=20 time.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -93,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--records", type=int, default=200_000, help="distinct integers (default 200,000)")
     ap.add_argument("--memory", type=int, default=256, help="MiB per worker and executor (default 256)")
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a setting for the application")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every worker count this many times, taking turns, then print the medians (default 1)")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds {args.rounds}: expected at least 1")
     settings = {}
     for item in args.conf:
         key, sep, value = item.partition("=")
@@ -102,10 +111,23 @@ def main(argv: list[str] | None = None) -> None:
         settings[key] = value
     print(f"{'workers':>8} {'seconds':>9} {'warm s':>8} {'status bytes':>13} {'requests':>9} {'bytes/executor':>15}"
           f" {'CPU s':>7} {'warm CPU s':>11}")
-    for w in (int(x) for x in args.workers.split(",")):
-        seconds, warm, status_bytes, fetches, cpu, warm_cpu = run(w, args.records, args.memory, settings)
-        print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}"
-              f" {cpu:>7.2f} {warm_cpu:>11.2f}", flush=True)
+    counts = [int(x) for x in args.workers.split(",")]
+    times: dict[int, list[tuple[float, float]]] = {w: [] for w in counts}
+    for _ in range(args.rounds):
+        for w in counts:
+            seconds, warm, status_bytes, fetches, cpu, warm_cpu = run(w, args.records, args.memory, settings)
+            times[w].append((seconds, warm))
+            print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}"
+                  f" {cpu:>7.2f} {warm_cpu:>11.2f}", flush=True)
+    if args.rounds > 1:
+        # the machine's speed drifts over minutes: rounds that take turns, and medians
+        medians = {w: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)) for w, ts in times.items()}
+        for w, (first, warm) in medians.items():
+            print(f"median {w:>4} workers: {first:.3f} s first, {warm:.3f} s warm ({args.rounds} rounds)")
+        low, high = min(counts), max(counts)
+        if high > low:
+            print(f"{high} / {low} workers, medians: {medians[high][0] / medians[low][0]:.1f} x first,"
+                  f" {medians[high][1] / medians[low][1]:.1f} x warm")
 
 
 if __name__ == "__main__":
