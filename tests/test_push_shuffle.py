@@ -42,7 +42,7 @@ from sparkctl.storage.block_fetcher import BlockRange, FetchRequest, RangeClient
 from sparkctl.storage.block_manager import BlockManager
 from sparkctl.storage import block_pusher
 from sparkctl.storage.block_pusher import plan_pushes, push_map_output
-from sparkctl.storage.merged_shuffle import (MergedShuffleFiles, choose_mergers, merged_name, merger_of,
+from sparkctl.storage.merged_shuffle import (MERGED_IN_MEMORY, MergedShuffleFiles, choose_mergers, merged_name, merger_of,
                                              owned_reducers, parse_merged_name, push_block_limit)
 from sparkctl.storage.shuffle import MapStatus, PartitionedWriter, read_local_block
 from tests.clusters import pid_alive, wait_for
@@ -197,7 +197,7 @@ def _fd_open(fd: int) -> bool:
 
 @pytest.mark.timeout(10)
 def test_merged_files_append_read_mode_and_forget(tmp_path: Path) -> None:
-    files = MergedShuffleFiles(str(tmp_path))
+    files = MergedShuffleFiles(str(tmp_path), memory=0)  # every slice written as it comes
     assert files.append(3, 0, b"abc") == 0
     assert files.append(3, 0, memoryview(b"defgh")) == 3
     assert files.append(3, 1, b"xy") == 0
@@ -236,7 +236,7 @@ def test_merged_files_append_read_mode_and_forget(tmp_path: Path) -> None:
 @pytest.mark.timeout(10)
 def test_merged_files_capacity_closes_the_least_recent(tmp_path: Path) -> None:
     before = len(os.listdir("/proc/self/fd"))
-    files = MergedShuffleFiles(str(tmp_path), capacity=2)
+    files = MergedShuffleFiles(str(tmp_path), capacity=2, memory=0)
     expected: dict[int, bytes] = defaultdict(bytes)
     rng = random.Random(1)
     for _ in range(60):
@@ -252,6 +252,89 @@ def test_merged_files_capacity_closes_the_least_recent(tmp_path: Path) -> None:
             files.read(merged_name(0, r), 0, len(data) + 1)
     files.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _on_disk(tmp_path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+
+@pytest.mark.timeout(10)
+def test_merged_files_are_held_in_memory_then_written_out_least_recent_first(tmp_path: Path) -> None:
+    files = MergedShuffleFiles(str(tmp_path), memory=10)
+    a, b, c = merged_name(1, 0), merged_name(1, 1), merged_name(2, 0)
+    assert files.append(1, 0, b"aaaa") == 0
+    assert files.append(1, 1, memoryview(b"bbb")) == 0
+    assert files.append(1, 0, b"AA") == 4
+    assert files.held_bytes == 9 and _on_disk(tmp_path) == {}  # no file, no write
+    assert files.read(a, 2, 4) == b"aaAA" and files.read(b, 0, 3) == b"bbb"
+    assert files.append(2, 0, b"cc") == 0  # 11 bytes held: b, appended least recently, goes out
+    assert _on_disk(tmp_path) == {b: b"bbb"} and files.held_bytes == 8
+    assert stat.S_IMODE(os.stat(tmp_path / b).st_mode) == 0o600
+    assert files.append(1, 1, b"B") == 3  # a written file is appended to on disk
+    assert _on_disk(tmp_path) == {b: b"bbbB"} and files.held_bytes == 8
+    assert files.read(b, 2, 2) == b"bB"
+    assert files.append(3, 0, b"x" * 11) == 0  # more than the budget alone: straight to disk
+    assert _on_disk(tmp_path)[merged_name(3, 0)] == b"x" * 11 and files.held_bytes == 8
+    for bad in [(4, 3), (7, 0), (-1, 1), (0, 1.5)]:
+        with pytest.raises(OSError):
+            files.read(a, *bad)
+    assert files.read(a, 6, 0) == b""
+    assert files.bytes_merged == 4 + 3 + 2 + 2 + 1 + 11 and files.slices_merged == 6
+    files.forget(1)  # a's bytes go; b's file is closed (the executor deletes it)
+    assert files.held_bytes == 2 and files.read(c, 0, 2) == b"cc"
+    with pytest.raises(OSError):
+        files.read(a, 0, 1)
+    assert files.append(1, 0, b"new") == 0  # a shuffle id is never reused; if it were, it starts over
+    files.close()
+    assert files.held_bytes == 0 and not files._open
+
+
+@pytest.mark.timeout(20)
+def test_merged_files_in_memory_and_on_disk_read_as_plain_concatenation(tmp_path: Path) -> None:
+    """Random appends under a small budget: whatever is held or written out, every file
+    reads back as the concatenation of its slices, each at the offset append gave it, the
+    budget always holds, and what is on disk is each written file whole."""
+    rng = random.Random(7)
+    for trial in range(20):
+        d = tmp_path / str(trial)
+        d.mkdir()
+        memory = rng.choice([0, 1, 16, 64, 200])
+        files = MergedShuffleFiles(str(d), capacity=rng.choice([1, 3, 256]), memory=memory)
+        expected: dict[str, bytes] = defaultdict(bytes)
+        for _ in range(rng.randrange(1, 80)):
+            shuffle_id, r = rng.randrange(2), rng.randrange(4)
+            data = rng.randbytes(rng.randrange(1, 40))
+            name = merged_name(shuffle_id, r)
+            assert files.append(shuffle_id, r, data) == len(expected[name])
+            expected[name] += data
+            assert files.held_bytes <= memory
+        assert files.held_bytes == sum(len(v) for v in files._held.values())
+        for name, data in _on_disk(d).items():
+            assert data == expected[name]
+        assert set(_on_disk(d)) | set(files._held) == set(expected)
+        for name, data in expected.items():
+            at = rng.randrange(len(data))
+            assert files.read(name, 0, len(data)) == data
+            assert files.read(name, at, len(data) - at) == data[at:]
+            with pytest.raises(OSError):
+                files.read(name, at, len(data) - at + 1)
+        files.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_merged_file_that_cannot_be_written_out_is_lost_not_half_read(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"  # the merger's directory vanished (a full disk fails the same way)
+    files = MergedShuffleFiles(str(gone), memory=8)
+    assert files.append(0, 0, b"12345") == 0
+    assert files.append(0, 1, b"6789") == 0  # 9 bytes: reducer 0's file is written out, and fails
+    lost = merged_name(0, 0)
+    with pytest.raises(OSError, match="lost: FileNotFoundError"):
+        files.read(lost, 0, 5)
+    with pytest.raises(OSError, match="lost"):  # its offsets would no longer hold
+        files.append(0, 0, b"x")
+    assert files.read(merged_name(0, 1), 0, 4) == b"6789" and files.held_bytes == 4
+    files.forget(0)
+    assert files.append(0, 0, b"x") == 0 and not gone.exists()
 
 
 @pytest.mark.timeout(10)
@@ -391,11 +474,12 @@ def _expected(records_by_map: list[list[tuple[int, str]]], reduce_index: int,
 
 
 class _Server:
-    def __init__(self, base: Path, host: str) -> None:
+    def __init__(self, base: Path, host: str, merge_memory: int = MERGED_IN_MEMORY) -> None:
         self.host = host
         self.dir = base / host
         self.dir.mkdir()
-        self.server = BlockServer(str(self.dir), BlockManager(1 << 20, str(self.dir / "blocks")), SECRET)
+        self.server = BlockServer(str(self.dir), BlockManager(1 << 20, str(self.dir / "blocks")), SECRET,
+                                  merge_memory=merge_memory)
         self.address = self.server.listen(host)
         self.server.start()
         self.location = (f"exec-{host}", self.address[0], self.address[1])
@@ -406,11 +490,11 @@ class _Server:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[[str], _Server]]:
+def servers(tmp_path: Path) -> Iterator[Callable[..., _Server]]:
     made: list[_Server] = []
 
-    def make(host: str) -> _Server:
-        s = _Server(tmp_path, host)
+    def make(host: str, merge_memory: int = MERGED_IN_MEMORY) -> _Server:
+        s = _Server(tmp_path, host, merge_memory)
         made.append(s)
         return s
 
@@ -456,13 +540,14 @@ def _fetch(statuses: list[MapStatus], reduce_index: int, client: Any, *, request
     return [rec for batch in fetcher for rec in batch]
 
 
-def _pushed_cluster(tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient,
-                    maps: int = 5, max_block: int = 1 << 20, max_batch: int = 3 << 20
+def _pushed_cluster(tmp_path: Path, servers: Callable[..., _Server], client: ConnectionShuffleClient,
+                    maps: int = 5, max_block: int = 1 << 20, max_batch: int = 3 << 20,
+                    merge_memory: int = MERGED_IN_MEMORY
                     ) -> tuple[_Server, list[_Server], list[MapStatus], list[list[tuple[int, str]]]]:
     """A map executor's block server holding ``maps`` map outputs of shuffle 0, each pushed
     to two mergers; the statuses as the driver serves them (offsets and mergers)."""
     mapper = servers("127.0.0.2")
-    mergers = [servers("127.0.0.3"), servers("127.0.0.4")]
+    mergers = [servers("127.0.0.3", merge_memory), servers("127.0.0.4", merge_memory)]
     locations = tuple(m.location for m in mergers)
     statuses, records = [], []
     for i in range(maps):
@@ -476,9 +561,10 @@ def _pushed_cluster(tmp_path: Path, servers: Callable[[str], _Server], client: C
 
 
 @pytest.mark.timeout(30)
-def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: Callable[[str], _Server],
-                                                      client: ConnectionShuffleClient) -> None:
-    mapper, mergers, statuses, records = _pushed_cluster(tmp_path, servers, client)
+@pytest.mark.parametrize("merge_memory", [MERGED_IN_MEMORY, 0], ids=["held", "written"])
+def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: Callable[..., _Server],
+                                                      client: ConnectionShuffleClient, merge_memory: int) -> None:
+    mapper, mergers, statuses, records = _pushed_cluster(tmp_path, servers, client, merge_memory=merge_memory)
     for s in statuses:
         assert all(at >= 0 for at in s.merged), s.merged  # every slice is small: all were merged
     for r in range(REDUCERS):
@@ -488,10 +574,15 @@ def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: C
         req = _read_merged(client, merger, [(merged_name(0, r), s.merged[r], s.sizes[r]) for s in statuses], r)
         assert req.error is None, req.error
         assert req.data == b"".join(slices)
-        assert (merger.dir / merged_name(0, r)).read_bytes() == b"".join(slices)
+        if merge_memory:  # all of it held: no file was made
+            assert not (merger.dir / merged_name(0, r)).exists()
+        else:
+            assert (merger.dir / merged_name(0, r)).read_bytes() == b"".join(slices)
         assert [s.merged[r] for s in statuses] == [sum(map(len, slices[:i])) for i in range(len(slices))]
         other = mergers[1 - merger_of(r, REDUCERS, 2)]
         assert not (other.dir / merged_name(0, r)).exists()  # only its owner merged it
+        with pytest.raises(OSError):
+            other.server.merged.read(merged_name(0, r), 0, 1)
         # a range past the end of the merged file is an error, and the connection goes on
         past = _read_merged(client, merger, [(merged_name(0, r), sum(map(len, slices)), 1)], r)
         assert past.data is None and "holds" in (past.error or "")
@@ -510,7 +601,7 @@ def test_pushed_slices_are_read_back_from_the_mergers(tmp_path: Path, servers: C
 
 
 @pytest.mark.timeout(30)
-def test_a_run_of_merged_ranges_is_read_once_in_any_order(tmp_path: Path, servers: Callable[[str], _Server],
+def test_a_run_of_merged_ranges_is_read_once_in_any_order(tmp_path: Path, servers: Callable[..., _Server],
                                                           client: ConnectionShuffleClient) -> None:
     """A reader asks for a merged file's slices in map order, which need not be the order
     they were pushed in: the block server answers a run of ranges covering no more than
@@ -518,8 +609,9 @@ def test_a_run_of_merged_ranges_is_read_once_in_any_order(tmp_path: Path, server
     _, mergers, statuses, _ = _pushed_cluster(tmp_path, servers, client)
     merger = mergers[merger_of(0, REDUCERS, 2)]
     name = merged_name(0, 0)
-    whole = (merger.dir / name).read_bytes()
     slices = [(name, s.merged[0], s.sizes[0]) for s in statuses]
+    whole = _read_merged(client, merger, [(name, 0, sum(n for _, _, n in slices))]).data
+    assert whole is not None and len(whole) == sum(s.sizes[0] for s in statuses)
     reads: list[tuple[int, int]] = []
     real_read = merger.server.merged.read
 
@@ -548,7 +640,7 @@ def test_a_run_of_merged_ranges_is_read_once_in_any_order(tmp_path: Path, server
 
 @pytest.mark.timeout(30)
 def test_a_reducer_reads_from_the_map_outputs_when_its_merger_is_gone(
-        tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
+        tmp_path: Path, servers: Callable[..., _Server], client: ConnectionShuffleClient) -> None:
     mapper, mergers, statuses, records = _pushed_cluster(tmp_path, servers, client)
     mergers[0].stop()  # refuses connections from now on
     for r in range(REDUCERS):
@@ -565,7 +657,7 @@ def test_a_reducer_reads_from_the_map_outputs_when_its_merger_is_gone(
 
 @pytest.mark.timeout(30)
 def test_push_limits_leave_large_slices_at_the_map_output(
-        tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
+        tmp_path: Path, servers: Callable[..., _Server], client: ConnectionShuffleClient) -> None:
     mapper = servers("127.0.0.2")
     mergers = [servers("127.0.0.3"), servers("127.0.0.4")]
     locations = tuple(m.location for m in mergers)
@@ -589,7 +681,7 @@ def test_push_limits_leave_large_slices_at_the_map_output(
 
 @pytest.mark.timeout(30)
 def test_push_to_a_dead_merger_leaves_its_slices_unmerged(
-        tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
+        tmp_path: Path, servers: Callable[..., _Server], client: ConnectionShuffleClient) -> None:
     mapper = servers("127.0.0.2")
     alive, dead = servers("127.0.0.3"), servers("127.0.0.4")
     dead.stop()
@@ -608,7 +700,7 @@ def test_push_to_a_dead_merger_leaves_its_slices_unmerged(
 
 @pytest.mark.timeout(30)
 def test_a_merger_that_never_answers_costs_a_push_timeout_once(
-        tmp_path: Path, servers: Callable[[str], _Server], client: ConnectionShuffleClient) -> None:
+        tmp_path: Path, servers: Callable[..., _Server], client: ConnectionShuffleClient) -> None:
     """A merger cut off (here: a listener that accepts and never says a word) holds a map
     task up at most the push timeout, dial included; later pushes of the slot skip it."""
     mapper, alive = servers("127.0.0.2"), servers("127.0.0.3")
@@ -644,8 +736,8 @@ def _ask(conn: Any, message: Any) -> BlockData:
 
 @pytest.mark.timeout(30)
 def test_bad_pushes_are_refused_and_the_server_goes_on(tmp_path: Path,
-                                                       servers: Callable[[str], _Server]) -> None:
-    merger = servers("127.0.0.3")
+                                                       servers: Callable[..., _Server]) -> None:
+    merger = servers("127.0.0.3", 0)  # every slice written as it comes: the files show what was
     conn = connect(*merger.address, SECRET)
     try:
         good = _ask(conn, PushShuffleBlocks(7, 0, [0, 1], [2, 3], b"abcde"))

@@ -49,7 +49,7 @@ from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker
 from sparkctl.storage.block_manager import BlockManager
-from sparkctl.storage.merged_shuffle import MAX_ID, MergedShuffleFiles, parse_merged_name
+from sparkctl.storage.merged_shuffle import MAX_ID, MERGED_IN_MEMORY, MergedShuffleFiles, parse_merged_name
 from sparkctl.storage.shuffle_block_resolver import ShuffleBlockResolver
 
 log = logging.getLogger("sparkctl.executor")
@@ -79,7 +79,8 @@ class _Peer:
 
 
 class BlockServer:
-    def __init__(self, local_dir: str, blocks: BlockManager, secret: bytes = b"") -> None:
+    def __init__(self, local_dir: str, blocks: BlockManager, secret: bytes = b"",
+                 merge_memory: int = MERGED_IN_MEMORY) -> None:
         self.local_dir = local_dir
         self.blocks = blocks
         self.secret = secret
@@ -98,7 +99,8 @@ class BlockServer:
         self._joining: list[Connection] = []
         self._forgotten: list[int] = []  # shuffles removed since the loop last looked
         self.files = ShuffleBlockResolver(local_dir)  # the loop's alone
-        self.merged = MergedShuffleFiles(local_dir)  # the loop's alone: slices pushed here
+        # the loop's alone: slices pushed here, held in memory up to merge_memory bytes
+        self.merged = MergedShuffleFiles(local_dir, memory=merge_memory)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="block-server-loop", daemon=True)
 

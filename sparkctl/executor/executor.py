@@ -51,6 +51,7 @@ from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import MapOutputTrackerWorker, MetadataFetchFailedError
 from sparkctl.storage import compression, sizing
 from sparkctl.storage.block_manager import BlockManager
+from sparkctl.storage.merged_shuffle import MERGED_IN_MEMORY
 from sparkctl.storagelevel import StorageLevel
 from sparkctl.util.fsutil import private_makedirs
 
@@ -510,7 +511,8 @@ class Executor:
         # with malloc's free pages handed back: a slot then fills zero pages, not copies
         sizing.trim_heap()
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
-        self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret)
+        self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret,
+                                        merge_memory=min(MERGED_IN_MEMORY, self.s.memory // 16))
         if tls.configured() is None:  # handshakes in the block server's loop
             port = self.block_server.listen(self.s.host)[1]
             self.block_server.start()
