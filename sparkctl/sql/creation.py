@@ -89,10 +89,7 @@ def range_data_frame(session: Any, start: int, end: int | None, step: int, num_p
 def run_sql(session: Any, query: str, args: Any = None) -> Any:
     from sparkctl.sql import functions as F
     from sparkctl.sql.sql_parser import sql_to_dataframe
-    try:
-        from sparkctl.sql.window import Window
-    except ImportError:
-        Window = None
+    from sparkctl.sql.window import Window
     from sparkctl.sql.udf import FunctionsWithUDFs
     functions = FunctionsWithUDFs(F, session._udfs) if session._udfs else F
     return sql_to_dataframe(query, session.table, functions, Window, args=args,

@@ -408,11 +408,11 @@ class DataFrame:
                                     error_class="NUM_COLUMNS_MISMATCH")
         left = self.distinct() if distinct else self
         right = other.toDF(*[f"__set{i}" for i in range(len(other.columns))])
-        cond = None
-        for a, b in zip(left._plan.output, right._plan.output):
-            part = Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))
-            cond = part if cond is None else cond & part
-        joined = left._with(lp.Join(left._plan, right._plan, "semi" if how == "intersect" else "anti", cond._expr))
+        cond: Expr = Literal(True)  # no columns: every row of one empty row type matches
+        for i, (a, b) in enumerate(zip(left._plan.output, right._plan.output)):
+            part = Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))._expr
+            cond = part if i == 0 else (Column(cond) & Column(part))._expr
+        joined = left._with(lp.Join(left._plan, right._plan, "semi" if how == "intersect" else "anti", cond))
         return joined
 
     def intersect(self, other: "DataFrame") -> "DataFrame":
@@ -455,6 +455,7 @@ class DataFrame:
         copies = kept.select(*names, F.explode(F.array_repeat(F.lit(0), F.col("__k"))).alias("__x"))
         out = copies.select(*names).toDF(*self.columns)
         plan = out._plan
+        assert isinstance(plan, lp.Project)  # toDF's renaming
         nullable = [a.nullable and (how == "except" or b.nullable)
                     for a, b in zip(self._plan.output, other._plan.output)]
         plan._output = [a if a.nullable == nl else a.__class__(a.name, a.dtype, nl, a.id, a.qualifier)

@@ -23,6 +23,14 @@ SUMMARY_STATS = ["count", "mean", "stddev", "min", "25%", "50%", "75%", "max"]
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 
 
+def _percent(stat: str) -> float:
+    """The number of a percentile statistic such as ``"25%"``."""
+    match = _PERCENT.match(stat)
+    if match is None:
+        raise ValueError(f"{stat!r} is not a percentile")
+    return float(match.group(1))
+
+
 def _default_columns(df: Any) -> list[str]:
     return [a.name for a in df._plan.output
             if is_numeric(a.dtype) or pa.types.is_string(a.dtype) or pa.types.is_large_string(a.dtype)]
@@ -80,8 +88,7 @@ def summarize(df: Any, names: list[str], stats: list[str]) -> Any:
         for j, a in enumerate(attrs):
             column = table.column(j).combine_chunks() if table is not None else None
             for s in percents:
-                values[(a.name, s)] = _percentile(column, float(_PERCENT.match(s).group(1)) / 100) \
-                    if is_numeric(a.dtype) else None
+                values[(a.name, s)] = _percentile(column, _percent(s) / 100) if is_numeric(a.dtype) else None
     rows = [[s] + [values.get((a.name, s)) for a in attrs] for s in stats]
     schema = "summary STRING" + "".join(f", `{a.name}` STRING" for a in attrs)
     from sparkctl.sql.types import _parse_datatype_string

@@ -41,6 +41,7 @@ def _powers(base: np.uint64, n: int) -> np.ndarray:
 
 
 def _string_hash(arr: pa.Array) -> np.ndarray:
+    offsets: np.ndarray
     if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
         offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
     else:

@@ -163,8 +163,8 @@ class Planner:
     # ------------------------------------------------------------------ narrow
     def _Project(self, plan: lp.Project) -> Any:
         child = self.execute(plan.child)
-        if all(isinstance(e, AttributeRef) for e in plan.exprs) and \
-                [e.attr.id for e in plan.exprs] == [a.id for a in plan.child.output]:
+        refs = [e for e in plan.exprs if isinstance(e, AttributeRef)]
+        if len(refs) == len(plan.exprs) and [e.attr.id for e in refs] == [a.id for a in plan.child.output]:
             return child
         return child.mapPartitions(partial(_project, exprs=plan.exprs, attrs=plan.output))
 

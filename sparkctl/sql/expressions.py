@@ -568,6 +568,8 @@ _COMPARE = {"=": "equal", "<": "less", "<=": "less_equal", ">": "greater", ">=":
 class BinaryOp(Expr):
     """Arithmetic, comparison and logic between two expressions."""
 
+    _type: pa.DataType | None = None  # the result type, fixed once resolved
+
     def __init__(self, op: str, left: Expr, right: Expr) -> None:
         self.op = op
         self.children = (left, right)
@@ -612,7 +614,7 @@ class BinaryOp(Expr):
 
     @property
     def dtype(self) -> pa.DataType:
-        return getattr(self, "_type", None) or self._result_type()
+        return self._type or self._result_type()
 
     @property
     def nullable(self) -> bool:
@@ -880,7 +882,8 @@ class CaseWhen(Expr):
 
     @property
     def nullable(self) -> bool:
-        return not self.has_else or any(v.nullable for _, v in self.branches) or self.otherwise.nullable
+        otherwise = self.otherwise
+        return otherwise is None or otherwise.nullable or any(v.nullable for _, v in self.branches)
 
     def eval(self, table: pa.Table) -> Any:
         n = table.num_rows

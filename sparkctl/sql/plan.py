@@ -184,7 +184,7 @@ class Aggregate(UnaryPlan):
         scope = child.scope()
         self.groups = [named(g.resolve(scope)) for g in groups]
         group_sqls = {strip_alias(g).sql() for g in self.groups}
-        group_ids = {strip_alias(g).attr.id for g in self.groups if isinstance(strip_alias(g), AttributeRef)}
+        group_ids = {s.attr.id for s in map(strip_alias, self.groups) if isinstance(s, AttributeRef)}
         resolved = [named(a.resolve(scope)) for a in expand_stars(aggs, scope)]
         for a in resolved:
             _check_grouped(strip_alias(a), group_sqls, group_ids)

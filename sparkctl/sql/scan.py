@@ -173,7 +173,7 @@ def push_into_scans(plan: lp.Plan) -> lp.Plan:
     if not (isinstance(plan, lp.Filter) and isinstance(plan.child, lp.FileRelation)):
         return plan
     rel = plan.child
-    part_schema = getattr(rel.scan, "partition_schema", None)
+    part_schema = rel.scan.partition_schema
     part_names = set(part_schema.names) if part_schema is not None else set()
     by_id = {a.id: a for a in rel.output}
     partition_parts: list[Expr] = []
@@ -195,9 +195,7 @@ def push_into_scans(plan: lp.Plan) -> lp.Plan:
     if not partition_parts and not pushed:
         new.data_filters = [p for p in data_parts if is_deterministic(p)]
         return _with_children(plan, [new])
-    scan = dataclasses.replace(rel.scan)
-    if part_schema is not None:
-        scan.partition_schema = part_schema  # type: ignore[attr-defined]
+    scan = dataclasses.replace(rel.scan)  # the partition schema with the rest
     if partition_parts:
         try:
             scan.splits = _prune_partitions(scan.splits, and_all(partition_parts), rel.output, part_schema)

@@ -11,7 +11,7 @@ import decimal
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import sqlglot
 from sqlglot import exp
@@ -94,8 +94,26 @@ def _same(a: exp.Expr, b: exp.Expr) -> bool:
 
 
 class ExpressionTranslator:
-    """Expression translation, mixed into the query translator (which provides ``text``,
-    ``F``, ``Window``, ``args``, ``fail``, ``col`` and the subquery methods)."""
+    """Expression translation, mixed into the query translator (which sets the attributes
+    below and provides the query methods named under TYPE_CHECKING)."""
+
+    text: str  # the query, for error messages
+    F: Any  # sparkctl.sql.functions, or it with the session's registered UDFs
+    Window: Any  # sparkctl.sql.window.Window
+    args: dict | list  # spark.sql's named or positional parameters
+    _positional: int  # the positional parameters used so far
+
+    if TYPE_CHECKING:
+        @staticmethod
+        def ordered(column: Any, ordered: exp.Ordered) -> Any: ...
+
+        def subquery_frame(self, query: exp.Expr, ctes: dict[str, Any], what: str) -> Any: ...
+
+    def fail(self, node: exp.Expr, what: str) -> SqlNotSupportedError:
+        return _unsupported(self.text, node, what)
+
+    def col(self, name: str) -> Any:
+        return self.F.col(_quote(name))
 
     # ------------------------------------------------------------------ expressions
     def column(self, node: exp.Expr, scope: _Scope) -> Any:

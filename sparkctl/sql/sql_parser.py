@@ -148,15 +148,9 @@ class _Translator(ExpressionTranslator):
         self._positional = 0
 
     # ------------------------------------------------------------------ helpers
-    def fail(self, node: exp.Expr, what: str) -> SqlNotSupportedError:
-        return _unsupported(self.text, node, what)
-
     def private(self, kind: str) -> str:
         self._counter += 1
         return f"{_PRIVATE}{kind}{self._counter}"
-
-    def col(self, name: str) -> Any:
-        return self.F.col(_quote(name))
 
     # ------------------------------------------------------------------ queries
     def query(self, node: exp.Expr, ctes: dict[str, Any]) -> Any:

@@ -64,7 +64,7 @@ class UserDefinedFunction:
                  vectorized: bool = False) -> None:
         self.func = func
         self.returnType = returnType if returnType is not None else "string"
-        self._name = name or getattr(func, "__name__", "udf")
+        self._name: str = name or str(getattr(func, "__name__", "udf"))
         self.vectorized = vectorized
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from sparkctl.errors import AnalysisException, NotSupportedError
 from sparkctl.sql import float_ordering, plan as lp
 from sparkctl.sql.builtins import AggregateFunc
-from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, SortOrder, _coerce, as_array
+from sparkctl.sql.expressions import Alias, Attribute, AttributeRef, Expr, Literal, SortOrder, _coerce, as_array
 from sparkctl.sql.window_frames import (CURRENT_ROW, UNBOUNDED_FOLLOWING, UNBOUNDED_PRECEDING, Partitions,
                                         aggregate_over_frame, frame_bounds, frame_sql, normal_bound, nth_value)
 
@@ -299,6 +299,16 @@ def _compute(tables: Iterator[pa.Table], plan: WindowPlan, keys: list[str]) -> I
     yield table.select([a.column for a in plan.output])
 
 
+def _constant(f: WindowFunction, i: int) -> Any:
+    """The value of argument ``i`` of window function ``f``, which must be a literal (as
+    Spark asks of an offset, a bucket count or an ignore-nulls flag)."""
+    arg = f.children[i]
+    if not isinstance(arg, Literal):
+        raise AnalysisException(f"[DATATYPE_MISMATCH.NON_FOLDABLE_INPUT] sparkctl's `{f.name}` needs a literal "
+                                f"for its argument {arg.sql()}.", error_class="DATATYPE_MISMATCH.NON_FOLDABLE_INPUT")
+    return arg.value
+
+
 class _Col(Expr):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -337,7 +347,7 @@ def _function(w: WindowExpr, table: pa.Table, n: int, gid: np.ndarray, gstart: n
                 return pa.array(np.where(sizes > 1, (rank - 1) / np.maximum(sizes - 1, 1), 0.0))
             return pa.array(rank.astype(np.int32))
         if name in OFFSET:
-            offset = int(f.children[1].value) if len(f.children) > 1 else 1
+            offset = int(_constant(f, 1)) if len(f.children) > 1 else 1
             default = f.children[2] if len(f.children) > 2 else None
             values = as_array(f.children[0].eval(table), n)
             src = pos - offset if name == "lag" else pos + offset
@@ -352,7 +362,7 @@ def _function(w: WindowExpr, table: pa.Table, n: int, gid: np.ndarray, gstart: n
         if name == "cume_dist":
             return pa.array((parts.peer_stop - parts.start) / (parts.end - parts.start))
         if name == "ntile":
-            buckets = int(f.children[0].value)
+            buckets = int(_constant(f, 0))
             size = parts.end - parts.start
             q, r = size // buckets, size % buckets
             big = r * (q + 1)
@@ -360,8 +370,8 @@ def _function(w: WindowExpr, table: pa.Table, n: int, gid: np.ndarray, gstart: n
             return pa.array(tile.astype(np.int32))
         if name == "nth_value":
             start, end = frame_bounds(w, table, parts)
-            nth = int(f.children[1].value)
-            ignore = bool(f.children[2].value) if len(f.children) > 2 else False
+            nth = int(_constant(f, 1))
+            ignore = bool(_constant(f, 2)) if len(f.children) > 2 else False
             return nth_value(as_array(f.children[0].eval(table), n), nth, ignore, start, end)
         raise NotSupportedError(f"sparkctl does not compute the window function {name} yet")
     assert isinstance(f, AggregateFunc)

@@ -17,7 +17,7 @@ partition with numpy's ``searchsorted``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -113,7 +113,7 @@ def _range_key(w: Any, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return (numbers if order.ascending else -numbers), null
 
 
-def _range_side(bound: int, parts: Partitions, key: Any, w: Any, side: str) -> np.ndarray:
+def _range_side(bound: int, parts: Partitions, key: Any, w: Any, side: Literal["left", "right"]) -> np.ndarray:
     if bound == UNBOUNDED_PRECEDING:
         return parts.start.copy()
     if bound == UNBOUNDED_FOLLOWING:

@@ -209,9 +209,8 @@ class MergedShuffleFiles:
                 entry = self._file(name, True)
                 entry[1] = _pwrite_all(entry[0], held, 0)
             except OSError as e:
-                entry = self._open.pop(name, None)
-                if entry is not None:
-                    _close(entry[0])
+                if name in self._open:  # created, but not all written: never read
+                    _close(self._open.pop(name)[0])
                 self._lost[name] = f"{type(e).__name__}: {e}"
             else:
                 self._written.add(name)

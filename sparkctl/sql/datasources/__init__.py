@@ -94,7 +94,7 @@ def _glob_magic(url: str) -> bool:
 def read_split(plan: ScanPlan, split: ReadSplit, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of one split as record batches of *plan*'s schema (only *columns*, when given)."""
     names = columns if columns is not None else plan.columns
-    part_schema = getattr(plan, "partition_schema", None)
+    part_schema = plan.partition_schema
     if part_schema is not None:
         yield from _with_partition_values(plan, split, names, part_schema)
         return

@@ -45,6 +45,7 @@ class ScanPlan:
     options: dict[str, str]
     columns: list[str] | None = None
     filters: list[Any] = field(default_factory=list)
+    partition_schema: pa.Schema | None = None  # the columns a partitioned directory's names give
 
 
 # ---------------------------------------------------------------------------------- options
