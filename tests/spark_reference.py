@@ -35,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -476,15 +477,20 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- PySpark in this process
+_WAREHOUSE_PREFIX = "pyspark-test-warehouse-"
+
+
 def pyspark_session(app: str, master: str = "local[2]", conf: Mapping[str, str] | None = None) -> Any:
-    """A PySpark SparkSession in this test process, everything on 127.0.0.1, UTC, no UI;
+    """A PySpark SparkSession in this test process, everything on 127.0.0.1, UTC, no UI, its
+    warehouse a private temporary directory (not ``spark-warehouse`` in the working directory);
     its Python workers run this interpreter (which has pyarrow). Stop it with stop_pyspark."""
     import pyspark.sql
     os.environ["SPARK_LOCAL_IP"] = LOOPBACK
     os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = (pyspark.sql.SparkSession.builder.master(master).appName(app)
                .config("spark.driver.bindAddress", LOOPBACK).config("spark.driver.host", LOOPBACK)
-               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC"))
+               .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix=_WAREHOUSE_PREFIX)))
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -493,7 +499,10 @@ def pyspark_session(app: str, master: str = "local[2]", conf: Mapping[str, str] 
 def stop_pyspark(session: Any) -> None:
     """Stop the session and its JVM: ``stop()`` alone leaves PySpark's gateway process running."""
     from pyspark import SparkContext
+    warehouse = urllib.parse.urlparse(session.conf.get("spark.sql.warehouse.dir", "")).path
     session.stop()
+    if os.path.basename(warehouse.rstrip("/")).startswith(_WAREHOUSE_PREFIX):
+        shutil.rmtree(warehouse, ignore_errors=True)
     gateway = SparkContext._gateway
     if gateway is None:
         return

@@ -27,6 +27,9 @@ What differs from Spark's, and why:
 - Mergers are executors (their block servers), not an external shuffle service. When a
   merger is lost the driver stops naming it, and a reducer whose read from a merger fails
   reads those slices from the map outputs instead.
+- A merger holds its merged files in memory up to a budget (``MergedShuffleFiles``),
+  where Spark's write every block to disk as it comes: a wide shuffle's slices are small,
+  and a file per reducer and a write per slice were most of a merger's work.
 - ``choose_mergers`` takes the fewest mergers Spark would accept for the stage
   (``spark.shuffle.push.mergersMinStaticThreshold`` and ``mergersMinThresholdRatio``),
   not the most: the messages of a shuffle grow with M x K.
