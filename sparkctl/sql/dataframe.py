@@ -408,7 +408,7 @@ class DataFrame:
                                     error_class="NUM_COLUMNS_MISMATCH")
         left = self.distinct() if distinct else self
         right = other.toDF(*[f"__set{i}" for i in range(len(other.columns))])
-        cond: Expr = Literal(True)  # no columns: every row of one empty row type matches
+        cond: Expr = Literal(True)  # without columns, any row matches any other
         for i, (a, b) in enumerate(zip(left._plan.output, right._plan.output)):
             part = Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))._expr
             cond = part if i == 0 else (Column(cond) & Column(part))._expr

@@ -48,8 +48,8 @@ from typing import Sequence
 
 from sparkctl.storage.shuffle_block_resolver import pread_exactly
 
-__all__ = ["MERGED_IN_MEMORY", "MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", "merger_of", "owned_reducers",
-           "parse_merged_name", "push_block_limit"]
+__all__ = ["MERGED_IN_MEMORY", "MergedShuffleFiles", "PushConfig", "choose_mergers", "merged_name", "merger_of",
+           "owned_reducers", "parse_merged_name", "push_block_limit"]
 
 #: merged files kept open by a merger (each shuffle has one per reducer it owns)
 OPEN_MERGED_FILES = 256
