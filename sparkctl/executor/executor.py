@@ -510,10 +510,13 @@ class Executor:
         # fork the slots before any thread exists, so they start from a clean process, and
         # with malloc's free pages handed back: a slot then fills zero pages, not copies
         sizing.trim_heap()
+        # resolved before the fork (it reads the conf dir's defaults file): each slot's
+        # first shuffle connection asks for it, and would read and parse the file itself
+        tls_config = tls.configured()
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
         self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret,
                                         merge_memory=min(MERGED_IN_MEMORY, self.s.memory // 16))
-        if tls.configured() is None:  # handshakes in the block server's loop
+        if tls_config is None:  # handshakes in the block server's loop
             port = self.block_server.listen(self.s.host)[1]
             self.block_server.start()
         else:  # TLS handshakes in the Server's threads, connections handed to the loop
