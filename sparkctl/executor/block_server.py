@@ -44,7 +44,8 @@ from sparkctl.errors import AuthenticationError, RpcTimeoutError
 from sparkctl.executor.messages import (BlockData, FetchBlockChunk, FetchCachedBlock, FetchShuffleBlock,
                                         FetchShuffleBlocks, PushShuffleBlocks)
 from sparkctl.rpc import Connection
-from sparkctl.rpc.connection import DEFAULT_MAX_PENDING_HANDSHAKES, frame_message, tune_socket
+from sparkctl.rpc.connection import frame_message, tune_socket
+from sparkctl.rpc.server import DEFAULT_MAX_PENDING_HANDSHAKES
 from sparkctl.rpc.frame_queue import FrameQueue
 from sparkctl.rpc.nonblocking import PendingHandshake
 from sparkctl.rpc.waker import Waker

@@ -5,15 +5,16 @@
 * :mod:`~sparkctl.rpc.auth` - the mutual HMAC-SHA256 shared-secret handshake that runs
   before anything is unpickled, and the secret's storage (``load_secret``,
   ``create_secret_file``);
-* :mod:`~sparkctl.rpc.connection` - ``Connection``, ``connect``, ``Server``,
-  ``serve_forever_reader`` and ``Dispatcher``;
+* :mod:`~sparkctl.rpc.connection` - ``Connection`` and the client's ``connect``;
+* :mod:`~sparkctl.rpc.server` - ``Server``, ``serve_forever_reader`` and ``Dispatcher``;
 * :mod:`~sparkctl.rpc.tls` - optional TLS under all of it (``spark.ssl.*``).
 """
 from __future__ import annotations
 
 from sparkctl.rpc.auth import client_handshake, create_secret_file, load_secret, server_handshake
-from sparkctl.rpc.connection import Connection, Dispatcher, Server, TLSConnection, connect, serve_forever_reader
+from sparkctl.rpc.connection import Connection, TLSConnection, connect
 from sparkctl.rpc.framing import DEFAULT_MAX_FRAME, FrameDecoder, recv_frame, send_frame
+from sparkctl.rpc.server import Dispatcher, Server, serve_forever_reader
 from sparkctl.rpc.tls import TLSConfig
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Optional TLS under every sparkctl rpc connection (the ``spark.ssl.*`` settings).
 
 When ``spark.ssl.enabled`` is true, :func:`~sparkctl.rpc.connection.connect` and
-:class:`~sparkctl.rpc.connection.Server` wrap each TCP socket in TLS *before* the
+:class:`~sparkctl.rpc.server.Server` wrap each TCP socket in TLS *before* the
 shared-secret handshake of :mod:`sparkctl.rpc.auth`, which then runs inside TLS::
 
     client (connect)                                  server (Server)
