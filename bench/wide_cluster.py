@@ -16,7 +16,9 @@ reply or as a broadcast). It also prints the CPU-seconds the driver, the executo
 their task slots spent on the first job and on the best warm one, from the kernel's
 count of each process's threads: on a machine with fewer cores than workers the jobs
 are bound by that sum, and the difference between the two is what a process's first
-shuffle costs it once (its first connections, the pages it copies from its parent).
+shuffle costs it once (its first connections, the pages it copies from its parent), and
+the minor page faults of the same processes in each (``bench/page_costs.py`` prices one
+on this machine).
 With five or more workers the shuffle is push-based (``spark.shuffle.push.enabled``, on by
 default): ``--conf spark.shuffle.push.enabled=false`` measures the pull shuffle.
 ``--rounds N`` runs the worker counts N times, taking turns, and prints the median times
@@ -57,10 +59,17 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
+def _faults(pids: list[int]) -> int:
+    """The minor page faults the processes have taken (``bench/page_costs.py`` prices one)."""
+    fields = stat_fields()
+    return sum(int(fields[pid][7]) for pid in pids if pid in fields)
+
+
 def run(workers: int, records: int, memory_mib: int,
-        settings: dict[str, str] | None = None) -> tuple[float, float, int, int, float, float]:
+        settings: dict[str, str] | None = None) -> tuple[float, float, int, int, float, float, int, int]:
     """(seconds of the first distinct job, of the best later one, status bytes served for the
-    first, requests for them, CPU-seconds of the first and of the best later one)."""
+    first, requests for them, CPU-seconds of the first and of the best later one, and the
+    page faults of each)."""
     conf = (SparkConf().setMaster(f"local-cluster[{workers},1,{memory_mib}]").setAppName(f"wide-{workers}")
             .set("spark.ui.enabled", "false"))
     for key, value in (settings or {}).items():
@@ -75,19 +84,20 @@ def run(workers: int, records: int, memory_mib: int,
         tracker = rt.map_outputs
         served, fetches = tracker.bytes_served, tracker.requests_served
         pids = _cluster_pids({h.pid for h in rt.executors.values()})
-        times, cpus = [], []
+        times, cpus, faults = [], [], []
         for i in range(3):
-            cpu = _cpu(pids)
+            cpu, fault = _cpu(pids), _faults(pids)
             started = time.perf_counter()
             n = sc.parallelize(range(records), workers).distinct().count()
             times.append(time.perf_counter() - started)
             cpus.append(_cpu(pids) - cpu)
+            faults.append(_faults(pids) - fault)
             if n != records:
                 raise SystemExit(f"distinct() counted {n}, expected {records}")
             if i == 0:
                 served, fetches = tracker.bytes_served - served, tracker.requests_served - fetches
         best = min(range(1, len(times)), key=times.__getitem__)
-        return times[0], times[best], served, fetches, cpus[0], cpus[best]
+        return times[0], times[best], served, fetches, cpus[0], cpus[best], faults[0], faults[best]
     finally:
         sc.stop()
 
@@ -110,15 +120,17 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--conf {item!r}: expected KEY=VALUE")
         settings[key] = value
     print(f"{'workers':>8} {'seconds':>9} {'warm s':>8} {'status bytes':>13} {'requests':>9} {'bytes/executor':>15}"
-          f" {'CPU s':>7} {'warm CPU s':>11}")
+          f" {'CPU s':>7} {'warm CPU s':>11} {'faults':>8} {'warm faults':>12}")
     counts = [int(x) for x in args.workers.split(",")]
     times: dict[int, list[tuple[float, float]]] = {w: [] for w in counts}
     for _ in range(args.rounds):
         for w in counts:
-            seconds, warm, status_bytes, fetches, cpu, warm_cpu = run(w, args.records, args.memory, settings)
+            seconds, warm, status_bytes, fetches, cpu, warm_cpu, faults, warm_faults = run(
+                w, args.records, args.memory, settings)
             times[w].append((seconds, warm))
-            print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9} {status_bytes // max(1, w):>15,}"
-                  f" {cpu:>7.2f} {warm_cpu:>11.2f}", flush=True)
+            print(f"{w:>8} {seconds:>9.3f} {warm:>8.3f} {status_bytes:>13,} {fetches:>9}"
+                  f" {status_bytes // max(1, w):>15,} {cpu:>7.2f} {warm_cpu:>11.2f} {faults:>8,} {warm_faults:>12,}",
+                  flush=True)
     if args.rounds > 1:
         # the machine's speed drifts over minutes: rounds that take turns, and medians
         medians = {w: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)) for w, ts in times.items()}
