@@ -112,8 +112,12 @@ def test_an_executor_that_fails_reports_its_exit_code_and_the_next_starts_fresh(
     nobody = free_port()  # no driver listens there: the executor exits with an error
     proc = fork_server.launch(_settings("1", nobody, home / "local"), executor_environment({}), str(home),
                               str(home / "stdout"), str(home / "stderr"))
-    assert proc.wait(30) == 1  # what `python -m sparkctl.executor` exits with on an uncaught error
-    assert "connection refused" in (home / "stderr").read_text()
+    assert proc.wait(30) == 1  # as Spark's executor exits when it cannot register
+    # one line that names the driver and the reason, no traceback
+    log = (home / "stderr").read_text()
+    assert f"executor 1: cannot register with the driver at 127.0.0.1:{nobody}: " in log
+    assert "connection refused" in log and "Traceback" not in log, log
+    assert not (home / "local").exists()  # its local dir went with it
     # A child's state is its own: one that exited leaves nothing behind for the next.
     driver = FakeDriver()
     cleanup.append(driver.stop)
@@ -121,6 +125,25 @@ def test_an_executor_that_fails_reports_its_exit_code_and_the_next_starts_fresh(
                                str(home / "stdout"), str(home / "stderr"))
     assert driver.expect_executor().pid == again.pid != proc.pid
     stop_process(again, 0.0)
+
+
+@pytest.mark.timeout(60)
+def test_an_executor_whose_driver_is_not_a_sparkctl_driver_exits_with_one_line(
+        dirs: Dirs, fork_server: ForkServer, cleanup: list[Callable[[], None]]) -> None:
+    # something listens at the driver's address, but closes every connection unanswered
+    listener = socket.create_server(("127.0.0.1", 0))
+    cleanup.append(listener.close)
+    home = dirs.work / "app-1" / "5"
+    home.mkdir(parents=True)
+    proc = fork_server.launch(_settings("5", listener.getsockname()[1], home / "local"), executor_environment({}),
+                              str(home), str(home / "stdout"), str(home / "stderr"))
+    conn, _ = listener.accept()
+    conn.close()
+    assert proc.wait(30) == 1
+    log = (home / "stderr").read_text()
+    lines = [line for line in log.splitlines() if "cannot register with the driver" in line]
+    assert len(lines) == 1 and "Traceback" not in log, log
+    assert not pid_alive(proc.pid) and not _children(proc.pid)
 
 
 @pytest.mark.timeout(60)

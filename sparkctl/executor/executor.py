@@ -40,7 +40,7 @@ from typing import Any
 import cloudpickle
 
 from sparkctl import serializers
-from sparkctl.errors import ProtocolError, TaskFailedError
+from sparkctl.errors import ProtocolError, SparkctlError, TaskFailedError
 from sparkctl.executor import python_memory
 from sparkctl.executor.files import ExecutorFiles
 from sparkctl.executor.block_server import BlockServer
@@ -526,12 +526,15 @@ class Executor:
         self.block_port = port
         for slot in self.slots:
             slot.send(("init", port))
-        self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)
-        self.driver.send(m.RegisterExecutor(self.s.executor_id, self.s.host, port, self.s.cores, os.getpid(),
-                                            self.s.worker_id, _log_urls()))
-        reply = self.driver.recv(timeout=60)
-        if not isinstance(reply, m.RegisteredExecutor):
-            raise ProtocolError(f"driver answered registration with {type(reply).__name__}")
+        try:
+            reply = self._register(port)
+        except (OSError, SparkctlError) as e:
+            # no driver there any more (its application ended while this executor started),
+            # or not one of ours: one line, as Spark's executor exits when it cannot register
+            log.error("executor %s: cannot register with the driver at %s:%d: %s; exiting", self.s.executor_id,
+                      self.s.driver_host, self.s.driver_port, e)
+            self.shutdown()
+            raise SystemExit(1) from None
         if isinstance(reply.max_direct_result, int) and reply.max_direct_result > 0:
             self.max_direct_result = reply.max_direct_result
         if isinstance(reply.max_result_size, int) and reply.max_result_size > 0:
@@ -553,6 +556,15 @@ class Executor:
             log.info("driver connection ended: %s", e)
         finally:
             self.shutdown()
+
+    def _register(self, port: int) -> m.RegisteredExecutor:
+        self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)
+        self.driver.send(m.RegisterExecutor(self.s.executor_id, self.s.host, port, self.s.cores, os.getpid(),
+                                            self.s.worker_id, _log_urls()))
+        reply = self.driver.recv(timeout=60)
+        if not isinstance(reply, m.RegisteredExecutor):
+            raise ProtocolError(f"the driver answered the registration with {type(reply).__name__}")
+        return reply
 
     def shutdown(self) -> None:
         if self.stopping.is_set():
