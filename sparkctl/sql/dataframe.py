@@ -5,7 +5,8 @@ sparkctl stages (``execution.Planner``) and run them as a job.
 """
 from __future__ import annotations
 
-from functools import partial
+import operator
+from functools import partial, reduce
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import pyarrow as pa
@@ -408,10 +409,10 @@ class DataFrame:
                                     error_class="NUM_COLUMNS_MISMATCH")
         left = self.distinct() if distinct else self
         right = other.toDF(*[f"__set{i}" for i in range(len(other.columns))])
-        cond: Expr = Literal(True)  # without columns, any row matches any other
-        for i, (a, b) in enumerate(zip(left._plan.output, right._plan.output)):
-            part = Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))._expr
-            cond = part if i == 0 else (Column(cond) & Column(part))._expr
+        same = [Column(AttributeRef(a)).eqNullSafe(Column(AttributeRef(b)))
+                for a, b in zip(left._plan.output, right._plan.output)]
+        # without columns, any row matches any other
+        cond = reduce(operator.and_, same)._expr if same else Literal(True)
         joined = left._with(lp.Join(left._plan, right._plan, "semi" if how == "intersect" else "anti", cond))
         return joined
 

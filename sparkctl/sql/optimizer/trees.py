@@ -78,7 +78,7 @@ def and_all(parts: list[Expr]) -> Expr:
 
 def _and(a: Expr, b: Expr) -> Expr:
     new = BinaryOp("AND", a, b)
-    new._type = pa.bool_()  # type: ignore[attr-defined]  # its resolved type, as resolve() sets it
+    new._type = pa.bool_()  # its resolved type, as resolve() sets it
     return new
 
 
