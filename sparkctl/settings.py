@@ -273,6 +273,7 @@ _SETTINGS = [
     Setting("spark.executor.cores", None, "task slots (processes) per executor (standalone: all free cores of the worker)", POSITIVE),
     Setting("spark.task.cpus", "1", "cores each task takes: an executor runs cores / spark.task.cpus tasks at once (TaskContext.cpus())", POSITIVE),
     Setting("spark.executor.pyspark.memory", None, "address-space limit of each executor's task slots together (RLIMIT_AS, split evenly over its slots, on top of what a slot holds when it starts); a task past it fails with MemoryError (default: no limit)", Size("m", 1 << 20)),
+    Setting("spark.executor.inProcessSlot", "true", "an executor with one task slot runs its tasks in its own main thread instead of a forked slot process: one process per one-core worker, and a new application's first tasks cost less (never with spark.executor.pyspark.memory, which limits slot processes)", BOOL),
     Setting("spark.cores.max", None, "total cores an application may take from a standalone cluster (default: all)", POSITIVE),
     Setting("spark.memory.fraction", "0.6", "share of executor memory for execution (shuffle, sort) and storage (cache)", Float(0.0, 1.0, low_open=True)),
     Setting("spark.memory.storageFraction", "0.5", "share of that memory kept for cached blocks; the rest bounds shuffle and sort buffers", FRACTION),

@@ -13,6 +13,7 @@ import pytest
 
 from sparkctl import SparkConf, SparkContext
 from sparkctl.errors import ExecutorLostError, SparkctlError
+from sparkctl.executor.slot import executor_pid
 from tests.clusters import pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,7 +27,7 @@ def _conf(**settings: str) -> SparkConf:
 
 
 def _kills_its_executor(x: int) -> int:
-    os.kill(os.getppid(), signal.SIGKILL)  # a task slot's parent is its executor
+    os.kill(executor_pid(), signal.SIGKILL)
     return x
 
 

@@ -68,13 +68,14 @@ def fork_server() -> Any:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("in_process_slot", [True, False], ids=["inline-slot", "slot-process"])
 def test_a_forked_executor_registers_with_its_own_session_directory_environment_and_logs(
-        dirs: Dirs, fork_server: ForkServer, cleanup: list[Callable[[], None]]) -> None:
+        dirs: Dirs, fork_server: ForkServer, cleanup: list[Callable[[], None]], in_process_slot: bool) -> None:
     driver = FakeDriver()
     cleanup.append(driver.stop)
     home = dirs.work / "app-1" / "0"
     home.mkdir(parents=True)
-    settings = _settings("0", driver.port, home / "local")
+    settings = {**_settings("0", driver.port, home / "local"), "in_process_slot": in_process_slot}
     env = executor_environment(settings, {"SPARKCTL_TEST_MARK": "forked-0"})
     proc = fork_server.launch(settings, env, str(home), str(home / "stdout"), str(home / "stderr"))
     reg = driver.expect_executor()
@@ -90,13 +91,16 @@ def test_a_forked_executor_registers_with_its_own_session_directory_environment_
         b"sparkctl.executor", b"(forked)"]
     assert os.readlink(f"/proc/{proc.pid}/fd/0") == os.devnull
     assert os.readlink(f"/proc/{proc.pid}/fd/2") == str(home / "stderr")
-    # its task slot was forked by it, not by the fork server
-    slots = wait_for(lambda: _children(proc.pid), 10, "the executor's task slot")
     assert fork_server.pid is not None
-    assert len(slots) == 1 and _children(fork_server.pid) == [proc.pid]
+    if in_process_slot:  # one core: its slot runs in its own main thread
+        slots = []
+    else:  # its task slot was forked by it, not by the fork server
+        slots = wait_for(lambda: _children(proc.pid), 10, "the executor's task slot")
+        assert len(slots) == 1
+    assert _children(fork_server.pid) == [proc.pid]
     wait_for(lambda: "registered with driver" in (home / "stderr").read_text(), 10,
              "the executor's log line in its stderr")
-    assert proc.poll() is None
+    assert proc.poll() is None and _children(proc.pid) == slots
 
     # The worker stops it as it stops any executor: its group, then its exit code.
     stop_process(proc, 0.0)

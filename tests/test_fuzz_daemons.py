@@ -129,12 +129,12 @@ class Executor:
         return self.reg.port
 
 
-def start_executor(fake: FakeDriver, base: Path, name: str) -> Executor:
+def start_executor(fake: FakeDriver, base: Path, name: str, in_process_slot: bool = True) -> Executor:
     local_dir = base / f"executor-{name}"
     stderr = base / f"executor-{name}.stderr"
     settings_ = dict(executor_id=name, driver_host=HOST, driver_port=fake.server.address[1], cores=1, host=HOST,
                      local_dir=str(local_dir), memory=256 << 20, heartbeat_interval=0.2, network_timeout=600.0,
-                     app_id="app-fuzz")
+                     app_id="app-fuzz", in_process_slot=in_process_slot)
     with open(stderr, "wb") as err:
         proc = spawn_executor(settings_, SECRET, "INFO", stderr=err, cwd=str(base))
     conn, reg = fake._registered.get(timeout=30)
@@ -622,13 +622,19 @@ def test_wrong_messages_from_executors_to_the_driver(daemons: Daemons) -> None:
     daemons.check("driver")
 
 
-def test_a_corrupt_stream_from_its_driver_ends_an_executor_cleanly(daemons: Daemons) -> None:
+@pytest.mark.parametrize("in_process_slot", [True, False], ids=["inline-slot", "slot-process"])
+def test_a_corrupt_stream_from_its_driver_ends_an_executor_cleanly(daemons: Daemons, in_process_slot: bool) -> None:
     # Bytes that are not a frame, or a frame that is not a pickle, from its own driver: the
     # executor cannot tell what its driver meant any more, so it stops as it does when its
     # driver is gone, and takes its task slots with it.
-    ex = start_executor(daemons.fake_driver, daemons.base, f"corrupt-{uuid.uuid4().hex[:6]}")
+    ex = start_executor(daemons.fake_driver, daemons.base, f"corrupt-{uuid.uuid4().hex[:6]}", in_process_slot)
     try:
-        slots = wait_for(lambda: _children(ex.proc.pid), 10, "the executor's task slot")
+        if in_process_slot:  # its one slot runs in its own main thread
+            slots = []
+            time.sleep(0.2)
+            assert _children(ex.proc.pid) == []
+        else:
+            slots = wait_for(lambda: _children(ex.proc.pid), 10, "the executor's task slot")
         ex.conn.send_bytes(b"\x00not a pickle")
         assert ex.proc.wait(20) == 0
         wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in slots), 10, "its slots to exit")

@@ -362,6 +362,7 @@ def test_samples_read_and_write_the_store_on_a_two_worker_cluster(tmp_path: Path
 KILLING_WRITER = """
     import os, signal, sys, time
     from sparkctl import SparkContext, TaskContext
+    from sparkctl.executor.slot import executor_pid
     sc = SparkContext.getOrCreate()
 
     def rows(index, it):
@@ -369,7 +370,7 @@ KILLING_WRITER = """
         for n, x in enumerate(it):
             if tc.attemptNumber() == 0 and index in (1, 4) and n == 50:
                 # half the part is written: the executor (this task slot's parent) dies now
-                os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(executor_pid(), signal.SIGKILL)
                 time.sleep(30)
             yield f"row {x}"
 

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.timeout(240)
 
 APP = """
     import os, signal, sys, time
+    from sparkctl.executor.slot import executor_pid
     from sparkctl.sql import SparkSession, functions as F
 
     spark = SparkSession.builder.getOrCreate()
@@ -28,7 +29,7 @@ APP = """
             if index == 1 and n == 100 and not os.path.exists(MARKER):  # once in the whole job
                 # the left side's map outputs are written; this executor dies with its share
                 open(MARKER, "w").close()
-                os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(executor_pid(), signal.SIGKILL)
                 time.sleep(30)
             yield (i, i % 97, float(i % 13))
 

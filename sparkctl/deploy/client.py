@@ -58,6 +58,7 @@ def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]
         "task_cpus": conf.get_int("spark.task.cpus", 1),
         "pyspark_memory": conf.get_size("spark.executor.pyspark.memory", "m"),
         "io_compression": compression.executor_settings(conf),
+        "in_process_slot": conf.get_bool("spark.executor.inProcessSlot", True),
     }
 
 

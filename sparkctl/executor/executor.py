@@ -11,6 +11,12 @@ The same program runs in local mode (started by the driver) and on a standalone 
    other executors ══ FetchShuffleBlocks ══════▶ └─ block server (block_server.py)
    driver ══ FetchBlockChunk (indirect results) ══▶ ┘
 ```
+An executor of one slot runs it in its own main thread instead
+(``spark.executor.inProcessSlot``, on by default; not with ``spark.executor.pyspark.memory``,
+a limit on slot processes). The slot talks to the executor over the same socket pair either
+way, so only where its loop runs differs: a one-core worker then has one process, not two,
+and a new application's first tasks do not copy the pages of a second interpreter
+(``docs/scaling.md``).
 A task's StatusUpdate too large for one frame to the driver is kept in the block manager
 and reported by block id and size; the driver fetches it in chunks, then removes it.
 """
@@ -44,7 +50,7 @@ from sparkctl.errors import ProtocolError, SparkctlError, TaskFailedError
 from sparkctl.executor import python_memory
 from sparkctl.executor.files import ExecutorFiles
 from sparkctl.executor.block_server import BlockServer
-from sparkctl.executor.slot import SlotEnvironment, slot_main
+from sparkctl.executor.slot import SlotEnvironment, slot_main, slot_signals
 from sparkctl.rpc import Connection, Server, connect, recv_frame, send_frame
 from sparkctl.rpc import auth, tls
 from sparkctl.scheduler import messages as m
@@ -83,6 +89,7 @@ class ExecutorSettings:
     task_cpus: int = 1  # spark.task.cpus, what TaskContext.cpus() reports
     pyspark_memory: int = 0  # spark.executor.pyspark.memory in bytes, split over the slots (0: no limit)
     io_compression: dict[str, Any] | None = None  # shuffle and spill codecs (storage.compression)
+    in_process_slot: bool = True  # spark.executor.inProcessSlot: one slot runs in this process
 
     @property
     def storage_memory(self) -> int:
@@ -93,12 +100,23 @@ class ExecutorSettings:
         """Each slot's budget for shuffle buffers, aggregation maps and sorts."""
         return int(self.memory * self.memory_fraction * (1 - self.storage_fraction) / max(1, self.cores))
 
+    @property
+    def merge_memory(self) -> int:
+        """What the block server may hold of merged shuffle files in memory."""
+        return min(MERGED_IN_MEMORY, self.memory // 16)
+
+    @property
+    def inline_slot(self) -> bool:
+        """Whether the one slot runs in the executor's own main thread, not a forked process."""
+        return self.in_process_slot and self.cores == 1 and not self.pyspark_memory
+
 
 class Slot:
-    def __init__(self, index: int, pid: int, sock: socket.socket) -> None:
+    def __init__(self, index: int, pid: int, sock: socket.socket, inline: bool = False) -> None:
         self.index = index
-        self.pid = pid
+        self.pid = pid  # the executor's own for an inline slot
         self.sock = sock
+        self.inline = inline
         self.send_lock = threading.Lock()
         self.task_id: int | None = None
         self.killing = False
@@ -141,6 +159,11 @@ class Executor:
         self.block_port = 0
         self.stopping = threading.Event()
         self._forks: queue.Queue[tuple[int, list[Slot], threading.Event]] = queue.Queue()
+        # an inline slot's end of its socket pair and environment, for the main thread
+        self._inline: tuple[socket.socket, SlotEnvironment] | None = None
+        self._inline_running = False
+        self._inline_done = threading.Event()  # the inline slot's loop has returned
+        self._stopped = threading.Event()  # shutdown has finished
         self.max_direct_result = _DEFAULT_MAX_DIRECT_RESULT
         self.max_result_size = 0  # the driver's spark.driver.maxResultSize, 0 for none
         # shared with the forked slots: which task each slot is asked to kill
@@ -149,19 +172,30 @@ class Executor:
             struct.pack_into("<q", self.kill_board, i * 8, -1)
 
     # ------------------------------------------------------------ slots
+    def _slot_environment(self, sock: socket.socket) -> SlotEnvironment:
+        env = SlotEnvironment(sock, self.s.executor_id, self.s.host, self.s.local_dir,
+                              self.s.slot_memory, self.s.batch_size, self.secret)
+        env.port = self.block_port
+        env.task_cpus = self.s.task_cpus
+        env.network_timeout = self.s.network_timeout
+        env.max_bytes_in_flight = self.s.max_bytes_in_flight
+        return env
+
     def _fork_slot(self, index: int) -> Slot:
         parent_sock, child_sock = socket.socketpair()
+        if self.s.inline_slot:  # run by the main thread once registered (_run_inline_slot)
+            env = self._slot_environment(child_sock)
+            # the process also holds cached blocks and merged shuffle files
+            env.shared_memory = self.s.storage_memory + self.s.merge_memory
+            env.stop = self._exit_when_stopped
+            self._inline = (child_sock, env)
+            return Slot(index, os.getpid(), parent_sock, inline=True)
         pid = os.fork()
         if pid == 0:  # the slot
             code = 0
             try:
                 _close_inherited_fds(keep=child_sock.fileno())
-                env = SlotEnvironment(child_sock, self.s.executor_id, self.s.host, self.s.local_dir,
-                                      self.s.slot_memory, self.s.batch_size, self.secret)
-                env.port = self.block_port
-                env.task_cpus = self.s.task_cpus
-                env.network_timeout = self.s.network_timeout
-                env.max_bytes_in_flight = self.s.max_bytes_in_flight
+                env = self._slot_environment(child_sock)
                 if self.s.pyspark_memory:
                     python_memory.apply(self.s.pyspark_memory, self.s.cores)
                 slot_main(child_sock, env, self.kill_board, index)
@@ -246,7 +280,7 @@ class Executor:
         return pickle.dumps(small, serializers.PROTOCOL)
 
     def _slot_died(self, slot: Slot) -> None:
-        if self.stopping.is_set():
+        if self.stopping.is_set() or slot.inline:  # an inline slot's end is _run_inline_slot's
             return
         try:
             _, status = os.waitpid(slot.pid, 0)
@@ -514,8 +548,7 @@ class Executor:
         # first shuffle connection asks for it, and would read and parse the file itself
         tls_config = tls.configured()
         self.slots = [self._fork_slot(i) for i in range(self.s.cores)]
-        self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret,
-                                        merge_memory=min(MERGED_IN_MEMORY, self.s.memory // 16))
+        self.block_server = BlockServer(self.s.local_dir, self.blocks, self.secret, merge_memory=self.s.merge_memory)
         if tls_config is None:  # handshakes in the block server's loop
             port = self.block_server.listen(self.s.host)[1]
             self.block_server.start()
@@ -550,12 +583,50 @@ class Executor:
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         threading.Thread(target=self._forker, daemon=True, name="slot-forker").start()
         threading.Thread(target=self._watch_parent, args=(self.parent,), daemon=True, name="parent-watch").start()
+        if self._inline is None:
+            self._serve_driver_until_end()
+            return
+        # the slot's SIGINT handler (what kills its task) from now on, before any task
+        slot_signals(inline=True)
+        threading.Thread(target=self._serve_driver_until_end, daemon=True, name="driver").start()
+        self._run_inline_slot()
+
+    def _serve_driver_until_end(self) -> None:
         try:
             self._serve_driver()
         except Exception as e:
             log.info("driver connection ended: %s", e)
         finally:
             self.shutdown()
+
+    def _run_inline_slot(self) -> None:
+        """The inline slot's loop, in the main thread (a task is killed by SIGINT, whose
+        handler Python runs there), until the executor stops it."""
+        assert self._inline is not None
+        sock, env = self._inline
+        self._inline_running = True
+        failure: BaseException | None = None
+        try:
+            slot_main(sock, env, self.kill_board, 0, inline=True)
+        except BaseException as e:
+            failure = e
+        finally:
+            self._inline_done.set()
+            sock.close()
+        if self.stopping.is_set():  # told to stop: the thread that stopped it may still be cleaning up
+            self._stopped.wait()
+            return
+        log.error("executor %s: its task slot ended unasked%s; exiting", self.s.executor_id,
+                  "" if failure is None else f" ({type(failure).__name__}: {failure})", exc_info=failure)
+        self.shutdown()
+        raise SystemExit(1)
+
+    def _exit_when_stopped(self) -> None:
+        """What the inline slot does when told to stop while its task waits for an answer:
+        let the executor's shutdown finish, then end the process."""
+        self._inline_done.set()
+        self._stopped.wait(30)
+        os._exit(0)
 
     def _register(self, port: int) -> m.RegisteredExecutor:
         self.driver = connect(self.s.driver_host, self.s.driver_port, self.secret, timeout=30, max_frame=_MAX_FRAME)
@@ -576,7 +647,11 @@ class Executor:
             except OSError:
                 pass
         deadline = time.monotonic() + 2
+        if self._inline_running and threading.current_thread() is not threading.main_thread():
+            self._inline_done.wait(2)  # it reads the stop once its task, if any, is done
         for slot in self.slots:
+            if slot.inline:
+                continue
             while time.monotonic() < deadline:
                 try:
                     pid, _ = os.waitpid(slot.pid, os.WNOHANG)
@@ -598,6 +673,10 @@ class Executor:
         if self.block_server is not None:
             self.block_server.stop()
         shutil.rmtree(self.s.local_dir, ignore_errors=True)
+        self._stopped.set()
+        if self._inline_running and not self._inline_done.is_set():
+            logging.shutdown()
+            os._exit(0)  # its task did not end within 2 s: as a slot process would be killed
 
 
 # field -> required type, for the driver messages an executor acts on

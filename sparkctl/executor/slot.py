@@ -34,7 +34,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Iterator
 
 import cloudpickle
@@ -74,6 +74,12 @@ class SlotEnvironment:
         self.memory_budget = memory_budget
         self.batch_size = batch_size
         self.secret = secret
+        # memory the process holds besides the slot's own (an inline slot's executor: cached
+        # blocks, merged shuffle files): above its start, the resident set may grow by both
+        self.shared_memory = 0
+        # told to stop while a task waits for an answer: end the process (an inline slot's
+        # executor first finishes its shutdown)
+        self.stop: Callable[[], Any] = _exit_now
         self._shuffle_client: ConnectionShuffleClient | None = None
         # spark.network.timeout: how long a block fetch from another executor may take
         self.network_timeout = 120.0
@@ -98,7 +104,7 @@ class SlotEnvironment:
             if wanted(reply):
                 return reply
             if reply == ("stop",):
-                os._exit(0)  # the executor is stopping: no answer will come
+                self.stop()  # the executor is stopping: no answer will come
             if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "path":
                 for p in reversed(reply[1]):  # the import path grew while this task waited
                     if p not in sys.path:
@@ -236,10 +242,35 @@ def _die_with_parent() -> None:
         pass
 
 
-def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, index: int = 0) -> None:
-    global _current_task, _board, _cell
-    _board, _cell = board, index * 8
-    _die_with_parent()
+def _exit_now() -> None:
+    os._exit(0)
+
+
+_inline = False  # whether this slot runs in its executor's own process
+
+
+def executor_pid() -> int:
+    """In a task: the pid of the executor running it (a slot process's parent, or this
+    process for an inline slot)."""
+    return os.getpid() if _inline else os.getppid()
+
+
+def slot_signals(inline: bool = False) -> None:
+    """SIGINT kills the running task if it is the one named on the kill board; a slot
+    process also dies at once on SIGTERM (an inline slot leaves its executor's as they are)."""
+    signal.signal(signal.SIGINT, _on_sigint)
+    if not inline:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, index: int = 0,
+              inline: bool = False) -> None:
+    """Run tasks as the executor sends them over *sock* until it says stop. *inline*: in
+    the executor's own main thread rather than a process forked for it."""
+    global _current_task, _board, _cell, _inline
+    _board, _cell, _inline = board, index * 8, inline
+    if not inline:
+        _die_with_parent()
     # Everything imported so far lives as long as the slot: keep the collector off it, and
     # collect the young generation less often (tasks allocate millions of short-lived tuples).
     gc.freeze()
@@ -249,15 +280,14 @@ def slot_main(sock: socket.socket, env: SlotEnvironment, board: Any = None, inde
     # their own size estimates say.
     start_rss = sizing.rss()
     if start_rss is not None:
-        sizing.set_rss_limit(start_rss + env.memory_budget)
+        sizing.set_rss_limit(start_rss + env.memory_budget + env.shared_memory)
     # A task's spent collections are freed after its result is sent. A task that leaves
     # the slot this much above its last low point gets its memory handed back once the
     # slot is at rest: between tasks that follow each other the next one reuses the free
     # pages, where handing them back would make it fault every page in again.
     sizing.defer_freeing()
     release_mark = None if start_rss is None else start_rss + _RELEASE_STEP
-    signal.signal(signal.SIGINT, _on_sigint)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    slot_signals(inline)
     task_metrics.watch_gc()
     stages: OrderedDict[tuple[int, int], _Stage] = OrderedDict()
     while True:

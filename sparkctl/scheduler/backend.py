@@ -178,6 +178,7 @@ class LocalBackend(SchedulerBackend):
             "task_cpus": self.conf.get_int("spark.task.cpus", 1),
             "pyspark_memory": self.conf.get_size("spark.executor.pyspark.memory", "m"),
             "io_compression": compression.executor_settings(self.conf),
+            "in_process_slot": self.conf.get_bool("spark.executor.inProcessSlot", True),
         }
         level = "INFO" if logging.getLogger("sparkctl").getEffectiveLevel() <= logging.INFO else "WARNING"
         # task output (print) shows on the driver's console, as in PySpark's local mode
