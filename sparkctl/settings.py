@@ -270,7 +270,7 @@ _SETTINGS = [
     Setting("spark.task.maxFailures", "4", "attempts of one task before its job fails", POSITIVE),
     Setting("spark.executor.memory", "1g", "memory of one executor; its task slots share it for shuffle aggregation, sorts and cache", Size("m", 1 << 20)),
     Setting("spark.executor.memoryOverhead", None, "memory an executor with its task slots may use beyond spark.executor.memory (interpreters, buffers; default: max(384m, 0.1 x spark.executor.memory))", Size("m")),
-    Setting("spark.executor.cores", None, "task slots (processes) per executor (standalone: all free cores of the worker)", POSITIVE),
+    Setting("spark.executor.cores", None, "task slots per executor, each a process forked by it (one slot: the executor itself, see spark.executor.inProcessSlot) (standalone: all free cores of the worker)", POSITIVE),
     Setting("spark.task.cpus", "1", "cores each task takes: an executor runs cores / spark.task.cpus tasks at once (TaskContext.cpus())", POSITIVE),
     Setting("spark.executor.pyspark.memory", None, "address-space limit of each executor's task slots together (RLIMIT_AS, split evenly over its slots, on top of what a slot holds when it starts); a task past it fails with MemoryError (default: no limit)", Size("m", 1 << 20)),
     Setting("spark.executor.inProcessSlot", "true", "an executor with one task slot runs its tasks in its own main thread instead of a forked slot process: one process per one-core worker, and a new application's first tasks cost less (never with spark.executor.pyspark.memory, which limits slot processes)", BOOL),

@@ -17,23 +17,13 @@ import pytest
 from sparkctl import SparkConf, SparkContext
 from sparkctl.errors import JobCancelledError
 from sparkctl.executor.slot import executor_pid
-from tests.clusters import pid_alive, wait_for
+from tests.clusters import pid_alive, proc_stats, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != b"Z":
-            found.append(int(name))
-    return found
+    return [child for child, state, ppid, _ in proc_stats() if ppid == pid and state != b"Z"]
 
 
 def _sleepy(x: int) -> int:
