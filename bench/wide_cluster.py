@@ -14,7 +14,9 @@ statuses the driver served for the first job (the driver's ``MapOutputTracker.by
 each executor's one request per shuffle and epoch, compressed, whether it went in the
 reply or as a broadcast). It also prints the CPU-seconds the driver, the executors and
 their task slots spent on the first job and on the best warm one, from the kernel's
-count of each process's threads: on a machine with fewer cores than workers the jobs
+count of each process's threads (a one-core executor runs its slot in its own process, so
+there the executors' count holds the tasks'; ``--conf spark.executor.inProcessSlot=false``
+forks slot processes instead): on a machine with fewer cores than workers the jobs
 are bound by that sum, and the difference between the two is what a process's first
 shuffle costs it once (its first connections, the pages it copies from its parent), and
 the minor page faults of the same processes in each (``bench/page_costs.py`` prices one
