@@ -581,9 +581,9 @@ class Executor:
         for slot in self.slots:
             threading.Thread(target=self._slot_reader, args=(slot,), daemon=True, name=f"slot-{slot.index}").start()
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
-        threading.Thread(target=self._forker, daemon=True, name="slot-forker").start()
         threading.Thread(target=self._watch_parent, args=(self.parent,), daemon=True, name="parent-watch").start()
         if self._inline is None:
+            threading.Thread(target=self._forker, daemon=True, name="slot-forker").start()
             self._serve_driver_until_end()
             return
         # the slot's SIGINT handler (what kills its task) from now on, before any task
@@ -626,6 +626,7 @@ class Executor:
         let the executor's shutdown finish, then end the process."""
         self._inline_done.set()
         self._stopped.wait(30)
+        logging.shutdown()  # the buffered log lines (run() returning would have flushed them)
         os._exit(0)
 
     def _register(self, port: int) -> m.RegisteredExecutor:
@@ -675,7 +676,7 @@ class Executor:
         shutil.rmtree(self.s.local_dir, ignore_errors=True)
         self._stopped.set()
         if self._inline_running and not self._inline_done.is_set():
-            logging.shutdown()
+            logging.shutdown()  # the buffered log lines
             os._exit(0)  # its task did not end within 2 s: as a slot process would be killed
 
 
