@@ -27,8 +27,7 @@ from sparkctl.conf import SparkConf
 from sparkctl.deploy import messages as dm
 from sparkctl.errors import ConfigError, SparkctlError
 from sparkctl.rpc import Connection, connect
-from sparkctl.scheduler.backend import SchedulerBackend, package_root, stop_process
-from sparkctl.storage import compression
+from sparkctl.scheduler.backend import SchedulerBackend, executor_settings, package_root, stop_process
 
 if TYPE_CHECKING:
     from sparkctl.scheduler.runtime import DriverRuntime
@@ -44,22 +43,6 @@ def parse_master_url(url: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"invalid master URL {url!r}: expected spark://host:port")
     return host, int(port)
-
-
-def executor_settings(conf: SparkConf, extra_paths: list[str]) -> dict[str, Any]:
-    return {
-        "memory_fraction": conf.get_float("spark.memory.fraction", 0.6),
-        "storage_fraction": conf.get_float("spark.memory.storageFraction", 0.5),
-        "batch_size": conf.get_int("spark.shuffle.spill.batchSize", 1000),
-        "heartbeat_interval": conf.get_duration("spark.executor.heartbeatInterval") or 10.0,
-        "network_timeout": conf.get_duration("spark.network.timeout") or 120.0,
-        "max_bytes_in_flight": conf.get_size("spark.reducer.maxSizeInFlight", "m"),
-        "extra_paths": extra_paths,
-        "task_cpus": conf.get_int("spark.task.cpus", 1),
-        "pyspark_memory": conf.get_size("spark.executor.pyspark.memory", "m"),
-        "io_compression": compression.executor_settings(conf),
-        "in_process_slot": conf.get_bool("spark.executor.inProcessSlot", True),
-    }
 
 
 class StandaloneBackend(SchedulerBackend):

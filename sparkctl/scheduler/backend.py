@@ -24,6 +24,7 @@ from sparkctl.errors import SparkctlError
 from sparkctl.storage import compression
 
 if TYPE_CHECKING:
+    from sparkctl.conf import SparkConf
     from sparkctl.scheduler.runtime import DriverRuntime
 
 log = logging.getLogger("sparkctl.driver")
@@ -120,6 +121,24 @@ def stop_process(proc: ExecutorProcess, grace: float = 5.0) -> None:
             continue
 
 
+def executor_settings(conf: "SparkConf", extra_paths: list[str]) -> dict[str, Any]:
+    """The executor settings that come from the application's conf, for a local executor
+    or for the master to hand its workers (they add identity and resources)."""
+    return {
+        "memory_fraction": conf.get_float("spark.memory.fraction", 0.6),
+        "storage_fraction": conf.get_float("spark.memory.storageFraction", 0.5),
+        "batch_size": conf.get_int("spark.shuffle.spill.batchSize", 1000),
+        "heartbeat_interval": conf.get_duration("spark.executor.heartbeatInterval") or 10.0,
+        "network_timeout": conf.get_duration("spark.network.timeout") or 120.0,
+        "max_bytes_in_flight": conf.get_size("spark.reducer.maxSizeInFlight", "m"),
+        "extra_paths": extra_paths,
+        "task_cpus": conf.get_int("spark.task.cpus", 1),
+        "pyspark_memory": conf.get_size("spark.executor.pyspark.memory", "m"),
+        "io_compression": compression.executor_settings(conf),
+        "in_process_slot": conf.get_bool("spark.executor.inProcessSlot", True),
+    }
+
+
 class LocalBackend(SchedulerBackend):
     def __init__(self, cores: int, conf: Any, app_id: str, extra_paths: list[str]) -> None:
         self.cores = cores
@@ -167,18 +186,8 @@ class LocalBackend(SchedulerBackend):
             "host": driver_host,
             "local_dir": os.path.join(self.local_dir, f"executor-{executor_id}"),
             "memory": self.conf.get_size("spark.executor.memory"),
-            "memory_fraction": self.conf.get_float("spark.memory.fraction", 0.6),
-            "storage_fraction": self.conf.get_float("spark.memory.storageFraction", 0.5),
-            "batch_size": self.conf.get_int("spark.shuffle.spill.batchSize", 1000),
-            "heartbeat_interval": self.conf.get_duration("spark.executor.heartbeatInterval"),
-            "network_timeout": self.conf.get_duration("spark.network.timeout"),
-            "max_bytes_in_flight": self.conf.get_size("spark.reducer.maxSizeInFlight", "m"),
             "app_id": self.app_id,
-            "extra_paths": self.extra_paths,
-            "task_cpus": self.conf.get_int("spark.task.cpus", 1),
-            "pyspark_memory": self.conf.get_size("spark.executor.pyspark.memory", "m"),
-            "io_compression": compression.executor_settings(self.conf),
-            "in_process_slot": self.conf.get_bool("spark.executor.inProcessSlot", True),
+            **executor_settings(self.conf, self.extra_paths),
         }
         level = "INFO" if logging.getLogger("sparkctl").getEffectiveLevel() <= logging.INFO else "WARNING"
         # task output (print) shows on the driver's console, as in PySpark's local mode
