@@ -369,7 +369,7 @@ KILLING_WRITER = """
         tc = TaskContext.get()
         for n, x in enumerate(it):
             if tc.attemptNumber() == 0 and index in (1, 4) and n == 50:
-                # half the part is written: the executor (this task slot's parent) dies now
+                # half the part is written: its executor dies now
                 os.kill(executor_pid(), signal.SIGKILL)
                 time.sleep(30)
             yield f"row {x}"
