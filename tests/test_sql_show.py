@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("pyarrow")
 
 from sparkctl.sql import types as T  # noqa: E402
+from sparkctl.sql.row_conversion import arrow_to_rows, verify_and_convert  # noqa: E402
 from sparkctl.sql.show import java_double_str, java_float_str, show_string, tree_string  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
@@ -164,7 +165,7 @@ def test_collect_values_as_pyspark(spark: Any, name: str) -> None:
     df = FRAMES[name](spark, PT)
     schema = _ours(df.schema)
     theirs = df.collect()
-    mine = T.arrow_to_rows(T.verify_and_convert([tuple(r) for r in theirs], schema), schema)
+    mine = arrow_to_rows(verify_and_convert([tuple(r) for r in theirs], schema), schema)
     assert _typed(mine) == _typed(theirs)
     assert [repr(r) for r in mine] == [repr(r) for r in theirs]
 

@@ -22,6 +22,9 @@ import pyarrow as pa  # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from sparkctl.sql import types as T  # noqa: E402
+from sparkctl.sql.arrow_types import from_arrow, schema_from_arrow, schema_to_arrow, to_arrow  # noqa: E402
+from sparkctl.sql.inference import infer_schema  # noqa: E402
+from sparkctl.sql.row_conversion import arrow_to_rows, verify_and_convert  # noqa: E402
 from sparkctl.sql.row import Row  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -125,15 +128,15 @@ def test_arrow_mapping() -> None:
                 T.MapType(T.StringType(), T.LongType()): pa.map_(pa.string(), pa.int64()),
                 T.StructType([T.StructField("a", T.DateType())]): pa.struct([("a", pa.date32())])}
     for spark_type, arrow_type in expected.items():
-        assert T.to_arrow(spark_type) == arrow_type
-        assert T.from_arrow(arrow_type) == spark_type
-    assert T.from_arrow(pa.large_string()) == T.StringType()
-    assert T.from_arrow(pa.timestamp("ms", tz="Europe/Paris")) == T.TimestampType()
-    assert T.from_arrow(pa.timestamp("ns")) == T.TimestampNTZType()
+        assert to_arrow(spark_type) == arrow_type
+        assert from_arrow(arrow_type) == spark_type
+    assert from_arrow(pa.large_string()) == T.StringType()
+    assert from_arrow(pa.timestamp("ms", tz="Europe/Paris")) == T.TimestampType()
+    assert from_arrow(pa.timestamp("ns")) == T.TimestampNTZType()
     schema = T._parse_datatype_string("a INT NOT NULL, b ARRAY<STRING>")
-    arrow = T.schema_to_arrow(schema)
+    arrow = schema_to_arrow(schema)
     assert arrow.field("a").nullable is False and arrow.field("b").type == pa.list_(pa.string())
-    assert T.schema_from_arrow(arrow) == schema
+    assert schema_from_arrow(arrow) == schema
 
 
 # ---------------------------------------------------------------------------- inference
@@ -164,25 +167,25 @@ def test_inference_as_pyspark(rows: list, names: list[str] | None) -> None:
         expected = pyspark_infer(rows, names)
     except (TypeError, ValueError) as e:
         with pytest.raises(type(e) if isinstance(e, ValueError) else TypeError):
-            T.infer_schema(rows, names)
+            infer_schema(rows, names)
         return
-    assert T.infer_schema(rows, names).json() == expected.json()
+    assert infer_schema(rows, names).json() == expected.json()
 
 
 def test_inference_rows_objects_and_errors() -> None:
     rows = [Row(a=1, b=None), Row(a=None, b=[1.5])]
     theirs = [PT.Row(a=1, b=None), PT.Row(a=None, b=[1.5])]
-    assert T.infer_schema(rows).json() == pyspark_infer(theirs, None).json()
+    assert infer_schema(rows).json() == pyspark_infer(theirs, None).json()
     nested = [(Row(p=1, q="s"), {"k": datetime.datetime(2020, 1, 1)}, decimal.Decimal("1.5"), bytearray(b"x"))]
     nested_theirs = [(PT.Row(p=1, q="s"), {"k": datetime.datetime(2020, 1, 1)}, decimal.Decimal("1.5"),
                       bytearray(b"x"))]
-    assert T.infer_schema(nested).json() == pyspark_infer(nested_theirs, None).json()
+    assert infer_schema(nested).json() == pyspark_infer(nested_theirs, None).json()
     with pytest.raises(ValueError, match="CANNOT_DETERMINE_TYPE"):
-        T.infer_schema([(1, None), (2, None)])
+        infer_schema([(1, None), (2, None)])
     with pytest.raises(TypeError, match="CANNOT_MERGE_TYPE"):
-        T.infer_schema([(1,), ("x", )][::-1] + [([1],)])
+        infer_schema([(1,), ("x", )][::-1] + [([1],)])
     with pytest.raises(ValueError, match="CANNOT_INFER_EMPTY_SCHEMA"):
-        T.infer_schema([])
+        infer_schema([])
 
 
 # ---------------------------------------------------------------------------- verification and conversion
@@ -210,11 +213,11 @@ def test_verification_accepts_and_rejects_as_pyspark(field_index: int) -> None:
     single = T.StructType([field])
     for value in CANDIDATES:
         if _pyspark_accepts(theirs_type, value):
-            table = T.verify_and_convert([(value,)], single)
-            assert table.num_rows == 1 and table.schema.field(0).type == T.to_arrow(field.dataType)
+            table = verify_and_convert([(value,)], single)
+            assert table.num_rows == 1 and table.schema.field(0).type == to_arrow(field.dataType)
         else:
             with pytest.raises((TypeError, ValueError)) as info:
-                T.verify_and_convert([(value,)], single)
+                verify_and_convert([(value,)], single)
             assert field.name in str(info.value) or "VALUE_OUT_OF_BOUNDS" in str(info.value) \
                 or "LENGTH_MISMATCH" in str(info.value)
 
@@ -222,9 +225,9 @@ def test_verification_accepts_and_rejects_as_pyspark(field_index: int) -> None:
 def test_type_error_names_the_field_and_value() -> None:
     schema = T._parse_datatype_string("name STRING, age INT")
     with pytest.raises(TypeError, match=r"age.*'x'"):
-        T.verify_and_convert([("a", 1), ("b", "x")], schema)
+        verify_and_convert([("a", 1), ("b", "x")], schema)
     with pytest.raises(ValueError, match="not nullable"):
-        T.verify_and_convert([(None,)], T._parse_datatype_string("a INT NOT NULL"))
+        verify_and_convert([(None,)], T._parse_datatype_string("a INT NOT NULL"))
 
 
 def test_round_trip_as_collect_gives() -> None:
@@ -234,8 +237,8 @@ def test_round_trip_as_collect_gives() -> None:
     row = (1, 2, 3, 4, 1.5, 2.5, True, "s", decimal.Decimal("1.25"), datetime.date(2020, 1, 2), ts, ts, b"xy",
            [1, None], {"k": 1.0, "z": None}, Row(x=7, y=["a", None]))
     as_dict = dict(zip(schema.names, row))
-    table = T.verify_and_convert([row, as_dict, (None,) * 16, PT.Row(*row)], schema)
-    out = T.arrow_to_rows(table, schema)
+    table = verify_and_convert([row, as_dict, (None,) * 16, PT.Row(*row)], schema)
+    out = arrow_to_rows(table, schema)
     assert [tuple(r) for r in out[:2]] == [row, row]
     assert out[0].st == Row(x=7, y=["a", None]) and out[0].st.asDict() == {"x": 7, "y": ["a", None]}
     assert out[0].ts.tzinfo is None and out[0].ts == ts
@@ -243,13 +246,13 @@ def test_round_trip_as_collect_gives() -> None:
     assert repr(out[0]) == repr(PT.Row(**dict(zip(schema.names, row))))
     aware = datetime.datetime(2020, 1, 2, 5, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
     ts_schema = T._parse_datatype_string("t TIMESTAMP")
-    assert T.arrow_to_rows(T.verify_and_convert([(aware,)], ts_schema), ts_schema)[0].t == \
+    assert arrow_to_rows(verify_and_convert([(aware,)], ts_schema), ts_schema)[0].t == \
         datetime.datetime(2020, 1, 2, 3, 4, 5)
     rounded = T._parse_datatype_string("d DECIMAL(5,1)")
-    assert T.arrow_to_rows(T.verify_and_convert([(decimal.Decimal("1.25"),)], rounded), rounded)[0].d == \
+    assert arrow_to_rows(verify_and_convert([(decimal.Decimal("1.25"),)], rounded), rounded)[0].d == \
         decimal.Decimal("1.3")
     strings = T._parse_datatype_string("s STRING")
-    assert [r.s for r in T.arrow_to_rows(T.verify_and_convert([(True,), (1,)], strings), strings)] == ["true", "1"]
+    assert [r.s for r in arrow_to_rows(verify_and_convert([(True,), (1,)], strings), strings)] == ["true", "1"]
 
 
 # ---------------------------------------------------------------------------- Row
@@ -279,7 +282,7 @@ def test_row_pickles_small() -> None:
     assert back == mine and back.__fields__ == ["name", "age"] and repr(back) == repr(mine)
     # rows of one collect share their field list: a batch stores the names once
     schema = T._parse_datatype_string("a_long_field_name BIGINT, another_long_field_name STRING")
-    rows = T.arrow_to_rows(pa.table({"a_long_field_name": list(range(1000)),
+    rows = arrow_to_rows(pa.table({"a_long_field_name": list(range(1000)),
                                      "another_long_field_name": ["v"] * 1000}), schema)
     data = pickle.dumps(rows)
     assert data.count(b"a_long_field_name") == 1

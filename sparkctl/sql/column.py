@@ -36,10 +36,11 @@ def parse_type(value: Any) -> pa.DataType:
     if isinstance(value, pa.DataType):
         return value
     from sparkctl.sql import types as T
+    from sparkctl.sql.arrow_types import to_arrow
     if isinstance(value, T.DataType):
-        return T.to_arrow(value)
+        return to_arrow(value)
     if isinstance(value, str):
-        return T.to_arrow(T._parse_datatype_string(value))
+        return to_arrow(T._parse_datatype_string(value))
     raise TypeError(f"[NOT_COLUMN_OR_DATATYPE_OR_STR] Argument `dataType` should be a DataType or str, "
                     f"got {type(value).__name__}.")
 

@@ -12,7 +12,7 @@ from sparkctl.sql.expressions import Attribute
 
 
 def _attributes(schema: Any) -> list[Attribute]:
-    from sparkctl.sql.types import to_arrow
+    from sparkctl.sql.arrow_types import to_arrow
     return [Attribute(f.name, to_arrow(f.dataType), f.nullable) for f in schema.fields]
 
 
@@ -38,41 +38,43 @@ def _schema_arg(schema: Any) -> tuple[Any, list[str] | None]:
 
 def create_data_frame(session: Any, data: Any, schema: Any, verify: bool) -> Any:
     from sparkctl.rdd.rdd import RDD
-    from sparkctl.sql import types as T
+    from sparkctl.sql.arrow_types import schema_from_arrow, schema_to_arrow
+    from sparkctl.sql.inference import infer_schema
+    from sparkctl.sql.row_conversion import verify_and_convert
     from sparkctl.sql.dataframe import DataFrame
     struct, names = _schema_arg(schema)
     slices = session.sparkContext.defaultParallelism
     if isinstance(data, RDD):
         if struct is None:
             sample = data.take(100)
-            struct = T.infer_schema(sample, names)
+            struct = infer_schema(sample, names)
         return DataFrame(lp.RDDRelation(data, _attributes(struct), struct), session)
     if isinstance(data, pa.Table):
         table = data
         if names:
             table = table.rename_columns(names)
         if struct is not None:
-            table = table.cast(T.schema_to_arrow(struct))
-        struct = T.schema_from_arrow(table.schema)
+            table = table.cast(schema_to_arrow(struct))
+        struct = schema_from_arrow(table.schema)
     elif type(data).__module__.startswith("pandas"):
         table = pa.Table.from_pandas(data, preserve_index=False)
         if struct is not None:
-            table = table.cast(T.schema_to_arrow(struct))
-        struct = T.schema_from_arrow(table.schema)
+            table = table.cast(schema_to_arrow(struct))
+        struct = schema_from_arrow(table.schema)
         if names:
             table = table.rename_columns(names)
-            struct = T.schema_from_arrow(table.schema)
+            struct = schema_from_arrow(table.schema)
     else:
         rows = list(data)
         if struct is None:
             if not rows:
                 raise ValueError("[CANNOT_INFER_EMPTY_SCHEMA] Can not infer schema from an empty dataset.")
             rows = [r if isinstance(r, (tuple, list, dict)) or hasattr(r, "__fields__") else (r,) for r in rows]
-            struct = T.infer_schema(rows, names)
+            struct = infer_schema(rows, names)
         elif names is None and struct is not None and len(struct.fields) == 1 and rows and \
                 not isinstance(rows[0], (tuple, list, dict)) and not hasattr(rows[0], "__fields__"):
             rows = [(r,) for r in rows]
-        table = T.verify_and_convert(rows, struct)
+        table = verify_and_convert(rows, struct)
     attrs = _attributes(struct)
     table = table.rename_columns([a.column for a in attrs])
     return DataFrame(lp.LocalRelation(table, attrs, slices), session)

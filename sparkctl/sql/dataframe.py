@@ -36,7 +36,7 @@ def _flatten(cols: Sequence[Any]) -> list[Any]:
 
 
 def _rows_of(tables: Iterator[pa.Table], names: list[str], schema: Any) -> Iterator[Any]:
-    from sparkctl.sql.types import arrow_to_rows
+    from sparkctl.sql.row_conversion import arrow_to_rows
     for t in tables:
         yield from arrow_to_rows(t.rename_columns(names), schema)
 
@@ -49,7 +49,8 @@ class DataFrame:
     # ------------------------------------------------------------------ schema
     @property
     def schema(self) -> Any:
-        from sparkctl.sql.types import StructField, StructType, from_arrow
+        from sparkctl.sql.arrow_types import from_arrow
+        from sparkctl.sql.types import StructField, StructType
         return StructType([StructField(a.name, from_arrow(a.dtype), a.nullable) for a in self._plan.output])
 
     @property
@@ -87,7 +88,7 @@ class DataFrame:
         return self._table().rename_columns(self.columns)
 
     def collect(self) -> list[Any]:
-        from sparkctl.sql.types import arrow_to_rows
+        from sparkctl.sql.row_conversion import arrow_to_rows
         return arrow_to_rows(self._table().rename_columns(self.columns), self.schema)
 
     def toPandas(self) -> Any:

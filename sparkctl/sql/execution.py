@@ -146,7 +146,7 @@ class Planner:
         return self.sc.parallelize(range(n), n).map(make)
 
     def _RDDRelation(self, plan: lp.RDDRelation) -> Any:
-        from sparkctl.sql.types import verify_and_convert
+        from sparkctl.sql.row_conversion import verify_and_convert
         schema, attrs = plan.spark_schema, plan.output
 
         def convert(rows: Iterator[Any]) -> Iterator[pa.Table]:

@@ -77,7 +77,7 @@ class DataFrameReader:
     def _scan(self, paths: list[str]) -> "DataFrame":
         from sparkctl.sql import datasources as ds
         from sparkctl.sql.dataframe import DataFrame
-        from sparkctl.sql.types import schema_to_arrow
+        from sparkctl.sql.arrow_types import schema_to_arrow
         session = self._session
         arrow_schema = schema_to_arrow(self._schema) if self._schema is not None else None
         scan = ds.plan_scan(self._format, paths, dict(self._options), arrow_schema, session.sparkContext._conf,

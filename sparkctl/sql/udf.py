@@ -143,14 +143,14 @@ def functions_for_sql() -> Any:
 # ---------------------------------------------------------------------------- mapInPandas / mapInArrow
 class MapInBatches(lp.Plan):
     def __init__(self, child: lp.Plan, func: Callable[..., Any], schema: Any, pandas: bool) -> None:
-        from sparkctl.sql import types as T
+        from sparkctl.sql.arrow_types import schema_to_arrow, to_arrow
         from sparkctl.sql.creation import _schema_arg
         self.children = (child,)
         self.func = func
         self.pandas = pandas
         struct, _ = _schema_arg(schema)
-        self.arrow_schema = T.schema_to_arrow(struct)
-        self._output = [Attribute(f.name, T.to_arrow(f.dataType), f.nullable) for f in struct.fields]
+        self.arrow_schema = schema_to_arrow(struct)
+        self._output = [Attribute(f.name, to_arrow(f.dataType), f.nullable) for f in struct.fields]
 
     @property
     def output(self) -> list[Attribute]:
