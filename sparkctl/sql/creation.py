@@ -39,9 +39,9 @@ def _schema_arg(schema: Any) -> tuple[Any, list[str] | None]:
 def create_data_frame(session: Any, data: Any, schema: Any, verify: bool) -> Any:
     from sparkctl.rdd.rdd import RDD
     from sparkctl.sql.arrow_types import schema_from_arrow, schema_to_arrow
+    from sparkctl.sql.dataframe import DataFrame
     from sparkctl.sql.inference import infer_schema
     from sparkctl.sql.row_conversion import verify_and_convert
-    from sparkctl.sql.dataframe import DataFrame
     struct, names = _schema_arg(schema)
     slices = session.sparkContext.defaultParallelism
     if isinstance(data, RDD):
