@@ -31,7 +31,7 @@ class TaskContext:
                  partition_id: int | None = None, attempt_number: int | None = None,
                  task_attempt_id: int | None = None, env: "SlotEnvironment | None" = None,
                  properties: dict[str, str] | None = None,
-                 shuffle_statuses: Mapping[int, list[Any]] | None = None) -> None:
+                 shuffle_statuses: Mapping[int, Any] | None = None) -> None:
         if stage_id is None and "_stage_id" in self.__dict__:
             return  # TaskContext() in a task: __new__ gave back the running context as it is
         # None only in an empty context made on the driver, which runs no task code

@@ -17,7 +17,8 @@ from sparkctl import SparkConf, SparkContext
 from sparkctl.errors import ConfigError
 from sparkctl.scheduler import messages as m
 from sparkctl.scheduler.map_output_tracker import (MIN_SIZE_FOR_BROADCAST, MapOutputTracker, MapOutputTrackerWorker,
-                                                   MetadataFetchFailedError, decode_statuses, encode_statuses)
+                                                   MetadataFetchFailedError, ShuffleStatuses, decode_statuses,
+                                                   encode_statuses)
 from sparkctl.storage.shuffle import MapStatus
 from tests.conftest import stop_shared_context
 
@@ -39,6 +40,47 @@ def test_encoded_statuses_decode_to_the_same_statuses(scale: int) -> None:
     assert [s and s._replace(sizes=tuple(s.sizes)) for s in compact] == statuses
     assert decode_statuses(encode_statuses([])) == []
     assert decode_statuses(encode_statuses([None, None])) == [None, None]
+
+
+def pushed(i: int, reducers: int, mergers: tuple[Any, ...], scale: int = 1) -> MapStatus:
+    """A map output whose slices were pushed, but every third one (-1: not merged)."""
+    base = status(i, reducers, f"e{i % 4}", scale)
+    offsets = tuple(-1 if (i + r) % 3 == 0 else (i * 977 + r * 131) * scale for r in range(reducers))
+    return base._replace(merged=offsets, mergers=mergers)
+
+
+@pytest.mark.parametrize("maps,reducers,scale", [(40, 50, 1), (7, 3000, 1000), (300, 9, 1 << 33), (1, 1, 1)],
+                         ids=["small", "many-groups", "over-4gib", "one"])
+def test_a_reducer_reads_its_column_as_the_statuses_say(maps: int, reducers: int, scale: int) -> None:
+    mergers = (("e1", "127.0.0.3", 40001), None)
+    statuses: list[MapStatus | None] = [pushed(i, reducers, mergers, scale) if i % 2 or i == maps - 1
+                                        else status(i, reducers, "e0", scale)
+                                        for i in range(maps)]
+    if maps > 5:
+        statuses[5] = None
+    encoded = ShuffleStatuses(encode_statuses(statuses, mergers))
+    assert len(encoded) == maps and encoded.complete == (None not in statuses)
+    assert decode_statuses(encoded.data) == statuses
+    for r in sorted({0, reducers // 2, reducers - 1}):
+        column = encoded.column(r)
+        assert list(column.sizes) == [s.sizes[r] if s else 0 for s in statuses]
+        assert column.merged is not None
+        assert list(column.merged) == [s.merged[r] if s and s.merged else -1 for s in statuses]
+        assert column.mergers == mergers and column.reducers == reducers
+        assert [loc and tuple(loc) for loc in column.locations] == [s and tuple(s[:5]) for s in statuses]
+    with pytest.raises(IndexError):
+        encoded.column(reducers)
+
+
+def test_a_reducer_inflates_only_the_group_of_columns_it_reads() -> None:
+    statuses: list[MapStatus | None] = [status(i, 2000) for i in range(100)]
+    encoded = ShuffleStatuses(encode_statuses(statuses))
+    assert encoded.groups > 10
+    assert encoded.column(1234).merged is None  # nothing was pushed
+    assert encoded.groups_inflated == 1
+    encoded.column(1235)
+    assert encoded.groups_inflated <= 2
+    assert list(encoded.column(1999).sizes) == [s.sizes[1999] for s in statuses if s]
 
 
 def test_encoded_statuses_are_smaller_than_the_pickled_ones() -> None:

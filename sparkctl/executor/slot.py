@@ -47,7 +47,7 @@ from sparkctl.executor.messages import BlockData, FetchCachedBlock
 from sparkctl.executor.shuffle_client import ConnectionShuffleClient
 from sparkctl.rpc import connect, recv_frame, send_frame
 from sparkctl.scheduler import messages as m
-from sparkctl.scheduler.map_output_tracker import MetadataFetchFailedError, decode_statuses
+from sparkctl.scheduler.map_output_tracker import MetadataFetchFailedError, ShuffleStatuses
 from sparkctl.storage import sizing
 from sparkctl.storage.block_fetcher import MAX_BYTES_IN_FLIGHT
 from sparkctl.storage.block_pusher import push_map_output
@@ -87,7 +87,7 @@ class SlotEnvironment:
         self.max_bytes_in_flight = MAX_BYTES_IN_FLIGHT
         self.task_cpus = 1  # spark.task.cpus, set by the executor (TaskContext.cpus())
         # shuffle id -> (map output epoch, decoded statuses), for the tasks of later stages
-        self._statuses: OrderedDict[int, tuple[int, list[MapStatus | None]]] = OrderedDict()
+        self._statuses: OrderedDict[int, tuple[int, ShuffleStatuses]] = OrderedDict()
 
     # ---- requests to the executor process
     def _request(self, msg: tuple[Any, ...]) -> Any:
@@ -134,9 +134,10 @@ class SlotEnvironment:
         return iter(records)
 
     # ---- shuffle
-    def map_statuses(self, shuffle_id: int, epoch: int) -> list[MapStatus | None]:
+    def map_statuses(self, shuffle_id: int, epoch: int) -> ShuffleStatuses:
         """The statuses of ``shuffle_id`` as of map output ``epoch`` or later: kept from an
-        earlier task, else asked of the executor and decoded once."""
+        earlier task, else asked of the executor (each reducer's column is inflated when a
+        task first reads it)."""
         cached = self._statuses.get(shuffle_id)
         if cached is not None and cached[0] >= epoch:
             self._statuses.move_to_end(shuffle_id)
@@ -146,14 +147,14 @@ class SlotEnvironment:
                                         and r[0] == "map_statuses" and r[1] == shuffle_id)
         if data is None:
             raise MetadataFetchFailedError(error)
-        statuses = decode_statuses(data, compact=True)
-        if None not in statuses:  # one still missing may be registered by the next request
+        statuses = ShuffleStatuses(data)
+        if statuses.complete:  # one still missing may be registered by the next request
             self._statuses[shuffle_id] = (epoch, statuses)
             while len(self._statuses) > 16:
                 self._statuses.popitem(last=False)
         return statuses
 
-    def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None]) -> Iterator[Any]:
+    def read_shuffle(self, shuffle_id: int, reduce_index: int, statuses: ShuffleStatuses) -> Iterator[Any]:
         return read_shuffle(shuffle_id, reduce_index, statuses, self.host, self.shuffle_client,
                             timeout=self.network_timeout, max_bytes_in_flight=self.max_bytes_in_flight)
 
@@ -189,7 +190,7 @@ class SlotEnvironment:
         return reply.data if isinstance(reply, BlockData) else None
 
 
-class _ShuffleStatuses(Mapping[int, list[MapStatus | None]]):
+class _ShuffleStatuses(Mapping[int, ShuffleStatuses]):
     """A task's view of the statuses of the shuffles its stage reads: fetched at the first
     read of each (TaskContext.shuffle_statuses), so a task that reads none asks nothing."""
 
@@ -198,7 +199,7 @@ class _ShuffleStatuses(Mapping[int, list[MapStatus | None]]):
     def __init__(self, env: SlotEnvironment, shuffle_ids: tuple[int, ...], epoch: int) -> None:
         self.env, self.shuffle_ids, self.epoch = env, shuffle_ids, epoch
 
-    def __getitem__(self, shuffle_id: int) -> list[MapStatus | None]:
+    def __getitem__(self, shuffle_id: int) -> ShuffleStatuses:
         if shuffle_id not in self.shuffle_ids:
             raise KeyError(shuffle_id)
         return self.env.map_statuses(shuffle_id, self.epoch)

@@ -10,7 +10,8 @@
    arrives with a newer epoch (outputs were lost: a fetch failure, an executor gone)
             ▲ ("map_statuses", shuffle, epoch)         │ the encoded bytes
             │                                          ▼
- task slot: decodes once per shuffle and epoch, keeps the MapStatus list for later tasks
+ task slot: ShuffleStatuses: the locations decoded once per shuffle and epoch, and a
+   reducer's column of sizes inflated with its group only (scheduler/map_status_codec.py)
 ```
 Statuses never ride in a stage's binary: a reduce stage over M maps and R reducers would
 otherwise carry M x R sizes to every executor and, pickled again, to every slot.
@@ -22,117 +23,20 @@ them is submitted after they exist, and a list still missing one is never cached
 """
 from __future__ import annotations
 
-import pickle
 import threading
-import zlib
-from array import array
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from sparkctl.scheduler.map_status_codec import ShuffleStatuses, decode_statuses, encode_statuses
 from sparkctl.storage.shuffle import MapStatus
+
+__all__ = ["MIN_SIZE_FOR_BROADCAST", "MapOutputTracker", "MapOutputTrackerWorker", "MetadataFetchFailedError",
+           "ServedStatuses", "ShuffleStatuses", "decode_statuses", "encode_statuses"]
 
 # the default of spark.shuffle.mapOutput.minSizeForBroadcast (512k, as Spark's): encoded
 # statuses at least this large go to an executor as a broadcast (kept there until they
 # change), not inside the reply; the runtime passes the application's setting
 MIN_SIZE_FOR_BROADCAST = 512 << 10
-_MAGIC = b"MOS1"
-
-
-# ----------------------------------------------------------------------------- encoding
-def _packed(values: Sequence[int], signed: bool = False) -> tuple[str, bytes]:
-    """The narrowest array type that holds ``values`` (all >= 0, or >= -1 when ``signed``),
-    and their bytes."""
-    top = max(values, default=0)
-    typecode = "B" if top < 1 << 8 else "H" if top < 1 << 16 else "I" if top < 1 << 32 else "Q"
-    if signed:
-        typecode = "b" if top < 1 << 7 else "h" if top < 1 << 15 else "i" if top < 1 << 31 else "q"
-    return typecode, array(typecode, values).tobytes()
-
-
-def encode_statuses(statuses: Sequence[MapStatus | None],
-                    mergers: Sequence[tuple[str, str, int] | None] = ()) -> bytes:
-    """One shuffle's statuses, compact: each distinct (executor, host, port) once, the sizes
-    as one flat array of the narrowest unsigned type that holds them, all of it zlib'd at
-    level 1. Measured on 1000 x 1000 statuses of random sizes of 3-4 KB (the worst case: no
-    empty slices, no repeats): 1.44 MB, where the pickled MapStatus list is 3.2 MB; lz4 gave
-    2.04 MB, faster, and zlib at level 6 no smaller. Sizes stay exact: a reducer reads a
-    remote slice up to its size. Merged offsets (push-based shuffle, -1 for a slice not
-    merged) go the same way for the map outputs that have them; ``mergers`` is the
-    shuffle's list, which every decoded status carries."""
-    locations: dict[tuple[str, str, int], int] = {}
-    where = array("i")
-    data_paths: list[str] = []
-    index_paths: list[str] = []
-    sizes: list[int] = []
-    merged_rows = bytearray()
-    merged: list[int] = []
-    reducers = 0
-    for s in statuses:
-        if s is None:
-            where.append(-1)
-            data_paths.append("")
-            index_paths.append("")
-            merged_rows.append(0)
-            continue
-        loc = (s.executor_id, s.host, s.port)
-        where.append(locations.setdefault(loc, len(locations)))
-        data_paths.append(s.data_path)
-        index_paths.append(s.index_path)
-        if not reducers:
-            reducers = len(s.sizes)
-        elif len(s.sizes) != reducers:
-            raise ValueError(f"map outputs disagree on the reducer count: {len(s.sizes)} and {reducers}")
-        sizes.extend(s.sizes)
-        if s.merged and mergers:
-            if len(s.merged) != reducers:
-                raise ValueError(f"a map output has {len(s.merged)} merged offsets for {reducers} reducers")
-            merged_rows.append(1)
-            merged.extend(s.merged)
-        else:
-            merged_rows.append(0)
-    typecode, size_bytes = _packed(sizes)
-    merged_typecode, merged_bytes = _packed(merged, signed=True)
-    body = (list(locations), where.tobytes(), data_paths, index_paths, typecode, size_bytes, reducers,
-            bytes(merged_rows), merged_typecode, merged_bytes, list(mergers) if merged else [])
-    return _MAGIC + zlib.compress(pickle.dumps(body, 5), 1)
-
-
-def decode_statuses(data: bytes, compact: bool = False) -> list[MapStatus | None]:
-    """The statuses ``encode_statuses`` encoded. With ``compact``, each status's sizes and
-    merged offsets are slices of the decoded arrays rather than tuples: a reducer reads one
-    entry of each, as Spark's compressed MapStatus answers one reducer's size, and making M
-    tuples of R ints each was most of the decoding (0.4 of 1.0 ms for 100 x 100)."""
-    if data[:4] != _MAGIC:
-        raise ValueError("not encoded map output statuses")
-    (locations, where_bytes, data_paths, index_paths, typecode, size_bytes, reducers, merged_rows,
-     merged_typecode, merged_bytes, mergers) = pickle.loads(zlib.decompress(data[4:]))
-    where = array("i")
-    where.frombytes(where_bytes)
-    sizes = array(typecode)
-    sizes.frombytes(size_bytes)
-    merged = array(merged_typecode)
-    merged.frombytes(merged_bytes)
-    merger_list = tuple(tuple(m) if m is not None else None for m in mergers)
-    out: list[MapStatus | None] = []
-    row = 0
-    merged_row = 0
-    make = MapStatus
-    seq: Callable[[array[int]], Sequence[int]] = (lambda a: a) if compact else tuple
-    for i, loc in enumerate(where):
-        if loc < 0:
-            out.append(None)
-            continue
-        end = row + reducers
-        eid, host, port = locations[loc]
-        if merged_rows[i]:
-            merged_end = merged_row + reducers
-            out.append(make(eid, host, port, data_paths[i], index_paths[i], seq(sizes[row:end]),
-                            seq(merged[merged_row:merged_end]), merger_list))
-            merged_row = merged_end
-        else:
-            out.append(make(eid, host, port, data_paths[i], index_paths[i], seq(sizes[row:end])))
-        row = end
-    return out
 
 
 # ----------------------------------------------------------------------------- driver side

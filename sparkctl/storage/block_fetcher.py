@@ -24,7 +24,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
 from sparkctl import serializers
 from sparkctl.errors import FetchFailedError
@@ -101,10 +101,41 @@ Part = tuple[FetchRequest, int, int]
 Block = tuple[int, Any, list[Part]]  # (map index, status, [] for a local read, else its parts)
 
 
+class ReducerColumn(NamedTuple):
+    """What one reducer reads of a shuffle's statuses: for each map index, where its output
+    is, the size of this reducer's slice of it, and where that slice starts in the
+    reducer's merged file at its merger (-1: not merged)."""
+
+    locations: Sequence[Any]  # a MapStatus or MapLocation each, None for a map output missing
+    sizes: Sequence[int]
+    merged: Sequence[int] | None  # None: no map output was merged
+    mergers: tuple[tuple[str, str, int] | None, ...]  # the shuffle's mergers, None for a lost one
+    reducers: int
+
+
+def reducer_column(statuses: Any, reduce_index: int) -> ReducerColumn:
+    """Reducer ``reduce_index``'s column of ``statuses``: asked of an executor's
+    ``ShuffleStatuses``, which inflates only the group of columns it lies in, or read off a
+    list of MapStatus (the local scheduler's, tests')."""
+    column = getattr(statuses, "column", None)
+    if column is not None:
+        got: ReducerColumn = column(reduce_index)
+        return got
+    r = reduce_index
+    sizes = [s.sizes[r] if s is not None else 0 for s in statuses]
+    merged_status = next((s for s in statuses if s is not None and s.merged), None)
+    merged = None
+    if merged_status is not None:
+        merged = [s.merged[r] if s is not None and s.merged else -1 for s in statuses]
+    reducers = next((len(s.sizes) for s in statuses if s is not None), 0)
+    return ReducerColumn(statuses, sizes, merged, merged_status.mergers if merged_status else (), reducers)
+
+
 class _Planner:
     """Packs ranges into requests (see ``plan``)."""
 
-    def __init__(self, reduce_index: int, request_size: int) -> None:
+    def __init__(self, reduce_index: int, request_size: int, shuffle_id: int = 0,
+                 column: ReducerColumn | None = None) -> None:
         self.reduce_index = reduce_index
         self.request_size = request_size
         self.requests: list[FetchRequest] = []
@@ -112,38 +143,35 @@ class _Planner:
         # that a failed merger fails nothing but what can be read from the map outputs
         self.open: dict[tuple[Address, bool], FetchRequest] = {}
         self.position = 0  # remote bytes planned so far, in the order the reader takes them
-        # the mergers list the last status named, the reducer's merger in it and its merged
-        # file's name: the same for every map output of a shuffle, found once
-        self._mergers: Any = None
+        # where the reducer's merged slices start, its merger and its merged file's name
+        self._offsets: Sequence[int] | None = None
         self._merger: tuple[str, str, int] | None = None
         self._merged_name = ""
+        if column is not None and column.merged is not None and column.mergers:
+            self._offsets = column.merged
+            self._merger = column.mergers[merger_of(reduce_index, column.reducers, len(column.mergers))]
+            self._merged_name = merged_name(shuffle_id, reduce_index)
 
-    def original(self, map_index: int, status: Any) -> list[Part]:
+    def original(self, map_index: int, status: Any, size: int) -> list[Part]:
         """The requests of a map output's slice, from the map output itself."""
         address = (status.host, status.port)
         name = os.path.basename(status.data_path)
-        size = status.sizes[self.reduce_index]
         return [self._add((address, False), status.executor_id, BlockRange(map_index, name, offset,
                                                                           min(self.request_size, size - offset)))
                 for offset in range(0, size, self.request_size)]
 
-    def merged(self, shuffle_id: int, map_index: int, status: Any) -> list[Part]:
+    def merged(self, map_index: int, size: int) -> list[Part]:
         """The request of a slice from its merger's merged file, or [] when it has none
         there (not pushed, too large for one range, or the merger is lost)."""
-        r = self.reduce_index
-        size = status.sizes[r]
-        offsets = status.merged
-        if not offsets or offsets[r] < 0 or size > self.request_size:
-            return []
-        if status.mergers is not self._mergers:
-            self._mergers = mergers = status.mergers
-            self._merger = mergers[merger_of(r, len(status.sizes), len(mergers))]
-            self._merged_name = merged_name(shuffle_id, r)
         merger = self._merger
-        if merger is None:
+        if merger is None or size > self.request_size:
+            return []
+        assert self._offsets is not None
+        offset = self._offsets[map_index]
+        if offset < 0:
             return []
         executor_id, host, port = merger
-        return [self._add(((host, port), True), executor_id, BlockRange(map_index, self._merged_name, offsets[r], size))]
+        return [self._add(((host, port), True), executor_id, BlockRange(map_index, self._merged_name, offset, size))]
 
     def _add(self, key: tuple[Address, bool], executor_id: str, r: BlockRange) -> Part:
         req = self.open.get(key)
@@ -160,28 +188,32 @@ class _Planner:
         return part
 
 
-def plan(shuffle_id: int, statuses: list[Any], reduce_index: int, local_host: str, remote: bool,
-         request_size: int = REQUEST_SIZE) -> tuple[list[Block], list[FetchRequest]]:
+def plan(shuffle_id: int, statuses: Any, reduce_index: int, local_host: str, remote: bool,
+         request_size: int = REQUEST_SIZE, column: ReducerColumn | None = None
+         ) -> tuple[list[Block], list[FetchRequest]]:
     """The reducer's work: each non-empty map output in map order, and the requests in the
     order they were made. A request packs one executor's ranges together up to
     ``request_size`` bytes, from at most ``request_size`` bytes of the reader's order
     apart: the reader holds a request until it has taken its last range, so a request
     spanning the whole read (executors taking turns over the maps) would be held, half
     read, beside one such request per executor. A remote slice that was pushed to a merger
-    is read there (push-based shuffle: one request for the slices of every map task)."""
+    is read there (push-based shuffle: one request for the slices of every map task).
+    ``statuses`` is a list of MapStatus or an executor's ``ShuffleStatuses``; ``column``,
+    its column for this reducer, if already read."""
+    if column is None:
+        column = reducer_column(statuses, reduce_index)
     blocks: list[Block] = []
-    planner = _Planner(reduce_index, request_size)
-    for map_index, status in enumerate(statuses):
+    planner = _Planner(reduce_index, request_size, shuffle_id, column)
+    for map_index, (status, size) in enumerate(zip(column.locations, column.sizes)):
         if status is None:
             raise FetchFailedError(shuffle_id, map_index, reduce_index, "map output missing")
-        size = status.sizes[reduce_index]
         if not size:
             continue
         if status.host == local_host or not remote:
             blocks.append((map_index, status, []))
             continue
-        parts = planner.merged(shuffle_id, map_index, status)
-        block = (map_index, status, parts or planner.original(map_index, status))
+        parts = planner.merged(map_index, size)
+        block = (map_index, status, parts or planner.original(map_index, status, size))
         if parts:
             merged_blocks = parts[0][0].merged_blocks
             assert merged_blocks is not None
@@ -194,7 +226,7 @@ class ShuffleBlockFetcher:
     """Yields the unpickled batches of every map output's slice for one reducer, in map
     order, with remote requests in flight ahead of the reader."""
 
-    def __init__(self, shuffle_id: int, reduce_index: int, statuses: list[Any], local_host: str,
+    def __init__(self, shuffle_id: int, reduce_index: int, statuses: Any, local_host: str,
                  client: ShuffleClient | None, *, timeout: float = 120.0,
                  max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT, request_size: int = REQUEST_SIZE,
                  read_local: Callable[[Any, int], Iterator[list[Any]]]) -> None:
@@ -207,8 +239,10 @@ class ShuffleBlockFetcher:
         # as Spark's targetRequestSize: a fifth of the window, so that requests to several
         # executors are in flight at once and the ones the reader holds fit beside them
         self.request_size = max(1, min(request_size, self.max_bytes_in_flight // 5))
+        column = reducer_column(statuses, reduce_index)
+        self.sizes = column.sizes  # each map output's slice for this reducer, by map index
         self.blocks, requests = plan(shuffle_id, statuses, reduce_index, local_host, client is not None,
-                                     self.request_size)
+                                     self.request_size, column)
         self.unsent: deque[FetchRequest] = deque(requests)
         self.in_flight = 0  # bytes asked for and not yet handed to the reader
 
@@ -230,8 +264,9 @@ class ShuffleBlockFetcher:
             self.client.connect(dict.fromkeys(r.address for r in self.unsent))
             self._send_more()
         loads = serializers.loads_batch
+        sizes = self.sizes
         for map_index, status, parts in self.blocks:
-            size = status.sizes[self.reduce_index]
+            size = sizes[map_index]
             if parts:
                 metrics.shuffle_remote_blocks_fetched += 1
                 metrics.shuffle_remote_bytes_read += size
@@ -358,7 +393,7 @@ class ShuffleBlockFetcher:
         task_metrics.current().shuffle_merged_fetch_fallback_count += 1
         planner = _Planner(self.reduce_index, self.request_size)
         for map_index, status, parts in req.merged_blocks:
-            parts[:] = planner.original(map_index, status)
+            parts[:] = planner.original(map_index, status, self.sizes[map_index])
         req.merged_blocks = None
         self.unsent.extendleft(reversed(planner.requests))
         self._send_more()

@@ -56,6 +56,17 @@ class MapStatus(NamedTuple):
     mergers: tuple[tuple[str, str, int] | None, ...] = ()
 
 
+class MapLocation(NamedTuple):
+    """Where one map task's output lives: a MapStatus without its sizes (an executor's
+    ``ShuffleStatuses`` gives a reducer its column of sizes apart)."""
+
+    executor_id: str
+    host: str
+    port: int
+    data_path: str
+    index_path: str
+
+
 def shuffle_paths(local_dir: str, shuffle_id: int, map_index: int, attempt_id: int) -> tuple[str, str]:
     base = os.path.join(local_dir, f"shuffle_{shuffle_id}_{map_index}_{attempt_id}")
     return base + ".data", base + ".index"
@@ -306,7 +317,7 @@ FETCH_CHUNK = REQUEST_SIZE  # the most bytes one request asks for (a larger slic
 _READ_BUFFER = 1 << 20
 
 
-def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | None], local_host: str,
+def read_shuffle(shuffle_id: int, reduce_index: int, statuses: Any, local_host: str,
                  remote: ShuffleClient | BlockFetcher | None, *, timeout: float = 120.0,
                  max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT) -> Iterator[Any]:
     """Every record map tasks wrote for reducer ``reduce_index``, map by map, streamed a
@@ -314,12 +325,14 @@ def read_shuffle(shuffle_id: int, reduce_index: int, statuses: list[MapStatus | 
     requests in flight ahead of the reader (``block_fetcher``); with no ``remote`` every
     slice is read from disk. A map output that cannot be read is a fetch failure (its map
     stage must rerun). The batches are flattened in C: a generator resumed once per record
-    would cost about as much as the reducer's own work on a small record."""
+    would cost about as much as the reducer's own work on a small record. ``statuses`` is
+    a list of MapStatus, or an executor's ``ShuffleStatuses``."""
     if remote is not None and not hasattr(remote, "wait"):
         fetch = remote
+        locations = getattr(statuses, "locations", statuses)
 
         def one_range(req: FetchRequest, r: BlockRange) -> bytes:
-            status = statuses[r.map_index]
+            status = locations[r.map_index]
             assert status is not None
             return fetch(status, shuffle_id, reduce_index, r.offset, r.length)  # type: ignore[operator]
         remote = RangeClient(one_range)
