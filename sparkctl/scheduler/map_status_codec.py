@@ -109,31 +109,28 @@ def encode_statuses(statuses: Sequence[MapStatus | None], mergers: Sequence[Loca
         data_paths.append(s.data_path)
         index_paths.append(s.index_path)
         sizes.extend(s.sizes)
+        # merged offsets only for the map outputs that pushed: a row of -1 in every column
+        # would break up what zlib finds in them
         if s.merged and mergers:
             if len(s.merged) != reducers:
                 raise ValueError(f"a map output has {len(s.merged)} merged offsets for {reducers} reducers")
             merged_rows.append(1)
+            merged.extend(s.merged)
         else:
             merged_rows.append(0)
-    # only the rows of map outputs that pushed: a row of -1 in every column would break
-    # up what zlib finds in them
-    for s, row in zip(statuses, merged_rows):
-        if row and s is not None:
-            merged.extend(s.merged)
-    any_merged = any(merged_rows)
+    maps, pushed = len(statuses), sum(merged_rows)
     size_columns = _columns(array(_typecode(max(sizes, default=0)), sizes), reducers)
     merged_columns = _columns(array(_typecode(max(merged, default=0), signed=True), merged), reducers)
-    width_bytes = len(statuses) * size_columns.itemsize + sum(merged_rows) * merged_columns.itemsize
+    width_bytes = maps * size_columns.itemsize + pushed * merged_columns.itemsize
     width = max(1, min(reducers, GROUP_BYTES // max(1, width_bytes)))
     groups = []
-    maps, pushed = len(statuses), sum(merged_rows)
     for g0 in range(0, reducers, width):
         g1 = min(reducers, g0 + width)
         groups.append(zlib.compress(_planes(size_columns[g0 * maps:g1 * maps])
                                     + _planes(merged_columns[g0 * pushed:g1 * pushed]), 1))
     header = zlib.compress(pickle.dumps(
         (list(locations), where.tobytes(), data_paths, index_paths, reducers, size_columns.typecode,
-         merged_columns.typecode if any_merged else "", bytes(merged_rows), list(mergers) if any_merged else [],
+         merged_columns.typecode if pushed else "", bytes(merged_rows), list(mergers) if pushed else [],
          width, [len(g) for g in groups]), 5), 1)
     return b"".join([_MAGIC, _HEADER_LENGTH.pack(len(header)), header, *groups])
 
@@ -157,7 +154,7 @@ class ShuffleStatuses:
         where.frombytes(where_bytes)
         hosts: list[Location] = [tuple(x) for x in locations]
         self.locations: list[MapLocation | None] = [
-            None if loc < 0 else MapLocation(hosts[loc][0], hosts[loc][1], hosts[loc][2], data_paths[i], index_paths[i])
+            None if loc < 0 else MapLocation(*hosts[loc], data_paths[i], index_paths[i])
             for i, loc in enumerate(where)]
         self.complete = -1 not in where
         self._pushed = [i for i, row in enumerate(self._rows) if row]  # map outputs with merged rows
