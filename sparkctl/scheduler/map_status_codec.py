@@ -32,8 +32,9 @@ from sparkctl.storage.shuffle import MapLocation, MapStatus
 _MAGIC = b"MOS2"
 _HEADER_LENGTH = struct.Struct("<I")
 #: raw bytes of one group of columns (sizes and merged offsets): small enough that a
-#: reducer inflates little beyond its own column, large enough to compress
-GROUP_BYTES = 4096
+#: reducer inflates little beyond its own column (about 20 µs), large enough to compress
+#: as the whole did (4 KB groups made a 100-worker shuffle's statuses 20% larger)
+GROUP_BYTES = 16384
 
 Location = tuple[str, str, int]
 
