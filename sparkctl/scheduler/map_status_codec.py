@@ -211,10 +211,10 @@ class ShuffleStatuses:
     def statuses(self, compact: bool = False) -> list[MapStatus | None]:
         """Every status whole (all groups inflated): sizes and merged offsets as tuples, or
         with ``compact`` as arrays."""
-        maps, reducers, pushed = len(self.locations), self.reducers, len(self._pushed)
+        maps, pushed = len(self.locations), len(self._pushed)
         rows: list[list[int]] = [[] for _ in range(maps)]
         merged_rows: list[list[int]] = [[] for _ in range(maps)]
-        for g in range((reducers + self._width - 1) // self._width if reducers else 0):
+        for g in range(self.groups):
             sizes, merged = self._group(g)
             for i in range(maps):
                 rows[i].extend(sizes[i::maps])
